@@ -1,0 +1,294 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AlertPhase is where an Alert stands in the work queue.
+// +kubebuilder:validation:Enum=New;Processing;Acked;Failed;Deduplicated
+type AlertPhase string
+
+// Alert phases; see the transition table in the design.
+const (
+	AlertNew          AlertPhase = "New"
+	AlertProcessing   AlertPhase = "Processing"
+	AlertAcked        AlertPhase = "Acked"
+	AlertFailed       AlertPhase = "Failed"
+	AlertDeduplicated AlertPhase = "Deduplicated"
+)
+
+// Terminal reports whether no transition leaves the phase.
+func (p AlertPhase) Terminal() bool { return p == AlertAcked || p == AlertDeduplicated }
+
+// Absorbing reports whether an Alert in this phase folds in new duplicates.
+func (p AlertPhase) Absorbing() bool {
+	return p == AlertNew || p == AlertProcessing || p == AlertFailed
+}
+
+// Alert condition types and reasons.
+const (
+	// AlertConditionDeduplicated is True on an Alert folded into a canonical.
+	AlertConditionDeduplicated = "Deduplicated"
+	// AlertConditionClaimed is True while an agent holds a live lease.
+	AlertConditionClaimed = "Claimed"
+
+	ReasonFolded         = "FoldedIntoCanonical"
+	ReasonLeaseHeld      = "LeaseHeld"
+	ReasonLeaseExpired   = "LeaseExpired"
+	ReasonAcked          = "Acked"
+	ReasonFailed         = "Failed"
+	ReasonRetryDue       = "RetryDue"
+	ReasonCanonical      = "Canonical"
+	ReasonUnclaimed      = "Unclaimed"
+	ReasonKindNotAllowed = "KindNotAllowed"
+)
+
+// AlertSpec is one firing as a monitor reported it. It is immutable: a
+// repeat is a new Alert that the controller folds into the canonical one.
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable: an Alert records one firing; create a new Alert instead"
+type AlertSpec struct {
+	// service is the affected service, a DNS label.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Service string `json:"service"`
+
+	// env is the environment the alert fired in.
+	// +optional
+	// +kubebuilder:default=prod
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Env string `json:"env,omitempty"`
+
+	// kind classifies the alert (latency, error_rate, …); an
+	// AlertRoutingPolicy may restrict the set.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9_]{0,62}$`
+	Kind string `json:"kind"`
+
+	// severity from P0 (worst) to P4.
+	// +optional
+	// +kubebuilder:default=P3
+	Severity Severity `json:"severity,omitempty"`
+
+	// title is a one-line summary.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Title string `json:"title"`
+
+	// message is the free-text body.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Message string `json:"message,omitempty"`
+
+	// source names the reporter, e.g. monitor@node1.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Source string `json:"source,omitempty"`
+
+	// labels distinguish firings of one service/env/kind (route, host, …)
+	// and are part of the default fingerprint.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 63 && size(self[k]) <= 256)",message="spec.labels: keys must be at most 63 and values at most 256 characters"
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// fingerprint overrides the computed fingerprint (a stable hash of
+	// service, env, kind and sorted labels).
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][-A-Za-z0-9_.:/]*$`
+	Fingerprint string `json:"fingerprint,omitempty"`
+
+	// dedupeTTL is how long after the canonical's lastSeenAt a repeat still
+	// folds into it; default from the AlertRoutingPolicy, else 30m.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('720h')",message="spec.dedupeTTL must be between 1s and 720h"
+	DedupeTTL *metav1.Duration `json:"dedupeTTL,omitempty"`
+}
+
+// AlertClaim is the lease an agent holds on a Processing Alert, shaped like
+// coordination.k8s.io Lease. It stays after the lease ends as a record of
+// the last holder; the phase says whether it is held.
+type AlertClaim struct {
+	// holderIdentity names the agent holding (or last holding) the lease.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	HolderIdentity string `json:"holderIdentity"`
+
+	// acquireTime is when the current holder took the lease.
+	// +required
+	AcquireTime metav1.MicroTime `json:"acquireTime"`
+
+	// renewTime is when the holder last renewed; the lease ends at
+	// renewTime + leaseDurationSeconds.
+	// +required
+	RenewTime metav1.MicroTime `json:"renewTime"`
+
+	// leaseDurationSeconds is the lock TTL.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	LeaseDurationSeconds int32 `json:"leaseDurationSeconds"`
+
+	// leaseTransitions counts the times the lease changed hands.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	LeaseTransitions int32 `json:"leaseTransitions,omitempty"`
+}
+
+// AlertAck records who closed an Alert and why.
+type AlertAck struct {
+	// by names who acked.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	By string `json:"by"`
+
+	// note says why, e.g. "false positive" or "resolved at source".
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Note string `json:"note,omitempty"`
+
+	// at is when it was acked.
+	// +required
+	At metav1.Time `json:"at"`
+}
+
+// AlertStatus is the observed state of an Alert.
+// +kubebuilder:validation:XValidation:rule="!has(self.phase) || self.phase != 'Processing' || has(self.claim)",message="status.claim is required when status.phase is Processing",fieldPath=".claim"
+// +kubebuilder:validation:XValidation:rule="!has(self.phase) || self.phase != 'Deduplicated' || (has(self.duplicateOf) && size(self.duplicateOf) > 0)",message="status.duplicateOf is required when status.phase is Deduplicated",fieldPath=".duplicateOf"
+// +kubebuilder:validation:XValidation:rule="!has(self.phase) || self.phase != 'Acked' || has(self.ack)",message="status.ack is required when status.phase is Acked",fieldPath=".ack"
+// +kubebuilder:validation:XValidation:rule="!has(self.phase) || self.phase != 'Failed' || has(self.retryAfter)",message="status.retryAfter is required when status.phase is Failed",fieldPath=".retryAfter"
+type AlertStatus struct {
+	// observedGeneration is the generation the controller last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Claimed, Deduplicated (and Resolved when the source says so).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// phase is the work-queue state; empty until the controller's first
+	// decision. Transitions outside the design's table are refused.
+	// +optional
+	Phase AlertPhase `json:"phase,omitempty"`
+
+	// fingerprint is the effective fingerprint.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Fingerprint string `json:"fingerprint,omitempty"`
+
+	// occurrences counts the firings folded into this Alert, itself included.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Occurrences int64 `json:"occurrences,omitempty"`
+
+	// firstSeenAt is when the first firing was created.
+	// +optional
+	FirstSeenAt *metav1.Time `json:"firstSeenAt,omitempty"`
+
+	// lastSeenAt is when the latest folded firing was created.
+	// +optional
+	LastSeenAt *metav1.Time `json:"lastSeenAt,omitempty"`
+
+	// duplicateOf names the canonical Alert this one was folded into.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	DuplicateOf string `json:"duplicateOf,omitempty"`
+
+	// pendingFolds journals the UIDs of duplicates already counted in
+	// occurrences but not yet marked Deduplicated, so that a crash between
+	// the two writes neither loses nor doubles an occurrence.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=64
+	PendingFolds []string `json:"pendingFolds,omitempty"`
+
+	// claim is the current (or last) lease.
+	// +optional
+	Claim *AlertClaim `json:"claim,omitempty"`
+
+	// attempts counts claims so far.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Attempts int32 `json:"attempts,omitempty"`
+
+	// lastError is what the last fail reported.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	LastError string `json:"lastError,omitempty"`
+
+	// retryAfter is when a Failed Alert becomes New again.
+	// +optional
+	RetryAfter *metav1.Time `json:"retryAfter,omitempty"`
+
+	// ack records who acked the Alert and why.
+	// +optional
+	Ack *AlertAck `json:"ack,omitempty"`
+
+	// resolvedAt is when the source said the alert is over.
+	// +optional
+	ResolvedAt *metav1.Time `json:"resolvedAt,omitempty"`
+
+	// incidentRef names the Incident this Alert was converted into.
+	// +optional
+	IncidentRef *LocalObjectReference `json:"incidentRef,omitempty"`
+}
+
+// Alert is one alert firing, deduplicated by fingerprint and worked through
+// the New → Processing → Acked state machine.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=alrt,categories=alertbridge
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Service",type=string,JSONPath=`.spec.service`
+// +kubebuilder:printcolumn:name="Env",type=string,JSONPath=`.spec.env`,priority=1
+// +kubebuilder:printcolumn:name="Kind",type=string,JSONPath=`.spec.kind`,priority=1
+// +kubebuilder:printcolumn:name="Severity",type=string,JSONPath=`.spec.severity`
+// +kubebuilder:printcolumn:name="Occurrences",type=integer,JSONPath=`.status.occurrences`
+// +kubebuilder:printcolumn:name="Holder",type=string,JSONPath=`.status.claim.holderIdentity`
+// +kubebuilder:printcolumn:name="Title",type=string,JSONPath=`.spec.title`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || (has(self.status) && has(self.status.phase))",message="status.phase: once set, the phase cannot be removed",fieldPath=".status"
+// +kubebuilder:validation:XValidation:rule="(has(oldSelf.status) && has(oldSelf.status.phase)) || !has(self.status) || !has(self.status.phase) || self.status.phase in ['New', 'Deduplicated']",messageExpression="'status.phase: the first phase of an Alert must be New or Deduplicated, not ' + self.status.phase",fieldPath=".status"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !has(self.status) || !has(self.status.phase) || self.status.phase == oldSelf.status.phase || (oldSelf.status.phase == 'New' && self.status.phase in ['Processing', 'Acked', 'Deduplicated']) || (oldSelf.status.phase == 'Processing' && self.status.phase in ['New', 'Acked', 'Failed']) || (oldSelf.status.phase == 'Failed' && self.status.phase in ['New', 'Processing', 'Acked'])",messageExpression="'status.phase: transition from ' + oldSelf.status.phase + ' to ' + self.status.phase + ' is not allowed'",fieldPath=".status"
+type Alert struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the firing as reported.
+	// +required
+	Spec AlertSpec `json:"spec"`
+
+	// status is what the controller and agents observed and decided.
+	// +optional
+	Status AlertStatus `json:"status,omitempty"`
+}
+
+// AlertList contains a list of Alert.
+// +kubebuilder:object:root=true
+type AlertList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Alert `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Alert{}, &AlertList{})
+}

@@ -1,0 +1,56 @@
+package v1alpha1
+
+// Names shared by every kind; users and tests depend on them.
+const (
+	// FingerprintLabel carries the label-safe effective fingerprint of an Alert.
+	FingerprintLabel = "ops.alertbridge.io/fingerprint"
+	// SignatureLabel carries a label-safe hash of an Incident's signature.
+	SignatureLabel = "ops.alertbridge.io/signature"
+	// MirrorFinalizer holds an object until its final state is in PostgreSQL.
+	MirrorFinalizer = "ops.alertbridge.io/mirror"
+	// TriageServiceAccountAnnotation marks a ServiceAccount a namespace admin
+	// allows triage Jobs to run as.
+	TriageServiceAccountAnnotation = "ops.alertbridge.io/triage"
+)
+
+// Severity ranks an Alert or Incident from P0 (worst) to P4.
+// +kubebuilder:validation:Enum=P0;P1;P2;P3;P4
+type Severity string
+
+// Severities, worst first.
+const (
+	SeverityP0 Severity = "P0"
+	SeverityP1 Severity = "P1"
+	SeverityP2 Severity = "P2"
+	SeverityP3 Severity = "P3"
+	SeverityP4 Severity = "P4"
+)
+
+// Rank orders severities: P0 is 0, P4 is 4; an unknown value ranks last.
+func (s Severity) Rank() int {
+	switch s {
+	case SeverityP0:
+		return 0
+	case SeverityP1:
+		return 1
+	case SeverityP2:
+		return 2
+	case SeverityP3:
+		return 3
+	case SeverityP4:
+		return 4
+	}
+	return 5
+}
+
+// AtLeast reports whether s is as bad as other or worse.
+func (s Severity) AtLeast(other Severity) bool { return s.Rank() <= other.Rank() }
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	// name of the referent.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}

@@ -1,0 +1,227 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// IncidentState is set by people and agents; the controller enforces the
+// transitions through CEL and records their timestamps.
+// +kubebuilder:validation:Enum=Open;Mitigating;Resolved;Closed
+type IncidentState string
+
+// Incident states.
+const (
+	IncidentOpen       IncidentState = "Open"
+	IncidentMitigating IncidentState = "Mitigating"
+	IncidentResolved   IncidentState = "Resolved"
+	IncidentClosed     IncidentState = "Closed"
+)
+
+// IsOpen reports whether the state counts as open (Open or Mitigating).
+func (s IncidentState) IsOpen() bool { return s == IncidentOpen || s == IncidentMitigating }
+
+// TimelineType classifies an Incident timeline entry.
+// +kubebuilder:validation:Enum=Opened;AlertAppended;TriageStarted;StateChanged;Note;Closed
+type TimelineType string
+
+// Timeline entry types.
+const (
+	TimelineOpened        TimelineType = "Opened"
+	TimelineAlertAppended TimelineType = "AlertAppended"
+	TimelineTriageStarted TimelineType = "TriageStarted"
+	TimelineStateChanged  TimelineType = "StateChanged"
+	TimelineNote          TimelineType = "Note"
+	TimelineClosed        TimelineType = "Closed"
+)
+
+// IncidentSpec is the incident as people and agents steer it.
+// +kubebuilder:validation:XValidation:rule="self.service == oldSelf.service && self.env == oldSelf.env",message="spec.service and spec.env are immutable"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.signature) || (has(self.signature) && self.signature == oldSelf.signature)",message="spec.signature is immutable once set",fieldPath=".signature"
+// +kubebuilder:validation:XValidation:rule="self.state != 'Closed' || (has(self.note) && size(self.note.trim()) > 0)",message="spec.note is required to close an Incident",fieldPath=".note"
+// +kubebuilder:validation:XValidation:rule="self.state == oldSelf.state || (oldSelf.state == 'Open' && self.state in ['Mitigating', 'Resolved', 'Closed']) || (oldSelf.state == 'Mitigating' && self.state in ['Open', 'Resolved', 'Closed']) || (oldSelf.state == 'Resolved' && self.state in ['Open', 'Closed'])",messageExpression="'spec.state: transition from ' + oldSelf.state + ' to ' + self.state + ' is not allowed'",fieldPath=".state"
+type IncidentSpec struct {
+	// service is the affected service, a DNS label.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Service string `json:"service"`
+
+	// env is the environment.
+	// +optional
+	// +kubebuilder:default=prod
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Env string `json:"env,omitempty"`
+
+	// severity of the incident, P0 (worst) to P4.
+	// +optional
+	// +kubebuilder:default=P3
+	Severity Severity `json:"severity,omitempty"`
+
+	// title is a one-line summary.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Title string `json:"title"`
+
+	// signature groups alerts into this incident; default from the first
+	// alert: service/env/kind plus the policy's signatureLabels.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Signature string `json:"signature,omitempty"`
+
+	// state: Open ↔ Mitigating → Resolved → Closed; Resolved → Open
+	// reopens; Closed is terminal.
+	// +optional
+	// +kubebuilder:default=Open
+	State IncidentState `json:"state,omitempty"`
+
+	// note is free text; required to close.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Note string `json:"note,omitempty"`
+}
+
+// TimelineEntry is one record of an Incident's history.
+type TimelineEntry struct {
+	// seq numbers entries within the Incident; with the UID it is the
+	// mirror's unique key.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Seq int64 `json:"seq"`
+
+	// at is when it happened.
+	// +required
+	At metav1.MicroTime `json:"at"`
+
+	// type of the entry.
+	// +required
+	Type TimelineType `json:"type"`
+
+	// message says what happened.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+
+	// alertRef names the Alert involved, if any.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	AlertRef string `json:"alertRef,omitempty"`
+}
+
+// TriageStatus is the per-signature triage cooldown state.
+type TriageStatus struct {
+	// lastTriageAt is when triage last ran for this signature.
+	// +optional
+	LastTriageAt *metav1.Time `json:"lastTriageAt,omitempty"`
+
+	// cooldownUntil: no new triage run for this signature before this time.
+	// +optional
+	CooldownUntil *metav1.Time `json:"cooldownUntil,omitempty"`
+
+	// runs counts triage runs for this Incident.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Runs int32 `json:"runs,omitempty"`
+
+	// lastRunRef names the last triage run (a Job name, or the webhook run id).
+	// +optional
+	LastRunRef *LocalObjectReference `json:"lastRunRef,omitempty"`
+}
+
+// IncidentStatus is the observed state of an Incident.
+type IncidentStatus struct {
+	// observedGeneration is the generation the controller last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, TriageConfigured.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// +optional
+	OpenedAt *metav1.Time `json:"openedAt,omitempty"`
+	// +optional
+	MitigatingAt *metav1.Time `json:"mitigatingAt,omitempty"`
+	// +optional
+	ResolvedAt *metav1.Time `json:"resolvedAt,omitempty"`
+	// +optional
+	ClosedAt *metav1.Time `json:"closedAt,omitempty"`
+	// +optional
+	LastActivityAt *metav1.Time `json:"lastActivityAt,omitempty"`
+
+	// alertRefs names the newest linked Alerts (at most 100).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=253
+	AlertRefs []string `json:"alertRefs,omitempty"`
+
+	// alertCount counts every Alert ever linked, exactly.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	AlertCount int64 `json:"alertCount,omitempty"`
+
+	// triage is the cooldown state of this Incident's signature.
+	// +optional
+	Triage *TriageStatus `json:"triage,omitempty"`
+
+	// timeline holds the newest entries; with the mirror on, entries not yet
+	// mirrored are kept past the newest 100.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1000
+	Timeline []TimelineEntry `json:"timeline,omitempty"`
+
+	// timelineSeq is the seq of the newest timeline entry.
+	// +optional
+	TimelineSeq int64 `json:"timelineSeq,omitempty"`
+
+	// postmortemRef names the ConfigMap holding the Markdown draft.
+	// +optional
+	PostmortemRef *LocalObjectReference `json:"postmortemRef,omitempty"`
+}
+
+// Incident groups alerts of one signature and records what was done.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=inc,categories=alertbridge
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.spec.state`
+// +kubebuilder:printcolumn:name="Service",type=string,JSONPath=`.spec.service`
+// +kubebuilder:printcolumn:name="Env",type=string,JSONPath=`.spec.env`,priority=1
+// +kubebuilder:printcolumn:name="Severity",type=string,JSONPath=`.spec.severity`
+// +kubebuilder:printcolumn:name="Alerts",type=integer,JSONPath=`.status.alertCount`
+// +kubebuilder:printcolumn:name="Title",type=string,JSONPath=`.spec.title`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Incident struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the incident as steered by people and agents.
+	// +required
+	Spec IncidentSpec `json:"spec"`
+
+	// status is what the controller observed.
+	// +optional
+	Status IncidentStatus `json:"status,omitempty"`
+}
+
+// IncidentList contains a list of Incident.
+// +kubebuilder:object:root=true
+type IncidentList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Incident `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Incident{}, &IncidentList{})
+}
