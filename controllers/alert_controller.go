@@ -1,0 +1,164 @@
+// Package controllers holds one reconciler per kind. They are thin: the
+// logic they call lives in internal/.
+package controllers
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/fingerprint"
+	"github.com/alertbridge/alertbridge/internal/policy"
+)
+
+// FingerprintIndex indexes Alerts in the cache by their fingerprint label
+// value, computed from the spec so that Alerts the controller has not yet
+// labelled are found too.
+const FingerprintIndex = "alertbridge.fingerprint"
+
+// DefaultDuplicateGCDelay is how long a folded duplicate stays visible before
+// the operator deletes it.
+const DefaultDuplicateGCDelay = 30 * time.Second
+
+// FingerprintKey is the unit of Alert work. Keying the queue by fingerprint
+// instead of by object means one worker folds one fingerprint at a time, so
+// racing duplicates never race inside the operator.
+type FingerprintKey struct {
+	Namespace   string
+	Fingerprint string
+}
+
+func (k FingerprintKey) String() string { return k.Namespace + "/" + k.Fingerprint }
+
+// AlertFingerprint is the label-safe effective fingerprint of an Alert.
+func AlertFingerprint(a *v1.Alert) string {
+	return fingerprint.LabelValue(effectiveFingerprint(a))
+}
+
+func effectiveFingerprint(a *v1.Alert) string {
+	return fingerprint.Effective(a.Spec.Fingerprint, a.Spec.Service, a.Spec.Env, a.Spec.Kind, a.Spec.Labels)
+}
+
+// AlertReconciler folds duplicates into canonical Alerts and runs the
+// state machine's timers (lease expiry, retryAfter, duplicate clean-up).
+type AlertReconciler struct {
+	client.Client
+	// APIReader reads around the cache where a stale read could double or
+	// lose an occurrence.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	// DuplicateGCDelay is how long a Deduplicated Alert stays before deletion.
+	DuplicateGCDelay time.Duration
+	// MaxConcurrentReconciles bounds parallel work across fingerprints.
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile folds the undecided Alerts of one fingerprint, then moves due
+// Alerts along and schedules the next timer.
+func (r *AlertReconciler) Reconcile(ctx context.Context, key FingerprintKey) (reconcile.Result, error) {
+	log := ctrl.LoggerFrom(ctx).WithValues("namespace", key.Namespace, "fingerprint", key.Fingerprint)
+	ctx = ctrl.LoggerInto(ctx, log)
+
+	var list v1.AlertList
+	if err := r.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingFields{FingerprintIndex: key.Fingerprint}); err != nil {
+		return reconcile.Result{}, fmt.Errorf("failed to list Alerts of fingerprint %s: %w", key, err)
+	}
+	alerts := make([]*v1.Alert, 0, len(list.Items))
+	for i := range list.Items {
+		alerts = append(alerts, &list.Items[i])
+	}
+	if len(alerts) == 0 {
+		return reconcile.Result{}, nil
+	}
+	slices.SortFunc(alerts, byCreation)
+
+	pol, err := policy.Get(ctx, r.Client, key.Namespace)
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("failed to read AlertRoutingPolicy of %s: %w", key.Namespace, err)
+	}
+	now := r.Clock.Now()
+	if needsFold(alerts) {
+		if alerts, err = r.fold(ctx, pol, alerts, now); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	next, err := r.runTimers(ctx, alerts, now)
+	if err != nil || next.IsZero() {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: max(next.Sub(r.Clock.Now()), time.Millisecond)}, nil
+}
+
+// byCreation orders Alerts oldest first; the name breaks ties, since
+// creationTimestamp has second resolution. Every worker sees the same order.
+func byCreation(a, b *v1.Alert) int {
+	if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Name, b.Name)
+}
+
+// SetupWithManager registers the fingerprint index and the controller.
+func (r *AlertReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.DuplicateGCDelay <= 0 {
+		r.DuplicateGCDelay = DefaultDuplicateGCDelay
+	}
+	if err := IndexAlerts(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	toKey := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, a *v1.Alert) []FingerprintKey {
+		return []FingerprintKey{{Namespace: a.Namespace, Fingerprint: AlertFingerprint(a)}}
+	})
+	return builder.TypedControllerManagedBy[FingerprintKey](mgr).
+		Named("alert").
+		WatchesRawSource(source.TypedKind(mgr.GetCache(), &v1.Alert{}, toKey)).
+		WithOptions(controller.TypedOptions[FingerprintKey]{
+			MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
+			// Conflicts are routine here; retry them quickly rather than with
+			// the default limiter's slow token bucket.
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[FingerprintKey](5*time.Millisecond, 10*time.Second),
+			LogConstructor: func(key *FingerprintKey) logr.Logger {
+				l := mgr.GetLogger().WithValues("controller", "alert")
+				if key != nil {
+					l = l.WithValues("fingerprintKey", klog.KRef(key.Namespace, key.Fingerprint))
+				}
+				return l
+			},
+		}).
+		Complete(r)
+}
+
+// IndexAlerts registers FingerprintIndex with the cache.
+func IndexAlerts(ctx context.Context, indexer client.FieldIndexer) error {
+	if err := indexer.IndexField(ctx, &v1.Alert{}, FingerprintIndex, func(o client.Object) []string {
+		return []string{AlertFingerprint(o.(*v1.Alert))}
+	}); err != nil {
+		return fmt.Errorf("failed to index Alerts by fingerprint: %w", err)
+	}
+	return nil
+}
+
+func isGone(err error) bool { return apierrors.IsNotFound(err) }

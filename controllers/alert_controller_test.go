@@ -1,0 +1,269 @@
+package controllers_test
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
+)
+
+func newAlert(ns, host string) *v1.Alert {
+	return &v1.Alert{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns},
+		Spec: v1.AlertSpec{
+			Service: "gateway",
+			Kind:    "latency",
+			Title:   "p95 above 300ms",
+			Labels:  map[string]string{"host": host},
+		},
+	}
+}
+
+func listAlerts(g Gomega, ns string) []v1.Alert {
+	var list v1.AlertList
+	g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	return list.Items
+}
+
+// updateStatus re-reads a and applies mutate until the write is not a
+// conflict, as a careful client would.
+func updateStatus(a *v1.Alert, mutate func(*v1.Alert)) {
+	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil {
+			return err
+		}
+		mutate(a)
+		return k8s.Status().Update(ctx, a)
+	})).To(Succeed())
+}
+
+var _ = Describe("Alert controller", func() {
+	var (
+		ns   string
+		stop func()
+	)
+	BeforeEach(func() {
+		ns = newNamespace()
+		stop = startOperator(controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 4})
+		DeferCleanup(func() { stop() })
+	})
+
+	It("accepts a new Alert as canonical with its fingerprint label", func() {
+		a := newAlert(ns, "n1")
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+			g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+			g.Expect(a.Status.Occurrences).To(BeEquivalentTo(1))
+			g.Expect(a.Status.Fingerprint).To(Equal(controllers.AlertFingerprint(a)))
+			g.Expect(a.Labels).To(HaveKeyWithValue(v1.FingerprintLabel, controllers.AlertFingerprint(a)))
+			g.Expect(a.Status.FirstSeenAt).NotTo(BeNil())
+			g.Expect(a.Status.ObservedGeneration).To(Equal(a.Generation))
+		}, settle, poll).Should(Succeed())
+	})
+
+	It("folds 200 concurrent creates of 10 fingerprints into 10 canonicals with exact occurrences", func() {
+		const fingerprints, perFingerprint, workers = 10, 20, 10
+		jobs := make(chan int)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				for i := range jobs {
+					Expect(k8s.Create(ctx, newAlert(ns, fmt.Sprintf("host-%d", i%fingerprints)))).To(Succeed())
+				}
+			})
+		}
+		for i := range fingerprints * perFingerprint {
+			jobs <- i
+		}
+		close(jobs)
+		wg.Wait()
+
+		Eventually(func(g Gomega) {
+			items := listAlerts(g, ns)
+			g.Expect(items).To(HaveLen(fingerprints), "duplicates must be deleted after their GC delay")
+			byFP := map[string]int64{}
+			for _, a := range items {
+				g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+				g.Expect(a.Status.PendingFolds).To(BeEmpty())
+				byFP[a.Status.Fingerprint] += a.Status.Occurrences
+			}
+			g.Expect(byFP).To(HaveLen(fingerprints))
+			for fp, n := range byFP {
+				g.Expect(n).To(BeEquivalentTo(perFingerprint), "fingerprint %s", fp)
+			}
+		}, 2*settle, poll).Should(Succeed())
+	})
+
+	It("marks a folded duplicate Deduplicated before deleting it", func() {
+		first := newAlert(ns, "n1")
+		Expect(k8s.Create(ctx, first)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+			g.Expect(first.Status.Phase).To(Equal(v1.AlertNew))
+		}, settle, poll).Should(Succeed())
+		dup := newAlert(ns, "n1")
+		Expect(k8s.Create(ctx, dup)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(dup), dup)).To(Succeed())
+			g.Expect(dup.Status.Phase).To(Equal(v1.AlertDeduplicated))
+			g.Expect(dup.Status.DuplicateOf).To(Equal(first.Name))
+		}, settle, poll).Should(Succeed())
+		Eventually(func() error {
+			return k8s.Get(ctx, client.ObjectKeyFromObject(dup), &v1.Alert{})
+		}, settle, poll).Should(MatchError(ContainSubstring("not found")))
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+		Expect(first.Status.Occurrences).To(BeEquivalentTo(2))
+	})
+
+	It("keeps a GitOps-tracked duplicate", func() {
+		first := newAlert(ns, "n1")
+		Expect(k8s.Create(ctx, first)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+			g.Expect(first.Status.Phase).To(Equal(v1.AlertNew))
+		}, settle, poll).Should(Succeed())
+		dup := newAlert(ns, "n1")
+		dup.Labels = map[string]string{"kustomize.toolkit.fluxcd.io/name": "alerts"}
+		Expect(k8s.Create(ctx, dup)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(dup), dup)).To(Succeed())
+			g.Expect(dup.Status.Phase).To(Equal(v1.AlertDeduplicated))
+		}, settle, poll).Should(Succeed())
+		Consistently(func() error {
+			return k8s.Get(ctx, client.ObjectKeyFromObject(dup), &v1.Alert{})
+		}, gcDelay+quietFor, poll).Should(Succeed())
+	})
+
+	It("does not fold into an Acked canonical", func() {
+		first := newAlert(ns, "n1")
+		Expect(k8s.Create(ctx, first)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+			g.Expect(first.Status.Phase).To(Equal(v1.AlertNew))
+		}, settle, poll).Should(Succeed())
+		updateStatus(first, func(a *v1.Alert) {
+			a.Status.Phase = v1.AlertAcked
+			a.Status.Ack = &v1.AlertAck{By: "alice", Note: "false positive", At: metav1.Now()}
+		})
+		next := newAlert(ns, "n1")
+		Expect(k8s.Create(ctx, next)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(next), next)).To(Succeed())
+			g.Expect(next.Status.Phase).To(Equal(v1.AlertNew))
+			g.Expect(next.Status.Occurrences).To(BeEquivalentTo(1))
+		}, settle, poll).Should(Succeed())
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+		Expect(first.Status.Occurrences).To(BeEquivalentTo(1))
+	})
+
+	It("does not fold a repeat that comes after the dedupe TTL", func() {
+		first := newAlert(ns, "n1")
+		first.Spec.DedupeTTL = &metav1.Duration{Duration: time.Second}
+		Expect(k8s.Create(ctx, first)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+			g.Expect(first.Status.Phase).To(Equal(v1.AlertNew))
+		}, settle, poll).Should(Succeed())
+		// creationTimestamp has second resolution: wait until a later create
+		// is certainly past lastSeenAt + 1s.
+		Eventually(func() time.Time { return time.Now() }, 5*time.Second, poll).
+			Should(BeTemporally(">", first.Status.LastSeenAt.Add(2*time.Second)))
+		next := newAlert(ns, "n1")
+		Expect(k8s.Create(ctx, next)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(next), next)).To(Succeed())
+			g.Expect(next.Status.Phase).To(Equal(v1.AlertNew))
+		}, settle, poll).Should(Succeed())
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+		Expect(first.Status.Occurrences).To(BeEquivalentTo(1))
+	})
+
+	Context("timers", func() {
+		var a *v1.Alert
+		BeforeEach(func() {
+			a = newAlert(ns, "timer")
+			Expect(k8s.Create(ctx, a)).To(Succeed())
+			Eventually(func(g Gomega) {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+				g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+			}, settle, poll).Should(Succeed())
+		})
+
+		claim := func(ttl time.Duration) time.Time {
+			var expiry time.Time
+			updateStatus(a, func(a *v1.Alert) {
+				Expect(alertstate.Claim(&a.Status, "agent-1", ttl, time.Now())).To(Succeed())
+				expiry = alertstate.LeaseExpiry(&a.Status)
+			})
+			return expiry
+		}
+
+		It("returns an expired lease to New at its expiry, with an Event", func() {
+			expiry := claim(2 * time.Second)
+			Eventually(func(g Gomega) {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+				g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+			}, settle, poll).Should(Succeed())
+			Expect(time.Now()).To(BeTemporally(">=", expiry), "requeued before the lease ended")
+			Expect(time.Now()).To(BeTemporally("<", expiry.Add(3*time.Second)), "requeued late")
+			Expect(a.Status.Claim.HolderIdentity).To(Equal("agent-1"), "the last holder stays on record")
+			Eventually(func(g Gomega) {
+				g.Expect(eventReasons(g, ns, a.Name)).To(ContainElement(v1.ReasonLeaseExpired))
+			}, settle, poll).Should(Succeed())
+		})
+
+		It("leaves a live lease alone", func() {
+			claim(time.Hour)
+			Consistently(func(g Gomega) {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+				g.Expect(a.Status.Phase).To(Equal(v1.AlertProcessing))
+			}, quietFor, poll).Should(Succeed())
+		})
+
+		It("returns a Failed Alert to New at retryAfter", func() {
+			claim(time.Hour)
+			retryAt := time.Now().Add(2 * time.Second)
+			updateStatus(a, func(a *v1.Alert) {
+				a.Status.Phase = v1.AlertFailed
+				a.Status.LastError = "gateway timeout"
+				a.Status.RetryAfter = ptr.To(metav1.NewTime(retryAt))
+			})
+			Consistently(func(g Gomega) {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+				g.Expect(a.Status.Phase).To(Equal(v1.AlertFailed))
+			}, time.Until(retryAt)-500*time.Millisecond, poll).Should(Succeed())
+			Eventually(func(g Gomega) {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+				g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+			}, settle, poll).Should(Succeed())
+			Expect(time.Now()).To(BeTemporally("<", retryAt.Add(3*time.Second)), "requeued late")
+			Expect(a.Status.Attempts).To(BeEquivalentTo(1))
+			Expect(alertstate.Claimable(&a.Status, time.Now())).To(BeTrue())
+		})
+	})
+})
+
+func eventReasons(g Gomega, ns, name string) []string {
+	var list corev1.EventList
+	g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	var reasons []string
+	for _, e := range list.Items {
+		if e.InvolvedObject.Name == name {
+			reasons = append(reasons, e.Reason)
+		}
+	}
+	return reasons
+}

@@ -1,0 +1,160 @@
+package controllers_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/controllers"
+)
+
+// noWatch adapts the manager's client to what interceptor wraps.
+type noWatch struct{ client.Client }
+
+func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (watch.Interface, error) {
+	return nil, errors.New("watch is not used here")
+}
+
+// These specs drive the reconciler by hand, with no operator running, and
+// make one of its writes fail as a crash would.
+var _ = Describe("Alert folding after a crash", func() {
+	var (
+		ns      string
+		cache   client.Client
+		stopMgr context.CancelFunc
+	)
+	BeforeEach(func() {
+		ns = newNamespace()
+		mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+		Expect(err).NotTo(HaveOccurred())
+		mctx, cancel := context.WithCancel(ctx)
+		stopMgr = cancel
+		Expect(controllers.IndexAlerts(mctx, mgr.GetFieldIndexer())).To(Succeed())
+		go func() {
+			defer GinkgoRecover()
+			Expect(mgr.Start(mctx)).To(Succeed())
+		}()
+		Expect(mgr.GetCache().WaitForCacheSync(mctx)).To(BeTrue())
+		cache = mgr.GetClient()
+		DeferCleanup(func() { stopMgr() })
+	})
+
+	reconciler := func(c client.Client) *controllers.AlertReconciler {
+		return &controllers.AlertReconciler{
+			Client:           c,
+			APIReader:        k8s,
+			Recorder:         events.NewFakeRecorder(100),
+			Clock:            clock.RealClock{},
+			DuplicateGCDelay: time.Hour,
+		}
+	}
+
+	// createAll creates n Alerts of one fingerprint and waits until the
+	// cache sees them all.
+	createAll := func(n int) (controllers.FingerprintKey, []*v1.Alert) {
+		var alerts []*v1.Alert
+		for range n {
+			a := newAlert(ns, "crash")
+			Expect(k8s.Create(ctx, a)).To(Succeed())
+			alerts = append(alerts, a)
+		}
+		key := controllers.FingerprintKey{Namespace: ns, Fingerprint: controllers.AlertFingerprint(alerts[0])}
+		Eventually(func(g Gomega) {
+			var list v1.AlertList
+			g.Expect(cache.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+			g.Expect(list.Items).To(HaveLen(n))
+		}, settle, poll).Should(Succeed())
+		return key, alerts
+	}
+
+	expectExactlyFolded := func(n int) {
+		Eventually(func(g Gomega) {
+			items := listAlerts(g, ns)
+			var canon []v1.Alert
+			dups := 0
+			for _, a := range items {
+				switch a.Status.Phase {
+				case v1.AlertNew:
+					canon = append(canon, a)
+				case v1.AlertDeduplicated:
+					dups++
+				}
+			}
+			g.Expect(canon).To(HaveLen(1))
+			g.Expect(canon[0].Status.Occurrences).To(BeEquivalentTo(n))
+			g.Expect(canon[0].Status.PendingFolds).To(BeEmpty())
+			g.Expect(dups).To(Equal(n - 1))
+		}, settle, poll).Should(Succeed())
+	}
+
+	// runUntilQuiet reconciles until no error, as the work queue would.
+	runUntilQuiet := func(r *controllers.AlertReconciler, key controllers.FingerprintKey) {
+		Eventually(func() error {
+			_, err := r.Reconcile(ctx, key)
+			return err
+		}, settle, poll).Should(Succeed())
+	}
+
+	It("neither loses nor doubles when it dies while marking duplicates", func() {
+		key, _ := createAll(6)
+		// Let the canonical be decided, then die on the third duplicate mark.
+		var marks atomic.Int32
+		crashing := interceptor.NewClient(noWatch{cache}, interceptor.Funcs{
+			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+				if a, ok := obj.(*v1.Alert); ok && a.Status.Phase == v1.AlertDeduplicated && marks.Add(1) == 3 {
+					return errors.New("operator killed")
+				}
+				return c.SubResource(sub).Update(ctx, obj, opts...)
+			},
+		})
+		// The first run decides the canonical; its duplicates may already be
+		// folded in the same run.
+		_, err := reconciler(crashing).Reconcile(ctx, key)
+		for err == nil && marks.Load() < 3 {
+			_, err = reconciler(crashing).Reconcile(ctx, key)
+		}
+		Expect(err).To(MatchError(ContainSubstring("operator killed")))
+		// What the crash left: counted, journalled, partly marked.
+		var canon v1.Alert
+		for _, a := range listAlerts(Default, ns) {
+			if a.Status.Phase == v1.AlertNew {
+				canon = a
+			}
+		}
+		Expect(canon.Status.Occurrences).To(BeEquivalentTo(6))
+		Expect(canon.Status.PendingFolds).NotTo(BeEmpty())
+
+		runUntilQuiet(reconciler(cache), key)
+		expectExactlyFolded(6)
+	})
+
+	It("neither loses nor doubles when it dies before clearing the journal", func() {
+		key, _ := createAll(5)
+		crashing := interceptor.NewClient(noWatch{cache}, interceptor.Funcs{
+			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+				if a, ok := obj.(*v1.Alert); ok && a.Status.Phase == v1.AlertNew && a.Status.Occurrences > 1 && len(a.Status.PendingFolds) == 0 {
+					return errors.New("operator killed")
+				}
+				return c.SubResource(sub).Update(ctx, obj, opts...)
+			},
+		})
+		Eventually(func() error {
+			_, err := reconciler(crashing).Reconcile(ctx, key)
+			return err
+		}, settle, poll).Should(MatchError(ContainSubstring("operator killed")))
+		runUntilQuiet(reconciler(cache), key)
+		expectExactlyFolded(5)
+	})
+})

@@ -1,0 +1,88 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/gitops"
+)
+
+// runTimers returns due Alerts to New (expired leases, passed retryAfter),
+// deletes folded duplicates after their delay, and returns the earliest
+// moment something else falls due (zero when nothing does).
+func (r *AlertReconciler) runTimers(ctx context.Context, alerts []*v1.Alert, now time.Time) (time.Time, error) {
+	var next time.Time
+	soonest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, a := range alerts {
+		switch a.Status.Phase {
+		case v1.AlertDeduplicated:
+			due := alertstate.DeduplicatedAt(&a.Status).Add(r.DuplicateGCDelay)
+			if now.Before(due) {
+				soonest(due)
+				continue
+			}
+			if err := r.deleteDuplicate(ctx, a); err != nil {
+				return time.Time{}, err
+			}
+		case v1.AlertProcessing, v1.AlertFailed:
+			if err := r.requeueIfDue(ctx, a, now); err != nil {
+				return time.Time{}, err
+			}
+			soonest(alertstate.NextDeadline(&a.Status))
+		}
+	}
+	return next, nil
+}
+
+// requeueIfDue writes Processing → New or Failed → New when its time came.
+// The write carries the resourceVersion we read, so a renew or an ack that
+// raced us wins and we simply look again.
+func (r *AlertReconciler) requeueIfDue(ctx context.Context, a *v1.Alert, now time.Time) error {
+	holder := ""
+	if a.Status.Claim != nil {
+		holder = a.Status.Claim.HolderIdentity
+	}
+	reason := alertstate.Requeue(&a.Status, a.Generation, now)
+	if reason == "" {
+		return nil
+	}
+	if err := r.Status().Update(ctx, a); err != nil {
+		return fmt.Errorf("failed to requeue Alert %s: %w", klog.KObj(a), err)
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Alert requeued", "alert", klog.KObj(a), "reason", reason)
+	if reason == v1.ReasonLeaseExpired {
+		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, EventLeaseExpired, "Requeue",
+			"Lease of %s expired; the Alert is New again", holder)
+	} else {
+		r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, EventRetryDue, "Requeue",
+			"retryAfter passed; the Alert is New again (attempts so far: %d)", a.Status.Attempts)
+	}
+	return nil
+}
+
+// deleteDuplicate removes a folded duplicate ourselves: envtest and some
+// clusters run no garbage collector. GitOps-tracked objects are left alone.
+func (r *AlertReconciler) deleteDuplicate(ctx context.Context, a *v1.Alert) error {
+	if gitops.Managed(a) {
+		return nil
+	}
+	uid := types.UID(a.UID)
+	err := r.Delete(ctx, a, client.Preconditions{UID: &uid})
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("failed to delete duplicate Alert %s: %w", klog.KObj(a), err)
+	}
+	return nil
+}

@@ -1,0 +1,15 @@
+// Command alertbridge is the operator (alertbridge run) and its CLI; installed
+// as kubectl-alertbridge it is also a kubectl plugin.
+package main
+
+import (
+	"os"
+
+	"github.com/alertbridge/alertbridge/internal/cli"
+)
+
+func main() {
+	root, app := cli.NewRoot()
+	root.AddCommand(newRunCommand(app))
+	os.Exit(cli.Execute(root))
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"crypto/tls"
+	goflag "flag"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/cli"
+)
+
+type runOptions struct {
+	metricsAddr      string
+	probeAddr        string
+	apiAddr          string
+	leaderElect      bool
+	secureMetrics    bool
+	duplicateGCDelay time.Duration
+	alertConcurrency int
+	zap              zap.Options
+}
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1.AddToScheme(s))
+	return s
+}
+
+func newRunCommand(app *cli.App) *cobra.Command {
+	o := runOptions{zap: zap.Options{Development: false}}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the operator (controllers, HTTP API, metrics)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(app)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "address of the metrics endpoint (:8443 for HTTPS, :8080 for HTTP); 0 turns it off")
+	f.BoolVar(&o.secureMetrics, "metrics-secure", true, "serve metrics over HTTPS with Kubernetes authn/authz")
+	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health probes")
+	f.StringVar(&o.apiAddr, "api-bind-address", ":8090", "address of the HTTP API; 0 turns it off")
+	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
+	f.DurationVar(&o.duplicateGCDelay, "duplicate-gc-delay", controllers.DefaultDuplicateGCDelay, "how long a folded duplicate Alert stays before the operator deletes it")
+	f.IntVar(&o.alertConcurrency, "alert-concurrency", 4, "fingerprints folded in parallel")
+	goFlags := goflag.NewFlagSet("zap", goflag.ContinueOnError)
+	o.zap.BindFlags(goFlags)
+	f.AddGoFlagSet(goFlags)
+	return cmd
+}
+
+func (o *runOptions) run(app *cli.App) error {
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	cfg, err := app.Kube.ToRESTConfig()
+	if err != nil {
+		return cli.Exit(cli.ExitUsage, fmt.Errorf("failed to load kubeconfig: %w", err))
+	}
+	metricsOpts := metricsserver.Options{
+		BindAddress:   o.metricsAddr,
+		SecureServing: o.secureMetrics,
+		// HTTP/2 is off: it is exposed to the HTTP/2 Rapid Reset and Stream
+		// Cancellation CVEs, and metrics do not need it.
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+	}
+	if o.secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 newScheme(),
+		Metrics:                metricsOpts,
+		HealthProbeBindAddress: o.probeAddr,
+		LeaderElection:         o.leaderElect,
+		LeaderElectionID:       "alertbridge.ops.alertbridge.io",
+	})
+	if err != nil {
+		return fmt.Errorf("failed to create the manager: %w", err)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := controllers.SetupAll(ctx, mgr, controllers.Options{
+		DuplicateGCDelay: o.duplicateGCDelay,
+		AlertConcurrency: o.alertConcurrency,
+	}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("failed to add the health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("failed to add the ready check: %w", err)
+	}
+	ctrl.Log.WithName("setup").Info("Starting the operator")
+	return mgr.Start(ctx)
+}
