@@ -45,7 +45,7 @@ func newRunCommand(app *cli.App) *cobra.Command {
 		Use:   "run",
 		Short: "Run the operator (controllers, HTTP API, metrics)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(*cobra.Command, []string) error {
 			return o.run(app)
 		},
 	}

@@ -179,7 +179,7 @@ var _ = Describe("Alert controller", func() {
 		}, settle, poll).Should(Succeed())
 		// creationTimestamp has second resolution: wait until a later create
 		// is certainly past lastSeenAt + 1s.
-		Eventually(func() time.Time { return time.Now() }, 5*time.Second, poll).
+		Eventually(time.Now, 5*time.Second, poll).
 			Should(BeTemporally(">", first.Status.LastSeenAt.Add(2*time.Second)))
 		next := newAlert(ns, "n1")
 		Expect(k8s.Create(ctx, next)).To(Succeed())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the envtest control plane (kube-apiserver and etcd) from the Go module
-# proxy, because no prebuilt binaries can be downloaded here. The result is
+# Builds the envtest control plane (kube-apiserver and etcd, plus kubectl for
+# the dev environment and CLI tests) from the Go module proxy, because no
+# prebuilt binaries can be downloaded here. The result is
 # cached twice: in bin/ of this clone, and under the user cache keyed by
 # version, so that a fresh clone on the same machine (CI) only copies it.
 #
@@ -16,7 +17,7 @@ arch="$(go env GOARCH)"
 assets="$root/bin/k8s/${K8S_VERSION}-${os}-${arch}"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/alertbridge/envtest/${K8S_VERSION}-${os}-${arch}"
 
-have() { [ -x "$1/kube-apiserver" ] && [ -x "$1/etcd" ]; }
+have() { [ -x "$1/kube-apiserver" ] && [ -x "$1/etcd" ] && [ -x "$1/kubectl" ]; }
 
 if have "$assets"; then
   echo "$assets"
@@ -42,21 +43,25 @@ if ! have "$cache"; then
   done < <(sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\) => \./staging/.*#\1#p' "$k8s_gomod")
   [ "${#replaces[@]}" -gt 10 ] || { echo "could not read staging modules from $k8s_gomod" >&2; exit 1; }
   go mod edit "${replaces[@]}" -require="k8s.io/kubernetes@v${K8S_VERSION}"
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@v${K8S_VERSION}" >&2
+  go get "k8s.io/kubernetes/cmd/kube-apiserver@v${K8S_VERSION}" "k8s.io/kubernetes/cmd/kubectl@v${K8S_VERSION}" >&2
   ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v${K8S_VERSION}"
   ldflags+=" -X k8s.io/component-base/version.gitMajor=${K8S_VERSION%%.*}"
   minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
   ldflags+=" -X k8s.io/component-base/version.gitMinor=${minor}"
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
-  go build -trimpath -ldflags "$ldflags" -o "$cache.partial/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+  for cmd in kube-apiserver kubectl; do
+    [ -x "$cache.partial/$cmd" ] || [ -x "$cache/$cmd" ] ||
+      go build -trimpath -ldflags "$ldflags" -o "$cache.partial/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+  done
 
   # etcd: the version kubernetes itself is tested against.
   etcd_version="$(sed -n 's#^[[:space:]]*go\.etcd\.io/etcd/client/v3 \(v[^[:space:]]*\).*#\1#p' "$k8s_gomod" | head -n1)"
-  echo ">> building etcd ${etcd_version}" >&2
-  mkdir "$work/etcd"
-  cd "$work/etcd"
-  go mod init alertbridge.local/envtest-etcd >/dev/null 2>&1
-  cat > main.go <<'GO'
+  if [ ! -x "$cache/etcd" ]; then
+    echo ">> building etcd ${etcd_version}" >&2
+    mkdir "$work/etcd"
+    cd "$work/etcd"
+    go mod init alertbridge.local/envtest-etcd >/dev/null 2>&1
+    cat > main.go <<'GO'
 package main
 
 import (
@@ -67,14 +72,19 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-  go get "go.etcd.io/etcd/server/v3@${etcd_version}" >&2
-  go mod tidy >&2
-  go build -trimpath -ldflags "-s -w" -o "$cache.partial/etcd" .
+    go get "go.etcd.io/etcd/server/v3@${etcd_version}" >&2
+    go mod tidy >&2
+    go build -trimpath -ldflags "-s -w" -o "$cache.partial/etcd" .
+  fi
 
-  rm -rf "$cache"
-  mv "$cache.partial" "$cache"
+  # Keep what an earlier, partial build already produced.
+  mkdir -p "$cache"
+  for f in "$cache.partial"/*; do
+    if [ -e "$f" ]; then mv "$f" "$cache/"; fi
+  done
+  rm -rf "$cache.partial"
 fi
 
 mkdir -p "$assets"
-cp "$cache/kube-apiserver" "$cache/etcd" "$assets/"
+cp "$cache/kube-apiserver" "$cache/etcd" "$cache/kubectl" "$assets/"
 echo "$assets"

@@ -217,7 +217,3 @@ type AlertRoutingPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []AlertRoutingPolicy `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&AlertRoutingPolicy{}, &AlertRoutingPolicyList{})
-}

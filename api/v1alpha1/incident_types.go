@@ -221,7 +221,3 @@ type IncidentList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Incident `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Incident{}, &IncidentList{})
-}

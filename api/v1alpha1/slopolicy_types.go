@@ -285,7 +285,3 @@ type SLOPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []SLOPolicy `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&SLOPolicy{}, &SLOPolicyList{})
-}

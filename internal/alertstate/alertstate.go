@@ -132,16 +132,16 @@ func DeduplicatedAt(s *v1.AlertStatus) time.Time {
 	return c.LastTransitionTime.Time
 }
 
+// MaxLeaseSeconds is the longest lease the CRD accepts.
+const MaxLeaseSeconds = 86400
+
 // Claim takes the Alert for owner for ttl at now. The caller must have
 // checked Claimable and must write with a resourceVersion precondition.
 func Claim(s *v1.AlertStatus, owner string, ttl time.Duration, now time.Time) error {
 	if !Claimable(s, now) {
 		return fmt.Errorf("alert in phase %s is not claimable", s.Phase)
 	}
-	secs := int32((ttl + time.Second - 1) / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
+	secs := int32(max(1, min(int64((ttl+time.Second-1)/time.Second), MaxLeaseSeconds)))
 	transitions := int32(0)
 	if s.Claim != nil {
 		transitions = s.Claim.LeaseTransitions

@@ -1,0 +1,104 @@
+# alertbridge — run `make help` for the targets.
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+K8S_VERSION ?= 1.37.2
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
+IMG ?= alertbridge:dev
+
+LOCALBIN := $(CURDIR)/bin
+CONTROLLER_GEN := $(LOCALBIN)/controller-gen
+GOLANGCI_LINT := $(LOCALBIN)/golangci-lint
+ENVTEST_ASSETS = $(shell K8S_VERSION=$(K8S_VERSION) hack/envtest-binaries.sh)
+# Tool binaries are cached outside the clone too, so a fresh clone (CI)
+# copies them instead of compiling them again.
+TOOLS_CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/alertbridge/tools
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs and the manager's ClusterRole.
+	$(CONTROLLER_GEN) rbac:roleName=alertbridge-manager crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run gofmt.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint.
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: verify
+verify: manifests generate vet lint ## Prove generated code and manifests are current, and vet and lint are clean.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+
+.PHONY: envtest
+envtest: ## Build (once) the kube-apiserver and etcd the tests run against.
+	@hack/envtest-binaries.sh >/dev/null
+
+.PHONY: test
+test: envtest ## Run every test against a real kube-apiserver, etcd and PostgreSQL.
+	hack/test.sh
+
+.PHONY: fuzz
+fuzz: ## Fuzz each fuzz target for a bounded time (FUZZTIME, default 30s).
+	hack/fuzz.sh $(or $(FUZZTIME),30s)
+
+.PHONY: bench
+bench: envtest ## Run the benchmarks and print their figures (not part of CI).
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test -run '^$$' -bench . -timeout 30m ./...
+
+##@ Build
+
+.PHONY: build
+build: ## Build bin/alertbridge (also usable as kubectl-alertbridge).
+	CGO_ENABLED=0 go build -o $(LOCALBIN)/alertbridge .
+	ln -sf alertbridge $(LOCALBIN)/kubectl-alertbridge
+
+.PHONY: dev
+dev: envtest build ## Run alertbridge locally: control plane + PostgreSQL + operator + samples.
+	hack/ensure-packages.sh
+	go run ./hack/dev
+
+.PHONY: run
+run: build ## Run the operator against the current kubeconfig.
+	$(LOCALBIN)/alertbridge run
+
+.PHONY: docker-build
+docker-build: ## Build the container image.
+	docker build -t $(IMG) .
+
+.PHONY: deploy
+deploy: manifests ## Deploy to the cluster of the current kubeconfig.
+	kubectl apply --server-side -k config/default
+
+##@ Tools
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN)
+$(CONTROLLER_GEN):
+	@hack/tool.sh $@ sigs.k8s.io/controller-tools/cmd/controller-gen $(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT)
+$(GOLANGCI_LINT):
+	@hack/tool.sh $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint $(GOLANGCI_LINT_VERSION)

@@ -1,0 +1,146 @@
+// Command dev runs alertbridge on this machine with nothing installed but
+// Go and PostgreSQL's server package: a local control plane (the
+// kube-apiserver and etcd that hack/envtest-binaries.sh built), a throwaway
+// PostgreSQL, the operator binary, and the sample resources. `make dev`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/alertbridge/alertbridge/internal/pgcluster"
+	"github.com/alertbridge/alertbridge/internal/testenv"
+)
+
+func main() {
+	exitAfter := flag.Duration("exit-after", 0, "stop by itself after this long (0: run until Ctrl-C)")
+	flag.Parse()
+	if err := run(*exitAfter); err != nil {
+		fmt.Fprintln(os.Stderr, "dev:", err)
+		os.Exit(1)
+	}
+}
+
+func run(exitAfter time.Duration) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if exitAfter > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, exitAfter)
+		defer cancel()
+	}
+	root := testenv.Root()
+	work := filepath.Join(root, "tmp", "dev")
+	if err := os.MkdirAll(work, 0o750); err != nil {
+		return err
+	}
+
+	say("starting the control plane (kube-apiserver v%s + etcd) with alertbridge's CRDs", testenv.K8sVersion)
+	env, _, err := testenv.Start()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+	admin, err := env.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	kubeconfig, err := admin.KubeConfig()
+	if err != nil {
+		return err
+	}
+	kcPath := filepath.Join(work, "kubeconfig")
+	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+		return err
+	}
+
+	say("starting PostgreSQL")
+	pg, err := pgcluster.Start(ctx)
+	if err != nil {
+		return err
+	}
+	defer pg.Stop()
+
+	say("starting the operator (bin/alertbridge run)")
+	logPath := filepath.Join(work, "operator.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logFile.Close() }()
+	op := exec.Command(filepath.Join(root, "bin", "alertbridge"), "run", "--kubeconfig", kcPath, //nolint:gosec // our own binary
+		"--health-probe-bind-address", ":18081", "--duplicate-gc-delay", "30s")
+	op.Env = append(os.Environ(), "ALERT_DATABASE_URL="+pg.DSN())
+	op.Stdout, op.Stderr = logFile, logFile
+	if err := op.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = op.Process.Signal(syscall.SIGTERM)
+		_ = op.Wait()
+	}()
+
+	assets, err := testenv.AssetsDir()
+	if err != nil {
+		return err
+	}
+	kubectl := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, filepath.Join(assets, "kubectl"), append([]string{"--kubeconfig", kcPath}, args...)...) //nolint:gosec // our own kubectl
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		return cmd.Run()
+	}
+	say("creating the sample resources (config/samples)")
+	if err := kubectl("apply", "--server-side", "-k", filepath.Join(root, "config", "samples")); err != nil {
+		return err
+	}
+	// Three firings of one alert: the operator folds them into one.
+	for range 3 {
+		if err := kubectl("create", "-f", filepath.Join(root, "config", "samples", "alert.yaml")); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(3 * time.Second):
+	}
+	if err := kubectl("get", "alertbridge", "-A"); err != nil && ctx.Err() == nil {
+		return err
+	}
+
+	fmt.Printf(`
+alertbridge is running.
+  kubeconfig:    export KUBECONFIG=%s
+  kubectl:       %s/kubectl
+  CLI:           bin/alertbridge --kubeconfig %s …
+  PostgreSQL:    %s
+  operator log:  %s
+Press Ctrl-C to stop; everything started here is removed.
+`, kcPath, assets, kcPath, pg.DSN(), logPath)
+
+	exited := make(chan error, 1)
+	go func() { exited <- op.Wait() }()
+	select {
+	case <-ctx.Done():
+		say("stopping")
+		return nil
+	case err := <-exited:
+		if err == nil {
+			err = errors.New("exited")
+		}
+		return fmt.Errorf("the operator stopped (see %s): %w", logPath, err)
+	}
+}
+
+func say(format string, args ...any) {
+	fmt.Printf(">> "+format+"\n", args...)
+}

@@ -1,0 +1,52 @@
+package pgcluster
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestStartRestartStop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	exec := func() error {
+		conn, err := pgx.Connect(ctx, c.DSN())
+		if err != nil {
+			return err
+		}
+		defer func() { _ = conn.Close(ctx) }()
+		_, err = conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS t (v int); INSERT INTO t VALUES (1)")
+		return err
+	}
+	if err := exec(); err != nil {
+		t.Fatalf("first connection: %v\n%s", err, c.Log())
+	}
+	if err := c.Halt(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec(); err == nil {
+		t.Fatal("a halted cluster accepted a connection")
+	}
+	if err := c.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec(); err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+	conn, err := pgx.Connect(ctx, c.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows survived the restart: n=%d err=%v", n, err)
+	}
+}
