@@ -78,7 +78,7 @@ func run(exitAfter time.Duration) error {
 		return err
 	}
 	defer func() { _ = logFile.Close() }()
-	op := exec.Command(filepath.Join(root, "bin", "alertbridge"), "run", "--kubeconfig", kcPath, //nolint:gosec // our own binary
+	op := exec.Command(filepath.Join(root, "bin", "alertbridge"), "run", "--kubeconfig", kcPath,
 		"--health-probe-bind-address", ":18081", "--duplicate-gc-delay", "30s")
 	op.Env = append(os.Environ(), "ALERT_DATABASE_URL="+pg.DSN())
 	op.Stdout, op.Stderr = logFile, logFile
@@ -95,7 +95,7 @@ func run(exitAfter time.Duration) error {
 		return err
 	}
 	kubectl := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, filepath.Join(assets, "kubectl"), append([]string{"--kubeconfig", kcPath}, args...)...) //nolint:gosec // our own kubectl
+		cmd := exec.CommandContext(ctx, filepath.Join(assets, "kubectl"), append([]string{"--kubeconfig", kcPath}, args...)...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		return cmd.Run()
 	}
