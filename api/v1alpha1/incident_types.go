@@ -182,6 +182,13 @@ type IncidentStatus struct {
 	// +optional
 	TimelineSeq int64 `json:"timelineSeq,omitempty"`
 
+	// mirroredTimelineSeq is the highest timeline seq the PostgreSQL mirror
+	// has written; with the mirror on, only entries at or below it are
+	// trimmed from the bounded in-cluster timeline.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MirroredTimelineSeq int64 `json:"mirroredTimelineSeq,omitempty"`
+
 	// postmortemRef names the ConfigMap holding the Markdown draft.
 	// +optional
 	PostmortemRef *LocalObjectReference `json:"postmortemRef,omitempty"`
