@@ -24,14 +24,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/fingerprint"
+	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
-
-// FingerprintIndex indexes Alerts in the cache by their fingerprint label
-// value, computed from the spec so that Alerts the controller has not yet
-// labelled are found too.
-const FingerprintIndex = "alertbridge.fingerprint"
 
 // DefaultDuplicateGCDelay is how long a folded duplicate stays visible before
 // the operator deletes it.
@@ -48,13 +43,7 @@ type FingerprintKey struct {
 func (k FingerprintKey) String() string { return k.Namespace + "/" + k.Fingerprint }
 
 // AlertFingerprint is the label-safe effective fingerprint of an Alert.
-func AlertFingerprint(a *v1.Alert) string {
-	return fingerprint.LabelValue(effectiveFingerprint(a))
-}
-
-func effectiveFingerprint(a *v1.Alert) string {
-	return fingerprint.Effective(a.Spec.Fingerprint, a.Spec.Service, a.Spec.Env, a.Spec.Kind, a.Spec.Labels)
-}
+func AlertFingerprint(a *v1.Alert) string { return alertindex.Key(a) }
 
 // AlertReconciler folds duplicates into canonical Alerts and runs the
 // state machine's timers (lease expiry, retryAfter, duplicate clean-up).
@@ -82,20 +71,21 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, key FingerprintKey) (re
 	log := ctrl.LoggerFrom(ctx).WithValues("namespace", key.Namespace, "fingerprint", key.Fingerprint)
 	ctx = ctrl.LoggerInto(ctx, log)
 
-	var list v1.AlertList
-	if err := r.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingFields{FingerprintIndex: key.Fingerprint}); err != nil {
-		return reconcile.Result{}, fmt.Errorf("failed to list Alerts of fingerprint %s: %w", key, err)
+	items, err := alertindex.List(ctx, r.Client, key.Namespace, key.Fingerprint)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
-	alerts := make([]*v1.Alert, 0, len(list.Items))
-	for i := range list.Items {
-		alerts = append(alerts, &list.Items[i])
+	alerts := make([]*v1.Alert, 0, len(items))
+	for i := range items {
+		alerts = append(alerts, &items[i])
 	}
 	if len(alerts) == 0 {
 		return reconcile.Result{}, nil
 	}
 	slices.SortFunc(alerts, byCreation)
 
-	pol, err := policy.Get(ctx, r.Client, key.Namespace)
+	var pol policy.Policy
+	pol, err = policy.Get(ctx, r.Client, key.Namespace)
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("failed to read AlertRoutingPolicy of %s: %w", key.Namespace, err)
 	}
@@ -126,7 +116,7 @@ func (r *AlertReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 	if r.DuplicateGCDelay <= 0 {
 		r.DuplicateGCDelay = DefaultDuplicateGCDelay
 	}
-	if err := IndexAlerts(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := alertindex.Register(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	toKey := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, a *v1.Alert) []FingerprintKey {
@@ -149,16 +139,6 @@ func (r *AlertReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 			},
 		}).
 		Complete(r)
-}
-
-// IndexAlerts registers FingerprintIndex with the cache.
-func IndexAlerts(ctx context.Context, indexer client.FieldIndexer) error {
-	if err := indexer.IndexField(ctx, &v1.Alert{}, FingerprintIndex, func(o client.Object) []string {
-		return []string{AlertFingerprint(o.(*v1.Alert))}
-	}); err != nil {
-		return fmt.Errorf("failed to index Alerts by fingerprint: %w", err)
-	}
-	return nil
 }
 
 func isGone(err error) bool { return apierrors.IsNotFound(err) }

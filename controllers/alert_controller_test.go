@@ -235,7 +235,8 @@ var _ = Describe("Alert controller", func() {
 
 		It("returns a Failed Alert to New at retryAfter", func() {
 			claim(time.Hour)
-			retryAt := time.Now().Add(2 * time.Second)
+			// retryAfter is stored with second precision: use a whole second.
+			retryAt := time.Now().Add(3 * time.Second).Truncate(time.Second)
 			updateStatus(a, func(a *v1.Alert) {
 				a.Status.Phase = v1.AlertFailed
 				a.Status.LastError = "gateway timeout"

@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/alertindex"
 )
 
 // noWatch adapts the manager's client to what interceptor wraps.
@@ -41,7 +42,7 @@ var _ = Describe("Alert folding after a crash", func() {
 		Expect(err).NotTo(HaveOccurred())
 		mctx, cancel := context.WithCancel(ctx)
 		stopMgr = cancel
-		Expect(controllers.IndexAlerts(mctx, mgr.GetFieldIndexer())).To(Succeed())
+		Expect(alertindex.Register(mctx, mgr.GetFieldIndexer())).To(Succeed())
 		go func() {
 			defer GinkgoRecover()
 			Expect(mgr.Start(mctx)).To(Succeed())

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
@@ -129,7 +130,7 @@ func (r *AlertReconciler) makeCanonical(ctx context.Context, a *v1.Alert) error 
 	if err := r.ensureFingerprintLabel(ctx, a); err != nil {
 		return err
 	}
-	alertstate.MarkCanonical(&a.Status, effectiveFingerprint(a), a.CreationTimestamp, a.Generation)
+	alertstate.MarkCanonical(&a.Status, alertindex.Effective(a), a.CreationTimestamp, a.Generation)
 	if err := r.Status().Update(ctx, a); err != nil {
 		return fmt.Errorf("failed to accept Alert %s: %w", klog.KObj(a), err)
 	}
@@ -164,6 +165,9 @@ func (r *AlertReconciler) foldInto(ctx context.Context, canon *v1.Alert, batch [
 	for _, d := range batch {
 		canon.Status.Occurrences++
 		canon.Status.PendingFolds = append(canon.Status.PendingFolds, string(d.UID))
+		// The key of the HTTP request that created d moves with its
+		// occurrence, so a retry of that request still counts once.
+		alertstate.AddIngestKeys(&canon.Status, d.Annotations[v1.IngestKeyAnnotation])
 		if canon.Status.LastSeenAt == nil || d.CreationTimestamp.After(canon.Status.LastSeenAt.Time) {
 			canon.Status.LastSeenAt = d.CreationTimestamp.DeepCopy()
 		}
@@ -189,7 +193,7 @@ func (r *AlertReconciler) finishFolds(ctx context.Context, canon *v1.Alert, byUI
 		if d == nil || d.Status.Phase != "" {
 			continue // gone or already marked: it is counted either way
 		}
-		alertstate.MarkDuplicate(&d.Status, effectiveFingerprint(d), canon.Name, d.CreationTimestamp, d.Generation, now)
+		alertstate.MarkDuplicate(&d.Status, alertindex.Effective(d), canon.Name, d.CreationTimestamp, d.Generation, now)
 		if err := r.Status().Update(ctx, d); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue

@@ -31,6 +31,8 @@ const (
 	AlertConditionDeduplicated = "Deduplicated"
 	// AlertConditionClaimed is True while an agent holds a live lease.
 	AlertConditionClaimed = "Claimed"
+	// AlertConditionResolved is True once the source said the alert is over.
+	AlertConditionResolved = "Resolved"
 
 	ReasonFolded         = "FoldedIntoCanonical"
 	ReasonLeaseHeld      = "LeaseHeld"
@@ -216,6 +218,16 @@ type AlertStatus struct {
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=64
 	PendingFolds []string `json:"pendingFolds,omitempty"`
+
+	// ingestKeys holds hashes of the newest idempotency keys counted into
+	// this Alert (HTTP Idempotency-Key headers, Alertmanager firing
+	// instances), so a retried request or a re-sent firing counts once, also
+	// across operator restarts.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=128
+	// +kubebuilder:validation:items:MaxLength=64
+	IngestKeys []string `json:"ingestKeys,omitempty"`
 
 	// claim is the current (or last) lease.
 	// +optional

@@ -8,6 +8,12 @@ const (
 	SignatureLabel = "ops.alertbridge.io/signature"
 	// MirrorFinalizer holds an object until its final state is in PostgreSQL.
 	MirrorFinalizer = "ops.alertbridge.io/mirror"
+	// IngestKeyAnnotation holds the hashed idempotency key of the request
+	// that created an Alert through the HTTP API.
+	IngestKeyAnnotation = "ops.alertbridge.io/ingest-key"
+	// AlertmanagerFingerprintAnnotation keeps Alertmanager's fingerprint
+	// beside ours on Alerts that came from its webhook.
+	AlertmanagerFingerprintAnnotation = "ops.alertbridge.io/alertmanager-fingerprint"
 	// TriageServiceAccountAnnotation marks a ServiceAccount a namespace admin
 	// allows triage Jobs to run as.
 	TriageServiceAccountAnnotation = "ops.alertbridge.io/triage"

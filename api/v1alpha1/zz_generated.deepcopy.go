@@ -298,6 +298,11 @@ func (in *AlertStatus) DeepCopyInto(out *AlertStatus) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.IngestKeys != nil {
+		in, out := &in.IngestKeys, &out.IngestKeys
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Claim != nil {
 		in, out := &in.Claim, &out.Claim
 		*out = new(AlertClaim)

@@ -1,0 +1,170 @@
+package intake_test
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/intake"
+)
+
+func spec(host string) v1.AlertSpec {
+	return v1.AlertSpec{Service: "gateway", Env: "prod", Kind: "latency", Severity: v1.SeverityP2,
+		Title: "p95 above 300ms", Labels: map[string]string{"host": host}}
+}
+
+// canonicals returns the live Alerts of the namespace by fingerprint label
+// after the operator settled: every Deduplicated one must be gone.
+func occurrencesByHost(g Gomega, ns string) map[string][]int64 {
+	var list v1.AlertList
+	g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	out := map[string][]int64{}
+	for _, a := range list.Items {
+		g.Expect(a.Status.Phase).NotTo(BeEmpty(), "undecided Alert %s", a.Name)
+		g.Expect(a.Status.PendingFolds).To(BeEmpty())
+		if a.Status.Phase == v1.AlertDeduplicated {
+			continue
+		}
+		out[a.Spec.Labels["host"]] = append(out[a.Spec.Labels["host"]], a.Status.Occurrences)
+	}
+	return out
+}
+
+var _ = Describe("Intake", func() {
+	var (
+		ns     string
+		in     *intake.Intake
+		stop   func()
+		writes *writeCounter
+	)
+	BeforeEach(func() {
+		ns = newNamespace()
+		writes = &writeCounter{}
+		in, stop = startOperator(writes)
+		DeferCleanup(func() { stop() })
+	})
+
+	It("counts a storm of 20,000 occurrences of 20 fingerprints exactly", func() {
+		const fingerprints, total, clients = 20, 20000, 200
+		jobs := make(chan int, clients)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		acked := map[string]int{}
+		for range clients {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				for i := range jobs {
+					host := fmt.Sprintf("h%02d", i%fingerprints)
+					res, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec(host)})
+					Expect(err).NotTo(HaveOccurred())
+					Expect(res.Accepted).To(BeTrue())
+					mu.Lock()
+					acked[host]++
+					mu.Unlock()
+				}
+			})
+		}
+		for i := range total {
+			jobs <- i
+		}
+		close(jobs)
+		wg.Wait()
+		GinkgoWriter.Printf("storm: %d occurrences, %d API writes (%.4f writes per occurrence)\n",
+			total, writes.n.Load(), float64(writes.n.Load())/total)
+
+		Eventually(func(g Gomega) {
+			got := occurrencesByHost(g, ns)
+			g.Expect(got).To(HaveLen(fingerprints))
+			for host, occ := range got {
+				g.Expect(occ).To(Equal([]int64{int64(acked[host])}), "host %s", host)
+				g.Expect(occ[0]).To(BeEquivalentTo(total / fingerprints))
+			}
+		}, settle, poll).Should(Succeed())
+		Expect(writes.n.Load()).To(BeNumerically("<", total/4), "a storm must cost a fraction of a write per occurrence")
+	})
+
+	It("counts a retried request once, also after a restart", func() {
+		first, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("a"), Key: "req-1"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(first.Deduped).To(BeFalse())
+		again, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("a"), Key: "req-1"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(again.Replayed).To(BeTrue())
+		Expect(again.AlertRef).To(Equal(first.AlertRef))
+
+		// Concurrent retries of one key and distinct keys at once.
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				_, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("a"), Key: fmt.Sprintf("req-%d", 2+i%10)})
+				Expect(err).NotTo(HaveOccurred())
+			})
+		}
+		wg.Wait()
+
+		// A new operator process has no memory of the keys but the Alert has.
+		stop()
+		in, stop = startOperator(writes)
+		res, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("a"), Key: "req-5"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Replayed).To(BeTrue())
+		Eventually(func(g Gomega) {
+			g.Expect(occurrencesByHost(g, ns)).To(Equal(map[string][]int64{"a": {11}}))
+		}, settle, poll).Should(Succeed())
+	})
+
+	It("starts a new Alert after an Acked canonical and after the dedupe TTL", func() {
+		s := spec("b")
+		s.DedupeTTL = &metav1.Duration{Duration: time.Second}
+		first, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: s})
+		Expect(err).NotTo(HaveOccurred())
+		var a v1.Alert
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: first.AlertRef}, &a)).To(Succeed())
+		a.Status.Phase = v1.AlertAcked
+		a.Status.Ack = &v1.AlertAck{By: "alice", At: metav1.Now()}
+		Expect(k8s.Status().Update(ctx, &a)).To(Succeed())
+		second, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: s})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(second.AlertRef).NotTo(Equal(first.AlertRef))
+		Expect(second.Deduped).To(BeFalse())
+
+		Eventually(time.Now, 5*time.Second, poll).Should(BeTemporally(">", time.Now().Add(1500*time.Millisecond)))
+		third, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: s})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(third.AlertRef).NotTo(Equal(second.AlertRef), "a canonical past its dedupe TTL absorbs nothing")
+	})
+
+	It("agrees with the controller when Alerts are also created directly", func() {
+		const each = 100
+		var wg sync.WaitGroup
+		for i := range each {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				_, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("mixed"), Key: fmt.Sprintf("k%d", i)})
+				Expect(err).NotTo(HaveOccurred())
+			})
+			wg.Go(func() {
+				defer GinkgoRecover()
+				Expect(k8s.Create(ctx, &v1.Alert{
+					ObjectMeta: metav1.ObjectMeta{GenerateName: "direct-", Namespace: ns},
+					Spec:       spec("mixed"),
+				})).To(Succeed())
+			})
+		}
+		wg.Wait()
+		Eventually(func(g Gomega) {
+			var sum int64
+			for _, occ := range occurrencesByHost(g, ns)["mixed"] {
+				sum += occ
+			}
+			g.Expect(sum).To(BeEquivalentTo(2 * each))
+		}, settle, poll).Should(Succeed())
+	})
+})
