@@ -158,7 +158,9 @@ var _ = Describe("Shipped RBAC roles", func() {
 
 	// A new RoleBinding reaches the authorizer through an informer, so the
 	// first allowed call of each spec is retried for a moment.
-	forbidden := func(err error) { ExpectWithOffset(1, apierrors.IsForbidden(err)).To(BeTrue(), "want Forbidden, got %v", err) }
+	forbidden := func(err error) {
+		ExpectWithOffset(1, apierrors.IsForbidden(err)).To(BeTrue(), "want Forbidden, got %v", err)
+	}
 
 	It("lets the monitor create and get Alerts but not list or claim them", func() {
 		monitor := as(ns, "monitor@node1", "monitor_role.yaml")

@@ -94,6 +94,7 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 	// oldest Limit; racing, the claimers spread over the chunk.
 	for start := 0; start < len(candidates) && len(got) < r.Limit; start += r.Limit {
 		chunk := candidates[start:min(start+r.Limit, len(candidates))]
+		//nolint:gosec // G404: spreading claimers over a chunk needs no unpredictability
 		rand.Shuffle(len(chunk), func(i, j int) { chunk[i], chunk[j] = chunk[j], chunk[i] })
 		for _, a := range chunk {
 			if len(got) == r.Limit {
@@ -122,9 +123,13 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 // take writes the claim with the resourceVersion it read; false means
 // another writer got there first.
 func (c *Claimer) take(ctx context.Context, a *v1.Alert, owner string, ttl time.Duration) (bool, error) {
+	now := c.now()
+	if !alertstate.Claimable(&a.Status, now) {
+		return false, nil // no longer claimable at our clock: skip it like a lost race
+	}
 	orig := a.DeepCopy()
-	if err := alertstate.Claim(&a.Status, owner, ttl, c.now()); err != nil {
-		return false, nil //nolint:nilerr // no longer claimable at our clock: skip it like a lost race
+	if err := alertstate.Claim(&a.Status, owner, ttl, now); err != nil {
+		return false, err
 	}
 	patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
 	err := c.Client.Status().Patch(ctx, a, patch)
