@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -58,6 +60,7 @@ func TestMain(m *testing.M) {
 
 func controlPlane(b *testing.B) (*rest.Config, client.Client) {
 	envOnce.Do(func() {
+		logf.SetLogger(logr.Discard())
 		env, cfg, envErr = testenv.Start()
 		scheme = runtime.NewScheme()
 		utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -193,7 +196,7 @@ func BenchmarkClaimAck(b *testing.B) {
 				return err
 			}
 			for j := range got {
-				if _, err := cl.Ack(ctx, client.ObjectKeyFromObject(&got[j]), owner, "handled"); err != nil {
+				if _, err := cl.AckClaimed(ctx, &got[j], owner, "handled"); err != nil {
 					return err
 				}
 			}

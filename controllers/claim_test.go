@@ -98,6 +98,13 @@ var _ = Describe("Claims without the operator", func() {
 		Expect(got[0].Status.Attempts).To(BeEquivalentTo(2))
 		_, err = c.Ack(ctx, client.ObjectKeyFromObject(old), "dead-agent", "back from the dead")
 		Expect(err).To(MatchError(ContainSubstring("held by agent-3")))
+		// Acking from the stale claimed object conflicts, re-reads and is refused.
+		stale := &v1.Alert{}
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(old), stale)).To(Succeed())
+		stale.ResourceVersion = old.ResourceVersion
+		stale.Status.Claim.HolderIdentity = "dead-agent"
+		_, err = c.AckClaimed(ctx, stale, "dead-agent", "back from the dead")
+		Expect(err).To(MatchError(ContainSubstring("held by agent-3")))
 		Expect(newer.Name).NotTo(Equal(old.Name))
 	})
 

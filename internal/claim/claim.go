@@ -29,6 +29,10 @@ import (
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
+// maxSpread bounds how far past the oldest candidates a contended claimer
+// looks: 32 × the batch still needed.
+const maxSpread = 32
+
 // ErrNothingToClaim is returned by Claim when no Alert could be taken.
 var ErrNothingToClaim = errors.New("nothing to claim")
 
@@ -88,30 +92,31 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 	candidates := Candidates(list.Items, r.Window, now)
 	ttls := map[string]time.Duration{}
 	var got []v1.Alert
-	// Claimers racing for the same oldest Alerts would all collide on the
-	// first one. Each takes the candidates in chunks of Limit, oldest chunk
-	// first, in its own random order inside a chunk: alone it still gets the
-	// oldest Limit; racing, the claimers spread over the chunk.
-	for start := 0; start < len(candidates) && len(got) < r.Limit; start += r.Limit {
-		chunk := candidates[start:min(start+r.Limit, len(candidates))]
-		//nolint:gosec // G404: spreading claimers over a chunk needs no unpredictability
-		rand.Shuffle(len(chunk), func(i, j int) { chunk[i], chunk[j] = chunk[j], chunk[i] })
-		for _, a := range chunk {
-			if len(got) == r.Limit {
-				break
-			}
-			ttl, err := c.lockTTL(ctx, ttls, a.Namespace, r.LockTTL)
-			if err != nil {
-				return got, err
-			}
-			ok, err := c.take(ctx, a, r.Owner, ttl)
-			if err != nil {
-				return got, err
-			}
-			if ok {
-				got = append(got, *a)
-			}
+	// Racing claimers would all collide on the oldest Alert. Each pick is a
+	// random one among the oldest need×spread remaining candidates, where
+	// need is what the batch still lacks: alone (no conflicts, spread 1) a
+	// claimer takes exactly the oldest Limit; every conflict it sees
+	// doubles spread, so racing claimers fan out instead of colliding.
+	spread := 1
+	for pending := candidates; len(got) < r.Limit && len(pending) > 0; {
+		w := min(len(pending), (r.Limit-len(got))*spread)
+		i := rand.IntN(w) //nolint:gosec // G404: spreading claimers needs no unpredictability
+		a := pending[i]
+		pending[i] = pending[0]
+		pending = pending[1:]
+		ttl, err := c.lockTTL(ctx, ttls, a.Namespace, r.LockTTL)
+		if err != nil {
+			return got, err
 		}
+		ok, err := c.take(ctx, a, r.Owner, ttl)
+		if err != nil {
+			return got, err
+		}
+		if !ok {
+			spread = min(spread*2, maxSpread)
+			continue
+		}
+		got = append(got, *a)
 	}
 	if len(got) == 0 {
 		return nil, ErrNothingToClaim
@@ -198,7 +203,7 @@ func oldestFirst(a, b *v1.Alert) int {
 // Renew extends owner's live lease on the Alert by ttl (zero keeps its
 // duration).
 func (c *Claimer) Renew(ctx context.Context, key client.ObjectKey, owner string, ttl time.Duration) (*v1.Alert, error) {
-	return c.update(ctx, key, "renew", func(a *v1.Alert, now time.Time) error {
+	return c.update(ctx, key, nil, "renew", func(a *v1.Alert, now time.Time) error {
 		return alertstate.Renew(&a.Status, owner, ttl, now)
 	})
 }
@@ -206,7 +211,16 @@ func (c *Claimer) Renew(ctx context.Context, key client.ObjectKey, owner string,
 // Ack closes the Alert with note. A Processing Alert only by the holder of
 // its live lease; a New or Failed one by anyone allowed to, recorded as by.
 func (c *Claimer) Ack(ctx context.Context, key client.ObjectKey, by, note string) (*v1.Alert, error) {
-	return c.update(ctx, key, "ack", func(a *v1.Alert, now time.Time) error {
+	return c.update(ctx, key, nil, "ack", func(a *v1.Alert, now time.Time) error {
+		return alertstate.Ack(&a.Status, by, note, now)
+	})
+}
+
+// AckClaimed acks an Alert this Claimer's caller just claimed, starting
+// from the claimed object instead of a fresh read; a conflict falls back to
+// re-reading, so a lease lost meanwhile is still refused.
+func (c *Claimer) AckClaimed(ctx context.Context, a *v1.Alert, by, note string) (*v1.Alert, error) {
+	return c.update(ctx, client.ObjectKeyFromObject(a), a, "ack", func(a *v1.Alert, now time.Time) error {
 		return alertstate.Ack(&a.Status, by, note, now)
 	})
 }
@@ -221,20 +235,28 @@ func (c *Claimer) Fail(ctx context.Context, key client.ObjectKey, owner, lastErr
 		}
 		retryAfter = p.RetryAfter()
 	}
-	return c.update(ctx, key, "fail", func(a *v1.Alert, now time.Time) error {
+	return c.update(ctx, key, nil, "fail", func(a *v1.Alert, now time.Time) error {
 		return alertstate.Fail(&a.Status, owner, lastError, retryAfter, now)
 	})
 }
 
-// update re-reads the Alert and applies op until the write is not a
-// conflict, checking the holder again on every attempt: a lease lost
-// between two attempts is refused, never overwritten.
-func (c *Claimer) update(ctx context.Context, key client.ObjectKey, verb string, op func(*v1.Alert, time.Time) error) (*v1.Alert, error) {
+// update applies op and writes with the resourceVersion it read, re-reading
+// and retrying on conflict and checking the holder again on every attempt:
+// a lease lost between two attempts is refused, never overwritten. A
+// non-nil start (an Alert the caller just claimed) saves the first read.
+func (c *Claimer) update(ctx context.Context, key client.ObjectKey, start *v1.Alert, verb string, op func(*v1.Alert, time.Time) error) (*v1.Alert, error) {
 	a := &v1.Alert{}
+	if start != nil {
+		start.DeepCopyInto(a)
+	}
+	first := start != nil
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := c.Client.Get(ctx, key, a); err != nil {
-			return err
+		if !first {
+			if err := c.Client.Get(ctx, key, a); err != nil {
+				return err
+			}
 		}
+		first = false
 		orig := a.DeepCopy()
 		if err := op(a, c.now()); err != nil {
 			return err
