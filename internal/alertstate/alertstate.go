@@ -142,7 +142,7 @@ func Claim(s *v1.AlertStatus, owner string, ttl time.Duration, now time.Time) er
 	if !Claimable(s, now) {
 		return fmt.Errorf("alert in phase %s is not claimable", s.Phase)
 	}
-	secs := int32(max(1, min(int64((ttl+time.Second-1)/time.Second), MaxLeaseSeconds)))
+	secs := leaseSeconds(ttl)
 	transitions := int32(0)
 	if s.Claim != nil {
 		transitions = s.Claim.LeaseTransitions

@@ -1,0 +1,271 @@
+package controllers_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/claim"
+)
+
+// Bounds of the race specs; generous for a shared 2-core machine.
+const (
+	drainTimeout   = 3 * time.Minute
+	acceptTimeout  = 90 * time.Second
+	claimerBackoff = 50 * time.Millisecond
+)
+
+// createAlerts creates n Alerts with distinct fingerprints, in parallel, and
+// waits until the controller has accepted every one as New.
+func createAlerts(ns string, n int) {
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			defer GinkgoRecover()
+			for i := range jobs {
+				Expect(k8s.Create(ctx, newAlert(ns, fmt.Sprintf("h%04d", i)))).To(Succeed())
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	Eventually(func(g Gomega) {
+		items := listAlerts(g, ns)
+		g.Expect(items).To(HaveLen(n))
+		for i := range items {
+			g.Expect(items[i].Status.Phase).To(Equal(v1.AlertNew), "Alert %s", items[i].Name)
+		}
+	}, acceptTimeout, 250*time.Millisecond).Should(Succeed())
+}
+
+// claimLog records every claim a claimer was told it won.
+type claimLog struct {
+	mu     sync.Mutex
+	claims map[types.UID][]string
+}
+
+func (l *claimLog) add(a *v1.Alert, owner string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.claims[a.UID] = append(l.claims[a.UID], owner)
+}
+
+// newClaimer gives each racing agent its own client, as separate processes
+// would have.
+func newClaimer() *claim.Claimer {
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+	return &claim.Claimer{Client: c}
+}
+
+// drain claims and acks in batches until every Alert of ns is Acked.
+func drain(c *claim.Claimer, ns, owner string, limit int, log *claimLog) error {
+	deadline := time.Now().Add(drainTimeout)
+	for time.Now().Before(deadline) {
+		got, err := c.Claim(ctx, claim.Request{Namespace: ns, Limit: limit, Owner: owner, LockTTL: time.Minute})
+		if errors.Is(err, claim.ErrNothingToClaim) {
+			var list v1.AlertList
+			if err := c.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+				return err
+			}
+			if allAcked(list.Items) {
+				return nil
+			}
+			// Alerts held by dead claimers come back when their lease ends.
+			time.Sleep(claimerBackoff) // the supervisor loop's poll interval, not test synchronisation
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for i := range got {
+			log.add(&got[i], owner)
+		}
+		for i := range got {
+			if _, err := c.AckClaimed(ctx, &got[i], owner, "handled"); err != nil {
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("%s: Alerts left unacked after %s", owner, drainTimeout)
+}
+
+func allAcked(items []v1.Alert) bool {
+	for i := range items {
+		if items[i].Status.Phase != v1.AlertAcked {
+			return false
+		}
+	}
+	return true
+}
+
+var _ = Describe("Racing claimers", Ordered, func() {
+	var stop func()
+	BeforeAll(func() {
+		stop = startOperator(controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 4})
+		DeferCleanup(func() { stop() })
+	})
+
+	It("drain 1,000 Alerts with 8 claimers, each Alert claimed exactly once", func() {
+		const alerts, claimers, limit = 1000, 8, 25
+		ns := newNamespace()
+		createAlerts(ns, alerts)
+
+		log := &claimLog{claims: map[types.UID][]string{}}
+		errs := make(chan error, claimers)
+		var wg sync.WaitGroup
+		for i := range claimers {
+			c := newClaimer()
+			wg.Go(func() { errs <- drain(c, ns, fmt.Sprintf("agent-%d", i), limit, log) })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			Expect(err).NotTo(HaveOccurred())
+		}
+
+		items := listAlerts(Default, ns)
+		Expect(items).To(HaveLen(alerts))
+		perOwner := map[string]int{}
+		for i := range items {
+			a := &items[i]
+			owners := log.claims[a.UID]
+			Expect(owners).To(HaveLen(1), "Alert %s claimed by %v", a.Name, owners)
+			Expect(a.Status.Phase).To(Equal(v1.AlertAcked))
+			Expect(a.Status.Ack.By).To(Equal(owners[0]))
+			Expect(a.Status.Attempts).To(BeEquivalentTo(1))
+			Expect(a.Status.Claim.HolderIdentity).To(Equal(owners[0]))
+			perOwner[owners[0]]++
+		}
+		Expect(log.claims).To(HaveLen(alerts))
+		GinkgoWriter.Printf("claims per claimer: %v\n", perOwner)
+	})
+
+	It("take over the Alerts of claimers that die holding leases, losing none", func() {
+		const alerts, dead, live, limit = 200, 3, 5, 20
+		const deadLease = 2 * time.Second
+		ns := newNamespace()
+		createAlerts(ns, alerts)
+
+		log := &claimLog{claims: map[types.UID][]string{}}
+		// The dying claimers take a batch each and vanish without acking.
+		var wg sync.WaitGroup
+		for i := range dead {
+			c := newClaimer()
+			wg.Go(func() {
+				defer GinkgoRecover()
+				owner := fmt.Sprintf("dead-%d", i)
+				got, err := c.Claim(ctx, claim.Request{Namespace: ns, Limit: limit, Owner: owner, LockTTL: deadLease})
+				Expect(err).NotTo(HaveOccurred())
+				for j := range got {
+					log.add(&got[j], owner)
+				}
+			})
+		}
+		wg.Wait()
+		Expect(log.claims).To(HaveLen(dead * limit))
+
+		errs := make(chan error, live)
+		for i := range live {
+			c := newClaimer()
+			wg.Go(func() { errs <- drain(c, ns, fmt.Sprintf("live-%d", i), limit, log) })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			Expect(err).NotTo(HaveOccurred())
+		}
+
+		items := listAlerts(Default, ns)
+		Expect(items).To(HaveLen(alerts))
+		takenOver := 0
+		for i := range items {
+			a := &items[i]
+			owners := log.claims[a.UID]
+			Expect(a.Status.Phase).To(Equal(v1.AlertAcked), "Alert %s", a.Name)
+			// Exactly one live claim per Alert; a dead claimer's claim, if any, came first.
+			Expect(owners).NotTo(BeEmpty())
+			last := owners[len(owners)-1]
+			Expect(last).To(HavePrefix("live-"), "Alert %s claims %v", a.Name, owners)
+			Expect(a.Status.Ack.By).To(Equal(last))
+			Expect(a.Status.Attempts).To(BeEquivalentTo(len(owners)), "Alert %s claims %v", a.Name, owners)
+			switch len(owners) {
+			case 1:
+			case 2:
+				Expect(owners[0]).To(HavePrefix("dead-"), "Alert %s claims %v", a.Name, owners)
+				Expect(a.Status.Claim.LeaseTransitions).To(BeEquivalentTo(1))
+				takenOver++
+			default:
+				Fail(fmt.Sprintf("Alert %s claimed %d times: %v", a.Name, len(owners), owners))
+			}
+		}
+		Expect(takenOver).To(Equal(dead * limit))
+	})
+})
+
+var _ = Describe("Claim lifecycle with the operator", func() {
+	var ns string
+	BeforeEach(func() {
+		ns = newNamespace()
+		stop := startOperator(controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 2})
+		DeferCleanup(func() { stop() })
+	})
+
+	It("returns a failed Alert to New at retryAfter, claimable again with attempts counted", func() {
+		createAlerts(ns, 1)
+		c := newClaimer()
+		got, err := c.Claim(ctx, claim.Request{Namespace: ns, Limit: 5, Owner: "agent-a", LockTTL: time.Minute})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got).To(HaveLen(1))
+		key := client.ObjectKeyFromObject(&got[0])
+
+		failed, err := c.Fail(ctx, key, "agent-a", "gateway timeout", time.Second)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(failed.Status.Phase).To(Equal(v1.AlertFailed))
+		Expect(failed.Status.LastError).To(Equal("gateway timeout"))
+
+		a := &v1.Alert{}
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, key, a)).To(Succeed())
+			g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+		}, settle, poll).Should(Succeed())
+		Expect(a.Status.LastError).To(Equal("gateway timeout"))
+
+		again, err := c.Claim(ctx, claim.Request{Namespace: ns, Limit: 5, Owner: "agent-b", LockTTL: time.Minute})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(again).To(HaveLen(1))
+		Expect(again[0].Status.Attempts).To(BeEquivalentTo(2))
+		Expect(again[0].Status.Claim.HolderIdentity).To(Equal("agent-b"))
+		Expect(again[0].Status.Claim.LeaseTransitions).To(BeEquivalentTo(1))
+	})
+
+	It("requeues an expired lease to New on the controller's timer", func() {
+		createAlerts(ns, 1)
+		c := newClaimer()
+		got, err := c.Claim(ctx, claim.Request{Namespace: ns, Limit: 1, Owner: "agent-a", LockTTL: time.Second})
+		Expect(err).NotTo(HaveOccurred())
+		key := client.ObjectKeyFromObject(&got[0])
+		a := &v1.Alert{}
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, key, a)).To(Succeed())
+			g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+		}, settle, poll).Should(Succeed())
+		_, err = c.Ack(ctx, key, "agent-a", "too late")
+		Expect(err).NotTo(HaveOccurred(), "an unclaimed Alert may be acked by anyone")
+		Expect(k8s.Get(ctx, key, a)).To(Succeed())
+		Expect(a.Status.Ack.By).To(Equal("agent-a"))
+		Expect(a.Status.Ack.At.Time).To(BeTemporally("~", time.Now(), time.Minute))
+	})
+})

@@ -1,0 +1,270 @@
+// Package claim is the agents' side of the Alert work queue: claim the
+// oldest claimable Alerts under a lease, then renew, ack or fail them. It is
+// the Kubernetes replacement for `SELECT … FOR UPDATE SKIP LOCKED`: every
+// write carries the resourceVersion it read, so the API server lets exactly
+// one of N racing claimers win and answers the others 409 Conflict.
+//
+// It must be given an uncached client: a cache would make claimers race on
+// stale data and turn every claim into a conflict.
+package claim
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/policy"
+)
+
+// maxSpread bounds how far past the oldest candidates a contended claimer
+// looks: 32 × the batch still needed.
+const maxSpread = 32
+
+// ErrNothingToClaim is returned by Claim when no Alert could be taken.
+var ErrNothingToClaim = errors.New("nothing to claim")
+
+// Claimer claims, renews, acks and fails Alerts.
+type Claimer struct {
+	// Client must read from the API server, not a cache.
+	Client client.Client
+	// Clock is injected so tests control time; nil means the real clock.
+	Clock clock.PassiveClock
+}
+
+// Request is one claim, as the runbook's claim(window_minutes, limit,
+// owner, lock_ttl_seconds).
+type Request struct {
+	// Namespace to claim in; empty means every namespace the caller may list.
+	Namespace string
+	// Window keeps Alerts last seen within it; zero means no window.
+	Window time.Duration
+	// Limit is the most Alerts taken; at least 1.
+	Limit int
+	// Owner becomes claim.holderIdentity.
+	Owner string
+	// LockTTL is the lease; zero means the namespace's policy, else 10m.
+	LockTTL time.Duration
+}
+
+func (c *Claimer) now() time.Time {
+	if c.Clock == nil {
+		return time.Now()
+	}
+	return c.Clock.Now()
+}
+
+// liveAlerts asks the API server only for Alerts that can still move.
+var liveAlerts = fields.AndSelectors(
+	fields.OneTermNotEqualSelector("status.phase", string(v1.AlertAcked)),
+	fields.OneTermNotEqualSelector("status.phase", string(v1.AlertDeduplicated)),
+)
+
+// Claim takes up to r.Limit of the oldest claimable Alerts (New; Failed
+// whose retryAfter passed; Processing whose lease expired) inside the
+// window, and returns exactly the ones it took, oldest first. An Alert
+// another claimer wins is skipped and the batch keeps filling. With nothing
+// taken it returns ErrNothingToClaim.
+func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
+	if r.Owner == "" {
+		return nil, errors.New("owner is required")
+	}
+	if r.Limit < 1 {
+		return nil, fmt.Errorf("limit must be at least 1, not %d", r.Limit)
+	}
+	var list v1.AlertList
+	if err := c.Client.List(ctx, &list, client.InNamespace(r.Namespace), client.MatchingFieldsSelector{Selector: liveAlerts}); err != nil {
+		return nil, fmt.Errorf("failed to list Alerts: %w", err)
+	}
+	now := c.now()
+	candidates := Candidates(list.Items, r.Window, now)
+	ttls := map[string]time.Duration{}
+	var got []v1.Alert
+	// Racing claimers would all collide on the oldest Alert. Each pick is a
+	// random one among the oldest need×spread remaining candidates, where
+	// need is what the batch still lacks: alone (no conflicts, spread 1) a
+	// claimer takes exactly the oldest Limit; every conflict it sees
+	// doubles spread, so racing claimers fan out instead of colliding.
+	spread := 1
+	for pending := candidates; len(got) < r.Limit && len(pending) > 0; {
+		w := min(len(pending), (r.Limit-len(got))*spread)
+		i := rand.IntN(w) //nolint:gosec // G404: spreading claimers needs no unpredictability
+		a := pending[i]
+		pending[i] = pending[0]
+		pending = pending[1:]
+		ttl, err := c.lockTTL(ctx, ttls, a.Namespace, r.LockTTL)
+		if err != nil {
+			return got, err
+		}
+		ok, err := c.take(ctx, a, r.Owner, ttl)
+		if err != nil {
+			return got, err
+		}
+		if !ok {
+			spread = min(spread*2, maxSpread)
+			continue
+		}
+		got = append(got, *a)
+	}
+	if len(got) == 0 {
+		return nil, ErrNothingToClaim
+	}
+	slices.SortFunc(got, func(a, b v1.Alert) int { return oldestFirst(&a, &b) })
+	return got, nil
+}
+
+// take writes the claim with the resourceVersion it read; false means
+// another writer got there first.
+func (c *Claimer) take(ctx context.Context, a *v1.Alert, owner string, ttl time.Duration) (bool, error) {
+	now := c.now()
+	if !alertstate.Claimable(&a.Status, now) {
+		return false, nil // no longer claimable at our clock: skip it like a lost race
+	}
+	orig := a.DeepCopy()
+	if err := alertstate.Claim(&a.Status, owner, ttl, now); err != nil {
+		return false, err
+	}
+	patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
+	err := c.Client.Status().Patch(ctx, a, patch)
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsConflict(err), apierrors.IsNotFound(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("failed to claim Alert %s: %w", klog.KObj(a), err)
+}
+
+func (c *Claimer) lockTTL(ctx context.Context, cache map[string]time.Duration, ns string, flag time.Duration) (time.Duration, error) {
+	if flag > 0 {
+		return flag, nil
+	}
+	if d, ok := cache[ns]; ok {
+		return d, nil
+	}
+	p, err := policy.Get(ctx, c.Client, ns)
+	if err != nil {
+		return 0, fmt.Errorf("failed to read the AlertRoutingPolicy of %s: %w", ns, err)
+	}
+	cache[ns] = p.ProcessingLockTTL()
+	return cache[ns], nil
+}
+
+// Candidates are the claimable Alerts of items last seen inside window
+// (zero: any), oldest first.
+func Candidates(items []v1.Alert, window time.Duration, now time.Time) []*v1.Alert {
+	out := make([]*v1.Alert, 0, len(items))
+	for i := range items {
+		a := &items[i]
+		if a.DeletionTimestamp != nil || !alertstate.Claimable(&a.Status, now) {
+			continue
+		}
+		if window > 0 && LastSeen(a).Before(now.Add(-window)) {
+			continue
+		}
+		out = append(out, a)
+	}
+	slices.SortFunc(out, oldestFirst)
+	return out
+}
+
+// LastSeen is status.lastSeenAt, else the creation time.
+func LastSeen(a *v1.Alert) time.Time {
+	if a.Status.LastSeenAt != nil {
+		return a.Status.LastSeenAt.Time
+	}
+	return a.CreationTimestamp.Time
+}
+
+// oldestFirst orders by creation; the namespace and name break ties, since
+// creationTimestamp has second resolution.
+func oldestFirst(a, b *v1.Alert) int {
+	if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Namespace, b.Namespace); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Name, b.Name)
+}
+
+// Renew extends owner's live lease on the Alert by ttl (zero keeps its
+// duration).
+func (c *Claimer) Renew(ctx context.Context, key client.ObjectKey, owner string, ttl time.Duration) (*v1.Alert, error) {
+	return c.update(ctx, key, nil, "renew", func(a *v1.Alert, now time.Time) error {
+		return alertstate.Renew(&a.Status, owner, ttl, now)
+	})
+}
+
+// Ack closes the Alert with note. A Processing Alert only by the holder of
+// its live lease; a New or Failed one by anyone allowed to, recorded as by.
+func (c *Claimer) Ack(ctx context.Context, key client.ObjectKey, by, note string) (*v1.Alert, error) {
+	return c.update(ctx, key, nil, "ack", func(a *v1.Alert, now time.Time) error {
+		return alertstate.Ack(&a.Status, by, note, now)
+	})
+}
+
+// AckClaimed acks an Alert this Claimer's caller just claimed, starting
+// from the claimed object instead of a fresh read; a conflict falls back to
+// re-reading, so a lease lost meanwhile is still refused.
+func (c *Claimer) AckClaimed(ctx context.Context, a *v1.Alert, by, note string) (*v1.Alert, error) {
+	return c.update(ctx, client.ObjectKeyFromObject(a), a, "ack", func(a *v1.Alert, now time.Time) error {
+		return alertstate.Ack(&a.Status, by, note, now)
+	})
+}
+
+// Fail records lastError and hands the Alert back for a retry after
+// retryAfter (zero: the namespace's policy, else 5m).
+func (c *Claimer) Fail(ctx context.Context, key client.ObjectKey, owner, lastError string, retryAfter time.Duration) (*v1.Alert, error) {
+	if retryAfter <= 0 {
+		p, err := policy.Get(ctx, c.Client, key.Namespace)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the AlertRoutingPolicy of %s: %w", key.Namespace, err)
+		}
+		retryAfter = p.RetryAfter()
+	}
+	return c.update(ctx, key, nil, "fail", func(a *v1.Alert, now time.Time) error {
+		return alertstate.Fail(&a.Status, owner, lastError, retryAfter, now)
+	})
+}
+
+// update applies op and writes with the resourceVersion it read, re-reading
+// and retrying on conflict and checking the holder again on every attempt:
+// a lease lost between two attempts is refused, never overwritten. A
+// non-nil start (an Alert the caller just claimed) saves the first read.
+func (c *Claimer) update(ctx context.Context, key client.ObjectKey, start *v1.Alert, verb string, op func(*v1.Alert, time.Time) error) (*v1.Alert, error) {
+	a := &v1.Alert{}
+	if start != nil {
+		start.DeepCopyInto(a)
+	}
+	first := start != nil
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if !first {
+			if err := c.Client.Get(ctx, key, a); err != nil {
+				return err
+			}
+		}
+		first = false
+		orig := a.DeepCopy()
+		if err := op(a, c.now()); err != nil {
+			return err
+		}
+		return c.Client.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to %s Alert %s: %w", verb, key, err)
+	}
+	return a, nil
+}

@@ -1,0 +1,50 @@
+package claim
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+)
+
+func TestCandidatesAreClaimableInsideTheWindowOldestFirst(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(-d)); return &t }
+	mk := func(name string, created time.Duration, s v1.AlertStatus) v1.Alert {
+		return v1.Alert{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: *at(created)}, Status: s}
+	}
+	expired := &v1.AlertClaim{HolderIdentity: "x", RenewTime: metav1.NewMicroTime(now.Add(-time.Hour)), LeaseDurationSeconds: 60}
+	live := &v1.AlertClaim{HolderIdentity: "x", RenewTime: metav1.NewMicroTime(now), LeaseDurationSeconds: 60}
+	deleting := mk("deleting", time.Minute, v1.AlertStatus{Phase: v1.AlertNew})
+	deleting.DeletionTimestamp = at(0)
+	items := []v1.Alert{
+		mk("new-young", time.Minute, v1.AlertStatus{Phase: v1.AlertNew}),
+		mk("stale", 2*time.Hour, v1.AlertStatus{Phase: v1.AlertProcessing, Claim: expired}),
+		mk("held", 3*time.Hour, v1.AlertStatus{Phase: v1.AlertProcessing, Claim: live}),
+		mk("failed-due", time.Hour, v1.AlertStatus{Phase: v1.AlertFailed, RetryAfter: at(time.Second)}),
+		mk("failed-later", time.Hour, v1.AlertStatus{Phase: v1.AlertFailed, RetryAfter: at(-time.Minute)}),
+		mk("too-old", 5*time.Hour, v1.AlertStatus{Phase: v1.AlertNew}),
+		mk("old-but-seen", 5*time.Hour, v1.AlertStatus{Phase: v1.AlertNew, LastSeenAt: at(time.Minute)}),
+		mk("acked", time.Minute, v1.AlertStatus{Phase: v1.AlertAcked}),
+		mk("undecided", time.Minute, v1.AlertStatus{}),
+		deleting,
+	}
+	var got []string
+	for _, a := range Candidates(items, 4*time.Hour, now) {
+		got = append(got, a.Name)
+	}
+	want := []string{"old-but-seen", "stale", "failed-due", "new-young"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if n := len(Candidates(items, 0, now)); n != 5 {
+		t.Fatalf("without a window %d candidates, want 5", n)
+	}
+}

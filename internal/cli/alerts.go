@@ -1,0 +1,215 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	authnv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/duration"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/claim"
+)
+
+// Output formats of -o.
+const (
+	outputTable = ""
+	outputJSON  = "json"
+)
+
+func newAlertsCommand(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "alerts",
+		Aliases: []string{"alert", "alrt"},
+		Short:   "Ingest, list, claim, renew, ack and fail Alerts",
+	}
+	cmd.AddCommand(
+		newAlertsListCommand(app),
+		newAlertsClaimCommand(app),
+		newAlertsRenewCommand(app),
+		newAlertsAckCommand(app),
+		newAlertsFailCommand(app),
+		newAlertsIngestCommand(app),
+	)
+	return cmd
+}
+
+var cliScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1.AddToScheme(s))
+	return s
+}()
+
+// client is an uncached client for the kubeconfig the flags name: claims
+// must never read a cache.
+func (a *App) client() (client.Client, error) {
+	cfg, err := a.Kube.ToRESTConfig()
+	if err != nil {
+		return nil, Exit(ExitUsage, fmt.Errorf("failed to load kubeconfig: %w", err))
+	}
+	c, err := client.New(cfg, client.Options{Scheme: cliScheme})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a client: %w", err)
+	}
+	return c, nil
+}
+
+// namespace is -n, else the kubeconfig context's namespace, else default.
+func (a *App) namespace() (string, error) {
+	ns, _, err := a.Kube.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return "", Exit(ExitUsage, fmt.Errorf("failed to read the namespace from kubeconfig: %w", err))
+	}
+	return ns, nil
+}
+
+// whoami is the caller's user name, as the API server authenticated it.
+func whoami(ctx context.Context, c client.Client) (string, error) {
+	r := &authnv1.SelfSubjectReview{}
+	if err := c.Create(ctx, r); err != nil {
+		return "", fmt.Errorf("failed to ask the API server who you are (pass --owner): %w", err)
+	}
+	if r.Status.UserInfo.Username == "" {
+		return "", Exit(ExitUsage, errors.New("the API server did not name you: pass --owner"))
+	}
+	return r.Status.UserInfo.Username, nil
+}
+
+func ownerOrSelf(ctx context.Context, c client.Client, owner string) (string, error) {
+	if owner != "" {
+		return owner, nil
+	}
+	return whoami(ctx, c)
+}
+
+func addOutputFlag(cmd *cobra.Command, out *string) {
+	cmd.Flags().StringVarP(out, "output", "o", outputTable, "output format: json, or empty for a table")
+}
+
+func checkOutput(out string) error {
+	if out != outputTable && out != outputJSON {
+		return Exit(ExitUsage, fmt.Errorf("--output %q is not supported: use json", out))
+	}
+	return nil
+}
+
+// leaseError maps the state machine's refusals to the documented exit codes.
+func leaseError(err error) error {
+	var nh *alertstate.NotHolderError
+	var pe *alertstate.PhaseError
+	switch {
+	case errors.As(err, &nh):
+		return Exit(ExitNotHolder, err)
+	case errors.As(err, &pe):
+		return Exit(ExitUsage, err)
+	}
+	return err
+}
+
+// withKind sets apiVersion and kind, which typed clients leave empty, so
+// the JSON is what kubectl prints.
+func withKind(a v1.Alert) v1.Alert {
+	a.APIVersion = v1.GroupVersion.String()
+	a.Kind = "Alert"
+	return a
+}
+
+func printJSON(w io.Writer, v any) error {
+	data, err := json.MarshalIndent(v, "", "    ")
+	if err != nil {
+		return fmt.Errorf("failed to encode JSON: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", data)
+	return err
+}
+
+// alertList is kubectl's List envelope.
+type alertList struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Metadata   metav1.ListMeta `json:"metadata"`
+	Items      []v1.Alert      `json:"items"`
+}
+
+func printAlerts(w io.Writer, output string, alerts []v1.Alert, withNamespace bool, now time.Time) error {
+	if output == outputJSON {
+		l := alertList{APIVersion: "v1", Kind: "List", Items: make([]v1.Alert, 0, len(alerts))}
+		for _, a := range alerts {
+			l.Items = append(l.Items, withKind(a))
+		}
+		return printJSON(w, l)
+	}
+	if len(alerts) == 0 {
+		_, err := fmt.Fprintln(w, "No Alerts found.")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	header := []string{"NAME", "PHASE", "SERVICE", "ENV", "KIND", "SEVERITY", "OCCURRENCES", "HOLDER", "ATTEMPTS", "LAST SEEN", "TITLE"}
+	if withNamespace {
+		header = append([]string{"NAMESPACE"}, header...)
+	}
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for i := range alerts {
+		a := &alerts[i]
+		holder := "<none>"
+		if alertstate.LeaseLive(&a.Status, now) {
+			holder = a.Status.Claim.HolderIdentity
+		}
+		row := []string{a.Name, phaseOf(a), a.Spec.Service, a.Spec.Env, a.Spec.Kind, string(a.Spec.Severity),
+			fmt.Sprint(a.Status.Occurrences), holder, fmt.Sprint(a.Status.Attempts),
+			duration.HumanDuration(now.Sub(claim.LastSeen(a))), truncate(a.Spec.Title, 60)}
+		if withNamespace {
+			row = append([]string{a.Namespace}, row...)
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	return tw.Flush()
+}
+
+func phaseOf(a *v1.Alert) string {
+	if a.Status.Phase == "" {
+		return "<pending>"
+	}
+	return string(a.Status.Phase)
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// parsePhases reads --status-in case-insensitively (new = New).
+func parsePhases(list []string) ([]v1.AlertPhase, error) {
+	all := []v1.AlertPhase{v1.AlertNew, v1.AlertProcessing, v1.AlertAcked, v1.AlertFailed, v1.AlertDeduplicated}
+	var out []v1.AlertPhase
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		i := slices.IndexFunc(all, func(p v1.AlertPhase) bool { return strings.EqualFold(string(p), s) })
+		if i < 0 {
+			return nil, Exit(ExitUsage, fmt.Errorf("--status-in: unknown phase %q (want New, Processing, Acked, Failed or Deduplicated)", s))
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}

@@ -1,0 +1,158 @@
+package cli_test
+
+import (
+	"encoding/json"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/cli"
+)
+
+type list struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Items      []v1.Alert `json:"items"`
+}
+
+func decode[T any](r result) T {
+	var v T
+	ExpectWithOffset(1, json.Unmarshal([]byte(r.out), &v)).To(Succeed(), "stdout: %s\nstderr: %s", r.out, r.err)
+	return v
+}
+
+func succeeded(r result) {
+	ExpectWithOffset(1, r.code).To(Equal(cli.ExitOK), "stderr: %s", r.err)
+}
+
+var _ = Describe("alertbridge alerts", func() {
+	var ns string
+	BeforeEach(func() { ns = newNamespace() })
+
+	ingest := func(host string) cli.IngestResult {
+		r := run("", "alerts", "ingest", "-n", ns, "--service", "gateway", "--kind", "latency", "--severity", "p2",
+			"--title", "p95 above 300ms", "--label", "host="+host, "--source", "monitor@node1", "-o", "json")
+		succeeded(r)
+		return decode[cli.IngestResult](r)
+	}
+
+	It("ingests from flags and reports the dedupe decision", func() {
+		first := ingest("n1")
+		Expect(first).To(MatchFields(first.AlertRef, true, false, 1))
+		second := ingest("n1")
+		Expect(second.Deduped).To(BeTrue())
+		Expect(second.AlertRef).To(Equal(first.AlertRef))
+		Expect(second.Occurrences).To(BeEquivalentTo(2))
+
+		r := run("", "alerts", "ingest", "-n", ns, "--service", "gateway", "--kind", "latency", "--title", "again", "--label", "host=n1")
+		succeeded(r)
+		Expect(r.out).To(MatchRegexp(`ACCEPTED\s+DEDUPED\s+ALERT\s+OCCURRENCES\ntrue\s+true\s+` + first.AlertRef + `\s+3\n`))
+	})
+
+	It("ingests the HTTP JSON from stdin, snake_case included, and names bad fields", func() {
+		r := run(`{"alerts":[{"service":"api","kind":"error_rate","title":"5xx","dedupe_ttl_minutes":5},{"service":"api","kind":"error_rate","title":"5xx"}]}`,
+			"alerts", "ingest", "-n", ns, "-f", "-", "-o", "json")
+		succeeded(r)
+		got := decode[map[string][]cli.IngestResult](r)["results"]
+		Expect(got).To(HaveLen(2))
+		Expect(got[1].Deduped).To(BeTrue())
+		Expect(got[1].AlertRef).To(Equal(got[0].AlertRef))
+		a := &v1.Alert{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: got[0].AlertRef}, a)).To(Succeed())
+		Expect(a.Spec.DedupeTTL.Duration.Minutes()).To(BeEquivalentTo(5))
+
+		bad := run(`{"service":"api","kind":"ErrorRate","title":"x","dedupe_ttl_minutes":"soon"}`, "alerts", "ingest", "-n", ns, "-f", "-")
+		Expect(bad.code).To(Equal(cli.ExitUsage))
+		Expect(bad.err).To(ContainSubstring("kind: Invalid value"))
+		Expect(bad.err).To(ContainSubstring("dedupe_ttl_minutes: Invalid value"))
+
+		bad = run("", "alerts", "ingest", "-n", ns, "--kind", "latency", "--title", "x")
+		Expect(bad.code).To(Equal(cli.ExitUsage))
+		Expect(bad.err).To(ContainSubstring("--service: Required value"))
+	})
+
+	It("claims, refuses non-holders with exit 3, fails and acks with the documented exit codes", func() {
+		a1, a2 := ingest("h1"), ingest("h2")
+
+		r := run("", "alerts", "claim", "-n", ns, "--owner", "agent-a", "--limit", "5", "--lock-ttl", "1m", "-o", "json")
+		succeeded(r)
+		claimed := decode[list](r)
+		Expect(claimed.Kind).To(Equal("List"))
+		Expect(claimed.Items).To(HaveLen(2))
+		for _, a := range claimed.Items {
+			Expect(a.Kind).To(Equal("Alert"))
+			Expect(a.Status.Phase).To(Equal(v1.AlertProcessing))
+			Expect(a.Status.Claim.HolderIdentity).To(Equal("agent-a"))
+			Expect(a.Status.Claim.LeaseDurationSeconds).To(BeEquivalentTo(60))
+		}
+
+		r = run("", "alerts", "claim", "-n", ns, "--owner", "agent-b", "-o", "json")
+		Expect(r.code).To(Equal(cli.ExitNothing))
+		Expect(decode[list](r).Items).To(BeEmpty())
+
+		for _, verb := range [][]string{{"ack", a1.AlertRef}, {"fail", a1.AlertRef, "--error", "x"}, {"renew", a1.AlertRef}} {
+			r = run("", append([]string{"alerts", "-n", ns, "--owner", "agent-b"}, verb...)...)
+			Expect(r.code).To(Equal(cli.ExitNotHolder), "%v: %s", verb, r.err)
+			Expect(r.err).To(ContainSubstring("held by agent-a"))
+		}
+
+		r = run("", "alerts", "renew", a1.AlertRef, "-n", ns, "--owner", "agent-a", "--lock-ttl", "2m", "-o", "json")
+		succeeded(r)
+		Expect(decode[v1.Alert](r).Status.Claim.LeaseDurationSeconds).To(BeEquivalentTo(120))
+
+		r = run("", "alerts", "fail", a1.AlertRef, "-n", ns, "--owner", "agent-a", "--error", "gateway timeout", "--retry-after", "1h", "-o", "json")
+		succeeded(r)
+		failed := decode[v1.Alert](r)
+		Expect(failed.Status.Phase).To(Equal(v1.AlertFailed))
+		Expect(failed.Status.LastError).To(Equal("gateway timeout"))
+
+		r = run("", "alerts", "ack", a2.AlertRef, "-n", ns, "--owner", "agent-a", "--note", "fixed")
+		succeeded(r)
+		Expect(r.out).To(ContainSubstring("Acked"))
+
+		// A Failed Alert may be acked by hand; the ack names the caller.
+		r = run("", "alerts", "ack", a1.AlertRef, "-n", ns, "--note", "false positive", "-o", "json")
+		succeeded(r)
+		Expect(decode[v1.Alert](r).Status.Ack.By).To(Equal("alice"))
+
+		r = run("", "alerts", "ack", a1.AlertRef, "-n", ns)
+		Expect(r.code).To(Equal(cli.ExitUsage), "acking an Acked Alert: %s", r.err)
+		r = run("", "alerts", "ack", "no-such-alert", "-n", ns)
+		Expect(r.code).To(Equal(cli.ExitNotFound), r.err)
+		r = run("", "alerts", "list", "-n", ns, "--as", "mallory")
+		Expect(r.code).To(Equal(cli.ExitForbidden), r.err)
+	})
+
+	It("lists with the runbook's filters, as a table or kubectl's JSON", func() {
+		ingest("l1")
+		ingest("l2")
+		r := run(`{"service":"search","kind":"latency","title":"slow","env":"staging","source":"monitor@node2"}`, "alerts", "ingest", "-n", ns, "-f", "-")
+		succeeded(r)
+		claim := run("", "alerts", "claim", "-n", ns, "--owner", "agent-a", "--limit", "1")
+		succeeded(claim)
+
+		all := decode[list](run("", "alerts", "list", "-n", ns, "-o", "json"))
+		Expect(all.Items).To(HaveLen(3))
+		Expect(decode[list](run("", "alerts", "list", "-n", ns, "--status-in", "new", "-o", "json")).Items).To(HaveLen(2))
+		Expect(decode[list](run("", "alerts", "list", "-n", ns, "--status-in", "Processing,failed", "-o", "json")).Items).To(HaveLen(1))
+		Expect(decode[list](run("", "alerts", "list", "-n", ns, "--env", "staging", "-o", "json")).Items).To(HaveLen(1))
+		Expect(decode[list](run("", "alerts", "list", "-n", ns, "--source", "monitor@node1", "-o", "json")).Items).To(HaveLen(2))
+		Expect(decode[list](run("", "alerts", "list", "-n", ns, "--service", "search", "-o", "json")).Items).To(HaveLen(1))
+
+		table := run("", "alerts", "list", "-A", "--service", "search")
+		succeeded(table)
+		Expect(table.out).To(MatchRegexp(`^NAMESPACE\s+NAME\s+PHASE\s+SERVICE`))
+		Expect(table.out).To(ContainSubstring(ns))
+
+		r = run("", "alerts", "list", "-n", ns, "--status-in", "done")
+		Expect(r.code).To(Equal(cli.ExitUsage))
+		Expect(r.err).To(ContainSubstring("--status-in"))
+	})
+})
+
+// MatchFields matches an ingest result.
+func MatchFields(ref string, accepted, deduped bool, occurrences int64) OmegaMatcher {
+	return Equal(cli.IngestResult{Accepted: accepted, Deduped: deduped, AlertRef: ref, Occurrences: occurrences})
+}

@@ -1,0 +1,248 @@
+package cli
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/claim"
+)
+
+// defaultWindow is the runbook's window_minutes=240.
+const defaultWindow = 240 * time.Minute
+
+type listOptions struct {
+	allNamespaces bool
+	window        time.Duration
+	statusIn      []string
+	env, source   string
+	service       string
+	output        string
+}
+
+func newAlertsListCommand(app *App) *cobra.Command {
+	o := listOptions{}
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List Alerts last seen inside a window, newest first",
+		Example: `  alertbridge alerts list --window 240m --status-in new,failed
+  alertbridge alerts list -A --source monitor@node1 --window 60m -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd, app) },
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "list across every namespace you may list")
+	f.DurationVar(&o.window, "window", defaultWindow, "only Alerts last seen inside this window; 0 for all")
+	f.StringSliceVar(&o.statusIn, "status-in", nil, "only these phases, e.g. New,Failed (case-insensitive)")
+	f.StringVar(&o.env, "env", "", "only this env")
+	f.StringVar(&o.source, "source", "", "only this source, e.g. monitor@node1")
+	f.StringVar(&o.service, "service", "", "only this service")
+	addOutputFlag(cmd, &o.output)
+	return cmd
+}
+
+func (o *listOptions) run(cmd *cobra.Command, app *App) error {
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
+	phases, err := parsePhases(o.statusIn)
+	if err != nil {
+		return err
+	}
+	c, err := app.client()
+	if err != nil {
+		return err
+	}
+	ns := ""
+	if !o.allNamespaces {
+		if ns, err = app.namespace(); err != nil {
+			return err
+		}
+	}
+	var list v1.AlertList
+	if err := c.List(cmd.Context(), &list, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	now := time.Now()
+	var out []v1.Alert
+	for _, a := range list.Items {
+		if o.window > 0 && claim.LastSeen(&a).Before(now.Add(-o.window)) ||
+			len(phases) > 0 && !slices.Contains(phases, a.Status.Phase) ||
+			o.env != "" && a.Spec.Env != o.env ||
+			o.source != "" && a.Spec.Source != o.source ||
+			o.service != "" && a.Spec.Service != o.service {
+			continue
+		}
+		out = append(out, a)
+	}
+	slices.SortStableFunc(out, func(a, b v1.Alert) int { return claim.LastSeen(&b).Compare(claim.LastSeen(&a)) })
+	return printAlerts(app.Out, o.output, out, o.allNamespaces, now)
+}
+
+type claimOptions struct {
+	allNamespaces bool
+	owner         string
+	limit         int
+	window        time.Duration
+	lockTTL       time.Duration
+	output        string
+}
+
+func newAlertsClaimCommand(app *App) *cobra.Command {
+	o := claimOptions{}
+	cmd := &cobra.Command{
+		Use:   "claim",
+		Short: "Claim the oldest claimable Alerts under a lease (exit 2 when there is nothing to claim)",
+		Long: `Claims up to --limit of the oldest claimable Alerts (New; Failed whose
+retryAfter passed; Processing whose lease expired) last seen inside --window.
+Each is taken with an optimistic-lock status write, so of several racing
+claimers exactly one gets each Alert. Prints exactly the Alerts this call took.`,
+		Example: `  alertbridge alerts claim --owner sofiia-supervisor --limit 25 --window 240m --lock-ttl 10m -o json`,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return o.run(cmd, app) },
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "claim across every namespace you may list")
+	f.StringVar(&o.owner, "owner", "", "lease holder identity (default: your user name)")
+	f.IntVar(&o.limit, "limit", 25, "most Alerts to claim")
+	f.DurationVar(&o.window, "window", defaultWindow, "only Alerts last seen inside this window; 0 for all")
+	f.DurationVar(&o.lockTTL, "lock-ttl", 0, "lease duration (default: the AlertRoutingPolicy's processingLockTTL, else 10m)")
+	addOutputFlag(cmd, &o.output)
+	return cmd
+}
+
+func (o *claimOptions) run(cmd *cobra.Command, app *App) error {
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
+	if o.limit < 1 {
+		return Exit(ExitUsage, errors.New("--limit must be at least 1"))
+	}
+	c, err := app.client()
+	if err != nil {
+		return err
+	}
+	ns := ""
+	if !o.allNamespaces {
+		if ns, err = app.namespace(); err != nil {
+			return err
+		}
+	}
+	owner, err := ownerOrSelf(cmd.Context(), c, o.owner)
+	if err != nil {
+		return err
+	}
+	got, err := (&claim.Claimer{Client: c}).Claim(cmd.Context(), claim.Request{
+		Namespace: ns, Window: o.window, Limit: o.limit, Owner: owner, LockTTL: o.lockTTL,
+	})
+	if errors.Is(err, claim.ErrNothingToClaim) {
+		if perr := printAlerts(app.Out, o.output, nil, o.allNamespaces, time.Now()); perr != nil {
+			return perr
+		}
+		return Exit(ExitNothing, err)
+	}
+	if len(got) > 0 {
+		// Print what was taken even if the batch stopped on an error: the
+		// caller holds these leases.
+		if perr := printAlerts(app.Out, o.output, got, o.allNamespaces, time.Now()); perr != nil {
+			return perr
+		}
+	}
+	return err
+}
+
+type leaseOptions struct {
+	owner      string
+	note       string
+	lastError  string
+	retryAfter time.Duration
+	lockTTL    time.Duration
+	output     string
+}
+
+func newAlertsRenewCommand(app *App) *cobra.Command {
+	o := leaseOptions{}
+	cmd := &cobra.Command{
+		Use:   "renew NAME",
+		Short: "Extend your lease on a Processing Alert (exit 3 if you do not hold it)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, app, args[0], func(cl *claim.Claimer, key client.ObjectKey, owner string) (*v1.Alert, error) {
+				return cl.Renew(cmd.Context(), key, owner, o.lockTTL)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&o.owner, "owner", "", "lease holder identity (default: your user name)")
+	cmd.Flags().DurationVar(&o.lockTTL, "lock-ttl", 0, "new lease duration from now (default: keep the current one)")
+	addOutputFlag(cmd, &o.output)
+	return cmd
+}
+
+func newAlertsAckCommand(app *App) *cobra.Command {
+	o := leaseOptions{}
+	cmd := &cobra.Command{
+		Use:     "ack NAME",
+		Short:   "Ack an Alert: yours if Processing, or any New or Failed one (a false positive)",
+		Example: `  alertbridge alerts ack gateway-latency-x7k2p --note "false positive"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, app, args[0], func(cl *claim.Claimer, key client.ObjectKey, owner string) (*v1.Alert, error) {
+				return cl.Ack(cmd.Context(), key, owner, o.note)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&o.owner, "owner", "", "who acks: the lease holder (default: your user name)")
+	cmd.Flags().StringVar(&o.note, "note", "", "why, e.g. \"false positive\"")
+	addOutputFlag(cmd, &o.output)
+	return cmd
+}
+
+func newAlertsFailCommand(app *App) *cobra.Command {
+	o := leaseOptions{}
+	cmd := &cobra.Command{
+		Use:     "fail NAME",
+		Short:   "Fail your Processing Alert; it is claimable again after --retry-after",
+		Example: `  alertbridge alerts fail gateway-latency-x7k2p --error "gateway timeout" --retry-after 5m`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, app, args[0], func(cl *claim.Claimer, key client.ObjectKey, owner string) (*v1.Alert, error) {
+				return cl.Fail(cmd.Context(), key, owner, o.lastError, o.retryAfter)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&o.owner, "owner", "", "lease holder identity (default: your user name)")
+	cmd.Flags().StringVar(&o.lastError, "error", "", "what went wrong (recorded as status.lastError)")
+	cmd.Flags().DurationVar(&o.retryAfter, "retry-after", 0, "delay before a retry (default: the AlertRoutingPolicy's retryAfter, else 5m)")
+	addOutputFlag(cmd, &o.output)
+	return cmd
+}
+
+func (o *leaseOptions) run(cmd *cobra.Command, app *App, name string, op func(*claim.Claimer, client.ObjectKey, string) (*v1.Alert, error)) error {
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
+	c, err := app.client()
+	if err != nil {
+		return err
+	}
+	ns, err := app.namespace()
+	if err != nil {
+		return err
+	}
+	owner, err := ownerOrSelf(cmd.Context(), c, o.owner)
+	if err != nil {
+		return err
+	}
+	a, err := op(&claim.Claimer{Client: c}, client.ObjectKey{Namespace: ns, Name: name}, owner)
+	if err != nil {
+		return leaseError(err)
+	}
+	if o.output == outputJSON {
+		return printJSON(app.Out, withKind(*a))
+	}
+	return printAlerts(app.Out, o.output, []v1.Alert{*a}, false, time.Now())
+}
