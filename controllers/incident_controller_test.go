@@ -1,13 +1,17 @@
 package controllers_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -387,6 +391,73 @@ var _ = Describe("Incident conversion and triage", func() {
 			g.Expect(c.Message).To(ContainSubstring(v1.TriageServiceAccountAnnotation))
 		}, settle, poll).Should(Succeed())
 		Consistently(func(g Gomega) { g.Expect(listJobs(g, ns)).To(BeEmpty()) }, quietFor, poll).Should(Succeed())
+	})
+
+	It("POSTs triage runs to the webhook with retries, and records a webhook that keeps failing", func() {
+		var (
+			mu       sync.Mutex
+			attempts = map[string]int{}
+			bodies   []incident.Run
+			headers  []http.Header
+		)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			defer GinkgoRecover()
+			var run incident.Run
+			Expect(json.NewDecoder(req.Body).Decode(&run)).To(Succeed())
+			mu.Lock()
+			defer mu.Unlock()
+			attempts[run.Signature]++
+			bodies, headers = append(bodies, run), append(headers, req.Header.Clone())
+			if strings.HasSuffix(run.Signature, "/broken") || attempts[run.Signature] < 3 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		DeferCleanup(srv.Close)
+		Expect(k8s.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "hook", Namespace: ns},
+			StringData: map[string]string{"token": "s3cret"},
+		})).To(Succeed())
+		createPolicy(ns, v1.AlertRoutingPolicySpec{Triage: &v1.TriagePolicy{
+			Webhook: &v1.TriageWebhook{URL: srv.URL + "/triage", SecretRef: &v1.LocalObjectReference{Name: "hook"}},
+		}})
+
+		alert := sigAlert(ns, "a", v1.SeverityP1)
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(alert), opts)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			c := meta.FindStatusCondition(getIncident(g, ns, res.Incident.Name).Status.Conditions, v1.IncidentConditionTriageConfigured)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(v1.ReasonWebhookDelivered))
+		}, settle, poll).Should(Succeed())
+		mu.Lock()
+		Expect(attempts["gateway/prod/latency"]).To(Equal(3))
+		Expect(bodies[2]).To(MatchFields(IgnoreExtras, Fields{
+			"Run": Equal(incident.RunName(res.Incident.Name, 1)), "Incident": Equal(res.Incident.Name), "Namespace": Equal(ns),
+			"Signature": Equal("gateway/prod/latency"), "Alert": Equal(alert.Name), "Severity": Equal(v1.SeverityP1),
+		}))
+		Expect(headers[2].Get("Authorization")).To(Equal("Bearer s3cret"))
+		Expect(headers[2].Get("Idempotency-Key")).To(Equal(incident.RunName(res.Incident.Name, 1)))
+		mu.Unlock()
+
+		broken := newAlert(ns, "b")
+		Expect(k8s.Create(ctx, broken)).To(Succeed())
+		res, err = incident.Convert(ctx, k8s, client.ObjectKeyFromObject(broken), incident.Options{Clock: clk, Signature: "gateway/prod/broken"})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			inc := getIncident(g, ns, res.Incident.Name)
+			c := meta.FindStatusCondition(inc.Status.Conditions, v1.IncidentConditionTriageConfigured)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(v1.ReasonWebhookFailed))
+			g.Expect(inc.Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
+		}, settle, poll).Should(Succeed())
+		Consistently(func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return attempts["gateway/prod/broken"]
+		}, quietFor, poll).Should(Equal(incident.WebhookAttempts))
 	})
 
 	It("opens and triages an Incident created with kubectl", func() {

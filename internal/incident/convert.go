@@ -265,25 +265,40 @@ func AddNote(ctx context.Context, c client.Client, key client.ObjectKey, note, b
 	}); err != nil {
 		return nil, err
 	}
-	return setSpec(ctx, c, key, func(inc *v1.Incident) { inc.Spec.Note = note })
+	return setSpec(ctx, c, key, func(inc *v1.Incident) error {
+		if inc.Spec.State != v1.IncidentClosed { // the closing note stays as it was
+			inc.Spec.Note = note
+		}
+		return nil
+	})
 }
+
+// ErrAlreadyClosed is returned when closing a Closed Incident: Closed is
+// terminal and its closing note is part of the record.
+var ErrAlreadyClosed = errors.New("the Incident is already Closed")
 
 // Close sets spec.state to Closed with the note; the API server refuses a
 // close without one, and a close from a state that does not allow it.
 func Close(ctx context.Context, c client.Client, key client.ObjectKey, note string) (*v1.Incident, error) {
-	return setSpec(ctx, c, key, func(inc *v1.Incident) {
+	return setSpec(ctx, c, key, func(inc *v1.Incident) error {
+		if inc.Spec.State == v1.IncidentClosed {
+			return ErrAlreadyClosed
+		}
 		inc.Spec.State = v1.IncidentClosed
 		inc.Spec.Note = note
+		return nil
 	})
 }
 
-func setSpec(ctx context.Context, c client.Client, key client.ObjectKey, mutate func(*v1.Incident)) (*v1.Incident, error) {
+func setSpec(ctx context.Context, c client.Client, key client.ObjectKey, mutate func(*v1.Incident) error) (*v1.Incident, error) {
 	var inc v1.Incident
 	err := retry.RetryOnConflict(conflictBackoff, func() error {
 		if err := c.Get(ctx, key, &inc); err != nil {
 			return err
 		}
-		mutate(&inc)
+		if err := mutate(&inc); err != nil {
+			return err
+		}
 		return c.Update(ctx, &inc)
 	})
 	if err != nil {
