@@ -30,8 +30,12 @@ var conflictBackoff = wait.Backoff{Steps: 120, Duration: 5 * time.Millisecond, F
 const maxConvertAttempts = 8
 
 // errNotOpen makes Convert decide again: the Incident it chose left the
-// open states before the append landed.
+// open states (or the dedupe window) before the append landed.
 var errNotOpen = errors.New("incident is no longer open")
+
+// errNoTarget makes Convert decide again on a consistent list: the cached
+// list found no open Incident to append to.
+var errNoTarget = errors.New("no open incident in the cached list")
 
 // Options tune a conversion; zero values fall back to the namespace's
 // AlertRoutingPolicy, then to the built-in defaults.
@@ -105,9 +109,16 @@ func Convert(ctx context.Context, c client.Client, alert client.ObjectKey, opts 
 		capSev = policySeverityCap(pol)
 	}
 
+	// The first decision reads the API server's watch cache (resourceVersion
+	// 0): a consistent list waits for etcd progress notifications, ~100ms,
+	// and a storm is mostly appends, which re-check the chosen Incident on
+	// the fresh read inside their optimistic write anyway. Creating an
+	// Incident (and inheriting a cooldown) is decided on a consistent list.
+	consistent := false
 	for range maxConvertAttempts {
-		res, err := convertOnce(ctx, c, &a, sig, capSev, window, pol.TriageCooldown(), clk, opts.MirrorOn)
-		if errors.Is(err, errNotOpen) || apierrors.IsAlreadyExists(err) {
+		res, err := convertOnce(ctx, c, &a, sig, capSev, window, pol.TriageCooldown(), clk, opts.MirrorOn, consistent)
+		if errors.Is(err, errNotOpen) || errors.Is(err, errNoTarget) || apierrors.IsAlreadyExists(err) {
+			consistent = true
 			continue
 		}
 		if err != nil {
@@ -122,8 +133,12 @@ func Convert(ctx context.Context, c client.Client, alert client.ObjectKey, opts 
 }
 
 func convertOnce(ctx context.Context, c client.Client, a *v1.Alert, sig string, capSev v1.Severity, window, cooldown time.Duration,
-	clk clock.PassiveClock, mirrorOn bool) (*Result, error) {
-	siblings, err := List(ctx, c, a.Namespace, sig)
+	clk clock.PassiveClock, mirrorOn, consistent bool) (*Result, error) {
+	var listOpts []client.ListOption
+	if !consistent {
+		listOpts = append(listOpts, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}})
+	}
+	siblings, err := List(ctx, c, a.Namespace, sig, listOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +156,9 @@ func convertOnce(ctx context.Context, c client.Client, a *v1.Alert, sig string, 
 		}
 	}
 	res := &Result{}
+	if target == nil && !consistent {
+		return nil, errNoTarget
+	}
 	if target == nil {
 		target = newIncident(a, sig, maxSeq+1, capSev)
 		if err := c.Create(ctx, target); err != nil {
@@ -164,7 +182,7 @@ func convertOnce(ctx context.Context, c client.Client, a *v1.Alert, sig string, 
 			res.TriageStarted = ApplyOpen(inc, clk.Now(), cooldown, first, Inherited(sibs, inc.Name))
 			res.Appended = first == a.Name
 		}
-		if !inc.Spec.State.IsOpen() {
+		if !inc.Spec.State.IsOpen() || (!opened && clk.Now().Sub(LastActivity(inc)) > window) {
 			return false, errNotOpen
 		}
 		appended, triaged := ApplyAppend(inc, a.Name, clk.Now(), cooldown)
@@ -203,9 +221,10 @@ func newIncident(a *v1.Alert, sig string, seq int64, capSev v1.Severity) *v1.Inc
 }
 
 // List returns the Incidents of a signature in a namespace.
-func List(ctx context.Context, r client.Reader, namespace, sig string) ([]v1.Incident, error) {
+func List(ctx context.Context, r client.Reader, namespace, sig string, opts ...client.ListOption) ([]v1.Incident, error) {
 	var list v1.IncidentList
-	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{v1.SignatureLabel: SignatureHash(sig)}); err != nil {
+	opts = append(opts, client.InNamespace(namespace), client.MatchingLabels{v1.SignatureLabel: SignatureHash(sig)})
+	if err := r.List(ctx, &list, opts...); err != nil {
 		return nil, fmt.Errorf("failed to list Incidents of signature %q: %w", sig, err)
 	}
 	return list.Items, nil
