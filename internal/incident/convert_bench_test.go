@@ -58,7 +58,7 @@ func stormAlerts(ctx context.Context, b *testing.B, c client.Client, n int) []cl
 	for i := range keys {
 		a := &v1.Alert{
 			ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns.Name},
-			Spec: v1.AlertSpec{Service: "gateway", Kind: "latency", Title: "p95", Labels: map[string]string{"host": fmt.Sprint(i)}},
+			Spec:       v1.AlertSpec{Service: "gateway", Kind: "latency", Title: "p95", Labels: map[string]string{"host": fmt.Sprint(i)}},
 		}
 		if err := c.Create(ctx, a); err != nil {
 			b.Fatal(err)
