@@ -324,6 +324,11 @@ var _ = Describe("Incident conversion and triage", func() {
 			Expect(md).To(ContainSubstring(want))
 		}
 
+		Eventually(func(g Gomega) {
+			g.Expect(eventReasons(g, ns, key.Name)).To(ContainElements(
+				controllers.EventTriageStarted, controllers.EventStateChanged, controllers.EventClosed, controllers.EventPostmortemDrafted))
+		}, settle, poll).Should(Succeed())
+
 		By("Closed is terminal")
 		Expect(apierrors.IsInvalid(setState(v1.IncidentOpen))).To(BeTrue())
 	})
@@ -331,9 +336,17 @@ var _ = Describe("Incident conversion and triage", func() {
 	It("keeps the cooldown across an operator restart and hands it to the signature's next Incident", func() {
 		createTriageSA(ns, triageSA, true)
 		createPolicy(ns, jobPolicy(stormCooldown))
+		By("a run recorded while the operator is down is carried out once it is back")
+		stop()
 		first, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), opts)
 		Expect(err).NotTo(HaveOccurred())
-		Eventually(func(g Gomega) { g.Expect(listJobs(g, ns)).To(HaveLen(1)) }, settle, poll).Should(Succeed())
+		Expect(first.TriageStarted).To(BeTrue())
+		Expect(listJobs(Default, ns)).To(BeEmpty())
+		start()
+		Eventually(func(g Gomega) {
+			g.Expect(listJobs(g, ns)).To(HaveLen(1))
+			g.Expect(getIncident(g, ns, first.Incident.Name).Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
+		}, settle, poll).Should(Succeed())
 
 		By("restarting the manager mid-cooldown")
 		stop()
