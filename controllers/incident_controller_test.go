@@ -473,6 +473,22 @@ var _ = Describe("Incident conversion and triage", func() {
 		}, quietFor, poll).Should(Equal(incident.WebhookAttempts))
 	})
 
+	It("reports an invalid job template with the API server's field error", func() {
+		createTriageSA(ns, triageSA, true)
+		pol := jobPolicy(stormCooldown)
+		pol.Triage.JobTemplate.Spec.Template.Spec.Containers = nil
+		createPolicy(ns, pol)
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), opts)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			c := meta.FindStatusCondition(getIncident(g, ns, res.Incident.Name).Status.Conditions, v1.IncidentConditionTriageConfigured)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(v1.ReasonInvalidJobTemplate))
+			g.Expect(c.Message).To(ContainSubstring("spec.template.spec.containers"))
+		}, settle, poll).Should(Succeed())
+		Expect(listJobs(Default, ns)).To(BeEmpty())
+	})
+
 	It("opens and triages an Incident created with kubectl", func() {
 		inc := &v1.Incident{
 			ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: ns},
