@@ -473,6 +473,42 @@ var _ = Describe("Incident conversion and triage", func() {
 		}, quietFor, poll).Should(Equal(incident.WebhookAttempts))
 	})
 
+	It("bounds the timeline to the newest 100, and with the mirror on trims only mirrored entries", func() {
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), opts)
+		Expect(err).NotTo(HaveOccurred())
+		key := client.ObjectKeyFromObject(res.Incident)
+		addNotes := func(n int) {
+			for i := range n {
+				// mirrorOn=true: the library trims nothing here; the operator does.
+				_, err := incident.AddNote(ctx, k8s, key, fmt.Sprintf("note %d", i), "", clk, true)
+				Expect(err).NotTo(HaveOccurred())
+			}
+		}
+		addNotes(110) // Opened + TriageStarted + 110 notes = seq 1..112
+		Eventually(func(g Gomega) {
+			inc := getIncident(g, ns, key.Name)
+			g.Expect(inc.Status.TimelineSeq).To(BeEquivalentTo(112))
+			g.Expect(inc.Status.Timeline).To(HaveLen(incident.MaxTimeline))
+			g.Expect(inc.Status.Timeline[0].Seq).To(BeEquivalentTo(13))
+		}, settle, poll).Should(Succeed())
+
+		By("with the mirror on, entries the mirror has not written stay")
+		stop()
+		stop = startOperator(controllers.Options{Clock: clk, DuplicateGCDelay: gcDelay, MirrorEnabled: true})
+		addNotes(20) // seq 113..132: 120 entries, none mirrored
+		Consistently(func(g Gomega) {
+			g.Expect(getIncident(g, ns, key.Name).Status.Timeline).To(HaveLen(120))
+		}, quietFor, poll).Should(Succeed())
+		inc := getIncident(Default, ns, key.Name)
+		inc.Status.MirroredTimelineSeq = 20 // the mirror wrote up to seq 20
+		Expect(k8s.Status().Update(ctx, inc)).To(Succeed())
+		Eventually(func(g Gomega) {
+			inc := getIncident(g, ns, key.Name)
+			g.Expect(inc.Status.Timeline).To(HaveLen(112))
+			g.Expect(inc.Status.Timeline[0].Seq).To(BeEquivalentTo(21))
+		}, settle, poll).Should(Succeed())
+	})
+
 	It("reports an invalid job template with the API server's field error", func() {
 		createTriageSA(ns, triageSA, true)
 		pol := jobPolicy(stormCooldown)
