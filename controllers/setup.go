@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Options tune the reconcilers; zero values mean the defaults.
@@ -17,6 +18,12 @@ type Options struct {
 	DuplicateGCDelay time.Duration
 	// AlertConcurrency is the number of fingerprints folded in parallel.
 	AlertConcurrency int
+	// MirrorEnabled says the PostgreSQL mirror runs: Incident timelines
+	// then only lose entries the mirror has written.
+	MirrorEnabled bool
+	// TriageWebhookBackoff is the first delay between triage webhook
+	// retries; zero means the default.
+	TriageWebhookBackoff time.Duration
 }
 
 // SetupAll registers every reconciler with mgr. main.go and the test suites
@@ -36,6 +43,32 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	}
 	if err := alerts.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("failed to set up the Alert controller: %w", err)
+	}
+	if err := setupIncidents(mgr, opts, clk); err != nil {
+		return err
+	}
+	return nil
+}
+
+func setupIncidents(mgr ctrl.Manager, opts Options, clk clock.PassiveClock) error {
+	incidents := &IncidentReconciler{
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Recorder:       mgr.GetEventRecorder("alertbridge-incident"),
+		Clock:          clk,
+		WebhookBackoff: opts.TriageWebhookBackoff,
+		MirrorEnabled:  opts.MirrorEnabled,
+	}
+	if err := incidents.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the Incident controller: %w", err)
+	}
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return fmt.Errorf("failed to create a direct client: %w", err)
+	}
+	auto := &AutoIncidentReconciler{Client: mgr.GetClient(), Direct: direct, Clock: clk, MirrorEnabled: opts.MirrorEnabled}
+	if err := auto.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the automatic Incident conversion: %w", err)
 	}
 	return nil
 }

@@ -20,6 +20,24 @@ const (
 // IsOpen reports whether the state counts as open (Open or Mitigating).
 func (s IncidentState) IsOpen() bool { return s == IncidentOpen || s == IncidentMitigating }
 
+// Incident condition types and reasons.
+const (
+	// IncidentConditionReady is True once the controller recorded the
+	// current spec.state; its reason is the state.
+	IncidentConditionReady = "Ready"
+	// IncidentConditionTriageConfigured says whether the last triage run had
+	// an action to carry out.
+	IncidentConditionTriageConfigured = "TriageConfigured"
+
+	ReasonJobCreated               = "JobCreated"
+	ReasonWebhookDelivered         = "WebhookDelivered"
+	ReasonJobAndWebhook            = "JobCreatedAndWebhookDelivered"
+	ReasonNoTriageAction           = "NoTriageActionConfigured"
+	ReasonServiceAccountNotAllowed = "ServiceAccountNotAllowed"
+	ReasonInvalidJobTemplate       = "InvalidJobTemplate"
+	ReasonWebhookFailed            = "WebhookFailed"
+)
+
 // TimelineType classifies an Incident timeline entry.
 // +kubebuilder:validation:Enum=Opened;AlertAppended;TriageStarted;StateChanged;Note;Closed
 type TimelineType string
@@ -129,6 +147,18 @@ type TriageStatus struct {
 	// lastRunRef names the last triage run (a Job name, or the webhook run id).
 	// +optional
 	LastRunRef *LocalObjectReference `json:"lastRunRef,omitempty"`
+
+	// lastRunAlertRef names the Alert that started the last triage run.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	LastRunAlertRef string `json:"lastRunAlertRef,omitempty"`
+
+	// dispatchedRuns counts the runs whose action (Job, webhook, or the
+	// record that none is configured) the controller has carried out; a run
+	// above it is still to be dispatched.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	DispatchedRuns int32 `json:"dispatchedRuns,omitempty"`
 }
 
 // IncidentStatus is the observed state of an Incident.
@@ -143,6 +173,11 @@ type IncidentStatus struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedState is the spec.state the controller last recorded; a
+	// different spec.state is a transition still to be recorded.
+	// +optional
+	ObservedState IncidentState `json:"observedState,omitempty"`
 
 	// +optional
 	OpenedAt *metav1.Time `json:"openedAt,omitempty"`

@@ -1,0 +1,592 @@
+package controllers_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/incident"
+)
+
+// Cooldowns of the specs; time moves on a fake clock, so they can be long
+// and the specs still never wait for them.
+const (
+	stormCooldown = 15 * time.Minute
+	triageSA      = "triage"
+)
+
+func sigAlert(ns, host string, sev v1.Severity) *v1.Alert {
+	a := newAlert(ns, host)
+	a.Spec.Severity = sev
+	Expect(k8s.Create(ctx, a)).To(Succeed())
+	return a
+}
+
+func triageJobTemplate() *batchv1.JobTemplateSpec {
+	return &batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+		RestartPolicy:      corev1.RestartPolicyNever,
+		ServiceAccountName: "cluster-admin-wannabe", // never used: the policy's marked SA wins
+		Containers:         []corev1.Container{{Name: "triage", Image: "registry.example/triage:1"}},
+	}}}}
+}
+
+func createPolicy(ns string, spec v1.AlertRoutingPolicySpec) {
+	Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns}, Spec: spec,
+	})).To(Succeed())
+}
+
+func createTriageSA(ns, name string, marked bool) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	if marked {
+		sa.Annotations = map[string]string{v1.TriageServiceAccountAnnotation: "true"}
+	}
+	Expect(k8s.Create(ctx, sa)).To(Succeed())
+}
+
+func jobPolicy(cooldown time.Duration) v1.AlertRoutingPolicySpec {
+	return v1.AlertRoutingPolicySpec{
+		TriageCooldown: &metav1.Duration{Duration: cooldown},
+		Triage:         &v1.TriagePolicy{ServiceAccountName: triageSA, JobTemplate: triageJobTemplate()},
+	}
+}
+
+func listIncidents(g Gomega, ns string) []v1.Incident {
+	var list v1.IncidentList
+	g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	return list.Items
+}
+
+func listJobs(g Gomega, ns string) []batchv1.Job {
+	var list batchv1.JobList
+	g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	return list.Items
+}
+
+func countEntries(inc *v1.Incident, typ v1.TimelineType, contains string) int {
+	n := 0
+	for _, e := range inc.Status.Timeline {
+		if e.Type == typ && strings.Contains(e.Message, contains) {
+			n++
+		}
+	}
+	return n
+}
+
+func getIncident(g Gomega, ns, name string) *v1.Incident {
+	var inc v1.Incident
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &inc)).To(Succeed())
+	return &inc
+}
+
+// convertAll converts the Alerts from workers goroutines released at once.
+func convertAll(alerts []*v1.Alert, workers int, opts incident.Options) []*incident.Result {
+	results := make([]*incident.Result, len(alerts))
+	jobs := make(chan int)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			defer GinkgoRecover()
+			<-start
+			for i := range jobs {
+				res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(alerts[i]), opts)
+				Expect(err).NotTo(HaveOccurred())
+				results[i] = res
+			}
+		})
+	}
+	close(start)
+	for i := range alerts {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return results
+}
+
+func count[T any](xs []T, pred func(T) bool) int {
+	n := 0
+	for _, x := range xs {
+		if pred(x) {
+			n++
+		}
+	}
+	return n
+}
+
+var _ = Describe("Incident conversion and triage", func() {
+	var (
+		ns    string
+		clk   *clocktesting.FakeClock
+		stop  func()
+		opts  incident.Options
+		start = func() {
+			stop = startOperator(controllers.Options{Clock: clk, DuplicateGCDelay: gcDelay, TriageWebhookBackoff: 10 * time.Millisecond})
+		}
+	)
+	BeforeEach(func() {
+		ns = newNamespace()
+		clk = clocktesting.NewFakeClock(time.Now())
+		opts = incident.Options{Clock: clk}
+		start()
+		DeferCleanup(func() { stop() })
+	})
+
+	It("turns a storm of 50 alerts of one signature into one Incident, one triage Job and 49 cooldown skips", func() {
+		createTriageSA(ns, triageSA, true)
+		createPolicy(ns, jobPolicy(stormCooldown))
+		alerts := make([]*v1.Alert, 50)
+		for i := range alerts {
+			alerts[i] = sigAlert(ns, fmt.Sprintf("host-%02d", i), v1.SeverityP2)
+		}
+		results := convertAll(alerts, 10, opts)
+
+		Expect(count(results, func(r *incident.Result) bool { return r.Created })).To(Equal(1))
+		// The operator may open the new Incident before its creator does, so
+		// at most one conversion reports the triage start; status is the record.
+		Expect(count(results, func(r *incident.Result) bool { return r.TriageStarted })).To(BeNumerically("<=", 1))
+		incs := listIncidents(Default, ns)
+		Expect(incs).To(HaveLen(1))
+		inc := &incs[0]
+		Expect(inc.Status.AlertCount).To(BeEquivalentTo(50))
+		Expect(inc.Status.AlertRefs).To(HaveLen(50))
+		Expect(inc.Status.Triage.Runs).To(BeEquivalentTo(1))
+		Expect(countEntries(inc, v1.TimelineOpened, "")).To(Equal(1))
+		Expect(countEntries(inc, v1.TimelineTriageStarted, "")).To(Equal(1))
+		Expect(countEntries(inc, v1.TimelineAlertAppended, "triage skipped: signature in cooldown")).To(Equal(49))
+		Expect(countEntries(inc, v1.TimelineAlertAppended, "")).To(Equal(49))
+		Expect(inc.Labels).To(HaveKeyWithValue(v1.SignatureLabel, incident.SignatureHash("gateway/prod/latency")))
+		for _, a := range alerts {
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+			Expect(a.Status.IncidentRef).To(Equal(&v1.LocalObjectReference{Name: inc.Name}))
+		}
+
+		Eventually(func(g Gomega) {
+			jobs := listJobs(g, ns)
+			g.Expect(jobs).To(HaveLen(1))
+			job := jobs[0]
+			g.Expect(job.Name).To(Equal(incident.RunName(inc.Name, 1)))
+			g.Expect(job.OwnerReferences).To(ConsistOf(HaveField("UID", inc.UID)))
+			g.Expect(job.Spec.Template.Spec.ServiceAccountName).To(Equal(triageSA))
+			g.Expect(job.Spec.Template.Spec.Containers[0].Env).To(ContainElements(
+				corev1.EnvVar{Name: incident.EnvIncident, Value: inc.Name},
+				corev1.EnvVar{Name: incident.EnvSignature, Value: "gateway/prod/latency"},
+				corev1.EnvVar{Name: incident.EnvAlert, Value: inc.Status.Triage.LastRunAlertRef},
+			))
+			cur := getIncident(g, ns, inc.Name)
+			g.Expect(cur.Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
+			g.Expect(meta.IsStatusConditionTrue(cur.Status.Conditions, v1.IncidentConditionTriageConfigured)).To(BeTrue())
+		}, settle, poll).Should(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(listJobs(g, ns)).To(HaveLen(1))
+			g.Expect(getIncident(g, ns, inc.Name).Status.Triage.Runs).To(BeEquivalentTo(1))
+		}, quietFor, poll).Should(Succeed())
+
+		By("the same signature after the cooldown triages again")
+		clk.Step(stormCooldown + time.Second)
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "late", v1.SeverityP2)), opts)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Created).To(BeFalse())
+		Expect(res.TriageStarted).To(BeTrue())
+		Expect(res.Incident.Name).To(Equal(inc.Name))
+		Expect(res.Incident.Status.Triage.Runs).To(BeEquivalentTo(2))
+		Eventually(func(g Gomega) {
+			g.Expect(listJobs(g, ns)).To(ConsistOf(
+				HaveField("Name", incident.RunName(inc.Name, 1)),
+				HaveField("Name", incident.RunName(inc.Name, 2)),
+			))
+		}, settle, poll).Should(Succeed())
+	})
+
+	It("makes one Incident of racing conversions, for each of several signatures", func() {
+		const signatures, perSignature = 4, 8
+		var alerts []*v1.Alert
+		for s := range signatures {
+			for h := range perSignature {
+				a := newAlert(ns, fmt.Sprintf("h%d", h))
+				a.Spec.Kind = fmt.Sprintf("kind_%d", s)
+				Expect(k8s.Create(ctx, a)).To(Succeed())
+				alerts = append(alerts, a)
+			}
+		}
+		results := convertAll(alerts, signatures*perSignature, opts)
+		Expect(count(results, func(r *incident.Result) bool { return r.Created })).To(Equal(signatures))
+		incs := listIncidents(Default, ns)
+		Expect(incs).To(HaveLen(signatures))
+		for _, inc := range incs {
+			Expect(inc.Status.AlertCount).To(BeEquivalentTo(perSignature))
+			Expect(inc.Status.Triage.Runs).To(BeEquivalentTo(1))
+			Expect(incident.Seq(&inc)).To(BeEquivalentTo(1))
+		}
+	})
+
+	It("caps the severity: a P0 alert with cap P1 opens a P1 Incident; a P3 alert stays P3", func() {
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP0)),
+			incident.Options{Clock: clk, SeverityCap: v1.SeverityP1})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Incident.Spec.Severity).To(Equal(v1.SeverityP1))
+
+		low := newAlert(ns, "b")
+		low.Spec.Kind, low.Spec.Severity = "errors", v1.SeverityP3
+		Expect(k8s.Create(ctx, low)).To(Succeed())
+		res, err = incident.Convert(ctx, k8s, client.ObjectKeyFromObject(low), incident.Options{Clock: clk, SeverityCap: v1.SeverityP1})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Incident.Spec.Severity).To(Equal(v1.SeverityP3))
+	})
+
+	It("records state transitions, refuses a close without a note and drafts the postmortem on close", func() {
+		createPolicy(ns, v1.AlertRoutingPolicySpec{}) // no triage action configured
+		alert := sigAlert(ns, "a", v1.SeverityP1)
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(alert), opts)
+		Expect(err).NotTo(HaveOccurred())
+		key := client.ObjectKeyFromObject(res.Incident)
+
+		By("a run without a configured action is still recorded, with a condition saying so")
+		Eventually(func(g Gomega) {
+			inc := getIncident(g, ns, key.Name)
+			g.Expect(inc.Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
+			c := meta.FindStatusCondition(inc.Status.Conditions, v1.IncidentConditionTriageConfigured)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(v1.ReasonNoTriageAction))
+			g.Expect(c.Message).To(ContainSubstring("no triage action is configured"))
+		}, settle, poll).Should(Succeed())
+		Expect(listJobs(Default, ns)).To(BeEmpty())
+
+		setState := func(s v1.IncidentState) error {
+			inc := getIncident(Default, ns, key.Name)
+			inc.Spec.State = s
+			return k8s.Update(ctx, inc)
+		}
+		waitState := func(s v1.IncidentState) *v1.Incident {
+			var inc *v1.Incident
+			Eventually(func(g Gomega) {
+				inc = getIncident(g, ns, key.Name)
+				g.Expect(inc.Status.ObservedState).To(Equal(s))
+			}, settle, poll).Should(Succeed())
+			return inc
+		}
+		clk.Step(time.Minute)
+		Expect(setState(v1.IncidentMitigating)).To(Succeed())
+		Expect(waitState(v1.IncidentMitigating).Status.MitigatingAt).NotTo(BeNil())
+		clk.Step(time.Minute)
+		Expect(setState(v1.IncidentResolved)).To(Succeed())
+		Expect(waitState(v1.IncidentResolved).Status.ResolvedAt).NotTo(BeNil())
+		err = setState(v1.IncidentMitigating)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "Resolved → Mitigating must be refused, got %v", err)
+		Expect(err.Error()).To(ContainSubstring("spec.state"))
+		Expect(setState(v1.IncidentOpen)).To(Succeed()) // reopen
+		reopened := waitState(v1.IncidentOpen)
+		Expect(reopened.Status.ResolvedAt).To(BeNil())
+		Expect(countEntries(reopened, v1.TimelineStateChanged, "")).To(Equal(3))
+
+		By("closing without a note is refused by the API server")
+		err = setState(v1.IncidentClosed)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+		Expect(err.Error()).To(ContainSubstring("spec.note is required to close"))
+
+		_, err = incident.AddNote(ctx, k8s, key, "rolled back gateway v42", "alice", clk, false)
+		Expect(err).NotTo(HaveOccurred())
+		clk.Step(time.Minute)
+		_, err = incident.Close(ctx, k8s, key, "false positive: synthetic probe misconfigured")
+		Expect(err).NotTo(HaveOccurred())
+		var inc *v1.Incident
+		Eventually(func(g Gomega) {
+			inc = getIncident(g, ns, key.Name)
+			g.Expect(inc.Status.ClosedAt).NotTo(BeNil())
+			g.Expect(inc.Status.PostmortemRef).NotTo(BeNil())
+		}, settle, poll).Should(Succeed())
+		Expect(countEntries(inc, v1.TimelineClosed, "false positive")).To(Equal(1))
+		Expect(countEntries(inc, v1.TimelineNote, "alice: rolled back")).To(Equal(1))
+		var cm corev1.ConfigMap
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: inc.Status.PostmortemRef.Name}, &cm)).To(Succeed())
+		Expect(cm.OwnerReferences).To(ConsistOf(HaveField("UID", inc.UID)))
+		md := cm.Data[incident.PostmortemKey]
+		for _, want := range []string{"# Postmortem draft", "## Summary", "## Timeline", "## Linked alerts (1)", alert.Name, "## Triage runs", "## Durations", "Open for: 3m0s", "false positive"} {
+			Expect(md).To(ContainSubstring(want))
+		}
+
+		Eventually(func(g Gomega) {
+			g.Expect(eventReasons(g, ns, key.Name)).To(ContainElements(
+				controllers.EventTriageStarted, controllers.EventStateChanged, controllers.EventClosed, controllers.EventPostmortemDrafted))
+		}, settle, poll).Should(Succeed())
+
+		By("Closed is terminal")
+		Expect(apierrors.IsInvalid(setState(v1.IncidentOpen))).To(BeTrue())
+	})
+
+	It("keeps the cooldown across an operator restart and hands it to the signature's next Incident", func() {
+		createTriageSA(ns, triageSA, true)
+		createPolicy(ns, jobPolicy(stormCooldown))
+		By("a run recorded while the operator is down is carried out once it is back")
+		stop()
+		first, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), opts)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(first.TriageStarted).To(BeTrue())
+		Expect(listJobs(Default, ns)).To(BeEmpty())
+		start()
+		Eventually(func(g Gomega) {
+			g.Expect(listJobs(g, ns)).To(HaveLen(1))
+			g.Expect(getIncident(g, ns, first.Incident.Name).Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
+		}, settle, poll).Should(Succeed())
+
+		By("restarting the manager mid-cooldown")
+		stop()
+		clk.Step(stormCooldown / 2)
+		start()
+		for _, host := range []string{"b", "c", "d"} {
+			res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, host, v1.SeverityP2)), opts)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(res.TriageStarted).To(BeFalse())
+		}
+		Consistently(func(g Gomega) {
+			g.Expect(listJobs(g, ns)).To(HaveLen(1))
+			inc := getIncident(g, ns, first.Incident.Name)
+			g.Expect(inc.Status.Triage.Runs).To(BeEquivalentTo(1))
+			g.Expect(inc.Status.AlertCount).To(BeEquivalentTo(4))
+		}, quietFor, poll).Should(Succeed())
+
+		By("a new Incident of the signature inherits the running cooldown")
+		_, err = incident.Close(ctx, k8s, client.ObjectKeyFromObject(first.Incident), "fixed")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			g.Expect(getIncident(g, ns, first.Incident.Name).Status.ObservedState).To(Equal(v1.IncidentClosed))
+		}, settle, poll).Should(Succeed())
+		closed := getIncident(Default, ns, first.Incident.Name)
+		Expect(incident.DeletableAt(closed, time.Second)).To(BeTemporally(">=", closed.Status.Triage.CooldownUntil.Time))
+		second, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "e", v1.SeverityP2)), opts)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(second.Created).To(BeTrue())
+		Expect(second.Incident.Name).To(Equal(incident.Name("gateway/prod/latency", 2)))
+		Expect(second.TriageStarted).To(BeFalse())
+		Expect(second.Incident.Status.Triage.CooldownUntil.Time).To(BeTemporally("==", closed.Status.Triage.CooldownUntil.Time))
+		Expect(countEntries(second.Incident, v1.TimelineOpened, "(inherited)")).To(Equal(1))
+		Consistently(func(g Gomega) { g.Expect(listJobs(g, ns)).To(HaveLen(1)) }, quietFor, poll).Should(Succeed())
+
+		By("once the inherited cooldown ends, the next alert triages the new Incident")
+		clk.Step(stormCooldown)
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "f", v1.SeverityP2)), opts)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.TriageStarted).To(BeTrue())
+		Eventually(func(g Gomega) {
+			g.Expect(listJobs(g, ns)).To(ContainElement(HaveField("Name", incident.RunName(second.Incident.Name, 1))))
+		}, settle, poll).Should(Succeed())
+	})
+
+	It("runs no Job as a ServiceAccount the namespace admin did not mark", func() {
+		createTriageSA(ns, triageSA, false)
+		createPolicy(ns, jobPolicy(stormCooldown))
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), opts)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			inc := getIncident(g, ns, res.Incident.Name)
+			c := meta.FindStatusCondition(inc.Status.Conditions, v1.IncidentConditionTriageConfigured)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(v1.ReasonServiceAccountNotAllowed))
+			g.Expect(c.Message).To(ContainSubstring(v1.TriageServiceAccountAnnotation))
+		}, settle, poll).Should(Succeed())
+		Consistently(func(g Gomega) { g.Expect(listJobs(g, ns)).To(BeEmpty()) }, quietFor, poll).Should(Succeed())
+	})
+
+	It("POSTs triage runs to the webhook with retries, and records a webhook that keeps failing", func() {
+		var (
+			mu       sync.Mutex
+			attempts = map[string]int{}
+			bodies   []incident.Run
+			headers  []http.Header
+		)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			defer GinkgoRecover()
+			var run incident.Run
+			Expect(json.NewDecoder(req.Body).Decode(&run)).To(Succeed())
+			mu.Lock()
+			defer mu.Unlock()
+			attempts[run.Signature]++
+			bodies, headers = append(bodies, run), append(headers, req.Header.Clone())
+			if strings.HasSuffix(run.Signature, "/broken") || attempts[run.Signature] < 3 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		DeferCleanup(srv.Close)
+		Expect(k8s.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "hook", Namespace: ns},
+			StringData: map[string]string{"token": "s3cret"},
+		})).To(Succeed())
+		createPolicy(ns, v1.AlertRoutingPolicySpec{Triage: &v1.TriagePolicy{
+			Webhook: &v1.TriageWebhook{URL: srv.URL + "/triage", SecretRef: &v1.LocalObjectReference{Name: "hook"}},
+		}})
+
+		alert := sigAlert(ns, "a", v1.SeverityP1)
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(alert), opts)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			c := meta.FindStatusCondition(getIncident(g, ns, res.Incident.Name).Status.Conditions, v1.IncidentConditionTriageConfigured)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(v1.ReasonWebhookDelivered))
+		}, settle, poll).Should(Succeed())
+		mu.Lock()
+		Expect(attempts["gateway/prod/latency"]).To(Equal(3))
+		Expect(bodies[2]).To(MatchFields(IgnoreExtras, Fields{
+			"Run": Equal(incident.RunName(res.Incident.Name, 1)), "Incident": Equal(res.Incident.Name), "Namespace": Equal(ns),
+			"Signature": Equal("gateway/prod/latency"), "Alert": Equal(alert.Name), "Severity": Equal(v1.SeverityP1),
+		}))
+		Expect(headers[2].Get("Authorization")).To(Equal("Bearer s3cret"))
+		Expect(headers[2].Get("Idempotency-Key")).To(Equal(incident.RunName(res.Incident.Name, 1)))
+		mu.Unlock()
+
+		broken := newAlert(ns, "b")
+		Expect(k8s.Create(ctx, broken)).To(Succeed())
+		res, err = incident.Convert(ctx, k8s, client.ObjectKeyFromObject(broken), incident.Options{Clock: clk, Signature: "gateway/prod/broken"})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			inc := getIncident(g, ns, res.Incident.Name)
+			c := meta.FindStatusCondition(inc.Status.Conditions, v1.IncidentConditionTriageConfigured)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(v1.ReasonWebhookFailed))
+			g.Expect(inc.Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
+		}, settle, poll).Should(Succeed())
+		Consistently(func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return attempts["gateway/prod/broken"]
+		}, quietFor, poll).Should(Equal(incident.WebhookAttempts))
+	})
+
+	It("bounds the timeline to the newest 100, and with the mirror on trims only mirrored entries", func() {
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), opts)
+		Expect(err).NotTo(HaveOccurred())
+		key := client.ObjectKeyFromObject(res.Incident)
+		addNotes := func(n int) {
+			for i := range n {
+				// mirrorOn=true: the library trims nothing here; the operator does.
+				_, err := incident.AddNote(ctx, k8s, key, fmt.Sprintf("note %d", i), "", clk, true)
+				Expect(err).NotTo(HaveOccurred())
+			}
+		}
+		addNotes(110) // Opened + TriageStarted + 110 notes = seq 1..112
+		Eventually(func(g Gomega) {
+			inc := getIncident(g, ns, key.Name)
+			g.Expect(inc.Status.TimelineSeq).To(BeEquivalentTo(112))
+			g.Expect(inc.Status.Timeline).To(HaveLen(incident.MaxTimeline))
+			g.Expect(inc.Status.Timeline[0].Seq).To(BeEquivalentTo(13))
+		}, settle, poll).Should(Succeed())
+
+		By("with the mirror on, entries the mirror has not written stay")
+		stop()
+		stop = startOperator(controllers.Options{Clock: clk, DuplicateGCDelay: gcDelay, MirrorEnabled: true})
+		addNotes(20) // seq 113..132: 120 entries, none mirrored
+		Consistently(func(g Gomega) {
+			g.Expect(getIncident(g, ns, key.Name).Status.Timeline).To(HaveLen(120))
+		}, quietFor, poll).Should(Succeed())
+		inc := getIncident(Default, ns, key.Name)
+		inc.Status.MirroredTimelineSeq = 20 // the mirror wrote up to seq 20
+		Expect(k8s.Status().Update(ctx, inc)).To(Succeed())
+		Eventually(func(g Gomega) {
+			inc := getIncident(g, ns, key.Name)
+			g.Expect(inc.Status.Timeline).To(HaveLen(112))
+			g.Expect(inc.Status.Timeline[0].Seq).To(BeEquivalentTo(21))
+		}, settle, poll).Should(Succeed())
+	})
+
+	It("reports an invalid job template with the API server's field error", func() {
+		createTriageSA(ns, triageSA, true)
+		pol := jobPolicy(stormCooldown)
+		pol.Triage.JobTemplate.Spec.Template.Spec.Containers = nil
+		createPolicy(ns, pol)
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), opts)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			c := meta.FindStatusCondition(getIncident(g, ns, res.Incident.Name).Status.Conditions, v1.IncidentConditionTriageConfigured)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(v1.ReasonInvalidJobTemplate))
+			g.Expect(c.Message).To(ContainSubstring("spec.template.spec.containers"))
+		}, settle, poll).Should(Succeed())
+		Expect(listJobs(Default, ns)).To(BeEmpty())
+	})
+
+	It("opens and triages an Incident created with kubectl", func() {
+		inc := &v1.Incident{
+			ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: ns},
+			Spec:       v1.IncidentSpec{Service: "gateway", Title: "customers report 502s", Signature: "gateway/prod/manual"},
+		}
+		Expect(k8s.Create(ctx, inc)).To(Succeed())
+		Eventually(func(g Gomega) {
+			got := getIncident(g, ns, "manual")
+			g.Expect(got.Labels).To(HaveKeyWithValue(v1.SignatureLabel, incident.SignatureHash("gateway/prod/manual")))
+			g.Expect(got.Status.OpenedAt).NotTo(BeNil())
+			g.Expect(got.Status.Triage.Runs).To(BeEquivalentTo(1))
+			g.Expect(got.Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
+			g.Expect(countEntries(got, v1.TimelineOpened, "")).To(Equal(1))
+			g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, v1.IncidentConditionReady)).To(BeTrue())
+		}, settle, poll).Should(Succeed())
+	})
+})
+
+var _ = Describe("Automatic Incident conversion", func() {
+	var ns string
+	BeforeEach(func() {
+		ns = newNamespace()
+		stop := startOperator(controllers.Options{DuplicateGCDelay: gcDelay})
+		DeferCleanup(func() { stop() })
+	})
+
+	It("is off without a policy asking for it", func() {
+		a := sigAlert(ns, "a", v1.SeverityP0)
+		Consistently(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+			g.Expect(a.Status.IncidentRef).To(BeNil())
+		}, quietFor, poll).Should(Succeed())
+		Expect(listIncidents(Default, ns)).To(BeEmpty())
+	})
+
+	It("converts an Alert once it reaches minOccurrences at or above minSeverity", func() {
+		createPolicy(ns, v1.AlertRoutingPolicySpec{Incident: &v1.IncidentPolicy{
+			Auto: &v1.AutoIncident{MinOccurrences: 2, MinSeverity: v1.SeverityP2},
+		}})
+		minor := newAlert(ns, "quiet")
+		minor.Spec.Severity = v1.SeverityP3
+		Expect(k8s.Create(ctx, minor)).To(Succeed())
+		minorAgain := newAlert(ns, "quiet")
+		minorAgain.Spec.Severity = v1.SeverityP3
+		Expect(k8s.Create(ctx, minorAgain)).To(Succeed())
+		first := sigAlert(ns, "loud", v1.SeverityP1)
+		Consistently(func(g Gomega) { g.Expect(listIncidents(g, ns)).To(BeEmpty()) }, quietFor, poll).Should(Succeed())
+
+		second := newAlert(ns, "loud")
+		second.Spec.Severity = v1.SeverityP1
+		Expect(k8s.Create(ctx, second)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+			g.Expect(first.Status.Occurrences).To(BeEquivalentTo(2))
+			g.Expect(first.Status.Phase).To(Equal(v1.AlertNew))
+			g.Expect(first.Status.IncidentRef).NotTo(BeNil())
+			inc := getIncident(g, ns, first.Status.IncidentRef.Name)
+			g.Expect(inc.Spec.Severity).To(Equal(v1.SeverityP1))
+			g.Expect(inc.Status.AlertRefs).To(Equal([]string{first.Name}))
+		}, settle, poll).Should(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(listIncidents(g, ns)).To(HaveLen(1))
+		}, quietFor, poll).Should(Succeed())
+	})
+})

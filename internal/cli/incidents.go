@@ -1,0 +1,261 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	authnv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/duration"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/incident"
+)
+
+// newIncidentsCommand is `incidents list|open|close|note|convert`.
+func newIncidentsCommand(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "incidents",
+		Aliases: []string{"incident", "inc"},
+		Short:   "List, close and annotate Incidents",
+	}
+	convert := newToIncidentCommand(app)
+	convert.Use = "convert ALERT"
+	convert.Aliases = []string{"to-incident"}
+	cmd.AddCommand(
+		newIncidentListCommand(app, "list", "List Incidents", false),
+		newIncidentListCommand(app, "open", "List open (Open or Mitigating) Incidents", true),
+		newIncidentCloseCommand(app),
+		newIncidentNoteCommand(app),
+		convert,
+	)
+	return cmd
+}
+
+func newIncidentListCommand(app *App, use, short string, openOnly bool) *cobra.Command {
+	var (
+		service, env, out string
+		all               bool
+	)
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(out); err != nil {
+				return err
+			}
+			c, ns, err := incidentClient(app)
+			if err != nil {
+				return err
+			}
+			opts := []client.ListOption{}
+			if !all {
+				opts = append(opts, client.InNamespace(ns))
+			}
+			var list v1.IncidentList
+			if err := c.List(cmd.Context(), &list, opts...); err != nil {
+				return fmt.Errorf("failed to list Incidents: %w", err)
+			}
+			items := list.Items[:0]
+			for _, inc := range list.Items {
+				if (service == "" || inc.Spec.Service == service) && (env == "" || inc.Spec.Env == env) &&
+					(!openOnly || inc.Spec.State.IsOpen()) {
+					items = append(items, inc)
+				}
+			}
+			slices.SortFunc(items, func(a, b v1.Incident) int {
+				if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+					return c
+				}
+				return b.CreationTimestamp.Compare(a.CreationTimestamp.Time)
+			})
+			if out == "json" {
+				l := map[string]any{"apiVersion": "v1", "kind": "List", "metadata": map[string]any{}, "items": withKinds(items)}
+				return printJSON(app.Out, l)
+			}
+			return printIncidents(app.Out, items, all)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&service, "service", "", "only this service")
+	f.StringVar(&env, "env", "", "only this env")
+	f.BoolVarP(&all, "all-namespaces", "A", false, "list across all namespaces")
+	f.StringVarP(&out, "output", "o", "", "output format: json")
+	return cmd
+}
+
+func newIncidentCloseCommand(app *App) *cobra.Command {
+	var note, out string
+	cmd := &cobra.Command{
+		Use:   "close NAME",
+		Short: "Close an Incident (a note is required; Closed is terminal)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(note) == "" {
+				return Exit(ExitUsage, fmt.Errorf("--note is required to close an Incident"))
+			}
+			if err := checkOutput(out); err != nil {
+				return err
+			}
+			c, ns, err := incidentClient(app)
+			if err != nil {
+				return err
+			}
+			inc, err := incident.Close(cmd.Context(), c, client.ObjectKey{Namespace: ns, Name: args[0]}, note)
+			if errors.Is(err, incident.ErrAlreadyClosed) {
+				return Exit(ExitUsage, fmt.Errorf("incident/%s: %w", args[0], err))
+			}
+			if err != nil {
+				return err
+			}
+			if out == "json" {
+				return printJSON(app.Out, withKind(inc))
+			}
+			fmt.Fprintf(app.Out, "incident/%s closed; the postmortem draft will be in configmap/%s\n", inc.Name, incident.PostmortemName(inc))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&note, "note", "", "why it is closed (required)")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "output format: json")
+	return cmd
+}
+
+func newIncidentNoteCommand(app *App) *cobra.Command {
+	var note, out string
+	cmd := &cobra.Command{
+		Use:   "note NAME",
+		Short: "Add a note to an Incident's timeline (and spec.note)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(note) == "" {
+				return Exit(ExitUsage, fmt.Errorf("--note is required"))
+			}
+			if len(note) > 1024 {
+				return Exit(ExitUsage, fmt.Errorf("--note must be at most 1024 characters"))
+			}
+			if err := checkOutput(out); err != nil {
+				return err
+			}
+			c, ns, err := incidentClient(app)
+			if err != nil {
+				return err
+			}
+			inc, err := incident.AddNote(cmd.Context(), c, client.ObjectKey{Namespace: ns, Name: args[0]}, note,
+				whoAmI(cmd.Context(), app), nil, true)
+			if err != nil {
+				return err
+			}
+			if out == "json" {
+				return printJSON(app.Out, withKind(inc))
+			}
+			fmt.Fprintf(app.Out, "incident/%s noted\n", inc.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&note, "note", "", "the note (required)")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "output format: json")
+	return cmd
+}
+
+// incidentClient is a direct (uncached) client and the namespace the
+// kubectl flags select.
+func incidentClient(app *App) (client.Client, string, error) {
+	cfg, err := app.Kube.ToRESTConfig()
+	if err != nil {
+		return nil, "", Exit(ExitUsage, fmt.Errorf("failed to load kubeconfig: %w", err))
+	}
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1.AddToScheme(scheme))
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, "", Exit(ExitUnreachable, fmt.Errorf("failed to reach the cluster: %w", err))
+	}
+	ns, _, err := app.Kube.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, "", Exit(ExitUsage, fmt.Errorf("failed to read the namespace: %w", err))
+	}
+	return c, ns, nil
+}
+
+// whoAmI names the caller as the API server authenticated them; empty when
+// it cannot tell.
+func whoAmI(ctx context.Context, app *App) string {
+	cfg, err := app.Kube.ToRESTConfig()
+	if err != nil {
+		return ""
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return ""
+	}
+	r, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return os.Getenv("USER")
+	}
+	return r.Status.UserInfo.Username
+}
+
+func checkOutput(out string) error {
+	if out != "" && out != "json" {
+		return Exit(ExitUsage, fmt.Errorf("--output must be json (or unset for a table), not %q", out))
+	}
+	return nil
+}
+
+func withKind(inc *v1.Incident) *v1.Incident {
+	inc.APIVersion, inc.Kind = v1.GroupVersion.String(), "Incident"
+	return inc
+}
+
+func withKinds(items []v1.Incident) []v1.Incident {
+	for i := range items {
+		withKind(&items[i])
+	}
+	return items
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "    ")
+	return enc.Encode(v)
+}
+
+func printIncidents(w io.Writer, items []v1.Incident, withNamespace bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	if withNamespace {
+		fmt.Fprint(tw, "NAMESPACE\t")
+	}
+	fmt.Fprintln(tw, "NAME\tSTATE\tSEVERITY\tSERVICE\tENV\tALERTS\tTRIAGE RUNS\tCOOLDOWN UNTIL\tAGE\tTITLE")
+	now := time.Now()
+	for _, inc := range items {
+		if withNamespace {
+			fmt.Fprintf(tw, "%s\t", inc.Namespace)
+		}
+		runs, until := int32(0), "-"
+		if t := inc.Status.Triage; t != nil {
+			runs = t.Runs
+			if t.CooldownUntil != nil && t.CooldownUntil.After(now) {
+				until = t.CooldownUntil.UTC().Format(time.RFC3339)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", inc.Name, inc.Spec.State, inc.Spec.Severity, inc.Spec.Service,
+			inc.Spec.Env, inc.Status.AlertCount, runs, until, duration.HumanDuration(now.Sub(inc.CreationTimestamp.Time)), inc.Spec.Title)
+	}
+	return tw.Flush()
+}

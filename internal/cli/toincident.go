@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/incident"
+)
+
+// newToIncidentCommand is `alerts to-incident NAME` (the runbook's
+// alert_to_incident); it is also registered as `incidents convert`.
+func newToIncidentCommand(app *App) *cobra.Command {
+	var (
+		capFlag string
+		window  time.Duration
+		sig     string
+		out     string
+	)
+	cmd := &cobra.Command{
+		Use:   "to-incident ALERT",
+		Short: "Convert an Alert into an Incident (or append it to the open Incident of its signature)",
+		Long: `Appends the Alert to the open Incident of its signature that was active
+within the dedupe window, or creates a new Incident with the Alert's severity
+capped. Triage runs unless the signature is inside its cooldown.
+Unset flags fall back to the namespace's AlertRoutingPolicy, then to the
+built-in defaults (cap P1, window 60m).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if capFlag != "" && v1.Severity(capFlag).Rank() > v1.SeverityP4.Rank() {
+				return Exit(ExitUsage, fmt.Errorf("--severity-cap must be one of P0..P4, not %q", capFlag))
+			}
+			if window < 0 {
+				return Exit(ExitUsage, fmt.Errorf("--dedupe-window must not be negative"))
+			}
+			if len(sig) > 256 {
+				return Exit(ExitUsage, fmt.Errorf("--signature must be at most 256 characters"))
+			}
+			if err := checkOutput(out); err != nil {
+				return err
+			}
+			c, ns, err := incidentClient(app)
+			if err != nil {
+				return err
+			}
+			res, err := incident.Convert(cmd.Context(), c, client.ObjectKey{Namespace: ns, Name: args[0]}, incident.Options{
+				SeverityCap: v1.Severity(capFlag), DedupeWindow: window, Signature: sig,
+				// The CLI cannot know whether the mirror runs: trim only
+				// what is mirrored; the operator trims the rest.
+				MirrorOn: true,
+			})
+			if err != nil {
+				return err
+			}
+			if out == "json" {
+				return printJSON(app.Out, withKind(res.Incident))
+			}
+			verb := "appended to"
+			switch {
+			case res.Created:
+				verb = "opened"
+			case !res.Appended:
+				verb = "already in"
+			}
+			triage := "triage skipped (signature in cooldown or already triaged)"
+			if res.TriageStarted {
+				triage = "triage started: " + res.Incident.Status.Triage.LastRunRef.Name
+			}
+			fmt.Fprintf(app.Out, "alert/%s %s incident/%s (%s, %d alerts); %s\n", args[0], verb, res.Incident.Name,
+				res.Incident.Spec.Severity, res.Incident.Status.AlertCount, triage)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&capFlag, "severity-cap", "", "the Incident is never worse than this (P0..P4; default: policy, else P1)")
+	f.DurationVar(&window, "dedupe-window", 0, "an open Incident active within this window absorbs the Alert (default: policy, else 60m)")
+	f.StringVar(&sig, "signature", "", "override the signature (default: service/env/kind plus the policy's signatureLabels)")
+	f.StringVarP(&out, "output", "o", "", "output format: json")
+	return cmd
+}

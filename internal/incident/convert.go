@@ -1,0 +1,341 @@
+package incident
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/policy"
+)
+
+// DefaultSeverityCap is the built-in incident severity cap.
+const DefaultSeverityCap = v1.SeverityP1
+
+// conflictBackoff retries optimistic writes long enough for a storm of
+// concurrent appends to one Incident to get through, each re-evaluating.
+var conflictBackoff = wait.Backoff{Steps: 120, Duration: 5 * time.Millisecond, Factor: 1.03, Jitter: 1.0}
+
+// maxConvertAttempts bounds re-decisions after a lost Create race or an
+// Incident that stopped being open under us.
+const maxConvertAttempts = 8
+
+// errNotOpen makes Convert decide again: the Incident it chose left the
+// open states (or the dedupe window) before the append landed.
+var errNotOpen = errors.New("incident is no longer open")
+
+// errNoTarget makes Convert decide again on a consistent list: the cached
+// list found no open Incident to append to.
+var errNoTarget = errors.New("no open incident in the cached list")
+
+// Options tune a conversion; zero values fall back to the namespace's
+// AlertRoutingPolicy, then to the built-in defaults.
+type Options struct {
+	// SeverityCap: the Incident is never worse than this.
+	SeverityCap v1.Severity
+	// DedupeWindow: an open Incident of the signature active within it
+	// absorbs the Alert.
+	DedupeWindow time.Duration
+	// Signature overrides the Alert's computed signature.
+	Signature string
+	// Clock is injected so tests control time; nil is the real clock.
+	Clock clock.PassiveClock
+	// MirrorOn says the PostgreSQL mirror runs: only mirrored timeline
+	// entries may be trimmed. Callers that cannot know leave it true.
+	MirrorOn bool
+}
+
+// Result says what a conversion did.
+type Result struct {
+	Incident *v1.Incident `json:"incident"`
+	// Created is true when this call created the Incident.
+	Created bool `json:"created"`
+	// Appended is true when this call linked the Alert (false when it was
+	// already linked).
+	Appended bool `json:"appended"`
+	// TriageStarted is true when this call's write started a triage run.
+	TriageStarted bool `json:"triageStarted"`
+}
+
+// Convert is the runbook's alert_to_incident: the Alert is appended to the
+// open Incident of its signature active inside the dedupe window, or a new
+// Incident is created with the Alert's severity capped. Incident names are
+// deterministic (signature hash + the signature's Incident counter), so
+// racing conversions create one Incident: the loser of the Create re-reads
+// and appends. The Alert's status.incidentRef records the result; converting
+// an already converted Alert returns its Incident.
+//
+// c must read from the API server, not a cache: decisions depend on fresh
+// state.
+func Convert(ctx context.Context, c client.Client, alert client.ObjectKey, opts Options) (*Result, error) {
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	var a v1.Alert
+	if err := c.Get(ctx, alert, &a); err != nil {
+		return nil, fmt.Errorf("failed to read Alert %s: %w", alert, err)
+	}
+	if a.Status.IncidentRef != nil {
+		var inc v1.Incident
+		err := c.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: a.Status.IncidentRef.Name}, &inc)
+		if err == nil {
+			return &Result{Incident: &inc}, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("failed to read Incident %s: %w", a.Status.IncidentRef.Name, err)
+		}
+	}
+	pol, err := policy.Get(ctx, c, a.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read AlertRoutingPolicy of %s: %w", a.Namespace, err)
+	}
+	sig := opts.Signature
+	if sig == "" {
+		sig = Signature(&a, pol.Spec.SignatureLabels)
+	}
+	window := policy.Flag(opts.DedupeWindow, policyDedupeWindow(pol))
+	capSev := opts.SeverityCap
+	if capSev == "" {
+		capSev = policySeverityCap(pol)
+	}
+
+	// The first decision reads the API server's watch cache (resourceVersion
+	// 0): a consistent list waits for etcd progress notifications, ~100ms,
+	// and a storm is mostly appends, which re-check the chosen Incident on
+	// the fresh read inside their optimistic write anyway. Creating an
+	// Incident (and inheriting a cooldown) is decided on a consistent list.
+	consistent := false
+	for range maxConvertAttempts {
+		res, err := convertOnce(ctx, c, &a, sig, capSev, window, pol.TriageCooldown(), clk, opts.MirrorOn, consistent)
+		if errors.Is(err, errNotOpen) || errors.Is(err, errNoTarget) || apierrors.IsAlreadyExists(err) {
+			consistent = true
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := linkAlert(ctx, c, &a, res.Incident.Name); err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
+	return nil, fmt.Errorf("failed to convert Alert %s: the signature's Incidents kept changing", klog.KObj(&a))
+}
+
+func convertOnce(ctx context.Context, c client.Client, a *v1.Alert, sig string, capSev v1.Severity, window, cooldown time.Duration,
+	clk clock.PassiveClock, mirrorOn, consistent bool) (*Result, error) {
+	var listOpts []client.ListOption
+	if !consistent {
+		listOpts = append(listOpts, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}})
+	}
+	siblings, err := List(ctx, c, a.Namespace, sig, listOpts...)
+	if err != nil {
+		return nil, err
+	}
+	now := clk.Now()
+	var target *v1.Incident
+	var maxSeq int64
+	for i := range siblings {
+		s := &siblings[i]
+		maxSeq = max(maxSeq, Seq(s))
+		if !s.Spec.State.IsOpen() || now.Sub(LastActivity(s)) > window {
+			continue
+		}
+		if target == nil || LastActivity(s).After(LastActivity(target)) {
+			target = s
+		}
+	}
+	res := &Result{}
+	if target == nil && !consistent {
+		return nil, errNoTarget
+	}
+	if target == nil {
+		target = newIncident(a, sig, maxSeq+1, capSev)
+		if err := c.Create(ctx, target); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return nil, err // a racing conversion won: decide again
+			}
+			return nil, fmt.Errorf("failed to create Incident %s: %w", klog.KObj(target), err)
+		}
+		res.Created = true
+	}
+	key := client.ObjectKeyFromObject(target)
+	res.Incident, err = UpdateStatus(ctx, c, c, key, func(inc *v1.Incident) (bool, error) {
+		res.Appended, res.TriageStarted = false, false
+		first := inc.Annotations[FirstAlertAnnotation]
+		opened := inc.Status.OpenedAt == nil
+		if opened {
+			sibs, err := List(ctx, c, inc.Namespace, sig)
+			if err != nil {
+				return false, err
+			}
+			res.TriageStarted = ApplyOpen(inc, clk.Now(), cooldown, first, Inherited(sibs, inc.Name))
+			res.Appended = first == a.Name
+		}
+		if !inc.Spec.State.IsOpen() || (!opened && clk.Now().Sub(LastActivity(inc)) > window) {
+			return false, errNotOpen
+		}
+		appended, triaged := ApplyAppend(inc, a.Name, clk.Now(), cooldown)
+		res.Appended = res.Appended || appended
+		res.TriageStarted = res.TriageStarted || triaged
+		Trim(inc, mirrorOn)
+		return opened || appended, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func newIncident(a *v1.Alert, sig string, seq int64, capSev v1.Severity) *v1.Incident {
+	sev := a.Spec.Severity
+	if sev == "" {
+		sev = v1.SeverityP3
+	}
+	return &v1.Incident{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        Name(sig, seq),
+			Namespace:   a.Namespace,
+			Labels:      map[string]string{v1.SignatureLabel: SignatureHash(sig), SeqLabel: fmt.Sprint(seq)},
+			Annotations: map[string]string{FirstAlertAnnotation: a.Name},
+		},
+		Spec: v1.IncidentSpec{
+			Service:   a.Spec.Service,
+			Env:       a.Spec.Env,
+			Severity:  CapSeverity(sev, capSev),
+			Title:     a.Spec.Title,
+			Signature: sig,
+			State:     v1.IncidentOpen,
+		},
+	}
+}
+
+// List returns the Incidents of a signature in a namespace.
+func List(ctx context.Context, r client.Reader, namespace, sig string, opts ...client.ListOption) ([]v1.Incident, error) {
+	var list v1.IncidentList
+	opts = append(opts, client.InNamespace(namespace), client.MatchingLabels{v1.SignatureLabel: SignatureHash(sig)})
+	if err := r.List(ctx, &list, opts...); err != nil {
+		return nil, fmt.Errorf("failed to list Incidents of signature %q: %w", sig, err)
+	}
+	return list.Items, nil
+}
+
+// UpdateStatus re-reads the Incident through r and applies mutate until the
+// status write is not a conflict; every retry re-evaluates on fresh state.
+// mutate returns false when nothing is to be written.
+func UpdateStatus(ctx context.Context, r client.Reader, w client.Client, key client.ObjectKey,
+	mutate func(*v1.Incident) (bool, error)) (*v1.Incident, error) {
+	var inc v1.Incident
+	err := retry.RetryOnConflict(conflictBackoff, func() error {
+		if err := r.Get(ctx, key, &inc); err != nil {
+			return err
+		}
+		changed, err := mutate(&inc)
+		if err != nil || !changed {
+			return err
+		}
+		return w.Status().Update(ctx, &inc)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to update status of Incident %s: %w", key, err)
+	}
+	return &inc, nil
+}
+
+// linkAlert records the Incident in the Alert's status.incidentRef without
+// touching its phase, under optimistic concurrency.
+func linkAlert(ctx context.Context, c client.Client, a *v1.Alert, incident string) error {
+	key := client.ObjectKeyFromObject(a)
+	err := retry.RetryOnConflict(conflictBackoff, func() error {
+		if err := c.Get(ctx, key, a); err != nil {
+			return err
+		}
+		if a.Status.IncidentRef != nil && a.Status.IncidentRef.Name == incident {
+			return nil
+		}
+		a.Status.IncidentRef = &v1.LocalObjectReference{Name: incident}
+		return c.Status().Update(ctx, a)
+	})
+	if err != nil {
+		return fmt.Errorf("failed to record incidentRef on Alert %s: %w", key, err)
+	}
+	return nil
+}
+
+// AddNote records a note: a Note timeline entry, and spec.note.
+func AddNote(ctx context.Context, c client.Client, key client.ObjectKey, note, by string, clk clock.PassiveClock, mirrorOn bool) (*v1.Incident, error) {
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	if _, err := UpdateStatus(ctx, c, c, key, func(inc *v1.Incident) (bool, error) {
+		ApplyNote(inc, clk.Now(), note, by)
+		Trim(inc, mirrorOn)
+		return true, nil
+	}); err != nil {
+		return nil, err
+	}
+	return setSpec(ctx, c, key, func(inc *v1.Incident) error {
+		if inc.Spec.State != v1.IncidentClosed { // the closing note stays as it was
+			inc.Spec.Note = note
+		}
+		return nil
+	})
+}
+
+// ErrAlreadyClosed is returned when closing a Closed Incident: Closed is
+// terminal and its closing note is part of the record.
+var ErrAlreadyClosed = errors.New("the Incident is already Closed")
+
+// Close sets spec.state to Closed with the note; the API server refuses a
+// close without one, and a close from a state that does not allow it.
+func Close(ctx context.Context, c client.Client, key client.ObjectKey, note string) (*v1.Incident, error) {
+	return setSpec(ctx, c, key, func(inc *v1.Incident) error {
+		if inc.Spec.State == v1.IncidentClosed {
+			return ErrAlreadyClosed
+		}
+		inc.Spec.State = v1.IncidentClosed
+		inc.Spec.Note = note
+		return nil
+	})
+}
+
+func setSpec(ctx context.Context, c client.Client, key client.ObjectKey, mutate func(*v1.Incident) error) (*v1.Incident, error) {
+	var inc v1.Incident
+	err := retry.RetryOnConflict(conflictBackoff, func() error {
+		if err := c.Get(ctx, key, &inc); err != nil {
+			return err
+		}
+		if err := mutate(&inc); err != nil {
+			return err
+		}
+		return c.Update(ctx, &inc)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to update Incident %s: %w", key, err)
+	}
+	return &inc, nil
+}
+
+func policyDedupeWindow(p policy.Policy) time.Duration {
+	if ip := p.Spec.Incident; ip != nil && ip.DedupeWindow != nil && ip.DedupeWindow.Duration > 0 {
+		return ip.DedupeWindow.Duration
+	}
+	return policy.IncidentDedupe
+}
+
+func policySeverityCap(p policy.Policy) v1.Severity {
+	if ip := p.Spec.Incident; ip != nil && ip.SeverityCap != "" {
+		return ip.SeverityCap
+	}
+	return DefaultSeverityCap
+}

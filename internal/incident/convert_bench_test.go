@@ -1,0 +1,88 @@
+package incident
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/testenv"
+)
+
+// BenchmarkConvertStorm measures conversions of one signature's alert storm
+// against a real API server: serially, and from 10 racing goroutines whose
+// appends to the one Incident conflict and retry. The ratio of the two is
+// the price of the optimistic concurrency that keeps the cooldown exact.
+func BenchmarkConvertStorm(b *testing.B) {
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1.AddToScheme(scheme))
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	const storm = 50
+	for _, workers := range []int{1, 10} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				keys := stormAlerts(ctx, b, c, storm)
+				b.StartTimer()
+				convertConcurrently(ctx, b, c, keys, workers)
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*storm), "µs/conversion")
+		})
+	}
+}
+
+func stormAlerts(ctx context.Context, b *testing.B, c client.Client, n int) []client.ObjectKey {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"}}
+	if err := c.Create(ctx, ns); err != nil {
+		b.Fatal(err)
+	}
+	keys := make([]client.ObjectKey, n)
+	for i := range keys {
+		a := &v1.Alert{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns.Name},
+			Spec:       v1.AlertSpec{Service: "gateway", Kind: "latency", Title: "p95", Labels: map[string]string{"host": fmt.Sprint(i)}},
+		}
+		if err := c.Create(ctx, a); err != nil {
+			b.Fatal(err)
+		}
+		keys[i] = client.ObjectKeyFromObject(a)
+	}
+	return keys
+}
+
+func convertConcurrently(ctx context.Context, b *testing.B, c client.Client, keys []client.ObjectKey, workers int) {
+	work := make(chan client.ObjectKey)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for k := range work {
+				if _, err := Convert(ctx, c, k, Options{}); err != nil {
+					b.Error(err)
+				}
+			}
+		})
+	}
+	for _, k := range keys {
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+}

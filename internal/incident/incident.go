@@ -1,0 +1,294 @@
+// Package incident turns Alerts into Incidents and keeps an Incident's
+// status: the signature that groups alerts, deterministic names, the bounded
+// timeline and alert list, the severity cap and the per-signature triage
+// cooldown. It knows nothing of reconcilers, the CLI or HTTP; all three call
+// it. The status changes are pure functions over an Incident; the writes
+// that apply them (convert.go) run under optimistic concurrency and
+// re-evaluate on conflict, so only one writer can start a triage run.
+package incident
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/fingerprint"
+)
+
+// Bounds of the in-cluster record.
+const (
+	// MaxAlertRefs is how many of the newest linked Alerts status keeps.
+	MaxAlertRefs = 100
+	// MaxTimeline is how many of the newest timeline entries status keeps
+	// (with the mirror on, unmirrored entries are kept past it).
+	MaxTimeline = 100
+	// maxSignature matches the CRD bound on spec.signature.
+	maxSignature = 256
+	// maxMessage matches the CRD bound on a timeline message.
+	maxMessage = 1024
+)
+
+// SeqLabel numbers the Incidents of one signature; it makes names
+// deterministic, so racing conversions create one Incident.
+const SeqLabel = "ops.alertbridge.io/incident-seq"
+
+// FirstAlertAnnotation names the Alert whose conversion created the
+// Incident; whoever opens the Incident first links that Alert.
+const FirstAlertAnnotation = "ops.alertbridge.io/first-alert"
+
+// Signature is the default incident signature of an Alert:
+// service/env/kind plus, in order, the chosen labels the Alert carries.
+// It is coarser than the fingerprint: alerts of one service/env/kind from
+// different hosts meet in one Incident.
+func Signature(a *v1.Alert, labels []string) string {
+	env := a.Spec.Env
+	if env == "" {
+		env = fingerprint.DefaultEnv
+	}
+	var b strings.Builder
+	b.WriteString(a.Spec.Service + "/" + env + "/" + a.Spec.Kind)
+	keys := slices.Clone(labels)
+	slices.Sort(keys)
+	for _, k := range slices.Compact(keys) {
+		if v, ok := a.Spec.Labels[k]; ok {
+			b.WriteString("/" + k + "=" + v)
+		}
+	}
+	s := b.String()
+	if len(s) > maxSignature {
+		// Keep it within the CRD bound and still unique.
+		s = s[:maxSignature-33] + "#" + fingerprint.Hash(s)
+	}
+	return s
+}
+
+// SignatureHash is the label value of ops.alertbridge.io/signature.
+func SignatureHash(sig string) string { return fingerprint.Hash(sig) }
+
+// Name is the deterministic name of the seq-th Incident of a signature.
+func Name(sig string, seq int64) string {
+	return fmt.Sprintf("inc-%s-%d", SignatureHash(sig)[:16], seq)
+}
+
+// Seq is the SeqLabel of inc; 0 when absent (e.g. made with kubectl).
+func Seq(inc *v1.Incident) int64 {
+	n, err := strconv.ParseInt(inc.Labels[SeqLabel], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// RunName is the deterministic name of an Incident's n-th triage run; it is
+// also the Job's name, so it stays within the 63 characters a Job allows.
+func RunName(incident string, n int32) string {
+	suffix := fmt.Sprintf("-triage-%d", n)
+	if len(incident)+len(suffix) > 63 {
+		incident = incident[:63-len(suffix)-9] + "-" + fingerprint.Hash(incident)[:8]
+	}
+	return incident + suffix
+}
+
+// CapSeverity returns s, or cap when s is worse than cap.
+func CapSeverity(s, cap v1.Severity) v1.Severity {
+	if cap != "" && s.Rank() < cap.Rank() {
+		return cap
+	}
+	return s
+}
+
+// InCooldown reports whether the Incident's signature may not be triaged at now.
+func InCooldown(t *v1.TriageStatus, now time.Time) bool {
+	return t != nil && t.CooldownUntil != nil && now.Before(t.CooldownUntil.Time)
+}
+
+// LastActivity is when the Incident last changed: lastActivityAt, else its
+// creation.
+func LastActivity(inc *v1.Incident) time.Time {
+	if inc.Status.LastActivityAt != nil {
+		return inc.Status.LastActivityAt.Time
+	}
+	return inc.CreationTimestamp.Time
+}
+
+// DeletableAt is the earliest moment a Closed Incident may leave the
+// cluster: retention after closedAt, and never before its triage cooldown
+// ends (a new Incident of the signature inherits the cooldown from it).
+// Zero means never (the Incident is not Closed).
+func DeletableAt(inc *v1.Incident, retention time.Duration) time.Time {
+	if inc.Spec.State != v1.IncidentClosed {
+		return time.Time{}
+	}
+	at := inc.CreationTimestamp.Time
+	if inc.Status.ClosedAt != nil {
+		at = inc.Status.ClosedAt.Time
+	}
+	at = at.Add(retention)
+	if t := inc.Status.Triage; t != nil && t.CooldownUntil != nil && t.CooldownUntil.After(at) {
+		at = t.CooldownUntil.Time
+	}
+	return at
+}
+
+// AddEntry appends a timeline entry with the next seq.
+func AddEntry(inc *v1.Incident, at time.Time, typ v1.TimelineType, msg, alertRef string) {
+	if len(msg) > maxMessage {
+		msg = msg[:maxMessage]
+	}
+	inc.Status.TimelineSeq++
+	inc.Status.Timeline = append(inc.Status.Timeline, v1.TimelineEntry{
+		Seq: inc.Status.TimelineSeq, At: metav1.NewMicroTime(at), Type: typ, Message: msg, AlertRef: alertRef,
+	})
+}
+
+// Trim bounds the timeline to the newest MaxTimeline entries. With the
+// mirror on (mirrorOn) only entries the mirror has written
+// (seq <= mirroredTimelineSeq) are dropped, so nothing unmirrored is lost.
+func Trim(inc *v1.Incident, mirrorOn bool) {
+	excess := len(inc.Status.Timeline) - MaxTimeline
+	if excess <= 0 {
+		return
+	}
+	drop := 0
+	for drop < excess {
+		if mirrorOn && inc.Status.Timeline[drop].Seq > inc.Status.MirroredTimelineSeq {
+			break
+		}
+		drop++
+	}
+	inc.Status.Timeline = slices.Delete(inc.Status.Timeline, 0, drop)
+}
+
+// Linked reports whether alert is among the newest linked Alerts.
+func Linked(inc *v1.Incident, alert string) bool {
+	return slices.Contains(inc.Status.AlertRefs, alert)
+}
+
+func link(inc *v1.Incident, alert string, now time.Time) {
+	inc.Status.AlertRefs = append(inc.Status.AlertRefs, alert)
+	if n := len(inc.Status.AlertRefs) - MaxAlertRefs; n > 0 {
+		inc.Status.AlertRefs = slices.Delete(inc.Status.AlertRefs, 0, n)
+	}
+	inc.Status.AlertCount++
+	inc.Status.LastActivityAt = &metav1.Time{Time: now}
+}
+
+// startTriage records a triage run: only the writer whose status write
+// moves lastTriageAt starts it; the controller carries it out.
+func startTriage(inc *v1.Incident, now time.Time, cooldown time.Duration, alert string) {
+	t := inc.Status.Triage
+	if t == nil {
+		t = &v1.TriageStatus{}
+		inc.Status.Triage = t
+	}
+	t.Runs++
+	t.LastTriageAt = &metav1.Time{Time: now}
+	t.CooldownUntil = &metav1.Time{Time: now.Add(cooldown)}
+	t.LastRunRef = &v1.LocalObjectReference{Name: RunName(inc.Name, t.Runs)}
+	t.LastRunAlertRef = alert
+	AddEntry(inc, now, v1.TimelineTriageStarted,
+		fmt.Sprintf("Triage run %s started; signature in cooldown until %s", t.LastRunRef.Name, t.CooldownUntil.UTC().Format(time.RFC3339)), alert)
+}
+
+// ApplyOpen records that the Incident opened: openedAt, the Opened entry,
+// the first Alert (if any) and the triage decision. inherited is the triage
+// state of the signature's previous Incidents: inside its cooldown, the new
+// Incident inherits it instead of triaging. It reports whether triage started.
+func ApplyOpen(inc *v1.Incident, now time.Time, cooldown time.Duration, firstAlert string, inherited *v1.TriageStatus) bool {
+	inc.Status.OpenedAt = &metav1.Time{Time: now}
+	inc.Status.LastActivityAt = &metav1.Time{Time: now}
+	inc.Status.ObservedState = inc.Spec.State
+	msg := fmt.Sprintf("Incident opened (%s, %s)", inc.Spec.Severity, inc.Spec.Title)
+	if firstAlert != "" {
+		msg = fmt.Sprintf("Incident opened from Alert %s (%s)", firstAlert, inc.Spec.Severity)
+		link(inc, firstAlert, now)
+	}
+	if InCooldown(inherited, now) {
+		inc.Status.Triage = &v1.TriageStatus{LastTriageAt: inherited.LastTriageAt, CooldownUntil: inherited.CooldownUntil}
+		AddEntry(inc, now, v1.TimelineOpened, msg+fmt.Sprintf("; triage skipped: signature in cooldown until %s (inherited)",
+			inherited.CooldownUntil.UTC().Format(time.RFC3339)), firstAlert)
+		return false
+	}
+	AddEntry(inc, now, v1.TimelineOpened, msg, firstAlert)
+	startTriage(inc, now, cooldown, firstAlert)
+	return true
+}
+
+// ApplyAppend links alert to an open Incident with one AlertAppended entry
+// and starts triage unless the signature is inside its cooldown. Linking an
+// Alert already among alertRefs changes nothing. It reports whether it
+// changed anything and whether triage started.
+func ApplyAppend(inc *v1.Incident, alert string, now time.Time, cooldown time.Duration) (appended, triaged bool) {
+	if Linked(inc, alert) {
+		return false, false
+	}
+	link(inc, alert, now)
+	if InCooldown(inc.Status.Triage, now) {
+		AddEntry(inc, now, v1.TimelineAlertAppended, fmt.Sprintf("Alert %s appended; triage skipped: signature in cooldown until %s",
+			alert, inc.Status.Triage.CooldownUntil.UTC().Format(time.RFC3339)), alert)
+		return true, false
+	}
+	AddEntry(inc, now, v1.TimelineAlertAppended, fmt.Sprintf("Alert %s appended; triage started", alert), alert)
+	startTriage(inc, now, cooldown, alert)
+	return true, true
+}
+
+// ApplyState records a spec.state change the controller has not yet
+// recorded: its timestamp, a StateChanged (or Closed) entry and
+// lastActivityAt. It returns the previous state, or "" when nothing changed.
+func ApplyState(inc *v1.Incident, now time.Time) v1.IncidentState {
+	from, to := inc.Status.ObservedState, inc.Spec.State
+	if from == to {
+		return ""
+	}
+	t := &metav1.Time{Time: now}
+	switch to {
+	case v1.IncidentOpen:
+		inc.Status.ResolvedAt, inc.Status.MitigatingAt = nil, nil // a reopen starts a new episode
+	case v1.IncidentMitigating:
+		inc.Status.MitigatingAt = t
+	case v1.IncidentResolved:
+		inc.Status.ResolvedAt = t
+	case v1.IncidentClosed:
+		inc.Status.ClosedAt = t
+	}
+	inc.Status.ObservedState = to
+	inc.Status.LastActivityAt = t
+	if to == v1.IncidentClosed {
+		AddEntry(inc, now, v1.TimelineClosed, fmt.Sprintf("Closed (was %s): %s", from, inc.Spec.Note), "")
+	} else {
+		AddEntry(inc, now, v1.TimelineStateChanged, fmt.Sprintf("State changed from %s to %s", from, to), "")
+	}
+	return from
+}
+
+// ApplyNote records a note in the timeline.
+func ApplyNote(inc *v1.Incident, now time.Time, note, by string) {
+	msg := note
+	if by != "" {
+		msg = by + ": " + note
+	}
+	AddEntry(inc, now, v1.TimelineNote, msg, "")
+	inc.Status.LastActivityAt = &metav1.Time{Time: now}
+}
+
+// Inherited is the triage state with the latest cooldown among the
+// signature's other Incidents; nil when none has one.
+func Inherited(siblings []v1.Incident, self string) *v1.TriageStatus {
+	var best *v1.TriageStatus
+	for i := range siblings {
+		t := siblings[i].Status.Triage
+		if siblings[i].Name == self || t == nil || t.CooldownUntil == nil {
+			continue
+		}
+		if best == nil || t.CooldownUntil.After(best.CooldownUntil.Time) {
+			best = t
+		}
+	}
+	return best
+}
