@@ -44,6 +44,7 @@ func newAlertsCommand(app *App) *cobra.Command {
 		newAlertsAckCommand(app),
 		newAlertsFailCommand(app),
 		newAlertsIngestCommand(app),
+		newToIncidentCommand(app),
 	)
 	return cmd
 }

@@ -2,24 +2,16 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	authnv1 "k8s.io/api/authentication/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -85,7 +77,7 @@ func newIncidentListCommand(app *App, use, short string, openOnly bool) *cobra.C
 				return b.CreationTimestamp.Compare(a.CreationTimestamp.Time)
 			})
 			if out == "json" {
-				l := map[string]any{"apiVersion": "v1", "kind": "List", "metadata": map[string]any{}, "items": withKinds(items)}
+				l := map[string]any{"apiVersion": "v1", "kind": "List", "metadata": map[string]any{}, "items": incidentsWithKind(items)}
 				return printJSON(app.Out, l)
 			}
 			return printIncidents(app.Out, items, all)
@@ -124,7 +116,7 @@ func newIncidentCloseCommand(app *App) *cobra.Command {
 				return err
 			}
 			if out == "json" {
-				return printJSON(app.Out, withKind(inc))
+				return printJSON(app.Out, incidentWithKind(inc))
 			}
 			fmt.Fprintf(app.Out, "incident/%s closed; the postmortem draft will be in configmap/%s\n", inc.Name, incident.PostmortemName(inc))
 			return nil
@@ -156,12 +148,12 @@ func newIncidentNoteCommand(app *App) *cobra.Command {
 				return err
 			}
 			inc, err := incident.AddNote(cmd.Context(), c, client.ObjectKey{Namespace: ns, Name: args[0]}, note,
-				whoAmI(cmd.Context(), app), nil, true)
+				callerOrEmpty(cmd.Context(), c), nil, true)
 			if err != nil {
 				return err
 			}
 			if out == "json" {
-				return printJSON(app.Out, withKind(inc))
+				return printJSON(app.Out, incidentWithKind(inc))
 			}
 			fmt.Fprintf(app.Out, "incident/%s noted\n", inc.Name)
 			return nil
@@ -175,65 +167,31 @@ func newIncidentNoteCommand(app *App) *cobra.Command {
 // incidentClient is a direct (uncached) client and the namespace the
 // kubectl flags select.
 func incidentClient(app *App) (client.Client, string, error) {
-	cfg, err := app.Kube.ToRESTConfig()
+	c, err := app.client()
 	if err != nil {
-		return nil, "", Exit(ExitUsage, fmt.Errorf("failed to load kubeconfig: %w", err))
+		return nil, "", err
 	}
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1.AddToScheme(scheme))
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, "", Exit(ExitUnreachable, fmt.Errorf("failed to reach the cluster: %w", err))
-	}
-	ns, _, err := app.Kube.ToRawKubeConfigLoader().Namespace()
-	if err != nil {
-		return nil, "", Exit(ExitUsage, fmt.Errorf("failed to read the namespace: %w", err))
-	}
-	return c, ns, nil
+	ns, err := app.namespace()
+	return c, ns, err
 }
 
-// whoAmI names the caller as the API server authenticated them; empty when
-// it cannot tell.
-func whoAmI(ctx context.Context, app *App) string {
-	cfg, err := app.Kube.ToRESTConfig()
-	if err != nil {
-		return ""
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return ""
-	}
-	r, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})
-	if err != nil {
-		return os.Getenv("USER")
-	}
-	return r.Status.UserInfo.Username
+// callerOrEmpty names the caller as the API server authenticated them;
+// empty when it cannot tell (a close is recorded either way).
+func callerOrEmpty(ctx context.Context, c client.Client) string {
+	name, _ := whoami(ctx, c)
+	return name
 }
 
-func checkOutput(out string) error {
-	if out != "" && out != "json" {
-		return Exit(ExitUsage, fmt.Errorf("--output must be json (or unset for a table), not %q", out))
-	}
-	return nil
-}
-
-func withKind(inc *v1.Incident) *v1.Incident {
+func incidentWithKind(inc *v1.Incident) *v1.Incident {
 	inc.APIVersion, inc.Kind = v1.GroupVersion.String(), "Incident"
 	return inc
 }
 
-func withKinds(items []v1.Incident) []v1.Incident {
+func incidentsWithKind(items []v1.Incident) []v1.Incident {
 	for i := range items {
-		withKind(&items[i])
+		incidentWithKind(&items[i])
 	}
 	return items
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "    ")
-	return enc.Encode(v)
 }
 
 func printIncidents(w io.Writer, items []v1.Incident, withNamespace bool) error {

@@ -56,7 +56,7 @@ built-in defaults (cap P1, window 60m).`,
 				return err
 			}
 			if out == "json" {
-				return printJSON(app.Out, withKind(res.Incident))
+				return printJSON(app.Out, incidentWithKind(res.Incident))
 			}
 			verb := "appended to"
 			switch {
