@@ -16,6 +16,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
@@ -179,6 +180,7 @@ func (r *AlertReconciler) foldInto(ctx context.Context, canon *v1.Alert, batch [
 	if err := r.Status().Update(ctx, canon); err != nil {
 		return fmt.Errorf("failed to count %d occurrences into Alert %s: %w", len(batch), klog.KObj(canon), err)
 	}
+	metrics.Folds.Add(float64(len(batch)))
 	r.Recorder.Eventf(canon, nil, corev1.EventTypeNormal, EventOccurrences, "Fold",
 		"Folded %d repeat(s); %d occurrences in all", len(batch), canon.Status.Occurrences)
 	return r.finishFolds(ctx, canon, byUID, now)

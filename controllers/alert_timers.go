@@ -14,6 +14,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/gitops"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 )
 
 // runTimers returns due Alerts to New (expired leases, passed retryAfter),
@@ -62,6 +63,7 @@ func (r *AlertReconciler) requeueIfDue(ctx context.Context, a *v1.Alert, now tim
 	if err := r.Status().Update(ctx, a); err != nil {
 		return fmt.Errorf("failed to requeue Alert %s: %w", klog.KObj(a), err)
 	}
+	metrics.Requeues.WithLabelValues(reason).Inc()
 	ctrl.LoggerFrom(ctx).V(1).Info("Alert requeued", "alert", klog.KObj(a), "reason", reason)
 	if reason == v1.ReasonLeaseExpired {
 		r.Recorder.Eventf(a, nil, corev1.EventTypeWarning, EventLeaseExpired, "Requeue",

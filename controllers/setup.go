@@ -8,6 +8,8 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/alertbridge/alertbridge/internal/metrics"
 )
 
 // Options tune the reconcilers; zero values mean the defaults.
@@ -32,6 +34,9 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	clk := opts.Clock
 	if clk == nil {
 		clk = clock.RealClock{}
+	}
+	if err := metrics.Register(mgr.GetCache()); err != nil {
+		return fmt.Errorf("failed to register metrics: %w", err)
 	}
 	alerts := &AlertReconciler{
 		Client:                  mgr.GetClient(),

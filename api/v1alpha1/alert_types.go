@@ -34,15 +34,16 @@ const (
 	// AlertConditionResolved is True once the source said the alert is over.
 	AlertConditionResolved = "Resolved"
 
-	ReasonFolded         = "FoldedIntoCanonical"
-	ReasonLeaseHeld      = "LeaseHeld"
-	ReasonLeaseExpired   = "LeaseExpired"
-	ReasonAcked          = "Acked"
-	ReasonFailed         = "Failed"
-	ReasonRetryDue       = "RetryDue"
-	ReasonCanonical      = "Canonical"
-	ReasonUnclaimed      = "Unclaimed"
-	ReasonKindNotAllowed = "KindNotAllowed"
+	ReasonFolded           = "FoldedIntoCanonical"
+	ReasonLeaseHeld        = "LeaseHeld"
+	ReasonLeaseExpired     = "LeaseExpired"
+	ReasonAcked            = "Acked"
+	ReasonFailed           = "Failed"
+	ReasonRetryDue         = "RetryDue"
+	ReasonCanonical        = "Canonical"
+	ReasonUnclaimed        = "Unclaimed"
+	ReasonKindNotAllowed   = "KindNotAllowed"
+	ReasonResolvedAtSource = "ResolvedAtSource"
 )
 
 // AlertSpec is one firing as a monitor reported it. It is immutable: a

@@ -120,3 +120,24 @@ func Fail(s *v1.AlertStatus, owner, lastError string, retryAfter time.Duration, 
 func leaseSeconds(ttl time.Duration) int32 {
 	return int32(max(1, min(int64((ttl+time.Second-1)/time.Second), MaxLeaseSeconds)))
 }
+
+// ResolvedAtSource is the ack note of an Alert its source resolved.
+const ResolvedAtSource = "resolved at source"
+
+// Resolve records that the source says the alert is over: resolvedAt and the
+// Resolved condition, and an ack by `by` when nobody holds the Alert (New or
+// Failed). A Processing Alert stays with its holder, who decides. It reports
+// whether anything changed.
+func Resolve(s *v1.AlertStatus, by string, at, now time.Time) bool {
+	if s.ResolvedAt != nil {
+		return false
+	}
+	t := metav1.NewTime(at)
+	s.ResolvedAt = &t
+	setCondition(s, v1.AlertConditionResolved, metav1.ConditionTrue, v1.ReasonResolvedAtSource,
+		fmt.Sprintf("%s resolved the alert at %s", by, at.UTC().Format(time.RFC3339)), 0, now)
+	if s.Phase == v1.AlertNew || s.Phase == v1.AlertFailed {
+		_ = Ack(s, by, ResolvedAtSource, now) // New and Failed are always ackable
+	}
+	return true
+}

@@ -27,6 +27,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/policy"
+	"github.com/alertbridge/alertbridge/internal/query"
 )
 
 // maxSpread bounds how far past the oldest candidates a contended claimer
@@ -171,21 +172,13 @@ func Candidates(items []v1.Alert, window time.Duration, now time.Time) []*v1.Ale
 		if a.DeletionTimestamp != nil || !alertstate.Claimable(&a.Status, now) {
 			continue
 		}
-		if window > 0 && LastSeen(a).Before(now.Add(-window)) {
+		if window > 0 && query.LastSeen(a).Before(now.Add(-window)) {
 			continue
 		}
 		out = append(out, a)
 	}
 	slices.SortFunc(out, oldestFirst)
 	return out
-}
-
-// LastSeen is status.lastSeenAt, else the creation time.
-func LastSeen(a *v1.Alert) time.Time {
-	if a.Status.LastSeenAt != nil {
-		return a.Status.LastSeenAt.Time
-	}
-	return a.CreationTimestamp.Time
 }
 
 // oldestFirst orders by creation; the namespace and name break ties, since

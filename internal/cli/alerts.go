@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,7 +21,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
-	"github.com/alertbridge/alertbridge/internal/claim"
+	"github.com/alertbridge/alertbridge/internal/query"
 )
 
 // Output formats of -o.
@@ -173,7 +172,7 @@ func printAlerts(w io.Writer, output string, alerts []v1.Alert, withNamespace bo
 		}
 		row := []string{a.Name, phaseOf(a), a.Spec.Service, a.Spec.Env, a.Spec.Kind, string(a.Spec.Severity),
 			fmt.Sprint(a.Status.Occurrences), holder, fmt.Sprint(a.Status.Attempts),
-			duration.HumanDuration(now.Sub(claim.LastSeen(a))), truncate(a.Spec.Title, 60)}
+			duration.HumanDuration(now.Sub(query.LastSeen(a))), truncate(a.Spec.Title, 60)}
 		if withNamespace {
 			row = append([]string{a.Namespace}, row...)
 		}
@@ -199,18 +198,9 @@ func truncate(s string, n int) string {
 
 // parsePhases reads --status-in case-insensitively (new = New).
 func parsePhases(list []string) ([]v1.AlertPhase, error) {
-	all := []v1.AlertPhase{v1.AlertNew, v1.AlertProcessing, v1.AlertAcked, v1.AlertFailed, v1.AlertDeduplicated}
-	var out []v1.AlertPhase
-	for _, s := range list {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		i := slices.IndexFunc(all, func(p v1.AlertPhase) bool { return strings.EqualFold(string(p), s) })
-		if i < 0 {
-			return nil, Exit(ExitUsage, fmt.Errorf("--status-in: unknown phase %q (want New, Processing, Acked, Failed or Deduplicated)", s))
-		}
-		out = append(out, all[i])
+	phases, err := query.ParsePhases(list)
+	if err != nil {
+		return nil, Exit(ExitUsage, fmt.Errorf("--status-in: %w", err))
 	}
-	return out, nil
+	return phases, nil
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -10,6 +9,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/claim"
+	"github.com/alertbridge/alertbridge/internal/query"
 )
 
 // defaultWindow is the runbook's window_minutes=240.
@@ -68,18 +68,9 @@ func (o *listOptions) run(cmd *cobra.Command, app *App) error {
 		return err
 	}
 	now := time.Now()
-	var out []v1.Alert
-	for _, a := range list.Items {
-		if o.window > 0 && claim.LastSeen(&a).Before(now.Add(-o.window)) ||
-			len(phases) > 0 && !slices.Contains(phases, a.Status.Phase) ||
-			o.env != "" && a.Spec.Env != o.env ||
-			o.source != "" && a.Spec.Source != o.source ||
-			o.service != "" && a.Spec.Service != o.service {
-			continue
-		}
-		out = append(out, a)
-	}
-	slices.SortStableFunc(out, func(a, b v1.Alert) int { return claim.LastSeen(&b).Compare(claim.LastSeen(&a)) })
+	out := query.Alerts(list.Items, query.AlertFilter{
+		Window: o.window, Phases: phases, Env: o.env, Source: o.source, Service: o.service,
+	}, now)
 	return printAlerts(app.Out, o.output, out, o.allNamespaces, now)
 }
 

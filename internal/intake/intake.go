@@ -483,3 +483,39 @@ func later(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// Resolve records that the source ended the firing that key identifies (an
+// Alertmanager instance): the Alert that counted it gets resolvedAt and the
+// Resolved condition, and is acked "resolved at source" if nobody holds it.
+// A resolution for a firing never seen is answered with an empty AlertRef.
+func (in *Intake) Resolve(ctx context.Context, namespace string, spec v1.AlertSpec, key, by string, at time.Time) (Result, error) {
+	hashed := HashKey(key)
+	var res Result
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		items, err := alertindex.List(ctx, in.Cache, namespace, alertindex.KeyOfSpec(&spec))
+		if err != nil {
+			return Result{}, err
+		}
+		alerts := make([]*v1.Alert, 0, len(items))
+		for i := range items {
+			alerts = append(alerts, &items[i])
+		}
+		h := holderOf(alerts, hashed)
+		if h == nil {
+			return Result{Accepted: true}, nil
+		}
+		var a v1.Alert
+		if err := in.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: canonicalName(h)}, &a); err != nil {
+			return Result{}, fmt.Errorf("failed to read Alert %s/%s: %w", namespace, canonicalName(h), err)
+		}
+		res = Result{Accepted: true, Deduped: true, AlertRef: a.Name, Occurrences: a.Status.Occurrences}
+		if !alertstate.Resolve(&a.Status, by, at, in.Clock.Now()) {
+			return res, nil
+		}
+		err = in.Client.Status().Update(ctx, &a)
+		if err == nil || !apierrors.IsConflict(err) {
+			return res, err
+		}
+	}
+	return Result{}, errors.New("failed to resolve the Alert: too much contention")
+}

@@ -167,4 +167,22 @@ var _ = Describe("Intake", func() {
 			g.Expect(sum).To(BeEquivalentTo(2 * each))
 		}, settle, poll).Should(Succeed())
 	})
+
+	It("resolves the Alert that counted a firing instance", func() {
+		res, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("r"), Key: "am:abc@t1"})
+		Expect(err).NotTo(HaveOccurred())
+		at := time.Now().Add(-time.Minute).Truncate(time.Second)
+		got, err := in.Resolve(ctx, ns, spec("r"), "am:abc@t1", "alertmanager", at)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.AlertRef).To(Equal(res.AlertRef))
+		var a v1.Alert
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: res.AlertRef}, &a)).To(Succeed())
+		Expect(a.Status.Phase).To(Equal(v1.AlertAcked))
+		Expect(a.Status.Ack.Note).To(Equal("resolved at source"))
+		Expect(a.Status.ResolvedAt.Time).To(BeTemporally("==", at))
+
+		unknown, err := in.Resolve(ctx, ns, spec("r"), "am:never@t0", "alertmanager", at)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(unknown.AlertRef).To(BeEmpty())
+	})
 })

@@ -1,0 +1,103 @@
+package query
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+)
+
+var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func alert(name, service, env, kind string, phase v1.AlertPhase, occ int64, ago time.Duration) v1.Alert {
+	seen := metav1.NewTime(now.Add(-ago))
+	return v1.Alert{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "prod", CreationTimestamp: seen},
+		Spec:       v1.AlertSpec{Service: service, Env: env, Kind: kind, Severity: v1.SeverityP2, Title: name, Source: "monitor@node1"},
+		Status:     v1.AlertStatus{Phase: phase, Occurrences: occ, LastSeenAt: &seen},
+	}
+}
+
+func TestParsePhases(t *testing.T) {
+	got, err := ParsePhases([]string{"new, FAILED", "processing"})
+	if err != nil || len(got) != 3 || got[0] != v1.AlertNew || got[1] != v1.AlertFailed || got[2] != v1.AlertProcessing {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if _, err := ParsePhases([]string{"open"}); err == nil {
+		t.Fatal("accepted an unknown phase")
+	}
+}
+
+func TestAlertsFilterAndOrder(t *testing.T) {
+	items := []v1.Alert{
+		alert("old", "gateway", "prod", "latency", v1.AlertNew, 1, 5*time.Hour),
+		alert("a", "gateway", "prod", "latency", v1.AlertNew, 3, time.Hour),
+		alert("b", "gateway", "staging", "latency", v1.AlertFailed, 1, 30*time.Minute),
+		alert("c", "payments", "prod", "error_rate", v1.AlertAcked, 1, 10*time.Minute),
+	}
+	cases := []struct {
+		name string
+		f    AlertFilter
+		want []string
+	}{
+		{"window", AlertFilter{Window: 240 * time.Minute}, []string{"c", "b", "a"}},
+		{"all", AlertFilter{}, []string{"c", "b", "a", "old"}},
+		{"status", AlertFilter{Phases: []v1.AlertPhase{v1.AlertNew, v1.AlertFailed}, Window: 240 * time.Minute}, []string{"b", "a"}},
+		{"env", AlertFilter{Env: "staging"}, []string{"b"}},
+		{"service", AlertFilter{Service: "payments"}, []string{"c"}},
+		{"source", AlertFilter{Source: "monitor@node2"}, nil},
+	}
+	for _, c := range cases {
+		var got []string
+		for _, a := range Alerts(items, c.f, now) {
+			got = append(got, a.Name)
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+				break
+			}
+		}
+	}
+}
+
+func TestBuildDashboard(t *testing.T) {
+	items := []v1.Alert{
+		alert("a", "gateway", "prod", "latency", v1.AlertNew, 7, time.Hour),
+		alert("a-dup", "gateway", "prod", "latency", v1.AlertDeduplicated, 0, time.Hour),
+		alert("b", "gateway", "prod", "latency", v1.AlertProcessing, 2, 20*time.Minute),
+		alert("c", "payments", "prod", "error_rate", v1.AlertAcked, 1, 10*time.Minute),
+		alert("undecided", "payments", "prod", "error_rate", "", 0, time.Minute),
+		alert("old", "db", "prod", "disk", v1.AlertNew, 100, 10*time.Hour),
+	}
+	incidents := []v1.Incident{
+		{ObjectMeta: metav1.ObjectMeta{Name: "p3", Namespace: "prod"}, Spec: v1.IncidentSpec{Service: "db", State: v1.IncidentOpen, Severity: v1.SeverityP3}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "closed", Namespace: "prod"}, Spec: v1.IncidentSpec{Service: "db", State: v1.IncidentClosed, Severity: v1.SeverityP0}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "p1", Namespace: "prod"}, Spec: v1.IncidentSpec{Service: "gateway", State: v1.IncidentMitigating, Severity: v1.SeverityP1}},
+	}
+	d := BuildDashboard(items, incidents, nil, "prod", 240*time.Minute, now)
+	want := map[string]int64{"New": 1, "Processing": 1, "Acked": 1, "Failed": 0, "Deduplicated": 1}
+	for k, v := range want {
+		if d.Counts[k] != v {
+			t.Errorf("count %s = %d, want %d", k, d.Counts[k], v)
+		}
+	}
+	if d.Occurrences != 10 {
+		t.Errorf("occurrences %d, want 10", d.Occurrences)
+	}
+	if len(d.TopSignatures) != 2 || d.TopSignatures[0].Signature != "gateway/prod/latency" || d.TopSignatures[0].Occurrences != 9 || d.TopSignatures[0].Alerts != 2 {
+		t.Errorf("top signatures %+v", d.TopSignatures)
+	}
+	if len(d.Latest) != 3 || d.Latest[0].Name != "c" || d.Latest[1].Holder != "" {
+		t.Errorf("latest %+v", d.Latest)
+	}
+	if len(d.OpenIncidents) != 2 || d.OpenIncidents[0].Name != "p1" {
+		t.Errorf("open incidents %+v", d.OpenIncidents)
+	}
+}
