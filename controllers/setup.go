@@ -17,6 +17,8 @@ type Options struct {
 	DuplicateGCDelay time.Duration
 	// AlertConcurrency is the number of fingerprints folded in parallel.
 	AlertConcurrency int
+	// Mirror configures the PostgreSQL mirror; a nil Store turns it off.
+	Mirror MirrorOptions
 }
 
 // SetupAll registers every reconciler with mgr. main.go and the test suites
@@ -36,6 +38,9 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	}
 	if err := alerts.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("failed to set up the Alert controller: %w", err)
+	}
+	if err := setupMirror(ctx, mgr, opts.Mirror, clk); err != nil {
+		return err
 	}
 	return nil
 }

@@ -305,7 +305,6 @@ func TestPruneDeletesOldFinishedRowsInBatches(t *testing.T) {
 	}
 }
 
-
 func leftPad(i int) string { return fmt.Sprintf("%012d", i) }
 
 func TestResolveDSN(t *testing.T) {
