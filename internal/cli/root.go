@@ -64,6 +64,7 @@ func NewRoot() (*cobra.Command, *App) {
 	app.Kube.AddFlags(root.PersistentFlags())
 	root.SetOut(app.Out)
 	root.SetErr(app.Err)
+	root.AddCommand(NewMigrateCommand(app))
 	return root, app
 }
 
