@@ -70,6 +70,9 @@ func setupMirror(ctx context.Context, mgr ctrl.Manager, o MirrorOptions, clk clo
 			return err
 		}
 	}
+	if err := (&MirrorStatusReconciler{Client: mgr.GetClient(), Store: o.Store}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the mirror status controller: %w", err)
+	}
 	conc := o.Concurrency
 	if conc <= 0 {
 		conc = DefaultMirrorConcurrency

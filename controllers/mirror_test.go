@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -87,6 +88,21 @@ func gauge(name string) float64 {
 	}
 	Fail("no metric " + name)
 	return 0
+}
+
+func newPolicy(ns string) *v1.AlertRoutingPolicy {
+	return &v1.AlertRoutingPolicy{ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns}}
+}
+
+// mirroredReason is the reason of the Mirrored condition users see on the
+// namespace's AlertRoutingPolicy ("" while it has none).
+func mirroredReason(g Gomega, ns string) string {
+	var p v1.AlertRoutingPolicy
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1.RoutingPolicyName}, &p)).To(Succeed())
+	if c := meta.FindStatusCondition(p.Status.Conditions, controllers.ConditionMirrored); c != nil {
+		return c.Reason
+	}
+	return ""
 }
 
 type alertRow struct {
@@ -199,6 +215,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	})
 
 	It("loses and doubles nothing when PostgreSQL stops in the middle of 500 changes", func() {
+		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
 		stop := startOperator(mirrorOptions(store))
 		defer stop()
 		const (
@@ -267,6 +284,8 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		// While the database is down the operator shows the lag.
 		Eventually(func() float64 { return gauge("alertbridge_mirror_pending_objects") }, settle, poll).Should(BeNumerically(">", 0))
 		Eventually(func() float64 { return gauge("alertbridge_mirror_lag_seconds") }, settle, poll).Should(BeNumerically(">", 0))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonDatabaseUnavailable))
+		Expect(gauge("alertbridge_mirror_up")).To(BeZero())
 		Expect(pg.Restart(ctx)).To(Succeed())
 		restarted := time.Now()
 
@@ -293,6 +312,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 			g.Expect(gauge("alertbridge_mirror_pending_objects")).To(BeZero())
 		}, catchUp, poll).Should(Succeed())
 		GinkgoWriter.Printf("mirror caught up %s after PostgreSQL returned\n", time.Since(restarted))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonMirrorCaughtUp))
 
 		var alertRows, distinctAlerts, incRows int
 		Expect(db.QueryRow(ctx, `SELECT (SELECT count(*) FROM alerts WHERE namespace = $1), (SELECT count(DISTINCT uid) FROM alerts WHERE namespace = $1), (SELECT count(*) FROM incidents WHERE namespace = $1)`, ns).
@@ -353,9 +373,11 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		leftover := newAlert(ns, "leftover")
 		leftover.Finalizers = []string{v1.MirrorFinalizer}
 		Expect(k8s.Create(ctx, leftover)).To(Succeed())
+		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
 		stop := startOperator(controllers.Options{DuplicateGCDelay: gcDelay})
 		defer stop()
 		Expect(gauge("alertbridge_mirror_enabled")).To(BeZero())
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonMirrorDisabled))
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(leftover), leftover)).To(Succeed())
 			g.Expect(leftover.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
