@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -367,6 +368,63 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(tracked), &v1.Alert{})).To(Succeed())
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cooling), &v1.Incident{})).To(Succeed())
 		}, quietFor, poll).Should(Succeed())
+	})
+
+	It("holds folded duplicates the Alert controller deletes until their Deduplicated row is written", func() {
+		stop := startOperator(mirrorOptions(store))
+		defer stop()
+		canonical, dup := newAlert(ns, "same"), newAlert(ns, "same")
+		Expect(k8s.Create(ctx, canonical)).To(Succeed())
+		Expect(k8s.Create(ctx, dup)).To(Succeed())
+		Eventually(func(g Gomega) {
+			err := k8s.Get(ctx, client.ObjectKeyFromObject(dup), &v1.Alert{})
+			g.Expect(client.IgnoreNotFound(err)).To(Succeed())
+			g.Expect(err).To(HaveOccurred(), "the duplicate is still in the cluster")
+		}, settle, poll).Should(Succeed())
+		row, ok := alertRowOf(Default, dup)
+		Expect(ok).To(BeTrue())
+		Expect(row.Phase).To(Equal("Deduplicated"))
+		Expect(row.Deleted).To(BeTrue())
+	})
+
+	It("records one row per SLO evaluation and per gate bypass", func() {
+		stop := startOperator(mirrorOptions(store))
+		defer stop()
+		p := &v1.SLOPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "gateway", Namespace: ns},
+			Spec: v1.SLOPolicySpec{Service: "gateway", Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
+				Source: v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://prometheus:9090"}}},
+		}
+		Expect(k8s.Create(ctx, p)).To(Succeed())
+		Expect(p.Finalizers).To(ContainElement(v1.MirrorFinalizer))
+		base := time.Now().Truncate(time.Second)
+		for i := range 3 {
+			Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+					return err
+				}
+				at := metav1.NewTime(base.Add(time.Duration(i) * time.Minute))
+				until := metav1.NewTime(base.Add(time.Hour))
+				p.Status.LastEvaluatedAt = &at
+				p.Status.Observed = &v1.ObservedSLIs{LatencyP95Ms: fmt.Sprintf("%d.5", 300+i)}
+				p.Status.Gate = &v1.GateStatus{Decision: v1.DecisionBlock, Reason: v1.ReasonLatencyP95Exceeded}
+				p.Status.Bypass = &v1.BypassStatus{Active: true, Until: &until, Reason: "hotfix for INC-42", By: "alice"}
+				return k8s.Status().Update(ctx, p)
+			})).To(Succeed())
+			// Each evaluation reaches the mirror before the next one replaces it.
+			Eventually(func() (int, error) {
+				var n int
+				err := db.QueryRow(ctx, "SELECT count(*) FROM slo_evaluations WHERE slo_uid = $1", string(p.UID)).Scan(&n)
+				return n, err
+			}, settle, poll).Should(Equal(i + 1))
+		}
+		var bypasses int
+		var latest string
+		Expect(db.QueryRow(ctx, `SELECT (SELECT count(*) FROM gate_bypasses WHERE slo_uid = $1),
+			(SELECT latency_p95_ms::text FROM slo_evaluations WHERE slo_uid = $1 ORDER BY evaluated_at DESC LIMIT 1)`, string(p.UID)).
+			Scan(&bypasses, &latest)).To(Succeed())
+		Expect(bypasses).To(Equal(1))
+		Expect(latest).To(Equal("302.5"))
 	})
 
 	It("with the mirror off, adds no finalizer and removes leftovers so deletion never hangs", func() {
