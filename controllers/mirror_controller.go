@@ -126,10 +126,10 @@ func (r *MirrorReconciler[T]) mirror(ctx context.Context, key types.NamespacedNa
 	// and that newer version still needs its own row.
 	rv := obj.GetResourceVersion()
 	if err := r.kind.write(ctx, r.Client, r.Store, obj); err != nil {
-		r.health.failed(r.kind.name, obj.GetUID(), r.Clock.Now())
+		r.health.failed(r.kind.name, key, r.Clock.Now())
 		return fmt.Errorf("failed to mirror %s %s: %w", r.kind.name, klog.KObj(obj), err)
 	}
-	r.health.written(r.kind.name, obj.GetUID())
+	r.health.written(r.kind.name, key)
 	r.mu.Lock()
 	r.mirrored[key] = mirroredAt{uid: obj.GetUID(), rv: rv}
 	r.mu.Unlock()
@@ -137,6 +137,7 @@ func (r *MirrorReconciler[T]) mirror(ctx context.Context, key types.NamespacedNa
 }
 
 func (r *MirrorReconciler[T]) forget(key types.NamespacedName) {
+	r.health.forget(r.kind.name, key)
 	r.mu.Lock()
 	delete(r.mirrored, key)
 	r.mu.Unlock()

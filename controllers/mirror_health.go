@@ -14,14 +14,14 @@ import (
 type mirrorHealth struct {
 	mu      sync.Mutex
 	enabled bool
-	pending map[types.UID]time.Time // first failed write per object
+	pending map[string]time.Time // first failed write per kind/namespace/name
 	clock   func() time.Time
 }
 
 var (
 	// health is process-wide because metrics are registered once;
 	// SetupAll resets it for each manager.
-	health = &mirrorHealth{pending: map[types.UID]time.Time{}, clock: time.Now}
+	health = &mirrorHealth{pending: map[string]time.Time{}, clock: time.Now}
 
 	mirrorWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "alertbridge_mirror_writes_total",
@@ -57,7 +57,7 @@ func boolGauge(b bool) float64 {
 func (h *mirrorHealth) reset(enabled bool, now func() time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.enabled, h.pending, h.clock = enabled, map[types.UID]time.Time{}, now
+	h.enabled, h.pending, h.clock = enabled, map[string]time.Time{}, now
 }
 
 func (h *mirrorHealth) isEnabled() bool {
@@ -66,20 +66,27 @@ func (h *mirrorHealth) isEnabled() bool {
 	return h.enabled
 }
 
-func (h *mirrorHealth) failed(kind string, uid types.UID, now time.Time) {
+func pendingKey(kind string, key types.NamespacedName) string { return kind + "/" + key.String() }
+
+func (h *mirrorHealth) failed(kind string, key types.NamespacedName, now time.Time) {
 	mirrorWrites.WithLabelValues(kind, "error").Inc()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.pending[uid]; !ok {
-		h.pending[uid] = now
+	if _, ok := h.pending[pendingKey(kind, key)]; !ok {
+		h.pending[pendingKey(kind, key)] = now
 	}
 }
 
-func (h *mirrorHealth) written(kind string, uid types.UID) {
+func (h *mirrorHealth) written(kind string, key types.NamespacedName) {
 	mirrorWrites.WithLabelValues(kind, "ok").Inc()
+	h.forget(kind, key)
+}
+
+// forget drops an object that is gone: nothing is pending for it any more.
+func (h *mirrorHealth) forget(kind string, key types.NamespacedName) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.pending, uid)
+	delete(h.pending, pendingKey(kind, key))
 }
 
 // lag returns the number of pending objects and the age of the oldest.

@@ -373,13 +373,25 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	It("holds folded duplicates the Alert controller deletes until their Deduplicated row is written", func() {
 		stop := startOperator(mirrorOptions(store))
 		defer stop()
-		canonical, dup := newAlert(ns, "same"), newAlert(ns, "same")
-		Expect(k8s.Create(ctx, canonical)).To(Succeed())
-		Expect(k8s.Create(ctx, dup)).To(Succeed())
+		first, second := newAlert(ns, "same"), newAlert(ns, "same")
+		Expect(k8s.Create(ctx, first)).To(Succeed())
+		Expect(k8s.Create(ctx, second)).To(Succeed())
+		// Created in the same second, the name decides which one is canonical.
+		var dup *v1.Alert
 		Eventually(func(g Gomega) {
-			err := k8s.Get(ctx, client.ObjectKeyFromObject(dup), &v1.Alert{})
+			for _, a := range []*v1.Alert{first, second} {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+				if a.Status.Phase == v1.AlertDeduplicated {
+					dup = a
+				}
+			}
+			g.Expect(dup).NotTo(BeNil())
+		}, settle, poll).Should(Succeed())
+		Eventually(func(g Gomega) {
+			var cur v1.Alert
+			err := k8s.Get(ctx, client.ObjectKeyFromObject(dup), &cur)
 			g.Expect(client.IgnoreNotFound(err)).To(Succeed())
-			g.Expect(err).To(HaveOccurred(), "the duplicate is still in the cluster")
+			g.Expect(err).To(HaveOccurred(), "the duplicate is still in the cluster: finalizers %v, deleting since %v", cur.Finalizers, cur.DeletionTimestamp)
 		}, settle, poll).Should(Succeed())
 		row, ok := alertRowOf(Default, dup)
 		Expect(ok).To(BeTrue())
