@@ -287,6 +287,13 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		Eventually(func() float64 { return gauge("alertbridge_mirror_lag_seconds") }, settle, poll).Should(BeNumerically(">", 0))
 		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonDatabaseUnavailable))
 		Expect(gauge("alertbridge_mirror_up")).To(BeZero())
+		// The rest of the operator keeps working while the database is down.
+		late := newAlert(ns, "during-outage")
+		Expect(k8s.Create(ctx, late)).To(Succeed())
+		Eventually(func(g Gomega) v1.AlertPhase {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(late), late)).To(Succeed())
+			return late.Status.Phase
+		}, settle, poll).Should(Equal(v1.AlertNew))
 		Expect(pg.Restart(ctx)).To(Succeed())
 		restarted := time.Now()
 
@@ -310,6 +317,9 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 				g.Expect(rv).To(Equal(in.ResourceVersion), "incident %s row is older than the object", in.Name)
 				g.Expect([]any{events, distinct, minSeq, maxSeq}).To(Equal([]any{entries, entries, int64(1), int64(entries)}))
 			}
+			row, ok := alertRowOf(g, late)
+			g.Expect(ok).To(BeTrue())
+			g.Expect(row.Phase).To(Equal("New"))
 			g.Expect(gauge("alertbridge_mirror_pending_objects")).To(BeZero())
 		}, catchUp, poll).Should(Succeed())
 		GinkgoWriter.Printf("mirror caught up %s after PostgreSQL returned\n", time.Since(restarted))
@@ -318,7 +328,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		var alertRows, distinctAlerts, incRows int
 		Expect(db.QueryRow(ctx, `SELECT (SELECT count(*) FROM alerts WHERE namespace = $1), (SELECT count(DISTINCT uid) FROM alerts WHERE namespace = $1), (SELECT count(*) FROM incidents WHERE namespace = $1)`, ns).
 			Scan(&alertRows, &distinctAlerts, &incRows)).To(Succeed())
-		Expect([]int{alertRows, distinctAlerts, incRows}).To(Equal([]int{alerts, alerts, incidents}))
+		Expect([]int{alertRows, distinctAlerts, incRows}).To(Equal([]int{alerts + 1, alerts + 1, incidents}))
 	})
 
 	It("deletes finished objects once mirrored and past resolvedInCluster, but never GitOps-tracked ones", func() {
