@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"crypto/tls"
 	goflag "flag"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +22,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/cli"
+	"github.com/alertbridge/alertbridge/internal/mirror"
 )
 
 type runOptions struct {
@@ -29,7 +33,17 @@ type runOptions struct {
 	secureMetrics    bool
 	duplicateGCDelay time.Duration
 	alertConcurrency int
+	mirror           mirrorFlags
 	zap              zap.Options
+}
+
+// mirrorFlags configure the PostgreSQL mirror.
+type mirrorFlags struct {
+	databaseURL    string
+	migrate        bool
+	concurrency    int
+	pruneInterval  time.Duration
+	probeNamespace string
 }
 
 func newScheme() *runtime.Scheme {
@@ -57,6 +71,11 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
 	f.DurationVar(&o.duplicateGCDelay, "duplicate-gc-delay", controllers.DefaultDuplicateGCDelay, "how long a folded duplicate Alert stays before the operator deletes it")
 	f.IntVar(&o.alertConcurrency, "alert-concurrency", 4, "fingerprints folded in parallel")
+	f.StringVar(&o.mirror.databaseURL, "database-url", "", "PostgreSQL URL of the mirror; default $ALERT_DATABASE_URL, then $DATABASE_URL; none turns the mirror off")
+	f.BoolVar(&o.mirror.migrate, "migrate", false, "apply pending database migrations at start")
+	f.IntVar(&o.mirror.concurrency, "mirror-concurrency", controllers.DefaultMirrorConcurrency, "parallel mirror writes per kind")
+	f.DurationVar(&o.mirror.pruneInterval, "mirror-prune-interval", controllers.DefaultPruneInterval, "how often rows past the database retention are deleted")
+	f.StringVar(&o.mirror.probeNamespace, "mirror-probe-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), controllers.DefaultProbeNamespace), "namespace where the operator dry-runs an Alert to see the finalizer policy take effect")
 	goFlags := goflag.NewFlagSet("zap", goflag.ContinueOnError)
 	o.zap.BindFlags(goFlags)
 	f.AddGoFlagSet(goFlags)
@@ -90,9 +109,17 @@ func (o *runOptions) run(app *cli.App) error {
 		return fmt.Errorf("failed to create the manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
+	mirrorOpts, err := o.mirror.options(ctx)
+	if err != nil {
+		return err
+	}
+	if mirrorOpts.Store != nil {
+		defer mirrorOpts.Store.Close()
+	}
 	if err := controllers.SetupAll(ctx, mgr, controllers.Options{
 		DuplicateGCDelay: o.duplicateGCDelay,
 		AlertConcurrency: o.alertConcurrency,
+		Mirror:           mirrorOpts,
 	}); err != nil {
 		return err
 	}
@@ -104,4 +131,21 @@ func (o *runOptions) run(app *cli.App) error {
 	}
 	ctrl.Log.WithName("setup").Info("Starting the operator")
 	return mgr.Start(ctx)
+}
+
+// options resolves the DSN and opens the pool (without connecting: the
+// operator starts while the database is down).
+func (m *mirrorFlags) options(ctx context.Context) (controllers.MirrorOptions, error) {
+	o := controllers.MirrorOptions{Migrate: m.migrate, Concurrency: m.concurrency, PruneInterval: m.pruneInterval, ProbeNamespace: m.probeNamespace}
+	dsn, from := mirror.ResolveDSN(m.databaseURL, os.Getenv)
+	if dsn == "" {
+		return o, nil
+	}
+	store, err := mirror.Open(ctx, dsn)
+	if err != nil {
+		return o, cli.Exit(cli.ExitUsage, fmt.Errorf("failed to configure the mirror from %s: %w", from, err))
+	}
+	ctrl.Log.WithName("setup").Info("PostgreSQL mirror is on", "from", from)
+	o.Store = store
+	return o, nil
 }

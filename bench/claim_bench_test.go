@@ -1,6 +1,3 @@
-// Package bench holds the benchmarks that need a real control plane. They
-// run only under `make bench` (go test -run '^$' -bench .): the envtest
-// control plane starts on the first benchmark, never in the normal tests.
 package bench
 
 import (
@@ -48,20 +45,17 @@ var (
 	envErr  error
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if env != nil {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "failed to stop envtest:", err)
-		}
-	}
-	os.Exit(code)
-}
-
 func controlPlane(b *testing.B) (*rest.Config, client.Client) {
 	envOnce.Do(func() {
 		logf.SetLogger(logr.Discard())
 		env, cfg, envErr = testenv.Start()
+		atExit(func() {
+			if env != nil {
+				if err := env.Stop(); err != nil {
+					fmt.Fprintln(os.Stderr, "failed to stop envtest:", err)
+				}
+			}
+		})
 		scheme = runtime.NewScheme()
 		utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 		utilruntime.Must(v1.AddToScheme(scheme))

@@ -20,12 +20,15 @@ type Options struct {
 	DuplicateGCDelay time.Duration
 	// AlertConcurrency is the number of fingerprints folded in parallel.
 	AlertConcurrency int
-	// MirrorEnabled says the PostgreSQL mirror runs: Incident timelines
-	// then only lose entries the mirror has written.
+	// MirrorEnabled says the PostgreSQL mirror runs (implied by a
+	// Mirror.Store): Incident timelines then only lose entries the mirror
+	// has written.
 	MirrorEnabled bool
 	// TriageWebhookBackoff is the first delay between triage webhook
 	// retries; zero means the default.
 	TriageWebhookBackoff time.Duration
+	// Mirror configures the PostgreSQL mirror; a nil Store turns it off.
+	Mirror MirrorOptions
 }
 
 // SetupAll registers every reconciler with mgr. main.go and the test suites
@@ -49,10 +52,11 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := alerts.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("failed to set up the Alert controller: %w", err)
 	}
+	opts.MirrorEnabled = opts.MirrorEnabled || opts.Mirror.Store != nil
 	if err := setupIncidents(mgr, opts, clk); err != nil {
 		return err
 	}
-	return nil
+	return setupMirror(ctx, mgr, opts.Mirror, clk)
 }
 
 func setupIncidents(mgr ctrl.Manager, opts Options, clk clock.PassiveClock) error {

@@ -79,7 +79,7 @@ func run(exitAfter time.Duration) error {
 	}
 	defer func() { _ = logFile.Close() }()
 	op := exec.Command(filepath.Join(root, "bin", "alertbridge"), "run", "--kubeconfig", kcPath,
-		"--health-probe-bind-address", ":18081", "--duplicate-gc-delay", "30s")
+		"--health-probe-bind-address", ":18081", "--duplicate-gc-delay", "30s", "--migrate")
 	op.Env = append(os.Environ(), "ALERT_DATABASE_URL="+pg.DSN())
 	op.Stdout, op.Stderr = logFile, logFile
 	if err := op.Start(); err != nil {

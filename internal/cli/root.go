@@ -66,6 +66,7 @@ func NewRoot() (*cobra.Command, *App) {
 	root.SetOut(app.Out)
 	root.SetErr(app.Err)
 	root.AddCommand(newAlertsCommand(app))
+	root.AddCommand(NewMigrateCommand(app))
 	return root, app
 }
 

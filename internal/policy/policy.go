@@ -78,6 +78,14 @@ func (p Policy) ResolvedInCluster() time.Duration {
 	return or(p.Spec.Retention.ResolvedInCluster, ResolvedInCluster)
 }
 
+// DatabaseRetention is how long mirrored rows stay in PostgreSQL.
+func (p Policy) DatabaseRetention() time.Duration {
+	if p.Spec.Retention == nil {
+		return DatabaseRetention
+	}
+	return or(p.Spec.Retention.Database, DatabaseRetention)
+}
+
 // KindAllowed reports whether the policy lets Alerts of kind in.
 func (p Policy) KindAllowed(kind string) bool {
 	if len(p.Spec.AllowedKinds) == 0 {

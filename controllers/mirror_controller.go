@@ -1,0 +1,218 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/gitops"
+	"github.com/alertbridge/alertbridge/internal/mirror"
+	"github.com/alertbridge/alertbridge/internal/policy"
+)
+
+// DefaultMirrorMaxBackoff caps the retry delay of a failed mirror write: a
+// PostgreSQL outage delays the mirror, and it catches up within this long of
+// the database returning (the default limiter's cap is 1000 s).
+const DefaultMirrorMaxBackoff = 2 * time.Second
+
+// EventRetentionExpired is the Event reason when the mirror deletes a
+// finished object past its in-cluster retention.
+const EventRetentionExpired = "RetentionExpired"
+
+// mirrorKind is what differs between the kinds the mirror writes.
+type mirrorKind[T client.Object] struct {
+	name   string
+	newObj func() T
+	// write puts obj's state into the database.
+	write func(ctx context.Context, c client.Client, s *mirror.Store, obj T) error
+	// terminalAt is when obj reached a state retention counts from, if it has.
+	terminalAt func(obj T) (time.Time, bool)
+	// notBefore is the earliest time retention may delete obj (zero: any).
+	notBefore func(obj T) time.Time
+}
+
+// MirrorReconciler writes one kind's objects to PostgreSQL. It owns the
+// mirror finalizer: present from creation (the admission policy adds it;
+// this reconciler adds it to objects created before the policy took effect)
+// until the final state is written. With the mirror off (Store nil) it
+// removes leftover finalizers so deletions never hang. It also deletes
+// finished objects from the cluster once mirrored and past retention.
+type MirrorReconciler[T client.Object] struct {
+	client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	// Store is the database; nil means the mirror is off.
+	Store *mirror.Store
+	// MaxBackoff caps the retry delay after a failed write.
+	MaxBackoff time.Duration
+	// MaxConcurrentReconciles bounds parallel writes.
+	MaxConcurrentReconciles int
+
+	kind   mirrorKind[T]
+	health *mirrorHealth
+	// mirrored remembers the resourceVersion last written per object, so an
+	// unchanged object costs no database round trip.
+	mu       sync.Mutex
+	mirrored map[types.NamespacedName]mirroredAt
+}
+
+type mirroredAt struct {
+	uid types.UID
+	rv  string
+}
+
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts;incidents;slopolicies,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=get;patch
+
+// Reconcile mirrors one object: finalizer → write → release or retain.
+func (r *MirrorReconciler[T]) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	obj := r.kind.newObj()
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("failed to get %s %s: %w", r.kind.name, req, err)
+	}
+	if r.Store == nil {
+		return reconcile.Result{}, r.removeFinalizer(ctx, obj)
+	}
+	deleting := !obj.GetDeletionTimestamp().IsZero()
+	if !deleting && !controllerutil.ContainsFinalizer(obj, v1.MirrorFinalizer) {
+		if err := r.patchFinalizer(ctx, obj, controllerutil.AddFinalizer); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	if err := r.mirror(ctx, req.NamespacedName, obj); err != nil {
+		return reconcile.Result{}, err
+	}
+	if deleting {
+		return reconcile.Result{}, r.removeFinalizer(ctx, obj)
+	}
+	return r.retain(ctx, obj)
+}
+
+// mirror writes obj unless its resourceVersion is already in the database.
+func (r *MirrorReconciler[T]) mirror(ctx context.Context, key types.NamespacedName, obj T) error {
+	r.mu.Lock()
+	last, ok := r.mirrored[key]
+	r.mu.Unlock()
+	if ok && last.uid == obj.GetUID() {
+		newer, err := mirror.Newer(obj.GetResourceVersion(), last.rv)
+		if err != nil {
+			return err
+		}
+		if !newer {
+			return nil
+		}
+	}
+	// Remember the version we write: write may patch status (Incidents),
+	// and that newer version still needs its own row.
+	rv := obj.GetResourceVersion()
+	if err := r.kind.write(ctx, r.Client, r.Store, obj); err != nil {
+		r.health.failed(r.kind.name, key, r.Clock.Now())
+		return fmt.Errorf("failed to mirror %s %s: %w", r.kind.name, klog.KObj(obj), err)
+	}
+	r.health.written(r.kind.name, key)
+	r.mu.Lock()
+	r.mirrored[key] = mirroredAt{uid: obj.GetUID(), rv: rv}
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *MirrorReconciler[T]) forget(key types.NamespacedName) {
+	r.health.forget(r.kind.name, key)
+	r.mu.Lock()
+	delete(r.mirrored, key)
+	r.mu.Unlock()
+}
+
+// retain deletes a finished, mirrored object once its retention passed, and
+// otherwise schedules the moment it will.
+func (r *MirrorReconciler[T]) retain(ctx context.Context, obj T) (reconcile.Result, error) {
+	if r.kind.terminalAt == nil || gitops.Managed(obj) {
+		return reconcile.Result{}, nil
+	}
+	at, ok := r.kind.terminalAt(obj)
+	if !ok {
+		return reconcile.Result{}, nil
+	}
+	pol, err := policy.Get(ctx, r.Client, obj.GetNamespace())
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("failed to read AlertRoutingPolicy of %s: %w", obj.GetNamespace(), err)
+	}
+	due := at.Add(pol.ResolvedInCluster())
+	if nb := r.kind.notBefore(obj); nb.After(due) {
+		due = nb
+	}
+	if now := r.Clock.Now(); now.Before(due) {
+		return reconcile.Result{RequeueAfter: due.Sub(now)}, nil
+	}
+	// The preconditions make sure we delete exactly the state we mirrored;
+	// a change since then conflicts, and the next reconcile writes it first.
+	uid, rv := obj.GetUID(), obj.GetResourceVersion()
+	if err := r.Delete(ctx, obj, client.Preconditions{UID: &uid, ResourceVersion: &rv}); client.IgnoreNotFound(err) != nil {
+		return reconcile.Result{}, fmt.Errorf("failed to delete retained %s %s: %w", r.kind.name, klog.KObj(obj), err)
+	}
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventRetentionExpired, "Delete",
+		"Mirrored to PostgreSQL and past its in-cluster retention (%s); deleted", pol.ResolvedInCluster())
+	return reconcile.Result{}, nil
+}
+
+func (r *MirrorReconciler[T]) removeFinalizer(ctx context.Context, obj T) error {
+	if !controllerutil.ContainsFinalizer(obj, v1.MirrorFinalizer) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.patchFinalizer(ctx, obj, controllerutil.RemoveFinalizer))
+}
+
+// patchFinalizer adds or removes the finalizer with an optimistic lock: a
+// removal must not release a state newer than the one just written.
+func (r *MirrorReconciler[T]) patchFinalizer(ctx context.Context, obj T, edit func(client.Object, string) bool) error {
+	base := obj.DeepCopyObject().(client.Object)
+	edit(obj, v1.MirrorFinalizer)
+	if err := r.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("failed to update the mirror finalizer of %s %s: %w", r.kind.name, klog.KObj(obj), err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the controller with a bounded backoff.
+func (r *MirrorReconciler[T]) SetupWithManager(mgr ctrl.Manager) error {
+	if r.MaxBackoff <= 0 {
+		r.MaxBackoff = DefaultMirrorMaxBackoff
+	}
+	r.mirrored = map[types.NamespacedName]mirroredAt{}
+	name := "mirror-" + r.kind.name
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(name).
+		For(r.kind.newObj()).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](20*time.Millisecond, r.MaxBackoff),
+			LogConstructor: func(req *reconcile.Request) logr.Logger {
+				l := mgr.GetLogger().WithValues("controller", name)
+				if req != nil {
+					l = l.WithValues(r.kind.name, klog.KRef(req.Namespace, req.Name))
+				}
+				return l
+			},
+		}).
+		Complete(r)
+}

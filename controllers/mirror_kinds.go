@@ -1,0 +1,94 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/mirror"
+)
+
+func never[T any](T) time.Time { return time.Time{} }
+
+var alertMirror = mirrorKind[*v1.Alert]{
+	name:   "alert",
+	newObj: func() *v1.Alert { return &v1.Alert{} },
+	write: func(ctx context.Context, _ client.Client, s *mirror.Store, a *v1.Alert) error {
+		_, err := s.UpsertAlert(ctx, a)
+		return err
+	},
+	terminalAt: func(a *v1.Alert) (time.Time, bool) {
+		switch a.Status.Phase {
+		case v1.AlertAcked:
+			if a.Status.Ack != nil {
+				return a.Status.Ack.At.Time, true
+			}
+		case v1.AlertDeduplicated:
+			if t := alertstate.DeduplicatedAt(&a.Status); !t.IsZero() {
+				return t, true
+			}
+		}
+		return time.Time{}, false
+	},
+	notBefore: never[*v1.Alert],
+}
+
+var incidentMirror = mirrorKind[*v1.Incident]{
+	name:   "incident",
+	newObj: func() *v1.Incident { return &v1.Incident{} },
+	write:  writeIncident,
+	terminalAt: func(in *v1.Incident) (time.Time, bool) {
+		if in.Spec.State != v1.IncidentClosed {
+			return time.Time{}, false
+		}
+		if in.Status.ClosedAt != nil {
+			return in.Status.ClosedAt.Time, true
+		}
+		for _, e := range in.Status.Timeline {
+			if e.Type == v1.TimelineClosed {
+				return e.At.Time, true
+			}
+		}
+		return time.Time{}, false
+	},
+	// A Closed Incident carries its signature's triage cooldown; it stays
+	// until the cooldown ends so a new Incident can inherit it.
+	notBefore: func(in *v1.Incident) time.Time {
+		if in.Status.Triage != nil && in.Status.Triage.CooldownUntil != nil {
+			return in.Status.Triage.CooldownUntil.Time
+		}
+		return time.Time{}
+	},
+}
+
+// writeIncident writes the row and the new timeline entries, then records
+// in status.mirroredTimelineSeq how far the timeline is mirrored, so the
+// Incident controller may trim entries at or below it.
+func writeIncident(ctx context.Context, c client.Client, s *mirror.Store, in *v1.Incident) error {
+	seq, err := s.UpsertIncident(ctx, in, in.Status.MirroredTimelineSeq)
+	if err != nil {
+		return err
+	}
+	if seq <= in.Status.MirroredTimelineSeq {
+		return nil
+	}
+	patch := fmt.Appendf(nil, `{"status":{"mirroredTimelineSeq":%d}}`, seq)
+	if err := c.Status().Patch(ctx, in, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("failed to record mirroredTimelineSeq of Incident %s: %w", klog.KObj(in), err)
+	}
+	return nil
+}
+
+var sloPolicyMirror = mirrorKind[*v1.SLOPolicy]{
+	name:   "slopolicy",
+	newObj: func() *v1.SLOPolicy { return &v1.SLOPolicy{} },
+	write: func(ctx context.Context, _ client.Client, s *mirror.Store, p *v1.SLOPolicy) error {
+		return s.RecordSLOPolicy(ctx, p)
+	},
+}

@@ -1,0 +1,172 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/mirror"
+)
+
+// The Mirrored condition on every AlertRoutingPolicy tells users in the
+// namespace whether their history reaches PostgreSQL.
+const (
+	ConditionMirrored           = "Mirrored"
+	ReasonMirrorCaughtUp        = "CaughtUp"
+	ReasonMirrorDisabled        = "MirrorDisabled"
+	ReasonDatabaseUnavailable   = "DatabaseUnavailable"
+	mirrorStatusFieldOwner      = "alertbridge-mirror"
+	DefaultMirrorStatusInterval = 2 * time.Second
+)
+
+var mirrorUp = prometheus.NewGauge(prometheus.GaugeOpts{
+	Name: "alertbridge_mirror_up",
+	Help: "1 when PostgreSQL answers and no write is pending, 0 otherwise (or when the mirror is off).",
+})
+
+func init() { metrics.Registry.MustRegister(mirrorUp) }
+
+// mirrorState is the mirror's condition, the same for every namespace.
+type mirrorState struct {
+	status  metav1.ConditionStatus
+	reason  string
+	message string
+}
+
+func stateOf(enabled bool, pingErr error, pending int) mirrorState {
+	switch {
+	case !enabled:
+		return mirrorState{metav1.ConditionFalse, ReasonMirrorDisabled, "Neither ALERT_DATABASE_URL nor DATABASE_URL is set: history is not kept in PostgreSQL"}
+	case pingErr != nil || pending > 0:
+		return mirrorState{metav1.ConditionFalse, ReasonDatabaseUnavailable, "PostgreSQL is unreachable or behind; records wait in the cluster (see alertbridge_mirror_lag_seconds)"}
+	}
+	return mirrorState{metav1.ConditionTrue, ReasonMirrorCaughtUp, "Every record is in PostgreSQL"}
+}
+
+// MirrorStatusReconciler keeps the Mirrored condition of AlertRoutingPolicies
+// current. A probe checks the database every Interval and, when the state
+// changes, requeues every policy.
+type MirrorStatusReconciler struct {
+	client.Client
+	Store    *mirror.Store
+	Interval time.Duration
+
+	mu      sync.Mutex
+	state   mirrorState
+	changed chan event.TypedGenericEvent[*v1.AlertRoutingPolicy]
+}
+
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies/status,verbs=get;patch
+
+// Reconcile applies the current condition when it differs.
+func (r *MirrorStatusReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var p v1.AlertRoutingPolicy
+	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	r.mu.Lock()
+	want := r.state
+	r.mu.Unlock()
+	if c := meta.FindStatusCondition(p.Status.Conditions, ConditionMirrored); c != nil &&
+		c.Status == want.status && c.Reason == want.reason && c.Message == want.message && c.ObservedGeneration == p.Generation {
+		return reconcile.Result{}, nil
+	}
+	conds := append([]metav1.Condition(nil), p.Status.Conditions...)
+	meta.SetStatusCondition(&conds, metav1.Condition{Type: ConditionMirrored, Status: want.status, Reason: want.reason, Message: want.message, ObservedGeneration: p.Generation})
+	c := meta.FindStatusCondition(conds, ConditionMirrored)
+	// Server-side apply of our one condition: conditions are a map list, so
+	// other writers' conditions are left alone.
+	patch := map[string]any{
+		"apiVersion": v1.GroupVersion.String(), "kind": "AlertRoutingPolicy",
+		"metadata": map[string]any{"name": p.Name, "namespace": p.Namespace},
+		"status": map[string]any{"conditions": []any{map[string]any{
+			"type": c.Type, "status": string(c.Status), "reason": c.Reason, "message": c.Message,
+			"observedGeneration": c.ObservedGeneration, "lastTransitionTime": c.LastTransitionTime.UTC().Format(time.RFC3339),
+		}}},
+	}
+	if err := r.Status().Patch(ctx, &p, client.RawPatch("application/apply-patch+yaml", mustJSON(patch)), client.FieldOwner(mirrorStatusFieldOwner), client.ForceOwnership); err != nil {
+		return reconcile.Result{}, fmt.Errorf("failed to set the Mirrored condition of %s: %w", klog.KObj(&p), err)
+	}
+	return reconcile.Result{}, nil
+}
+
+// Start probes the database and signals changes of state.
+func (r *MirrorStatusReconciler) Start(ctx context.Context) error {
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
+		var pingErr error
+		if r.Store != nil {
+			pctx, cancel := context.WithTimeout(ctx, r.Interval)
+			pingErr = r.Store.Ping(pctx)
+			cancel()
+		}
+		pending, _ := health.lag()
+		s := stateOf(r.Store != nil, pingErr, pending)
+		mirrorUp.Set(boolGauge(s.status == metav1.ConditionTrue))
+		r.mu.Lock()
+		changed := s != r.state
+		r.state = s
+		r.mu.Unlock()
+		if changed {
+			select {
+			case r.changed <- event.TypedGenericEvent[*v1.AlertRoutingPolicy]{Object: &v1.AlertRoutingPolicy{}}:
+			case <-ctx.Done():
+			}
+		}
+	}, r.Interval)
+	return nil
+}
+
+// SetupWithManager registers the probe and the controller.
+func (r *MirrorStatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Interval <= 0 {
+		r.Interval = DefaultMirrorStatusInterval
+	}
+	r.state = stateOf(r.Store != nil, nil, 0)
+	r.changed = make(chan event.TypedGenericEvent[*v1.AlertRoutingPolicy])
+	if err := mgr.Add(r); err != nil {
+		return fmt.Errorf("failed to add the mirror probe: %w", err)
+	}
+	allPolicies := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, _ *v1.AlertRoutingPolicy) []reconcile.Request {
+		var list v1.AlertRoutingPolicyList
+		if err := r.List(ctx, &list); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Failed to list AlertRoutingPolicies for the Mirrored condition")
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for i := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+		return reqs
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("mirror-status").
+		For(&v1.AlertRoutingPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Channel(r.changed, allPolicies)).
+		Complete(r)
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // maps of strings and numbers always encode
+	}
+	return b
+}

@@ -1,0 +1,476 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/mirror"
+	"github.com/alertbridge/alertbridge/internal/pgcluster"
+)
+
+// Timeouts of the mirror specs.
+const (
+	// catchUp bounds how long the mirror may take to write every final
+	// state after PostgreSQL returns; the backoff cap is 2s, so this is
+	// generous.
+	catchUp = 30 * time.Second
+	// pgStartup bounds initdb + pg_ctl start.
+	pgStartup = 2 * time.Minute
+)
+
+// mirrorOptions runs the operator with the mirror writing to store.
+func mirrorOptions(store *mirror.Store) controllers.Options {
+	return controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 4, Mirror: controllers.MirrorOptions{Store: store, Migrate: true}}
+}
+
+func newIncident(ns, name string) *v1.Incident {
+	return &v1.Incident{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1.IncidentSpec{Service: "gateway", Title: "gateway is slow", Severity: v1.SeverityP1,
+			Signature: "gateway/prod/latency", State: v1.IncidentOpen},
+	}
+}
+
+// appendTimeline adds one timeline entry the way the Incident controller
+// does: re-read, append with the next seq, write status, retry conflicts.
+func appendTimeline(in *v1.Incident, typ v1.TimelineType) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(in), in); err != nil {
+			return err
+		}
+		now := metav1.NowMicro()
+		seq := in.Status.TimelineSeq + 1
+		in.Status.Timeline = append(in.Status.Timeline, v1.TimelineEntry{Seq: seq, At: now, Type: typ, Message: fmt.Sprintf("entry %d", seq)})
+		in.Status.TimelineSeq = seq
+		t := metav1.NewTime(now.Time)
+		in.Status.LastActivityAt = &t
+		return k8s.Status().Update(ctx, in)
+	})
+}
+
+func ackAlert(a *v1.Alert) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil {
+			return err
+		}
+		if a.Status.Phase != v1.AlertNew {
+			return fmt.Errorf("alert %s is %q, not New yet", a.Name, a.Status.Phase)
+		}
+		a.Status.Phase = v1.AlertAcked
+		a.Status.Ack = &v1.AlertAck{By: "oncall", Note: "false positive", At: metav1.Now()}
+		return k8s.Status().Update(ctx, a)
+	})
+}
+
+func gauge(name string) float64 {
+	mfs, err := metrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	Fail("no metric " + name)
+	return 0
+}
+
+func newPolicy(ns string) *v1.AlertRoutingPolicy {
+	return &v1.AlertRoutingPolicy{ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns}}
+}
+
+// mirroredReason is the reason of the Mirrored condition users see on the
+// namespace's AlertRoutingPolicy ("" while it has none).
+func mirroredReason(g Gomega, ns string) string {
+	var p v1.AlertRoutingPolicy
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1.RoutingPolicyName}, &p)).To(Succeed())
+	if c := meta.FindStatusCondition(p.Status.Conditions, controllers.ConditionMirrored); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+type alertRow struct {
+	Phase     string
+	RV        string
+	Deleted   bool
+	Acked     bool
+	Namespace string
+}
+
+var _ = Describe("PostgreSQL mirror", Ordered, func() {
+	var (
+		pg    *pgcluster.Cluster
+		store *mirror.Store
+		db    *pgxpool.Pool
+		ns    string
+	)
+	BeforeAll(func() {
+		var err error
+		sctx, cancel := context.WithTimeout(ctx, pgStartup)
+		defer cancel()
+		pg, err = pgcluster.Start(sctx)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(pg.Stop)
+		store, err = mirror.Open(ctx, pg.DSN())
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(store.Close)
+		db, err = pgxpool.New(ctx, pg.DSN())
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(db.Close)
+	})
+	BeforeEach(func() { ns = newNamespace() })
+
+	alertRowOf := func(g Gomega, a *v1.Alert) (alertRow, bool) {
+		var r alertRow
+		err := db.QueryRow(ctx, `SELECT phase, resource_version::text, deleted_at IS NOT NULL, acked_at IS NOT NULL, namespace FROM alerts WHERE uid = $1`, string(a.UID)).
+			Scan(&r.Phase, &r.RV, &r.Deleted, &r.Acked, &r.Namespace)
+		if err == pgx.ErrNoRows {
+			return r, false
+		}
+		g.Expect(err).NotTo(HaveOccurred())
+		return r, true
+	}
+
+	It("keeps an ingested alert and its row across an operator restart (the runbook's persistence check)", func() {
+		stop := startOperator(mirrorOptions(store))
+		a := newAlert(ns, "persist")
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Expect(a.Finalizers).To(ContainElement(v1.MirrorFinalizer), "the admission policy adds the finalizer at creation")
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+			row, ok := alertRowOf(g, a)
+			g.Expect(ok).To(BeTrue())
+			g.Expect(row.Phase).To(Equal("New"))
+			g.Expect(row.RV).To(Equal(a.ResourceVersion))
+		}, settle, poll).Should(Succeed())
+		Expect(gauge("alertbridge_mirror_enabled")).To(BeEquivalentTo(1))
+		stop()
+
+		stop = startOperator(mirrorOptions(store))
+		defer stop()
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+		row, ok := alertRowOf(Default, a)
+		Expect(ok).To(BeTrue())
+		Expect(row.Phase).To(Equal("New"))
+		// The restarted operator keeps mirroring.
+		Expect(ackAlert(a)).To(Succeed())
+		Eventually(func(g Gomega) {
+			row, ok := alertRowOf(g, a)
+			g.Expect(ok).To(BeTrue())
+			g.Expect(row.Phase).To(Equal("Acked"))
+			g.Expect(row.Acked).To(BeTrue())
+		}, settle, poll).Should(Succeed())
+	})
+
+	It("writes the final state of Alerts and Incidents deleted right after creation", func() {
+		stop := startOperator(mirrorOptions(store))
+		defer stop()
+		const n = 30
+		var uids []string
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				var obj client.Object = newAlert(ns, fmt.Sprintf("gone-%d", i))
+				if i%5 == 0 {
+					obj = newIncident(ns, fmt.Sprintf("gone-%d", i))
+				}
+				Expect(k8s.Create(ctx, obj)).To(Succeed())
+				Expect(k8s.Delete(ctx, obj)).To(Succeed())
+				mu.Lock()
+				uids = append(uids, string(obj.GetUID()))
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		Eventually(func(g Gomega) {
+			g.Expect(listAlerts(g, ns)).To(BeEmpty())
+			var incs v1.IncidentList
+			g.Expect(k8s.List(ctx, &incs, client.InNamespace(ns))).To(Succeed())
+			g.Expect(incs.Items).To(BeEmpty())
+		}, settle, poll).Should(Succeed())
+		var rows, deleted int
+		Expect(db.QueryRow(ctx, `SELECT count(*), count(deleted_at) FROM (
+			SELECT uid, deleted_at FROM alerts WHERE uid = ANY($1) UNION ALL SELECT uid, deleted_at FROM incidents WHERE uid = ANY($1)) x`, uids).
+			Scan(&rows, &deleted)).To(Succeed())
+		Expect(rows).To(Equal(n), "every object deleted right after creation has its row")
+		Expect(deleted).To(Equal(n), "and the row is its final, deleted state")
+	})
+
+	It("loses and doubles nothing when PostgreSQL stops in the middle of 500 changes", func() {
+		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		stop := startOperator(mirrorOptions(store))
+		defer stop()
+		const (
+			alerts    = 100 // create + ack: 200 changes
+			incidents = 20  // create + 14 timeline entries: 300 changes
+			entries   = 14
+			total     = alerts*2 + incidents*(1+entries)
+			haltAfter = total / 2
+			workers   = 8
+		)
+		var changes atomic.Int64
+		halted := make(chan struct{})
+		count := func() {
+			if changes.Add(1) == haltAfter {
+				Expect(pg.Halt(ctx)).To(Succeed())
+				close(halted)
+			}
+		}
+		jobs := make(chan func())
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				for job := range jobs {
+					job()
+				}
+			})
+		}
+		alertObjs := make([]*v1.Alert, alerts)
+		incObjs := make([]*v1.Incident, incidents)
+		for i := range alerts {
+			alertObjs[i] = newAlert(ns, fmt.Sprintf("burst-%d", i))
+		}
+		for i := range incidents {
+			incObjs[i] = newIncident(ns, fmt.Sprintf("burst-%d", i))
+		}
+		// Creates first, then the changes, interleaved across kinds.
+		for i := range max(alerts, incidents) {
+			if i < alerts {
+				a := alertObjs[i]
+				jobs <- func() { Expect(k8s.Create(ctx, a)).To(Succeed()); count() }
+			}
+			if i < incidents {
+				in := incObjs[i]
+				jobs <- func() { Expect(k8s.Create(ctx, in)).To(Succeed()); count() }
+			}
+		}
+		for i := range max(alerts, incidents*entries) {
+			if i < alerts {
+				a := alertObjs[i]
+				jobs <- func() {
+					Eventually(func() error { return ackAlert(a) }, settle, poll).Should(Succeed())
+					count()
+				}
+			}
+			if i < incidents*entries {
+				in := incObjs[i%incidents]
+				jobs <- func() { Expect(appendTimeline(in, v1.TimelineNote)).To(Succeed()); count() }
+			}
+		}
+		close(jobs)
+		wg.Wait()
+		Expect(changes.Load()).To(BeEquivalentTo(total))
+		Expect(halted).To(BeClosed())
+
+		// While the database is down the operator shows the lag.
+		Eventually(func() float64 { return gauge("alertbridge_mirror_pending_objects") }, settle, poll).Should(BeNumerically(">", 0))
+		Eventually(func() float64 { return gauge("alertbridge_mirror_lag_seconds") }, settle, poll).Should(BeNumerically(">", 0))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonDatabaseUnavailable))
+		Expect(gauge("alertbridge_mirror_up")).To(BeZero())
+		// The rest of the operator keeps working while the database is down.
+		late := newAlert(ns, "during-outage")
+		Expect(k8s.Create(ctx, late)).To(Succeed())
+		Eventually(func(g Gomega) v1.AlertPhase {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(late), late)).To(Succeed())
+			return late.Status.Phase
+		}, settle, poll).Should(Equal(v1.AlertNew))
+		Expect(pg.Restart(ctx)).To(Succeed())
+		restarted := time.Now()
+
+		Eventually(func(g Gomega) {
+			for _, a := range alertObjs {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+				row, ok := alertRowOf(g, a)
+				g.Expect(ok).To(BeTrue(), "alert %s has no row", a.Name)
+				g.Expect(row.RV).To(Equal(a.ResourceVersion), "alert %s row is older than the object", a.Name)
+				g.Expect(row.Phase).To(Equal("Acked"))
+			}
+			for _, in := range incObjs {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(in), in)).To(Succeed())
+				g.Expect(in.Status.MirroredTimelineSeq).To(BeEquivalentTo(entries))
+				var rv string
+				var events, distinct int
+				var minSeq, maxSeq int64
+				g.Expect(db.QueryRow(ctx, `SELECT i.resource_version::text, count(e.seq), count(DISTINCT e.seq), coalesce(min(e.seq), 0), coalesce(max(e.seq), 0)
+					FROM incidents i LEFT JOIN incident_events e ON e.incident_uid = i.uid WHERE i.uid = $1 GROUP BY i.resource_version`, string(in.UID)).
+					Scan(&rv, &events, &distinct, &minSeq, &maxSeq)).To(Succeed())
+				g.Expect(rv).To(Equal(in.ResourceVersion), "incident %s row is older than the object", in.Name)
+				g.Expect([]any{events, distinct, minSeq, maxSeq}).To(Equal([]any{entries, entries, int64(1), int64(entries)}))
+			}
+			row, ok := alertRowOf(g, late)
+			g.Expect(ok).To(BeTrue())
+			g.Expect(row.Phase).To(Equal("New"))
+			g.Expect(gauge("alertbridge_mirror_pending_objects")).To(BeZero())
+		}, catchUp, poll).Should(Succeed())
+		GinkgoWriter.Printf("mirror caught up %s after PostgreSQL returned\n", time.Since(restarted))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonMirrorCaughtUp))
+
+		var alertRows, distinctAlerts, incRows int
+		Expect(db.QueryRow(ctx, `SELECT (SELECT count(*) FROM alerts WHERE namespace = $1), (SELECT count(DISTINCT uid) FROM alerts WHERE namespace = $1), (SELECT count(*) FROM incidents WHERE namespace = $1)`, ns).
+			Scan(&alertRows, &distinctAlerts, &incRows)).To(Succeed())
+		Expect([]int{alertRows, distinctAlerts, incRows}).To(Equal([]int{alerts + 1, alerts + 1, incidents}))
+	})
+
+	It("deletes finished objects once mirrored and past resolvedInCluster, but never GitOps-tracked ones", func() {
+		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
+			Spec:       v1.AlertRoutingPolicySpec{Retention: &v1.RetentionPolicy{ResolvedInCluster: &metav1.Duration{Duration: time.Second}}},
+		})).To(Succeed())
+		stop := startOperator(mirrorOptions(store))
+		defer stop()
+		done := newAlert(ns, "done")
+		tracked := newAlert(ns, "tracked")
+		tracked.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "app:ops.alertbridge.io/Alert:" + ns + "/tracked"}
+		for _, a := range []*v1.Alert{done, tracked} {
+			Expect(k8s.Create(ctx, a)).To(Succeed())
+			Eventually(func() error { return ackAlert(a) }, settle, poll).Should(Succeed())
+		}
+		cooling := newIncident(ns, "cooling")
+		Expect(k8s.Create(ctx, cooling)).To(Succeed())
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(cooling), cooling); err != nil {
+				return err
+			}
+			cooling.Spec.State, cooling.Spec.Note = v1.IncidentClosed, "false positive"
+			return k8s.Update(ctx, cooling)
+		})).To(Succeed())
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(cooling), cooling); err != nil {
+				return err
+			}
+			now := metav1.Now()
+			until := metav1.NewTime(now.Add(time.Hour))
+			cooling.Status.ClosedAt = &now
+			cooling.Status.Triage = &v1.TriageStatus{CooldownUntil: &until}
+			return k8s.Status().Update(ctx, cooling)
+		})).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			err := k8s.Get(ctx, client.ObjectKeyFromObject(done), &v1.Alert{})
+			g.Expect(client.IgnoreNotFound(err)).To(Succeed())
+			g.Expect(err).To(HaveOccurred(), "the acked alert is still in the cluster")
+		}, settle, poll).Should(Succeed())
+		row, ok := alertRowOf(Default, done)
+		Expect(ok).To(BeTrue())
+		Expect(row.Phase).To(Equal("Acked"))
+		Expect(row.Deleted).To(BeTrue())
+		Consistently(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(tracked), &v1.Alert{})).To(Succeed())
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cooling), &v1.Incident{})).To(Succeed())
+		}, quietFor, poll).Should(Succeed())
+	})
+
+	It("holds folded duplicates the Alert controller deletes until their Deduplicated row is written", func() {
+		stop := startOperator(mirrorOptions(store))
+		defer stop()
+		first, second := newAlert(ns, "same"), newAlert(ns, "same")
+		Expect(k8s.Create(ctx, first)).To(Succeed())
+		Expect(k8s.Create(ctx, second)).To(Succeed())
+		// Created in the same second, the name decides which one is canonical.
+		var dup *v1.Alert
+		Eventually(func(g Gomega) {
+			for _, a := range []*v1.Alert{first, second} {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+				if a.Status.Phase == v1.AlertDeduplicated {
+					dup = a
+				}
+			}
+			g.Expect(dup).NotTo(BeNil())
+		}, settle, poll).Should(Succeed())
+		Eventually(func(g Gomega) {
+			var cur v1.Alert
+			err := k8s.Get(ctx, client.ObjectKeyFromObject(dup), &cur)
+			g.Expect(client.IgnoreNotFound(err)).To(Succeed())
+			g.Expect(err).To(HaveOccurred(), "the duplicate is still in the cluster: finalizers %v, deleting since %v", cur.Finalizers, cur.DeletionTimestamp)
+		}, settle, poll).Should(Succeed())
+		row, ok := alertRowOf(Default, dup)
+		Expect(ok).To(BeTrue())
+		Expect(row.Phase).To(Equal("Deduplicated"))
+		Expect(row.Deleted).To(BeTrue())
+	})
+
+	It("records one row per SLO evaluation and per gate bypass", func() {
+		stop := startOperator(mirrorOptions(store))
+		defer stop()
+		p := &v1.SLOPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "gateway", Namespace: ns},
+			Spec: v1.SLOPolicySpec{Service: "gateway", Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
+				Source: v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://prometheus:9090"}}},
+		}
+		Expect(k8s.Create(ctx, p)).To(Succeed())
+		Expect(p.Finalizers).To(ContainElement(v1.MirrorFinalizer))
+		base := time.Now().Truncate(time.Second)
+		for i := range 3 {
+			Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+					return err
+				}
+				at := metav1.NewTime(base.Add(time.Duration(i) * time.Minute))
+				until := metav1.NewTime(base.Add(time.Hour))
+				p.Status.LastEvaluatedAt = &at
+				p.Status.Observed = &v1.ObservedSLIs{LatencyP95Ms: fmt.Sprintf("%d.5", 300+i)}
+				p.Status.Gate = &v1.GateStatus{Decision: v1.DecisionBlock, Reason: v1.ReasonLatencyP95Exceeded}
+				p.Status.Bypass = &v1.BypassStatus{Active: true, Until: &until, Reason: "hotfix for INC-42", By: "alice"}
+				return k8s.Status().Update(ctx, p)
+			})).To(Succeed())
+			// Each evaluation reaches the mirror before the next one replaces it.
+			Eventually(func() (int, error) {
+				var n int
+				err := db.QueryRow(ctx, "SELECT count(*) FROM slo_evaluations WHERE slo_uid = $1", string(p.UID)).Scan(&n)
+				return n, err
+			}, settle, poll).Should(Equal(i + 1))
+		}
+		var bypasses int
+		var latest string
+		Expect(db.QueryRow(ctx, `SELECT (SELECT count(*) FROM gate_bypasses WHERE slo_uid = $1),
+			(SELECT latency_p95_ms::text FROM slo_evaluations WHERE slo_uid = $1 ORDER BY evaluated_at DESC LIMIT 1)`, string(p.UID)).
+			Scan(&bypasses, &latest)).To(Succeed())
+		Expect(bypasses).To(Equal(1))
+		Expect(latest).To(Equal("302.5"))
+	})
+
+	It("with the mirror off, adds no finalizer and removes leftovers so deletion never hangs", func() {
+		leftover := newAlert(ns, "leftover")
+		leftover.Finalizers = []string{v1.MirrorFinalizer}
+		Expect(k8s.Create(ctx, leftover)).To(Succeed())
+		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		stop := startOperator(controllers.Options{DuplicateGCDelay: gcDelay})
+		defer stop()
+		Expect(gauge("alertbridge_mirror_enabled")).To(BeZero())
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonMirrorDisabled))
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(leftover), leftover)).To(Succeed())
+			g.Expect(leftover.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
+		}, settle, poll).Should(Succeed())
+		// The binding is gone: new objects get no finalizer at admission.
+		Eventually(func(g Gomega) {
+			probe := newAlert(ns, "probe")
+			g.Expect(k8s.Create(ctx, probe, client.DryRunAll)).To(Succeed())
+			g.Expect(probe.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
+		}, settle, poll).Should(Succeed())
+		Expect(k8s.Delete(ctx, leftover)).To(Succeed())
+		Eventually(func() bool {
+			return slices.ContainsFunc(listAlerts(Default, ns), func(a v1.Alert) bool { return a.Name == leftover.Name })
+		}, settle, poll).Should(BeFalse())
+	})
+})
