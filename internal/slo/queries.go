@@ -1,0 +1,29 @@
+// Package slo evaluates a service's SLIs from a Prometheus-compatible HTTP
+// API and turns them into a release-gate decision. The decision is a pure
+// function of what was observed, so it is table-tested without a cluster.
+package slo
+
+import "strings"
+
+// Placeholders a query template may use; service and env are DNS labels
+// (the CRD enforces it), so they are safe inside PromQL string literals.
+const (
+	ServicePlaceholder = "${service}"
+	EnvPlaceholder     = "${env}"
+)
+
+// Default query templates. Latency is the p95 of the request-duration
+// histogram in seconds; the error rate is the 5xx share of requests, 0..1.
+const (
+	DefaultLatencyP95Query = `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service="${service}",env="${env}"}[5m])))`
+	DefaultErrorRateQuery  = `sum(rate(http_requests_total{service="${service}",env="${env}",code=~"5.."}[5m])) / sum(rate(http_requests_total{service="${service}",env="${env}"}[5m]))`
+)
+
+// Render fills a query template (the default when tmpl is empty) with the
+// service and env.
+func Render(tmpl, def, service, env string) string {
+	if strings.TrimSpace(tmpl) == "" {
+		tmpl = def
+	}
+	return strings.NewReplacer(ServicePlaceholder, service, EnvPlaceholder, env).Replace(tmpl)
+}
