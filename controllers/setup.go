@@ -37,5 +37,14 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := alerts.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("failed to set up the Alert controller: %w", err)
 	}
+	slos := &SLOPolicyReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("alertbridge-slopolicy"),
+		Clock:     clk,
+	}
+	if err := slos.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the SLOPolicy controller: %w", err)
+	}
 	return nil
 }

@@ -47,8 +47,8 @@ func vector(values ...string) string {
 
 func TestClientAgainstPrometheusAPI(t *testing.T) {
 	const (
-		lat = `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service="gw",env="staging"}[5m])))`
-		errQ = `sum(rate(http_requests_total{service="gw",env="staging",code=~"5.."}[5m])) / sum(rate(http_requests_total{service="gw",env="staging"}[5m]))`
+		lat  = `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service="gw",env="staging"}[5m])))`
+		errQ = `(sum(rate(http_requests_total{service="gw",env="staging",code=~"5.."}[5m])) or vector(0)) / sum(rate(http_requests_total{service="gw",env="staging"}[5m]))`
 	)
 	if got := Render("", DefaultLatencyP95Query, "gw", "staging"); got != lat {
 		t.Fatalf("rendered %s", got)

@@ -14,9 +14,11 @@ const (
 
 // Default query templates. Latency is the p95 of the request-duration
 // histogram in seconds; the error rate is the 5xx share of requests, 0..1.
+// A service without any 5xx yet has no 5xx series, hence `or vector(0)`;
+// a service without traffic still yields no data.
 const (
 	DefaultLatencyP95Query = `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service="${service}",env="${env}"}[5m])))`
-	DefaultErrorRateQuery  = `sum(rate(http_requests_total{service="${service}",env="${env}",code=~"5.."}[5m])) / sum(rate(http_requests_total{service="${service}",env="${env}"}[5m]))`
+	DefaultErrorRateQuery  = `(sum(rate(http_requests_total{service="${service}",env="${env}",code=~"5.."}[5m])) or vector(0)) / sum(rate(http_requests_total{service="${service}",env="${env}"}[5m]))`
 )
 
 // Render fills a query template (the default when tmpl is empty) with the
