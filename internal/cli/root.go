@@ -62,6 +62,7 @@ func NewRoot() (*cobra.Command, *App) {
 		SilenceErrors: true,
 	}
 	app.Kube.AddFlags(root.PersistentFlags())
+	root.AddCommand(newSLOCommand(app), newReleaseCheckCommand(app))
 	root.SetOut(app.Out)
 	root.SetErr(app.Err)
 	return root, app
