@@ -80,7 +80,7 @@ scrape_configs:
 		"--web.listen-address="+addr,
 		"--log.level=warn",
 	)
-	log, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	log, err := os.Create(filepath.Join(dir, "prometheus.log")) // #nosec G304 -- our own temporary directory.
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the Prometheus log: %w", err)
 	}
