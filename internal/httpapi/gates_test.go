@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -216,3 +218,48 @@ func TestGateFormats(t *testing.T) {
 		t.Fatalf("observed missing: %d %v", code, body)
 	}
 }
+
+// TestStartServes runs the server as the manager does: on a real listener
+// until its context ends.
+func TestStartServes(t *testing.T) {
+	f := setup(t)
+	policy(t, f.ns, "gateway", v1.DecisionBlock, v1.ReasonLatencyP95Exceeded, time.Second)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	addr := l.Addr().String()
+	must(t, l.Close())
+	s := httpapi.New(httpapi.Config{Addr: addr}, k8s, &httpapi.Authenticator{Client: cs}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Start(ctx) }()
+
+	url := "http://" + addr + "/v1/gates/" + f.ns + "/gateway?format=flagger"
+	deadline := time.Now().Add(serveTimeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer "+f.allowed)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("blocked gate over Start: %d, want 403", resp.StatusCode)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server never answered: %v", err)
+		}
+		<-tick.C
+	}
+	cancel()
+	select {
+	case err := <-done:
+		must(t, err)
+	case <-time.After(serveTimeout):
+		t.Fatal("server did not stop with its context")
+	}
+}
+
+const serveTimeout = 10 * time.Second
