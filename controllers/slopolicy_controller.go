@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -50,6 +52,16 @@ type SLOPolicyReconciler struct {
 	Clock     clock.PassiveClock
 	// NewSource defaults to the Prometheus HTTP API client.
 	NewSource SourceFactory
+
+	// sources keeps one client (and its connections) per policy, replaced
+	// when the URL, timeout or credentials change.
+	sourcesMu sync.Mutex
+	sources   map[types.NamespacedName]cachedSource
+}
+
+type cachedSource struct {
+	key string
+	src slo.Source
 }
 
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=slopolicies,verbs=get;list;watch
@@ -62,6 +74,9 @@ type SLOPolicyReconciler struct {
 func (r *SLOPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var p v1.SLOPolicy
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forgetSource(req.NamespacedName, "")
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("slopolicy", klog.KObj(&p))
@@ -113,28 +128,13 @@ func maxBypass(p *v1.SLOPolicy) time.Duration {
 	return 24 * time.Hour
 }
 
-// observe queries the SLIs the policy has objectives for. Source failures
-// are part of the observation (SourceUnavailable), not reconcile errors.
+// observe queries the policy's source; failures become SourceUnavailable.
 func (r *SLOPolicyReconciler) observe(ctx context.Context, p *v1.SLOPolicy, now time.Time) slo.Observation {
 	src, err := r.source(ctx, p)
 	if err != nil {
 		return slo.Observation{SourceErr: err}
 	}
-	prom := p.Spec.Source.Prometheus
-	var obs slo.Observation
-	if p.Spec.Objectives.LatencyP95Ms != nil {
-		q := slo.Render(prom.LatencyP95Query, slo.DefaultLatencyP95Query, p.Spec.Service, p.Spec.Env)
-		if obs.Latency, err = src.Query(ctx, q, now); err != nil {
-			return slo.Observation{SourceErr: err}
-		}
-	}
-	if p.Spec.Objectives.ErrorRatePercent != nil {
-		q := slo.Render(prom.ErrorRateQuery, slo.DefaultErrorRateQuery, p.Spec.Service, p.Spec.Env)
-		if obs.ErrorRate, err = src.Query(ctx, q, now); err != nil {
-			return slo.Observation{SourceErr: err}
-		}
-	}
-	return obs
+	return slo.Observe(ctx, src, p, now)
 }
 
 func (r *SLOPolicyReconciler) source(ctx context.Context, p *v1.SLOPolicy) (slo.Source, error) {
@@ -152,7 +152,40 @@ func (r *SLOPolicyReconciler) source(ctx context.Context, p *v1.SLOPolicy) (slo.
 		}
 	}
 	timeout := min(maxQueryTimeout, max(slo.Interval(p), time.Second))
-	return r.NewSource(prom.URL, auth, timeout)
+	name := client.ObjectKeyFromObject(p)
+	key := fmt.Sprintf("%s|%s|%s", prom.URL, timeout, auth.Key())
+	r.sourcesMu.Lock()
+	cached, ok := r.sources[name]
+	r.sourcesMu.Unlock()
+	if ok && cached.key == key {
+		return cached.src, nil
+	}
+	src, err := r.NewSource(prom.URL, auth, timeout)
+	if err != nil {
+		return nil, err
+	}
+	r.forgetSource(name, key)
+	r.sourcesMu.Lock()
+	defer r.sourcesMu.Unlock()
+	if r.sources == nil {
+		r.sources = map[types.NamespacedName]cachedSource{}
+	}
+	r.sources[name] = cachedSource{key: key, src: src}
+	return src, nil
+}
+
+// forgetSource drops the cached client of a policy unless it has keep.
+func (r *SLOPolicyReconciler) forgetSource(name types.NamespacedName, keep string) {
+	r.sourcesMu.Lock()
+	defer r.sourcesMu.Unlock()
+	cached, ok := r.sources[name]
+	if !ok || cached.key == keep {
+		return
+	}
+	delete(r.sources, name)
+	if c, ok := cached.src.(interface{ Close() }); ok {
+		c.Close()
+	}
 }
 
 // blockingIncident is the worst open Incident of the policy's service and

@@ -147,7 +147,7 @@ var _ = Describe("SLOPolicy gate against a real Prometheus", Ordered, func() {
 		stopExp  func()
 		promURL  string
 		ns       string
-		services = []string{"latency", "warned", "bypassed", "incident", "waited", "outage"}
+		services = []string{"latency", "warned", "bypassed", "capped", "incident", "waited", "outage"}
 	)
 
 	BeforeAll(func() {
@@ -239,6 +239,42 @@ var _ = Describe("SLOPolicy gate against a real Prometheus", Ordered, func() {
 		Expect(got.Status.Bypass.Active).To(BeFalse())
 		Eventually(func(g Gomega) []string { return eventReasons(g, ns, p.Name) }, settle, poll).Should(
 			ContainElements(controllers.EventBypassStarted, controllers.EventBypassEnded))
+	})
+
+	It("refuses a bypass without a reason and caps one at gate.maxBypass", func() {
+		p := newPolicy(ns, "capped", promURL, v1.GateStrict)
+		exp.set("capped", slow)
+		Expect(k8s.Create(ctx, p)).To(Succeed())
+		expectGate(p, v1.DecisionBlock, v1.ReasonLatencyP95Exceeded)
+
+		annotate := func(ann map[string]string) {
+			GinkgoHelper()
+			patch := client.MergeFrom(p.DeepCopy())
+			p.Annotations = ann
+			Expect(k8s.Patch(ctx, p, patch)).To(Succeed())
+		}
+		far := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+		annotate(map[string]string{v1.BypassUntilAnnotation: far})
+		Eventually(func(g Gomega) {
+			var got v1.SLOPolicy
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), &got)).To(Succeed())
+			ready := meta.FindStatusCondition(got.Status.Conditions, v1.SLOConditionReady)
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(ready.Message).To(ContainSubstring(v1.BypassReasonAnnotation))
+			g.Expect(got.Status.Gate.Decision).To(Equal(v1.DecisionBlock))
+		}, gateFlip, poll).Should(Succeed())
+		Eventually(func(g Gomega) []string { return eventReasons(g, ns, p.Name) }, settle, poll).Should(
+			ContainElement(controllers.EventBypassInvalid))
+
+		seen := time.Now()
+		annotate(map[string]string{v1.BypassUntilAnnotation: far, v1.BypassReasonAnnotation: "INC-7", v1.BypassByAnnotation: "bob"})
+		expectGate(p, v1.DecisionAllow, v1.ReasonBypassed)
+		var got v1.SLOPolicy
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), &got)).To(Succeed())
+		Expect(got.Status.Bypass.Until.Time).To(BeTemporally("<=", time.Now().Add(time.Hour)))
+		Expect(got.Status.Bypass.Until.Time).To(BeTemporally(">=", seen.Add(time.Hour-2*time.Second)))
+		Expect(meta.IsStatusConditionTrue(got.Status.Conditions, v1.SLOConditionReady)).To(BeTrue())
 	})
 
 	It("blocks while the service has an open Incident at or above the threshold", func() {

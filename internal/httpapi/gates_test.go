@@ -171,6 +171,9 @@ func TestGateAuth(t *testing.T) {
 	if code, _ := call(t, srv, http.MethodGet, "/v1/gates/"+f.ns+"/missing", f.allowed); code != http.StatusNotFound {
 		t.Fatalf("missing policy: %d", code)
 	}
+	if code, body := call(t, srv, http.MethodGet, "/v1/nowhere", ""); code != http.StatusNotFound || body["code"] != float64(404) {
+		t.Fatalf("unknown path: %d %v", code, body)
+	}
 	// The token is authorised per namespace.
 	other := setup(t)
 	if code, _ := call(t, srv, http.MethodGet, "/v1/gates/"+other.ns+"/gateway", f.allowed); code != http.StatusForbidden {

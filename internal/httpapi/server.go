@@ -71,6 +71,10 @@ func (s *Server) routes() {
 	}, http.HandlerFunc(s.serveGate))
 	s.mux.Handle("GET /v1/gates/{namespace}/{slopolicy}", gate)
 	s.mux.Handle("POST /v1/gates/{namespace}/{slopolicy}", gate)
+	// Unmatched paths get a JSON error like every other answer.
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, http.StatusNotFound, "no endpoint "+r.Method+" "+r.URL.Path)
+	})
 }
 
 // Handler is the full handler chain: size limit, then routes.

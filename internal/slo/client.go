@@ -2,13 +2,17 @@ package slo
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/big"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,7 +82,8 @@ type Source interface {
 // Client is a Source backed by the Prometheus HTTP API (Prometheus, Thanos,
 // Mimir, VictoriaMetrics all serve /api/v1/query).
 type Client struct {
-	api promv1.API
+	api       promv1.API
+	transport *http.Transport
 }
 
 // NewClient builds a client for the API at url.
@@ -98,7 +103,24 @@ func NewClient(url string, auth Auth, timeout time.Duration) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the Prometheus client for %s: %w", url, err)
 	}
-	return &Client{api: promv1.NewAPI(c)}, nil
+	return &Client{api: promv1.NewAPI(c), transport: tr}, nil
+}
+
+// Close releases the client's idle connections.
+func (c *Client) Close() { c.transport.CloseIdleConnections() }
+
+// Key identifies the credentials, so a cached client is replaced when its
+// Secret changes.
+func (a Auth) Key() string {
+	h := sha256.New()
+	for _, s := range []string{a.Token, a.Username, a.Password, string(a.CA)} {
+		fmt.Fprintf(h, "%d:%s;", len(s), s)
+	}
+	names := slices.Sorted(maps.Keys(a.Headers))
+	for _, k := range names {
+		fmt.Fprintf(h, "%d:%s=%q;", len(k), k, a.Headers[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Query runs an instant query and reduces its result to one Measurement.

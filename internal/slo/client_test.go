@@ -9,6 +9,10 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"k8s.io/utils/ptr"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
 
 // fakeProm serves /api/v1/query like Prometheus does, answering with the
@@ -152,5 +156,52 @@ func TestClientAuthAndHeaders(t *testing.T) {
 	}
 	if _, err := NewClient(srv.URL, Auth{CA: []byte("not pem")}, time.Second); err == nil {
 		t.Fatal("a bad CA was accepted")
+	}
+}
+
+// TestGateFromPrometheusAPI runs the whole evaluation, query to decision,
+// against an httptest Prometheus for the decision's edge cases.
+func TestGateFromPrometheusAPI(t *testing.T) {
+	policy := &v1.SLOPolicy{Spec: v1.SLOPolicySpec{
+		Service: "gw", Env: "staging",
+		Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300), ErrorRatePercent: ptr.To("1.1")},
+	}}
+	lat := Render("", DefaultLatencyP95Query, "gw", "staging")
+	errQ := Render("", DefaultErrorRateQuery, "gw", "staging")
+	cases := []struct {
+		name          string
+		latency, errs string
+		noData        v1.NoDataPolicy
+		want          v1.GateDecision
+		reason        string
+	}{
+		{"both within", vector("0.25"), vector("0.001"), v1.NoDataBlock, v1.DecisionAllow, v1.ReasonWithinObjectives},
+		{"latency exactly 300ms", vector("0.3"), vector("0"), v1.NoDataBlock, v1.DecisionAllow, v1.ReasonWithinObjectives},
+		{"error rate exactly 1.1%", vector("0.1"), vector("0.011"), v1.NoDataBlock, v1.DecisionAllow, v1.ReasonWithinObjectives},
+		{"error rate just over 1.1%", vector("0.1"), vector("0.0110000001"), v1.NoDataBlock, v1.DecisionBlock, v1.ReasonErrorRateExceeded},
+		{"latency just over 300ms", vector("0.3000001"), vector("0"), v1.NoDataBlock, v1.DecisionBlock, v1.ReasonLatencyP95Exceeded},
+		{"empty vector blocks", vector(), vector("0"), v1.NoDataBlock, v1.DecisionBlock, v1.ReasonNoData},
+		{"NaN allowed by noData Allow", vector("NaN"), vector("NaN"), v1.NoDataAllow, v1.DecisionAllow, v1.ReasonNoData},
+		{"query error is SourceUnavailable", `{"status":"error","errorType":"execution","error":"query timed out"}`, vector("0"), v1.NoDataBlock, v1.DecisionBlock, v1.ReasonSourceUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := fakeProm(t, map[string]string{lat: tc.latency, errQ: tc.errs}, nil)
+			c, err := NewClient(srv.URL, Auth{}, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj, err := ParseObjectives(policy.Spec.Objectives)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := Decide(Input{
+				Mode: v1.GateStrict, NoData: tc.noData, Objectives: obj,
+				Observed: Observe(context.Background(), c, policy, time.Now()),
+			})
+			if res.Decision != tc.want || res.Reason != tc.reason {
+				t.Fatalf("got %s/%s (%s), want %s/%s", res.Decision, res.Reason, res.Message, tc.want, tc.reason)
+			}
+		})
 	}
 }

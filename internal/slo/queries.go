@@ -3,7 +3,13 @@
 // function of what was observed, so it is table-tested without a cluster.
 package slo
 
-import "strings"
+import (
+	"context"
+	"strings"
+	"time"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+)
 
 // Placeholders a query template may use; service and env are DNS labels
 // (the CRD enforces it), so they are safe inside PromQL string literals.
@@ -28,4 +34,26 @@ func Render(tmpl, def, service, env string) string {
 		tmpl = def
 	}
 	return strings.NewReplacer(ServicePlaceholder, service, EnvPlaceholder, env).Replace(tmpl)
+}
+
+// Observe queries the SLIs the policy has objectives for at the given time.
+// A source failure is part of the observation (SourceUnavailable), not an
+// error of the caller.
+func Observe(ctx context.Context, src Source, p *v1.SLOPolicy, at time.Time) Observation {
+	prom := p.Spec.Source.Prometheus
+	var obs Observation
+	var err error
+	if p.Spec.Objectives.LatencyP95Ms != nil {
+		q := Render(prom.LatencyP95Query, DefaultLatencyP95Query, p.Spec.Service, p.Spec.Env)
+		if obs.Latency, err = src.Query(ctx, q, at); err != nil {
+			return Observation{SourceErr: err}
+		}
+	}
+	if p.Spec.Objectives.ErrorRatePercent != nil {
+		q := Render(prom.ErrorRateQuery, DefaultErrorRateQuery, p.Spec.Service, p.Spec.Env)
+		if obs.ErrorRate, err = src.Query(ctx, q, at); err != nil {
+			return Observation{SourceErr: err}
+		}
+	}
+	return obs
 }
