@@ -2,12 +2,21 @@ package httpapi_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -222,47 +231,92 @@ func TestGateFormats(t *testing.T) {
 	}
 }
 
-// TestStartServes runs the server as the manager does: on a real listener
-// until its context ends.
+// TestStartServes runs the server as the manager does: on a real listener,
+// over plain HTTP and TLS, until its context ends.
 func TestStartServes(t *testing.T) {
 	f := setup(t)
 	policy(t, f.ns, "gateway", v1.DecisionBlock, v1.ReasonLatencyP95Exceeded, time.Second)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	addr := l.Addr().String()
-	must(t, l.Close())
-	s := httpapi.New(httpapi.Config{Addr: addr}, k8s, &httpapi.Authenticator{Client: cs}, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Start(ctx) }()
+	certFile, keyFile, pool := selfSigned(t)
+	for _, tc := range []struct {
+		name   string
+		cfg    httpapi.Config
+		scheme string
+		client *http.Client
+	}{
+		{"http", httpapi.Config{}, "http", http.DefaultClient},
+		{"tls", httpapi.Config{CertFile: certFile, KeyFile: keyFile}, "https", &http.Client{Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			must(t, err)
+			tc.cfg.Addr = l.Addr().String()
+			must(t, l.Close())
+			s := httpapi.New(tc.cfg, k8s, &httpapi.Authenticator{Client: cs}, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Start(ctx) }()
 
-	url := "http://" + addr + "/v1/gates/" + f.ns + "/gateway?format=flagger"
-	deadline := time.Now().Add(serveTimeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader("{}"))
-		req.Header.Set("Authorization", "Bearer "+f.allowed)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusForbidden {
-				t.Fatalf("blocked gate over Start: %d, want 403", resp.StatusCode)
+			url := tc.scheme + "://" + tc.cfg.Addr + "/v1/gates/" + f.ns + "/gateway?format=flagger"
+			deadline := time.Now().Add(serveTimeout)
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader("{}"))
+				req.Header.Set("Authorization", "Bearer "+f.allowed)
+				resp, err := tc.client.Do(req)
+				if err == nil {
+					_ = resp.Body.Close()
+					if resp.StatusCode != http.StatusForbidden {
+						t.Fatalf("blocked gate over Start: %d, want 403", resp.StatusCode)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("server never answered: %v", err)
+				}
+				<-tick.C
 			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server never answered: %v", err)
-		}
-		<-tick.C
-	}
-	cancel()
-	select {
-	case err := <-done:
-		must(t, err)
-	case <-time.After(serveTimeout):
-		t.Fatal("server did not stop with its context")
+			cancel()
+			select {
+			case err := <-done:
+				must(t, err)
+			case <-time.After(serveTimeout):
+				t.Fatal("server did not stop with its context")
+			}
+		})
 	}
 }
 
 const serveTimeout = 10 * time.Second
+
+// selfSigned writes a certificate for 127.0.0.1 and returns its files and
+// a pool trusting it.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "alertbridge-test"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	must(t, err)
+	cert, err := x509.ParseCertificate(der)
+	must(t, err)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	must(t, err)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	must(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	must(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	return certFile, keyFile, pool
+}
