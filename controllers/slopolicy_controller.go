@@ -101,6 +101,8 @@ func (r *SLOPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		Incident: incident, BypassActive: bypass != nil && bypass.Active,
 	})
 
+	// Every evaluation writes: lastEvaluatedAt is the heartbeat consumers
+	// check for Stale, so an evaluation always changes status.
 	before := p.DeepCopy()
 	setStatus(&p, res, observed, bypass, bypassErr, now)
 	r.recordTransitions(before, &p)

@@ -3,6 +3,9 @@ package controllers_test
 import (
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -147,7 +151,7 @@ var _ = Describe("SLOPolicy gate against a real Prometheus", Ordered, func() {
 		stopExp  func()
 		promURL  string
 		ns       string
-		services = []string{"latency", "warned", "bypassed", "capped", "incident", "waited", "outage"}
+		services = []string{"latency", "warned", "bypassed", "capped", "incident", "waited", "tenant", "outage"}
 	)
 
 	BeforeAll(func() {
@@ -320,6 +324,36 @@ var _ = Describe("SLOPolicy gate against a real Prometheus", Ordered, func() {
 			"wait", "--for=condition=ReleaseAllowed", "slopolicy/waited", "--timeout="+gateFlip.String()).CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), string(out))
 		Expect(string(out)).To(ContainSubstring("condition met"))
+	})
+
+	It("authenticates to the source with the secretRef's token and extra headers", func() {
+		// A Mimir-like front: Prometheus behind a proxy that wants a bearer
+		// token and a tenant header.
+		target, err := url.Parse(promURL)
+		Expect(err).NotTo(HaveOccurred())
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Bearer s3cret" || r.Header.Get("X-Scope-OrgID") != "tenant-a" {
+				http.Error(w, `{"status":"error","errorType":"unauthorized","error":"no tenant"}`, http.StatusUnauthorized)
+				return
+			}
+			proxy.ServeHTTP(w, r)
+		}))
+		defer front.Close()
+
+		p := newPolicy(ns, "tenant", front.URL, v1.GateStrict)
+		p.Spec.Source.Prometheus.SecretRef = &v1.LocalObjectReference{Name: "prom-creds"}
+		Expect(k8s.Create(ctx, p)).To(Succeed())
+		expectGate(p, v1.DecisionBlock, v1.ReasonSourceUnavailable)
+		var got v1.SLOPolicy
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), &got)).To(Succeed())
+		Expect(got.Status.Gate.Message).To(ContainSubstring("secretRef"))
+
+		Expect(k8s.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "prom-creds", Namespace: ns},
+			Data:       map[string][]byte{"token": []byte("s3cret"), "header.X-Scope-OrgID": []byte("tenant-a")},
+		})).To(Succeed())
+		expectGate(p, v1.DecisionAllow, v1.ReasonWithinObjectives)
 	})
 
 	It("reports SourceUnavailable and blocks in Strict mode when Prometheus stops", func() {
