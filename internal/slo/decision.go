@@ -235,9 +235,10 @@ func ParseBypass(ann map[string]string) (*BypassRequest, error) {
 }
 
 // ResolveBypass turns the requested bypass into status. until is capped at
-// maxBypass from when the operator first saw this bypass (same reason and
-// caller as prev); a bypass never extends itself, so renewing one past its
-// cap needs a new reason. Without a request, an active bypass ends.
+// maxBypass from when the operator first saw this request; the same request
+// (annotation until, reason and caller) keeps its cap, so a bypass never
+// extends itself, while a new `slo bypass` (a new until) starts a new one.
+// Without a request, an active bypass ends.
 func ResolveBypass(req *BypassRequest, prev *v1.BypassStatus, maxBypass time.Duration, now time.Time) *v1.BypassStatus {
 	if req == nil {
 		if prev == nil {
@@ -247,19 +248,22 @@ func ResolveBypass(req *BypassRequest, prev *v1.BypassStatus, maxBypass time.Dur
 		out.Active = false
 		return out
 	}
+	requested := metav1.NewTime(req.Until.Truncate(time.Second))
 	limit := now.Add(maxBypass)
-	if prev != nil && prev.Until != nil && prev.Reason == req.Reason && prev.By == req.By {
+	if prev != nil && prev.Until != nil && prev.RequestedUntil != nil && prev.RequestedUntil.Equal(&requested) &&
+		prev.Reason == req.Reason && prev.By == req.By {
 		limit = prev.Until.Time
 	}
-	until := req.Until
+	until := requested.Time
 	if until.After(limit) {
 		until = limit
 	}
 	return &v1.BypassStatus{
-		Active: now.Before(until),
-		Until:  &metav1.Time{Time: until.Truncate(time.Second)},
-		Reason: req.Reason,
-		By:     req.By,
+		Active:         now.Before(until),
+		Until:          &metav1.Time{Time: until.Truncate(time.Second)},
+		RequestedUntil: &requested,
+		Reason:         req.Reason,
+		By:             req.By,
 	}
 }
 

@@ -124,6 +124,15 @@ func TestResolveBypass(t *testing.T) {
 	if expired.Active {
 		t.Fatalf("bypass still active at its end: %+v", expired)
 	}
+	// Still there a day later: the same request stays ended, never re-capped.
+	if again := ResolveBypass(req, expired, 24*time.Hour, now.Add(25*time.Hour)); again.Active {
+		t.Fatalf("an ended bypass came back: %+v", again)
+	}
+	// A new `slo bypass` (a new until) with the same reason is a new bypass.
+	renewed := &BypassRequest{Until: now.Add(27 * time.Hour), Reason: "hotfix", By: "alice"}
+	if r := ResolveBypass(renewed, expired, 24*time.Hour, now.Add(25*time.Hour)); !r.Active || !r.Until.Time.Equal(now.Add(27*time.Hour)) {
+		t.Fatalf("a renewed bypass: %+v", r)
+	}
 	cleared := ResolveBypass(nil, got, 24*time.Hour, now.Add(time.Hour))
 	if cleared.Active || cleared.Reason != "hotfix" {
 		t.Fatalf("cleared bypass: %+v", cleared)
