@@ -105,10 +105,11 @@ func (r *SLOPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	// check for Stale, so an evaluation always changes status.
 	before := p.DeepCopy()
 	setStatus(&p, res, observed, bypass, bypassErr, now)
-	r.recordTransitions(before, &p)
 	if err := r.Status().Patch(ctx, &p, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return reconcile.Result{}, fmt.Errorf("failed to write the status of SLOPolicy %s: %w", klog.KObj(&p), err)
 	}
+	// Only a written transition is announced; a conflict retries silently.
+	r.recordTransitions(before, &p)
 	log.V(1).Info("Evaluated", "decision", res.Decision, "reason", res.Reason)
 	return reconcile.Result{RequeueAfter: nextEvaluation(&p, now)}, nil
 }
