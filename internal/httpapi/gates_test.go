@@ -74,7 +74,7 @@ type fixture struct {
 	denied  string // token of one that may not
 }
 
-func setup(t *testing.T) fixture {
+func setup(t testing.TB) fixture {
 	t.Helper()
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "api-"}}
@@ -94,7 +94,7 @@ func setup(t *testing.T) fixture {
 	return f
 }
 
-func token(t *testing.T, ns, sa string) string {
+func token(t testing.TB, ns, sa string) string {
 	t.Helper()
 	ctx := context.Background()
 	must(t, k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}}))
@@ -105,14 +105,14 @@ func token(t *testing.T, ns, sa string) string {
 	return tr.Status.Token
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-func policy(t *testing.T, ns, name string, d v1.GateDecision, reason string, evaluatedAgo time.Duration) {
+func policy(t testing.TB, ns, name string, d v1.GateDecision, reason string, evaluatedAgo time.Duration) {
 	t.Helper()
 	ctx := context.Background()
 	p := &v1.SLOPolicy{
@@ -150,7 +150,7 @@ func call(t *testing.T, srv *httptest.Server, method, path, tok string) (int, ma
 	return resp.StatusCode, body
 }
 
-func newServer(t *testing.T, anonymous bool) *httptest.Server {
+func newServer(t testing.TB, anonymous bool) *httptest.Server {
 	t.Helper()
 	s := httpapi.New(httpapi.Config{GateAnonymous: anonymous}, k8s, &httpapi.Authenticator{Client: cs}, nil)
 	srv := httptest.NewServer(s.Handler())
