@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,6 +26,7 @@ import (
 
 var (
 	k8s        client.Client
+	restConfig *rest.Config
 	kubeconfig string
 )
 
@@ -35,6 +37,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	restConfig = cfg
 	code := func() int {
 		s := runtime.NewScheme()
 		utilruntime.Must(clientgoscheme.AddToScheme(s))
