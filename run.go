@@ -12,16 +12,19 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/cli"
+	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 )
 
@@ -29,6 +32,7 @@ type runOptions struct {
 	metricsAddr      string
 	probeAddr        string
 	apiAddr          string
+	api              httpapi.Config
 	leaderElect      bool
 	secureMetrics    bool
 	duplicateGCDelay time.Duration
@@ -68,6 +72,9 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.BoolVar(&o.secureMetrics, "metrics-secure", true, "serve metrics over HTTPS with Kubernetes authn/authz")
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health probes")
 	f.StringVar(&o.apiAddr, "api-bind-address", ":8090", "address of the HTTP API; 0 turns it off")
+	f.BoolVar(&o.api.GateAnonymous, "gate-anonymous", false, "let callers without a token read release gates (Flagger webhooks send none)")
+	f.StringVar(&o.api.CertFile, "api-tls-cert-file", "", "certificate of the HTTP API; with --api-tls-key-file it serves TLS")
+	f.StringVar(&o.api.KeyFile, "api-tls-key-file", "", "private key of the HTTP API")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
 	f.DurationVar(&o.duplicateGCDelay, "duplicate-gc-delay", controllers.DefaultDuplicateGCDelay, "how long a folded duplicate Alert stays before the operator deletes it")
 	f.IntVar(&o.alertConcurrency, "alert-concurrency", 4, "fingerprints folded in parallel")
@@ -123,6 +130,9 @@ func (o *runOptions) run(app *cli.App) error {
 	}); err != nil {
 		return err
 	}
+	if err := o.addHTTPAPI(mgr); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("failed to add the health check: %w", err)
 	}
@@ -148,4 +158,25 @@ func (m *mirrorFlags) options(ctx context.Context) (controllers.MirrorOptions, e
 	ctrl.Log.WithName("setup").Info("PostgreSQL mirror is on", "from", from)
 	o.Store = store
 	return o, nil
+}
+
+// addHTTPAPI runs the HTTP API (release gates, …) beside the controllers,
+// unless --api-bind-address is 0.
+func (o *runOptions) addHTTPAPI(mgr manager.Manager) error {
+	if o.apiAddr == "0" || o.apiAddr == "" {
+		return nil
+	}
+	if (o.api.CertFile == "") != (o.api.KeyFile == "") {
+		return cli.Exit(cli.ExitUsage, fmt.Errorf("--api-tls-cert-file and --api-tls-key-file go together"))
+	}
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("failed to create the client of the HTTP API: %w", err)
+	}
+	cfg := o.api
+	cfg.Addr = o.apiAddr
+	if err := mgr.Add(httpapi.New(cfg, mgr.GetClient(), &httpapi.Authenticator{Client: cs}, nil)); err != nil {
+		return fmt.Errorf("failed to add the HTTP API: %w", err)
+	}
+	return nil
 }

@@ -56,6 +56,15 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := setupIncidents(mgr, opts, clk); err != nil {
 		return err
 	}
+	slos := &SLOPolicyReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("alertbridge-slopolicy"),
+		Clock:     clk,
+	}
+	if err := slos.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the SLOPolicy controller: %w", err)
+	}
 	return setupMirror(ctx, mgr, opts.Mirror, clk)
 }
 

@@ -6,6 +6,7 @@ need=()
 pg_ctl_found() { compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || command -v pg_ctl >/dev/null; }
 pg_ctl_found || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
+command -v prometheus >/dev/null || need+=(prometheus)
 
 [ "${#need[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

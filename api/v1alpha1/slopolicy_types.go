@@ -211,6 +211,10 @@ type BypassStatus struct {
 	// until is when it ends (capped by maxBypass).
 	// +optional
 	Until *metav1.Time `json:"until,omitempty"`
+	// requestedUntil is the bypass-until annotation this bypass was granted
+	// for; a new value is a new bypass, the same value keeps its cap.
+	// +optional
+	RequestedUntil *metav1.Time `json:"requestedUntil,omitempty"`
 	// reason given for it.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024

@@ -63,6 +63,7 @@ func NewRoot() (*cobra.Command, *App) {
 	}
 	app.Kube.AddFlags(root.PersistentFlags())
 	root.AddCommand(newIncidentsCommand(app))
+	root.AddCommand(newSLOCommand(app), newReleaseCheckCommand(app))
 	root.SetOut(app.Out)
 	root.SetErr(app.Err)
 	root.AddCommand(newAlertsCommand(app))

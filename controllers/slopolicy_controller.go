@@ -1,0 +1,263 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/slo"
+)
+
+// Events of the SLOPolicy controller; reasons are constants so they can be
+// filtered (kubectl get events --field-selector reason=ReleaseBlocked).
+const (
+	EventReleaseAllowed = "ReleaseAllowed"
+	EventReleaseWarned  = "ReleaseWarned"
+	EventReleaseBlocked = "ReleaseBlocked"
+	EventBypassStarted  = "BypassStarted"
+	EventBypassEnded    = "BypassEnded"
+	EventBypassInvalid  = "BypassInvalid"
+)
+
+// maxQueryTimeout bounds one PromQL query; shorter intervals bound it more.
+const maxQueryTimeout = 10 * time.Second
+
+// SourceFactory builds the SLI source of a policy.
+type SourceFactory func(url string, auth slo.Auth, timeout time.Duration) (slo.Source, error)
+
+// SLOPolicyReconciler evaluates SLOPolicies every evaluationInterval and
+// publishes the release gate in status.
+type SLOPolicyReconciler struct {
+	client.Client
+	// APIReader reads Secrets directly, so the operator never caches every
+	// Secret in the cluster.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	// NewSource defaults to the Prometheus HTTP API client.
+	NewSource SourceFactory
+
+	// sources keeps one client (and its connections) per policy, replaced
+	// when the URL, timeout or credentials change.
+	sourcesMu sync.Mutex
+	sources   map[types.NamespacedName]cachedSource
+}
+
+type cachedSource struct {
+	key string
+	src slo.Source
+}
+
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=slopolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=slopolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile evaluates one SLOPolicy and schedules its next evaluation.
+func (r *SLOPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var p v1.SLOPolicy
+	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forgetSource(req.NamespacedName, "")
+		}
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	log := ctrl.LoggerFrom(ctx).WithValues("slopolicy", klog.KObj(&p))
+	ctx = ctrl.LoggerInto(ctx, log)
+
+	now := r.Clock.Now()
+	incident, err := r.blockingIncident(ctx, &p)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	observed := r.observe(ctx, &p, now)
+	bypassReq, bypassErr := slo.ParseBypass(p.Annotations)
+	bypass := slo.ResolveBypass(bypassReq, p.Status.Bypass, maxBypass(&p), now)
+	objectives, err := slo.ParseObjectives(p.Spec.Objectives)
+	if err != nil {
+		// The CRD's pattern makes this unreachable for stored objects.
+		observed = slo.Observation{SourceErr: err}
+	}
+	res := slo.Decide(slo.Input{
+		Mode: p.Spec.Gate.Mode, NoData: p.Spec.Gate.NoData,
+		Objectives: objectives, Observed: observed,
+		Incident: incident, BypassActive: bypass != nil && bypass.Active,
+	})
+
+	// Every evaluation writes: lastEvaluatedAt is the heartbeat consumers
+	// check for Stale, so an evaluation always changes status.
+	before := p.DeepCopy()
+	setStatus(&p, res, observed, bypass, bypassErr, now)
+	if err := r.Status().Patch(ctx, &p, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return reconcile.Result{}, fmt.Errorf("failed to write the status of SLOPolicy %s: %w", klog.KObj(&p), err)
+	}
+	// Only a written transition is announced; a conflict retries silently.
+	r.recordTransitions(before, &p)
+	log.V(1).Info("Evaluated", "decision", res.Decision, "reason", res.Reason)
+	return reconcile.Result{RequeueAfter: nextEvaluation(&p, now)}, nil
+}
+
+// nextEvaluation is the evaluation interval, or sooner when a bypass ends
+// before it: the bypass ends on this timer, not on the next poll.
+func nextEvaluation(p *v1.SLOPolicy, now time.Time) time.Duration {
+	next := slo.Interval(p)
+	if b := p.Status.Bypass; b != nil && b.Active && b.Until != nil {
+		next = min(next, max(b.Until.Sub(now), time.Millisecond))
+	}
+	return next
+}
+
+func maxBypass(p *v1.SLOPolicy) time.Duration {
+	if p.Spec.Gate.MaxBypass != nil {
+		return p.Spec.Gate.MaxBypass.Duration
+	}
+	return 24 * time.Hour
+}
+
+// observe queries the policy's source; failures become SourceUnavailable.
+func (r *SLOPolicyReconciler) observe(ctx context.Context, p *v1.SLOPolicy, now time.Time) slo.Observation {
+	src, err := r.source(ctx, p)
+	if err != nil {
+		return slo.Observation{SourceErr: err}
+	}
+	return slo.Observe(ctx, src, p, now)
+}
+
+func (r *SLOPolicyReconciler) source(ctx context.Context, p *v1.SLOPolicy) (slo.Source, error) {
+	prom := p.Spec.Source.Prometheus
+	var auth slo.Auth
+	if prom.SecretRef != nil {
+		var s corev1.Secret
+		key := types.NamespacedName{Namespace: p.Namespace, Name: prom.SecretRef.Name}
+		if err := r.APIReader.Get(ctx, key, &s); err != nil {
+			return nil, fmt.Errorf("failed to read spec.source.prometheus.secretRef %s: %w", prom.SecretRef.Name, err)
+		}
+		var err error
+		if auth, err = slo.AuthFromSecret(s.Data); err != nil {
+			return nil, fmt.Errorf("secret %s of spec.source.prometheus.secretRef: %w", prom.SecretRef.Name, err)
+		}
+	}
+	timeout := min(maxQueryTimeout, max(slo.Interval(p), time.Second))
+	name := client.ObjectKeyFromObject(p)
+	key := fmt.Sprintf("%s|%s|%s", prom.URL, timeout, auth.Key())
+	r.sourcesMu.Lock()
+	cached, ok := r.sources[name]
+	r.sourcesMu.Unlock()
+	if ok && cached.key == key {
+		return cached.src, nil
+	}
+	src, err := r.NewSource(prom.URL, auth, timeout)
+	if err != nil {
+		return nil, err
+	}
+	r.forgetSource(name, key)
+	r.sourcesMu.Lock()
+	defer r.sourcesMu.Unlock()
+	if r.sources == nil {
+		r.sources = map[types.NamespacedName]cachedSource{}
+	}
+	r.sources[name] = cachedSource{key: key, src: src}
+	return src, nil
+}
+
+// forgetSource drops the cached client of a policy unless it has keep.
+func (r *SLOPolicyReconciler) forgetSource(name types.NamespacedName, keep string) {
+	r.sourcesMu.Lock()
+	defer r.sourcesMu.Unlock()
+	cached, ok := r.sources[name]
+	if !ok || cached.key == keep {
+		return
+	}
+	delete(r.sources, name)
+	if c, ok := cached.src.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
+
+// blockingIncident is the worst open Incident of the policy's service and
+// env at or above gate.blockOnOpenIncidents; nil when the gate ignores
+// Incidents or none is open.
+func (r *SLOPolicyReconciler) blockingIncident(ctx context.Context, p *v1.SLOPolicy) (*slo.OpenIncident, error) {
+	threshold := p.Spec.Gate.BlockOnOpenIncidents
+	if threshold == nil {
+		return nil, nil
+	}
+	var list v1.IncidentList
+	if err := r.List(ctx, &list, client.InNamespace(p.Namespace)); err != nil {
+		return nil, fmt.Errorf("failed to list Incidents in %s: %w", p.Namespace, err)
+	}
+	var open []slo.OpenIncident
+	for i := range list.Items {
+		inc := &list.Items[i]
+		if inc.Spec.Service == p.Spec.Service && inc.Spec.Env == p.Spec.Env &&
+			inc.Spec.State.IsOpen() && inc.Spec.Severity.AtLeast(*threshold) {
+			open = append(open, slo.OpenIncident{Name: inc.Name, Severity: inc.Spec.Severity})
+		}
+	}
+	if len(open) == 0 {
+		return nil, nil
+	}
+	worst := slices.MinFunc(open, func(a, b slo.OpenIncident) int {
+		if d := a.Severity.Rank() - b.Severity.Rank(); d != 0 {
+			return d
+		}
+		if a.Name < b.Name {
+			return -1
+		}
+		return 1
+	})
+	return &worst, nil
+}
+
+// SetupWithManager watches SLOPolicies (spec and bypass annotations, not
+// our own status writes) and the Incidents of their services.
+func (r *SLOPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.NewSource == nil {
+		r.NewSource = func(url string, auth slo.Auth, timeout time.Duration) (slo.Source, error) {
+			return slo.NewClient(url, auth, timeout)
+		}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("slopolicy").
+		For(&v1.SLOPolicy{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&v1.Incident{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfIncident),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Complete(r)
+}
+
+func (r *SLOPolicyReconciler) policiesOfIncident(ctx context.Context, o client.Object) []reconcile.Request {
+	inc, ok := o.(*v1.Incident)
+	if !ok {
+		return nil
+	}
+	var list v1.SLOPolicyList
+	if err := r.List(ctx, &list, client.InNamespace(inc.Namespace)); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Failed to list SLOPolicies for an Incident", "incident", klog.KObj(inc))
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		p := &list.Items[i]
+		if p.Spec.Gate.BlockOnOpenIncidents != nil && p.Spec.Service == inc.Spec.Service && p.Spec.Env == inc.Spec.Env {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(p)})
+		}
+	}
+	return reqs
+}

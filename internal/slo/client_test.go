@@ -1,0 +1,207 @@
+package slo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"k8s.io/utils/ptr"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+)
+
+// fakeProm serves /api/v1/query like Prometheus does, answering with the
+// JSON body the test names for each query.
+func fakeProm(t *testing.T, answers map[string]string, seen func(*http.Request)) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if seen != nil {
+			seen(r)
+		}
+		body, ok := answers[r.Form.Get("query")]
+		if !ok {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"status":"error","errorType":"bad_data","error":"unknown query"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func vector(values ...string) string {
+	res := []map[string]any{}
+	for i, v := range values {
+		res = append(res, map[string]any{"metric": map[string]string{"i": fmt.Sprint(i)}, "value": []any{1700000000.0, v}})
+	}
+	b, _ := json.Marshal(map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": res}})
+	return string(b)
+}
+
+func TestClientAgainstPrometheusAPI(t *testing.T) {
+	const (
+		lat  = `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service="gw",env="staging"}[5m])))`
+		errQ = `(sum(rate(http_requests_total{service="gw",env="staging",code=~"5.."}[5m])) or vector(0)) / sum(rate(http_requests_total{service="gw",env="staging"}[5m]))`
+	)
+	if got := Render("", DefaultLatencyP95Query, "gw", "staging"); got != lat {
+		t.Fatalf("rendered %s", got)
+	}
+	if got := Render("", DefaultErrorRateQuery, "gw", "staging"); got != errQ {
+		t.Fatalf("rendered %s", got)
+	}
+	cases := []struct {
+		name    string
+		body    string
+		wantNil bool
+		wantInf bool
+		want    string
+	}{
+		{name: "empty vector", body: vector(), wantNil: true},
+		{name: "NaN", body: vector("NaN"), wantNil: true},
+		{name: "exactly 0.3 stays 3/10", body: vector("0.3"), want: "3/10"},
+		{name: "decimal string 0.011", body: vector("0.011"), want: "11/1000"},
+		{name: "worst of several series", body: vector("0.1", "NaN", "0.25"), want: "1/4"},
+		{name: "+Inf", body: vector("+Inf"), wantInf: true},
+		{name: "scalar", body: `{"status":"success","data":{"resultType":"scalar","result":[1700000000,"0.5"]}}`, want: "1/2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := fakeProm(t, map[string]string{lat: tc.body}, nil)
+			c, err := NewClient(srv.URL, Auth{}, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := c.Query(context.Background(), lat, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.wantNil && !m.NoData(), tc.wantInf && !m.Inf:
+				t.Fatalf("got %+v", m)
+			case tc.want != "" && (m.Value == nil || m.Value.Cmp(mustRat(t, tc.want)) != 0):
+				t.Fatalf("got %v, want %s", m.Value, tc.want)
+			}
+		})
+	}
+}
+
+func mustRat(t *testing.T, s string) *big.Rat {
+	t.Helper()
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		t.Fatalf("bad rat %s", s)
+	}
+	return r
+}
+
+func TestClientErrors(t *testing.T) {
+	srv := fakeProm(t, map[string]string{"matrix": `{"status":"success","data":{"resultType":"matrix","result":[]}}`}, nil)
+	c, err := NewClient(srv.URL, Auth{}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Query(context.Background(), "bad(", time.Now()); err == nil {
+		t.Fatal("a query error was not reported")
+	}
+	if _, err := c.Query(context.Background(), "matrix", time.Now()); err == nil {
+		t.Fatal("a matrix result was accepted")
+	}
+	srv.Close()
+	if _, err := c.Query(context.Background(), "matrix", time.Now()); err == nil {
+		t.Fatal("an unreachable source was not reported")
+	}
+}
+
+func TestClientAuthAndHeaders(t *testing.T) {
+	var got http.Header
+	srv := fakeProm(t, map[string]string{"up": vector("1")}, func(r *http.Request) { got = r.Header.Clone() })
+	auth, err := AuthFromSecret(map[string][]byte{"token": []byte("s3cret\n"), "header.X-Scope-OrgID": []byte("tenant-a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(srv.URL, auth, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Query(context.Background(), "up", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got.Get("Authorization") != "Bearer s3cret" || got.Get("X-Scope-OrgID") != "tenant-a" {
+		t.Fatalf("headers %v", got)
+	}
+	basic, err := AuthFromSecret(map[string][]byte{"username": []byte("u"), "password": []byte("p")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ = NewClient(srv.URL, basic, 5*time.Second)
+	if _, err := c.Query(context.Background(), "up", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if u, p, ok := (&http.Request{Header: got}).BasicAuth(); !ok || u != "u" || p != "p" {
+		t.Fatalf("basic auth %v", got)
+	}
+	if _, err := AuthFromSecret(map[string][]byte{"token": []byte("t"), "username": []byte("u")}); err == nil {
+		t.Fatal("token and username together were accepted")
+	}
+	if _, err := NewClient(srv.URL, Auth{CA: []byte("not pem")}, time.Second); err == nil {
+		t.Fatal("a bad CA was accepted")
+	}
+}
+
+// TestGateFromPrometheusAPI runs the whole evaluation, query to decision,
+// against an httptest Prometheus for the decision's edge cases.
+func TestGateFromPrometheusAPI(t *testing.T) {
+	policy := &v1.SLOPolicy{Spec: v1.SLOPolicySpec{
+		Service: "gw", Env: "staging",
+		Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300), ErrorRatePercent: ptr.To("1.1")},
+	}}
+	lat := Render("", DefaultLatencyP95Query, "gw", "staging")
+	errQ := Render("", DefaultErrorRateQuery, "gw", "staging")
+	cases := []struct {
+		name          string
+		latency, errs string
+		noData        v1.NoDataPolicy
+		want          v1.GateDecision
+		reason        string
+	}{
+		{"both within", vector("0.25"), vector("0.001"), v1.NoDataBlock, v1.DecisionAllow, v1.ReasonWithinObjectives},
+		{"latency exactly 300ms", vector("0.3"), vector("0"), v1.NoDataBlock, v1.DecisionAllow, v1.ReasonWithinObjectives},
+		{"error rate exactly 1.1%", vector("0.1"), vector("0.011"), v1.NoDataBlock, v1.DecisionAllow, v1.ReasonWithinObjectives},
+		{"error rate just over 1.1%", vector("0.1"), vector("0.0110000001"), v1.NoDataBlock, v1.DecisionBlock, v1.ReasonErrorRateExceeded},
+		{"latency just over 300ms", vector("0.3000001"), vector("0"), v1.NoDataBlock, v1.DecisionBlock, v1.ReasonLatencyP95Exceeded},
+		{"empty vector blocks", vector(), vector("0"), v1.NoDataBlock, v1.DecisionBlock, v1.ReasonNoData},
+		{"NaN allowed by noData Allow", vector("NaN"), vector("NaN"), v1.NoDataAllow, v1.DecisionAllow, v1.ReasonNoData},
+		{"query error is SourceUnavailable", `{"status":"error","errorType":"execution","error":"query timed out"}`, vector("0"), v1.NoDataBlock, v1.DecisionBlock, v1.ReasonSourceUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := fakeProm(t, map[string]string{lat: tc.latency, errQ: tc.errs}, nil)
+			c, err := NewClient(srv.URL, Auth{}, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj, err := ParseObjectives(policy.Spec.Objectives)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := Decide(Input{
+				Mode: v1.GateStrict, NoData: tc.noData, Objectives: obj,
+				Observed: Observe(context.Background(), c, policy, time.Now()),
+			})
+			if res.Decision != tc.want || res.Reason != tc.reason {
+				t.Fatalf("got %s/%s (%s), want %s/%s", res.Decision, res.Reason, res.Message, tc.want, tc.reason)
+			}
+		})
+	}
+}
