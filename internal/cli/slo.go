@@ -11,10 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -36,16 +33,13 @@ func (a *App) sloKube() (*sloKube, error) {
 	if err != nil {
 		return nil, Exit(ExitUsage, fmt.Errorf("failed to load kubeconfig: %w", err))
 	}
-	ns, _, err := a.Kube.ToRawKubeConfigLoader().Namespace()
+	c, err := a.client()
 	if err != nil {
-		return nil, Exit(ExitUsage, fmt.Errorf("failed to read the namespace: %w", err))
+		return nil, err
 	}
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(v1.AddToScheme(s))
-	c, err := client.New(cfg, client.Options{Scheme: s})
+	ns, err := a.namespace()
 	if err != nil {
-		return nil, Exit(ExitUnreachable, fmt.Errorf("failed to create the client: %w", err))
+		return nil, err
 	}
 	return &sloKube{cfg: cfg, c: c, namespace: ns}, nil
 }
