@@ -158,4 +158,30 @@ var _ = Describe("Alert folding after a crash", func() {
 		runUntilQuiet(reconciler(cache), key)
 		expectExactlyFolded(5)
 	})
+
+	It("never overwrites a decision another writer made after its read", func() {
+		// The HTTP intake decides Alerts it creates itself; here it does so
+		// right between the controller's fresh read and its label patch.
+		key, alerts := createAll(1)
+		a := alerts[0]
+		racing := interceptor.NewClient(noWatch{cache}, interceptor.Funcs{
+			Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+				var other v1.Alert
+				Expect(k8s.Get(ctx, client.ObjectKeyFromObject(obj), &other)).To(Succeed())
+				if other.Status.Phase == "" {
+					other.Status.Phase = v1.AlertNew
+					other.Status.Occurrences = 10
+					other.Status.LastSeenAt = &other.CreationTimestamp
+					Expect(k8s.Status().Update(ctx, &other)).To(Succeed())
+				}
+				return c.Patch(ctx, obj, patch, opts...)
+			},
+		})
+		Eventually(func() error {
+			_, err := reconciler(racing).Reconcile(ctx, key)
+			return err
+		}, settle, poll).Should(Succeed())
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+		Expect(a.Status.Occurrences).To(BeEquivalentTo(10), "the controller overwrote the other writer's count")
+	})
 })

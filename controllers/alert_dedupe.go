@@ -146,7 +146,10 @@ func (r *AlertReconciler) ensureFingerprintLabel(ctx context.Context, a *v1.Aler
 	if a.Labels[v1.FingerprintLabel] == want {
 		return nil
 	}
-	patch := client.MergeFrom(a.DeepCopy())
+	// Optimistic lock: the patch answers with the whole object, and deciding
+	// from a status someone else wrote since our read (the HTTP intake may
+	// have decided and counted this very Alert) would overwrite their count.
+	patch := client.MergeFromWithOptions(a.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	if a.Labels == nil {
 		a.Labels = map[string]string{}
 	}

@@ -185,4 +185,28 @@ var _ = Describe("Intake", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(unknown.AlertRef).To(BeEmpty())
 	})
+
+	It("counts exactly when each new fingerprint's first burst races the controller's decision", func() {
+		// Every new fingerprint is a race between the intake deciding the
+		// Alert it created and the controller deciding the same Alert.
+		const fingerprints, burst = 150, 8
+		var wg sync.WaitGroup
+		for f := range fingerprints {
+			for range burst {
+				wg.Go(func() {
+					defer GinkgoRecover()
+					_, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec(fmt.Sprintf("new-%03d", f))})
+					Expect(err).NotTo(HaveOccurred())
+				})
+			}
+		}
+		wg.Wait()
+		Eventually(func(g Gomega) {
+			got := occurrencesByHost(g, ns)
+			g.Expect(got).To(HaveLen(fingerprints))
+			for host, occ := range got {
+				g.Expect(occ).To(Equal([]int64{burst}), "host %s", host)
+			}
+		}, settle, poll).Should(Succeed())
+	})
 })
