@@ -18,7 +18,10 @@ import (
 
 // Bounds of the race specs; generous for a shared 2-core machine.
 const (
-	drainTimeout   = 3 * time.Minute
+	drainTimeout = 3 * time.Minute
+	// liveLease outlasts any batch on a loaded two-core machine: a live
+	// claimer's lease must never expire, or a takeover would be legitimate.
+	liveLease      = 10 * time.Minute
 	acceptTimeout  = 90 * time.Second
 	claimerBackoff = 50 * time.Millisecond
 )
@@ -74,7 +77,7 @@ func newClaimer() *claim.Claimer {
 func drain(c *claim.Claimer, ns, owner string, limit int, log *claimLog) error {
 	deadline := time.Now().Add(drainTimeout)
 	for time.Now().Before(deadline) {
-		got, err := c.Claim(ctx, claim.Request{Namespace: ns, Limit: limit, Owner: owner, LockTTL: time.Minute})
+		got, err := c.Claim(ctx, claim.Request{Namespace: ns, Limit: limit, Owner: owner, LockTTL: liveLease})
 		if errors.Is(err, claim.ErrNothingToClaim) {
 			var list v1.AlertList
 			if err := c.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
