@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -90,6 +91,13 @@ func run(exitAfter time.Duration) error {
 		_ = op.Wait()
 	}()
 
+	// The operator is ready once its admission policy applies and its caches
+	// synced; resources created before then would miss the mirror finalizer.
+	say("waiting for the operator to be ready")
+	if err := waitReady(ctx, "http://127.0.0.1:18081/readyz", 2*time.Minute); err != nil {
+		return fmt.Errorf("%w (see %s)", err, logPath)
+	}
+
 	assets, err := testenv.AssetsDir()
 	if err != nil {
 		return err
@@ -138,6 +146,29 @@ Press Ctrl-C to stop; everything started here is removed.
 			err = errors.New("exited")
 		}
 		return fmt.Errorf("the operator stopped (see %s): %w", logPath, err)
+	}
+}
+
+// waitReady polls url until it answers 200.
+func waitReady(ctx context.Context, url string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the operator did not become ready within %s", limit)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 
