@@ -41,6 +41,12 @@ type Config struct {
 	// GateAnonymous lets callers without a token read gates (Flagger's
 	// webhooks send none).
 	GateAnonymous bool
+	// DashboardAnonymous lets callers without a token read the dashboard
+	// JSON (and so the page's data), across all namespaces.
+	DashboardAnonymous bool
+	// History, when set (the PostgreSQL mirror), answers the list,
+	// dashboard and open-incidents endpoints instead of the cache.
+	History History
 }
 
 // Server is the HTTP API; it is a manager.Runnable.
@@ -71,6 +77,7 @@ func (s *Server) routes() {
 	}, http.HandlerFunc(s.serveGate))
 	s.mux.Handle("GET /v1/gates/{namespace}/{slopolicy}", gate)
 	s.mux.Handle("POST /v1/gates/{namespace}/{slopolicy}", gate)
+	s.readRoutes()
 	// Unmatched paths get a JSON error like every other answer.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "no endpoint "+r.Method+" "+r.URL.Path)
