@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 )
 
 // Bounds of the browser spec.
@@ -115,9 +117,17 @@ func TestDashboardPageInABrowser(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "gateway-slow", Namespace: ns},
 		Spec:       v1.IncidentSpec{Service: "gateway", Title: "gateway p95 above 300ms", Severity: v1.SeverityP1, State: v1.IncidentOpen},
 	}))
+	blocks := testutil.ToFloat64(metrics.GateDecisions.WithLabelValues(string(v1.DecisionBlock)))
 	policy(t, ns, "gateway", v1.DecisionBlock, v1.ReasonLatencyP95Exceeded, time.Second)
 	waitFor("open incidents are grouped by service", `document.querySelector("#incidents h3")?.textContent === "gateway (1)"`)
 	waitFor("the gate is shown", `document.querySelectorAll("#gates tbody .pill").length === 1`)
+	// The operator evaluated the unreachable source: a Block, counted.
+	eventually(t, decideTimeout, func() error {
+		if testutil.ToFloat64(metrics.GateDecisions.WithLabelValues(string(v1.DecisionBlock))) <= blocks {
+			return errorf("no Block decision counted")
+		}
+		return nil
+	})
 
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	must(t, err)

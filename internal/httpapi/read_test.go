@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,6 +33,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/pgcluster"
 	"github.com/alertbridge/alertbridge/internal/query"
@@ -222,14 +224,38 @@ func TestReadEndpointsFromTheCache(t *testing.T) {
 	newAlert(t, ns, "payments", "latency", "/pay")
 	waitDecided(t, ns, 5)
 	ctx := context.Background()
+	runs, skips := testutil.ToFloat64(metrics.TriageRuns), testutil.ToFloat64(metrics.TriageCooldownSkips)
 	must(t, k8s.Create(ctx, &v1.Incident{
 		ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: ns},
-		Spec:       v1.IncidentSpec{Service: "gateway", Title: "gateway slow", Severity: v1.SeverityP1, State: v1.IncidentOpen},
+		Spec: v1.IncidentSpec{Service: "gateway", Title: "gateway slow", Severity: v1.SeverityP1, State: v1.IncidentOpen,
+			Signature: "gateway/prod/latency"},
 	}))
 	must(t, k8s.Create(ctx, &v1.Incident{
 		ObjectMeta: metav1.ObjectMeta{Name: "pay", Namespace: ns},
 		Spec:       v1.IncidentSpec{Service: "payments", Title: "payments errors", Severity: v1.SeverityP2, State: v1.IncidentMitigating},
 	}))
+	// Two triage runs are dispatched and counted.
+	eventually(t, decideTimeout, func() error {
+		if got := testutil.ToFloat64(metrics.TriageRuns) - runs; got != 2 {
+			return errorf("triage runs " + strconv.FormatFloat(got, 'f', -1, 64))
+		}
+		return nil
+	})
+	// A second Incident of the signature inside its cooldown skips triage.
+	must(t, k8s.Create(ctx, &v1.Incident{
+		ObjectMeta: metav1.ObjectMeta{Name: "gw-again", Namespace: ns},
+		Spec: v1.IncidentSpec{Service: "gateway", Title: "gateway slow again", Severity: v1.SeverityP3, State: v1.IncidentOpen,
+			Signature: "gateway/prod/latency"},
+	}))
+	eventually(t, decideTimeout, func() error {
+		if got := testutil.ToFloat64(metrics.TriageCooldownSkips) - skips; got != 1 {
+			return errorf("cooldown skips " + strconv.FormatFloat(got, 'f', -1, 64))
+		}
+		return nil
+	})
+	if got := testutil.ToFloat64(metrics.TriageRuns) - runs; got != 2 {
+		t.Fatalf("triage runs %v after a skip, want 2", got)
+	}
 
 	var l query.AlertList
 	eventually(t, decideTimeout, func() error {
@@ -264,7 +290,7 @@ func TestReadEndpointsFromTheCache(t *testing.T) {
 	var d query.Dashboard
 	eventually(t, decideTimeout, func() error {
 		code, body := get(t, srv, "/v1/alerts/dashboard?namespace="+ns+"&window_minutes=240", tok, &d)
-		if code != http.StatusOK || len(d.OpenIncidents) != 2 {
+		if code != http.StatusOK || len(d.OpenIncidents) != 3 {
 			return errorf(body)
 		}
 		return nil
