@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
@@ -118,10 +119,18 @@ func TestDashboardPageInABrowser(t *testing.T) {
 		Spec:       v1.IncidentSpec{Service: "gateway", Title: "gateway p95 above 300ms", Severity: v1.SeverityP1, State: v1.IncidentOpen},
 	}))
 	blocks := testutil.ToFloat64(metrics.GateDecisions.WithLabelValues(string(v1.DecisionBlock)))
-	policy(t, ns, "gateway", v1.DecisionBlock, v1.ReasonLatencyP95Exceeded, time.Second)
+	// The operator evaluates it: its Prometheus does not exist, so Block.
+	must(t, k8s.Create(context.Background(), &v1.SLOPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "gateway", Namespace: ns},
+		Spec: v1.SLOPolicySpec{
+			Service: "gateway", Env: "staging",
+			Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
+			Source:     v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://127.0.0.1:1"}},
+		},
+	}))
 	waitFor("open incidents are grouped by service", `document.querySelector("#incidents h3")?.textContent === "gateway (1)"`)
-	waitFor("the gate is shown", `document.querySelectorAll("#gates tbody .pill").length === 1`)
-	// The operator evaluated the unreachable source: a Block, counted.
+	waitFor("the gate is shown", `document.querySelectorAll("#gates tbody .pill.Block").length === 1`)
+	// The Block is counted.
 	eventually(t, decideTimeout, func() error {
 		if testutil.ToFloat64(metrics.GateDecisions.WithLabelValues(string(v1.DecisionBlock))) <= blocks {
 			return errorf("no Block decision counted")
