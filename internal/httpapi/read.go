@@ -152,7 +152,7 @@ func (s *Server) serveOpenIncidents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	incidents, err := s.readOpenIncidents(r.Context(), c, p.namespace)
+	incidents, err := s.readOpenIncidents(r.Context(), c, p.namespace, p.namespace)
 	if err != nil {
 		unavailable(w, r, err, "cannot read Incidents now")
 		return
@@ -173,7 +173,7 @@ func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	// Incidents and gates are shown where the caller may list them; a
 	// caller who may only list Alerts still gets the Alert half.
-	incidents, err := s.readOpenIncidents(ctx, c, p.namespace)
+	incidents, err := s.readOpenIncidents(ctx, c, p.namespace, "")
 	if err != nil {
 		unavailable(w, r, err, "cannot read Incidents now")
 		return
@@ -209,7 +209,9 @@ func (s *Server) readAlerts(ctx context.Context, c *caller, p readParams, now ti
 	return visible(ctx, c, resAlerts, p.namespace, items, func(a *v1.Alert) string { return a.Namespace })
 }
 
-func (s *Server) readOpenIncidents(ctx context.Context, c *caller, ns string) ([]v1.Incident, error) {
+// readOpenIncidents reads the open Incidents of ns (""=all) the caller may
+// list; checked names a namespace already authorised for incidents.
+func (s *Server) readOpenIncidents(ctx context.Context, c *caller, ns, checked string) ([]v1.Incident, error) {
 	var items []v1.Incident
 	if s.cfg.History != nil {
 		var err error
@@ -223,7 +225,7 @@ func (s *Server) readOpenIncidents(ctx context.Context, c *caller, ns string) ([
 		}
 		items = query.OpenIncidents(list.Items, "")
 	}
-	return visible(ctx, c, resIncidents, "", items, func(i *v1.Incident) string { return i.Namespace })
+	return visible(ctx, c, resIncidents, checked, items, func(i *v1.Incident) string { return i.Namespace })
 }
 
 // readPolicies reads the gates from the cache: their live status is what
