@@ -131,7 +131,7 @@ func TestDashboardPageInABrowser(t *testing.T) {
 	waitFor("open incidents are grouped by service", `document.querySelector("#incidents h3")?.textContent === "gateway (1)"`)
 	waitFor("the gate is shown", `document.querySelectorAll("#gates tbody .pill.Block").length === 1`)
 	// The Block is counted.
-	eventually(t, decideTimeout, func() error {
+	within(t, decideTimeout, func() error {
 		if testutil.ToFloat64(metrics.GateDecisions.WithLabelValues(string(v1.DecisionBlock))) <= blocks {
 			return errorf("no Block decision counted")
 		}

@@ -54,13 +54,13 @@ const (
 	catchUp = 30 * time.Second
 )
 
-// operator is the real manager with every controller, as `alertbridge
+// readOperator is the real manager with every controller, as `alertbridge
 // run` starts it, and the HTTP API reading its cache.
-type operator struct {
+type readOperator struct {
 	mgr ctrl.Manager
 }
 
-func startOperator(t testing.TB, opts controllers.Options) *operator {
+func startOperator(t testing.TB, opts controllers.Options) *readOperator {
 	t.Helper()
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
@@ -90,11 +90,11 @@ func startOperator(t testing.TB, opts controllers.Options) *operator {
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		t.Fatal("the cache did not sync")
 	}
-	return &operator{mgr: mgr}
+	return &readOperator{mgr: mgr}
 }
 
 // serve runs the HTTP API of o with cfg.
-func (o *operator) serve(t testing.TB, cfg httpapi.Config) *httptest.Server {
+func (o *readOperator) serve(t testing.TB, cfg httpapi.Config) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(httpapi.New(cfg, o.mgr.GetClient(), &httpapi.Authenticator{Client: cs}, nil).Handler())
 	t.Cleanup(srv.Close)
@@ -141,8 +141,8 @@ func get(t testing.TB, srv *httptest.Server, path, tok string, out any) (int, st
 	return resp.StatusCode, string(body)
 }
 
-// eventually polls cond until it returns nil or the timeout passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() error) {
+// within polls cond until it returns nil or the timeout passes.
+func within(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
 	var last error
 	err := wait.PollUntilContextTimeout(context.Background(), pollEvery, timeout, true, func(context.Context) (bool, error) {
@@ -194,7 +194,7 @@ func adminToken(t testing.TB, ns string) string {
 func waitDecided(t testing.TB, ns string, want int) []v1.Alert {
 	t.Helper()
 	var list v1.AlertList
-	eventually(t, decideTimeout, func() error {
+	within(t, decideTimeout, func() error {
 		if err := k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 			return err
 		}
@@ -236,7 +236,7 @@ func TestReadEndpointsFromTheCache(t *testing.T) {
 		Spec:       v1.IncidentSpec{Service: "payments", Title: "payments errors", Severity: v1.SeverityP2, State: v1.IncidentMitigating},
 	}))
 	// Two triage runs are dispatched and counted.
-	eventually(t, decideTimeout, func() error {
+	within(t, decideTimeout, func() error {
 		if got := testutil.ToFloat64(metrics.TriageRuns) - runs; got != 2 {
 			return errorf("triage runs " + strconv.FormatFloat(got, 'f', -1, 64))
 		}
@@ -248,7 +248,7 @@ func TestReadEndpointsFromTheCache(t *testing.T) {
 		Spec: v1.IncidentSpec{Service: "gateway", Title: "gateway slow again", Severity: v1.SeverityP3, State: v1.IncidentOpen,
 			Signature: "gateway/prod/latency"},
 	}))
-	eventually(t, decideTimeout, func() error {
+	within(t, decideTimeout, func() error {
 		if got := testutil.ToFloat64(metrics.TriageCooldownSkips) - skips; got != 1 {
 			return errorf("cooldown skips " + strconv.FormatFloat(got, 'f', -1, 64))
 		}
@@ -259,7 +259,7 @@ func TestReadEndpointsFromTheCache(t *testing.T) {
 	}
 
 	var l query.AlertList
-	eventually(t, decideTimeout, func() error {
+	within(t, decideTimeout, func() error {
 		code, body := get(t, srv, "/v1/alerts?namespace="+ns+"&status_in=new", tok, &l)
 		if code != http.StatusOK || l.Count != 3 {
 			return errorf(body)
@@ -289,7 +289,7 @@ func TestReadEndpointsFromTheCache(t *testing.T) {
 	}
 
 	var d query.Dashboard
-	eventually(t, decideTimeout, func() error {
+	within(t, decideTimeout, func() error {
 		code, body := get(t, srv, "/v1/alerts/dashboard?namespace="+ns+"&window_minutes=240", tok, &d)
 		if code != http.StatusOK || len(d.OpenIncidents) != 3 {
 			return errorf(body)
@@ -318,7 +318,7 @@ func TestReadEndpointsFromTheCache(t *testing.T) {
 // the cluster and dispatched its triage runs.
 func settleIncidents(t testing.TB) {
 	t.Helper()
-	eventually(t, decideTimeout, func() error {
+	within(t, decideTimeout, func() error {
 		var list v1.IncidentList
 		if err := k8s.List(context.Background(), &list); err != nil {
 			return err
@@ -393,7 +393,7 @@ func TestReadAuth(t *testing.T) {
 	// Without a namespace, the answer covers only the namespaces the
 	// caller may list, though Alerts exist in both.
 	var l query.AlertList
-	eventually(t, decideTimeout, func() error {
+	within(t, decideTimeout, func() error {
 		if code, body := get(t, srv, "/v1/alerts?windowMinutes=0", viewer, &l); code != http.StatusOK {
 			return errorf(body)
 		}
@@ -416,7 +416,7 @@ func TestReadAuth(t *testing.T) {
 	}
 	// A cluster-wide viewer sees both.
 	all := adminToken(t, mine)
-	eventually(t, decideTimeout, func() error {
+	within(t, decideTimeout, func() error {
 		get(t, srv, "/v1/alerts?windowMinutes=0", all, &l)
 		seen := map[string]int{}
 		for _, it := range l.Items {
@@ -486,7 +486,7 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	}
 	// Same JSON, byte for byte but for generatedAt, once the mirror has
 	// caught up.
-	eventually(t, catchUp, func() error {
+	within(t, catchUp, func() error {
 		for _, p := range paths {
 			c1, fromCache := get(t, cached, p, tok, nil)
 			c2, fromMirror := get(t, history, p, tok, nil)
@@ -507,7 +507,7 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 
 	// Delete an Alert: the cache forgets it, the mirror keeps its history.
 	must(t, k8s.Delete(ctx, gone))
-	eventually(t, catchUp, func() error {
+	within(t, catchUp, func() error {
 		var fromCache, fromMirror query.AlertList
 		get(t, cached, paths[0], tok, &fromCache)
 		get(t, history, paths[0], tok, &fromMirror)

@@ -35,18 +35,18 @@ const (
 type Config struct {
 	// Addr is the listen address, e.g. :8090.
 	Addr string
-	// CertFile and KeyFile turn on TLS when both are set.
-	CertFile string
-	KeyFile  string
-	// GateAnonymous lets callers without a token read gates (Flagger's
-	// webhooks send none).
-	GateAnonymous bool
 	// DashboardAnonymous lets callers without a token read the dashboard
 	// JSON (and so the page's data), across all namespaces.
 	DashboardAnonymous bool
 	// History, when set (the PostgreSQL mirror), answers the list,
 	// dashboard and open-incidents endpoints instead of the cache.
 	History History
+	// CertFile and KeyFile turn on TLS when both are set.
+	CertFile string
+	KeyFile  string
+	// GateAnonymous lets callers without a token read gates (Flagger's
+	// webhooks send none).
+	GateAnonymous bool
 }
 
 // Server is the HTTP API; it is a manager.Runnable.
@@ -70,6 +70,7 @@ func New(cfg Config, reader client.Reader, auth *Authenticator, clk clock.Passiv
 }
 
 func (s *Server) routes() {
+	s.readRoutes() // list, dashboard, open incidents, the page
 	gate := s.auth.Require(Access{
 		Group: "ops.alertbridge.io", Resource: "slopolicies", Verb: "get",
 		Namespace: pathValue("namespace"), Name: pathValue("slopolicy"),
@@ -77,7 +78,6 @@ func (s *Server) routes() {
 	}, http.HandlerFunc(s.serveGate))
 	s.mux.Handle("GET /v1/gates/{namespace}/{slopolicy}", gate)
 	s.mux.Handle("POST /v1/gates/{namespace}/{slopolicy}", gate)
-	s.readRoutes()
 	// Unmatched paths get a JSON error like every other answer.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "no endpoint "+r.Method+" "+r.URL.Path)
