@@ -63,6 +63,7 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health probes")
 	f.StringVar(&o.apiAddr, "api-bind-address", ":8090", "address of the HTTP API; 0 turns it off")
 	f.BoolVar(&o.api.GateAnonymous, "gate-anonymous", false, "let callers without a token read release gates (Flagger webhooks send none)")
+	f.BoolVar(&o.api.DashboardAnonymous, "dashboard-anonymous", false, "let callers without a token read the dashboard JSON and page (all namespaces)")
 	f.StringVar(&o.api.CertFile, "api-tls-cert-file", "", "certificate of the HTTP API; with --api-tls-key-file it serves TLS")
 	f.StringVar(&o.api.KeyFile, "api-tls-key-file", "", "private key of the HTTP API")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
@@ -112,6 +113,7 @@ func (o *runOptions) run(app *cli.App) error {
 	}
 	if mirrorOpts.Store != nil {
 		defer mirrorOpts.Store.Close()
+		o.api.History = mirrorOpts.Store // list/dashboard/incidents read history
 	}
 	if err := controllers.SetupAll(ctx, mgr, controllers.Options{
 		DuplicateGCDelay: o.duplicateGCDelay,

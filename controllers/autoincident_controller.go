@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/incident"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
@@ -53,6 +54,9 @@ func (r *AutoIncidentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	res, err := incident.Convert(ctx, r.Direct, req.NamespacedName, incident.Options{Clock: r.Clock, MirrorOn: r.MirrorEnabled})
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("failed to convert Alert %s: %w", klog.KObj(&a), err)
+	}
+	if res.Appended && !res.TriageStarted { // linked inside the signature's cooldown
+		metrics.TriageCooldownSkips.Inc()
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Alert converted", "incident", klog.KObj(res.Incident), "created", res.Created)
 	return ctrl.Result{}, nil

@@ -19,6 +19,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/incident"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
@@ -112,7 +113,7 @@ func (r *IncidentReconciler) labelSignature(ctx context.Context, inc *v1.Inciden
 // open records an Incident nobody opened yet (made with kubectl, or a
 // conversion that stopped between create and status write).
 func (r *IncidentReconciler) open(ctx context.Context, inc *v1.Incident, pol policy.Policy) error {
-	opened := false
+	opened, skipped := false, false
 	got, err := incident.UpdateStatus(ctx, r.APIReader, r.Client, client.ObjectKeyFromObject(inc), func(fresh *v1.Incident) (bool, error) {
 		if fresh.Status.OpenedAt != nil {
 			return false, nil
@@ -125,13 +126,16 @@ func (r *IncidentReconciler) open(ctx context.Context, inc *v1.Incident, pol pol
 			}
 			inherited = incident.Inherited(sibs, fresh.Name)
 		}
-		incident.ApplyOpen(fresh, r.Clock.Now(), pol.TriageCooldown(), fresh.Annotations[incident.FirstAlertAnnotation], inherited)
+		skipped = !incident.ApplyOpen(fresh, r.Clock.Now(), pol.TriageCooldown(), fresh.Annotations[incident.FirstAlertAnnotation], inherited)
 		setReady(fresh)
 		opened = true
 		return true, nil
 	})
 	if err != nil {
 		return err
+	}
+	if opened && skipped {
+		metrics.TriageCooldownSkips.Inc()
 	}
 	if opened {
 		r.Recorder.Eventf(got, nil, corev1.EventTypeNormal, EventOpened, "Open", "Incident opened (%s)", got.Spec.Severity)

@@ -16,6 +16,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/incident"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
@@ -60,16 +61,22 @@ func (r *IncidentReconciler) dispatchTriage(ctx context.Context, cached *v1.Inci
 		results = append(results, res)
 	}
 	cond := triageCondition(results, inc.Generation)
+	dispatched := false
 	_, err := incident.UpdateStatus(ctx, r.APIReader, r.Client, client.ObjectKeyFromObject(&inc), func(fresh *v1.Incident) (bool, error) {
+		dispatched = false
 		if fresh.Status.Triage == nil || fresh.Status.Triage.DispatchedRuns >= runs {
 			return false, nil
 		}
+		dispatched = true
 		fresh.Status.Triage.DispatchedRuns = runs
 		meta.SetStatusCondition(&fresh.Status.Conditions, cond)
 		return true, nil
 	})
 	if err != nil {
 		return err
+	}
+	if dispatched {
+		metrics.TriageRuns.Inc()
 	}
 	r.Recorder.Eventf(&inc, nil, corev1.EventTypeNormal, EventTriageStarted, "Triage", "Triage run %s: %s", run.Run, cond.Message)
 	ctrl.LoggerFrom(ctx).V(1).Info("Triage run dispatched", "run", run.Run, "reason", cond.Reason)

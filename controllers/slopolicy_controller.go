@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/slo"
 )
 
@@ -110,6 +111,7 @@ func (r *SLOPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	}
 	// Only a written transition is announced; a conflict retries silently.
 	r.recordTransitions(before, &p)
+	metrics.GateDecisions.WithLabelValues(string(res.Decision)).Inc()
 	log.V(1).Info("Evaluated", "decision", res.Decision, "reason", res.Reason)
 	return reconcile.Result{RequeueAfter: nextEvaluation(&p, now)}, nil
 }

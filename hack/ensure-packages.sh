@@ -3,6 +3,8 @@
 set -euo pipefail
 
 need=()
+# The dashboard page's browser test (internal/httpapi) drives headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 pg_ctl_found() { compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || command -v pg_ctl >/dev/null; }
 pg_ctl_found || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)

@@ -68,6 +68,7 @@ func NewRoot() (*cobra.Command, *App) {
 	root.SetErr(app.Err)
 	root.AddCommand(newAlertsCommand(app))
 	root.AddCommand(NewMigrateCommand(app))
+	root.AddCommand(newDashboardCommand(app))
 	return root, app
 }
 

@@ -50,6 +50,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	restConfig = cfg
 	code := func() int {
 		s := runtime.NewScheme()
 		utilruntime.Must(clientgoscheme.AddToScheme(s))

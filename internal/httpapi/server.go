@@ -35,6 +35,12 @@ const (
 type Config struct {
 	// Addr is the listen address, e.g. :8090.
 	Addr string
+	// DashboardAnonymous lets callers without a token read the dashboard
+	// JSON (and so the page's data), across all namespaces.
+	DashboardAnonymous bool
+	// History, when set (the PostgreSQL mirror), answers the list,
+	// dashboard and open-incidents endpoints instead of the cache.
+	History History
 	// CertFile and KeyFile turn on TLS when both are set.
 	CertFile string
 	KeyFile  string
@@ -64,6 +70,7 @@ func New(cfg Config, reader client.Reader, auth *Authenticator, clk clock.Passiv
 }
 
 func (s *Server) routes() {
+	s.readRoutes() // list, dashboard, open incidents, the page
 	gate := s.auth.Require(Access{
 		Group: "ops.alertbridge.io", Resource: "slopolicies", Verb: "get",
 		Namespace: pathValue("namespace"), Name: pathValue("slopolicy"),

@@ -54,6 +54,27 @@ var (
 	}, []string{"reason"})
 )
 
+// TriageRuns counts triage runs the Incident controller dispatched (a
+// Job, a webhook, or only recorded when neither is configured).
+var TriageRuns = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "alertbridge_triage_runs_total",
+	Help: "Triage runs dispatched by the Incident controller.",
+})
+
+// TriageCooldownSkips counts the operator's Incident openings and Alert
+// appends that skipped triage because the signature was in its cooldown.
+var TriageCooldownSkips = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "alertbridge_triage_cooldown_skips_total",
+	Help: "Incidents opened or Alerts appended by the operator without triage because the signature was inside its cooldown.",
+})
+
+// GateDecisions counts written SLOPolicy evaluations by gate decision
+// (Allow, Warn, Block).
+var GateDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "alertbridge_gate_decisions_total",
+	Help: "SLOPolicy evaluations written, by release gate decision.",
+}, []string{"decision"})
+
 // alertsByPhase reports the Alerts in the cache by phase at scrape time,
 // so the gauge is never out of step with the cluster.
 type alertsByPhase struct {
@@ -87,6 +108,7 @@ func (c *alertsByPhase) Collect(ch chan<- prometheus.Metric) {
 func Register(reader client.Reader) error {
 	for _, c := range []prometheus.Collector{
 		IngestOccurrences, IngestReplays, IngestRejected, Folds, Requeues,
+		TriageRuns, TriageCooldownSkips, GateDecisions,
 		&alertsByPhase{reader: reader, desc: prometheus.NewDesc("alertbridge_alerts",
 			"Alerts in the cluster by phase.", []string{"phase"}, nil)},
 	} {

@@ -1,0 +1,78 @@
+package cli_test
+
+import (
+	"encoding/json"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/cli"
+	"github.com/alertbridge/alertbridge/internal/query"
+)
+
+var _ = Describe("alertbridge dashboard", func() {
+	create := func(ns, service, kind string) {
+		Expect(k8s.Create(ctx, &v1.Alert{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: service + "-", Namespace: ns},
+			Spec:       v1.AlertSpec{Service: service, Kind: kind, Title: service + " " + kind, Severity: v1.SeverityP1},
+		})).To(Succeed())
+	}
+	dashboard := func(args ...string) query.Dashboard {
+		r := run("", append([]string{"dashboard", "-o", "json"}, args...)...)
+		ExpectWithOffset(1, r.code).To(Equal(cli.ExitOK), r.err)
+		var d query.Dashboard
+		ExpectWithOffset(1, json.Unmarshal([]byte(r.out), &d)).To(Succeed())
+		return d
+	}
+
+	It("shows counts by status, top signatures, latest alerts and open incidents of the namespace or all", func() {
+		ns, other := newNamespace(), newNamespace()
+		create(ns, "gateway", "latency")
+		create(ns, "gateway", "latency")
+		create(ns, "payments", "error_rate")
+		create(other, "search", "latency")
+		Expect(k8s.Create(ctx, &v1.Incident{
+			ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: ns},
+			Spec:       v1.IncidentSpec{Service: "gateway", Title: "gateway slow", Severity: v1.SeverityP1, State: v1.IncidentOpen},
+		})).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			d := dashboard("-n", ns, "--window", "240m")
+			g.Expect(d.Namespace).To(Equal(ns))
+			g.Expect(d.WindowMinutes).To(BeEquivalentTo(240))
+			g.Expect(d.Counts).To(Equal(map[string]int64{"New": 2, "Processing": 0, "Acked": 0, "Failed": 0, "Deduplicated": 1}))
+			g.Expect(d.Occurrences).To(BeEquivalentTo(3))
+			g.Expect(d.TopSignatures).To(HaveLen(2))
+			g.Expect(d.TopSignatures[0].Signature).To(Equal("gateway/prod/latency"))
+			g.Expect(d.TopSignatures[0].Occurrences).To(BeEquivalentTo(2))
+			g.Expect(d.Latest).To(HaveLen(2))
+			g.Expect(d.OpenIncidents).To(HaveLen(1))
+		}, settle, poll).Should(Succeed())
+
+		// -A covers every namespace.
+		Eventually(func(g Gomega) {
+			seen := map[string]bool{}
+			for _, a := range dashboard("-A", "--window", "0").Latest {
+				seen[a.Namespace] = true
+			}
+			g.Expect(seen).To(HaveKey(ns))
+			g.Expect(seen).To(HaveKey(other))
+		}, settle, poll).Should(Succeed())
+
+		r := run("", "dashboard", "-n", ns)
+		Expect(r.code).To(Equal(cli.ExitOK), r.err)
+		Expect(r.out).To(ContainSubstring("namespace " + ns))
+		Expect(r.out).To(MatchRegexp(`NEW\s+PROCESSING\s+ACKED\s+FAILED\s+DEDUPLICATED\n2\s+0\s+0\s+0\s+1\n`))
+		Expect(r.out).To(MatchRegexp(`gateway/prod/latency\s+1\s+2`))
+		Expect(r.out).To(ContainSubstring("gateway slow"))
+		Expect(r.out).To(ContainSubstring("No SLOPolicies."))
+	})
+
+	It("refuses bad flags with exit 1", func() {
+		Expect(run("", "dashboard", "--window", "-5m").code).To(Equal(cli.ExitUsage))
+		Expect(run("", "dashboard", "-o", "yaml").code).To(Equal(cli.ExitUsage))
+		Expect(run("", "dashboard", "--watch", "--interval", "10ms").code).To(Equal(cli.ExitUsage))
+	})
+})

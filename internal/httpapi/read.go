@@ -1,0 +1,290 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/query"
+)
+
+// History is the PostgreSQL mirror's read side (*mirror.Store). With it the
+// list, dashboard and open-incidents endpoints answer from the database —
+// history beyond what is still in the cluster — in the same JSON shape as
+// from the cache.
+type History interface {
+	Alerts(ctx context.Context, namespaces []string, since time.Time) ([]v1.Alert, error)
+	OpenIncidents(ctx context.Context, namespaces []string) ([]v1.Incident, error)
+}
+
+// Read parameters.
+const (
+	// DefaultWindowMinutes is the runbook's window_minutes=240.
+	DefaultWindowMinutes = 240
+	// MaxWindowMinutes is a year; windowMinutes=0 means no window.
+	MaxWindowMinutes = 525600
+)
+
+// Resources the read endpoints authorise against.
+const (
+	resAlerts      = "alerts"
+	resIncidents   = "incidents"
+	resSLOPolicies = "slopolicies"
+)
+
+func (s *Server) readRoutes() {
+	s.mux.HandleFunc("GET /v1/alerts", s.serveAlertList)
+	s.mux.HandleFunc("GET /v1/alerts/dashboard", s.serveDashboard)
+	s.mux.HandleFunc("GET /v1/incidents/open", s.serveOpenIncidents)
+	s.pageRoutes()
+}
+
+// readParams are the query parameters of the read endpoints, each accepted
+// in camelCase and in the runbook's snake_case.
+type readParams struct {
+	namespace string
+	filter    query.AlertFilter
+}
+
+// paramError names the parameter that is wrong.
+type paramError struct{ name, msg string }
+
+func (e *paramError) Error() string { return e.name + ": " + e.msg }
+
+// param returns the value of the first of names present, and its name.
+func param(q url.Values, names ...string) (string, string, bool) {
+	for _, n := range names {
+		if vs, ok := q[n]; ok {
+			return strings.TrimSpace(strings.Join(vs, ",")), n, true
+		}
+	}
+	return "", names[0], false
+}
+
+func parseReadParams(q url.Values) (readParams, error) {
+	var p readParams
+	if ns, name, ok := param(q, "namespace"); ok && ns != "" {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return p, &paramError{name, "not a namespace name: " + strings.Join(errs, "; ")}
+		}
+		p.namespace = ns
+	}
+	p.filter.Window = DefaultWindowMinutes * time.Minute
+	if v, name, ok := param(q, "windowMinutes", "window_minutes"); ok {
+		m, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || m < 0 || m > MaxWindowMinutes {
+			return p, &paramError{name, "must be a whole number of minutes from 0 (no window) to " + strconv.Itoa(MaxWindowMinutes) + ", got " + strconv.Quote(v)}
+		}
+		p.filter.Window = time.Duration(m) * time.Minute
+	}
+	if v, name, ok := param(q, "statusIn", "status_in", "status"); ok {
+		phases, err := query.ParsePhases([]string{v})
+		if err != nil {
+			return p, &paramError{name, err.Error()}
+		}
+		p.filter.Phases = phases
+	}
+	for _, f := range []struct {
+		dst   *string
+		names []string
+	}{{&p.filter.Env, []string{"env"}}, {&p.filter.Source, []string{"source"}}, {&p.filter.Service, []string{"service"}}} {
+		if v, name, ok := param(q, f.names...); ok {
+			if len(v) > 256 {
+				return p, &paramError{name, "longer than 256 characters"}
+			}
+			*f.dst = v
+		}
+	}
+	return p, nil
+}
+
+// begin parses the parameters and authenticates the caller: 400 names a bad
+// parameter, 401 without a valid token (unless anonymous), 403 when a
+// namespace is named and the caller may not list resource there.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, resource string, anonymous bool) (readParams, *caller, bool) {
+	p, err := parseReadParams(r.URL.Query())
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, err.Error())
+		return p, nil, false
+	}
+	c, ok := s.authenticate(w, r, anonymous)
+	if !ok {
+		return p, nil, false
+	}
+	if p.namespace != "" {
+		allowed, err := c.may(r.Context(), resource, p.namespace)
+		if err != nil {
+			unavailable(w, r, err, "cannot check access now")
+			return p, nil, false
+		}
+		if !allowed {
+			WriteError(w, http.StatusForbidden, "user "+c.name()+" cannot list "+resource+" in namespace "+p.namespace)
+			return p, nil, false
+		}
+	}
+	return p, c, true
+}
+
+func (s *Server) serveAlertList(w http.ResponseWriter, r *http.Request) {
+	p, c, ok := s.begin(w, r, resAlerts, false)
+	if !ok {
+		return
+	}
+	now := s.clock.Now()
+	alerts, err := s.readAlerts(r.Context(), c, p, now)
+	if err != nil {
+		unavailable(w, r, err, "cannot read Alerts now")
+		return
+	}
+	WriteJSON(w, http.StatusOK, query.ListAlerts(alerts, p.filter, p.namespace, now))
+}
+
+func (s *Server) serveOpenIncidents(w http.ResponseWriter, r *http.Request) {
+	p, c, ok := s.begin(w, r, resIncidents, false)
+	if !ok {
+		return
+	}
+	incidents, err := s.readOpenIncidents(r.Context(), c, p.namespace, p.namespace)
+	if err != nil {
+		unavailable(w, r, err, "cannot read Incidents now")
+		return
+	}
+	WriteJSON(w, http.StatusOK, query.ListOpenIncidents(incidents, p.namespace, p.filter.Service))
+}
+
+func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
+	p, c, ok := s.begin(w, r, resAlerts, s.cfg.DashboardAnonymous)
+	if !ok {
+		return
+	}
+	ctx, now := r.Context(), s.clock.Now()
+	alerts, err := s.readAlerts(ctx, c, p, now)
+	if err != nil {
+		unavailable(w, r, err, "cannot read Alerts now")
+		return
+	}
+	// Incidents and gates are shown where the caller may list them; a
+	// caller who may only list Alerts still gets the Alert half.
+	incidents, err := s.readOpenIncidents(ctx, c, p.namespace, "")
+	if err != nil {
+		unavailable(w, r, err, "cannot read Incidents now")
+		return
+	}
+	policies, err := s.readPolicies(ctx, c, p.namespace)
+	if err != nil {
+		unavailable(w, r, err, "cannot read SLOPolicies now")
+		return
+	}
+	WriteJSON(w, http.StatusOK, query.BuildDashboard(alerts, incidents, policies, p.namespace, p.filter.Window, now))
+}
+
+// readAlerts reads the Alerts of the caller's namespaces inside the window:
+// from the mirror when configured, else from the cache.
+func (s *Server) readAlerts(ctx context.Context, c *caller, p readParams, now time.Time) ([]v1.Alert, error) {
+	var items []v1.Alert
+	if s.cfg.History != nil {
+		var since time.Time
+		if p.filter.Window > 0 {
+			since = now.Add(-p.filter.Window)
+		}
+		var err error
+		if items, err = s.cfg.History.Alerts(ctx, namespaces(p.namespace), since); err != nil {
+			return nil, err
+		}
+	} else {
+		var list v1.AlertList
+		if err := s.reader.List(ctx, &list, inNamespace(p.namespace)...); err != nil {
+			return nil, err
+		}
+		items = list.Items
+	}
+	return visible(ctx, c, resAlerts, p.namespace, items, func(a *v1.Alert) string { return a.Namespace })
+}
+
+// readOpenIncidents reads the open Incidents of ns (""=all) the caller may
+// list; checked names a namespace already authorised for incidents.
+func (s *Server) readOpenIncidents(ctx context.Context, c *caller, ns, checked string) ([]v1.Incident, error) {
+	var items []v1.Incident
+	if s.cfg.History != nil {
+		var err error
+		if items, err = s.cfg.History.OpenIncidents(ctx, namespaces(ns)); err != nil {
+			return nil, err
+		}
+	} else {
+		var list v1.IncidentList
+		if err := s.reader.List(ctx, &list, inNamespace(ns)...); err != nil {
+			return nil, err
+		}
+		items = query.OpenIncidents(list.Items, "")
+	}
+	return visible(ctx, c, resIncidents, checked, items, func(i *v1.Incident) string { return i.Namespace })
+}
+
+// readPolicies reads the gates from the cache: their live status is what
+// release controllers act on.
+func (s *Server) readPolicies(ctx context.Context, c *caller, ns string) ([]v1.SLOPolicy, error) {
+	var list v1.SLOPolicyList
+	if err := s.reader.List(ctx, &list, inNamespace(ns)...); err != nil {
+		return nil, err
+	}
+	return visible(ctx, c, resSLOPolicies, "", list.Items, func(p *v1.SLOPolicy) string { return p.Namespace })
+}
+
+// visible keeps the items in namespaces where the caller may list resource.
+// checked names a namespace already authorised by begin.
+func visible[T any](ctx context.Context, c *caller, resource, checked string, items []T, nsOf func(*T) string) ([]T, error) {
+	if c.anonymous() {
+		return items, nil
+	}
+	if checked == "" {
+		all, err := c.may(ctx, resource, "")
+		if err != nil {
+			return nil, err
+		}
+		if all {
+			return items, nil
+		}
+	}
+	out := items[:0:0]
+	for i := range items {
+		ns := nsOf(&items[i])
+		if ns != checked || checked == "" {
+			ok, err := c.may(ctx, resource, ns)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		out = append(out, items[i])
+	}
+	return out, nil
+}
+
+func namespaces(ns string) []string {
+	if ns == "" {
+		return nil
+	}
+	return []string{ns}
+}
+
+func inNamespace(ns string) []client.ListOption {
+	if ns == "" {
+		return nil
+	}
+	return []client.ListOption{client.InNamespace(ns)}
+}
+
+func unavailable(w http.ResponseWriter, r *http.Request, err error, msg string) {
+	ctrl.LoggerFrom(r.Context()).Error(err, "Failed to answer a read request", "path", r.URL.Path)
+	WriteError(w, http.StatusServiceUnavailable, msg)
+}

@@ -1,0 +1,101 @@
+package httpapi_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/mirror"
+	"github.com/alertbridge/alertbridge/internal/pgcluster"
+)
+
+// benchAlerts is how many Alerts the dashboard benchmark summarises.
+const benchAlerts = 1000
+
+// BenchmarkDashboard measures GET /v1/alerts/dashboard over the same
+// benchAlerts Alerts answered from an informer cache and from the
+// PostgreSQL mirror, so the cost of reading history shows as a ratio.
+// Anonymous access keeps TokenReview/SubjectAccessReview out of both.
+func BenchmarkDashboard(b *testing.B) {
+	ctx := context.Background()
+	pctx, cancel := context.WithTimeout(ctx, pgStartup)
+	defer cancel()
+	pg, err := pgcluster.Start(pctx)
+	must(b, err)
+	b.Cleanup(pg.Stop)
+	store, err := mirror.Open(ctx, pg.DSN())
+	must(b, err)
+	b.Cleanup(store.Close)
+	_, err = store.Migrate(ctx, mirror.MigrateOptions{})
+	must(b, err)
+
+	ns := namespace(b)
+	for i := range benchAlerts {
+		a := &v1.Alert{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("a-%04d", i), Namespace: ns},
+			Spec: v1.AlertSpec{Service: fmt.Sprintf("svc-%d", i%25), Kind: "latency", Title: "p95 above 300ms",
+				Labels: map[string]string{"host": fmt.Sprintf("n%d", i)}},
+		}
+		must(b, k8s.Create(ctx, a))
+		now := metav1.Now()
+		a.Status = v1.AlertStatus{Phase: v1.AlertNew, Fingerprint: fmt.Sprintf("fp%d", i), Occurrences: int64(1 + i%7), FirstSeenAt: &now, LastSeenAt: &now}
+		must(b, k8s.Status().Update(ctx, a))
+		_, err := store.UpsertAlert(ctx, a)
+		must(b, err)
+	}
+
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1.AddToScheme(s))
+	informers, err := cache.New(restConfig, cache.Options{Scheme: s})
+	must(b, err)
+	cctx, stop := context.WithCancel(ctx)
+	b.Cleanup(stop)
+	// Inform the kinds the dashboard reads before timing.
+	for _, o := range []client.Object{&v1.Alert{}, &v1.Incident{}, &v1.SLOPolicy{}} {
+		_, err := informers.GetInformer(cctx, o)
+		must(b, err)
+	}
+	go func() { _ = informers.Start(cctx) }()
+	informers.WaitForCacheSync(cctx)
+
+	for _, bc := range []struct {
+		name    string
+		history httpapi.History
+	}{{"cache", nil}, {"mirror", store}} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := httptest.NewServer(httpapi.New(httpapi.Config{DashboardAnonymous: true, History: bc.history}, informers,
+				&httpapi.Authenticator{Client: cs}, nil).Handler())
+			defer srv.Close()
+			url := srv.URL + "/v1/alerts/dashboard?namespace=" + ns + "&windowMinutes=0"
+			var d struct {
+				Counts map[string]int64 `json:"counts"`
+			}
+			if code, body := get(b, srv, url[len(srv.URL):], "", &d); code != http.StatusOK || d.Counts["New"] != benchAlerts {
+				b.Fatalf("%d %s", code, body)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := srv.Client().Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+}

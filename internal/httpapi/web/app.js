@@ -1,0 +1,128 @@
+// alertbridge dashboard: reads /v1/alerts/dashboard every few seconds and
+// renders it. The token (if any) stays in this tab's sessionStorage and is
+// sent as a bearer token; with --dashboard-anonymous none is needed.
+"use strict";
+
+const REFRESH_MS = 3000;
+const PHASES = ["New", "Processing", "Acked", "Failed", "Deduplicated"];
+const store = window.sessionStorage;
+let timer = null;
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(c == null ? "" : String(c)));
+  return e;
+}
+
+function ago(iso) {
+  if (!iso) return "";
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 90) return s + "s ago";
+  if (s < 5400) return Math.round(s / 60) + "m ago";
+  if (s < 129600) return Math.round(s / 3600) + "h ago";
+  return Math.round(s / 86400) + "d ago";
+}
+
+function fillTable(id, rows, cols, emptyText) {
+  const body = document.querySelector("#" + id + " tbody");
+  body.replaceChildren();
+  if (rows.length === 0) {
+    body.append(el("tr", {}, el("td", { colspan: String(cols), class: "empty" }, emptyText)));
+    return;
+  }
+  for (const r of rows) body.append(r);
+}
+
+function render(d) {
+  const counts = document.getElementById("counts");
+  counts.replaceChildren(...PHASES.map((p) =>
+    el("div", { class: "count " + p, id: "count-" + p, "data-count": String(d.counts[p] || 0) },
+      el("span", { class: "n" }, d.counts[p] || 0), el("span", { class: "label" }, p))));
+  document.getElementById("occurrences").textContent = "· " + d.occurrences + " occurrences";
+
+  fillTable("signatures", d.topSignatures.map((s) =>
+    el("tr", {}, el("td", {}, s.signature), el("td", { class: "num" }, s.alerts), el("td", { class: "num" }, s.occurrences))),
+  3, "No alerts in the window.");
+
+  fillTable("gates", d.gates.map((g) =>
+    el("tr", {}, el("td", {}, g.namespace + "/" + g.name), el("td", {}, g.service), el("td", {}, g.env),
+      el("td", {}, el("span", { class: "pill " + (g.decision || "") }, g.decision || "pending")),
+      el("td", {}, g.reason || ""))),
+  5, "No SLOPolicies.");
+
+  const bySvc = new Map();
+  for (const i of d.openIncidents) {
+    if (!bySvc.has(i.service)) bySvc.set(i.service, []);
+    bySvc.get(i.service).push(i);
+  }
+  const inc = document.getElementById("incidents");
+  inc.replaceChildren();
+  if (bySvc.size === 0) inc.append(el("p", { class: "empty" }, "No open incidents."));
+  for (const [svc, items] of [...bySvc.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
+    const t = el("table", { class: "incidents" },
+      el("thead", {}, el("tr", {}, ...["Severity", "State", "Env", "Title", "Alerts", "Last activity", "Name"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...items.map((i) => el("tr", {},
+        el("td", { class: "sev-" + i.severity }, i.severity), el("td", {}, i.state), el("td", {}, i.env),
+        el("td", {}, i.title), el("td", { class: "num" }, i.alertCount), el("td", {}, ago(i.lastActivityAt)),
+        el("td", {}, i.namespace + "/" + i.name)))));
+    inc.append(el("h3", {}, svc + " (" + items.length + ")"), t);
+  }
+
+  fillTable("latest", d.latest.map((a) =>
+    el("tr", {}, el("td", { title: a.lastSeenAt }, ago(a.lastSeenAt)),
+      el("td", {}, el("span", { class: "pill " + a.phase }, a.phase)),
+      el("td", { class: "sev-" + a.severity }, a.severity), el("td", {}, a.service), el("td", {}, a.env),
+      el("td", {}, a.kind), el("td", {}, a.title), el("td", { class: "num" }, a.occurrences),
+      el("td", {}, a.holder || ""), el("td", {}, a.namespace + "/" + a.name))),
+  10, "No alerts in the window.");
+}
+
+function setStatus(text, isError) {
+  const s = document.getElementById("status");
+  s.textContent = text;
+  s.classList.toggle("error", !!isError);
+}
+
+async function refresh() {
+  const params = new URLSearchParams({ windowMinutes: store.getItem("window") || "240" });
+  const ns = store.getItem("namespace");
+  if (ns) params.set("namespace", ns);
+  const headers = { Accept: "application/json" };
+  const token = store.getItem("token");
+  if (token) headers.Authorization = "Bearer " + token;
+  try {
+    const resp = await fetch("/v1/alerts/dashboard?" + params, { headers, cache: "no-store" });
+    const body = await resp.json();
+    if (!resp.ok) {
+      const hint = resp.status === 401 ? " Enter a token (kubectl create token …) above." : "";
+      setStatus("Error " + resp.status + ": " + (body.message || resp.statusText) + "." + hint, true);
+      return;
+    }
+    render(body);
+    setStatus("Updated " + new Date(body.generatedAt).toLocaleTimeString() + (ns ? " · namespace " + ns : " · all namespaces you may list"), false);
+  } catch (e) {
+    setStatus("Cannot reach the operator: " + e.message, true);
+  } finally {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, REFRESH_MS);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("settings");
+  form.namespace.value = store.getItem("namespace") || "";
+  form.window.value = store.getItem("window") || "240";
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    store.setItem("namespace", form.namespace.value.trim());
+    store.setItem("window", form.window.value);
+    if (form.token.value.trim()) store.setItem("token", form.token.value.trim());
+    form.token.value = "";
+    refresh();
+  });
+  document.getElementById("forget").addEventListener("click", () => { store.removeItem("token"); refresh(); });
+  refresh();
+});

@@ -1,0 +1,80 @@
+package metrics_test
+
+import (
+	"encoding/json"
+	"os"
+	"regexp"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	_ "github.com/alertbridge/alertbridge/controllers" // registers the mirror's metrics
+	"github.com/alertbridge/alertbridge/internal/metrics"
+)
+
+type grafanaPanel struct {
+	Title   string `json:"title"`
+	Type    string `json:"type"`
+	Targets []struct {
+		Expr string `json:"expr"`
+	} `json:"targets"`
+}
+
+// TestGrafanaDashboard checks config/grafana/alertbridge.json against the
+// metrics the operator registers: every alertbridge metric a panel queries
+// exists, and every alertbridge metric is on some panel.
+func TestGrafanaDashboard(t *testing.T) {
+	raw, err := os.ReadFile("../../config/grafana/alertbridge.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		UID    string         `json:"uid"`
+		Panels []grafanaPanel `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	if dash.UID == "" || len(dash.Panels) == 0 {
+		t.Fatal("the dashboard needs a uid and panels")
+	}
+
+	if err := metrics.Register(nil); err != nil { // Describe never reads
+		t.Fatal(err)
+	}
+	registered := map[string]bool{}
+	descs := make(chan *prometheus.Desc)
+	go func() {
+		ctrlmetrics.Registry.(*prometheus.Registry).Describe(descs)
+		close(descs)
+	}()
+	fqName := regexp.MustCompile(`fqName: "([a-z_:]+)"`)
+	for d := range descs {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			registered[m[1]] = true
+		}
+	}
+
+	name := regexp.MustCompile(`\b(alertbridge_[a-z_]+|controller_runtime_[a-z_]+)\b`)
+	used := map[string]bool{}
+	for _, p := range dash.Panels {
+		if p.Type != "row" && len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				base := regexp.MustCompile(`_(bucket|sum|count)$`).ReplaceAllString(m, "")
+				if !registered[base] {
+					t.Errorf("panel %q queries %s, which the operator does not export", p.Title, m)
+				}
+				used[base] = true
+			}
+		}
+	}
+	for n := range registered {
+		if regexp.MustCompile(`^alertbridge_`).MatchString(n) && !used[n] {
+			t.Errorf("metric %s is on no panel", n)
+		}
+	}
+}
