@@ -131,6 +131,12 @@ func (r *AlertReconciler) makeCanonical(ctx context.Context, a *v1.Alert) error 
 	if err := r.ensureFingerprintLabel(ctx, a); err != nil {
 		return err
 	}
+	if a.Status.Phase != "" {
+		// The label patch answered with newer status: the HTTP intake decided
+		// its own Alert meanwhile and may have counted occurrences into it,
+		// which marking it again would reset to one.
+		return nil
+	}
 	alertstate.MarkCanonical(&a.Status, alertindex.Effective(a), a.CreationTimestamp, a.Generation)
 	if err := r.Status().Update(ctx, a); err != nil {
 		return fmt.Errorf("failed to accept Alert %s: %w", klog.KObj(a), err)

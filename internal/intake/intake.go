@@ -465,6 +465,9 @@ func newAlert(w *waiter) *v1.Alert {
 		},
 		Spec: w.req.Spec,
 	}
+	// Labelled at creation, so the controller need not patch the label in
+	// while the intake may be deciding and counting into this Alert.
+	a.Labels = map[string]string{v1.FingerprintLabel: alertindex.Key(a)}
 	for k, v := range w.req.Annotations {
 		a.Annotations[k] = v
 	}
