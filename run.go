@@ -14,6 +14,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -25,6 +26,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 )
 
@@ -75,6 +77,7 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.BoolVar(&o.api.GateAnonymous, "gate-anonymous", false, "let callers without a token read release gates (Flagger webhooks send none)")
 	f.StringVar(&o.api.CertFile, "api-tls-cert-file", "", "certificate of the HTTP API; with --api-tls-key-file it serves TLS")
 	f.StringVar(&o.api.KeyFile, "api-tls-key-file", "", "private key of the HTTP API")
+	f.StringVar(&o.api.DefaultNamespace, "default-namespace", "default", "namespace of ingested alerts whose request names none (no ?namespace= and no namespace label)")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
 	f.DurationVar(&o.duplicateGCDelay, "duplicate-gc-delay", controllers.DefaultDuplicateGCDelay, "how long a folded duplicate Alert stays before the operator deletes it")
 	f.IntVar(&o.alertConcurrency, "alert-concurrency", 4, "fingerprints folded in parallel")
@@ -175,6 +178,10 @@ func (o *runOptions) addHTTPAPI(mgr manager.Manager) error {
 	}
 	cfg := o.api
 	cfg.Addr = o.apiAddr
+	// One Intake per process: it group-commits the occurrences of a
+	// fingerprint into one status write (the cache has alertindex from the
+	// Alert controller).
+	cfg.Intake = &intake.Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
 	if err := mgr.Add(httpapi.New(cfg, mgr.GetClient(), &httpapi.Authenticator{Client: cs}, nil)); err != nil {
 		return fmt.Errorf("failed to add the HTTP API: %w", err)
 	}
