@@ -62,7 +62,7 @@ type tokenEntry struct {
 }
 
 type accessKey struct {
-	user, uid, groups, extra string
+	user, uid, groups, extra        string
 	ns, verb, group, resource, name string
 }
 
