@@ -65,6 +65,10 @@ func (s *Server) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if msg.TruncatedAlerts > 0 {
+		ctrl.LoggerFrom(ctx).Info("Alertmanager truncated a webhook batch; raise max_alerts to receive every alert",
+			"receiver", msg.Receiver, "groupKey", msg.GroupKey, "truncatedAlerts", msg.TruncatedAlerts)
+	}
 	query := r.URL.Query().Get("namespace")
 	base := alertmanager.Rules{}.Map(msg)
 	nsOf := make([]string, len(base))

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -83,7 +82,7 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	specs, batch, errs := DecodeIngest(data)
+	specs, batch, errs := ingest.DecodeRequest(data)
 	if len(errs) == 0 {
 		pol, err := policy.Get(r.Context(), s.reader, ns)
 		if err != nil {
@@ -167,21 +166,6 @@ func (s *Server) itemResult(ctx context.Context, path string, res intake.Result,
 		msg = "the occurrence was not confirmed in time; retry with the same Idempotency-Key to count it once"
 	}
 	return ItemResult{Error: msg}, http.StatusServiceUnavailable
-}
-
-// DecodeIngest parses an ingest body: the specs, whether it was a batch
-// ({"alerts": [...]}) and every field error.
-func DecodeIngest(data []byte) ([]v1.AlertSpec, bool, field.ErrorList) {
-	specs, errs := ingest.Decode(data)
-	if len(errs) > 0 {
-		return nil, false, errs
-	}
-	var top struct {
-		Alerts json.RawMessage `json:"alerts"`
-	}
-	// Decode accepted the body, so it is a JSON object.
-	_ = json.Unmarshal(data, &top)
-	return specs, top.Alerts != nil, nil
 }
 
 // readBody reads the (size-limited) body: 413 when it is too large, 400 when

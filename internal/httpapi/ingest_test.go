@@ -48,6 +48,10 @@ func TestIngestAuth(t *testing.T) {
 	if n := len(alerts(t, other)); n != 0 {
 		t.Fatalf("refused requests stored %d Alerts", n)
 	}
+	// The monitor role reports firings; it reads no gates (nor lists Alerts).
+	if code, _ := call(t, op.srv, http.MethodGet, "/v1/gates/"+ns+"/gateway", monitor); code != http.StatusForbidden {
+		t.Fatalf("monitor reading a gate: %d", code)
+	}
 	code, body := post(t, c, url, monitor, []byte(oneAlert))
 	if code != http.StatusOK || body["accepted"] != true || body["deduped"] != false || body["occurrences"] != float64(1) || body["alertRef"] == "" {
 		t.Fatalf("monitor ingest: %d %v", code, body)
