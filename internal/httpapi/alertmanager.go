@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -161,6 +162,9 @@ func (s *Server) amItem(ctx context.Context, u *User, ns string, p *nsPlan, it a
 			at = s.clock.Now()
 		}
 		res, err := s.cfg.Intake.Resolve(ctx, ns, it.Spec, it.Instance.Key(), ResolvedBy, at)
+		if apierrors.IsNotFound(err) {
+			return ItemResult{Result: intake.Result{Accepted: true}}, http.StatusOK // the Alert is gone: nothing to resolve
+		}
 		if err != nil {
 			return s.itemResult(ctx, metrics.PathAlertmanager, res, err)
 		}

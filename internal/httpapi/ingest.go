@@ -160,6 +160,11 @@ func (s *Server) itemResult(ctx context.Context, path string, res intake.Result,
 		metrics.IngestRejected.WithLabelValues(path).Inc()
 		return ItemResult{Error: err.Error()}, http.StatusBadRequest
 	}
+	if apierrors.IsNotFound(err) {
+		// The only thing a create finds missing is the namespace.
+		metrics.IngestRejected.WithLabelValues(path).Inc()
+		return ItemResult{Error: "namespace: " + err.Error()}, http.StatusNotFound
+	}
 	ctrl.LoggerFrom(ctx).Error(err, "Failed to count an ingested occurrence", "path", path)
 	msg := "the occurrence was not counted: " + err.Error() + "; retry (with the same Idempotency-Key to count it once)"
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

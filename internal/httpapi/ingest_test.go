@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -125,6 +126,18 @@ func TestIngestBadPayloads(t *testing.T) {
 	if code, body := post(t, op.srv.Client(), url, tok, []byte(oneAlert), "Idempotency-Key", long); code != 400 ||
 		!strings.Contains(fmt.Sprint(body["message"]), "Idempotency-Key") {
 		t.Fatalf("oversize Idempotency-Key: %d %v", code, body)
+	}
+	// A namespace that does not exist, for a caller allowed everywhere.
+	monitorRole(t)
+	must(t, k8s.Create(context.Background(), &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "monitor-everywhere-" + ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "alertbridge-monitor"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "everywhere", Namespace: ns}},
+	}))
+	everywhere := token(t, ns, "everywhere")
+	if code, body := post(t, op.srv.Client(), op.srv.URL+"/v1/alerts?namespace=no-such-"+ns, everywhere, []byte(oneAlert)); code != 404 ||
+		!strings.Contains(fmt.Sprint(body["message"]), "namespace") {
+		t.Fatalf("missing namespace: %d %v", code, body)
 	}
 	amURL := op.srv.URL + "/v1/alertmanager?namespace=" + ns
 	for name, body := range map[string]string{

@@ -386,7 +386,8 @@ func (in *Intake) countInto(ctx context.Context, k queueKey, q *queue, alerts []
 	first := todo[0]
 	a := newAlert(batch[first])
 	if err := in.Client.Create(ctx, a); err != nil {
-		if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+		// NotFound from a create is the namespace: no retry will find it.
+		if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsNotFound(err) {
 			errs[first] = err
 			res[first] = Result{}
 			return false, errInvalidFirst
