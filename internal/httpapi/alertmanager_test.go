@@ -14,6 +14,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/metrics"
@@ -67,9 +69,55 @@ func TestAlertmanagerWebhook(t *testing.T) {
 		if a.Spec.Labels["instance"] != "gw-1" {
 			continue
 		}
-		if a.Status.Occurrences != 1 || a.Status.ResolvedAt == nil || a.Status.Phase != v1.AlertAcked || a.Annotations[v1.AlertmanagerFingerprintAnnotation] != "fp1" {
+		if a.Status.Occurrences != 1 || a.Status.ResolvedAt == nil || a.Status.Phase != v1.AlertAcked || a.Annotations[v1.AlertmanagerFingerprintAnnotation] != "fp1" ||
+			!meta.IsStatusConditionTrue(a.Status.Conditions, v1.AlertConditionResolved) {
 			t.Fatalf("resolved Alert: %+v %+v", a.Annotations, a.Status)
 		}
+	}
+}
+
+// TestAlertmanagerNamespaces: without ?namespace= each alert goes to its
+// namespace label, mapped by that namespace's policy, and the caller must
+// be allowed to create Alerts in each namespace the batch touches.
+func TestAlertmanagerNamespaces(t *testing.T) {
+	op := startAPI(t)
+	allowed, denied := newNS(t), newNS(t)
+	tok := monitorToken(t, allowed)
+	must(t, k8s.Create(context.Background(), &v1.AlertRoutingPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: allowed},
+		Spec: v1.AlertRoutingPolicySpec{Alertmanager: &v1.AlertmanagerMapping{
+			ServiceLabel: "app", SeverityMap: map[string]v1.Severity{"critical": v1.SeverityP0},
+		}},
+	}))
+	alertIn := func(ns, fp string) string {
+		a := extractAlert(amBody("firing", fp, "gw-1"))
+		return strings.Replace(a, `"service":"gateway",`, fmt.Sprintf(`"app":"checkout","namespace":%q,`, ns), 1)
+	}
+	batch := strings.Replace(string(amBody("firing", "x", "x")), extractAlert(amBody("firing", "x", "x")),
+		alertIn(allowed, "fa")+","+alertIn(denied, "fd"), 1)
+	url := op.srv.URL + "/v1/alertmanager"
+	// Eventually: the policy reaches the operator's cache.
+	eventually(t, settle, func() error {
+		var p v1.AlertRoutingPolicy
+		return op.reader.Get(context.Background(), keyOf(allowed, v1.RoutingPolicyName), &p)
+	})
+	code, body := post(t, op.srv.Client(), url, tok, []byte(batch))
+	rs, _ := body["results"].([]any)
+	if code != 200 || len(rs) != 2 || rs[0].(map[string]any)["accepted"] != true ||
+		!strings.Contains(fmt.Sprint(rs[1].(map[string]any)["error"]), "cannot create alerts in namespace "+denied) {
+		t.Fatalf("batch over two namespaces: %d %v", code, body)
+	}
+	as := alerts(t, allowed)
+	if len(as) != 1 || as[0].Spec.Service != "checkout" || as[0].Spec.Severity != v1.SeverityP0 {
+		t.Fatalf("policy mapping not applied: %+v", as)
+	}
+	if n := len(alerts(t, denied)); n != 0 {
+		t.Fatalf("%d Alerts in the namespace the caller may not write", n)
+	}
+	// Allowed in none of the namespaces: the whole request is refused.
+	only := strings.Replace(string(amBody("firing", "x", "x")), extractAlert(amBody("firing", "x", "x")), alertIn(denied, "fd"), 1)
+	if code, _ := post(t, op.srv.Client(), url, tok, []byte(only)); code != http.StatusForbidden {
+		t.Fatalf("batch only for a forbidden namespace: %d", code)
 	}
 }
 

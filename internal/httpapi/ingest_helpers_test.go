@@ -52,6 +52,8 @@ var (
 type operator struct {
 	srv    *httptest.Server
 	intake *intake.Intake
+	// reader is the operator's cache-backed client.
+	reader client.Reader
 	// writes counts the API writes the intake made.
 	writes atomic.Int64
 }
@@ -79,7 +81,7 @@ func startAPI(t testing.TB) *operator {
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		t.Fatal("cache did not sync")
 	}
-	op := &operator{}
+	op := &operator{reader: mgr.GetClient()}
 	writer := interceptor.NewClient(noWatch{mgr.GetClient()}, interceptor.Funcs{
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 			op.writes.Add(1)
