@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -21,6 +22,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 )
@@ -66,6 +68,7 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.BoolVar(&o.api.DashboardAnonymous, "dashboard-anonymous", false, "let callers without a token read the dashboard JSON and page (all namespaces)")
 	f.StringVar(&o.api.CertFile, "api-tls-cert-file", "", "certificate of the HTTP API; with --api-tls-key-file it serves TLS")
 	f.StringVar(&o.api.KeyFile, "api-tls-key-file", "", "private key of the HTTP API")
+	f.StringVar(&o.api.DefaultNamespace, "default-namespace", "default", "namespace of ingested alerts whose request names none (no ?namespace= and no namespace label)")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
 	f.DurationVar(&o.duplicateGCDelay, "duplicate-gc-delay", controllers.DefaultDuplicateGCDelay, "how long a folded duplicate Alert stays before the operator deletes it")
 	f.IntVar(&o.alertConcurrency, "alert-concurrency", 4, "fingerprints folded in parallel")
@@ -167,6 +170,10 @@ func (o *runOptions) addHTTPAPI(mgr manager.Manager) error {
 	}
 	cfg := o.api
 	cfg.Addr = o.apiAddr
+	// One Intake per process: it group-commits the occurrences of a
+	// fingerprint into one status write (the cache has alertindex from the
+	// Alert controller).
+	cfg.Intake = &intake.Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
 	if err := mgr.Add(httpapi.New(cfg, mgr.GetClient(), &httpapi.Authenticator{Client: cs}, nil)); err != nil {
 		return fmt.Errorf("failed to add the HTTP API: %w", err)
 	}

@@ -9,6 +9,7 @@ pg_ctl_found() { compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || com
 pg_ctl_found || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
 command -v prometheus >/dev/null || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 
 [ "${#need[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -3,21 +3,31 @@ package httpapi_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/httpapi"
 )
 
-// BenchmarkGate measures one gate request, anonymous and with a bearer
-// token (TokenReview + SubjectAccessReview against the API server), so the
-// cost of authentication shows as a ratio.
+// BenchmarkGate measures one gate request, anonymous, with a bearer token
+// whose TokenReview + SubjectAccessReview answers are cached (the default)
+// and with the cache off (both reviews sent to the API server each time),
+// so the cost of authentication and the cache's saving show as ratios.
 func BenchmarkGate(b *testing.B) {
 	f := setup(b)
 	policy(b, f.ns, "gateway", v1.DecisionAllow, v1.ReasonWithinObjectives, time.Second)
-	srv := newServer(b, true)
-	url := srv.URL + "/v1/gates/" + f.ns + "/gateway"
-	for _, bc := range []struct{ name, token string }{{"anonymous", ""}, {"token", f.allowed}} {
+	cached := newServer(b, true)
+	uncached := httptest.NewServer(httpapi.New(httpapi.Config{GateAnonymous: true}, k8s,
+		&httpapi.Authenticator{Client: cs, CacheTTL: -1}, nil).Handler())
+	b.Cleanup(uncached.Close)
+	for _, bc := range []struct {
+		name, token string
+		srv         *httptest.Server
+	}{{"anonymous", "", cached}, {"token-cached", f.allowed, cached}, {"token-uncached", f.allowed, uncached}} {
+		srv := bc.srv
+		url := srv.URL + "/v1/gates/" + f.ns + "/gateway"
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
 				req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)

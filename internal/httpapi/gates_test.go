@@ -45,7 +45,8 @@ var (
 // TestMain runs the API against a real kube-apiserver, whose authenticator
 // answers TokenReview and whose RBAC answers SubjectAccessReview.
 func TestMain(m *testing.M) {
-	env, cfg, err := testenv.Start()
+	env, restCfg, err := testenv.Start()
+	cfg = restCfg
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -18,6 +18,9 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/intake"
 )
 
 // Limits of the server.
@@ -47,6 +50,11 @@ type Config struct {
 	// GateAnonymous lets callers without a token read gates (Flagger's
 	// webhooks send none).
 	GateAnonymous bool
+	// DefaultNamespace receives ingested alerts whose request names no
+	// namespace (default "default").
+	DefaultNamespace string
+	// Intake counts ingested occurrences; nil turns the ingest endpoints off.
+	Intake *intake.Intake
 }
 
 // Server is the HTTP API; it is a manager.Runnable.
@@ -78,6 +86,13 @@ func (s *Server) routes() {
 	}, http.HandlerFunc(s.serveGate))
 	s.mux.Handle("GET /v1/gates/{namespace}/{slopolicy}", gate)
 	s.mux.Handle("POST /v1/gates/{namespace}/{slopolicy}", gate)
+	if s.cfg.Intake != nil {
+		s.mux.Handle("POST /v1/alerts", s.auth.Require(Access{
+			Group: v1.GroupVersion.Group, Resource: "alerts", Verb: "create",
+			Namespace: s.ingestNamespace, Name: noName,
+		}, http.HandlerFunc(s.serveIngest)))
+		s.mux.HandleFunc("POST /v1/alertmanager", s.serveAlertmanager)
+	}
 	// Unmatched paths get a JSON error like every other answer.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "no endpoint "+r.Method+" "+r.URL.Path)

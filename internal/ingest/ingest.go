@@ -87,6 +87,20 @@ func Decode(data []byte) ([]v1.AlertSpec, field.ErrorList) {
 	return specs, nil
 }
 
+// DecodeRequest is Decode that also says whether the body was a batch
+// ({"alerts": [...]}) — a batch of one is still answered as a batch.
+func DecodeRequest(data []byte) ([]v1.AlertSpec, bool, field.ErrorList) {
+	specs, errs := Decode(data)
+	if len(errs) > 0 {
+		return nil, false, errs
+	}
+	var top map[string]json.RawMessage
+	// Decode accepted data, so it is a JSON object.
+	_ = strictUnmarshal(data, &top)
+	_, batch := top["alerts"]
+	return specs, batch, nil
+}
+
 func errText(err error) string {
 	if err == nil {
 		return "null"

@@ -92,3 +92,44 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeRequest checks what the HTTP handler adds to Decode: the batch
+// flag that shapes the answer, and that a batch's specs re-encoded as a
+// batch come back the same.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"service":"gateway","kind":"latency","title":"p95 above 300ms"}`,
+		`{"alerts":[{"service":"a","kind":"k","title":"t"}]}`,
+		`{"alerts":[{"service":"a","kind":"k","title":"t"},{"service":"b","kind":"k","title":"t","severity":"p1"}]}`,
+		`{"ALERTS":[]}`, `{"alerts":null}`, `{"alerts":[],"x":1}`, `[]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		specs, batch, errs := DecodeRequest(data)
+		plain, plainErrs := Decode(data)
+		if len(errs) != len(plainErrs) || !equality.Semantic.DeepEqual(specs, plain) {
+			t.Fatalf("DecodeRequest and Decode disagree: %v %v / %v %v", specs, errs, plain, plainErrs)
+		}
+		if len(errs) > 0 {
+			if batch || specs != nil {
+				t.Fatal("a refused body is neither a batch nor has specs")
+			}
+			return
+		}
+		if !batch && len(specs) != 1 {
+			t.Fatalf("a single alert decoded into %d specs", len(specs))
+		}
+		if !batch {
+			return
+		}
+		again, err := json.Marshal(map[string]any{"alerts": specs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs2, batch2, errs2 := DecodeRequest(again)
+		if len(errs2) > 0 || !batch2 || !equality.Semantic.DeepEqual(specs2, specs) {
+			t.Fatalf("batch round trip: %s -> %v %v %v", again, specs2, batch2, errs2)
+		}
+	})
+}

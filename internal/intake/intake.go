@@ -386,7 +386,8 @@ func (in *Intake) countInto(ctx context.Context, k queueKey, q *queue, alerts []
 	first := todo[0]
 	a := newAlert(batch[first])
 	if err := in.Client.Create(ctx, a); err != nil {
-		if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+		// NotFound from a create is the namespace: no retry will find it.
+		if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsNotFound(err) {
 			errs[first] = err
 			res[first] = Result{}
 			return false, errInvalidFirst
@@ -465,6 +466,9 @@ func newAlert(w *waiter) *v1.Alert {
 		},
 		Spec: w.req.Spec,
 	}
+	// Labelled at creation, so the controller need not patch the label in
+	// while the intake may be deciding and counting into this Alert.
+	a.Labels = map[string]string{v1.FingerprintLabel: alertindex.Key(a)}
 	for k, v := range w.req.Annotations {
 		a.Annotations[k] = v
 	}

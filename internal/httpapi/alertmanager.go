@@ -1,0 +1,178 @@
+package httpapi
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertmanager"
+	"github.com/alertbridge/alertbridge/internal/intake"
+	"github.com/alertbridge/alertbridge/internal/metrics"
+	"github.com/alertbridge/alertbridge/internal/policy"
+)
+
+// ResolvedBy is recorded as ack.by on an Alert acked because Alertmanager
+// said it resolved.
+const ResolvedBy = "alertmanager"
+
+// AlertmanagerResult is the answer for one alert of a webhook message.
+type AlertmanagerResult struct {
+	// Fingerprint and Status are Alertmanager's, so its logs and ours match.
+	Fingerprint string `json:"fingerprint"`
+	Status      string `json:"status"`
+	Namespace   string `json:"namespace,omitempty"`
+	ItemResult
+}
+
+// AlertmanagerResponse answers a webhook message, one result per alert.
+type AlertmanagerResponse struct {
+	Results []AlertmanagerResult `json:"results"`
+}
+
+// nsPlan is what one namespace of a message gets: whether the caller may
+// create Alerts there and the items mapped with its policy's rules.
+type nsPlan struct {
+	allowed bool
+	pol     policy.Policy
+	items   []alertmanager.Item
+}
+
+// serveAlertmanager is POST /v1/alertmanager (webhook payload version 4).
+// Alertmanager drops a batch answered 4xx and retries one answered 5xx, so
+// 4xx is kept for a body that is unusable as a whole (or a caller allowed
+// nowhere), per-alert problems are per-item results, and a cluster that
+// cannot be reached gets 503 — a retry counts nothing twice, as each firing
+// instance is keyed by Alertmanager's fingerprint and startsAt.
+func (s *Server) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.auth.Authenticate(w, r, false)
+	if !ok {
+		return
+	}
+	data, ok := readBody(w, r, metrics.PathAlertmanager)
+	if !ok {
+		return
+	}
+	msg, err := alertmanager.Decode(bytes.NewReader(data))
+	if err != nil {
+		metrics.IngestRejected.WithLabelValues(metrics.PathAlertmanager).Inc()
+		WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx := r.Context()
+	if msg.TruncatedAlerts > 0 {
+		ctrl.LoggerFrom(ctx).Info("Alertmanager truncated a webhook batch; raise max_alerts to receive every alert",
+			"receiver", msg.Receiver, "groupKey", msg.GroupKey, "truncatedAlerts", msg.TruncatedAlerts)
+	}
+	query := r.URL.Query().Get("namespace")
+	base := alertmanager.Rules{}.Map(msg)
+	nsOf := make([]string, len(base))
+	plans := map[string]*nsPlan{}
+	for i, it := range base {
+		nsOf[i] = cmp.Or(query, it.Namespace, s.cfg.DefaultNamespace, "default")
+		if plans[nsOf[i]] != nil {
+			continue
+		}
+		p, code, err := s.planNamespace(ctx, u, nsOf[i], msg, base)
+		if err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Failed to prepare an Alertmanager batch", "namespace", nsOf[i])
+			WriteError(w, code, err.Error())
+			return
+		}
+		plans[nsOf[i]] = p
+	}
+	if denied := deniedNamespaces(plans); len(plans) > 0 && len(denied) == len(plans) {
+		WriteError(w, http.StatusForbidden, "user "+u.Username+" cannot create alerts in namespace "+strings.Join(denied, ", "))
+		return
+	}
+
+	ictx, cancel := context.WithTimeout(ctx, ingestTimeout)
+	defer cancel()
+	results := make([]AlertmanagerResult, len(base))
+	codes := make([]int, len(base))
+	forEach(len(base), func(i int) {
+		p := plans[nsOf[i]]
+		it := p.items[i]
+		results[i] = AlertmanagerResult{Fingerprint: msg.Alerts[i].Fingerprint, Status: msg.Alerts[i].Status, Namespace: nsOf[i]}
+		results[i].ItemResult, codes[i] = s.amItem(ictx, u, nsOf[i], p, it)
+	})
+	code := http.StatusOK
+	for _, c := range codes {
+		if c >= http.StatusInternalServerError {
+			code = c
+		}
+	}
+	WriteJSON(w, code, AlertmanagerResponse{Results: results})
+}
+
+// planNamespace checks access to ns and maps the message with ns's rules.
+func (s *Server) planNamespace(ctx context.Context, u *User, ns string, msg *alertmanager.Message, base []alertmanager.Item) (*nsPlan, int, error) {
+	allowed, err := s.auth.Allowed(ctx, u, "create", v1.GroupVersion.Group, "alerts", ns, "")
+	if err != nil {
+		return nil, http.StatusServiceUnavailable, errUnavailable("cannot check access now")
+	}
+	p := &nsPlan{allowed: allowed, items: base}
+	if !allowed {
+		return p, 0, nil
+	}
+	if p.pol, err = policy.Get(ctx, s.reader, ns); err != nil {
+		return nil, http.StatusServiceUnavailable, errUnavailable("cannot read the AlertRoutingPolicy of namespace " + ns)
+	}
+	if p.pol.Spec.Alertmanager != nil {
+		p.items = alertmanager.RulesFrom(p.pol.Spec.Alertmanager).Map(msg)
+	}
+	return p, 0, nil
+}
+
+type errUnavailable string
+
+func (e errUnavailable) Error() string { return string(e) }
+
+func deniedNamespaces(plans map[string]*nsPlan) []string {
+	var out []string
+	for ns, p := range plans {
+		if !p.allowed {
+			out = append(out, ns)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// amItem counts a firing instance or resolves the Alert that counted it.
+func (s *Server) amItem(ctx context.Context, u *User, ns string, p *nsPlan, it alertmanager.Item) (ItemResult, int) {
+	switch {
+	case !p.allowed:
+		return ItemResult{Error: "user " + u.Username + " cannot create alerts in namespace " + ns}, http.StatusForbidden
+	case it.Err != nil:
+		metrics.IngestRejected.WithLabelValues(metrics.PathAlertmanager).Inc()
+		return ItemResult{Error: it.Err.Error()}, http.StatusBadRequest
+	case !p.pol.KindAllowed(it.Spec.Kind):
+		metrics.IngestRejected.WithLabelValues(metrics.PathAlertmanager).Inc()
+		return ItemResult{Error: "labels.alertname: kind " + it.Spec.Kind + " is not in the AlertRoutingPolicy's allowedKinds"}, http.StatusBadRequest
+	case it.Resolved:
+		at := it.EndsAt
+		if at.IsZero() {
+			at = s.clock.Now()
+		}
+		res, err := s.cfg.Intake.Resolve(ctx, ns, it.Spec, it.Instance.Key(), ResolvedBy, at)
+		if apierrors.IsNotFound(err) {
+			return ItemResult{Result: intake.Result{Accepted: true}}, http.StatusOK // the Alert is gone: nothing to resolve
+		}
+		if err != nil {
+			return s.itemResult(ctx, metrics.PathAlertmanager, res, err)
+		}
+		return ItemResult{Result: res}, http.StatusOK
+	}
+	res, err := s.cfg.Intake.Ingest(ctx, intake.Request{
+		Namespace: ns, Spec: it.Spec, Key: it.Instance.Key(),
+		Annotations: map[string]string{v1.AlertmanagerFingerprintAnnotation: it.Instance.Fingerprint},
+	})
+	return s.itemResult(ctx, metrics.PathAlertmanager, res, err)
+}

@@ -1,0 +1,218 @@
+package httpapi
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/ingest"
+	"github.com/alertbridge/alertbridge/internal/intake"
+	"github.com/alertbridge/alertbridge/internal/metrics"
+	"github.com/alertbridge/alertbridge/internal/policy"
+)
+
+// IdempotencyKeyHeader makes a retried ingest request count once. For a
+// batch, item i is keyed "<key>#<i>".
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// maxIdempotencyKey bounds the header, as the IETF draft suggests keys be
+// UUID-sized; the key is stored only as a hash.
+const maxIdempotencyKey = 255
+
+// ingestTimeout bounds how long a request waits for its occurrences to be
+// durable; it stays below the server's write timeout so the caller gets an
+// answer (503: retry with the same Idempotency-Key) rather than a reset.
+const ingestTimeout = 10 * time.Second
+
+// maxParallelItems bounds the items of one request counted at once.
+const maxParallelItems = 64
+
+// FieldError is one problem with a request, named by its JSON path.
+type FieldError struct {
+	Field  string `json:"field"`
+	Type   string `json:"type"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// FieldErrorBody is a 400 answer: the usual error body plus every field error.
+type FieldErrorBody struct {
+	ErrorBody
+	Errors []FieldError `json:"errors"`
+}
+
+// ItemResult is the answer for one ingested alert.
+type ItemResult struct {
+	intake.Result
+	// Error says why this item was not counted.
+	Error string `json:"error,omitempty"`
+}
+
+// BatchResult answers {"alerts": [...]}, one result per alert in order.
+type BatchResult struct {
+	Results []ItemResult `json:"results"`
+}
+
+func (s *Server) ingestNamespace(r *http.Request) string {
+	return cmp.Or(r.URL.Query().Get("namespace"), s.cfg.DefaultNamespace, "default")
+}
+
+func noName(*http.Request) string { return "" }
+
+// serveIngest is POST /v1/alerts: one alert, or {"alerts": [...]}.
+func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
+	ns := s.ingestNamespace(r)
+	key := r.Header.Get(IdempotencyKeyHeader)
+	if len(key) > maxIdempotencyKey {
+		metrics.IngestRejected.WithLabelValues(metrics.PathAPI).Inc()
+		writeFieldErrors(w, field.ErrorList{field.TooLong(field.NewPath("header", IdempotencyKeyHeader), "", maxIdempotencyKey)})
+		return
+	}
+	data, ok := readBody(w, r, metrics.PathAPI)
+	if !ok {
+		return
+	}
+	specs, batch, errs := ingest.DecodeRequest(data)
+	if len(errs) == 0 {
+		pol, err := policy.Get(r.Context(), s.reader, ns)
+		if err != nil {
+			ctrl.LoggerFrom(r.Context()).Error(err, "Failed to read the AlertRoutingPolicy", "namespace", ns)
+			WriteError(w, http.StatusServiceUnavailable, "cannot read the AlertRoutingPolicy of namespace "+ns)
+			return
+		}
+		errs = checkKinds(pol, specs, batch)
+	}
+	if len(errs) > 0 {
+		metrics.IngestRejected.WithLabelValues(metrics.PathAPI).Inc()
+		writeFieldErrors(w, errs)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), ingestTimeout)
+	defer cancel()
+	results := make([]ItemResult, len(specs))
+	codes := make([]int, len(specs))
+	forEach(len(specs), func(i int) {
+		k := key
+		if batch && key != "" {
+			k = key + "#" + strconv.Itoa(i)
+		}
+		res, err := s.cfg.Intake.Ingest(ctx, intake.Request{Namespace: ns, Spec: specs[i], Key: k})
+		results[i], codes[i] = s.itemResult(ctx, metrics.PathAPI, res, err)
+	})
+	code := http.StatusOK
+	for _, c := range codes {
+		code = max(code, c)
+	}
+	if !batch {
+		if results[0].Error != "" {
+			WriteError(w, code, results[0].Error)
+			return
+		}
+		WriteJSON(w, code, results[0].Result)
+		return
+	}
+	if code < http.StatusInternalServerError {
+		// Refused items are reported per item; the others were counted.
+		code = http.StatusOK
+	}
+	WriteJSON(w, code, BatchResult{Results: results})
+}
+
+// checkKinds refuses kinds the namespace's AlertRoutingPolicy does not allow.
+func checkKinds(pol policy.Policy, specs []v1.AlertSpec, batch bool) field.ErrorList {
+	var errs field.ErrorList
+	for i, spec := range specs {
+		if pol.KindAllowed(spec.Kind) {
+			continue
+		}
+		p := field.NewPath("kind")
+		if batch {
+			p = field.NewPath("alerts").Index(i).Child("kind")
+		}
+		errs = append(errs, field.NotSupported(p, spec.Kind, pol.Spec.AllowedKinds))
+	}
+	return errs
+}
+
+// itemResult turns an intake answer into an item result and the HTTP status
+// it calls for, counting it in the metrics.
+func (s *Server) itemResult(ctx context.Context, path string, res intake.Result, err error) (ItemResult, int) {
+	if err == nil {
+		switch {
+		case res.Replayed:
+			metrics.IngestReplays.WithLabelValues(path).Inc()
+		case res.Accepted && res.AlertRef != "":
+			metrics.IngestOccurrences.WithLabelValues(path, strconv.FormatBool(res.Deduped)).Inc()
+		}
+		return ItemResult{Result: res}, http.StatusOK
+	}
+	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+		metrics.IngestRejected.WithLabelValues(path).Inc()
+		return ItemResult{Error: err.Error()}, http.StatusBadRequest
+	}
+	if apierrors.IsNotFound(err) {
+		// The only thing a create finds missing is the namespace.
+		metrics.IngestRejected.WithLabelValues(path).Inc()
+		return ItemResult{Error: "namespace: " + err.Error()}, http.StatusNotFound
+	}
+	ctrl.LoggerFrom(ctx).Error(err, "Failed to count an ingested occurrence", "path", path)
+	msg := "the occurrence was not counted: " + err.Error() + "; retry (with the same Idempotency-Key to count it once)"
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		msg = "the occurrence was not confirmed in time; retry with the same Idempotency-Key to count it once"
+	}
+	return ItemResult{Error: msg}, http.StatusServiceUnavailable
+}
+
+// readBody reads the (size-limited) body: 413 when it is too large, 400 when
+// it cannot be read.
+func readBody(w http.ResponseWriter, r *http.Request, path string) ([]byte, bool) {
+	data, err := io.ReadAll(r.Body)
+	if err == nil {
+		return data, true
+	}
+	metrics.IngestRejected.WithLabelValues(path).Inc()
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: must be at most %d bytes", tooLarge.Limit))
+		return nil, false
+	}
+	WriteError(w, http.StatusBadRequest, "body: cannot be read: "+err.Error())
+	return nil, false
+}
+
+func writeFieldErrors(w http.ResponseWriter, errs field.ErrorList) {
+	out := make([]FieldError, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, FieldError{Field: e.Field, Type: string(e.Type), Detail: e.ErrorBody()})
+	}
+	WriteJSON(w, http.StatusBadRequest, FieldErrorBody{
+		ErrorBody: ErrorBody{Code: http.StatusBadRequest, Reason: http.StatusText(http.StatusBadRequest), Message: errs.ToAggregate().Error()},
+		Errors:    out,
+	})
+}
+
+// forEach runs f(0..n-1) with bounded parallelism: items of different
+// fingerprints are counted side by side, those of one fingerprint share a
+// write.
+func forEach(n int, f func(int)) {
+	sem := make(chan struct{}, maxParallelItems)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}
