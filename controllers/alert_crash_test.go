@@ -184,4 +184,36 @@ var _ = Describe("Alert folding after a crash", func() {
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
 		Expect(a.Status.Occurrences).To(BeEquivalentTo(10), "the controller overwrote the other writer's count")
 	})
+
+	It("takes back its count when another writer decides a duplicate between its count and its mark", func() {
+		key, alerts := createAll(2)
+		var decided atomic.Bool
+		racing := interceptor.NewClient(noWatch{cache}, interceptor.Funcs{
+			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+				if a, ok := obj.(*v1.Alert); ok && a.Status.Phase == v1.AlertDeduplicated && decided.CompareAndSwap(false, true) {
+					// The HTTP intake decides this Alert as its own canonical
+					// and counts four more occurrences into it.
+					var other v1.Alert
+					Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), &other)).To(Succeed())
+					other.Status.Phase = v1.AlertNew
+					other.Status.Occurrences = 5
+					other.Status.LastSeenAt = &other.CreationTimestamp
+					Expect(k8s.Status().Update(ctx, &other)).To(Succeed())
+				}
+				return c.SubResource(sub).Update(ctx, obj, opts...)
+			},
+		})
+		Eventually(func() error {
+			_, err := reconciler(racing).Reconcile(ctx, key)
+			return err
+		}, settle, poll).Should(Succeed())
+		Expect(decided.Load()).To(BeTrue())
+		var total int64
+		for _, a := range alerts {
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+			Expect(a.Status.PendingFolds).To(BeEmpty())
+			total += a.Status.Occurrences
+		}
+		Expect(total).To(BeEquivalentTo(1+5), "one occurrence was counted twice")
+	})
 })

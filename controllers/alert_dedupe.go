@@ -195,8 +195,15 @@ func (r *AlertReconciler) foldInto(ctx context.Context, canon *v1.Alert, batch [
 func (r *AlertReconciler) finishFolds(ctx context.Context, canon *v1.Alert, byUID map[types.UID]*v1.Alert, now time.Time) error {
 	for _, uid := range canon.Status.PendingFolds {
 		d := byUID[types.UID(uid)]
-		if d == nil || d.Status.Phase != "" {
-			continue // gone or already marked: it is counted either way
+		switch {
+		case d == nil, d.Status.Phase == v1.AlertDeduplicated && d.Status.DuplicateOf == canon.Name:
+			continue // gone, or already marked: counted here either way
+		case d.Status.Phase != "":
+			// Another writer (the HTTP intake of any replica) decided it
+			// between our count and our mark, so it is counted where that
+			// writer put it: take our count back.
+			canon.Status.Occurrences--
+			continue
 		}
 		alertstate.MarkDuplicate(&d.Status, alertindex.Effective(d), canon.Name, d.CreationTimestamp, d.Generation, now)
 		if err := r.Status().Update(ctx, d); err != nil {
