@@ -110,10 +110,7 @@ var _ = Describe("Alert controller", func() {
 	It("marks a folded duplicate Deduplicated before deleting it", func() {
 		first := newAlert(ns, "n1")
 		Expect(k8s.Create(ctx, first)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
-			g.Expect(first.Status.Phase).To(Equal(v1.AlertNew))
-		}, settle, poll).Should(Succeed())
+		expectPhase(first, v1.AlertNew)
 		dup := newAlert(ns, "n1")
 		Expect(k8s.Create(ctx, dup)).To(Succeed())
 		Eventually(func(g Gomega) {
@@ -131,17 +128,11 @@ var _ = Describe("Alert controller", func() {
 	It("keeps a GitOps-tracked duplicate", func() {
 		first := newAlert(ns, "n1")
 		Expect(k8s.Create(ctx, first)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
-			g.Expect(first.Status.Phase).To(Equal(v1.AlertNew))
-		}, settle, poll).Should(Succeed())
+		expectPhase(first, v1.AlertNew)
 		dup := newAlert(ns, "n1")
 		dup.Labels = map[string]string{"kustomize.toolkit.fluxcd.io/name": "alerts"}
 		Expect(k8s.Create(ctx, dup)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(dup), dup)).To(Succeed())
-			g.Expect(dup.Status.Phase).To(Equal(v1.AlertDeduplicated))
-		}, settle, poll).Should(Succeed())
+		expectPhase(dup, v1.AlertDeduplicated)
 		Consistently(func() error {
 			return k8s.Get(ctx, client.ObjectKeyFromObject(dup), &v1.Alert{})
 		}, gcDelay+quietFor, poll).Should(Succeed())
@@ -150,10 +141,7 @@ var _ = Describe("Alert controller", func() {
 	It("does not fold into an Acked canonical", func() {
 		first := newAlert(ns, "n1")
 		Expect(k8s.Create(ctx, first)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
-			g.Expect(first.Status.Phase).To(Equal(v1.AlertNew))
-		}, settle, poll).Should(Succeed())
+		expectPhase(first, v1.AlertNew)
 		updateStatus(first, func(a *v1.Alert) {
 			a.Status.Phase = v1.AlertAcked
 			a.Status.Ack = &v1.AlertAck{By: "alice", Note: "false positive", At: metav1.Now()}
@@ -173,20 +161,14 @@ var _ = Describe("Alert controller", func() {
 		first := newAlert(ns, "n1")
 		first.Spec.DedupeTTL = &metav1.Duration{Duration: time.Second}
 		Expect(k8s.Create(ctx, first)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
-			g.Expect(first.Status.Phase).To(Equal(v1.AlertNew))
-		}, settle, poll).Should(Succeed())
+		expectPhase(first, v1.AlertNew)
 		// creationTimestamp has second resolution: wait until a later create
 		// is certainly past lastSeenAt + 1s.
 		Eventually(time.Now, 5*time.Second, poll).
 			Should(BeTemporally(">", first.Status.LastSeenAt.Add(2*time.Second)))
 		next := newAlert(ns, "n1")
 		Expect(k8s.Create(ctx, next)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(next), next)).To(Succeed())
-			g.Expect(next.Status.Phase).To(Equal(v1.AlertNew))
-		}, settle, poll).Should(Succeed())
+		expectPhase(next, v1.AlertNew)
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
 		Expect(first.Status.Occurrences).To(BeEquivalentTo(1))
 	})
@@ -196,10 +178,7 @@ var _ = Describe("Alert controller", func() {
 		BeforeEach(func() {
 			a = newAlert(ns, "timer")
 			Expect(k8s.Create(ctx, a)).To(Succeed())
-			Eventually(func(g Gomega) {
-				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
-				g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
-			}, settle, poll).Should(Succeed())
+			expectPhase(a, v1.AlertNew)
 		})
 
 		claim := func(ttl time.Duration) time.Time {
@@ -213,10 +192,7 @@ var _ = Describe("Alert controller", func() {
 
 		It("returns an expired lease to New at its expiry, with an Event", func() {
 			expiry := claim(2 * time.Second)
-			Eventually(func(g Gomega) {
-				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
-				g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
-			}, settle, poll).Should(Succeed())
+			expectPhase(a, v1.AlertNew)
 			Expect(time.Now()).To(BeTemporally(">=", expiry), "requeued before the lease ended")
 			Expect(time.Now()).To(BeTemporally("<", expiry.Add(3*time.Second)), "requeued late")
 			Expect(a.Status.Claim.HolderIdentity).To(Equal("agent-1"), "the last holder stays on record")
@@ -246,16 +222,22 @@ var _ = Describe("Alert controller", func() {
 				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
 				g.Expect(a.Status.Phase).To(Equal(v1.AlertFailed))
 			}, time.Until(retryAt)-500*time.Millisecond, poll).Should(Succeed())
-			Eventually(func(g Gomega) {
-				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
-				g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
-			}, settle, poll).Should(Succeed())
+			expectPhase(a, v1.AlertNew)
 			Expect(time.Now()).To(BeTemporally("<", retryAt.Add(3*time.Second)), "requeued late")
 			Expect(a.Status.Attempts).To(BeEquivalentTo(1))
 			Expect(alertstate.Claimable(&a.Status, time.Now())).To(BeTrue())
 		})
 	})
 })
+
+// expectPhase waits until the operator has moved a to phase, refreshing a.
+func expectPhase(a *v1.Alert, phase v1.AlertPhase) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+		g.Expect(a.Status.Phase).To(Equal(phase))
+	}, settle, poll).Should(Succeed())
+}
 
 func eventReasons(g Gomega, ns, name string) []string {
 	var list corev1.EventList
