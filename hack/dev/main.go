@@ -107,6 +107,10 @@ func run(exitAfter time.Duration) error {
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		return cmd.Run()
 	}
+	say("installing the admission policies (config/admission)")
+	if err := kubectl("apply", "--server-side", "-k", filepath.Join(root, "config", "admission")); err != nil {
+		return err
+	}
 	say("creating the sample resources (config/samples)")
 	if err := kubectl("apply", "--server-side", "-k", filepath.Join(root, "config", "samples")); err != nil {
 		return err

@@ -1,11 +1,7 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,8 +10,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -32,27 +26,14 @@ const admissionSettle = 30 * time.Second
 // a function deleting them.
 func applyFile(t *testing.T, path string) func() {
 	t.Helper()
-	data, err := os.ReadFile(path) // #nosec G304 -- a file of this repository.
+	objs, err := testenv.Objects(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			t.Fatal(err)
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
+	for _, u := range objs {
 		if err := gateK8s.Create(context.Background(), u); err != nil {
 			t.Fatal(err)
 		}
-		objs = append(objs, u)
 	}
 	return func() {
 		for _, o := range objs {
