@@ -11,18 +11,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
 
 // Timeouts for Eventually/Consistently, named so intent is visible.
@@ -67,26 +64,10 @@ var _ = AfterSuite(func() {
 // startOperator runs the real manager with every controller, as
 // `alertbridge run` does, until the returned stop function is called.
 func startOperator(opts controllers.Options) (stop func()) {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		// Specs start the operator more than once in one process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	GinkgoHelper()
+	op, err := testoperator.Start(cfg, opts)
 	Expect(err).NotTo(HaveOccurred())
-	mctx, cancel := context.WithCancel(ctx)
-	Expect(controllers.SetupAll(mctx, mgr, opts)).To(Succeed())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(mctx)).To(Succeed())
-	}()
-	return func() {
-		cancel()
-		Eventually(done, settle).Should(BeClosed())
-	}
+	return func() { Expect(op.Stop(settle)).To(Succeed()) }
 }
 
 // newNamespace gives each spec its own namespace.

@@ -20,19 +20,16 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/intake"
+	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
 
 // Bounds of the ingest specs.
@@ -67,20 +64,9 @@ func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (
 func startAPI(t testing.TB) *operator {
 	t.Helper()
 	quietLogs.Do(func() { logf.SetLogger(logr.Discard()) })
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 k8s.Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	started, err := testoperator.Start(cfg, controllers.Options{DuplicateGCDelay: time.Second})
 	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	must(t, controllers.SetupAll(ctx, mgr, controllers.Options{DuplicateGCDelay: time.Second}))
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		t.Fatal("cache did not sync")
-	}
+	mgr := started.Manager
 	op := &operator{reader: mgr.GetClient()}
 	writer := interceptor.NewClient(noWatch{mgr.GetClient()}, interceptor.Funcs{
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
@@ -97,13 +83,7 @@ func startAPI(t testing.TB) *operator {
 	op.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		op.srv.Close()
-		cancel()
-		select {
-		case err := <-done:
-			must(t, err)
-		case <-time.After(settle):
-			t.Error("the operator did not stop")
-		}
+		must(t, started.Stop(settle))
 	})
 	return op
 }

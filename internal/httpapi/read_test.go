@@ -18,16 +18,10 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -37,6 +31,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/pgcluster"
 	"github.com/alertbridge/alertbridge/internal/query"
+	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
 
 // restConfig reaches the envtest API server (set by TestMain).
@@ -62,35 +57,14 @@ type readOperator struct {
 
 func startOperator(t testing.TB, opts controllers.Options) *readOperator {
 	t.Helper()
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(v1.AddToScheme(s))
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:                 s,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	op, err := testoperator.Start(restConfig, opts)
 	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	must(t, controllers.SetupAll(ctx, mgr, opts))
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("operator: %v", err)
-			}
-		case <-time.After(decideTimeout):
-			t.Error("the operator did not stop")
+		if err := op.Stop(decideTimeout); err != nil {
+			t.Errorf("operator: %v", err)
 		}
 	})
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		t.Fatal("the cache did not sync")
-	}
-	return &readOperator{mgr: mgr}
+	return &readOperator{mgr: op.Manager}
 }
 
 // serve runs the HTTP API of o with cfg.

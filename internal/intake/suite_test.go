@@ -14,18 +14,15 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
 
 const (
@@ -74,22 +71,9 @@ func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (
 // startOperator runs the operator and returns an Intake wired to its cache,
 // as `alertbridge run` wires it.
 func startOperator(writes *writeCounter) (*intake.Intake, func()) {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	op, err := testoperator.Start(cfg, controllers.Options{DuplicateGCDelay: time.Second, AlertConcurrency: 4})
 	Expect(err).NotTo(HaveOccurred())
-	mctx, cancel := context.WithCancel(ctx)
-	Expect(controllers.SetupAll(mctx, mgr, controllers.Options{DuplicateGCDelay: time.Second, AlertConcurrency: 4})).To(Succeed())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(mctx)).To(Succeed())
-	}()
-	Expect(mgr.GetCache().WaitForCacheSync(mctx)).To(BeTrue())
+	mgr := op.Manager
 	writer := interceptor.NewClient(noWatch{mgr.GetClient()}, interceptor.Funcs{
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 			writes.n.Add(1)
@@ -101,10 +85,7 @@ func startOperator(writes *writeCounter) (*intake.Intake, func()) {
 		},
 	})
 	in := &intake.Intake{Client: writer, Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
-	return in, func() {
-		cancel()
-		Eventually(done, settle).Should(BeClosed())
-	}
+	return in, func() { Expect(op.Stop(settle)).To(Succeed()) }
 }
 
 func newNamespace() string {

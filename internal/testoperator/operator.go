@@ -1,0 +1,64 @@
+// Package testoperator starts the real operator for tests that need it
+// running. It is apart from testenv, which packages below controllers use.
+package testoperator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/kube"
+)
+
+// Operator is the real manager with every controller, started the way
+// `alertbridge run` starts it, for tests that need the operator running.
+type Operator struct {
+	Manager ctrl.Manager
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// Start starts the operator against cfg and returns once its cache
+// has synced.
+func Start(cfg *rest.Config, opts controllers.Options) (*Operator, error) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 kube.NewScheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// Tests start the operator more than once in one process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := controllers.SetupAll(ctx, mgr, opts); err != nil {
+		cancel()
+		return nil, err
+	}
+	o := &Operator{Manager: mgr, cancel: cancel, done: make(chan error, 1)}
+	go func() { o.done <- mgr.Start(ctx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		_ = o.Stop(time.Minute)
+		return nil, fmt.Errorf("the operator's cache did not sync")
+	}
+	return o, nil
+}
+
+// Stop stops the operator and waits up to timeout for it to finish.
+func (o *Operator) Stop(timeout time.Duration) error {
+	o.cancel()
+	select {
+	case err := <-o.done:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("the operator did not stop within %s", timeout)
+	}
+}
