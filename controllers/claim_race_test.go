@@ -105,6 +105,23 @@ func drain(c *claim.Claimer, ns, owner string, limit int, log *claimLog) error {
 	return fmt.Errorf("%s: Alerts left unacked after %s", owner, drainTimeout)
 }
 
+// drainAll races n claimers, each with its own client, until every Alert of
+// ns is Acked, and fails if any of them fails.
+func drainAll(ns, prefix string, n, limit int, log *claimLog) {
+	GinkgoHelper()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		c := newClaimer()
+		wg.Go(func() { errs <- drain(c, ns, fmt.Sprintf("%s-%d", prefix, i), limit, log) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		Expect(err).NotTo(HaveOccurred())
+	}
+}
+
 func allAcked(items []v1.Alert) bool {
 	for i := range items {
 		if items[i].Status.Phase != v1.AlertAcked {
@@ -127,17 +144,7 @@ var _ = Describe("Racing claimers", Ordered, func() {
 		createAlerts(ns, alerts)
 
 		log := &claimLog{claims: map[types.UID][]string{}}
-		errs := make(chan error, claimers)
-		var wg sync.WaitGroup
-		for i := range claimers {
-			c := newClaimer()
-			wg.Go(func() { errs <- drain(c, ns, fmt.Sprintf("agent-%d", i), limit, log) })
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			Expect(err).NotTo(HaveOccurred())
-		}
+		drainAll(ns, "agent", claimers, limit, log)
 
 		items := listAlerts(Default, ns)
 		Expect(items).To(HaveLen(alerts))
@@ -180,16 +187,7 @@ var _ = Describe("Racing claimers", Ordered, func() {
 		wg.Wait()
 		Expect(log.claims).To(HaveLen(dead * limit))
 
-		errs := make(chan error, live)
-		for i := range live {
-			c := newClaimer()
-			wg.Go(func() { errs <- drain(c, ns, fmt.Sprintf("live-%d", i), limit, log) })
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			Expect(err).NotTo(HaveOccurred())
-		}
+		drainAll(ns, "live", live, limit, log)
 
 		items := listAlerts(Default, ns)
 		Expect(items).To(HaveLen(alerts))

@@ -12,15 +12,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/cli"
+	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
@@ -39,9 +37,7 @@ func TestMain(m *testing.M) {
 	}
 	restConfig = cfg
 	code := func() int {
-		s := runtime.NewScheme()
-		utilruntime.Must(clientgoscheme.AddToScheme(s))
-		utilruntime.Must(v1.AddToScheme(s))
+		s := kube.NewScheme()
 		if gateK8s, err = client.New(cfg, client.Options{Scheme: s}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

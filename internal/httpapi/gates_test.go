@@ -25,15 +25,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
@@ -53,9 +51,7 @@ func TestMain(m *testing.M) {
 	}
 	restConfig = cfg
 	code := func() int {
-		s := runtime.NewScheme()
-		utilruntime.Must(clientgoscheme.AddToScheme(s))
-		utilruntime.Must(v1.AddToScheme(s))
+		s := kube.NewScheme()
 		if k8s, err = client.New(cfg, client.Options{Scheme: s}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
