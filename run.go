@@ -36,6 +36,8 @@ type runOptions struct {
 	secureMetrics    bool
 	duplicateGCDelay time.Duration
 	alertConcurrency int
+	kubeQPS          float32
+	kubeBurst        int
 	mirror           mirrorFlags
 	zap              zap.Options
 }
@@ -69,6 +71,8 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.StringVar(&o.api.CertFile, "api-tls-cert-file", "", "certificate of the HTTP API; with --api-tls-key-file it serves TLS")
 	f.StringVar(&o.api.KeyFile, "api-tls-key-file", "", "private key of the HTTP API")
 	f.StringVar(&o.api.DefaultNamespace, "default-namespace", "default", "namespace of ingested alerts whose request names none (no ?namespace= and no namespace label)")
+	f.Float32Var(&o.kubeQPS, "kube-api-qps", kube.OperatorQPS, "client-side limit of requests per second to the Kubernetes API; a negative value turns client-side limiting off")
+	f.IntVar(&o.kubeBurst, "kube-api-burst", kube.OperatorBurst, "client-side burst of requests to the Kubernetes API")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
 	f.DurationVar(&o.duplicateGCDelay, "duplicate-gc-delay", controllers.DefaultDuplicateGCDelay, "how long a folded duplicate Alert stays before the operator deletes it")
 	f.IntVar(&o.alertConcurrency, "alert-concurrency", 4, "fingerprints folded in parallel")
@@ -89,6 +93,8 @@ func (o *runOptions) run(app *cli.App) error {
 	if err != nil {
 		return cli.Exit(cli.ExitUsage, fmt.Errorf("failed to load kubeconfig: %w", err))
 	}
+	cfg.QPS, cfg.Burst = o.kubeQPS, o.kubeBurst
+	ctrl.Log.WithName("setup").Info("Kubernetes API client", "host", cfg.Host, "qps", cfg.QPS, "burst", cfg.Burst)
 	metricsOpts := metricsserver.Options{
 		BindAddress:   o.metricsAddr,
 		SecureServing: o.secureMetrics,

@@ -18,7 +18,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -38,7 +37,7 @@ const (
 
 var (
 	envOnce sync.Once
-	env     *envtest.Environment
+	env     *testenv.Env
 	cfg     *rest.Config
 	scheme  *runtime.Scheme
 	envErr  error
@@ -47,7 +46,9 @@ var (
 func controlPlane(b *testing.B) (*rest.Config, client.Client) {
 	envOnce.Do(func() {
 		logf.SetLogger(logr.Discard())
-		env, cfg, envErr = testenv.Start()
+		if env, envErr = testenv.Start(); envErr == nil {
+			cfg = env.Admin
+		}
 		atExit(func() {
 			if env != nil {
 				if err := env.Stop(); err != nil {
@@ -154,7 +155,7 @@ func BenchmarkClaimAck(b *testing.B) {
 	ceiling := float64(n) / time.Since(start).Seconds()
 
 	// The operator accepts the Alerts (untimed), then 8 claimers drain them.
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(env.Operator, ctrl.Options{
 		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})

@@ -77,7 +77,7 @@ func BenchmarkIngestStorm(b *testing.B) {
 	n := max(b.N, stormMin)
 	b.StopTimer()
 	writes := &writeCounter{}
-	wcfg := writes.wrap(cfg)
+	wcfg := writes.wrap(env.Operator)
 
 	mgr, err := ctrl.NewManager(wcfg, ctrl.Options{
 		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
@@ -95,7 +95,7 @@ func BenchmarkIngestStorm(b *testing.B) {
 	if !mgr.GetCache().WaitForCacheSync(mctx) {
 		b.Fatal("cache did not sync")
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := kubernetes.NewForConfig(env.Operator)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -37,7 +36,7 @@ const (
 
 // rig is the operator under test, started once for every benchmark run.
 type rig struct {
-	env   *envtest.Environment
+	env   *testenv.Env
 	pg    *pgcluster.Cluster
 	store *mirror.Store
 	db    *pgxpool.Pool
@@ -71,10 +70,11 @@ func start() (*rig, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
 	r := &rig{done: make(chan struct{})}
-	env, cfg, err := testenv.Start()
+	env, err := testenv.Start()
 	if err != nil {
 		return nil, err
 	}
+	cfg := env.Admin
 	r.env = env
 	if r.pg, err = pgcluster.Start(ctx); err != nil {
 		r.close()
@@ -97,7 +97,7 @@ func start() (*rig, error) {
 		r.close()
 		return nil, err
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(env.Operator, ctrl.Options{
 		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})

@@ -229,7 +229,10 @@ var _ = Describe("SLOPolicy gate against a real Prometheus", Ordered, func() {
 			v1.BypassReasonAnnotation: "hotfix for INC-42",
 			v1.BypassByAnnotation:     "alice",
 		}
-		Expect(k8s.Patch(ctx, p, patch)).To(Succeed())
+		// Set by on-call through the shipped role; the admission policy
+		// requires bypass-by to be the requesting user.
+		alice := userIn(ns, "alice", oncallGroup, "alertbridge-oncall")
+		Expect(alice.Patch(ctx, p, patch)).To(Succeed())
 		expectGate(p, v1.DecisionAllow, v1.ReasonBypassed)
 		var got v1.SLOPolicy
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), &got)).To(Succeed())
@@ -251,11 +254,12 @@ var _ = Describe("SLOPolicy gate against a real Prometheus", Ordered, func() {
 		Expect(k8s.Create(ctx, p)).To(Succeed())
 		expectGate(p, v1.DecisionBlock, v1.ReasonLatencyP95Exceeded)
 
+		bob := userIn(ns, "bob", oncallGroup, "alertbridge-oncall")
 		annotate := func(ann map[string]string) {
 			GinkgoHelper()
 			patch := client.MergeFrom(p.DeepCopy())
 			p.Annotations = ann
-			Expect(k8s.Patch(ctx, p, patch)).To(Succeed())
+			Expect(bob.Patch(ctx, p, patch)).To(Succeed())
 		}
 		far := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
 		annotate(map[string]string{v1.BypassUntilAnnotation: far})

@@ -2,21 +2,25 @@ package controllers_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 	"github.com/alertbridge/alertbridge/internal/testoperator"
@@ -31,7 +35,8 @@ const (
 )
 
 var (
-	env    *envtest.Environment
+	env *testenv.Env
+	// cfg is a cluster administrator, for setting up and asserting.
 	cfg    *rest.Config
 	scheme *runtime.Scheme
 	// k8s is a direct client: assertions never read a cache.
@@ -48,8 +53,9 @@ var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx = context.Background()
 	var err error
-	env, cfg, err = testenv.Start()
+	env, err = testenv.Start()
 	Expect(err).NotTo(HaveOccurred())
+	cfg = env.Admin
 	scheme = kube.NewScheme()
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
@@ -62,10 +68,11 @@ var _ = AfterSuite(func() {
 })
 
 // startOperator runs the real manager with every controller, as
-// `alertbridge run` does, until the returned stop function is called.
+// `alertbridge run` does (as its ServiceAccount, under the shipped
+// ClusterRole and admission policies), until stop is called.
 func startOperator(opts controllers.Options) (stop func()) {
 	GinkgoHelper()
-	op, err := testoperator.Start(cfg, opts)
+	op, err := testoperator.Start(env.Operator, opts)
 	Expect(err).NotTo(HaveOccurred())
 	return func() { Expect(op.Stop(settle)).To(Succeed()) }
 }
@@ -75,4 +82,45 @@ func newNamespace() string {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ctl-"}}
 	Expect(k8s.Create(ctx, ns)).To(Succeed())
 	return ns.Name
+}
+
+// agentsGroup is bound in each namespace that needs it to the shipped
+// alertbridge-agent ClusterRole; oncallGroup to alertbridge-oncall.
+const (
+	agentsGroup = "alertbridge-tests:agents"
+	oncallGroup = "alertbridge-tests:oncall"
+)
+
+// userIn is a client acting as user (through impersonation, with the CLI's
+// client limits), a member of group, which is bound to clusterRole in ns.
+// It returns once the API server's authorizer knows the binding.
+func userIn(ns, user, group, clusterRole string) client.Client {
+	GinkgoHelper()
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: strings.ReplaceAll(group, ":", "-")},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: group}},
+	}
+	if err := k8s.Create(ctx, rb); !apierrors.IsAlreadyExists(err) {
+		Expect(err).NotTo(HaveOccurred())
+	}
+	c, err := client.New(env.As(user, group), client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+	Eventually(func() error { return c.List(ctx, &v1.AlertList{}, client.InNamespace(ns)) }, settle, poll).Should(Succeed())
+	return c
+}
+
+// agent is a claimer acting as the agent user owner, bound in ns to the
+// shipped alertbridge-agent role; it learns its user name from the API
+// server, as the CLI does.
+func agent(ns, owner string) *claim.Claimer {
+	GinkgoHelper()
+	return &claim.Claimer{Client: userIn(ns, owner, agentsGroup, "alertbridge-agent")}
+}
+
+// oncall is a claimer acting as the on-call user, bound in ns to the
+// shipped alertbridge-oncall role.
+func oncall(ns, user string) *claim.Claimer {
+	GinkgoHelper()
+	return &claim.Claimer{Client: userIn(ns, user, oncallGroup, "alertbridge-oncall")}
 }

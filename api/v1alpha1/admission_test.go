@@ -1,27 +1,15 @@
 package v1alpha1_test
 
 import (
-	"path/filepath"
-
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
-var _ = Describe("AlertRoutingPolicy allowedKinds at admission", Ordered, func() {
-	BeforeAll(func() {
-		// Exactly the policy config/admission ships.
-		objs, err := testenv.Objects(filepath.Join(testenv.Root(), "config", "admission", "allowed_kinds_policy.yaml"))
-		Expect(err).NotTo(HaveOccurred())
-		for _, o := range objs {
-			Expect(k8s.Create(ctx, o)).To(Succeed())
-			DeferCleanup(func() { Expect(k8s.Delete(ctx, o)).To(Succeed()) })
-		}
-	})
-
+// The policy is the one config/default installs (testenv installs it).
+var _ = Describe("AlertRoutingPolicy allowedKinds at admission", func() {
 	It("refuses a kind the namespace's policy does not allow, naming spec.kind", func() {
 		ns := newNamespace()
 		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{

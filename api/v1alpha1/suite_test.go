@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/testenv"
@@ -18,7 +17,7 @@ import (
 // These specs run against the API server alone, with no operator: they
 // prove that validation and the phase machine live in the CRD itself.
 var (
-	env *envtest.Environment
+	env *testenv.Env
 	k8s client.Client
 	ctx context.Context
 )
@@ -31,9 +30,9 @@ func TestAPI(t *testing.T) {
 var _ = BeforeSuite(func() {
 	ctx = context.Background()
 	var err error
-	e, restCfg, err := testenv.Start()
+	env, err = testenv.Start()
 	Expect(err).NotTo(HaveOccurred())
-	env = e
+	restCfg := env.Admin
 	scheme := kube.NewScheme()
 	k8s, err = client.New(restCfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())

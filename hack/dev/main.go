@@ -47,10 +47,11 @@ func run(exitAfter time.Duration) error {
 	}
 
 	say("starting the control plane (kube-apiserver v%s + etcd) with alertbridge's CRDs", testenv.K8sVersion)
-	env, _, err := testenv.Start()
+	env, err := testenv.Start()
 	if err != nil {
 		return err
 	}
+	say("installed config/default: CRDs, RBAC, admission policies, and the operator's ServiceAccount %s", env.Install.Username())
 	defer func() { _ = env.Stop() }()
 	admin, err := env.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
@@ -62,6 +63,17 @@ func run(exitAfter time.Duration) error {
 	}
 	kcPath := filepath.Join(work, "kubeconfig")
 	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+		return err
+	}
+
+	// The operator runs as its own ServiceAccount under the shipped
+	// ClusterRole, never as an administrator.
+	opKubeconfig, err := testenv.Kubeconfig(env.Operator, env.Install.ServiceAccount)
+	if err != nil {
+		return err
+	}
+	opKcPath := filepath.Join(work, "operator.kubeconfig")
+	if err := os.WriteFile(opKcPath, opKubeconfig, 0o600); err != nil {
 		return err
 	}
 
@@ -79,7 +91,7 @@ func run(exitAfter time.Duration) error {
 		return err
 	}
 	defer func() { _ = logFile.Close() }()
-	op := exec.Command(filepath.Join(root, "bin", "alertbridge"), "run", "--kubeconfig", kcPath,
+	op := exec.Command(filepath.Join(root, "bin", "alertbridge"), "run", "--kubeconfig", opKcPath,
 		"--health-probe-bind-address", ":18081", "--duplicate-gc-delay", "30s", "--migrate")
 	op.Env = append(os.Environ(), "ALERT_DATABASE_URL="+pg.DSN())
 	op.Stdout, op.Stderr = logFile, logFile
@@ -106,10 +118,6 @@ func run(exitAfter time.Duration) error {
 		cmd := exec.CommandContext(ctx, filepath.Join(assets, "kubectl"), append([]string{"--kubeconfig", kcPath}, args...)...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		return cmd.Run()
-	}
-	say("installing the admission policies (config/admission)")
-	if err := kubectl("apply", "--server-side", "-k", filepath.Join(root, "config", "admission")); err != nil {
-		return err
 	}
 	say("creating the sample resources (config/samples)")
 	if err := kubectl("apply", "--server-side", "-k", filepath.Join(root, "config", "samples")); err != nil {

@@ -14,6 +14,7 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -48,12 +49,21 @@ func newAlertsCommand(app *App) *cobra.Command {
 
 var cliScheme = kube.NewScheme()
 
-// client is an uncached client for the kubeconfig the flags name: claims
-// must never read a cache.
-func (a *App) client() (client.Client, error) {
+// restConfig is the kubeconfig the flags name, with the CLI's client limits.
+func (a *App) restConfig() (*rest.Config, error) {
 	cfg, err := a.Kube.ToRESTConfig()
 	if err != nil {
 		return nil, Exit(ExitUsage, fmt.Errorf("failed to load kubeconfig: %w", err))
+	}
+	return kube.WithCLILimits(cfg), nil
+}
+
+// client is an uncached client for the kubeconfig the flags name: claims
+// must never read a cache.
+func (a *App) client() (client.Client, error) {
+	cfg, err := a.restConfig()
+	if err != nil {
+		return nil, err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: cliScheme})
 	if err != nil {

@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,32 +14,11 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/cli"
-	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
 // admissionSettle bounds how long the API server takes to enforce a new
 // ValidatingAdmissionPolicy.
 const admissionSettle = 30 * time.Second
-
-// applyFile creates every object of a multi-document YAML file and returns
-// a function deleting them.
-func applyFile(t *testing.T, path string) func() {
-	t.Helper()
-	objs, err := testenv.Objects(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range objs {
-		if err := gateK8s.Create(context.Background(), u); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return func() {
-		for _, o := range objs {
-			_ = gateK8s.Delete(context.Background(), o)
-		}
-	}
-}
 
 // as is a client acting as user.
 func as(t *testing.T, user string) client.Client {
@@ -65,7 +43,7 @@ func bypassPatch(by, reason string, until time.Time) client.Patch {
 // edits leave a standing bypass alone.
 func TestBypassByIsTheCaller(t *testing.T) {
 	ctx := context.Background()
-	defer applyFile(t, filepath.Join(testenv.Root(), "config", "admission", "bypass_by_policy.yaml"))()
+	// The policy is the one config/default installs (testenv installs it).
 	ns := namespace(t)
 	p := policy(t, ns, "gateway", v1.GateStrict)
 	for _, o := range []client.Object{

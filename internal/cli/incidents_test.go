@@ -31,7 +31,7 @@ func runCLI(t *testing.T, kubeconfig string, args ...string) (int, string, strin
 }
 
 func TestIncidentsCLI(t *testing.T) {
-	env, _, err := testenv.Start()
+	env, err := testenv.Start()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,9 +29,9 @@ type sloKube struct {
 }
 
 func (a *App) sloKube() (*sloKube, error) {
-	cfg, err := a.Kube.ToRESTConfig()
+	cfg, err := a.restConfig()
 	if err != nil {
-		return nil, Exit(ExitUsage, fmt.Errorf("failed to load kubeconfig: %w", err))
+		return nil, err
 	}
 	c, err := a.client()
 	if err != nil {

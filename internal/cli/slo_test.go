@@ -30,11 +30,12 @@ var (
 
 // TestMain runs the CLI against a real kube-apiserver and etcd.
 func TestMain(m *testing.M) {
-	env, cfg, err := testenv.Start()
+	env, err := testenv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	cfg := env.Admin
 	restConfig = cfg
 	code := func() int {
 		s := kube.NewScheme()

@@ -13,18 +13,16 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
 
 // Named bounds for Eventually.
@@ -34,7 +32,7 @@ const (
 )
 
 var (
-	env        *envtest.Environment
+	env        *testenv.Env
 	k8s        client.Client
 	ctx        context.Context
 	kubeconfig string
@@ -48,13 +46,11 @@ func TestCLI(t *testing.T) {
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx = context.Background()
-	var (
-		err     error
-		restCfg *rest.Config
-	)
-	env, restCfg, err = testenv.Start()
+	var err error
+	env, err = testenv.Start()
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() { Expect(env.Stop()).To(Succeed()) })
+	restCfg := env.Admin
 
 	scheme := kube.NewScheme()
 	k8s, err = client.New(restCfg, client.Options{Scheme: scheme})
@@ -68,24 +64,9 @@ var _ = BeforeSuite(func() {
 	kubeconfig = filepath.Join(GinkgoT().TempDir(), "kubeconfig")
 	Expect(os.WriteFile(kubeconfig, data, 0o600)).To(Succeed())
 
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
+	op, err := testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: time.Minute})
 	Expect(err).NotTo(HaveOccurred())
-	mctx, cancel := context.WithCancel(ctx)
-	Expect(controllers.SetupAll(mctx, mgr, controllers.Options{DuplicateGCDelay: time.Minute})).To(Succeed())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(mctx)).To(Succeed())
-	}()
-	DeferCleanup(func() {
-		cancel()
-		Eventually(done, settle).Should(BeClosed())
-	})
+	DeferCleanup(func() { Expect(op.Stop(settle)).To(Succeed()) })
 })
 
 // result is one in-process run of the alertbridge command.

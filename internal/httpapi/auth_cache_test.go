@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/httpapi"
 )
 
 // reviewCounter counts the TokenReviews and SubjectAccessReviews sent.
@@ -38,7 +39,7 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 func countingAuth(t testing.TB, ttl time.Duration, clk *clocktesting.FakeClock) (*httpapi.Authenticator, *reviewCounter) {
 	t.Helper()
 	n := &reviewCounter{}
-	c := rest.CopyConfig(cfg)
+	c := rest.CopyConfig(env.Operator)
 	c.Wrap(n.RoundTrip)
 	client, err := kubernetes.NewForConfig(c)
 	must(t, err)
@@ -54,7 +55,7 @@ func TestAuthCache(t *testing.T) {
 	policy(t, f.ns, "gateway", v1.DecisionAllow, v1.ReasonWithinObjectives, time.Second)
 	clk := clocktesting.NewFakeClock(time.Now())
 	auth, n := countingAuth(t, 0, clk)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{}, k8s, auth, nil).Handler())
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{}, opK8s, auth, nil).Handler())
 	t.Cleanup(srv.Close)
 	path := "/v1/gates/" + f.ns + "/gateway"
 	for range 20 {
@@ -89,7 +90,7 @@ func TestAuthCache(t *testing.T) {
 	}
 	// A negative TTL turns the cache off.
 	off, m := countingAuth(t, -1, nil)
-	srv2 := httptest.NewServer(httpapi.New(httpapi.Config{}, k8s, off, nil).Handler())
+	srv2 := httptest.NewServer(httpapi.New(httpapi.Config{}, opK8s, off, nil).Handler())
 	t.Cleanup(srv2.Close)
 	for range 5 {
 		call(t, srv2, http.MethodGet, path, f.allowed)

@@ -36,27 +36,36 @@ import (
 )
 
 var (
+	// k8s and cfg are a cluster administrator's, for setting up and asserting.
 	k8s client.Client
-	cs  kubernetes.Interface
+	// opK8s and opCS are the operator's (its ServiceAccount under the shipped
+	// ClusterRole): servers under test read and review with them.
+	opK8s client.Client
+	opCS  kubernetes.Interface
+	env   *testenv.Env
 )
 
 // TestMain runs the API against a real kube-apiserver, whose authenticator
 // answers TokenReview and whose RBAC answers SubjectAccessReview.
 func TestMain(m *testing.M) {
-	env, restCfg, err := testenv.Start()
-	cfg = restCfg
+	var err error
+	env, err = testenv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	restConfig = cfg
+	cfg = env.Admin
 	code := func() int {
 		s := kube.NewScheme()
 		if k8s, err = client.New(cfg, client.Options{Scheme: s}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		if cs, err = kubernetes.NewForConfig(cfg); err != nil {
+		if opK8s, err = client.New(env.Operator, client.Options{Scheme: s}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if opCS, err = kubernetes.NewForConfig(env.Operator); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -96,7 +105,7 @@ func token(t testing.TB, ns, sa string) string {
 	t.Helper()
 	ctx := context.Background()
 	must(t, k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}}))
-	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
+	tr, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
 	}, metav1.CreateOptions{})
 	must(t, err)
@@ -150,7 +159,7 @@ func call(t *testing.T, srv *httptest.Server, method, path, tok string) (int, ma
 
 func newServer(t testing.TB, anonymous bool) *httptest.Server {
 	t.Helper()
-	s := httpapi.New(httpapi.Config{GateAnonymous: anonymous}, k8s, &httpapi.Authenticator{Client: cs}, nil)
+	s := httpapi.New(httpapi.Config{GateAnonymous: anonymous}, opK8s, &httpapi.Authenticator{Client: opCS}, nil)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return srv
@@ -251,7 +260,7 @@ func TestStartServes(t *testing.T) {
 			must(t, err)
 			tc.cfg.Addr = l.Addr().String()
 			must(t, l.Close())
-			s := httpapi.New(tc.cfg, k8s, &httpapi.Authenticator{Client: cs}, nil)
+			s := httpapi.New(tc.cfg, opK8s, &httpapi.Authenticator{Client: opCS}, nil)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- s.Start(ctx) }()

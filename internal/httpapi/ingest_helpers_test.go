@@ -64,7 +64,7 @@ func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (
 func startAPI(t testing.TB) *operator {
 	t.Helper()
 	quietLogs.Do(func() { logf.SetLogger(logr.Discard()) })
-	started, err := testoperator.Start(cfg, controllers.Options{DuplicateGCDelay: time.Second})
+	started, err := testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: time.Second})
 	must(t, err)
 	mgr := started.Manager
 	op := &operator{reader: mgr.GetClient()}
@@ -79,7 +79,7 @@ func startAPI(t testing.TB) *operator {
 		},
 	})
 	op.intake = &intake.Intake{Client: writer, Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
-	s := httpapi.New(httpapi.Config{Intake: op.intake, DefaultNamespace: "default"}, mgr.GetClient(), &httpapi.Authenticator{Client: cs}, nil)
+	s := httpapi.New(httpapi.Config{Intake: op.intake, DefaultNamespace: "default"}, mgr.GetClient(), &httpapi.Authenticator{Client: opCS}, nil)
 	op.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		op.srv.Close()

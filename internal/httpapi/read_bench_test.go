@@ -54,7 +54,7 @@ func BenchmarkDashboard(b *testing.B) {
 	}
 
 	s := kube.NewScheme()
-	informers, err := cache.New(restConfig, cache.Options{Scheme: s})
+	informers, err := cache.New(env.Operator, cache.Options{Scheme: s})
 	must(b, err)
 	cctx, stop := context.WithCancel(ctx)
 	b.Cleanup(stop)
@@ -72,7 +72,7 @@ func BenchmarkDashboard(b *testing.B) {
 	}{{"cache", nil}, {"mirror", store}} {
 		b.Run(bc.name, func(b *testing.B) {
 			srv := httptest.NewServer(httpapi.New(httpapi.Config{DashboardAnonymous: true, History: bc.history}, informers,
-				&httpapi.Authenticator{Client: cs}, nil).Handler())
+				&httpapi.Authenticator{Client: opCS}, nil).Handler())
 			defer srv.Close()
 			url := srv.URL + "/v1/alerts/dashboard?namespace=" + ns + "&windowMinutes=0"
 			var d struct {

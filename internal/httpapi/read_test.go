@@ -19,7 +19,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -33,9 +32,6 @@ import (
 	"github.com/alertbridge/alertbridge/internal/query"
 	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
-
-// restConfig reaches the envtest API server (set by TestMain).
-var restConfig *rest.Config
 
 // Bounds of the waits in the read specs.
 const (
@@ -57,7 +53,7 @@ type readOperator struct {
 
 func startOperator(t testing.TB, opts controllers.Options) *readOperator {
 	t.Helper()
-	op, err := testoperator.Start(restConfig, opts)
+	op, err := testoperator.Start(env.Operator, opts)
 	must(t, err)
 	t.Cleanup(func() {
 		if err := op.Stop(decideTimeout); err != nil {
@@ -70,7 +66,7 @@ func startOperator(t testing.TB, opts controllers.Options) *readOperator {
 // serve runs the HTTP API of o with cfg.
 func (o *readOperator) serve(t testing.TB, cfg httpapi.Config) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(httpapi.New(cfg, o.mgr.GetClient(), &httpapi.Authenticator{Client: cs}, nil).Handler())
+	srv := httptest.NewServer(httpapi.New(cfg, o.mgr.GetClient(), &httpapi.Authenticator{Client: opCS}, nil).Handler())
 	t.Cleanup(srv.Close)
 	return srv
 }

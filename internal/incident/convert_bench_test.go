@@ -20,10 +20,11 @@ import (
 // appends to the one Incident conflict and retry. The ratio of the two is
 // the price of the optimistic concurrency that keeps the cooldown exact.
 func BenchmarkConvertStorm(b *testing.B) {
-	env, cfg, err := testenv.Start()
+	env, err := testenv.Start()
 	if err != nil {
 		b.Fatal(err)
 	}
+	cfg := env.Admin
 	defer func() { _ = env.Stop() }()
 	scheme := kube.NewScheme()
 	c, err := client.New(cfg, client.Options{Scheme: scheme})

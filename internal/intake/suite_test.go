@@ -16,7 +16,6 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/intake"
@@ -31,7 +30,7 @@ const (
 )
 
 var (
-	env    *envtest.Environment
+	env    *testenv.Env
 	cfg    *rest.Config
 	scheme *runtime.Scheme
 	k8s    client.Client
@@ -46,8 +45,9 @@ func TestIntake(t *testing.T) {
 var _ = BeforeSuite(func() {
 	ctx = context.Background()
 	var err error
-	env, cfg, err = testenv.Start()
+	env, err = testenv.Start()
 	Expect(err).NotTo(HaveOccurred())
+	cfg = env.Admin
 	scheme = kube.NewScheme()
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
@@ -71,7 +71,7 @@ func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (
 // startOperator runs the operator and returns an Intake wired to its cache,
 // as `alertbridge run` wires it.
 func startOperator(writes *writeCounter) (*intake.Intake, func()) {
-	op, err := testoperator.Start(cfg, controllers.Options{DuplicateGCDelay: time.Second, AlertConcurrency: 4})
+	op, err := testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: time.Second, AlertConcurrency: 4})
 	Expect(err).NotTo(HaveOccurred())
 	mgr := op.Manager
 	writer := interceptor.NewClient(noWatch{mgr.GetClient()}, interceptor.Funcs{

@@ -2,12 +2,25 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"strings"
+	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // Objects reads every object of a (multi-document) YAML file of this
@@ -17,6 +30,25 @@ func Objects(path string) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decode(data)
+}
+
+// Build renders the kustomization in dir, as `kubectl apply -k dir` would.
+func Build(dir string) ([]*unstructured.Unstructured, error) {
+	opts := krusty.MakeDefaultOptions()
+	opts.Reorder = krusty.ReorderOptionLegacy // namespaces first, as kubectl applies them
+	res, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, fmt.Errorf("failed to build the kustomization %s: %w", dir, err)
+	}
+	data, err := res.AsYaml()
+	if err != nil {
+		return nil, err
+	}
+	return decode(data)
+}
+
+func decode(data []byte) ([]*unstructured.Unstructured, error) {
 	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	var objs []*unstructured.Unstructured
 	for {
@@ -31,4 +63,115 @@ func Objects(path string) ([]*unstructured.Unstructured, error) {
 			objs = append(objs, u)
 		}
 	}
+}
+
+// FieldManager is the field manager of what tests apply.
+const FieldManager = "alertbridge-tests"
+
+// Apply server-side applies objs in order, as `kubectl apply --server-side`.
+func Apply(ctx context.Context, c client.Client, objs ...*unstructured.Unstructured) error {
+	for _, u := range objs {
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+			return fmt.Errorf("failed to apply %s %s: %w", u.GetKind(), client.ObjectKeyFromObject(u), err)
+		}
+	}
+	return nil
+}
+
+const sentinelLabel = "alertbridge.test/policy-sentinel"
+
+// WaitForPolicies returns once the admission policies applied so far are in
+// effect. A new policy reaches the admission chain through the API server's
+// informers a moment after it is stored, and they load policies in the order
+// they were written: once a sentinel policy written last refuses (or
+// mutates) a dry-run, every earlier one applies too.
+func WaitForPolicies(ctx context.Context, c client.Client) error {
+	name := fmt.Sprintf("alertbridge-test-sentinel-%d", time.Now().UnixNano())
+	sentinels, err := decode(fmt.Appendf(nil, sentinelYAML, name, sentinelLabel))
+	if err != nil {
+		return err
+	}
+	if err := Apply(ctx, c, sentinels...); err != nil {
+		return err
+	}
+	defer func() {
+		for _, u := range sentinels {
+			_ = c.Delete(context.Background(), u)
+		}
+	}()
+	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+			GenerateName: "sentinel-", Namespace: metav1.NamespaceDefault, Labels: map[string]string{sentinelLabel: name},
+		}}
+		err := c.Create(ctx, cm, client.DryRunAll)
+		// The validating sentinel refuses only what the mutating one marked,
+		// so its refusal proves both kinds of policy are loaded.
+		refused := apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
+		return refused && strings.Contains(err.Error(), "sentinel "+name), nil
+	})
+}
+
+// The mutating sentinel marks the ConfigMap; the validating one refuses a
+// marked ConfigMap, so its refusal shows both kinds of policy are loaded.
+const sentinelYAML = `
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata: {name: %[1]s}
+spec:
+  matchConstraints:
+    resourceRules:
+      - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}
+  matchConditions:
+    - name: sentinel
+      expression: "has(object.metadata.labels) && object.metadata.labels['%[2]s'] == '%[1]s'"
+  failurePolicy: Fail
+  reinvocationPolicy: Never
+  mutations:
+    - patchType: JSONPatch
+      jsonPatch:
+        expression: "[JSONPatch{op: 'add', path: '/metadata/labels/' + jsonpatch.escapeKey('%[2]s-mutated'), value: 'true'}]"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: %[1]s}
+spec: {policyName: %[1]s}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: %[1]s}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}
+  matchConditions:
+    - name: sentinel
+      expression: "has(object.metadata.labels) && object.metadata.labels['%[2]s'] == '%[1]s'"
+  validations:
+    - expression: "object.metadata.labels['%[2]s-mutated'] != 'true'"
+      message: "sentinel %[1]s"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: %[1]s}
+spec: {policyName: %[1]s, validationActions: [Deny]}
+`
+
+// waitForRBAC returns once the API server's authorizer sees the bindings of
+// user: the RBAC authorizer, too, learns of new bindings through informers.
+func waitForRBAC(ctx context.Context, admin *rest.Config, user string, groups []string) error {
+	c, err := client.New(admin, client.Options{})
+	if err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, Groups: append(groups, "system:authenticated"),
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Group: "ops.alertbridge.io", Resource: "alerts", Verb: "watch"},
+		}}
+		if err := c.Create(ctx, sar); err != nil {
+			return false, err
+		}
+		return sar.Status.Allowed, nil
+	})
 }

@@ -1,19 +1,44 @@
-// Package testenv starts the real kube-apiserver and etcd that hack/ built,
-// with alertbridge's CRDs installed, for the envtest suites.
+// Package testenv starts the real kube-apiserver and etcd that hack/ built
+// and installs alertbridge into them exactly as config/default ships it:
+// CRDs, the operator's namespace, ServiceAccount and ClusterRole, the user
+// roles and the admission policies. Tests then run the operator as that
+// ServiceAccount (a TokenRequest token, not cluster admin) with the binary's
+// own client limits, so RBAC and the admission policies judge every write the
+// operator makes, and users act through the shipped roles.
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apiserver/pkg/authentication/serviceaccount"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/alertbridge/alertbridge/internal/kube"
 )
 
 // K8sVersion is the control plane hack/envtest-binaries.sh builds.
 const K8sVersion = "1.37.2"
+
+// DefaultInstall is the kustomization tests install: what users install.
+const DefaultInstall = "config/default"
+
+// operatorTokenLifetime outlasts any suite; a real pod's projected token
+// is refreshed by the kubelet, which envtest does not run.
+const operatorTokenLifetime = 24 * time.Hour
 
 // Root is the module root, found from this file's location.
 func Root() string {
@@ -34,11 +59,41 @@ func AssetsDir() (string, error) {
 	return d, nil
 }
 
-// Start starts a control plane with the CRDs from config/crd/bases.
-func Start() (*envtest.Environment, *rest.Config, error) {
+// Env is a running control plane with alertbridge installed.
+type Env struct {
+	*envtest.Environment
+	// Admin is a cluster administrator: tests prepare and assert with it.
+	Admin *rest.Config
+	// Operator authenticates as the operator's ServiceAccount with a
+	// TokenRequest token, under the shipped ClusterRole, with the client
+	// limits of `alertbridge run`.
+	Operator *rest.Config
+	// Install says where config/ installed the operator.
+	Install Install
+}
+
+// Install is where a kustomization put the operator.
+type Install struct {
+	Namespace      string
+	ServiceAccount string
+}
+
+// Username is the operator's Kubernetes user name.
+func (i Install) Username() string { return serviceaccount.MakeUsername(i.Namespace, i.ServiceAccount) }
+
+// Start starts a control plane and installs config/default into it.
+func Start() (*Env, error) { return StartWith(DefaultInstall) }
+
+// StartWith starts a control plane and installs the kustomization at dir
+// (relative to the module root).
+func StartWith(dir string) (*Env, error) {
 	assets, err := AssetsDir()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	objs, err := Build(filepath.Join(Root(), dir))
+	if err != nil {
+		return nil, err
 	}
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(Root(), "config", "crd", "bases")},
@@ -47,10 +102,103 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
-		return nil, nil, fmt.Errorf("failed to start envtest: %w", err)
+		return nil, fmt.Errorf("failed to start envtest: %w", err)
 	}
-	// Racing claimers and storms issue many requests; the client-side
-	// limiter would measure itself instead of the operator.
-	cfg.QPS, cfg.Burst = 1000, 2000
-	return env, cfg, nil
+	e := &Env{Environment: env, Admin: kube.WithCLILimits(rest.CopyConfig(cfg))}
+	if err := e.install(objs); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Env) install(objs []*unstructured.Unstructured) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := client.New(e.Admin, client.Options{Scheme: kube.NewScheme()})
+	if err != nil {
+		return err
+	}
+	var rest []*unstructured.Unstructured
+	for _, u := range objs {
+		switch u.GetKind() {
+		case "CustomResourceDefinition":
+			continue // envtest installed them and waited for them to be served
+		case "Deployment":
+			e.Install = Install{Namespace: u.GetNamespace(), ServiceAccount: deploymentServiceAccount(u)}
+		}
+		rest = append(rest, u)
+	}
+	if e.Install.ServiceAccount == "" {
+		return fmt.Errorf("the kustomization installs no Deployment with a serviceAccountName")
+	}
+	if err := Apply(ctx, c, rest...); err != nil {
+		return err
+	}
+	if err := WaitForPolicies(ctx, c); err != nil {
+		return err
+	}
+	e.Operator, err = e.serviceAccountConfig(ctx, e.Install.Namespace, e.Install.ServiceAccount)
+	if err != nil {
+		return err
+	}
+	kube.WithOperatorLimits(e.Operator)
+	return waitForRBAC(ctx, e.Admin, e.Install.Username(), serviceaccount.MakeGroupNames(e.Install.Namespace))
+}
+
+func deploymentServiceAccount(u *unstructured.Unstructured) string {
+	sa, _, _ := unstructured.NestedString(u.Object, "spec", "template", "spec", "serviceAccountName")
+	return sa
+}
+
+// serviceAccountConfig authenticates as the ServiceAccount with a token from
+// the TokenRequest API, as a pod's projected token would.
+func (e *Env) serviceAccountConfig(ctx context.Context, ns, name string) (*rest.Config, error) {
+	cs, err := kubernetes.NewForConfig(e.Admin)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(operatorTokenLifetime.Seconds()))},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("failed to request a token for ServiceAccount %s/%s: %w", ns, name, err)
+	}
+	cfg := rest.AnonymousClientConfig(e.Admin)
+	cfg.BearerToken = tr.Status.Token
+	return cfg, nil
+}
+
+// ServiceAccountConfig is a client config authenticating as a ServiceAccount
+// (which must exist) with a TokenRequest token and the CLI's limits.
+func (e *Env) ServiceAccountConfig(ns, name string) (*rest.Config, error) {
+	cfg, err := e.serviceAccountConfig(context.Background(), ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return kube.WithCLILimits(cfg), nil
+}
+
+// As is a client config for user (in groups) through impersonation, with
+// the CLI's limits: what that user's kubectl or alertbridge would send.
+func (e *Env) As(user string, groups ...string) *rest.Config {
+	cfg := rest.CopyConfig(e.Admin)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append(groups, "system:authenticated")}
+	return cfg
+}
+
+// Stop stops the control plane.
+func (e *Env) Stop() error { return e.Environment.Stop() }
+
+// Kubeconfig writes cfg (a token or client-certificate config, without
+// impersonation) as a kubeconfig file a binary can be started with.
+func Kubeconfig(cfg *rest.Config, user string) ([]byte, error) {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{
+		Token: cfg.BearerToken, ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData,
+	}
+	kc.Contexts[user] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: user}
+	kc.CurrentContext = user
+	return clientcmd.Write(*kc)
 }
