@@ -62,6 +62,9 @@ type AlertReconciler struct {
 
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts,verbs=get;list;watch;update;patch;delete
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=get;update;patch
+// The virtual verb operate names the operator to the admission policies in
+// config/admission: only its holder writes the fields the operator owns.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=operate
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

@@ -10,12 +10,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/claim"
 )
 
 func newAlert(ns, host string) *v1.Alert {
@@ -182,12 +182,10 @@ var _ = Describe("Alert controller", func() {
 		})
 
 		claim := func(ttl time.Duration) time.Time {
-			var expiry time.Time
-			updateStatus(a, func(a *v1.Alert) {
-				Expect(alertstate.Claim(&a.Status, "agent-1", ttl, time.Now())).To(Succeed())
-				expiry = alertstate.LeaseExpiry(&a.Status)
-			})
-			return expiry
+			got, err := agent(ns, "agent-1").Claim(ctx, claim.Request{Namespace: ns, Limit: 1, Owner: "agent-1", LockTTL: ttl})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got).To(HaveLen(1))
+			return alertstate.LeaseExpiry(&got[0].Status)
 		}
 
 		It("returns an expired lease to New at its expiry, with an Event", func() {
@@ -213,11 +211,8 @@ var _ = Describe("Alert controller", func() {
 			claim(time.Hour)
 			// retryAfter is stored with second precision: use a whole second.
 			retryAt := time.Now().Add(3 * time.Second).Truncate(time.Second)
-			updateStatus(a, func(a *v1.Alert) {
-				a.Status.Phase = v1.AlertFailed
-				a.Status.LastError = "gateway timeout"
-				a.Status.RetryAfter = ptr.To(metav1.NewTime(retryAt))
-			})
+			_, err := agent(ns, "agent-1").Fail(ctx, client.ObjectKeyFromObject(a), "agent-1", "gateway timeout", time.Until(retryAt))
+			Expect(err).NotTo(HaveOccurred())
 			Consistently(func(g Gomega) {
 				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
 				g.Expect(a.Status.Phase).To(Equal(v1.AlertFailed))
@@ -225,7 +220,7 @@ var _ = Describe("Alert controller", func() {
 			expectPhase(a, v1.AlertNew)
 			Expect(time.Now()).To(BeTemporally("<", retryAt.Add(3*time.Second)), "requeued late")
 			Expect(a.Status.Attempts).To(BeEquivalentTo(1))
-			Expect(alertstate.Claimable(&a.Status, time.Now())).To(BeTrue())
+			Expect(alertstate.Claimable(&a.Status)).To(BeTrue())
 		})
 	})
 })

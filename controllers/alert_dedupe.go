@@ -132,6 +132,7 @@ func (r *AlertReconciler) makeCanonical(ctx context.Context, a *v1.Alert) error 
 		return err
 	}
 	alertstate.MarkCanonical(&a.Status, alertindex.Effective(a), a.CreationTimestamp, a.Generation)
+	firedBy(&a.Status, a)
 	if err := r.Status().Update(ctx, a); err != nil {
 		return fmt.Errorf("failed to accept Alert %s: %w", klog.KObj(a), err)
 	}
@@ -172,6 +173,7 @@ func (r *AlertReconciler) foldInto(ctx context.Context, canon *v1.Alert, batch [
 		// The key of the HTTP request that created d moves with its
 		// occurrence, so a retry of that request still counts once.
 		alertstate.AddIngestKeys(&canon.Status, d.Annotations[v1.IngestKeyAnnotation])
+		firedBy(&canon.Status, d)
 		if canon.Status.LastSeenAt == nil || d.CreationTimestamp.After(canon.Status.LastSeenAt.Time) {
 			canon.Status.LastSeenAt = d.CreationTimestamp.DeepCopy()
 		}
@@ -220,6 +222,14 @@ func (r *AlertReconciler) finishFolds(ctx context.Context, canon *v1.Alert, byUI
 		return fmt.Errorf("failed to clear the fold journal of Alert %s: %w", klog.KObj(canon), err)
 	}
 	return nil
+}
+
+// firedBy records in s the Alertmanager firing instance that created a, if
+// one did (the intake marks such an Alert with Alertmanager's fingerprint).
+func firedBy(s *v1.AlertStatus, a *v1.Alert) {
+	if a.Annotations[v1.AlertmanagerFingerprintAnnotation] != "" {
+		alertstate.Fired(s, a.Annotations[v1.IngestKeyAnnotation])
+	}
 }
 
 func later(a, b time.Time) time.Time {

@@ -121,19 +121,34 @@ type AlertSpec struct {
 // coordination.k8s.io Lease. It stays after the lease ends as a record of
 // the last holder; the phase says whether it is held.
 type AlertClaim struct {
-	// holderIdentity names the agent holding (or last holding) the lease.
+	// holderIdentity names the agent holding (or last holding) the lease:
+	// the free-form owner name of the runbook's loops (sofiia-supervisor).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	HolderIdentity string `json:"holderIdentity"`
 
-	// acquireTime is when the current holder took the lease.
+	// holderUser is the Kubernetes user who claimed the Alert. The API
+	// server sets the rules: a claim must name the requesting user, and
+	// only this user may renew, ack or fail the Alert while it is
+	// Processing (see config/admission).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	HolderUser string `json:"holderUser,omitempty"`
+
+	// acquireTime is when the current holder took the lease, in UTC with
+	// microseconds as every Kubernetes client writes a MicroTime (any other
+	// spelling would make the Alert unreadable to them).
 	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$`
 	AcquireTime metav1.MicroTime `json:"acquireTime"`
 
 	// renewTime is when the holder last renewed; the lease ends at
-	// renewTime + leaseDurationSeconds.
+	// renewTime + leaseDurationSeconds. Written like acquireTime.
 	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$`
 	RenewTime metav1.MicroTime `json:"renewTime"`
 
 	// leaseDurationSeconds is the lock TTL.
@@ -259,6 +274,39 @@ type AlertStatus struct {
 	// incidentRef names the Incident this Alert was converted into.
 	// +optional
 	IncidentRef *LocalObjectReference `json:"incidentRef,omitempty"`
+
+	// firing tracks the Alertmanager firing instances counted into this
+	// Alert, so that it is resolved at source only when all of them are.
+	// +optional
+	Firing *AlertFiring `json:"firing,omitempty"`
+}
+
+// MaxFiringInstances bounds status.firing.instances.
+const MaxFiringInstances = 64
+
+// AlertFiring is the resolution state of the Alertmanager firing instances
+// (an Alertmanager fingerprint and startsAt, sent by one caller) counted into
+// an Alert. The source resolves the Alert only when every occurrence came
+// from such an instance and every one of them has resolved.
+type AlertFiring struct {
+	// instances are hashes of the instances still firing.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=64
+	Instances []string `json:"instances,omitempty"`
+
+	// untracked counts instances that fired while instances was full; their
+	// resolution cannot be told apart, so the source no longer resolves the
+	// Alert: an agent or on-call acks it.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Untracked int64 `json:"untracked,omitempty"`
+
+	// resolved counts instances that fired and then resolved.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Resolved int64 `json:"resolved,omitempty"`
 }
 
 // Alert is one alert firing, deduplicated by fingerprint and worked through
@@ -274,11 +322,12 @@ type AlertStatus struct {
 // +kubebuilder:printcolumn:name="Severity",type=string,JSONPath=`.spec.severity`
 // +kubebuilder:printcolumn:name="Occurrences",type=integer,JSONPath=`.status.occurrences`
 // +kubebuilder:printcolumn:name="Holder",type=string,JSONPath=`.status.claim.holderIdentity`
+// +kubebuilder:printcolumn:name="User",type=string,JSONPath=`.status.claim.holderUser`,priority=1
 // +kubebuilder:printcolumn:name="Title",type=string,JSONPath=`.spec.title`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || (has(self.status) && has(self.status.phase))",message="status.phase: once set, the phase cannot be removed",fieldPath=".status"
 // +kubebuilder:validation:XValidation:rule="(has(oldSelf.status) && has(oldSelf.status.phase)) || !has(self.status) || !has(self.status.phase) || self.status.phase in ['New', 'Deduplicated']",messageExpression="'status.phase: the first phase of an Alert must be New or Deduplicated, not ' + self.status.phase",fieldPath=".status"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !has(self.status) || !has(self.status.phase) || self.status.phase == oldSelf.status.phase || (oldSelf.status.phase == 'New' && self.status.phase in ['Processing', 'Acked', 'Deduplicated']) || (oldSelf.status.phase == 'Processing' && self.status.phase in ['New', 'Acked', 'Failed']) || (oldSelf.status.phase == 'Failed' && self.status.phase in ['New', 'Processing', 'Acked'])",messageExpression="'status.phase: transition from ' + oldSelf.status.phase + ' to ' + self.status.phase + ' is not allowed'",fieldPath=".status"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !has(self.status) || !has(self.status.phase) || self.status.phase == oldSelf.status.phase || (oldSelf.status.phase == 'New' && self.status.phase in ['Processing', 'Acked', 'Deduplicated']) || (oldSelf.status.phase == 'Processing' && self.status.phase in ['New', 'Acked', 'Failed']) || (oldSelf.status.phase == 'Failed' && self.status.phase in ['New', 'Acked'])",messageExpression="'status.phase: transition from ' + oldSelf.status.phase + ' to ' + self.status.phase + ' is not allowed'",fieldPath=".status"
 type Alert struct {
 	metav1.TypeMeta `json:",inline"`
 

@@ -110,8 +110,11 @@ type TimelineEntry struct {
 	// +kubebuilder:validation:Minimum=1
 	Seq int64 `json:"seq"`
 
-	// at is when it happened.
+	// at is when it happened, in UTC with microseconds as every Kubernetes
+	// client writes a MicroTime.
 	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$`
 	At metav1.MicroTime `json:"at"`
 
 	// type of the entry.

@@ -88,7 +88,7 @@ var legal = map[v1.AlertPhase][]v1.AlertPhase{
 	"":                 {v1.AlertNew, v1.AlertDeduplicated},
 	v1.AlertNew:        {v1.AlertProcessing, v1.AlertAcked, v1.AlertDeduplicated},
 	v1.AlertProcessing: {v1.AlertAcked, v1.AlertFailed, v1.AlertNew},
-	v1.AlertFailed:     {v1.AlertNew, v1.AlertProcessing, v1.AlertAcked},
+	v1.AlertFailed:     {v1.AlertNew, v1.AlertAcked},
 }
 
 // pathTo is a legal sequence of writes that reaches a phase.

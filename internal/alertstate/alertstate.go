@@ -22,7 +22,7 @@ var transitions = map[v1.AlertPhase][]v1.AlertPhase{
 	"":                 {v1.AlertNew, v1.AlertDeduplicated},
 	v1.AlertNew:        {v1.AlertProcessing, v1.AlertAcked, v1.AlertDeduplicated},
 	v1.AlertProcessing: {v1.AlertNew, v1.AlertAcked, v1.AlertFailed},
-	v1.AlertFailed:     {v1.AlertNew, v1.AlertProcessing, v1.AlertAcked},
+	v1.AlertFailed:     {v1.AlertNew, v1.AlertAcked},
 }
 
 // Allowed reports whether from → to is in the transition table.
@@ -51,19 +51,10 @@ func LeaseLive(s *v1.AlertStatus, now time.Time) bool {
 	return s.Phase == v1.AlertProcessing && s.Claim != nil && now.Before(LeaseExpiry(s))
 }
 
-// Claimable reports whether a claimer may take the Alert at now: New, Failed
-// whose retryAfter has passed, or Processing whose lease expired.
-func Claimable(s *v1.AlertStatus, now time.Time) bool {
-	switch s.Phase {
-	case v1.AlertNew:
-		return true
-	case v1.AlertFailed:
-		return s.RetryAfter == nil || !now.Before(s.RetryAfter.Time)
-	case v1.AlertProcessing:
-		return !LeaseLive(s, now)
-	}
-	return false
-}
+// Claimable reports whether a claimer may take the Alert: only New ones.
+// An expired lease and a due retry come back as New on the operator's
+// timers, so no claim depends on a claimer's clock.
+func Claimable(s *v1.AlertStatus) bool { return s.Phase == v1.AlertNew }
 
 // MarkCanonical is the controller's first decision for an Alert that folds
 // into nothing: it becomes New with one occurrence.
@@ -136,32 +127,29 @@ func DeduplicatedAt(s *v1.AlertStatus) time.Time {
 // MaxLeaseSeconds is the longest lease the CRD accepts.
 const MaxLeaseSeconds = 86400
 
-// Claim takes the Alert for owner for ttl at now. The caller must have
-// checked Claimable and must write with a resourceVersion precondition.
-func Claim(s *v1.AlertStatus, owner string, ttl time.Duration, now time.Time) error {
-	if !Claimable(s, now) {
-		return fmt.Errorf("alert in phase %s is not claimable", s.Phase)
+// Claim takes the Alert for c for ttl at now. The caller must write with a
+// resourceVersion precondition.
+func Claim(s *v1.AlertStatus, c Caller, ttl time.Duration, now time.Time) error {
+	if !Claimable(s) {
+		return &PhaseError{Op: "claim", Phase: s.Phase}
 	}
-	secs := leaseSeconds(ttl)
 	transitions := int32(0)
 	if s.Claim != nil {
-		transitions = s.Claim.LeaseTransitions
-		if s.Claim.HolderIdentity != owner || s.Phase != v1.AlertProcessing {
-			transitions++
-		}
+		transitions = s.Claim.LeaseTransitions + 1
 	}
 	t := metav1.NewMicroTime(now)
 	s.Phase = v1.AlertProcessing
 	s.Claim = &v1.AlertClaim{
-		HolderIdentity:       owner,
+		HolderIdentity:       c.Owner,
+		HolderUser:           c.User,
 		AcquireTime:          t,
 		RenewTime:            t,
-		LeaseDurationSeconds: secs,
+		LeaseDurationSeconds: leaseSeconds(ttl),
 		LeaseTransitions:     transitions,
 	}
 	s.Attempts++
 	setCondition(s, v1.AlertConditionClaimed, metav1.ConditionTrue, v1.ReasonLeaseHeld,
-		fmt.Sprintf("claimed by %s", owner), 0, now)
+		fmt.Sprintf("claimed by %s", c), 0, now)
 	return nil
 }
 

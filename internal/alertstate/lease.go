@@ -2,6 +2,7 @@ package alertstate
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -9,14 +10,28 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
 
+// Caller is who works an Alert: the owner name an agent loop goes by (the
+// runbook's sofiia-supervisor, recorded as claim.holderIdentity) and the
+// Kubernetes user the API server authenticated (claim.holderUser, ack.by).
+// The API server's admission policy enforces the user; the owner lets one
+// user run several loops that keep out of each other's leases.
+type Caller struct {
+	Owner string
+	User  string
+}
+
 // NotHolderError is returned when someone other than the holder of a live
 // lease tries to renew, ack or fail a Processing Alert, or when the caller's
 // own lease has run out (Expired). The CLI maps it to exit code 3.
 type NotHolderError struct {
+	// Alert names the Alert, when known.
+	Alert string
 	// Caller is who asked.
-	Caller string
+	Caller Caller
 	// Holder is who holds (or last held) the lease; empty without a claim.
-	Holder string
+	Holder Caller
+	// Op is what the caller tried: renew, ack or fail.
+	Op string
 	// Phase is the Alert's phase when the caller asked.
 	Phase v1.AlertPhase
 	// Expired is true when the lease is no longer live.
@@ -26,15 +41,42 @@ type NotHolderError struct {
 }
 
 func (e *NotHolderError) Error() string {
+	alert := "the Alert"
+	if e.Alert != "" {
+		alert = "Alert " + e.Alert
+	}
+	until := e.Until.UTC().Format(time.RFC3339)
 	switch {
 	case e.Phase != v1.AlertProcessing:
-		return fmt.Sprintf("%s does not hold the Alert: it is %s, not Processing (last holder %q)", e.Caller, e.Phase, e.Holder)
+		return fmt.Sprintf("status.claim: %s is %s, not Processing (last holder %s); nobody holds it, so it cannot be %s", alert, e.Phase, e.Holder, pastTense(e.Op))
 	case e.Expired && e.Holder == e.Caller:
-		return fmt.Sprintf("the lease of %s expired at %s: the Alert may have been taken over", e.Caller, e.Until.UTC().Format(time.RFC3339Nano))
+		return fmt.Sprintf("status.claim: your lease on %s (%s) expired at %s; the operator returns it to New, and another agent may claim it", alert, e.Holder, until)
 	case e.Expired:
-		return fmt.Sprintf("%s does not hold the Alert: the lease of %s expired at %s", e.Caller, e.Holder, e.Until.UTC().Format(time.RFC3339Nano))
+		return fmt.Sprintf("status.claim: %s was held by %s until %s; only the holder may %s it", alert, e.Holder, until, e.Op)
 	}
-	return fmt.Sprintf("%s does not hold the Alert: it is held by %s until %s", e.Caller, e.Holder, e.Until.UTC().Format(time.RFC3339Nano))
+	return fmt.Sprintf("status.claim: %s is held by %s until %s; only the holder may %s it", alert, e.Holder, until, e.Op)
+}
+
+// String names a caller as the API server's refusals do: the user, and the
+// owner name in brackets.
+func (c Caller) String() string {
+	switch {
+	case c.User == "":
+		return "owner " + c.Owner
+	case c.Owner == "":
+		return c.User
+	}
+	return c.User + " (owner " + c.Owner + ")"
+}
+
+func pastTense(op string) string {
+	switch op {
+	case "renew":
+		return "renewed"
+	case "fail":
+		return "failed"
+	}
+	return op + "ed"
 }
 
 // PhaseError is returned when an operation does not apply to an Alert in
@@ -51,27 +93,32 @@ func (e *PhaseError) Error() string {
 	return fmt.Sprintf("cannot %s an Alert in phase %s", e.Op, e.Phase)
 }
 
-// CheckHolder returns nil when owner holds the live lease of a Processing
-// Alert at now, else a *NotHolderError naming the holder.
-func CheckHolder(s *v1.AlertStatus, owner string, now time.Time) error {
-	if LeaseLive(s, now) && s.Claim.HolderIdentity == owner {
+// Holder is who holds (or last held) the Alert's lease.
+func Holder(s *v1.AlertStatus) Caller {
+	if s.Claim == nil {
+		return Caller{}
+	}
+	return Caller{Owner: s.Claim.HolderIdentity, User: s.Claim.HolderUser}
+}
+
+// CheckHolder returns nil when c holds the live lease of a Processing Alert
+// at now, else a *NotHolderError naming the holder. The API server enforces
+// the user part; this check answers early, in the same words, and keeps
+// loops of one user with different owner names apart.
+func CheckHolder(s *v1.AlertStatus, c Caller, op string, now time.Time) error {
+	if LeaseLive(s, now) && Holder(s) == c {
 		return nil
 	}
-	e := &NotHolderError{Caller: owner, Phase: s.Phase, Until: LeaseExpiry(s)}
-	if s.Claim != nil {
-		e.Holder = s.Claim.HolderIdentity
+	return &NotHolderError{
+		Caller: c, Holder: Holder(s), Op: op, Phase: s.Phase, Until: LeaseExpiry(s),
+		Expired: s.Phase == v1.AlertProcessing && !LeaseLive(s, now),
 	}
-	e.Expired = s.Phase == v1.AlertProcessing && !LeaseLive(s, now)
-	return e
 }
 
 // Renew extends the holder's lease from now by ttl (zero keeps the current
 // duration). Only the holder of a live lease may renew.
-func Renew(s *v1.AlertStatus, owner string, ttl time.Duration, now time.Time) error {
-	if s.Phase != v1.AlertProcessing {
-		return CheckHolder(s, owner, now)
-	}
-	if err := CheckHolder(s, owner, now); err != nil {
+func Renew(s *v1.AlertStatus, c Caller, ttl time.Duration, now time.Time) error {
+	if err := CheckHolder(s, c, "renew", now); err != nil {
 		return err
 	}
 	if ttl > 0 {
@@ -81,13 +128,14 @@ func Renew(s *v1.AlertStatus, owner string, ttl time.Duration, now time.Time) er
 	return nil
 }
 
-// Ack closes the Alert. A Processing Alert may only be acked by the holder
-// of its live lease; a New or Failed one by anyone (a false positive, or
-// resolved at source), and the ack records who.
-func Ack(s *v1.AlertStatus, by, note string, now time.Time) error {
+// Ack closes the Alert, recording c.User in ack.by. A Processing Alert may
+// only be acked by the holder of its live lease; a New or Failed one by
+// anyone the API server lets (on-call: a false positive; the operator:
+// resolved at source).
+func Ack(s *v1.AlertStatus, c Caller, note string, now time.Time) error {
 	switch s.Phase {
 	case v1.AlertProcessing:
-		if err := CheckHolder(s, by, now); err != nil {
+		if err := CheckHolder(s, c, "ack", now); err != nil {
 			return err
 		}
 	case v1.AlertNew, v1.AlertFailed:
@@ -95,16 +143,16 @@ func Ack(s *v1.AlertStatus, by, note string, now time.Time) error {
 		return &PhaseError{Op: "ack", Phase: s.Phase}
 	}
 	s.Phase = v1.AlertAcked
-	s.Ack = &v1.AlertAck{By: by, Note: note, At: metav1.NewTime(now)}
+	s.Ack = &v1.AlertAck{By: c.User, Note: note, At: metav1.NewTime(now)}
 	setCondition(s, v1.AlertConditionClaimed, metav1.ConditionFalse, v1.ReasonAcked,
-		fmt.Sprintf("acked by %s", by), 0, now)
+		fmt.Sprintf("acked by %s", c), 0, now)
 	return nil
 }
 
 // Fail hands a Processing Alert back for a retry after retryAfter,
 // recording the error. Only the holder of its live lease may fail it.
-func Fail(s *v1.AlertStatus, owner, lastError string, retryAfter time.Duration, now time.Time) error {
-	if err := CheckHolder(s, owner, now); err != nil {
+func Fail(s *v1.AlertStatus, c Caller, lastError string, retryAfter time.Duration, now time.Time) error {
+	if err := CheckHolder(s, c, "fail", now); err != nil {
 		return err
 	}
 	at := metav1.NewTime(now.Add(max(retryAfter, 0)))
@@ -112,7 +160,7 @@ func Fail(s *v1.AlertStatus, owner, lastError string, retryAfter time.Duration, 
 	s.LastError = lastError
 	s.RetryAfter = &at
 	setCondition(s, v1.AlertConditionClaimed, metav1.ConditionFalse, v1.ReasonFailed,
-		fmt.Sprintf("failed by %s; retry after %s", owner, at.UTC().Format(time.RFC3339)), 0, now)
+		fmt.Sprintf("failed by %s; retry after %s", c, at.UTC().Format(time.RFC3339)), 0, now)
 	return nil
 }
 
@@ -124,18 +172,45 @@ func leaseSeconds(ttl time.Duration) int32 {
 // ResolvedAtSource is the ack note of an Alert its source resolved.
 const ResolvedAtSource = "resolved at source"
 
-// Resolve records that the source says the alert is over: resolvedAt and the
-// Resolved condition, and an ack by `by` when nobody holds the Alert (New or
-// Failed). A Processing Alert stays with its holder, who decides. It reports
-// whether anything changed.
-func Resolve(s *v1.AlertStatus, by string, at, now time.Time) bool {
-	if s.ResolvedAt != nil {
+// Fired records that a firing instance of the source (its hashed,
+// caller-scoped key) was counted into the Alert. Past MaxFiringInstances
+// instances it only counts them as untracked.
+func Fired(s *v1.AlertStatus, instance string) {
+	if instance == "" {
+		return
+	}
+	if s.Firing == nil {
+		s.Firing = &v1.AlertFiring{}
+	}
+	switch f := s.Firing; {
+	case slices.Contains(f.Instances, instance):
+	case len(f.Instances) < v1.MaxFiringInstances:
+		f.Instances = append(f.Instances, instance)
+	default:
+		f.Untracked++
+	}
+}
+
+// Resolve records that the source ended one firing instance. The Alert is
+// resolved at source (resolvedAt, the Resolved condition, and an ack by `by`
+// when nobody holds it) only once every one of its occurrences came from a
+// tracked instance and all of them resolved: a resolution must not close
+// occurrences someone else reported. A Processing Alert stays with its
+// holder, who decides. It reports whether anything changed.
+func Resolve(s *v1.AlertStatus, instance string, by Caller, at, now time.Time) bool {
+	f := s.Firing
+	if f == nil || !slices.Contains(f.Instances, instance) {
 		return false
+	}
+	f.Instances = slices.DeleteFunc(slices.Clone(f.Instances), func(k string) bool { return k == instance })
+	f.Resolved++
+	if len(f.Instances) > 0 || f.Untracked > 0 || f.Resolved < s.Occurrences || s.ResolvedAt != nil {
+		return true
 	}
 	t := metav1.NewTime(at)
 	s.ResolvedAt = &t
 	setCondition(s, v1.AlertConditionResolved, metav1.ConditionTrue, v1.ReasonResolvedAtSource,
-		fmt.Sprintf("%s resolved the alert at %s", by, at.UTC().Format(time.RFC3339)), 0, now)
+		fmt.Sprintf("%s resolved all %d firing instances; the last at %s", by.User, f.Resolved, at.UTC().Format(time.RFC3339)), 0, now)
 	if s.Phase == v1.AlertNew || s.Phase == v1.AlertFailed {
 		_ = Ack(s, by, ResolvedAtSource, now) // New and Failed are always ackable
 	}

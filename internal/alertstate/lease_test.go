@@ -11,47 +11,58 @@ import (
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-func claimed(t *testing.T, owner string, ttl time.Duration) *v1.AlertStatus {
+func caller(name string) Caller {
+	return Caller{Owner: name, User: "system:serviceaccount:ops:" + name}
+}
+
+func claimed(t *testing.T, c Caller, ttl time.Duration) *v1.AlertStatus {
 	t.Helper()
 	s := &v1.AlertStatus{Phase: v1.AlertNew}
-	if err := Claim(s, owner, ttl, t0); err != nil {
+	if err := Claim(s, c, ttl, t0); err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func wantNotHolder(t *testing.T, err error, holder string) {
+func wantNotHolder(t *testing.T, err error, holder Caller) {
 	t.Helper()
 	var nh *NotHolderError
 	if !errors.As(err, &nh) {
 		t.Fatalf("want NotHolderError, got %v", err)
 	}
-	if nh.Holder != holder || !strings.Contains(err.Error(), holder) {
+	if nh.Holder != holder || !strings.Contains(err.Error(), holder.String()) {
 		t.Fatalf("error %q does not name holder %q", err, holder)
 	}
 }
 
 func TestOnlyTheLiveHolderMayRenewAckOrFail(t *testing.T) {
-	ops := map[string]func(s *v1.AlertStatus, owner string, now time.Time) error{
-		"renew": func(s *v1.AlertStatus, o string, now time.Time) error { return Renew(s, o, time.Minute, now) },
-		"ack":   func(s *v1.AlertStatus, o string, now time.Time) error { return Ack(s, o, "done", now) },
-		"fail":  func(s *v1.AlertStatus, o string, now time.Time) error { return Fail(s, o, "boom", time.Minute, now) },
+	ops := map[string]func(s *v1.AlertStatus, c Caller, now time.Time) error{
+		"renew": func(s *v1.AlertStatus, c Caller, now time.Time) error { return Renew(s, c, time.Minute, now) },
+		"ack":   func(s *v1.AlertStatus, c Caller, now time.Time) error { return Ack(s, c, "done", now) },
+		"fail":  func(s *v1.AlertStatus, c Caller, now time.Time) error { return Fail(s, c, "boom", time.Minute, now) },
 	}
+	a1 := caller("agent-1")
 	for name, op := range ops {
 		t.Run(name, func(t *testing.T) {
-			s := claimed(t, "agent-1", time.Minute)
+			s := claimed(t, a1, time.Minute)
 			before := *s.Claim
-			wantNotHolder(t, op(s, "agent-2", t0.Add(time.Second)), "agent-1")
+			err := op(s, caller("agent-2"), t0.Add(time.Second))
+			wantNotHolder(t, err, a1)
+			if !strings.Contains(err.Error(), "only the holder may "+name) {
+				t.Fatalf("error %q does not say what was refused", err)
+			}
 			if s.Phase != v1.AlertProcessing || *s.Claim != before {
 				t.Fatalf("refused %s still changed the status: %+v", name, s)
 			}
+			// Same owner name, another user: the user is what counts.
+			wantNotHolder(t, op(s, Caller{Owner: a1.Owner, User: "mallory"}, t0.Add(time.Second)), a1)
 			// The holder's own lease ran out: refused too (the lease was lost).
-			err := op(s, "agent-1", t0.Add(time.Minute))
-			wantNotHolder(t, err, "agent-1")
+			err = op(s, a1, t0.Add(time.Minute))
+			wantNotHolder(t, err, a1)
 			if !err.(*NotHolderError).Expired {
 				t.Fatal("expired lease not reported as expired")
 			}
-			if err := op(s, "agent-1", t0.Add(59*time.Second)); err != nil {
+			if err := op(s, a1, t0.Add(59*time.Second)); err != nil {
 				t.Fatalf("holder refused: %v", err)
 			}
 		})
@@ -59,25 +70,27 @@ func TestOnlyTheLiveHolderMayRenewAckOrFail(t *testing.T) {
 }
 
 func TestRenewExtendsTheLease(t *testing.T) {
-	s := claimed(t, "a", 10*time.Second)
+	a := caller("a")
+	s := claimed(t, a, 10*time.Second)
 	now := t0.Add(9 * time.Second)
-	if err := Renew(s, "a", 0, now); err != nil {
+	if err := Renew(s, a, 0, now); err != nil {
 		t.Fatal(err)
 	}
 	if !LeaseExpiry(s).Equal(now.Add(10*time.Second)) || s.Claim.LeaseTransitions != 0 || s.Attempts != 1 {
 		t.Fatalf("renew wrote %+v", s.Claim)
 	}
-	if err := Renew(s, "a", 90*time.Second, now); err != nil || s.Claim.LeaseDurationSeconds != 90 {
+	if err := Renew(s, a, 90*time.Second, now); err != nil || s.Claim.LeaseDurationSeconds != 90 {
 		t.Fatalf("renew with ttl: %v %+v", err, s.Claim)
 	}
 	n := &v1.AlertStatus{Phase: v1.AlertNew}
-	wantNotHolder(t, Renew(n, "a", 0, now), "")
+	wantNotHolder(t, Renew(n, a, 0, now), Caller{})
 }
 
-func TestManualAckOfUnclaimedAlert(t *testing.T) {
+func TestManualAckRecordsTheUser(t *testing.T) {
+	alice := Caller{Owner: "alice-laptop", User: "alice"}
 	for _, p := range []v1.AlertPhase{v1.AlertNew, v1.AlertFailed} {
 		s := &v1.AlertStatus{Phase: p}
-		if err := Ack(s, "alice", "false positive", t0); err != nil {
+		if err := Ack(s, alice, "false positive", t0); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
 		if s.Phase != v1.AlertAcked || s.Ack.By != "alice" || s.Ack.Note != "false positive" || !s.Ack.At.Time.Equal(t0) {
@@ -86,30 +99,73 @@ func TestManualAckOfUnclaimedAlert(t *testing.T) {
 	}
 	for _, p := range []v1.AlertPhase{v1.AlertAcked, v1.AlertDeduplicated, ""} {
 		var pe *PhaseError
-		if err := Ack(&v1.AlertStatus{Phase: p}, "alice", "", t0); !errors.As(err, &pe) {
+		if err := Ack(&v1.AlertStatus{Phase: p}, alice, "", t0); !errors.As(err, &pe) {
 			t.Fatalf("%q: want PhaseError, got %v", p, err)
 		}
 	}
 }
 
-func TestFailThenClaimAgainCountsAttempts(t *testing.T) {
-	s := claimed(t, "a", time.Minute)
-	if err := Fail(s, "a", "gateway timeout", 5*time.Minute, t0.Add(time.Second)); err != nil {
+func TestFailHandsTheAlertBackForTheOperator(t *testing.T) {
+	a := caller("a")
+	s := claimed(t, a, time.Minute)
+	if err := Fail(s, a, "gateway timeout", 5*time.Minute, t0.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if s.Phase != v1.AlertFailed || s.LastError != "gateway timeout" || !s.RetryAfter.Time.Equal(t0.Add(time.Second+5*time.Minute)) {
 		t.Fatalf("fail wrote %+v", s)
 	}
-	if !Allowed(v1.AlertProcessing, v1.AlertFailed) {
-		t.Fatal("table")
+	if Claimable(s) {
+		t.Fatal("a Failed Alert is claimable: the operator returns it to New at retryAfter")
 	}
-	if Claimable(s, t0.Add(time.Minute)) {
-		t.Fatal("claimable before retryAfter")
+	if Requeue(s, 1, s.RetryAfter.Time) != v1.ReasonRetryDue {
+		t.Fatal("not due at retryAfter")
 	}
-	if err := Claim(s, "b", time.Minute, s.RetryAfter.Time); err != nil {
+	if err := Claim(s, caller("b"), time.Minute, s.RetryAfter.Time); err != nil {
 		t.Fatal(err)
 	}
 	if s.Attempts != 2 || s.Claim.LeaseTransitions != 1 || s.Claim.HolderIdentity != "b" {
 		t.Fatalf("second claim wrote attempts %d %+v", s.Attempts, s.Claim)
+	}
+}
+
+func TestResolvedAtSourceOnlyWhenEveryInstanceResolved(t *testing.T) {
+	am := Caller{User: "alertmanager"}
+	// Two instances fired (two occurrences); the first resolution leaves the
+	// Alert open, the second resolves and acks it.
+	s := &v1.AlertStatus{Phase: v1.AlertNew, Occurrences: 2}
+	Fired(s, "i1")
+	Fired(s, "i2")
+	Fired(s, "i1") // a re-sent firing is one instance
+	if !Resolve(s, "i1", am, t0, t0) || s.ResolvedAt != nil || s.Phase != v1.AlertNew {
+		t.Fatalf("one of two resolved: %+v", s)
+	}
+	if Resolve(s, "i1", am, t0, t0) || Resolve(s, "other-callers-i2", am, t0, t0) {
+		t.Fatal("a resolution of an instance not firing changed the Alert")
+	}
+	if !Resolve(s, "i2", am, t0, t0) || s.ResolvedAt == nil || s.Phase != v1.AlertAcked || s.Ack.Note != ResolvedAtSource {
+		t.Fatalf("all resolved: %+v", s)
+	}
+
+	// An occurrence that came from elsewhere (kubectl, HTTP ingest) is not
+	// the source's to close.
+	mixed := &v1.AlertStatus{Phase: v1.AlertNew, Occurrences: 2}
+	Fired(mixed, "i1")
+	if !Resolve(mixed, "i1", am, t0, t0) || mixed.ResolvedAt != nil || mixed.Phase != v1.AlertNew {
+		t.Fatalf("resolved occurrences another source reported: %+v", mixed)
+	}
+
+	// Past the bound, instances are untracked: the source no longer closes it.
+	full := &v1.AlertStatus{Phase: v1.AlertNew, Occurrences: v1.MaxFiringInstances + 1}
+	for i := range v1.MaxFiringInstances + 1 {
+		Fired(full, string(rune('a'+i%26))+strings.Repeat("x", i))
+	}
+	if len(full.Firing.Instances) != v1.MaxFiringInstances || full.Firing.Untracked != 1 {
+		t.Fatalf("bound: %d tracked, %d untracked", len(full.Firing.Instances), full.Firing.Untracked)
+	}
+	for _, k := range append([]string(nil), full.Firing.Instances...) {
+		Resolve(full, k, am, t0, t0)
+	}
+	if full.ResolvedAt != nil || full.Phase != v1.AlertNew {
+		t.Fatal("resolved with an untracked instance still firing")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/util/retry"
@@ -41,6 +42,10 @@ var ErrNothingToClaim = errors.New("nothing to claim")
 type Claimer struct {
 	// Client must read from the API server, not a cache.
 	Client client.Client
+	// User is the Kubernetes user Client authenticates as: claims record it
+	// in claim.holderUser and acks in ack.by, as the API server requires.
+	// Empty: asked once from the API server (SelfSubjectReview).
+	User string
 	// Clock is injected so tests control time; nil means the real clock.
 	Clock clock.PassiveClock
 }
@@ -73,17 +78,20 @@ var liveAlerts = fields.AndSelectors(
 	fields.OneTermNotEqualSelector("status.phase", string(v1.AlertDeduplicated)),
 )
 
-// Claim takes up to r.Limit of the oldest claimable Alerts (New; Failed
-// whose retryAfter passed; Processing whose lease expired) inside the
-// window, and returns exactly the ones it took, oldest first. An Alert
-// another claimer wins is skipped and the batch keeps filling. With nothing
-// taken it returns ErrNothingToClaim.
+// Claim takes up to r.Limit of the oldest New Alerts inside the window, and
+// returns exactly the ones it took, oldest first. An Alert another claimer
+// wins is skipped and the batch keeps filling. With nothing taken it
+// returns ErrNothingToClaim.
 func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 	if r.Owner == "" {
 		return nil, errors.New("owner is required")
 	}
 	if r.Limit < 1 {
 		return nil, fmt.Errorf("limit must be at least 1, not %d", r.Limit)
+	}
+	who, err := c.caller(ctx, r.Owner)
+	if err != nil {
+		return nil, err
 	}
 	var list v1.AlertList
 	if err := c.Client.List(ctx, &list, client.InNamespace(r.Namespace), client.MatchingFieldsSelector{Selector: liveAlerts}); err != nil {
@@ -109,7 +117,7 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 		if err != nil {
 			return got, err
 		}
-		ok, err := c.take(ctx, a, r.Owner, ttl)
+		ok, err := c.take(ctx, a, who, ttl)
 		if err != nil {
 			return got, err
 		}
@@ -128,13 +136,9 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 
 // take writes the claim with the resourceVersion it read; false means
 // another writer got there first.
-func (c *Claimer) take(ctx context.Context, a *v1.Alert, owner string, ttl time.Duration) (bool, error) {
-	now := c.now()
-	if !alertstate.Claimable(&a.Status, now) {
-		return false, nil // no longer claimable at our clock: skip it like a lost race
-	}
+func (c *Claimer) take(ctx context.Context, a *v1.Alert, who alertstate.Caller, ttl time.Duration) (bool, error) {
 	orig := a.DeepCopy()
-	if err := alertstate.Claim(&a.Status, owner, ttl, now); err != nil {
+	if err := alertstate.Claim(&a.Status, who, ttl, c.now()); err != nil {
 		return false, err
 	}
 	patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
@@ -169,7 +173,7 @@ func Candidates(items []v1.Alert, window time.Duration, now time.Time) []*v1.Ale
 	out := make([]*v1.Alert, 0, len(items))
 	for i := range items {
 		a := &items[i]
-		if a.DeletionTimestamp != nil || !alertstate.Claimable(&a.Status, now) {
+		if a.DeletionTimestamp != nil || !alertstate.Claimable(&a.Status) {
 			continue
 		}
 		if window > 0 && query.LastSeen(a).Before(now.Add(-window)) {
@@ -196,25 +200,26 @@ func oldestFirst(a, b *v1.Alert) int {
 // Renew extends owner's live lease on the Alert by ttl (zero keeps its
 // duration).
 func (c *Claimer) Renew(ctx context.Context, key client.ObjectKey, owner string, ttl time.Duration) (*v1.Alert, error) {
-	return c.update(ctx, key, nil, "renew", func(a *v1.Alert, now time.Time) error {
-		return alertstate.Renew(&a.Status, owner, ttl, now)
+	return c.update(ctx, key, nil, "renew", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
+		return alertstate.Renew(&a.Status, who, ttl, now)
 	})
 }
 
-// Ack closes the Alert with note. A Processing Alert only by the holder of
-// its live lease; a New or Failed one by anyone allowed to, recorded as by.
-func (c *Claimer) Ack(ctx context.Context, key client.ObjectKey, by, note string) (*v1.Alert, error) {
-	return c.update(ctx, key, nil, "ack", func(a *v1.Alert, now time.Time) error {
-		return alertstate.Ack(&a.Status, by, note, now)
+// Ack closes the Alert with note, recorded as acked by this Claimer's user.
+// A Processing Alert only by the holder of its live lease (owner); a New or
+// Failed one by anyone the API server allows (the on-call role).
+func (c *Claimer) Ack(ctx context.Context, key client.ObjectKey, owner, note string) (*v1.Alert, error) {
+	return c.update(ctx, key, nil, "ack", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
+		return alertstate.Ack(&a.Status, who, note, now)
 	})
 }
 
 // AckClaimed acks an Alert this Claimer's caller just claimed, starting
 // from the claimed object instead of a fresh read; a conflict falls back to
 // re-reading, so a lease lost meanwhile is still refused.
-func (c *Claimer) AckClaimed(ctx context.Context, a *v1.Alert, by, note string) (*v1.Alert, error) {
-	return c.update(ctx, client.ObjectKeyFromObject(a), a, "ack", func(a *v1.Alert, now time.Time) error {
-		return alertstate.Ack(&a.Status, by, note, now)
+func (c *Claimer) AckClaimed(ctx context.Context, a *v1.Alert, owner, note string) (*v1.Alert, error) {
+	return c.update(ctx, client.ObjectKeyFromObject(a), a, "ack", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
+		return alertstate.Ack(&a.Status, who, note, now)
 	})
 }
 
@@ -228,22 +233,42 @@ func (c *Claimer) Fail(ctx context.Context, key client.ObjectKey, owner, lastErr
 		}
 		retryAfter = p.RetryAfter()
 	}
-	return c.update(ctx, key, nil, "fail", func(a *v1.Alert, now time.Time) error {
-		return alertstate.Fail(&a.Status, owner, lastError, retryAfter, now)
+	return c.update(ctx, key, nil, "fail", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
+		return alertstate.Fail(&a.Status, who, lastError, retryAfter, now)
 	})
+}
+
+// caller is owner with the Kubernetes user this Claimer acts as.
+func (c *Claimer) caller(ctx context.Context, owner string) (alertstate.Caller, error) {
+	if c.User == "" {
+		r := &authenticationv1.SelfSubjectReview{}
+		if err := c.Client.Create(ctx, r); err != nil {
+			return alertstate.Caller{}, fmt.Errorf("failed to ask the API server who you are: %w", err)
+		}
+		if r.Status.UserInfo.Username == "" {
+			return alertstate.Caller{}, errors.New("the API server did not name you")
+		}
+		c.User = r.Status.UserInfo.Username
+	}
+	return alertstate.Caller{Owner: owner, User: c.User}, nil
 }
 
 // update applies op and writes with the resourceVersion it read, re-reading
 // and retrying on conflict and checking the holder again on every attempt:
 // a lease lost between two attempts is refused, never overwritten. A
 // non-nil start (an Alert the caller just claimed) saves the first read.
-func (c *Claimer) update(ctx context.Context, key client.ObjectKey, start *v1.Alert, verb string, op func(*v1.Alert, time.Time) error) (*v1.Alert, error) {
+func (c *Claimer) update(ctx context.Context, key client.ObjectKey, start *v1.Alert, verb, owner string,
+	op func(*v1.Alert, alertstate.Caller, time.Time) error) (*v1.Alert, error) {
+	who, err := c.caller(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
 	a := &v1.Alert{}
 	if start != nil {
 		start.DeepCopyInto(a)
 	}
 	first := start != nil
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if !first {
 			if err := c.Client.Get(ctx, key, a); err != nil {
 				return err
@@ -251,7 +276,11 @@ func (c *Claimer) update(ctx context.Context, key client.ObjectKey, start *v1.Al
 		}
 		first = false
 		orig := a.DeepCopy()
-		if err := op(a, c.now()); err != nil {
+		if err := op(a, who, c.now()); err != nil {
+			var nh *alertstate.NotHolderError
+			if errors.As(err, &nh) {
+				nh.Alert = a.Name
+			}
 			return err
 		}
 		return c.Client.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))

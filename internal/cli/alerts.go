@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	authnv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/client-go/rest"
@@ -19,6 +21,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/query"
 )
@@ -93,11 +96,14 @@ func whoami(ctx context.Context, c client.Client) (string, error) {
 	return r.Status.UserInfo.Username, nil
 }
 
-func ownerOrSelf(ctx context.Context, c client.Client, owner string) (string, error) {
-	if owner != "" {
-		return owner, nil
+// claimer is a Claimer acting as the caller (asked once from the API
+// server), and the owner name: --owner, else the caller's user name.
+func claimer(ctx context.Context, c client.Client, owner string) (*claim.Claimer, string, error) {
+	user, err := whoami(ctx, c)
+	if err != nil {
+		return nil, "", err
 	}
-	return whoami(ctx, c)
+	return &claim.Claimer{Client: c, User: user}, cmp.Or(owner, user), nil
 }
 
 func addOutputFlag(cmd *cobra.Command, out *string) {
@@ -111,12 +117,14 @@ func checkOutput(out string) error {
 	return nil
 }
 
-// leaseError maps the state machine's refusals to the documented exit codes.
+// leaseError maps the state machine's refusals to the documented exit codes:
+// a refusal the API server's admission policy gave because someone else
+// holds the Alert is "not the holder" too.
 func leaseError(err error) error {
 	var nh *alertstate.NotHolderError
 	var pe *alertstate.PhaseError
 	switch {
-	case errors.As(err, &nh):
+	case errors.As(err, &nh), apierrors.IsForbidden(err) && strings.Contains(err.Error(), "only the holder may"):
 		return Exit(ExitNotHolder, err)
 	case errors.As(err, &pe):
 		return Exit(ExitUsage, err)

@@ -95,7 +95,7 @@ var _ = Describe("alertbridge alerts", func() {
 		for _, verb := range [][]string{{"ack", a1.AlertRef}, {"fail", a1.AlertRef, "--error", "x"}, {"renew", a1.AlertRef}} {
 			r = run("", append([]string{"alerts", "-n", ns, "--owner", "agent-b"}, verb...)...)
 			Expect(r.code).To(Equal(cli.ExitNotHolder), "%v: %s", verb, r.err)
-			Expect(r.err).To(ContainSubstring("held by agent-a"))
+			Expect(r.err).To(ContainSubstring("is held by alice (owner agent-a)"))
 		}
 
 		r = run("", "alerts", "renew", a1.AlertRef, "-n", ns, "--owner", "agent-a", "--lock-ttl", "2m", "-o", "json")

@@ -123,11 +123,11 @@ func (o *claimOptions) run(cmd *cobra.Command, app *App) error {
 			return err
 		}
 	}
-	owner, err := ownerOrSelf(cmd.Context(), c, o.owner)
+	cl, owner, err := claimer(cmd.Context(), c, o.owner)
 	if err != nil {
 		return err
 	}
-	got, err := (&claim.Claimer{Client: c}).Claim(cmd.Context(), claim.Request{
+	got, err := cl.Claim(cmd.Context(), claim.Request{
 		Namespace: ns, Window: o.window, Limit: o.limit, Owner: owner, LockTTL: o.lockTTL,
 	})
 	if errors.Is(err, claim.ErrNothingToClaim) {
@@ -224,11 +224,11 @@ func (o *leaseOptions) run(cmd *cobra.Command, app *App, name string, op func(*c
 	if err != nil {
 		return err
 	}
-	owner, err := ownerOrSelf(cmd.Context(), c, o.owner)
+	cl, owner, err := claimer(cmd.Context(), c, o.owner)
 	if err != nil {
 		return err
 	}
-	a, err := op(&claim.Claimer{Client: c}, client.ObjectKey{Namespace: ns, Name: name}, owner)
+	a, err := op(cl, client.ObjectKey{Namespace: ns, Name: name}, owner)
 	if err != nil {
 		return leaseError(err)
 	}

@@ -161,7 +161,7 @@ func (s *Server) amItem(ctx context.Context, u *User, ns string, p *nsPlan, it a
 		if at.IsZero() {
 			at = s.clock.Now()
 		}
-		res, err := s.cfg.Intake.Resolve(ctx, ns, it.Spec, it.Instance.Key(), ResolvedBy, at)
+		res, err := s.cfg.Intake.Resolve(ctx, ns, it.Spec, u.Username, it.Instance.Key(), ResolvedBy, at)
 		if apierrors.IsNotFound(err) {
 			return ItemResult{Result: intake.Result{Accepted: true}}, http.StatusOK // the Alert is gone: nothing to resolve
 		}
@@ -171,7 +171,7 @@ func (s *Server) amItem(ctx context.Context, u *User, ns string, p *nsPlan, it a
 		return ItemResult{Result: res}, http.StatusOK
 	}
 	res, err := s.cfg.Intake.Ingest(ctx, intake.Request{
-		Namespace: ns, Spec: it.Spec, Key: it.Instance.Key(),
+		Namespace: ns, Spec: it.Spec, Caller: u.Username, Key: it.Instance.Key(), Firing: true,
 		Annotations: map[string]string{v1.AlertmanagerFingerprintAnnotation: it.Instance.Fingerprint},
 	})
 	return s.itemResult(ctx, metrics.PathAlertmanager, res, err)

@@ -89,8 +89,16 @@ func (a *Authenticator) Require(access Access, next http.Handler) http.Handler {
 		if !a.Authorize(w, r, u, access.Verb, access.Group, access.Resource, access.Namespace(r), access.Name(r)) {
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
 	})
+}
+
+type userKey struct{}
+
+// UserFrom is the caller Require authenticated; nil for an anonymous one.
+func UserFrom(ctx context.Context) *User {
+	u, _ := ctx.Value(userKey{}).(*User)
+	return u
 }
 
 // Authenticate reviews the request's bearer token. It answers 401/503 itself

@@ -99,6 +99,7 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), ingestTimeout)
 	defer cancel()
+	caller := UserFrom(r.Context()).Username // Require let only authenticated callers in
 	results := make([]ItemResult, len(specs))
 	codes := make([]int, len(specs))
 	forEach(len(specs), func(i int) {
@@ -106,7 +107,7 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 		if batch && key != "" {
 			k = key + "#" + strconv.Itoa(i)
 		}
-		res, err := s.cfg.Intake.Ingest(ctx, intake.Request{Namespace: ns, Spec: specs[i], Key: k})
+		res, err := s.cfg.Intake.Ingest(ctx, intake.Request{Namespace: ns, Spec: specs[i], Caller: caller, Key: k})
 		results[i], codes[i] = s.itemResult(ctx, metrics.PathAPI, res, err)
 	})
 	code := http.StatusOK

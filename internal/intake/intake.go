@@ -39,9 +39,16 @@ import (
 type Request struct {
 	Namespace string
 	Spec      v1.AlertSpec
+	// Caller is the authenticated user who sent the occurrence. Keys are
+	// scoped to it: one caller can neither replay nor suppress another's.
+	Caller string
 	// Key makes the request idempotent: a request whose key was already
-	// counted counts nothing and is answered with Replayed. Empty: no key.
+	// counted (by the same Caller) counts nothing and is answered with
+	// Replayed. Empty: no key.
 	Key string
+	// Firing says Key names a firing instance of the source (Alertmanager's
+	// fingerprint and startsAt) that a later Resolve ends.
+	Firing bool
 	// Annotations are set on an Alert this request creates.
 	Annotations map[string]string
 }
@@ -102,17 +109,19 @@ const maxAttempts = 50
 // commitTimeout bounds one batch's writes; callers may give up earlier.
 const commitTimeout = 30 * time.Second
 
-// HashKey is how keys are stored in status.ingestKeys and annotations.
-func HashKey(key string) string {
+// HashKey is how a caller's key is stored in status.ingestKeys,
+// status.firing and annotations: hashed together with the caller, so equal
+// keys of two callers never meet.
+func HashKey(caller, key string) string {
 	if key == "" {
 		return ""
 	}
-	return fingerprint.Hash("ingest:" + key)
+	return fingerprint.Hash("ingest:" + caller + "\x00" + key)
 }
 
 // Ingest counts one occurrence and returns once it is durable.
 func (in *Intake) Ingest(ctx context.Context, req Request) (Result, error) {
-	w := &waiter{req: req, key: HashKey(req.Key), done: make(chan outcome, 1)}
+	w := &waiter{req: req, key: HashKey(req.Caller, req.Key), done: make(chan outcome, 1)}
 	k := queueKey{req.Namespace, alertindex.KeyOfSpec(&req.Spec)}
 	in.mu.Lock()
 	if in.queues == nil {
@@ -314,7 +323,8 @@ func holderOf(alerts []*v1.Alert, key string) *v1.Alert {
 		return nil
 	}
 	for _, a := range alerts {
-		if slices.Contains(a.Status.IngestKeys, key) || a.Annotations[v1.IngestKeyAnnotation] == key {
+		if slices.Contains(a.Status.IngestKeys, key) || a.Annotations[v1.IngestKeyAnnotation] == key ||
+			(a.Status.Firing != nil && slices.Contains(a.Status.Firing.Instances, key)) {
 			return a
 		}
 	}
@@ -355,7 +365,7 @@ func (in *Intake) countInto(ctx context.Context, k queueKey, q *queue, alerts []
 		c := canon.DeepCopy()
 		c.Status.Occurrences += extra
 		c.Status.LastSeenAt = &metav1.Time{Time: later(c.Status.LastSeenAt.Time, now)}
-		alertstate.AddIngestKeys(&c.Status, keysOf(batch, todo)...)
+		counted(&c.Status, batch, todo)
 		if extra > 0 || !slices.Equal(c.Status.IngestKeys, canon.Status.IngestKeys) {
 			if err := in.Client.Status().Update(ctx, c); err != nil {
 				return false, err
@@ -371,7 +381,7 @@ func (in *Intake) countInto(ctx context.Context, k queueKey, q *queue, alerts []
 		alertstate.MarkCanonical(&c.Status, alertindex.Effective(c), c.CreationTimestamp, c.Generation)
 		c.Status.Occurrences += extra
 		c.Status.LastSeenAt = &metav1.Time{Time: later(c.CreationTimestamp.Time, now)}
-		alertstate.AddIngestKeys(&c.Status, keysOf(batch, todo)...)
+		counted(&c.Status, batch, todo)
 		if err := in.Client.Status().Update(ctx, c); err != nil {
 			return false, err
 		}
@@ -443,6 +453,17 @@ func undecidedOwn(alerts []*v1.Alert, q *queue) *v1.Alert {
 	return nil
 }
 
+// counted records the keys of the waiters a write counts: every key as an
+// idempotency key, and the firing instances as still firing.
+func counted(s *v1.AlertStatus, batch []*waiter, todo []int) {
+	alertstate.AddIngestKeys(s, keysOf(batch, todo)...)
+	for _, i := range todo {
+		if batch[i].req.Firing {
+			alertstate.Fired(s, batch[i].key)
+		}
+	}
+}
+
 func keysOf(batch []*waiter, todo []int) []string {
 	var keys []string
 	for _, i := range todo {
@@ -488,12 +509,14 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// Resolve records that the source ended the firing that key identifies (an
-// Alertmanager instance): the Alert that counted it gets resolvedAt and the
-// Resolved condition, and is acked "resolved at source" if nobody holds it.
-// A resolution for a firing never seen is answered with an empty AlertRef.
-func (in *Intake) Resolve(ctx context.Context, namespace string, spec v1.AlertSpec, key, by string, at time.Time) (Result, error) {
-	hashed := HashKey(key)
+// Resolve records that the source ended the firing instance that caller
+// counted with key (an Alertmanager fingerprint and startsAt). The Alert
+// that counted it is resolved at source (resolvedAt, the Resolved condition,
+// an ack by `by` if nobody holds it) once every occurrence it counted came
+// from such an instance and all of them resolved (alertstate.Resolve). A
+// resolution for a firing never seen is answered with an empty AlertRef.
+func (in *Intake) Resolve(ctx context.Context, namespace string, spec v1.AlertSpec, caller, key, by string, at time.Time) (Result, error) {
+	hashed := HashKey(caller, key)
 	var res Result
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		items, err := alertindex.List(ctx, in.Cache, namespace, alertindex.KeyOfSpec(&spec))
@@ -506,14 +529,19 @@ func (in *Intake) Resolve(ctx context.Context, namespace string, spec v1.AlertSp
 		}
 		h := holderOf(alerts, hashed)
 		if h == nil {
-			return Result{Accepted: true}, nil
+			// The cache may not show the count of a firing that was
+			// acknowledged a moment ago: ask the API server before
+			// answering that the instance was never seen.
+			if h, err = in.liveHolder(ctx, namespace, alertindex.KeyOfSpec(&spec), hashed); err != nil || h == nil {
+				return Result{Accepted: true}, err
+			}
 		}
 		var a v1.Alert
 		if err := in.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: canonicalName(h)}, &a); err != nil {
 			return Result{}, fmt.Errorf("failed to read Alert %s/%s: %w", namespace, canonicalName(h), err)
 		}
 		res = Result{Accepted: true, Deduped: true, AlertRef: a.Name, Occurrences: a.Status.Occurrences}
-		if !alertstate.Resolve(&a.Status, by, at, in.Clock.Now()) {
+		if !alertstate.Resolve(&a.Status, hashed, alertstate.Caller{User: by}, at, in.Clock.Now()) {
 			return res, nil
 		}
 		err = in.Client.Status().Update(ctx, &a)
@@ -522,4 +550,19 @@ func (in *Intake) Resolve(ctx context.Context, namespace string, spec v1.AlertSp
 		}
 	}
 	return Result{}, errors.New("failed to resolve the Alert: too much contention")
+}
+
+// liveHolder finds, reading the API server, the Alert of a fingerprint that
+// holds key. Every Alert that can hold a key carries the fingerprint label:
+// the intake labels what it creates, the controller what it decides.
+func (in *Intake) liveHolder(ctx context.Context, namespace, fp, key string) (*v1.Alert, error) {
+	var list v1.AlertList
+	if err := in.APIReader.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{v1.FingerprintLabel: fp}); err != nil {
+		return nil, fmt.Errorf("failed to list Alerts of fingerprint %s/%s: %w", namespace, fp, err)
+	}
+	alerts := make([]*v1.Alert, 0, len(list.Items))
+	for i := range list.Items {
+		alerts = append(alerts, &list.Items[i])
+	}
+	return holderOf(alerts, key), nil
 }

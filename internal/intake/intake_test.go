@@ -168,11 +168,19 @@ var _ = Describe("Intake", func() {
 		}, settle, poll).Should(Succeed())
 	})
 
+	firing := func(caller, host, key string) intake.Request {
+		return intake.Request{Namespace: ns, Spec: spec(host), Caller: caller, Key: key, Firing: true,
+			Annotations: map[string]string{v1.AlertmanagerFingerprintAnnotation: key}}
+	}
+
 	It("resolves the Alert that counted a firing instance", func() {
-		res, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("r"), Key: "am:abc@t1"})
+		res, err := in.Ingest(ctx, firing("am", "r", "am:abc@t1"))
 		Expect(err).NotTo(HaveOccurred())
 		at := time.Now().Add(-time.Minute).Truncate(time.Second)
-		got, err := in.Resolve(ctx, ns, spec("r"), "am:abc@t1", "alertmanager", at)
+		other, err := in.Resolve(ctx, ns, spec("r"), "someone-else", "am:abc@t1", "alertmanager", at)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(other.AlertRef).To(BeEmpty(), "another caller's resolution matches nothing")
+		got, err := in.Resolve(ctx, ns, spec("r"), "am", "am:abc@t1", "alertmanager", at)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(got.AlertRef).To(Equal(res.AlertRef))
 		var a v1.Alert
@@ -181,9 +189,48 @@ var _ = Describe("Intake", func() {
 		Expect(a.Status.Ack.Note).To(Equal("resolved at source"))
 		Expect(a.Status.ResolvedAt.Time).To(BeTemporally("==", at))
 
-		unknown, err := in.Resolve(ctx, ns, spec("r"), "am:never@t0", "alertmanager", at)
+		unknown, err := in.Resolve(ctx, ns, spec("r"), "am", "am:never@t0", "alertmanager", at)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(unknown.AlertRef).To(BeEmpty())
+	})
+
+	It("acks at source only when every instance folded into the Alert has resolved", func() {
+		first, err := in.Ingest(ctx, firing("am", "two", "am:a@t1"))
+		Expect(err).NotTo(HaveOccurred())
+		second, err := in.Ingest(ctx, firing("am", "two", "am:b@t1"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(second.AlertRef).To(Equal(first.AlertRef))
+		Expect(second.Occurrences).To(BeEquivalentTo(2))
+		// A caller that folds its own firing in and resolves it closes
+		// nothing of the others'.
+		_, err = in.Ingest(ctx, firing("mallory", "two", "am:m@t1"))
+		Expect(err).NotTo(HaveOccurred())
+		_, err = in.Resolve(ctx, ns, spec("two"), "mallory", "am:m@t1", "mallory", time.Now())
+		Expect(err).NotTo(HaveOccurred())
+		_, err = in.Resolve(ctx, ns, spec("two"), "am", "am:a@t1", "alertmanager", time.Now())
+		Expect(err).NotTo(HaveOccurred())
+		var a v1.Alert
+		key := client.ObjectKey{Namespace: ns, Name: first.AlertRef}
+		Expect(k8s.Get(ctx, key, &a)).To(Succeed())
+		Expect(a.Status.Phase).To(Equal(v1.AlertNew), "one instance still fires")
+		Expect(a.Status.Firing.Instances).To(HaveLen(1))
+		_, err = in.Resolve(ctx, ns, spec("two"), "am", "am:b@t1", "alertmanager", time.Now())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(k8s.Get(ctx, key, &a)).To(Succeed())
+		Expect(a.Status.Phase).To(Equal(v1.AlertAcked))
+		Expect(a.Status.Firing.Resolved).To(BeEquivalentTo(3))
+	})
+
+	It("scopes idempotency keys to the caller", func() {
+		mine, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("k"), Caller: "a", Key: "req-1"})
+		Expect(err).NotTo(HaveOccurred())
+		theirs, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("k"), Caller: "b", Key: "req-1"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(theirs.Replayed).To(BeFalse(), "another caller's equal key is another request")
+		Expect(theirs.Occurrences).To(BeEquivalentTo(mine.Occurrences + 1))
+		again, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("k"), Caller: "a", Key: "req-1"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(again.Replayed).To(BeTrue())
 	})
 
 	It("counts exactly when each new fingerprint's first burst races the controller's decision", func() {

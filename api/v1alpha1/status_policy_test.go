@@ -1,0 +1,204 @@
+package v1alpha1_test
+
+import (
+	"encoding/json"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/kube"
+)
+
+// These specs write status the way kubectl does (raw patches, no client-side
+// checks) as users bound to the shipped roles, against the admission
+// policies config/default installs: the API server alone must refuse.
+var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", func() {
+	var (
+		ns                     string
+		operator               client.Client
+		agent1, agent2, oncall client.Client
+		a                      *v1.Alert
+	)
+	const (
+		agent1User = "system:serviceaccount:ops:supervisor"
+		agent2User = "system:serviceaccount:ops:cto"
+		oncallUser = "alice@example.com"
+	)
+
+	BeforeEach(func() {
+		ns = newNamespace()
+		var err error
+		operator, err = client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
+		Expect(err).NotTo(HaveOccurred())
+		agent1 = userIn(ns, agent1User, "alertbridge-agent")
+		agent2 = userIn(ns, agent2User, "alertbridge-agent")
+		oncall = userIn(ns, oncallUser, "alertbridge-oncall")
+
+		// The operator decides the Alert (there is no operator running in
+		// this suite, so the spec writes its decision as the operator).
+		a = validAlert(ns)
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		alertstate.MarkCanonical(&a.Status, "fp", a.CreationTimestamp, a.Generation)
+		Expect(operator.Status().Update(ctx, a)).To(Succeed())
+	})
+
+	claimAs := func(c client.Client, owner, user string) {
+		GinkgoHelper()
+		Eventually(func() error {
+			var cur v1.Alert
+			if err := c.Get(ctx, keyOf(a), &cur); err != nil {
+				return err
+			}
+			orig := cur.DeepCopy()
+			Expect(alertstate.Claim(&cur.Status, alertstate.Caller{Owner: owner, User: user}, time.Hour, time.Now())).To(Succeed())
+			return c.Status().Patch(ctx, &cur, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+		}, "30s", "100ms").Should(Succeed(), "RBAC bindings take a moment to reach the authorizer")
+	}
+
+	patch := func(c client.Client, status map[string]any) error {
+		body, err := json.Marshal(map[string]any{"status": status})
+		Expect(err).NotTo(HaveOccurred())
+		return c.Status().Patch(ctx, a.DeepCopy(), client.RawPatch("application/merge-patch+json", body))
+	}
+
+	It("lets an agent claim only in its own name", func() {
+		Eventually(func() error {
+			return patch(agent1, map[string]any{"phase": "Processing", "attempts": 1, "claim": map[string]any{
+				"holderIdentity": "supervisor", "holderUser": agent2User, "acquireTime": now(), "renewTime": now(), "leaseDurationSeconds": 600,
+			}})
+		}, "30s", "100ms").Should(MatchError(ContainSubstring("status.claim.holderUser must name you (" + agent1User + ")")))
+		claimAs(agent1, "supervisor", agent1User)
+	})
+
+	Context("while an agent holds the Alert", func() {
+		BeforeEach(func() { claimAs(agent1, "sofiia-supervisor", agent1User) })
+
+		DescribeTable("refuses everyone else, naming the holder, the owner and the lease end",
+			func(verb string, status func() map[string]any) {
+				err := patch(agent2, status())
+				Expect(err).To(MatchError(MatchRegexp(
+					`status\.claim: Alert %s is held by %s \(owner sofiia-supervisor\) until \S+Z; only the holder may %s it`,
+					a.Name, agent1User, verb)))
+				var stored v1.Alert
+				Expect(k8s.Get(ctx, keyOf(a), &stored)).To(Succeed())
+				Expect(stored.Status.Phase).To(Equal(v1.AlertProcessing))
+				Expect(stored.Status.Claim.HolderUser).To(Equal(agent1User))
+			},
+			Entry("ack", "ack", func() map[string]any {
+				return map[string]any{"phase": "Acked", "ack": map[string]any{"by": agent2User, "at": now()}}
+			}),
+			Entry("fail", "fail", func() map[string]any {
+				return map[string]any{"phase": "Failed", "lastError": "x", "retryAfter": now()}
+			}),
+			Entry("renew", "renew", func() map[string]any {
+				return map[string]any{"claim": map[string]any{"renewTime": now()}}
+			}),
+			Entry("steal the claim", "renew", func() map[string]any {
+				return map[string]any{"claim": map[string]any{"holderIdentity": "cto", "holderUser": agent2User}}
+			}),
+		)
+
+		It("refuses the holder a forged ack.by, and takes its own ack", func() {
+			Expect(patch(agent1, map[string]any{"phase": "Acked", "ack": map[string]any{"by": "someone-else", "at": now()}})).
+				To(MatchError(ContainSubstring("status.ack.by must name you (" + agent1User + ")")))
+			Expect(patch(agent1, map[string]any{"phase": "Acked", "ack": map[string]any{"by": agent1User, "at": now(), "note": "fixed"}})).To(Succeed())
+		})
+
+		It("lets the holder renew and fail, but not return the Alert to New", func() {
+			Expect(patch(agent1, map[string]any{"claim": map[string]any{"renewTime": now(), "leaseDurationSeconds": 60}})).To(Succeed())
+			Expect(patch(agent1, map[string]any{"claim": map[string]any{"renewTime": time.Now().UTC().Format(time.RFC3339Nano)}})).
+				To(MatchError(ContainSubstring("status.claim.renewTime")), "a time no Kubernetes client could read back is refused")
+			Expect(patch(agent1, map[string]any{"claim": map[string]any{"acquireTime": now()}})).
+				To(MatchError(ContainSubstring("a renewal moves only renewTime and leaseDurationSeconds")))
+			Expect(patch(agent1, map[string]any{"phase": "New"})).
+				To(MatchError(ContainSubstring("only the alertbridge operator returns Alert " + a.Name + " to New (when its lease expires")))
+			Expect(patch(agent1, map[string]any{"phase": "Failed", "lastError": "gateway timeout", "retryAfter": now()})).To(Succeed())
+			Expect(patch(agent1, map[string]any{"phase": "New"})).
+				To(MatchError(ContainSubstring("when its retryAfter passes")))
+		})
+	})
+
+	DescribeTable("refuses an agent the fields the operator owns",
+		func(status map[string]any, field string) {
+			Eventually(func() error { return patch(agent1, status) }, "30s", "100ms").
+				Should(MatchError(ContainSubstring(field + ": only the alertbridge operator writes this")))
+		},
+		Entry("occurrences", map[string]any{"occurrences": 1000}, "status.occurrences"),
+		Entry("pendingFolds", map[string]any{"pendingFolds": []string{"uid"}}, "status.pendingFolds"),
+		Entry("ingestKeys", map[string]any{"ingestKeys": []string{"k"}}, "status.ingestKeys"),
+		Entry("fingerprint", map[string]any{"fingerprint": "other"}, "status.fingerprint"),
+		Entry("lastSeenAt", map[string]any{"lastSeenAt": now()}, "status.lastSeenAt"),
+		Entry("resolvedAt", map[string]any{"resolvedAt": now()}, "status.resolvedAt"),
+		Entry("firing", map[string]any{"firing": map[string]any{"resolved": 1}}, "status.firing"),
+	)
+
+	It("refuses an agent Deduplicated, which only the operator decides", func() {
+		Eventually(func() error {
+			return patch(agent1, map[string]any{"phase": "Deduplicated", "duplicateOf": "x"})
+		}, "30s", "100ms").Should(MatchError(Or(
+			ContainSubstring("only the alertbridge operator folds an Alert"),
+			ContainSubstring("status.duplicateOf: only the alertbridge operator writes this"))))
+	})
+
+	It("lets on-call ack an unclaimed Alert by hand, in their own name, and not an agent", func() {
+		Eventually(func() error {
+			return patch(agent1, map[string]any{"phase": "Acked", "ack": map[string]any{"by": agent1User, "at": now()}})
+		}, "30s", "100ms").Should(MatchError(ContainSubstring("needs the acknowledge verb on alerts/status")))
+		Eventually(func() error {
+			return patch(oncall, map[string]any{"phase": "Acked", "ack": map[string]any{"by": "bob", "at": now()}})
+		}, "30s", "100ms").Should(MatchError(ContainSubstring("status.ack.by must name you (" + oncallUser + ")")))
+		Expect(patch(oncall, map[string]any{"phase": "Acked", "ack": map[string]any{"by": oncallUser, "at": now(), "note": "false positive"}})).To(Succeed())
+	})
+
+	It("lets only who may update incidents/status link an Incident", func() {
+		ref := map[string]any{"incidentRef": map[string]any{"name": "inc-1"}}
+		Eventually(func() error { return patch(agent1, ref) }, "30s", "100ms").
+			Should(MatchError(ContainSubstring("status.incidentRef: linking Alert " + a.Name + " to an Incident needs update on incidents/status")))
+		Eventually(func() error { return patch(oncall, ref) }, "30s", "100ms").Should(Succeed())
+	})
+
+	It("lets the operator write what it owns", func() {
+		var cur v1.Alert
+		Expect(operator.Get(ctx, keyOf(a), &cur)).To(Succeed())
+		cur.Status.Occurrences = 7
+		cur.Status.PendingFolds = []string{"uid-1"}
+		alertstate.Fired(&cur.Status, "instance")
+		Expect(operator.Status().Update(ctx, &cur)).To(Succeed())
+		claimAs(agent1, "supervisor", agent1User)
+		Expect(operator.Get(ctx, keyOf(a), &cur)).To(Succeed())
+		Expect(alertstate.Requeue(&cur.Status, cur.Generation, time.Now().Add(2*time.Hour))).To(Equal(v1.ReasonLeaseExpired))
+		Expect(operator.Status().Update(ctx, &cur)).To(Succeed(), "the operator returns an expired lease to New")
+	})
+
+	It("keeps the intake's annotations to the operator", func() {
+		monitor := userIn(ns, "system:serviceaccount:monitoring:node1", "alertbridge-monitor")
+		planted := validAlert(ns)
+		planted.Annotations = map[string]string{v1.IngestKeyAnnotation: "someone-elses-key"}
+		Eventually(func() error { return monitor.Create(ctx, planted.DeepCopy()) }, "30s", "100ms").
+			Should(MatchError(ContainSubstring("metadata.annotations[ops.alertbridge.io/ingest-key]: set only by the alertbridge operator")))
+		Expect(monitor.Create(ctx, validAlert(ns))).To(Succeed(), "a plain Alert is the monitor's to create")
+		Expect(operator.Create(ctx, planted)).To(Succeed())
+	})
+})
+
+// now is the current time as Kubernetes clients write a MicroTime.
+func now() string { return metav1.NowMicro().UTC().Format(metav1.RFC3339Micro) }
+
+// userIn is a client acting as user, bound in ns to the shipped ClusterRole.
+func userIn(ns, user, clusterRole string) client.Client {
+	GinkgoHelper()
+	Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: clusterRole + "-"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	})).To(Succeed())
+	c, err := client.New(env.As(user), client.Options{Scheme: kube.NewScheme()})
+	Expect(err).NotTo(HaveOccurred())
+	return c
+}
