@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -22,7 +20,6 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
-	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 )
@@ -170,17 +167,13 @@ func (o *runOptions) addHTTPAPI(mgr manager.Manager) error {
 	if (o.api.CertFile == "") != (o.api.KeyFile == "") {
 		return cli.Exit(cli.ExitUsage, fmt.Errorf("--api-tls-cert-file and --api-tls-key-file go together"))
 	}
-	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
-	if err != nil {
-		return fmt.Errorf("failed to create the client of the HTTP API: %w", err)
-	}
 	cfg := o.api
 	cfg.Addr = o.apiAddr
-	// One Intake per process: it group-commits the occurrences of a
-	// fingerprint into one status write (the cache has alertindex from the
-	// Alert controller).
-	cfg.Intake = &intake.Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
-	if err := mgr.Add(httpapi.New(cfg, mgr.GetClient(), &httpapi.Authenticator{Client: cs}, nil)); err != nil {
+	srv, err := httpapi.ForManager(mgr, cfg)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(srv); err != nil {
 		return fmt.Errorf("failed to add the HTTP API: %w", err)
 	}
 	return nil

@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -124,10 +128,13 @@ func parallel(b *testing.B, n int, work func(c client.Client, i int) error) {
 	}
 }
 
-// BenchmarkClaimAck measures claim+ack throughput of 8 racing claimers with
-// the operator running, next to the raw ceiling measured in the same run:
-// a plain create plus two status writes of the same Alert with no
-// controller running. One op is one Alert.
+// BenchmarkClaimAck measures claim+ack throughput of 8 racing agents (each
+// its own user, bound to the shipped alertbridge-agent role) with the
+// operator running, next to the raw ceiling measured in the same run: a
+// plain create plus two status writes of the same Alert with no controller
+// running. It drains with the admission policy alertbridge-alert-status in
+// effect, then with its binding removed, then in effect again, and reports
+// what the policy costs. One op is one Alert.
 func BenchmarkClaimAck(b *testing.B) {
 	_, c := controlPlane(b)
 	ctx := context.Background()
@@ -154,7 +161,6 @@ func BenchmarkClaimAck(b *testing.B) {
 	})
 	ceiling := float64(n) / time.Since(start).Seconds()
 
-	// The operator accepts the Alerts (untimed), then 8 claimers drain them.
 	mgr, err := ctrl.NewManager(env.Operator, ctrl.Options{
 		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
@@ -168,46 +174,156 @@ func BenchmarkClaimAck(b *testing.B) {
 		b.Fatal(err)
 	}
 	go func() { _ = mgr.Start(mctx) }()
+
+	binding, err := policyBinding(c, "alertbridge-alert-status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	on1 := drain(b, c, n)
+	if err := c.Delete(ctx, binding.DeepCopy()); err != nil {
+		b.Fatal(err)
+	}
+	waitPolicy(b, c, false)
+	off := drain(b, c, n)
+	if err := testenv.Apply(ctx, c, binding); err != nil {
+		b.Fatal(err)
+	}
+	waitPolicy(b, c, true)
+	on2 := drain(b, c, n)
+	on := (on1 + on2) / 2
+	b.Logf("claim+ack Alerts/s: policy on %.1f, off %.1f, on again %.1f", on1, off, on2)
+
+	b.ReportMetric(on, "claimack-alerts/s")
+	b.ReportMetric(2*on, "claims+acks/s")
+	b.ReportMetric(ceiling, "ceiling-alerts/s")
+	b.ReportMetric(on/ceiling, "claimack/ceiling")
+	b.ReportMetric(off, "policy-off-alerts/s")
+	b.ReportMetric(on/off, "policy-on/off")
+	b.ReportMetric(0, "ns/op")
+}
+
+// drain creates n Alerts in a new namespace, lets the operator accept them
+// (untimed), then times 8 agents claiming and acking them all; it returns
+// Alerts per second.
+func drain(b *testing.B, c client.Client, n int) float64 {
+	ctx := context.Background()
 	ns := namespace(b, c, "claims-")
 	parallel(b, n, func(c client.Client, i int) error { return c.Create(ctx, alert(ns, i)) })
 	waitAccepted(b, c, ns, n)
+	agents := agentClients(b, c, ns)
 
 	b.StartTimer()
-	start = time.Now()
+	start := time.Now()
 	var mu sync.Mutex
 	taken := 0
-	parallel(b, claimers, func(c client.Client, i int) error {
-		cl := &claim.Claimer{Client: c}
-		owner := fmt.Sprintf("agent-%d", i)
-		for {
-			got, err := cl.Claim(ctx, claim.Request{Namespace: ns, Limit: batch, Owner: owner, LockTTL: 10 * time.Minute})
-			if errors.Is(err, claim.ErrNothingToClaim) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			for j := range got {
-				if _, err := cl.AckClaimed(ctx, &got[j], owner, "handled"); err != nil {
-					return err
+	errs := make(chan error, claimers)
+	var wg sync.WaitGroup
+	for i, ac := range agents {
+		wg.Go(func() {
+			cl := &claim.Claimer{Client: ac}
+			owner := fmt.Sprintf("agent-%d", i)
+			for {
+				got, err := cl.Claim(ctx, claim.Request{Namespace: ns, Limit: batch, Owner: owner, LockTTL: 10 * time.Minute})
+				if errors.Is(err, claim.ErrNothingToClaim) {
+					return
 				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				for j := range got {
+					if _, err := cl.AckClaimed(ctx, &got[j], owner, "handled"); err != nil {
+						errs <- err
+						return
+					}
+				}
+				mu.Lock()
+				taken += len(got)
+				mu.Unlock()
 			}
-			mu.Lock()
-			taken += len(got)
-			mu.Unlock()
-		}
-	})
+		})
+	}
+	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
 	if taken != n {
 		b.Fatalf("claimed %d of %d Alerts", taken, n)
 	}
-	rate := float64(n) / elapsed.Seconds()
-	b.ReportMetric(rate, "claimack-alerts/s")
-	b.ReportMetric(2*rate, "claims+acks/s")
-	b.ReportMetric(ceiling, "ceiling-alerts/s")
-	b.ReportMetric(rate/ceiling, "claimack/ceiling")
-	b.ReportMetric(0, "ns/op")
+	return float64(n) / elapsed.Seconds()
+}
+
+const agentsGroup = "bench:agents"
+
+// agentClients are one client per claimer, each a user of its own in a
+// group bound to the shipped alertbridge-agent role in ns, each knowing
+// its user name (as a long-running agent would after its first call).
+func agentClients(b *testing.B, c client.Client, ns string) []client.Client {
+	ctx := context.Background()
+	if err := c.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "agents", Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "alertbridge-agent"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: agentsGroup}},
+	}); err != nil {
+		b.Fatal(err)
+	}
+	out := make([]client.Client, claimers)
+	for i := range out {
+		ac, err := client.New(env.As(fmt.Sprintf("agent-%d", i), agentsGroup), client.Options{Scheme: scheme})
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[i] = ac
+	}
+	deadline := time.Now().Add(acceptLimit)
+	for out[0].List(ctx, &v1.AlertList{}, client.InNamespace(ns)) != nil {
+		if time.Now().After(deadline) {
+			b.Fatal("the agents' RoleBinding never took effect")
+		}
+		time.Sleep(50 * time.Millisecond) // setup polling, outside the timed section
+	}
+	return out
+}
+
+func policyBinding(c client.Client, name string) (*unstructured.Unstructured, error) {
+	objs, err := testenv.Build(filepath.Join(testenv.Root(), testenv.DefaultInstall))
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range objs {
+		if u.GetKind() == "ValidatingAdmissionPolicyBinding" && u.GetName() == name {
+			return u, nil
+		}
+	}
+	return nil, fmt.Errorf("config/default installs no binding %s", name)
+}
+
+// waitPolicy waits until the alert status policy is (or is not) in effect:
+// an agent's write of occurrences is refused exactly while it is.
+func waitPolicy(b *testing.B, c client.Client, on bool) {
+	ctx := context.Background()
+	ns := namespace(b, c, "probe-")
+	a := alert(ns, 0)
+	if err := c.Create(ctx, a); err != nil {
+		b.Fatal(err)
+	}
+	waitAccepted(b, c, ns, 1)
+	probe := agentClients(b, c, ns)[0]
+	deadline := time.Now().Add(acceptLimit)
+	for {
+		err := probe.Status().Patch(ctx, a.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"status":{"occurrences":7}}`)),
+			client.DryRunAll)
+		if (err != nil) == on {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the alert status policy did not become on=%t: %v", on, err)
+		}
+		time.Sleep(50 * time.Millisecond) // setup polling, outside the timed section
+	}
 }
 
 func waitAccepted(b *testing.B, c client.Client, ns string, n int) {

@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/claim"
 )
 
@@ -164,7 +165,14 @@ var _ = Describe("Racing claimers", Ordered, func() {
 		ns := newNamespace()
 		createAlerts(ns, alerts)
 
+		// Baseline, same run and machine: how long the operator takes to
+		// decide a new Alert. Requeueing an expired lease is the same kind
+		// of reaction, to a timer instead of a watch event.
+		baseline := acceptLatency(ns, 5)
+
 		log := &claimLog{claims: map[types.UID][]string{}}
+		var expiryMu sync.Mutex
+		expiry := map[types.UID]time.Time{}
 		// The dying claimers take a batch each and vanish without acking.
 		var wg sync.WaitGroup
 		for i := range dead {
@@ -176,6 +184,9 @@ var _ = Describe("Racing claimers", Ordered, func() {
 				Expect(err).NotTo(HaveOccurred())
 				for j := range got {
 					log.add(&got[j], owner)
+					expiryMu.Lock()
+					expiry[got[j].UID] = alertstate.LeaseExpiry(&got[j].Status)
+					expiryMu.Unlock()
 				}
 			})
 		}
@@ -185,8 +196,9 @@ var _ = Describe("Racing claimers", Ordered, func() {
 		drainAll(ns, "live", live, limit, log)
 
 		items := listAlerts(Default, ns)
-		Expect(items).To(HaveLen(alerts))
+		Expect(items).To(HaveLen(alerts + 5))
 		takenOver := 0
+		var slowest time.Duration
 		for i := range items {
 			a := &items[i]
 			owners := log.claims[a.UID]
@@ -203,11 +215,17 @@ var _ = Describe("Racing claimers", Ordered, func() {
 				Expect(owners[0]).To(HavePrefix("dead-"), "Alert %s claims %v", a.Name, owners)
 				Expect(a.Status.Claim.LeaseTransitions).To(BeEquivalentTo(1))
 				takenOver++
+				// From the dead lease's end to a live agent holding the Alert:
+				// the operator's requeue plus the claimers' poll.
+				slowest = max(slowest, a.Status.Claim.AcquireTime.Sub(expiry[a.UID]))
 			default:
 				Fail(fmt.Sprintf("Alert %s claimed %d times: %v", a.Name, len(owners), owners))
 			}
 		}
 		Expect(takenOver).To(Equal(dead * limit))
+		GinkgoWriter.Printf("lease expiry to claimed again: slowest %s (goal: lease + 5s); operator decides a new Alert in %s\n", slowest, baseline)
+		Expect(slowest).To(BeNumerically("<=", 5*time.Second+3*baseline),
+			"an expired lease must be claimable again within 5s (plus three times the operator's reaction time in this run)")
 	})
 })
 
@@ -268,3 +286,18 @@ var _ = Describe("Claim lifecycle with the operator", func() {
 		Expect(a.Status.Ack.At.Time).To(BeTemporally("~", time.Now(), time.Minute))
 	})
 })
+
+// acceptLatency creates n Alerts one at a time and returns the longest any
+// took from its create to the operator's decision (New).
+func acceptLatency(ns string, n int) time.Duration {
+	GinkgoHelper()
+	var slowest time.Duration
+	for i := range n {
+		a := newAlert(ns, fmt.Sprintf("baseline-%d", i))
+		start := time.Now()
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		expectPhase(a, v1.AlertNew)
+		slowest = max(slowest, time.Since(start))
+	}
+	return slowest
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -110,10 +111,15 @@ func readDashboard(ctx context.Context, c client.Client, ns string, window time.
 		policies  v1.SLOPolicyList
 	)
 	for _, l := range []struct {
-		what string
-		list client.ObjectList
-	}{{"Alerts", &alerts}, {"Incidents", &incidents}, {"SLOPolicies", &policies}} {
-		if err := c.List(ctx, l.list, opts...); err != nil {
+		what     string
+		list     client.ObjectList
+		optional bool
+	}{{"Alerts", &alerts, false}, {"Incidents", &incidents, true}, {"SLOPolicies", &policies, true}} {
+		err := c.List(ctx, l.list, opts...)
+		if l.optional && apierrors.IsForbidden(err) {
+			continue // as the HTTP dashboard: incidents and gates only where the caller may list them
+		}
+		if err != nil {
 			return query.Dashboard{}, fmt.Errorf("failed to list %s: %w", l.what, err)
 		}
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/incident"
 )
 
-// newIncidentsCommand is `incidents list|open|close|note|convert`.
+// newIncidentsCommand is `incidents list|open|state|close|note|convert`.
 func newIncidentsCommand(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "incidents",
@@ -31,6 +31,7 @@ func newIncidentsCommand(app *App) *cobra.Command {
 	cmd.AddCommand(
 		newIncidentListCommand(app, "list", "List Incidents", false),
 		newIncidentListCommand(app, "open", "List open (Open or Mitigating) Incidents", true),
+		newIncidentStateCommand(app),
 		newIncidentCloseCommand(app),
 		newIncidentNoteCommand(app),
 		convert,
@@ -125,6 +126,58 @@ func newIncidentCloseCommand(app *App) *cobra.Command {
 	cmd.Flags().StringVar(&note, "note", "", "why it is closed (required)")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "output format: json")
 	return cmd
+}
+
+func newIncidentStateCommand(app *App) *cobra.Command {
+	var note, out string
+	cmd := &cobra.Command{
+		Use:   "state NAME Open|Mitigating|Resolved|Closed",
+		Short: "Move an Incident to another state (Closed needs --note)",
+		Example: `  alertbridge incidents state inc-3f9c-1 Mitigating --note "rolled back"
+  alertbridge incidents state inc-3f9c-1 Resolved`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			state, ok := parseState(args[1])
+			if !ok {
+				return Exit(ExitUsage, fmt.Errorf("state %q: must be one of Open, Mitigating, Resolved, Closed", args[1]))
+			}
+			if state == v1.IncidentClosed && strings.TrimSpace(note) == "" {
+				return Exit(ExitUsage, fmt.Errorf("--note is required to close an Incident"))
+			}
+			if err := checkOutput(out); err != nil {
+				return err
+			}
+			c, ns, err := incidentClient(app)
+			if err != nil {
+				return err
+			}
+			inc, err := incident.SetState(cmd.Context(), c, client.ObjectKey{Namespace: ns, Name: args[0]}, state, note)
+			if errors.Is(err, incident.ErrSameState) || errors.Is(err, incident.ErrAlreadyClosed) {
+				return Exit(ExitUsage, fmt.Errorf("incident/%s: %w", args[0], err))
+			}
+			if err != nil {
+				return err
+			}
+			if out == "json" {
+				return printJSON(app.Out, incidentWithKind(inc))
+			}
+			fmt.Fprintf(app.Out, "incident/%s is %s\n", inc.Name, inc.Spec.State)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&note, "note", "", "why (required for Closed)")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "output format: json")
+	return cmd
+}
+
+// parseState reads a state name in any case.
+func parseState(s string) (v1.IncidentState, bool) {
+	for _, st := range []v1.IncidentState{v1.IncidentOpen, v1.IncidentMitigating, v1.IncidentResolved, v1.IncidentClosed} {
+		if strings.EqualFold(s, string(st)) {
+			return st, true
+		}
+	}
+	return "", false
 }
 
 func newIncidentNoteCommand(app *App) *cobra.Command {

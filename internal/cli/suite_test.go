@@ -36,6 +36,9 @@ var (
 	k8s        client.Client
 	ctx        context.Context
 	kubeconfig string
+	// op is the operator, run as its ServiceAccount; the HTTP API specs
+	// serve from its manager as `alertbridge run` does.
+	op *testoperator.Operator
 )
 
 func TestCLI(t *testing.T) {
@@ -64,7 +67,7 @@ var _ = BeforeSuite(func() {
 	kubeconfig = filepath.Join(GinkgoT().TempDir(), "kubeconfig")
 	Expect(os.WriteFile(kubeconfig, data, 0o600)).To(Succeed())
 
-	op, err := testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: time.Minute})
+	op, err = testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: time.Minute})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() { Expect(op.Stop(settle)).To(Succeed()) })
 })
@@ -75,15 +78,19 @@ type result struct {
 	code     int
 }
 
-// run executes the CLI as `alertbridge --kubeconfig … args…` with stdin.
-func run(stdin string, args ...string) result {
+// run executes the CLI as `alertbridge --kubeconfig … args…` with stdin,
+// as alice, an administrator.
+func run(stdin string, args ...string) result { return runWith(kubeconfig, stdin, args...) }
+
+// runWith executes the CLI with the kubeconfig kc.
+func runWith(kc, stdin string, args ...string) result {
 	root, app := cli.NewRoot()
 	var out, errOut bytes.Buffer
 	app.Out, app.Err = &out, &errOut
 	root.SetOut(&out)
 	root.SetErr(&errOut)
 	root.SetIn(strings.NewReader(stdin))
-	root.SetArgs(append([]string{"--kubeconfig", kubeconfig}, args...))
+	root.SetArgs(append([]string{"--kubeconfig", kc}, args...))
 	root.SetContext(ctx)
 	code := cli.Execute(root)
 	return result{out: out.String(), err: errOut.String(), code: code}

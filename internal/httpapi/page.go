@@ -25,8 +25,8 @@ func (s *Server) pageRoutes() {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	assets := http.StripPrefix("/ui/", http.FileServerFS(sub))
-	s.mux.Handle("GET /ui/", pageHeaders(assets))
-	s.mux.Handle("GET /{$}", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /ui/", pageHeaders(assets))
+	s.handle("GET /{$}", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, sub, "index.html")
 	})))
 }

@@ -41,9 +41,9 @@ const (
 )
 
 func (s *Server) readRoutes() {
-	s.mux.HandleFunc("GET /v1/alerts", s.serveAlertList)
-	s.mux.HandleFunc("GET /v1/alerts/dashboard", s.serveDashboard)
-	s.mux.HandleFunc("GET /v1/incidents/open", s.serveOpenIncidents)
+	s.handle("GET /v1/alerts", http.HandlerFunc(s.serveAlertList))
+	s.handle("GET /v1/alerts/dashboard", http.HandlerFunc(s.serveDashboard))
+	s.handle("GET /v1/incidents/open", http.HandlerFunc(s.serveOpenIncidents))
 	s.pageRoutes()
 }
 

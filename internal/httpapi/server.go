@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -61,6 +62,7 @@ type Config struct {
 type Server struct {
 	cfg    Config
 	mux    *http.ServeMux
+	routes []string
 	reader client.Reader
 	auth   *Authenticator
 	clock  clock.PassiveClock
@@ -73,25 +75,35 @@ func New(cfg Config, reader client.Reader, auth *Authenticator, clk clock.Passiv
 		clk = clock.RealClock{}
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), reader: reader, auth: auth, clock: clk}
-	s.routes()
+	s.register()
 	return s
 }
 
-func (s *Server) routes() {
+// handle serves pattern with h and records it in Routes.
+func (s *Server) handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.routes = append(s.routes, pattern)
+}
+
+// Routes are the patterns the server serves ("METHOD /path"), in the order
+// they were registered; documentation and tests walk them.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
+
+func (s *Server) register() {
 	s.readRoutes() // list, dashboard, open incidents, the page
 	gate := s.auth.Require(Access{
 		Group: "ops.alertbridge.io", Resource: "slopolicies", Verb: "get",
 		Namespace: pathValue("namespace"), Name: pathValue("slopolicy"),
 		AllowAnonymous: s.cfg.GateAnonymous,
 	}, http.HandlerFunc(s.serveGate))
-	s.mux.Handle("GET /v1/gates/{namespace}/{slopolicy}", gate)
-	s.mux.Handle("POST /v1/gates/{namespace}/{slopolicy}", gate)
+	s.handle("GET /v1/gates/{namespace}/{slopolicy}", gate)
+	s.handle("POST /v1/gates/{namespace}/{slopolicy}", gate)
 	if s.cfg.Intake != nil {
-		s.mux.Handle("POST /v1/alerts", s.auth.Require(Access{
+		s.handle("POST /v1/alerts", s.auth.Require(Access{
 			Group: v1.GroupVersion.Group, Resource: "alerts", Verb: "create",
 			Namespace: s.ingestNamespace, Name: noName,
 		}, http.HandlerFunc(s.serveIngest)))
-		s.mux.HandleFunc("POST /v1/alertmanager", s.serveAlertmanager)
+		s.handle("POST /v1/alertmanager", http.HandlerFunc(s.serveAlertmanager))
 	}
 	// Unmatched paths get a JSON error like every other answer.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -263,8 +263,11 @@ func linkAlert(ctx context.Context, c client.Client, a *v1.Alert, incident strin
 		if a.Status.IncidentRef != nil && a.Status.IncidentRef.Name == incident {
 			return nil
 		}
+		// A patch of this one field (under the resourceVersion read): the
+		// patch verb is what the on-call role holds on alerts/status.
+		orig := a.DeepCopy()
 		a.Status.IncidentRef = &v1.LocalObjectReference{Name: incident}
-		return c.Status().Update(ctx, a)
+		return c.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 	})
 	if err != nil {
 		return fmt.Errorf("failed to record incidentRef on Alert %s: %w", key, err)
@@ -305,6 +308,29 @@ func Close(ctx context.Context, c client.Client, key client.ObjectKey, note stri
 		}
 		inc.Spec.State = v1.IncidentClosed
 		inc.Spec.Note = note
+		return nil
+	})
+}
+
+// ErrSameState is returned when an Incident is already in the state asked for.
+var ErrSameState = errors.New("the Incident is already in that state")
+
+// SetState moves spec.state (Open, Mitigating, Resolved; Closed through
+// Close, which needs a note); a non-empty note is recorded as spec.note.
+// The API server refuses the transitions the design does not allow; the
+// controller records the change in status and the timeline.
+func SetState(ctx context.Context, c client.Client, key client.ObjectKey, state v1.IncidentState, note string) (*v1.Incident, error) {
+	if state == v1.IncidentClosed {
+		return Close(ctx, c, key, note)
+	}
+	return setSpec(ctx, c, key, func(inc *v1.Incident) error {
+		if inc.Spec.State == state {
+			return ErrSameState
+		}
+		inc.Spec.State = state
+		if note != "" {
+			inc.Spec.Note = note
+		}
 		return nil
 	})
 }

@@ -1,0 +1,407 @@
+package cli_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/spf13/cobra"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/cli"
+	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/testenv"
+)
+
+// roles are the README table's columns, in order: the shipped ClusterRoles
+// alertbridge-<role>.
+var roles = []string{"monitor", "agent", "oncall", "viewer"}
+
+// identity is a ServiceAccount bound to one shipped role, as a user would
+// set it up: a kubeconfig for the CLI and a bearer token for the HTTP API.
+type identity struct {
+	role, user, owner string
+	kubeconfig, token string
+}
+
+// roleRow is one row of the README's roles table.
+type roleRow struct {
+	action  string          // the cell as written, e.g. "`alertbridge alerts ack` (own claim)"
+	command string          // what is in backquotes: a CLI command or an HTTP route
+	allowed map[string]bool // role → ✓
+}
+
+// readRolesTable parses the table of the README's "## Roles" section.
+func readRolesTable() []roleRow {
+	GinkgoHelper()
+	data, err := os.ReadFile(filepath.Join(testenv.Root(), "README.md"))
+	Expect(err).NotTo(HaveOccurred())
+	_, section, ok := strings.Cut(string(data), "\n## Roles\n")
+	Expect(ok).To(BeTrue(), "README.md has no \"## Roles\" section")
+	section, _, _ = strings.Cut(section, "\n## ")
+	cmd := regexp.MustCompile("^`([^`]+)`")
+	var rows []roleRow
+	header := false
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "|") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		if !header {
+			Expect(cells).To(Equal(append([]string{"action"}, roles...)), "the table's columns")
+			header = true
+			continue
+		}
+		if strings.HasPrefix(cells[1], "-") || strings.HasPrefix(cells[1], ":") {
+			continue // the alignment row
+		}
+		Expect(cells).To(HaveLen(1+len(roles)), "row %q", line)
+		m := cmd.FindStringSubmatch(cells[0])
+		Expect(m).NotTo(BeNil(), "row %q starts with no `command`", line)
+		r := roleRow{action: cells[0], command: m[1], allowed: map[string]bool{}}
+		for i, role := range roles {
+			Expect(cells[1+i]).To(BeElementOf("✓", "✗"), "row %q, role %s", cells[0], role)
+			r.allowed[role] = cells[1+i] == "✓"
+		}
+		rows = append(rows, r)
+	}
+	Expect(rows).NotTo(BeEmpty())
+	return rows
+}
+
+// outcome of one action: allowed, forbidden, or something that is neither.
+type outcome struct {
+	allowed, forbidden bool
+	detail             string
+}
+
+// roleFixture is what the actions of one namespace act on.
+type roleFixture struct {
+	ns       string
+	api      string // the HTTP API's base URL
+	operator client.Client
+	ids      map[string]identity
+}
+
+type roleAction func(f *roleFixture, id identity) outcome
+
+// cliAction runs the CLI as id; ok lists the exit codes that mean the
+// action was allowed (0 unless said otherwise), exit 7 means Forbidden.
+func cliAction(args func(f *roleFixture, id identity) []string, ok ...int) roleAction {
+	if len(ok) == 0 {
+		ok = []int{cli.ExitOK}
+	}
+	return func(f *roleFixture, id identity) outcome {
+		a := append([]string{"-n", f.ns}, args(f, id)...)
+		r := runWith(id.kubeconfig, "", a...)
+		detail := fmt.Sprintf("alertbridge %s: exit %d: %s%s", strings.Join(a, " "), r.code, r.err, r.out)
+		return outcome{allowed: slices.Contains(ok, r.code), forbidden: r.code == cli.ExitForbidden, detail: detail}
+	}
+}
+
+// httpAction calls the HTTP API as id: 2xx is allowed, 403 forbidden.
+func httpAction(method string, path func(f *roleFixture) string, body string) roleAction {
+	return func(f *roleFixture, id identity) outcome {
+		req, err := http.NewRequestWithContext(ctx, method, f.api+path(f), strings.NewReader(body))
+		Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Authorization", "Bearer "+id.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		detail := fmt.Sprintf("%s %s: %d %s", method, path(f), resp.StatusCode, b)
+		return outcome{allowed: resp.StatusCode/100 == 2, forbidden: resp.StatusCode == http.StatusForbidden, detail: detail}
+	}
+}
+
+// decidedAlert creates an Alert of its own fingerprint and waits until the
+// operator has made it New.
+func (f *roleFixture) decidedAlert() *v1.Alert {
+	GinkgoHelper()
+	a := &v1.Alert{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: f.ns},
+		Spec: v1.AlertSpec{Service: "gateway", Kind: "latency", Title: "p95 above 300ms",
+			Labels: map[string]string{"host": fmt.Sprintf("h%d", time.Now().UnixNano())}},
+	}
+	Expect(k8s.Create(ctx, a)).To(Succeed())
+	Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+		g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+	}, settle, poll).Should(Succeed())
+	return a
+}
+
+// claimedBy is a decided Alert claimed in id's name: the operator's
+// identity may write a claim for another user (as the HTTP API does).
+func (f *roleFixture) claimedBy(id identity) string {
+	GinkgoHelper()
+	a := f.decidedAlert()
+	orig := a.DeepCopy()
+	Expect(alertstate.Claim(&a.Status, alertstate.Caller{Owner: id.owner, User: id.user}, time.Hour, time.Now())).To(Succeed())
+	Expect(f.operator.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))).To(Succeed())
+	return a.Name
+}
+
+func (f *roleFixture) openIncident() string {
+	GinkgoHelper()
+	inc := &v1.Incident{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "inc-", Namespace: f.ns},
+		Spec:       v1.IncidentSpec{Service: "gateway", Env: "prod", Severity: v1.SeverityP2, Title: "gateway slow", State: v1.IncidentOpen},
+	}
+	Expect(k8s.Create(ctx, inc)).To(Succeed())
+	return inc.Name
+}
+
+const (
+	gatePolicy = "gateway"
+	amPayload  = `{"version":"4","status":"firing","receiver":"alertbridge","groupKey":"{}:{alertname=\"HighLatency\"}",
+"alerts":[{"status":"firing","labels":{"alertname":"HighLatency","service":"gateway","severity":"warning"},
+"annotations":{"summary":"p95 above 300ms"},"startsAt":"2026-11-30T10:00:00Z","fingerprint":"a1b2c3"}]}`
+)
+
+// roleActions runs each row of the README table. A row without an entry
+// here, or an entry without a row, fails the spec.
+var roleActions = map[string]roleAction{
+	"`alertbridge alerts ingest`": cliAction(func(*roleFixture, identity) []string {
+		return []string{"alerts", "ingest", "--service", "gateway", "--kind", "latency", "--title", "p95", "--wait", "5s"}
+	}),
+	"`POST /v1/alerts`": httpAction(http.MethodPost, func(f *roleFixture) string { return "/v1/alerts?namespace=" + f.ns },
+		`{"service":"gateway","kind":"latency","title":"p95 above 300ms"}`),
+	"`POST /v1/alertmanager`":   httpAction(http.MethodPost, func(f *roleFixture) string { return "/v1/alertmanager?namespace=" + f.ns }, amPayload),
+	"`alertbridge alerts list`": cliAction(func(*roleFixture, identity) []string { return []string{"alerts", "list"} }),
+	"`GET /v1/alerts`":          httpAction(http.MethodGet, func(f *roleFixture) string { return "/v1/alerts?namespace=" + f.ns }, ""),
+	"`alertbridge dashboard`":   cliAction(func(*roleFixture, identity) []string { return []string{"dashboard"} }),
+	"`GET /v1/alerts/dashboard`": httpAction(http.MethodGet, func(f *roleFixture) string {
+		return "/v1/alerts/dashboard?namespace=" + f.ns
+	}, ""),
+	"`alertbridge alerts claim`": cliAction(func(f *roleFixture, id identity) []string {
+		f.decidedAlert()
+		return []string{"alerts", "claim", "--owner", id.owner, "--limit", "1", "--lock-ttl", "1h"}
+	}),
+	"`alertbridge alerts renew` (own claim)": cliAction(func(f *roleFixture, id identity) []string {
+		return []string{"alerts", "renew", f.claimedBy(id), "--owner", id.owner}
+	}),
+	"`alertbridge alerts ack` (own claim)": cliAction(func(f *roleFixture, id identity) []string {
+		return []string{"alerts", "ack", f.claimedBy(id), "--owner", id.owner, "--note", "fixed"}
+	}),
+	"`alertbridge alerts fail` (own claim)": cliAction(func(f *roleFixture, id identity) []string {
+		return []string{"alerts", "fail", f.claimedBy(id), "--owner", id.owner, "--error", "timeout", "--retry-after", "1m"}
+	}),
+	"`alertbridge alerts ack` (nobody holds it)": cliAction(func(f *roleFixture, _ identity) []string {
+		return []string{"alerts", "ack", f.decidedAlert().Name, "--note", "false positive"}
+	}),
+	"`alertbridge alerts to-incident`": cliAction(func(f *roleFixture, _ identity) []string {
+		return []string{"alerts", "to-incident", f.decidedAlert().Name}
+	}),
+	"`alertbridge incidents convert`": cliAction(func(f *roleFixture, _ identity) []string {
+		return []string{"incidents", "convert", f.decidedAlert().Name}
+	}),
+	"`alertbridge incidents list`": cliAction(func(*roleFixture, identity) []string { return []string{"incidents", "list"} }),
+	"`alertbridge incidents open`": cliAction(func(*roleFixture, identity) []string { return []string{"incidents", "open"} }),
+	"`GET /v1/incidents/open`": httpAction(http.MethodGet, func(f *roleFixture) string {
+		return "/v1/incidents/open?namespace=" + f.ns
+	}, ""),
+	"`alertbridge incidents note`": cliAction(func(f *roleFixture, _ identity) []string {
+		return []string{"incidents", "note", f.openIncident(), "--note", "looking"}
+	}),
+	"`alertbridge incidents state`": cliAction(func(f *roleFixture, _ identity) []string {
+		return []string{"incidents", "state", f.openIncident(), "Mitigating", "--note", "rolled back"}
+	}),
+	"`alertbridge incidents close`": cliAction(func(f *roleFixture, _ identity) []string {
+		return []string{"incidents", "close", f.openIncident(), "--note", "false positive"}
+	}),
+	"`alertbridge slo bypass`": cliAction(func(*roleFixture, identity) []string {
+		return []string{"slo", "bypass", gatePolicy, "--reason", "hotfix INC-1", "--for", "1h"}
+	}),
+	"`alertbridge slo bypass --clear`": cliAction(func(*roleFixture, identity) []string {
+		return []string{"slo", "bypass", gatePolicy, "--clear"}
+	}),
+	"`alertbridge release-check`": cliAction(func(*roleFixture, identity) []string {
+		return []string{"release-check", "--service", "gateway", "--env", "staging"}
+	}, cli.ExitOK, cli.ExitBlocked),
+	"`GET /v1/gates/{namespace}/{slopolicy}`": httpAction(http.MethodGet, func(f *roleFixture) string {
+		return "/v1/gates/" + f.ns + "/" + gatePolicy
+	}, ""),
+	"`POST /v1/gates/{namespace}/{slopolicy}`": httpAction(http.MethodPost, func(f *roleFixture) string {
+		return "/v1/gates/" + f.ns + "/" + gatePolicy
+	}, "{}"),
+}
+
+// notInTable are the commands and routes the README's notes explain.
+var notInTable = []string{"alertbridge migrate", "GET /ui/", "GET /{$}"}
+
+var _ = Describe("The README's roles table", Ordered, func() {
+	var (
+		rows []roleRow
+		api  *httptest.Server
+		srv  *httpapi.Server
+	)
+	BeforeAll(func() {
+		rows = readRolesTable()
+		var err error
+		srv, err = httpapi.ForManager(op.Manager, httpapi.Config{DefaultNamespace: "default"})
+		Expect(err).NotTo(HaveOccurred())
+		api = httptest.NewServer(srv.Handler())
+		DeferCleanup(api.Close)
+	})
+
+	It("lists every command and endpoint, and nothing else", func() {
+		inTable := map[string]bool{}
+		for _, r := range rows {
+			inTable[r.command] = true
+			Expect(roleActions).To(HaveKey(r.action), "the table's row %s has no action in roles_test.go", r.action)
+		}
+		for action := range roleActions {
+			Expect(slices.ContainsFunc(rows, func(r roleRow) bool { return r.action == action })).To(BeTrue(),
+				"roles_test.go runs %s, which the README's table does not list", action)
+		}
+		root, _ := cli.NewRoot()
+		for _, c := range leafCommands(root) {
+			Expect(inTable[c] || slices.Contains(notInTable, c)).To(BeTrue(), "command %q is missing from the README's roles table", c)
+		}
+		for _, route := range srv.Routes() {
+			Expect(inTable[route] || slices.Contains(notInTable, route)).To(BeTrue(), "endpoint %q is missing from the README's roles table", route)
+		}
+	})
+
+	for _, role := range roles {
+		It("holds for every action as "+role, func() {
+			f := newRoleFixture(api.URL)
+			id := f.ids[role]
+			for _, r := range rows {
+				o := roleActions[r.action](f, id)
+				if r.allowed[role] {
+					Expect(o.allowed).To(BeTrue(), "%s as %s must be allowed: %s", r.action, role, o.detail)
+				} else {
+					Expect(o.forbidden).To(BeTrue(), "%s as %s must be Forbidden: %s", r.action, role, o.detail)
+				}
+			}
+		})
+	}
+
+	It("refuses stealing a live claim through kubectl and the CLI alike", func() {
+		f := newRoleFixture(api.URL)
+		holder := f.ids["agent"]
+		thief := f.identity("thief", "agent")
+		name := f.claimedBy(holder)
+
+		assets, err := testenv.AssetsDir()
+		Expect(err).NotTo(HaveOccurred())
+		patch := fmt.Sprintf(`{"status":{"claim":{"holderIdentity":"thief","holderUser":%q}}}`, thief.user)
+		out, err := exec.CommandContext(ctx, filepath.Join(assets, "kubectl"), "--kubeconfig", thief.kubeconfig, "-n", f.ns,
+			"patch", "alert", name, "--subresource=status", "--type=merge", "-p", patch).CombinedOutput()
+		Expect(err).To(HaveOccurred(), "kubectl patch: %s", out)
+		Expect(string(out)).To(ContainSubstring(fmt.Sprintf("status.claim: Alert %s is held by %s (owner agent)", name, holder.user)))
+
+		r := runWith(thief.kubeconfig, "", "-n", f.ns, "alerts", "ack", name, "--owner", holder.owner)
+		Expect(r.code).To(Equal(cli.ExitNotHolder), r.err)
+		Expect(r.err).To(ContainSubstring(fmt.Sprintf("is held by %s (owner agent)", holder.user)))
+		var a v1.Alert
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: name}, &a)).To(Succeed())
+		Expect(a.Status.Phase).To(Equal(v1.AlertProcessing))
+		Expect(a.Status.Claim.HolderUser).To(Equal(holder.user))
+	})
+})
+
+// leafCommands are the runnable commands under root, as users type them.
+func leafCommands(root *cobra.Command) []string {
+	var out []string
+	var walk func(c *cobra.Command, path string)
+	walk = func(c *cobra.Command, path string) {
+		if c.Runnable() && !c.HasSubCommands() {
+			out = append(out, path)
+		}
+		for _, sub := range c.Commands() {
+			walk(sub, path+" "+sub.Name())
+		}
+	}
+	walk(root, "alertbridge")
+	return out
+}
+
+// newRoleFixture is a namespace with one ServiceAccount per role, each bound
+// to its shipped ClusterRole, and the SLOPolicy the gate actions read.
+func newRoleFixture(api string) *roleFixture {
+	GinkgoHelper()
+	operator, err := client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
+	Expect(err).NotTo(HaveOccurred())
+	f := &roleFixture{ns: newNamespace(), api: api, operator: operator, ids: map[string]identity{}}
+	for _, role := range roles {
+		f.ids[role] = f.identity(role, role)
+	}
+	p := &v1.SLOPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: gatePolicy, Namespace: f.ns},
+		Spec: v1.SLOPolicySpec{
+			Service: "gateway", Env: "staging",
+			Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
+			Source:     v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://127.0.0.1:1"}},
+			Gate:       v1.GateSpec{Mode: v1.GateStrict},
+		},
+	}
+	Expect(k8s.Create(ctx, p)).To(Succeed())
+	return f
+}
+
+// identity creates ServiceAccount name bound to alertbridge-<role> and waits
+// until the API server's authorizer knows the binding.
+func (f *roleFixture) identity(name, role string) identity {
+	GinkgoHelper()
+	cs, err := kubernetes.NewForConfig(env.Admin)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.ns}})).To(Succeed())
+	Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "alertbridge-" + role},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: f.ns}},
+	})).To(Succeed())
+	tr, err := cs.CoreV1().ServiceAccounts(f.ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	cfg := rest.AnonymousClientConfig(env.Admin)
+	cfg.BearerToken = tr.Status.Token
+	data, err := testenv.Kubeconfig(cfg, name)
+	Expect(err).NotTo(HaveOccurred())
+	kc := filepath.Join(GinkgoT().TempDir(), name+".kubeconfig")
+	Expect(os.WriteFile(kc, data, 0o600)).To(Succeed())
+	id := identity{role: role, user: "system:serviceaccount:" + f.ns + ":" + name, owner: name, kubeconfig: kc, token: tr.Status.Token}
+	// RBAC learns of a new binding through an informer: wait until the
+	// authorizer grants the role's first rule.
+	verb := "list"
+	if role == "monitor" {
+		verb = "create"
+	}
+	Eventually(func(g Gomega) {
+		sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+			Spec: authorizationv1.SubjectAccessReviewSpec{User: id.user, ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: f.ns, Verb: verb, Group: v1.GroupVersion.Group, Resource: "alerts",
+			}},
+		}, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(sar.Status.Allowed).To(BeTrue())
+	}, settle, poll).Should(Succeed())
+	return id
+}

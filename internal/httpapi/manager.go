@@ -1,0 +1,28 @@
+package httpapi
+
+import (
+	"fmt"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/alertbridge/alertbridge/internal/intake"
+)
+
+// ForManager builds the server as `alertbridge run` wires it into the
+// operator: it reads the manager's cache, reviews tokens and access with
+// the manager's identity, and counts ingested occurrences through one
+// Intake per process (which group-commits the occurrences of a fingerprint;
+// the cache has the fingerprint index the Alert controller registers).
+// Tests build it the same way, so they serve what users are served.
+func ForManager(mgr manager.Manager, cfg Config) (*Server, error) {
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the client of the HTTP API: %w", err)
+	}
+	if cfg.Intake == nil {
+		cfg.Intake = &intake.Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
+	}
+	return New(cfg, mgr.GetClient(), &Authenticator{Client: cs}, nil), nil
+}
