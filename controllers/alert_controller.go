@@ -3,7 +3,6 @@
 package controllers
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -25,6 +24,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertindex"
+	"github.com/alertbridge/alertbridge/internal/dedupe"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
@@ -41,9 +41,6 @@ type FingerprintKey struct {
 }
 
 func (k FingerprintKey) String() string { return k.Namespace + "/" + k.Fingerprint }
-
-// AlertFingerprint is the label-safe effective fingerprint of an Alert.
-func AlertFingerprint(a *v1.Alert) string { return alertindex.Key(a) }
 
 // AlertReconciler folds duplicates into canonical Alerts and runs the
 // state machine's timers (lease expiry, retryAfter, duplicate clean-up).
@@ -85,7 +82,7 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, key FingerprintKey) (re
 	if len(alerts) == 0 {
 		return reconcile.Result{}, nil
 	}
-	slices.SortFunc(alerts, byCreation)
+	slices.SortFunc(alerts, dedupe.ByCreation)
 
 	var pol policy.Policy
 	pol, err = policy.Get(ctx, r.Client, key.Namespace)
@@ -105,15 +102,6 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, key FingerprintKey) (re
 	return reconcile.Result{RequeueAfter: max(next.Sub(r.Clock.Now()), time.Millisecond)}, nil
 }
 
-// byCreation orders Alerts oldest first; the name breaks ties, since
-// creationTimestamp has second resolution. Every worker sees the same order.
-func byCreation(a, b *v1.Alert) int {
-	if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Name, b.Name)
-}
-
 // SetupWithManager registers the fingerprint index and the controller.
 func (r *AlertReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.DuplicateGCDelay <= 0 {
@@ -123,7 +111,7 @@ func (r *AlertReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 		return err
 	}
 	toKey := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, a *v1.Alert) []FingerprintKey {
-		return []FingerprintKey{{Namespace: a.Namespace, Fingerprint: AlertFingerprint(a)}}
+		return []FingerprintKey{{Namespace: a.Namespace, Fingerprint: alertindex.Key(a)}}
 	})
 	return builder.TypedControllerManagedBy[FingerprintKey](mgr).
 		Named("alert").

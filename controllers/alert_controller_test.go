@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/claim"
 )
@@ -67,8 +68,8 @@ var _ = Describe("Alert controller", func() {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
 			g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
 			g.Expect(a.Status.Occurrences).To(BeEquivalentTo(1))
-			g.Expect(a.Status.Fingerprint).To(Equal(controllers.AlertFingerprint(a)))
-			g.Expect(a.Labels).To(HaveKeyWithValue(v1.FingerprintLabel, controllers.AlertFingerprint(a)))
+			g.Expect(a.Status.Fingerprint).To(Equal(alertindex.Key(a)))
+			g.Expect(a.Labels).To(HaveKeyWithValue(v1.FingerprintLabel, alertindex.Key(a)))
 			g.Expect(a.Status.FirstSeenAt).NotTo(BeNil())
 			g.Expect(a.Status.ObservedGeneration).To(Equal(a.Generation))
 		}, settle, poll).Should(Succeed())

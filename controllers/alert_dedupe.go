@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -16,15 +15,15 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/dedupe"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
-// Event reasons of the Alert controller.
+// Event reasons of the Alert controller. Decisions and folds make no Event:
+// in a storm that would be one per Alert, and the phase and occurrences say
+// it; Events are kept for the transitions a person reads.
 const (
-	EventAccepted     = "Accepted"
-	EventDeduplicated = "Deduplicated"
-	EventOccurrences  = "OccurrencesFolded"
 	EventLeaseExpired = v1.ReasonLeaseExpired
 	EventRetryDue     = v1.ReasonRetryDue
 )
@@ -40,9 +39,10 @@ func needsFold(alerts []*v1.Alert) bool {
 	})
 }
 
-// fold decides every undecided Alert of one fingerprint: each either becomes
-// the canonical (New, one occurrence) or is counted into the newest live
-// canonical and marked Deduplicated.
+// fold decides every undecided Alert of one fingerprint, oldest first: the
+// canonical dedupe.Canonical names for its creation time absorbs it (its
+// count grows, it becomes Deduplicated), or it becomes the canonical (New,
+// one occurrence). The controller is the only one that decides Alerts.
 //
 // A fold is two writes on two objects, so it is journalled: the canonical's
 // status write adds the duplicates to occurrences and to pendingFolds in one
@@ -85,42 +85,34 @@ func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, cached []
 		}
 	}
 
-	var canon *v1.Alert
-	for _, a := range fresh {
-		if a.Status.Phase.Absorbing() && (canon == nil || byCreation(canon, a) < 0) {
-			canon = a
-		}
-	}
+	var canon, orig *v1.Alert // the canonical of the batch, and as it was read
 	var batch []*v1.Alert
-	var lastSeen time.Time
-	if canon != nil {
-		lastSeen = canon.Status.LastSeenAt.Time
-	}
 	for _, a := range fresh {
 		if a.Status.Phase != "" {
 			continue
 		}
-		if canon != nil && !a.CreationTimestamp.After(lastSeen.Add(pol.DedupeTTL(canon))) {
-			if len(batch) == maxFoldBatch {
-				if err := r.foldInto(ctx, canon, batch, byUID, now); err != nil {
-					return nil, err
-				}
-				batch = nil
+		target := dedupe.Canonical(fresh, pol, a.CreationTimestamp.Time)
+		if target != canon || len(batch) == maxFoldBatch {
+			if err := r.foldInto(ctx, canon, orig, batch, byUID, now); err != nil {
+				return nil, err
 			}
-			batch = append(batch, a)
-			lastSeen = later(lastSeen, a.CreationTimestamp.Time)
+			canon, batch = target, nil
+			if target != nil {
+				orig = target.DeepCopy()
+			}
+		}
+		if target == nil {
+			if err := r.makeCanonical(ctx, a); err != nil {
+				return nil, err
+			}
 			continue
 		}
-		if err := r.foldInto(ctx, canon, batch, byUID, now); err != nil {
-			return nil, err
-		}
-		batch = nil
-		if err := r.makeCanonical(ctx, a); err != nil {
-			return nil, err
-		}
-		canon, lastSeen = a, a.CreationTimestamp.Time
+		// Counted in memory now, so the rule sees the new lastSeenAt for the
+		// next Alert; written by foldInto with the whole batch.
+		count(target, a)
+		batch = append(batch, a)
 	}
-	if err := r.foldInto(ctx, canon, batch, byUID, now); err != nil {
+	if err := r.foldInto(ctx, canon, orig, batch, byUID, now); err != nil {
 		return nil, err
 	}
 	return fresh, nil
@@ -131,25 +123,23 @@ func (r *AlertReconciler) makeCanonical(ctx context.Context, a *v1.Alert) error 
 	if err := r.ensureFingerprintLabel(ctx, a); err != nil {
 		return err
 	}
+	orig := a.DeepCopy()
 	alertstate.MarkCanonical(&a.Status, alertindex.Effective(a), a.CreationTimestamp, a.Generation)
 	firedBy(&a.Status, a)
-	if err := r.Status().Update(ctx, a); err != nil {
+	if err := r.patchStatus(ctx, a, orig); err != nil {
 		return fmt.Errorf("failed to accept Alert %s: %w", klog.KObj(a), err)
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Alert accepted as canonical", "alert", klog.KObj(a))
-	r.Recorder.Eventf(a, nil, corev1.EventTypeNormal, EventAccepted, "Accept",
-		"New canonical Alert for fingerprint %s", a.Status.Fingerprint)
 	return nil
 }
 
 func (r *AlertReconciler) ensureFingerprintLabel(ctx context.Context, a *v1.Alert) error {
-	want := AlertFingerprint(a)
+	want := alertindex.Key(a)
 	if a.Labels[v1.FingerprintLabel] == want {
 		return nil
 	}
-	// Optimistic lock: the patch answers with the whole object, and deciding
-	// from a status someone else wrote since our read (the HTTP intake may
-	// have decided and counted this very Alert) would overwrite their count.
+	// Optimistic lock: the patch answers with the whole object, and a
+	// decision must never be made over a status someone wrote since our read.
 	patch := client.MergeFromWithOptions(a.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	if a.Labels == nil {
 		a.Labels = map[string]string{}
@@ -161,33 +151,39 @@ func (r *AlertReconciler) ensureFingerprintLabel(ctx context.Context, a *v1.Aler
 	return nil
 }
 
-// foldInto counts batch into canon and journals it in one write, then marks
-// the duplicates and clears the journal.
-func (r *AlertReconciler) foldInto(ctx context.Context, canon *v1.Alert, batch []*v1.Alert, byUID map[types.UID]*v1.Alert, now time.Time) error {
+// count adds duplicate d to canon's status in memory: one occurrence, its
+// times, its journal entry, and the key or firing instance that created it
+// (so a retry of that request, or a re-send of that firing, still counts
+// once). A duplicate whose key canon holds already is a retry that two
+// replicas' intakes both created an Alert for: it is folded, not counted.
+func count(canon, d *v1.Alert) {
+	key := d.Annotations[v1.IngestKeyAnnotation]
+	if key == "" || (!alertstate.HasKey(&canon.Status, key) && canon.Annotations[v1.IngestKeyAnnotation] != key) {
+		canon.Status.Occurrences++
+	}
+	canon.Status.PendingFolds = append(canon.Status.PendingFolds, string(d.UID))
+	alertstate.ForceAddKeys(&canon.Status, d.CreationTimestamp.Time, key)
+	firedBy(&canon.Status, d)
+	if canon.Status.LastSeenAt == nil || d.CreationTimestamp.After(canon.Status.LastSeenAt.Time) {
+		canon.Status.LastSeenAt = d.CreationTimestamp.DeepCopy()
+	}
+	if canon.Status.FirstSeenAt == nil || d.CreationTimestamp.Before(canon.Status.FirstSeenAt) {
+		canon.Status.FirstSeenAt = d.CreationTimestamp.DeepCopy()
+	}
+}
+
+// foldInto writes the batch count already made on canon since orig
+// (occurrences and journal) in one write, then marks the duplicates and
+// clears the journal.
+func (r *AlertReconciler) foldInto(ctx context.Context, canon, orig *v1.Alert, batch []*v1.Alert, byUID map[types.UID]*v1.Alert, now time.Time) error {
 	if canon == nil || len(batch) == 0 {
 		return nil
 	}
-	for _, d := range batch {
-		canon.Status.Occurrences++
-		canon.Status.PendingFolds = append(canon.Status.PendingFolds, string(d.UID))
-		// The key of the HTTP request that created d moves with its
-		// occurrence, so a retry of that request still counts once.
-		alertstate.AddIngestKeys(&canon.Status, d.Annotations[v1.IngestKeyAnnotation])
-		firedBy(&canon.Status, d)
-		if canon.Status.LastSeenAt == nil || d.CreationTimestamp.After(canon.Status.LastSeenAt.Time) {
-			canon.Status.LastSeenAt = d.CreationTimestamp.DeepCopy()
-		}
-		if canon.Status.FirstSeenAt == nil || d.CreationTimestamp.Before(canon.Status.FirstSeenAt) {
-			canon.Status.FirstSeenAt = d.CreationTimestamp.DeepCopy()
-		}
-	}
 	canon.Status.ObservedGeneration = canon.Generation
-	if err := r.Status().Update(ctx, canon); err != nil {
+	if err := r.patchStatus(ctx, canon, orig); err != nil {
 		return fmt.Errorf("failed to count %d occurrences into Alert %s: %w", len(batch), klog.KObj(canon), err)
 	}
 	metrics.Folds.Add(float64(len(batch)))
-	r.Recorder.Eventf(canon, nil, corev1.EventTypeNormal, EventOccurrences, "Fold",
-		"Folded %d repeat(s); %d occurrences in all", len(batch), canon.Status.Occurrences)
 	return r.finishFolds(ctx, canon, byUID, now)
 }
 
@@ -197,31 +193,31 @@ func (r *AlertReconciler) foldInto(ctx context.Context, canon *v1.Alert, batch [
 func (r *AlertReconciler) finishFolds(ctx context.Context, canon *v1.Alert, byUID map[types.UID]*v1.Alert, now time.Time) error {
 	for _, uid := range canon.Status.PendingFolds {
 		d := byUID[types.UID(uid)]
-		switch {
-		case d == nil, d.Status.Phase == v1.AlertDeduplicated && d.Status.DuplicateOf == canon.Name:
-			continue // gone, or already marked: counted here either way
-		case d.Status.Phase != "":
-			// Another writer (the HTTP intake of any replica) decided it
-			// between our count and our mark, so it is counted where that
-			// writer put it: take our count back.
-			canon.Status.Occurrences--
-			continue
+		if d == nil || d.Status.Phase != "" {
+			continue // gone, or marked by an earlier run: counted here either way
 		}
+		orig := d.DeepCopy()
 		alertstate.MarkDuplicate(&d.Status, alertindex.Effective(d), canon.Name, d.CreationTimestamp, d.Generation, now)
-		if err := r.Status().Update(ctx, d); err != nil {
+		if err := r.patchStatus(ctx, d, orig); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}
 			return fmt.Errorf("failed to mark Alert %s as a duplicate of %s: %w", klog.KObj(d), canon.Name, err)
 		}
-		r.Recorder.Eventf(d, canon, corev1.EventTypeNormal, EventDeduplicated, "Fold",
-			"Folded into canonical Alert %s", canon.Name)
 	}
+	orig := canon.DeepCopy()
 	canon.Status.PendingFolds = nil
-	if err := r.Status().Update(ctx, canon); err != nil {
+	if err := r.patchStatus(ctx, canon, orig); err != nil {
 		return fmt.Errorf("failed to clear the fold journal of Alert %s: %w", klog.KObj(canon), err)
 	}
 	return nil
+}
+
+// patchStatus writes a's status as a merge patch from orig under orig's
+// resourceVersion: only what changed is sent, and a write someone else made
+// since our read is a conflict, never overwritten.
+func (r *AlertReconciler) patchStatus(ctx context.Context, a, orig *v1.Alert) error {
+	return r.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 }
 
 // firedBy records in s the Alertmanager firing instance that created a, if
@@ -230,11 +226,4 @@ func firedBy(s *v1.AlertStatus, a *v1.Alert) {
 	if a.Annotations[v1.AlertmanagerFingerprintAnnotation] != "" {
 		alertstate.Fired(s, a.Annotations[v1.IngestKeyAnnotation])
 	}
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }

@@ -56,11 +56,12 @@ func (r *AlertReconciler) requeueIfDue(ctx context.Context, a *v1.Alert, now tim
 	if a.Status.Claim != nil {
 		holder = a.Status.Claim.HolderIdentity
 	}
+	orig := a.DeepCopy()
 	reason := alertstate.Requeue(&a.Status, a.Generation, now)
 	if reason == "" {
 		return nil
 	}
-	if err := r.Status().Update(ctx, a); err != nil {
+	if err := r.patchStatus(ctx, a, orig); err != nil {
 		return fmt.Errorf("failed to requeue Alert %s: %w", klog.KObj(a), err)
 	}
 	metrics.Requeues.WithLabelValues(reason).Inc()

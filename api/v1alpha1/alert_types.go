@@ -235,14 +235,16 @@ type AlertStatus struct {
 	// +kubebuilder:validation:items:MaxLength=64
 	PendingFolds []string `json:"pendingFolds,omitempty"`
 
-	// ingestKeys holds hashes of the newest idempotency keys counted into
-	// this Alert (HTTP Idempotency-Key headers, Alertmanager firing
-	// instances), so a retried request or a re-sent firing counts once, also
-	// across operator restarts.
+	// ingestKeys holds the hashed idempotency keys (HTTP Idempotency-Key
+	// headers, Alertmanager firing instances, each scoped to its caller)
+	// counted into this Alert in the last five minutes, one entry per minute
+	// ("<unix minute>:" and the minute's 16-character keys), so a retried
+	// request or a re-sent firing counts once, also across operator
+	// restarts. At most 8192 keys are kept.
 	// +optional
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=128
-	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:MaxItems=6
+	// +kubebuilder:validation:items:MaxLength=131100
 	IngestKeys []string `json:"ingestKeys,omitempty"`
 
 	// claim is the current (or last) lease.

@@ -8,7 +8,6 @@ package alertstate
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -151,22 +150,6 @@ func Claim(s *v1.AlertStatus, c Caller, ttl time.Duration, now time.Time) error 
 	setCondition(s, v1.AlertConditionClaimed, metav1.ConditionTrue, v1.ReasonLeaseHeld,
 		fmt.Sprintf("claimed by %s", c), 0, now)
 	return nil
-}
-
-// MaxIngestKeys matches the CRD bound on status.ingestKeys.
-const MaxIngestKeys = 128
-
-// AddIngestKeys records idempotency keys counted into the Alert, keeping the
-// newest MaxIngestKeys without repeats.
-func AddIngestKeys(s *v1.AlertStatus, keys ...string) {
-	for _, k := range keys {
-		if k != "" && !slices.Contains(s.IngestKeys, k) {
-			s.IngestKeys = append(s.IngestKeys, k)
-		}
-	}
-	if n := len(s.IngestKeys); n > MaxIngestKeys {
-		s.IngestKeys = slices.Clone(s.IngestKeys[n-MaxIngestKeys:])
-	}
 }
 
 // setCondition keeps lastTransitionTime on the injected clock so tests that

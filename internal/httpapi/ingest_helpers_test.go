@@ -77,6 +77,10 @@ func startAPI(t testing.TB) *operator {
 			op.writes.Add(1)
 			return c.SubResource(sub).Update(ctx, obj, opts...)
 		},
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			op.writes.Add(1)
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
 	})
 	op.intake = &intake.Intake{Client: writer, Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
 	s := httpapi.New(httpapi.Config{Intake: op.intake, DefaultNamespace: "default"}, mgr.GetClient(), &httpapi.Authenticator{Client: opCS}, nil)

@@ -7,16 +7,19 @@
 // (group commit). An occurrence is acknowledged only after the write that
 // counts it succeeded, so an acknowledged occurrence survives any restart.
 //
-// It shares the Alert controller's rules: the canonical is the newest Alert
-// of the fingerprint in New, Processing or Failed whose lastSeenAt is within
-// its dedupe TTL; every write carries the resourceVersion it read, so the
-// controller's folds and the intake's counts serialise in the API server.
+// The intake never decides an Alert. When the fingerprint has a canonical
+// Alert (dedupe.Canonical, the controller's own rule) it counts into it;
+// when it has none it creates an Alert for one occurrence and waits for the
+// controller to decide it, then counts the rest. Every write carries the
+// resourceVersion it read, so the controller's folds and the intake's
+// counts serialise in the API server.
 package intake
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -24,14 +27,16 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/dedupe"
 	"github.com/alertbridge/alertbridge/internal/fingerprint"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
@@ -43,8 +48,8 @@ type Request struct {
 	// scoped to it: one caller can neither replay nor suppress another's.
 	Caller string
 	// Key makes the request idempotent: a request whose key was already
-	// counted (by the same Caller) counts nothing and is answered with
-	// Replayed. Empty: no key.
+	// counted (by the same Caller) within alertstate.KeyWindow counts
+	// nothing and is answered with Replayed. Empty: no key.
 	Key string
 	// Firing says Key names a firing instance of the source (Alertmanager's
 	// fingerprint and startsAt) that a later Resolve ends.
@@ -62,17 +67,25 @@ type Result struct {
 	Replayed    bool   `json:"replayed,omitempty"`
 }
 
+// ErrBusy says the occurrence was not counted because the fingerprint has
+// more pending work than the intake takes (its queue, or the idempotency
+// keys of the last KeyWindow, is full): retry later, with the same key.
+var ErrBusy = errors.New("too many occurrences of this fingerprint are waiting; retry later")
+
 // Intake counts occurrences; the zero value is not usable, see the fields.
 type Intake struct {
 	// Client writes (uncached by nature).
 	Client client.Client
 	// Cache lists Alerts by fingerprint (alertindex registered).
 	Cache client.Reader
-	// APIReader reads around the cache before a write.
+	// APIReader reads around the cache after a conflict.
 	APIReader client.Reader
 	Clock     clock.PassiveClock
 	// MaxBatch bounds the occurrences one write counts (default 1000).
 	MaxBatch int
+	// MaxPending bounds the occurrences waiting on one fingerprint
+	// (default 20000); beyond it Ingest answers ErrBusy at once.
+	MaxPending int
 
 	mu     sync.Mutex
 	queues map[queueKey]*queue
@@ -83,18 +96,21 @@ type queueKey struct{ namespace, fingerprint string }
 type queue struct {
 	pending []*waiter
 	running bool
-	// last is the Alert this intake last counted into or created: the
-	// cache may not show it yet when the next batch comes.
-	last types.NamespacedName
+	// created is the Alert this intake created last (at createdAt): until
+	// the cache shows the controller's decision on it, batches wait for it.
+	created   string
+	createdAt time.Time
 	// lastWritten is the canonical as our last write left it: the next batch
-	// writes on it directly and reads only if someone else wrote since.
+	// writes on it directly and reads only after a conflict.
 	lastWritten *v1.Alert
-	lastUsed    time.Time
+	// stale says a write conflicted: the next read goes around the cache.
+	stale    bool
+	lastUsed time.Time
 }
 
 type waiter struct {
 	req  Request
-	key  string // hashed Request.Key
+	key  string // HashKey(req.Caller, req.Key)
 	done chan outcome
 }
 
@@ -103,11 +119,21 @@ type outcome struct {
 	err error
 }
 
-// maxAttempts bounds the retries of one batch on conflicts.
-const maxAttempts = 50
+// defaultMaxPending bounds the occurrences waiting on one fingerprint.
+const defaultMaxPending = 20000
 
-// commitTimeout bounds one batch's writes; callers may give up earlier.
-const commitTimeout = 30 * time.Second
+// Bounds of one batch: attempts after conflicts (with jittered backoff) and
+// while the controller has not decided the fingerprint's new Alert.
+const (
+	maxAttempts   = 12
+	commitTimeout = 30 * time.Second
+	decisionPoll  = 5 * time.Millisecond
+	maxBackoff    = 200 * time.Millisecond
+	// decisionWait bounds how long the occurrence that created an Alert
+	// waits to be told the controller's decision; it is durable from the
+	// create on, so past this it is answered with what is known.
+	decisionWait = 5 * time.Second
+)
 
 // HashKey is how a caller's key is stored in status.ingestKeys,
 // status.firing and annotations: hashed together with the caller, so equal
@@ -116,7 +142,7 @@ func HashKey(caller, key string) string {
 	if key == "" {
 		return ""
 	}
-	return fingerprint.Hash("ingest:" + caller + "\x00" + key)
+	return fingerprint.Hash("ingest:" + caller + "\x00" + key)[:alertstate.KeyLen]
 }
 
 // Ingest counts one occurrence and returns once it is durable.
@@ -132,6 +158,14 @@ func (in *Intake) Ingest(ctx context.Context, req Request) (Result, error) {
 		in.pruneLocked()
 		q = &queue{}
 		in.queues[k] = q
+	}
+	limit := in.MaxPending
+	if limit <= 0 {
+		limit = defaultMaxPending
+	}
+	if len(q.pending) >= limit {
+		in.mu.Unlock()
+		return Result{}, ErrBusy
 	}
 	q.pending = append(q.pending, w)
 	start := !q.running
@@ -179,299 +213,218 @@ func (in *Intake) drain(k queueKey, q *queue) {
 			in.mu.Unlock()
 			return
 		}
-		batch := q.pending[:n:n]
+		b := newBatch(q.pending[:n:n])
 		q.pending = q.pending[n:]
 		in.mu.Unlock()
 
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-		results, errs := in.commit(ctx, k, q, batch)
+		start := time.Now()
+		in.commit(ctx, k, q, b)
+		metrics.IntakeCommitSeconds.Observe(time.Since(start).Seconds())
 		cancel()
-		for i, w := range batch {
-			w.done <- outcome{results[i], errs[i]}
-		}
+		b.answer()
 	}
 }
 
-// commit counts a batch of one fingerprint and returns a result or an
-// error per waiter.
-func (in *Intake) commit(ctx context.Context, k queueKey, q *queue, batch []*waiter) ([]Result, []error) {
-	res := make([]Result, len(batch))
-	errs := make([]error, len(batch))
-	// A key seen twice in one batch counts once: the later ones replay.
-	todo := make([]int, 0, len(batch))
-	replayOf := map[int]int{}
-	firstWithKey := map[string]int{}
-	for i, w := range batch {
-		if j, ok := firstWithKey[w.key]; ok && w.key != "" {
-			replayOf[i] = j
-			continue
-		}
-		firstWithKey[w.key] = i
-		todo = append(todo, i)
-	}
-
-	var lastErr, err error
-	var done bool
-	st := &batchState{created: -1}
-	for attempt := 0; len(todo) > 0 && attempt < maxAttempts; attempt++ {
-		var alerts []*v1.Alert
-		if attempt == 0 && q.lastWritten != nil && st.created < 0 && len(keysOf(batch, todo)) == 0 {
-			// Fast path under a storm: no key to check, so no read; a
-			// conflict sends the next attempt to a full read.
-			alerts = []*v1.Alert{q.lastWritten}
-		} else if alerts, err = in.alertsOf(ctx, k, q); err != nil {
-			lastErr = err
-			break
-		}
-		if st.created < 0 {
-			todo = in.answerReplays(alerts, batch, todo, res)
-			if len(todo) == 0 {
-				break
-			}
-		}
-		done, err = in.countInto(ctx, k, q, alerts, batch, todo, st, res, errs)
+// commit counts a batch of one fingerprint, one step (and at most one
+// write) at a time, until every waiter has its answer or the attempts run
+// out.
+func (in *Intake) commit(ctx context.Context, k queueKey, q *queue, b *batch) {
+	var lastErr error
+	for attempt := 0; (b.open() || b.awaitingDecision(in.Clock.Now())) && attempt < maxAttempts; attempt++ {
+		wait, err := in.step(ctx, k, q, b, attempt == 0)
 		switch {
-		case err == nil && done:
-			todo = nil
-		case errors.Is(err, errInvalidFirst):
-			todo = todo[1:]
-		case err == nil, apierrors.IsConflict(err), apierrors.IsNotFound(err):
-			lastErr = err // someone else wrote first: read again
+		case err == nil && wait == 0:
+			attempt-- // progress: the answered ones are done, the rest go on
+			continue
+		case err == nil:
+			attempt-- // the controller has not decided yet: not a failed attempt
+		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+			q.lastWritten, q.stale = nil, true // someone else wrote first: read again
+			wait = backoff(attempt)
 		default:
-			lastErr = err
-			attempt = maxAttempts
+			b.fail(err)
+			return
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			b.fail(fmt.Errorf("failed to count the occurrence: %w", ctx.Err()))
+			return
+		case <-time.After(wait):
 		}
 	}
-	if len(todo) > 0 {
+	if b.open() {
 		if lastErr == nil {
 			lastErr = errors.New("too much contention on this fingerprint")
 		}
-		for _, i := range todo {
-			errs[i] = fmt.Errorf("failed to count the occurrence: %w", lastErr)
-		}
+		b.fail(fmt.Errorf("failed to count the occurrence: %w", lastErr))
 	}
-	for i, j := range replayOf {
-		res[i], errs[i] = res[j], errs[j]
-		if errs[i] == nil {
-			res[i].Replayed = true
-			res[i].Deduped = true
-		}
-	}
-	return res, errs
 }
 
-// alertsOf lists the fingerprint's Alerts from the cache and re-reads the
-// ones a decision depends on (live canonicals, undecided ones and the one
-// this intake wrote last) from the API server.
+// backoff is the jittered delay before the attempt after a conflict.
+func backoff(attempt int) time.Duration {
+	d := min(time.Millisecond<<min(attempt, 8), maxBackoff)
+	return d/2 + rand.N(d/2+1) //nolint:gosec // G404: jitter needs no unpredictability
+}
+
+// step makes one decision for the open waiters of b: answer replays, then
+// count into the canonical, or wait for the controller to decide the
+// fingerprint's undecided Alert, or create an Alert for the first waiter.
+// A positive wait asks to come back after it.
+func (in *Intake) step(ctx context.Context, k queueKey, q *queue, b *batch, first bool) (time.Duration, error) {
+	var alerts []*v1.Alert
+	if first && q.lastWritten != nil && !b.keyed() {
+		// Under a storm: no key to look up, so no read at all; a conflict
+		// sends the next attempt to the cache and the API server.
+		alerts = []*v1.Alert{q.lastWritten}
+	} else {
+		var err error
+		if alerts, err = in.alertsOf(ctx, k, q); err != nil {
+			return 0, err
+		}
+		b.learnDecision(alerts)
+		b.replays(alerts)
+		if !b.open() {
+			if b.awaitingDecision(in.Clock.Now()) {
+				return decisionPoll, nil
+			}
+			return 0, nil
+		}
+	}
+	pol, err := policy.Get(ctx, in.Cache, k.namespace)
+	if err != nil {
+		return 0, err
+	}
+	now := in.Clock.Now()
+	if canon := dedupe.Canonical(alerts, pol, now); canon != nil {
+		return 0, in.countInto(ctx, q, canon, b, now)
+	}
+	if in.awaitingDecision(ctx, k.namespace, q, alerts) {
+		return decisionPoll, nil // only the controller decides a new Alert
+	}
+	return 0, in.create(ctx, q, b)
+}
+
+// alertsOf lists the fingerprint's Alerts from the cache, with our own last
+// write where the cache has not caught up with it, and forgets the Alert we
+// created once the cache shows it decided.
 func (in *Intake) alertsOf(ctx context.Context, k queueKey, q *queue) ([]*v1.Alert, error) {
 	items, err := alertindex.List(ctx, in.Cache, k.namespace, k.fingerprint)
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]*v1.Alert{}
-	var out []*v1.Alert
+	out := make([]*v1.Alert, 0, len(items)+1)
 	for i := range items {
 		a := &items[i]
-		byName[a.Name] = a
-		out = append(out, a)
-	}
-	if q.last.Name != "" && byName[q.last.Name] == nil {
-		a := &v1.Alert{ObjectMeta: metav1.ObjectMeta{Name: q.last.Name, Namespace: q.last.Namespace}}
-		byName[a.Name] = a
-		out = append(out, a)
-	}
-	fresh := out[:0]
-	for _, a := range out {
-		if a.Status.Phase != "" && !a.Status.Phase.Absorbing() && a.Name != q.last.Name {
-			fresh = append(fresh, a)
-			continue
+		if w := q.lastWritten; w != nil && w.UID == a.UID && newer(w, a) {
+			a = w.DeepCopy()
 		}
-		var f v1.Alert
-		if err := in.APIReader.Get(ctx, client.ObjectKeyFromObject(a), &f); err != nil {
-			if apierrors.IsNotFound(err) {
+		if a.Name == q.created && a.Status.Phase != "" {
+			q.created = ""
+		}
+		out = append(out, a)
+	}
+	if q.stale {
+		q.stale = false
+		// After a conflict, read the Alerts a write may depend on around
+		// the cache: one GET per live or undecided Alert of one fingerprint.
+		for i, a := range out {
+			if a.Status.Phase != "" && !a.Status.Phase.Absorbing() {
 				continue
 			}
-			return nil, fmt.Errorf("failed to read Alert %s/%s: %w", a.Namespace, a.Name, err)
-		}
-		fresh = append(fresh, &f)
-		if f.Name == q.last.Name && f.Status.DuplicateOf != "" && byName[f.Status.DuplicateOf] == nil {
-			// Our Alert was folded into a canonical the cache does not show yet.
-			var c v1.Alert
-			if err := in.APIReader.Get(ctx, client.ObjectKey{Namespace: f.Namespace, Name: f.Status.DuplicateOf}, &c); err == nil {
-				fresh = append(fresh, &c)
+			var fresh v1.Alert
+			if err := in.APIReader.Get(ctx, client.ObjectKeyFromObject(a), &fresh); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return nil, fmt.Errorf("failed to read Alert %s/%s: %w", a.Namespace, a.Name, err)
 			}
+			out[i] = &fresh
 		}
 	}
-	return fresh, nil
+	return out, nil
 }
 
-// answerReplays answers the waiters whose key an Alert already holds.
-func (in *Intake) answerReplays(alerts []*v1.Alert, batch []*waiter, todo []int, res []Result) []int {
-	rest := todo[:0]
-	for _, i := range todo {
-		if h := holderOf(alerts, batch[i].key); h != nil {
-			res[i] = Result{Accepted: true, Deduped: true, AlertRef: canonicalName(h), Occurrences: h.Status.Occurrences, Replayed: true}
-			continue
-		}
-		rest = append(rest, i)
+// createdLag is how long the cache may take to show an Alert we created
+// before we ask the API server whether it still exists.
+const createdLag = 2 * time.Second
+
+// awaitingDecision reports whether the fingerprint has an Alert the
+// controller has not decided yet (ours, or anyone's), so that the batch
+// must wait rather than create another.
+func (in *Intake) awaitingDecision(ctx context.Context, namespace string, q *queue, alerts []*v1.Alert) bool {
+	if slices.ContainsFunc(alerts, func(a *v1.Alert) bool { return a.Status.Phase == "" }) {
+		return true
 	}
-	return rest
+	if q.created == "" || slices.ContainsFunc(alerts, func(a *v1.Alert) bool { return a.Name == q.created }) {
+		return q.created != ""
+	}
+	if in.Clock.Since(q.createdAt) < createdLag {
+		return true // not in the cache yet
+	}
+	// Long missing from the cache: decided and deleted, or deleted by
+	// someone; either way there is nothing to wait for.
+	var a v1.Alert
+	err := in.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: q.created}, &a)
+	if apierrors.IsNotFound(err) || (err == nil && a.Status.Phase != "") {
+		q.created = ""
+		return false
+	}
+	return true
 }
 
-func holderOf(alerts []*v1.Alert, key string) *v1.Alert {
-	if key == "" {
+// newer reports whether a is a later version of the same object than b.
+func newer(a, b *v1.Alert) bool {
+	c, err := resourceversion.CompareResourceVersion(a.ResourceVersion, b.ResourceVersion)
+	return err == nil && c > 0
+}
+
+// countInto counts the open waiters of b into canon with one status patch
+// under canon's resourceVersion.
+func (in *Intake) countInto(ctx context.Context, q *queue, canon *v1.Alert, b *batch, now time.Time) error {
+	c := canon.DeepCopy()
+	counted := b.record(&c.Status, now)
+	if len(counted) == 0 {
+		return nil // every open waiter was refused (the key log is full)
+	}
+	c.Status.Occurrences += int64(len(counted))
+	if c.Status.LastSeenAt == nil || now.After(c.Status.LastSeenAt.Time) {
+		c.Status.LastSeenAt = &metav1.Time{Time: now}
+	}
+	patch := client.MergeFromWithOptions(canon, client.MergeFromWithOptimisticLock{})
+	if err := in.Client.Status().Patch(ctx, c, patch); err != nil {
+		return err
+	}
+	q.lastWritten = c.DeepCopy()
+	metrics.IntakeBatchOccurrences.Observe(float64(len(counted)))
+	for _, i := range counted {
+		b.done(i, Result{Accepted: true, Deduped: true, AlertRef: c.Name, Occurrences: c.Status.Occurrences}, nil)
+	}
+	return nil
+}
+
+// create makes a new Alert for the first open waiter of b and answers it;
+// the controller decides the Alert, and the rest of the batch waits for
+// that decision.
+func (in *Intake) create(ctx context.Context, q *queue, b *batch) error {
+	i := b.first()
+	a := newAlert(b.waiters[i])
+	err := in.Client.Create(ctx, a)
+	// NotFound from a create is the namespace: no retry will find it.
+	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+		b.done(i, Result{}, err)
 		return nil
 	}
-	for _, a := range alerts {
-		if slices.Contains(a.Status.IngestKeys, key) || a.Annotations[v1.IngestKeyAnnotation] == key ||
-			(a.Status.Firing != nil && slices.Contains(a.Status.Firing.Instances, key)) {
-			return a
-		}
+	if err != nil {
+		return err
 	}
+	q.created, q.createdAt = a.Name, in.Clock.Now()
+	// Durable from here on; the answer waits (a bounded while) for the
+	// controller's decision, so that it says where the occurrence counts.
+	b.done(i, Result{Accepted: true, AlertRef: a.Name, Occurrences: 1}, nil)
+	b.creator, b.created, b.createdAt = i, a.Name, q.createdAt
 	return nil
-}
-
-func canonicalName(a *v1.Alert) string {
-	if a.Status.DuplicateOf != "" {
-		return a.Status.DuplicateOf
-	}
-	return a.Name
-}
-
-// countInto makes one write: it counts the batch into the live canonical,
-// or decides the intake's own new Alert as canonical, or creates that Alert
-// (whose own occurrence is counted by whoever decides it). It reports
-// whether the batch is done.
-func (in *Intake) countInto(ctx context.Context, k queueKey, q *queue, alerts []*v1.Alert,
-	batch []*waiter, todo []int, st *batchState, res []Result, errs []error) (bool, error) {
-	now := in.Clock.Now()
-	extra := int64(len(todo)) // occurrences this write adds
-	if st.created >= 0 {
-		extra-- // the created Alert counts itself when it is decided
-	}
-	canon := newestLive(alerts)
-	if canon != nil {
-		pol, err := policy.Get(ctx, in.Cache, k.namespace)
-		if err != nil {
-			return false, err
-		}
-		if now.After(canon.Status.LastSeenAt.Add(pol.DedupeTTL(canon))) {
-			canon = nil // too old to absorb: the next firing is a new Alert
-		}
-	}
-	own := undecidedOwn(alerts, q)
-	switch {
-	case canon != nil && (own == nil || st.created < 0):
-		c := canon.DeepCopy()
-		c.Status.Occurrences += extra
-		c.Status.LastSeenAt = &metav1.Time{Time: later(c.Status.LastSeenAt.Time, now)}
-		counted(&c.Status, batch, todo)
-		if extra > 0 || !slices.Equal(c.Status.IngestKeys, canon.Status.IngestKeys) {
-			if err := in.Client.Status().Update(ctx, c); err != nil {
-				return false, err
-			}
-		}
-		in.finish(q, c, todo, st, res)
-		return true, nil
-	case own != nil && st.created >= 0:
-		// Our new Alert is still undecided: decide it ourselves and count the
-		// batch into it. Should the controller decide it first, this write
-		// conflicts and the next attempt sees what it decided.
-		c := own.DeepCopy()
-		alertstate.MarkCanonical(&c.Status, alertindex.Effective(c), c.CreationTimestamp, c.Generation)
-		c.Status.Occurrences += extra
-		c.Status.LastSeenAt = &metav1.Time{Time: later(c.CreationTimestamp.Time, now)}
-		counted(&c.Status, batch, todo)
-		if err := in.Client.Status().Update(ctx, c); err != nil {
-			return false, err
-		}
-		in.finish(q, c, todo, st, res)
-		return true, nil
-	case st.created >= 0:
-		// Our Alert was decided elsewhere but no live canonical shows yet
-		// (the cache lags): read again.
-		return false, nil
-	}
-	// No live canonical: the first waiter's request becomes a new Alert.
-	first := todo[0]
-	a := newAlert(batch[first])
-	if err := in.Client.Create(ctx, a); err != nil {
-		// NotFound from a create is the namespace: no retry will find it.
-		if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsNotFound(err) {
-			errs[first] = err
-			res[first] = Result{}
-			return false, errInvalidFirst
-		}
-		return false, err
-	}
-	q.last = types.NamespacedName{Namespace: a.Namespace, Name: a.Name}
-	st.created, st.createdName = first, a.Name
-	return false, nil
-}
-
-// errInvalidFirst says the request that was to create the Alert was refused;
-// the rest of the batch goes on without it.
-var errInvalidFirst = errors.New("invalid request")
-
-// batchState is what one batch has done so far.
-type batchState struct {
-	// created is the waiter whose request created createdName, or -1.
-	created     int
-	createdName string
-}
-
-// finish answers the waiters counted by a write on c. Every occurrence
-// folded into an existing Alert is deduped; the one that created c is not.
-func (in *Intake) finish(q *queue, c *v1.Alert, todo []int, st *batchState, res []Result) {
-	q.last = types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
-	q.lastWritten = c.DeepCopy()
-	for _, i := range todo {
-		res[i] = Result{Accepted: true, Deduped: i != st.created || c.Name != st.createdName, AlertRef: c.Name, Occurrences: c.Status.Occurrences}
-	}
-}
-
-func newestLive(alerts []*v1.Alert) *v1.Alert {
-	var best *v1.Alert
-	for _, a := range alerts {
-		if !a.Status.Phase.Absorbing() || a.Status.LastSeenAt == nil {
-			continue
-		}
-		if best == nil || a.CreationTimestamp.After(best.CreationTimestamp.Time) ||
-			(a.CreationTimestamp.Equal(&best.CreationTimestamp) && a.Name > best.Name) {
-			best = a
-		}
-	}
-	return best
-}
-
-func undecidedOwn(alerts []*v1.Alert, q *queue) *v1.Alert {
-	for _, a := range alerts {
-		if a.Name == q.last.Name && a.Status.Phase == "" {
-			return a
-		}
-	}
-	return nil
-}
-
-// counted records the keys of the waiters a write counts: every key as an
-// idempotency key, and the firing instances as still firing.
-func counted(s *v1.AlertStatus, batch []*waiter, todo []int) {
-	alertstate.AddIngestKeys(s, keysOf(batch, todo)...)
-	for _, i := range todo {
-		if batch[i].req.Firing {
-			alertstate.Fired(s, batch[i].key)
-		}
-	}
-}
-
-func keysOf(batch []*waiter, todo []int) []string {
-	var keys []string
-	for _, i := range todo {
-		if batch[i].key != "" {
-			keys = append(keys, batch[i].key)
-		}
-	}
-	return keys
 }
 
 func newAlert(w *waiter) *v1.Alert {
@@ -487,8 +440,7 @@ func newAlert(w *waiter) *v1.Alert {
 		},
 		Spec: w.req.Spec,
 	}
-	// Labelled at creation, so the controller need not patch the label in
-	// while the intake may be deciding and counting into this Alert.
+	// Labelled at creation, so the controller need not patch the label in.
 	a.Labels = map[string]string{v1.FingerprintLabel: alertindex.Key(a)}
 	for k, v := range w.req.Annotations {
 		a.Annotations[k] = v
@@ -502,11 +454,168 @@ func newAlert(w *waiter) *v1.Alert {
 	return a
 }
 
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
+// batch is the waiters one commit answers. A key seen twice in one batch
+// counts once: the later waiters replay the first one's answer.
+type batch struct {
+	waiters []*waiter
+	results []Result
+	errs    []error
+	closed  []bool
+	replay  map[int]int // waiter → the earlier waiter with its key
+	// creator is the waiter whose occurrence created the Alert created (at
+	// createdAt) and whose answer waits for its decision; -1 for none.
+	creator   int
+	created   string
+	createdAt time.Time
+}
+
+func newBatch(ws []*waiter) *batch {
+	b := &batch{waiters: ws, results: make([]Result, len(ws)), errs: make([]error, len(ws)),
+		closed: make([]bool, len(ws)), replay: map[int]int{}, creator: -1}
+	firstWithKey := map[string]int{}
+	for i, w := range ws {
+		if w.key == "" {
+			continue
+		}
+		if j, ok := firstWithKey[w.key]; ok {
+			b.replay[i] = j
+			b.closed[i] = true
+			continue
+		}
+		firstWithKey[w.key] = i
 	}
-	return a
+	return b
+}
+
+func (b *batch) open() bool { return slices.Contains(b.closed, false) }
+
+func (b *batch) first() int { return slices.Index(b.closed, false) }
+
+func (b *batch) keyed() bool {
+	for i, w := range b.waiters {
+		if !b.closed[i] && w.key != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitingDecision reports whether the creator's answer still waits for
+// the controller's decision.
+func (b *batch) awaitingDecision(now time.Time) bool {
+	return b.creator >= 0 && now.Sub(b.createdAt) < decisionWait
+}
+
+// learnDecision answers the creator once alerts show its Alert decided:
+// canonical, or folded into another (a replica created one too).
+func (b *batch) learnDecision(alerts []*v1.Alert) {
+	if b.creator < 0 {
+		return
+	}
+	i := slices.IndexFunc(alerts, func(a *v1.Alert) bool { return a.Name == b.created })
+	if i < 0 || alerts[i].Status.Phase == "" {
+		return
+	}
+	a := alerts[i]
+	r := Result{Accepted: true, AlertRef: a.Name, Occurrences: a.Status.Occurrences}
+	if a.Status.Phase == v1.AlertDeduplicated {
+		r.Deduped, r.AlertRef, r.Occurrences = true, a.Status.DuplicateOf, 0
+		if c := slices.IndexFunc(alerts, func(c *v1.Alert) bool { return c.Name == a.Status.DuplicateOf }); c >= 0 {
+			r.Occurrences = alerts[c].Status.Occurrences
+		}
+	}
+	b.results[b.creator] = r
+	b.creator = -1
+}
+
+func (b *batch) done(i int, r Result, err error) {
+	b.results[i], b.errs[i], b.closed[i] = r, err, true
+}
+
+// fail answers every open waiter with err.
+func (b *batch) fail(err error) {
+	for i := range b.waiters {
+		if !b.closed[i] {
+			b.done(i, Result{}, err)
+		}
+	}
+}
+
+// replays answers the open waiters whose key an Alert already holds.
+func (b *batch) replays(alerts []*v1.Alert) {
+	for i, w := range b.waiters {
+		if b.closed[i] || w.key == "" {
+			continue
+		}
+		if h := holderOf(alerts, w.key); h != nil {
+			b.done(i, Result{Accepted: true, Deduped: true, AlertRef: canonicalName(h), Occurrences: h.Status.Occurrences, Replayed: true}, nil)
+		}
+	}
+}
+
+// record adds the open waiters' keys (and firing instances) to s and
+// returns the waiters to count. A waiter whose key the log cannot take
+// (alertstate.MaxKeys kept in the window) is answered ErrBusy.
+func (b *batch) record(s *v1.AlertStatus, now time.Time) []int {
+	var counted, keyed []int
+	var keys []string
+	for i, w := range b.waiters {
+		switch {
+		case b.closed[i]:
+		case w.key == "":
+			counted = append(counted, i)
+		default:
+			keyed = append(keyed, i)
+			keys = append(keys, w.key)
+		}
+	}
+	taken := alertstate.AddKeys(s, now, keys...)
+	for n, i := range keyed {
+		if n >= taken {
+			b.done(i, Result{}, ErrBusy)
+			continue
+		}
+		if b.waiters[i].req.Firing {
+			alertstate.Fired(s, b.waiters[i].key)
+		}
+		counted = append(counted, i)
+	}
+	slices.Sort(counted)
+	return counted
+}
+
+// answer sends every waiter its answer; replays of a key in the batch get
+// the answer of the waiter that counted it.
+func (b *batch) answer() {
+	for i, j := range b.replay {
+		b.results[i], b.errs[i] = b.results[j], b.errs[j]
+		if b.errs[i] == nil {
+			b.results[i].Replayed, b.results[i].Deduped = true, true
+		}
+	}
+	for i, w := range b.waiters {
+		w.done <- outcome{b.results[i], b.errs[i]}
+	}
+}
+
+func holderOf(alerts []*v1.Alert, key string) *v1.Alert {
+	if key == "" {
+		return nil
+	}
+	for _, a := range alerts {
+		if alertstate.HasKey(&a.Status, key) || a.Annotations[v1.IngestKeyAnnotation] == key ||
+			(a.Status.Firing != nil && slices.Contains(a.Status.Firing.Instances, key)) {
+			return a
+		}
+	}
+	return nil
+}
+
+func canonicalName(a *v1.Alert) string {
+	if a.Status.DuplicateOf != "" {
+		return a.Status.DuplicateOf
+	}
+	return a.Name
 }
 
 // Resolve records that the source ended the firing instance that caller
@@ -517,9 +626,16 @@ func later(a, b time.Time) time.Time {
 // resolution for a firing never seen is answered with an empty AlertRef.
 func (in *Intake) Resolve(ctx context.Context, namespace string, spec v1.AlertSpec, caller, key, by string, at time.Time) (Result, error) {
 	hashed := HashKey(caller, key)
-	var res Result
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		items, err := alertindex.List(ctx, in.Cache, namespace, alertindex.KeyOfSpec(&spec))
+	fp := alertindex.KeyOfSpec(&spec)
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return Result{}, ctx.Err()
+			case <-time.After(backoff(attempt)):
+			}
+		}
+		items, err := alertindex.List(ctx, in.Cache, namespace, fp)
 		if err != nil {
 			return Result{}, err
 		}
@@ -532,7 +648,7 @@ func (in *Intake) Resolve(ctx context.Context, namespace string, spec v1.AlertSp
 			// The cache may not show the count of a firing that was
 			// acknowledged a moment ago: ask the API server before
 			// answering that the instance was never seen.
-			if h, err = in.liveHolder(ctx, namespace, alertindex.KeyOfSpec(&spec), hashed); err != nil || h == nil {
+			if h, err = in.liveHolder(ctx, namespace, fp, hashed); err != nil || h == nil {
 				return Result{Accepted: true}, err
 			}
 		}
@@ -540,11 +656,15 @@ func (in *Intake) Resolve(ctx context.Context, namespace string, spec v1.AlertSp
 		if err := in.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: canonicalName(h)}, &a); err != nil {
 			return Result{}, fmt.Errorf("failed to read Alert %s/%s: %w", namespace, canonicalName(h), err)
 		}
-		res = Result{Accepted: true, Deduped: true, AlertRef: a.Name, Occurrences: a.Status.Occurrences}
+		if a.Status.Phase == "" {
+			continue // the controller has not decided it yet: its firing is recorded then
+		}
+		res := Result{Accepted: true, Deduped: true, AlertRef: a.Name, Occurrences: a.Status.Occurrences}
+		orig := a.DeepCopy()
 		if !alertstate.Resolve(&a.Status, hashed, alertstate.Caller{User: by}, at, in.Clock.Now()) {
 			return res, nil
 		}
-		err = in.Client.Status().Update(ctx, &a)
+		err = in.Client.Status().Patch(ctx, &a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 		if err == nil || !apierrors.IsConflict(err) {
 			return res, err
 		}

@@ -233,6 +233,35 @@ var _ = Describe("Intake", func() {
 		Expect(again.Replayed).To(BeTrue())
 	})
 
+	It("leaves one live canonical and the exact sum when two replicas' intakes race on new fingerprints", func() {
+		// The second replica is not the leader: it serves HTTP from a cache
+		// of its own and decides nothing; the leader's controller decides.
+		other := replicaIntake()
+		const fingerprints, each = 20, 30
+		var wg sync.WaitGroup
+		for f := range fingerprints {
+			for i := range each {
+				for _, intk := range []*intake.Intake{in, other} {
+					wg.Go(func() {
+						defer GinkgoRecover()
+						_, err := intk.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec(fmt.Sprintf("race-%02d", f)),
+							Caller: "monitor", Key: fmt.Sprintf("r%d-%d", f, i)})
+						Expect(err).NotTo(HaveOccurred())
+					})
+				}
+			}
+		}
+		wg.Wait()
+		Eventually(func(g Gomega) {
+			got := occurrencesByHost(g, ns)
+			g.Expect(got).To(HaveLen(fingerprints))
+			for host, occ := range got {
+				// Each key was sent to both replicas: counted once.
+				g.Expect(occ).To(Equal([]int64{each}), "host %s: one live canonical with every occurrence", host)
+			}
+		}, settle, poll).Should(Succeed())
+	})
+
 	It("counts exactly when each new fingerprint's first burst races the controller's decision", func() {
 		// Every new fingerprint is a race between the intake deciding the
 		// Alert it created and the controller deciding the same Alert.

@@ -14,10 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/testenv"
@@ -83,6 +86,10 @@ func startOperator(writes *writeCounter) (*intake.Intake, func()) {
 			writes.n.Add(1)
 			return c.SubResource(sub).Update(ctx, obj, opts...)
 		},
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			writes.n.Add(1)
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
 	})
 	in := &intake.Intake{Client: writer, Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
 	return in, func() { Expect(op.Stop(settle)).To(Succeed()) }
@@ -92,4 +99,23 @@ func newNamespace() string {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "intake-"}}
 	Expect(k8s.Create(ctx, ns)).To(Succeed())
 	return ns.Name
+}
+
+// replicaIntake is the intake of a second operator replica that is not the
+// leader: its own cache (with the fingerprint index), no controllers.
+func replicaIntake() *intake.Intake {
+	GinkgoHelper()
+	mgr, err := ctrl.NewManager(env.Operator, ctrl.Options{
+		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+	})
+	Expect(err).NotTo(HaveOccurred())
+	mctx, cancel := context.WithCancel(ctx)
+	DeferCleanup(cancel)
+	Expect(alertindex.Register(mctx, mgr.GetFieldIndexer())).To(Succeed())
+	go func() {
+		defer GinkgoRecover()
+		Expect(mgr.Start(mctx)).To(Succeed())
+	}()
+	Expect(mgr.GetCache().WaitForCacheSync(mctx)).To(BeTrue())
+	return &intake.Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
 }

@@ -54,6 +54,23 @@ var (
 	}, []string{"reason"})
 )
 
+// IntakeCommitSeconds is how long the intake takes to make one batch of a
+// fingerprint durable: its reads, its write (or the create and the wait for
+// the controller's decision of a new fingerprint), and retries after
+// conflicts. An HTTP ingest request waits about one commit.
+var IntakeCommitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+	Name:    "alertbridge_intake_commit_seconds",
+	Help:    "Time the HTTP intake took to make one batch of occurrences of a fingerprint durable.",
+	Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+})
+
+// IntakeBatchOccurrences is how many occurrences one intake commit counted.
+var IntakeBatchOccurrences = prometheus.NewHistogram(prometheus.HistogramOpts{
+	Name:    "alertbridge_intake_batch_occurrences",
+	Help:    "Occurrences the HTTP intake counted with one write (group commit).",
+	Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+})
+
 // TriageRuns counts triage runs the Incident controller dispatched (a
 // Job, a webhook, or only recorded when neither is configured).
 var TriageRuns = prometheus.NewCounter(prometheus.CounterOpts{
@@ -108,7 +125,7 @@ func (c *alertsByPhase) Collect(ch chan<- prometheus.Metric) {
 func Register(reader client.Reader) error {
 	for _, c := range []prometheus.Collector{
 		IngestOccurrences, IngestReplays, IngestRejected, Folds, Requeues,
-		TriageRuns, TriageCooldownSkips, GateDecisions,
+		TriageRuns, TriageCooldownSkips, GateDecisions, IntakeCommitSeconds, IntakeBatchOccurrences,
 		&alertsByPhase{reader: reader, desc: prometheus.NewDesc("alertbridge_alerts",
 			"Alerts in the cluster by phase.", []string{"phase"}, nil)},
 	} {
