@@ -25,18 +25,19 @@ import (
 
 // Event reasons of the Incident controller.
 const (
-	EventOpened             = "Opened"
-	EventStateChanged       = "StateChanged"
-	EventClosed             = "Closed"
-	EventTriageStarted      = "TriageStarted"
-	EventTriageNotAllowed   = v1.ReasonServiceAccountNotAllowed
-	EventTriageInvalidJob   = v1.ReasonInvalidJobTemplate
-	EventTriageWebhookFail  = v1.ReasonWebhookFailed
-	EventPostmortemDrafted  = "PostmortemDrafted"
-	defaultWebhookBackoff   = 250 * time.Millisecond
-	defaultWebhookTimeout   = 5 * time.Second
-	incidentReconcilers     = 4
-	defaultTriageServiceAcc = "default"
+	EventOpened              = "Opened"
+	EventStateChanged        = "StateChanged"
+	EventClosed              = "Closed"
+	EventTriageStarted       = "TriageStarted"
+	EventTriageNotAllowed    = v1.ReasonServiceAccountNotAllowed
+	EventTriageInvalidJob    = v1.ReasonInvalidJobTemplate
+	EventTriageWebhookFail   = v1.ReasonWebhookFailed
+	EventTriageSecretRefused = v1.ReasonSecretNotAllowed
+	EventPostmortemDrafted   = "PostmortemDrafted"
+	defaultWebhookBackoff    = 250 * time.Millisecond
+	defaultWebhookTimeout    = 5 * time.Second
+	incidentReconcilers      = 4
+	defaultTriageServiceAcc  = "default"
 )
 
 // IncidentReconciler records an Incident's state transitions, carries out
@@ -62,9 +63,16 @@ type IncidentReconciler struct {
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch
+// Jobs from a policy's jobTemplate: whoever sets or changes the template (or
+// the ServiceAccount it runs as) must be allowed to create Jobs in that
+// namespace themselves (admission policy alertbridge-routing-credentials).
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;create
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=create
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
+// get on Secrets in every namespace is safe only because whoever names the
+// webhook's Secret must be allowed to get it themselves (admission policy
+// alertbridge-routing-credentials), and ServiceAccount tokens are refused
+// at use (refuseCredentials):
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
