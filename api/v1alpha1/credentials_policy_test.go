@@ -204,7 +204,9 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 			arp.Spec.Triage = &v1.TriagePolicy{JobTemplate: jobTemplate("registry.example/triage:1"),
 				Webhook: &v1.TriageWebhook{URL: "https://triage.example", SecretRef: &v1.LocalObjectReference{Name: "prom-creds"}}}
 			Expect(k8s.Create(ctx, arp)).To(Succeed())
-			Eventually(func() error { return mergePatch(owner, arp, triage(map[string]any{"jobTemplate": nil, "webhook": nil})) }, rbacSettle, "100ms").
+			Eventually(func() error {
+				return mergePatch(owner, arp, triage(map[string]any{"jobTemplate": nil, "webhook": nil}))
+			}, rbacSettle, "100ms").
 				Should(Succeed())
 		})
 	})
