@@ -25,19 +25,19 @@ import (
 
 // Event reasons of the Incident controller.
 const (
-	EventOpened              = "Opened"
-	EventStateChanged        = "StateChanged"
-	EventClosed              = "Closed"
-	EventTriageStarted       = "TriageStarted"
-	EventTriageNotAllowed    = v1.ReasonServiceAccountNotAllowed
-	EventTriageInvalidJob    = v1.ReasonInvalidJobTemplate
-	EventTriageWebhookFail   = v1.ReasonWebhookFailed
-	EventTriageSecretRefused = v1.ReasonSecretNotAllowed
-	EventPostmortemDrafted   = "PostmortemDrafted"
-	defaultWebhookBackoff    = 250 * time.Millisecond
-	defaultWebhookTimeout    = 5 * time.Second
-	incidentReconcilers      = 4
-	defaultTriageServiceAcc  = "default"
+	EventOpened             = "Opened"
+	EventStateChanged       = "StateChanged"
+	EventClosed             = "Closed"
+	EventTriageStarted      = "TriageStarted"
+	EventTriageNotAllowed   = v1.ReasonServiceAccountNotAllowed
+	EventTriageInvalidJob   = v1.ReasonInvalidJobTemplate
+	EventTriageWebhookFail  = v1.ReasonWebhookFailed
+	EventTriageBadSecret    = v1.ReasonSecretNotAllowed
+	EventPostmortemDrafted  = "PostmortemDrafted"
+	defaultWebhookBackoff   = 250 * time.Millisecond
+	defaultWebhookTimeout   = 5 * time.Second
+	incidentReconcilers     = 4
+	defaultTriageServiceAcc = "default"
 )
 
 // IncidentReconciler records an Incident's state transitions, carries out

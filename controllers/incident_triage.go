@@ -159,7 +159,7 @@ func (r *IncidentReconciler) postWebhook(ctx context.Context, inc *v1.Incident, 
 		}
 		if err := refuseCredentials(&s, "spec.triage.webhook.secretRef"); err != nil {
 			msg := "triage webhook not called: " + err.Error()
-			r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageSecretRefused, "Triage", "%s", msg)
+			r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageBadSecret, "Triage", "%s", msg)
 			return outcome{reason: v1.ReasonSecretNotAllowed, message: msg}, nil
 		}
 		token = strings.TrimSpace(string(s.Data[webhookTokenKey]))
