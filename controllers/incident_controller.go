@@ -32,6 +32,7 @@ const (
 	EventTriageNotAllowed   = v1.ReasonServiceAccountNotAllowed
 	EventTriageInvalidJob   = v1.ReasonInvalidJobTemplate
 	EventTriageWebhookFail  = v1.ReasonWebhookFailed
+	EventTriageBadSecret    = v1.ReasonSecretNotAllowed
 	EventPostmortemDrafted  = "PostmortemDrafted"
 	defaultWebhookBackoff   = 250 * time.Millisecond
 	defaultWebhookTimeout   = 5 * time.Second
@@ -62,9 +63,16 @@ type IncidentReconciler struct {
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch
+// Jobs from a policy's jobTemplate: whoever sets or changes the template (or
+// the ServiceAccount it runs as) must be allowed to create Jobs in that
+// namespace themselves (admission policy alertbridge-routing-credentials).
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;create
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=create
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
+// get on Secrets in every namespace is safe only because whoever names the
+// webhook's Secret must be allowed to get it themselves (admission policy
+// alertbridge-routing-credentials), and ServiceAccount tokens are refused
+// at use (refuseCredentials):
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

@@ -157,13 +157,18 @@ func (r *IncidentReconciler) postWebhook(ctx context.Context, inc *v1.Incident, 
 			r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageWebhookFail, "Triage", "%s", msg)
 			return outcome{reason: v1.ReasonWebhookFailed, message: msg}, nil
 		}
+		if err := refuseCredentials(&s, "spec.triage.webhook.secretRef"); err != nil {
+			msg := "triage webhook not called: " + err.Error()
+			r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageBadSecret, "Triage", "%s", msg)
+			return outcome{reason: v1.ReasonSecretNotAllowed, message: msg}, nil
+		}
 		token = strings.TrimSpace(string(s.Data[webhookTokenKey]))
 	}
 	if err := incident.PostWebhook(ctx, r.HTTPClient, wh.URL, token, run, r.WebhookBackoff); err != nil {
 		if ctx.Err() != nil {
 			return outcome{}, ctx.Err()
 		}
-		msg := fmt.Sprintf("triage webhook failed after %d attempts: %v", incident.WebhookAttempts, err)
+		msg := fmt.Sprintf("triage webhook failed: %v", err)
 		r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageWebhookFail, "Triage", "%s", msg)
 		return outcome{reason: v1.ReasonWebhookFailed, message: msg}, nil
 	}

@@ -34,6 +34,7 @@ const (
 	EventBypassStarted  = "BypassStarted"
 	EventBypassEnded    = "BypassEnded"
 	EventBypassInvalid  = "BypassInvalid"
+	EventSecretRefused  = v1.ReasonSecretNotAllowed
 )
 
 // maxQueryTimeout bounds one PromQL query; shorter intervals bound it more.
@@ -68,6 +69,10 @@ type cachedSource struct {
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=slopolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=slopolicies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch
+// get on Secrets in every namespace is safe only because whoever names a
+// Secret in a secretRef must be allowed to get it themselves (admission
+// policy alertbridge-slopolicy-credentials), and ServiceAccount tokens are
+// refused at use (refuseCredentials):
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -150,6 +155,9 @@ func (r *SLOPolicyReconciler) source(ctx context.Context, p *v1.SLOPolicy) (slo.
 		key := types.NamespacedName{Namespace: p.Namespace, Name: prom.SecretRef.Name}
 		if err := r.APIReader.Get(ctx, key, &s); err != nil {
 			return nil, fmt.Errorf("failed to read spec.source.prometheus.secretRef %s: %w", prom.SecretRef.Name, err)
+		}
+		if err := refuseCredentials(&s, "spec.source.prometheus.secretRef"); err != nil {
+			return nil, err
 		}
 		var err error
 		if auth, err = slo.AuthFromSecret(s.Data); err != nil {

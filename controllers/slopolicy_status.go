@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"errors"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,6 +40,9 @@ func setStatus(p *v1.SLOPolicy, res slo.Result, obs slo.Observation, bypass *v1.
 	switch {
 	case obs.SourceErr != nil:
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, v1.ReasonSourceUnavailable, truncateMsg(obs.SourceErr.Error())
+		if refused := (*secretNotAllowedError)(nil); errors.As(obs.SourceErr, &refused) {
+			ready.Reason = v1.ReasonSecretNotAllowed
+		}
 	case bypassErr != nil:
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, readyInvalidBypass, truncateMsg("the bypass is ignored: "+bypassErr.Error())
 	}
@@ -93,5 +97,8 @@ func (r *SLOPolicyReconciler) recordTransitions(before, after *v1.SLOPolicy) {
 	ready := meta.FindStatusCondition(after.Status.Conditions, v1.SLOConditionReady)
 	if ready.Reason == readyInvalidBypass && (prevReady == nil || prevReady.Reason != readyInvalidBypass) {
 		r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, EventBypassInvalid, "Bypass", "%s", ready.Message)
+	}
+	if ready.Reason == v1.ReasonSecretNotAllowed && (prevReady == nil || prevReady.Reason != v1.ReasonSecretNotAllowed) {
+		r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, EventSecretRefused, "Evaluate", "%s", ready.Message)
 	}
 }

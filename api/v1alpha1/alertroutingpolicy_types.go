@@ -59,6 +59,11 @@ type TriageWebhook struct {
 	URL string `json:"url,omitempty"`
 
 	// secretRef names a Secret whose key token is sent as a bearer token.
+	// Who sets or changes it, or changes url while it is set, must be
+	// allowed to get that Secret (admission policy alertbridge-credentials).
+	// The token goes to url's origin only, never along a redirect to
+	// another; a Secret of type kubernetes.io/service-account-token is
+	// never sent.
 	// +optional
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
 }
@@ -66,13 +71,17 @@ type TriageWebhook struct {
 // TriagePolicy says how triage runs.
 type TriagePolicy struct {
 	// serviceAccountName the triage Job runs as; the ServiceAccount must carry
-	// the annotation ops.alertbridge.io/triage: "true".
+	// the annotation ops.alertbridge.io/triage: "true". Who sets or changes
+	// it must be allowed to create Jobs in the namespace.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 
 	// jobTemplate is a batch/v1 JobTemplateSpec; the API server validates the
-	// Job when the operator creates it.
+	// Job when the operator creates it. Who sets or changes it must be
+	// allowed to create Jobs in the namespace (admission policy
+	// alertbridge-credentials): the operator creates for you only what you
+	// could create yourself.
 	// +optional
 	// +kubebuilder:validation:Schemaless
 	// +kubebuilder:validation:Type=object

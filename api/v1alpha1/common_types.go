@@ -19,6 +19,11 @@ const (
 	TriageServiceAccountAnnotation = "ops.alertbridge.io/triage"
 )
 
+// ReasonSecretNotAllowed is the reason of the SLOPolicy Ready and the
+// Incident TriageConfigured conditions when a secretRef names a Secret the
+// operator never sends anywhere (a ServiceAccount token).
+const ReasonSecretNotAllowed = "SecretNotAllowed"
+
 // Severity ranks an Alert or Incident from P0 (worst) to P4.
 // +kubebuilder:validation:Enum=P0;P1;P2;P3;P4
 type Severity string

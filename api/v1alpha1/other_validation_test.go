@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"fmt"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -107,6 +108,13 @@ var _ = Describe("SLOPolicy validation", func() {
 		}
 	}
 
+	It("accepts the bounds themselves", func() {
+		p := valid()
+		p.Spec.EvaluationInterval = &metav1.Duration{Duration: 15 * time.Second}
+		p.Spec.Gate.MaxBypass = &metav1.Duration{Duration: 168 * time.Hour}
+		Expect(k8s.Create(ctx, p)).To(Succeed())
+	})
+
 	It("defaults the gate and interval", func() {
 		p := valid()
 		Expect(k8s.Create(ctx, p)).To(Succeed())
@@ -124,9 +132,12 @@ var _ = Describe("SLOPolicy validation", func() {
 		Entry("float-ish error rate", func(p *v1.SLOPolicy) { p.Spec.Objectives.ErrorRatePercent = ptr.To("1e-3") }, "spec.objectives.errorRatePercent"),
 		Entry("no objective", func(p *v1.SLOPolicy) { p.Spec.Objectives = v1.SLOObjectives{} }, "spec.objectives"),
 		Entry("not a URL", func(p *v1.SLOPolicy) { p.Spec.Source.Prometheus.URL = "prometheus:9090" }, "spec.source.prometheus.url"),
-		Entry("interval below 1s", func(p *v1.SLOPolicy) {
-			p.Spec.EvaluationInterval = &metav1.Duration{Duration: 500_000_000}
-		}, "spec.evaluationInterval"),
+		Entry("interval below 15s", func(p *v1.SLOPolicy) {
+			p.Spec.EvaluationInterval = &metav1.Duration{Duration: 14 * time.Second}
+		}, "spec.evaluationInterval must be at least 15s"),
+		Entry("maxBypass above a week", func(p *v1.SLOPolicy) {
+			p.Spec.Gate.MaxBypass = &metav1.Duration{Duration: 169 * time.Hour}
+		}, "spec.gate.maxBypass must be at most 168h"),
 		Entry("unknown mode", func(p *v1.SLOPolicy) { p.Spec.Gate.Mode = "Loose" }, "spec.gate.mode"),
 	)
 })

@@ -97,7 +97,12 @@ type PrometheusSource struct {
 	ErrorRateQuery string `json:"errorRateQuery,omitempty"`
 
 	// secretRef names a Secret with keys token, username/password, ca.crt,
-	// and header.<Name> for extra headers (e.g. header.X-Scope-OrgID).
+	// and header.<Name> for extra headers (e.g. header.X-Scope-OrgID). Who
+	// sets or changes it, or changes url while it is set, must be allowed to
+	// get that Secret (admission policy alertbridge-credentials). The
+	// credentials go to url's origin only, never along a redirect to
+	// another; a Secret of type kubernetes.io/service-account-token is
+	// never sent.
 	// +optional
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
 }
@@ -127,11 +132,16 @@ type GateSpec struct {
 	// +optional
 	BlockOnOpenIncidents *Severity `json:"blockOnOpenIncidents,omitempty"`
 
-	// maxBypass caps how long an emergency bypass may last.
+	// maxBypass caps how long an emergency bypass may last, at most 168h: a
+	// bypass is for an emergency (a weekend or a holiday week at the
+	// longest); a longer exception is a change of spec.gate.mode, which
+	// needs the right to update the policy. A value stored before this
+	// bound may stay as it is.
 	// +optional
 	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="(oldSelf.hasValue() && oldSelf.value() == self) || duration(self) <= duration('168h')",message="spec.gate.maxBypass must be at most 168h (a week); for a longer exception change spec.gate.mode",optionalOldSelf=true
 	MaxBypass *metav1.Duration `json:"maxBypass,omitempty"`
 }
 
@@ -164,12 +174,14 @@ type SLOPolicySpec struct {
 	// +kubebuilder:default={}
 	Gate GateSpec `json:"gate,omitempty"`
 
-	// evaluationInterval between evaluations, at least 1s.
+	// evaluationInterval between evaluations, at least 15s, so that one
+	// policy cannot make the operator a load generator against its source.
+	// A shorter value stored before this bound may stay as it is.
 	// +optional
 	// +kubebuilder:default="1m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="spec.evaluationInterval must be at least 1s"
+	// +kubebuilder:validation:XValidation:rule="(oldSelf.hasValue() && oldSelf.value() == self) || duration(self) >= duration('15s')",message="spec.evaluationInterval must be at least 15s",optionalOldSelf=true
 	EvaluationInterval *metav1.Duration `json:"evaluationInterval,omitempty"`
 }
 

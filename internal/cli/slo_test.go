@@ -91,7 +91,7 @@ func policy(t *testing.T, ns, name string, mode v1.GateMode) *v1.SLOPolicy {
 			Objectives:         v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
 			Source:             v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://prometheus:9090"}},
 			Gate:               v1.GateSpec{Mode: mode, MaxBypass: &metav1.Duration{Duration: time.Hour}},
-			EvaluationInterval: &metav1.Duration{Duration: 10 * time.Second},
+			EvaluationInterval: &metav1.Duration{Duration: 15 * time.Second},
 		},
 	}
 	if err := gateK8s.Create(context.Background(), p); err != nil {
@@ -126,8 +126,8 @@ func TestReleaseCheck(t *testing.T) {
 	if code, _, errOut := runGateCLI(t, ns, check...); code != cli.ExitBlocked || !strings.Contains(errOut, v1.ReasonLatencyP95Exceeded) {
 		t.Fatalf("blocked: exit %d, %q", code, errOut)
 	}
-	// 31s > 3 × 10s: the operator is presumed stopped.
-	setGate(t, p, 31*time.Second, v1.DecisionAllow, v1.ReasonWithinObjectives)
+	// 46s > 3 × 15s: the operator is presumed stopped.
+	setGate(t, p, 46*time.Second, v1.DecisionAllow, v1.ReasonWithinObjectives)
 	if code, _, errOut := runGateCLI(t, ns, check...); code != cli.ExitBlocked || !strings.Contains(errOut, v1.ReasonStale) {
 		t.Fatalf("stale: exit %d, %q", code, errOut)
 	}

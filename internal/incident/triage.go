@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/outbound"
 )
 
 // Env vars a triage Job's containers get.
@@ -96,21 +98,29 @@ const WebhookAttempts = 4
 
 // PostWebhook POSTs run as JSON, retrying transport errors, 408, 429 and
 // 5xx with exponential backoff starting at backoff; the Idempotency-Key
-// header (the run's name) lets the receiver count retries once.
+// header (the run's name) lets the receiver count retries once. The token
+// and headers go only to url's origin: a redirect elsewhere is refused
+// (and not retried), whatever hc would do. Errors are in our words with
+// the HTTP status code, never the receiver's text.
 func PostWebhook(ctx context.Context, hc *http.Client, url, token string, run *Run, backoff time.Duration) error {
 	body, err := json.Marshal(run)
 	if err != nil {
 		return fmt.Errorf("failed to encode triage run %s: %w", run.Run, err)
 	}
-	var last error
-	for attempt := range WebhookAttempts {
-		if attempt > 0 {
+	hc = outbound.Client(hc)
+	var (
+		last     error
+		attempts int
+	)
+	for attempts < WebhookAttempts {
+		if attempts > 0 {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(backoff << (attempt - 1)):
+			case <-time.After(backoff << (attempts - 1)):
 			}
 		}
+		attempts++
 		retryable, err := post(ctx, hc, url, token, run.Run, body)
 		if err == nil {
 			return nil
@@ -120,13 +130,13 @@ func PostWebhook(ctx context.Context, hc *http.Client, url, token string, run *R
 			break
 		}
 	}
-	return fmt.Errorf("failed to deliver triage run %s to the webhook: %w", run.Run, last)
+	return fmt.Errorf("failed to deliver triage run %s to the webhook (%d attempts): %w", run.Run, attempts, last)
 }
 
 func post(ctx context.Context, hc *http.Client, url, token, key string, body []byte) (retryable bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return false, err
+		return false, errors.New("spec.triage.webhook.url is not a valid URL")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
@@ -135,7 +145,8 @@ func post(ctx context.Context, hc *http.Client, url, token, key string, body []b
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return true, err
+		var redirect *outbound.RedirectError
+		return !errors.As(err, &redirect), outbound.Wrap(err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
@@ -143,5 +154,6 @@ func post(ctx context.Context, hc *http.Client, url, token, key string, body []b
 		return false, nil
 	}
 	retryable = resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests
-	return retryable, fmt.Errorf("webhook answered %s", resp.Status)
+	// resp.Status is the receiver's own reason phrase: only the code is kept.
+	return retryable, fmt.Errorf("webhook %w", &outbound.StatusError{Code: resp.StatusCode})
 }

@@ -8,18 +8,23 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"math/big"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/alertbridge/alertbridge/internal/outbound"
 )
 
 // Secret keys a PrometheusSource secretRef may carry.
@@ -80,14 +85,25 @@ type Source interface {
 }
 
 // Client is a Source backed by the Prometheus HTTP API (Prometheus, Thanos,
-// Mimir, VictoriaMetrics all serve /api/v1/query).
+// Mimir, VictoriaMetrics all serve /api/v1/query). Its credentials and
+// headers go only to the origin of its URL (a redirect elsewhere is
+// refused), and its errors are in our words with the HTTP status code,
+// never the source's own text.
 type Client struct {
 	api       promv1.API
 	transport *http.Transport
 }
 
-// NewClient builds a client for the API at url.
-func NewClient(url string, auth Auth, timeout time.Duration) (*Client, error) {
+// maxAnswerBytes bounds an answer's body: an instant query of an SLI is a
+// handful of series, and a source must not make the operator hold more.
+const maxAnswerBytes = 4 << 20
+
+// NewClient builds a client for the API at rawURL.
+func NewClient(rawURL string, auth Auth, timeout time.Duration) (*Client, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("spec.source.prometheus.url is not an http or https URL")
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if len(auth.CA) > 0 {
 		pool := x509.NewCertPool()
@@ -97,11 +113,15 @@ func NewClient(url string, auth Auth, timeout time.Duration) (*Client, error) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	c, err := api.NewClient(api.Config{
-		Address: url,
-		Client:  &http.Client{Transport: &authTransport{auth: auth, next: tr}, Timeout: timeout},
+		Address: rawURL,
+		Client: &http.Client{
+			Transport:     &authTransport{auth: auth, origin: outbound.Origin(u), next: tr},
+			CheckRedirect: outbound.CheckRedirect,
+			Timeout:       timeout,
+		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("failed to create the Prometheus client for %s: %w", url, err)
+		return nil, errors.New("failed to create the Prometheus client for spec.source.prometheus.url")
 	}
 	return &Client{api: promv1.NewAPI(c), transport: tr}, nil
 }
@@ -127,12 +147,56 @@ func (a Auth) Key() string {
 // A vector of several series yields the worst (largest) value, so an
 // overridden query that forgot to aggregate errs on the side of blocking.
 func (c *Client) Query(ctx context.Context, query string, at time.Time) (Measurement, error) {
-	v, _, _, err := c.api.Query(ctx, query, at)
+	answer := &lastAnswer{}
+	v, _, _, err := c.api.Query(context.WithValue(ctx, lastAnswerKey{}, answer), query, at)
 	if err != nil {
-		return Measurement{}, fmt.Errorf("failed to query %q: %w", query, err)
+		return Measurement{}, fmt.Errorf("query %q failed: %w", query, queryError(err, int(answer.code.Load())))
 	}
 	return reduce(v)
 }
+
+// queryError says why a query failed in our words. The Prometheus client
+// library puts the source's own error text (or its whole body) in the
+// error it returns; that text is the source's to choose, so only the kind
+// of failure and the HTTP status code are kept.
+func queryError(err error, code int) error {
+	var pe *promv1.Error
+	switch {
+	case errors.Is(err, errAnswerTooLarge):
+		return errAnswerTooLarge
+	case !errors.As(err, &pe):
+		return outbound.Wrap(err)
+	}
+	var msg string
+	switch {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		msg = "the source refused the request's credentials (check spec.source.prometheus.secretRef)"
+	case pe.Type == promv1.ErrBadData:
+		msg = "the source refused the query as invalid (try it in the source's own UI to see why)"
+	case pe.Type == promv1.ErrTimeout:
+		msg = "the query timed out at the source"
+	case pe.Type == promv1.ErrCanceled:
+		msg = "the source canceled the query"
+	case pe.Type == promv1.ErrExec:
+		msg = "the source failed to run the query"
+	case pe.Type == promv1.ErrServer:
+		msg = "the source failed"
+	case pe.Type == promv1.ErrClient:
+		msg = "the source refused the request"
+	default:
+		msg = "the source's answer is not a Prometheus API answer"
+	}
+	if code != 0 {
+		msg += fmt.Sprintf(" (HTTP %d)", code)
+	}
+	return errors.New(msg)
+}
+
+// lastAnswer carries the status code of a query's last HTTP answer from
+// the transport back to Query, which the library's errors do not say.
+type lastAnswer struct{ code atomic.Int32 }
+
+type lastAnswerKey struct{}
 
 func reduce(v model.Value) (Measurement, error) {
 	var vals []float64
@@ -181,12 +245,20 @@ func FromFloat(f float64) (Measurement, error) {
 	return Measurement{Value: r}, nil
 }
 
+// authTransport adds the credentials and headers to requests for origin and
+// refuses any other request (CheckRedirect refuses redirects elsewhere
+// first; this holds even if a library sent one some other way). It notes
+// each answer's status code for Query and bounds the answer's size.
 type authTransport struct {
-	auth Auth
-	next http.RoundTripper
+	auth   Auth
+	origin string
+	next   http.RoundTripper
 }
 
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if o := outbound.Origin(req.URL); o != t.origin {
+		return nil, &outbound.RedirectError{From: t.origin, To: o}
+	}
 	req = req.Clone(req.Context())
 	for k, vs := range t.auth.Headers {
 		req.Header[k] = vs
@@ -197,5 +269,33 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case t.auth.Username != "":
 		req.SetBasicAuth(t.auth.Username, t.auth.Password)
 	}
-	return t.next.RoundTrip(req)
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if a, ok := req.Context().Value(lastAnswerKey{}).(*lastAnswer); ok {
+		a.code.Store(int32(resp.StatusCode)) //nolint:gosec // G115: HTTP status codes are three digits.
+	}
+	resp.Body = &boundedBody{r: io.LimitReader(resp.Body, maxAnswerBytes+1), c: resp.Body}
+	return resp, nil
 }
+
+// boundedBody fails a read past maxAnswerBytes instead of truncating.
+type boundedBody struct {
+	r io.Reader
+	c io.Closer
+	n int64
+}
+
+var errAnswerTooLarge = fmt.Errorf("the source's answer exceeds %d bytes", maxAnswerBytes)
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.n > maxAnswerBytes {
+		return n, errAnswerTooLarge
+	}
+	return n, err
+}
+
+func (b *boundedBody) Close() error { return b.c.Close() }

@@ -1,18 +1,26 @@
 package slo
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/utils/ptr"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/outbound"
 )
 
 // fakeProm serves /api/v1/query like Prometheus does, answering with the
@@ -201,6 +209,172 @@ func TestGateFromPrometheusAPI(t *testing.T) {
 			})
 			if res.Decision != tc.want || res.Reason != tc.reason {
 				t.Fatalf("got %s/%s (%s), want %s/%s", res.Decision, res.Reason, res.Message, tc.want, tc.reason)
+			}
+		})
+	}
+}
+
+// recorder is an HTTP server that records every request it receives.
+type recorder struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []*http.Request
+}
+
+func newRecorder(t *testing.T, h http.HandlerFunc) *recorder {
+	t.Helper()
+	r := &recorder{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.reqs = append(r.reqs, req.Clone(context.Background()))
+		r.mu.Unlock()
+		h(w, req)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *recorder) received() []*http.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reqs)
+}
+
+// TestCredentialsStayWithTheOrigin: the token, basic auth and configured
+// headers reach the configured URL's origin, follow a redirect within it,
+// and never another origin, even one on the same host (where Go's client
+// would keep an Authorization header).
+func TestCredentialsStayWithTheOrigin(t *testing.T) {
+	elsewhere := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, vector("0.1"))
+	})
+	var configured *recorder
+	configured = newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away/api/v1/query":
+			http.Redirect(w, r, elsewhere.URL+"/api/v1/query", http.StatusTemporaryRedirect)
+		case "/moved/api/v1/query":
+			http.Redirect(w, r, configured.URL+"/api/v1/query", http.StatusTemporaryRedirect)
+		case "/api/v1/query":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, vector("0.1"))
+		}
+	})
+	secrets := map[string]map[string][]byte{
+		"token": {"token": []byte("s3cret"), "header.X-Scope-OrgID": []byte("tenant-a")},
+		"basic": {"username": []byte("u"), "password": []byte("s3cret"), "header.X-Scope-OrgID": []byte("tenant-a")},
+	}
+	for name, data := range secrets {
+		t.Run(name, func(t *testing.T) {
+			auth, err := AuthFromSecret(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			same, err := NewClient(configured.URL+"/moved", auth, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := same.Query(context.Background(), "up", time.Now()); err != nil {
+				t.Fatalf("a same-origin redirect: %v", err)
+			}
+			away, err := NewClient(configured.URL+"/away", auth, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = away.Query(context.Background(), "up", time.Now())
+			if err == nil || !strings.Contains(err.Error(), "refused a redirect from "+outbound.Origin(mustURL(t, configured.URL))) {
+				t.Fatalf("a redirect to another origin: %v", err)
+			}
+			if got := elsewhere.received(); len(got) != 0 {
+				t.Fatalf("the other origin received %d requests, first with headers %v", len(got), got[0].Header)
+			}
+			for _, r := range configured.received() {
+				if r.Header.Get("Authorization") == "" || r.Header.Get("X-Scope-OrgID") != "tenant-a" {
+					t.Fatalf("%s at the configured origin without the credentials: %v", r.URL.Path, r.Header)
+				}
+			}
+		})
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// rawAnswer serves each connection the bytes given, as a server that does
+// not care about HTTP would.
+func rawAnswer(t *testing.T, answer string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = bufio.NewReader(c).Peek(1)
+				_, _ = io.WriteString(c, answer)
+			}()
+		}
+	}()
+	return "http://" + l.Addr().String()
+}
+
+// TestErrorsAreOurWords: whatever a source answers, the error (which
+// reaches status, conditions and Events) carries our words and the HTTP
+// status code, never the source's text.
+func TestErrorsAreOurWords(t *testing.T) {
+	const canary = "CANARY-7f3a"
+	body := func(code int, contentType, text string) string {
+		return newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", contentType)
+			w.WriteHeader(code)
+			fmt.Fprint(w, text)
+		}).URL
+	}
+	apiErr := func(typ string) string {
+		return `{"status":"error","errorType":"` + typ + `","error":"` + canary + ` in the error"}`
+	}
+	cases := []struct {
+		name, url, want string
+	}{
+		{"bad query", body(400, "application/json", apiErr("bad_data")), "the source refused the query as invalid (try it in the source's own UI to see why) (HTTP 400)"},
+		{"execution", body(422, "application/json", apiErr("execution")), "the source failed to run the query (HTTP 422)"},
+		{"unavailable", body(503, "application/json", apiErr("unavailable")), "(HTTP 503)"},
+		{"error type made up", body(400, "application/json", apiErr(canary)), "(HTTP 400)"},
+		{"unauthorized", body(401, "text/plain", canary+" go away"), "the source refused the request's credentials (check spec.source.prometheus.secretRef) (HTTP 401)"},
+		{"server error page", body(500, "text/html", "<h1>"+canary+"</h1>"), "(HTTP 500)"},
+		{"error in a 200", body(200, "application/json", apiErr("execution")), "the source failed to run the query (HTTP 200)"},
+		{"not JSON in a 200", body(200, "application/json", canary), "not a Prometheus API answer (HTTP 200)"},
+		{"reason phrase", rawAnswer(t, "HTTP/1.1 502 "+canary+"\r\nContent-Length: 0\r\n\r\n"), "(HTTP 502)"},
+		{"not HTTP", rawAnswer(t, canary+" "+canary+"\r\n\r\n"), "no valid HTTP answer"},
+		{"redirect to a canary host", newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://"+canary+".example/api/v1/query", http.StatusTemporaryRedirect)
+		}).URL, "refused a redirect"},
+		{"answer too large", body(200, "application/json", `{"status":"success","data":{"resultType":"vector","result":[`+strings.Repeat(" ", maxAnswerBytes)+`]}}`),
+			"exceeds 4194304 bytes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewClient(tc.url, Auth{}, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Query(context.Background(), "up", time.Now())
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(strings.ToLower(err.Error()), strings.ToLower(canary)) {
+				t.Fatalf("got %v, want %q and no %s", err, tc.want, canary)
 			}
 		})
 	}

@@ -20,6 +20,11 @@ const StaleAfter = 3
 // DefaultEvaluationInterval is used when spec.evaluationInterval is unset.
 const DefaultEvaluationInterval = time.Minute
 
+// MinEvaluationInterval is the shortest interval the operator evaluates a
+// policy at, as the CRD requires of new values; a shorter one stored before
+// that bound is read as this.
+const MinEvaluationInterval = 15 * time.Second
+
 var (
 	thousand = big.NewRat(1000, 1)
 	hundred  = big.NewRat(100, 1)
@@ -281,10 +286,11 @@ type View struct {
 // Allowed reports whether a release may go ahead.
 func (v View) Allowed() bool { return v.Decision != v1.DecisionBlock }
 
-// Interval is the policy's evaluation interval.
+// Interval is the policy's evaluation interval, at least
+// MinEvaluationInterval.
 func Interval(p *v1.SLOPolicy) time.Duration {
 	if p.Spec.EvaluationInterval != nil && p.Spec.EvaluationInterval.Duration > 0 {
-		return p.Spec.EvaluationInterval.Duration
+		return max(p.Spec.EvaluationInterval.Duration, MinEvaluationInterval)
 	}
 	return DefaultEvaluationInterval
 }

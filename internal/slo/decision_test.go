@@ -163,7 +163,7 @@ func TestEffective(t *testing.T) {
 	policy := func(mode v1.GateMode, evaluatedAgo time.Duration, decision v1.GateDecision, reason string) *v1.SLOPolicy {
 		p := &v1.SLOPolicy{}
 		p.Spec.Gate.Mode = mode
-		p.Spec.EvaluationInterval = &metav1.Duration{Duration: 10 * time.Second}
+		p.Spec.EvaluationInterval = &metav1.Duration{Duration: 15 * time.Second}
 		p.Status.LastEvaluatedAt = &metav1.Time{Time: now.Add(-evaluatedAgo)}
 		p.Status.Gate = &v1.GateStatus{Decision: decision, Reason: reason}
 		return p
@@ -174,8 +174,8 @@ func TestEffective(t *testing.T) {
 		want v1.GateDecision
 		rsn  string
 	}{
-		{"fresh allow", policy(v1.GateStrict, 30*time.Second, v1.DecisionAllow, v1.ReasonWithinObjectives), v1.DecisionAllow, v1.ReasonWithinObjectives},
-		{"stale strict blocks", policy(v1.GateStrict, 31*time.Second, v1.DecisionAllow, v1.ReasonWithinObjectives), v1.DecisionBlock, v1.ReasonStale},
+		{"fresh allow", policy(v1.GateStrict, 45*time.Second, v1.DecisionAllow, v1.ReasonWithinObjectives), v1.DecisionAllow, v1.ReasonWithinObjectives},
+		{"stale strict blocks", policy(v1.GateStrict, 46*time.Second, v1.DecisionAllow, v1.ReasonWithinObjectives), v1.DecisionBlock, v1.ReasonStale},
 		{"stale warn warns", policy(v1.GateWarn, time.Hour, v1.DecisionAllow, v1.ReasonWithinObjectives), v1.DecisionWarn, v1.ReasonStale},
 		{"stale off allows", policy(v1.GateOff, time.Hour, v1.DecisionAllow, v1.ReasonWithinObjectives), v1.DecisionAllow, v1.ReasonStale},
 		{"never evaluated", &v1.SLOPolicy{}, v1.DecisionBlock, v1.ReasonStale},
@@ -197,5 +197,22 @@ func TestEffective(t *testing.T) {
 				t.Fatalf("got %s/%s (%s), want %s/%s", got.Decision, got.Reason, got.Message, tc.want, tc.rsn)
 			}
 		})
+	}
+}
+
+func TestIntervalIsAtLeastTheCRDMinimum(t *testing.T) {
+	for _, tc := range []struct {
+		set  *metav1.Duration
+		want time.Duration
+	}{
+		{nil, DefaultEvaluationInterval},
+		{&metav1.Duration{Duration: time.Second}, MinEvaluationInterval}, // stored before the CRD's bound
+		{&metav1.Duration{Duration: 15 * time.Second}, 15 * time.Second},
+		{&metav1.Duration{Duration: 5 * time.Minute}, 5 * time.Minute},
+	} {
+		p := &v1.SLOPolicy{Spec: v1.SLOPolicySpec{EvaluationInterval: tc.set}}
+		if got := Interval(p); got != tc.want {
+			t.Errorf("evaluationInterval %v: got %s, want %s", tc.set, got, tc.want)
+		}
 	}
 }
