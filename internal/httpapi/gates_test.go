@@ -128,7 +128,7 @@ func policy(t testing.TB, ns, name string, d v1.GateDecision, reason string, eva
 			Service: name, Env: "staging",
 			Objectives:         v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
 			Source:             v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://prometheus:9090"}},
-			EvaluationInterval: &metav1.Duration{Duration: 10 * time.Second},
+			EvaluationInterval: &metav1.Duration{Duration: 15 * time.Second},
 		},
 	}
 	must(t, k8s.Create(ctx, p))
