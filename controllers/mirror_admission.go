@@ -62,6 +62,8 @@ type finalizerPolicyCheck struct {
 	state policyState
 }
 
+// The check of the mirror finalizer policy dry-runs creating an Alert in
+// the operator's own namespace (nothing is stored).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts,verbs=create
 
 // NeedLeaderElection: every replica checks and reports its own metric.

@@ -79,8 +79,15 @@ type mirroredAt struct {
 	rv  string
 }
 
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts;incidents;slopolicies,verbs=get;list;watch;update;patch;delete
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=get;patch
+// The mirror writes every Alert, Incident and SLOPolicy to PostgreSQL and
+// holds each with its finalizer until the final row is written.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts;incidents;slopolicies,verbs=get;list;watch;patch
+// The in-cluster retention deletes finished Alerts and Closed Incidents
+// past the namespace's resolvedInCluster.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts;incidents,verbs=delete
+// The mirror records how far an Incident's timeline is mirrored
+// (status.mirroredTimelineSeq), so only mirrored entries are trimmed.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=patch
 
 // Reconcile mirrors one object: finalizer → write → release or retain.
 func (r *MirrorReconciler[T]) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {

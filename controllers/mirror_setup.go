@@ -158,6 +158,7 @@ type pruneRunnable struct {
 // NeedLeaderElection: one replica prunes.
 func (p *pruneRunnable) NeedLeaderElection() bool { return true }
 
+// The database retention reads each namespace's retention.database.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch
 
 func (p *pruneRunnable) Start(ctx context.Context) error {

@@ -91,7 +91,9 @@ type MirrorStatusReconciler struct {
 	changed chan event.TypedGenericEvent[*v1.AlertRoutingPolicy]
 }
 
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies/status,verbs=get;patch
+// The mirror's state reaches users as the Mirrored condition of each
+// namespace's AlertRoutingPolicy.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies/status,verbs=patch
 
 // Reconcile applies the current condition when it differs.
 func (r *MirrorStatusReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
