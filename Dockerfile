@@ -9,8 +9,6 @@ COPY main.go run.go ./
 COPY api/ api/
 COPY controllers/ controllers/
 COPY internal/ internal/
-# The operator embeds the admission policies it installs.
-COPY config/admission/ config/admission/
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -o alertbridge .
 
 # Distroless, non-root: nothing in the image but the binary.

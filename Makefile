@@ -27,8 +27,9 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate CRDs and the manager's ClusterRole.
+manifests: controller-gen ## Generate CRDs and the manager's ClusterRole (with each rule's reasons).
 	$(CONTROLLER_GEN) rbac:roleName=alertbridge-manager crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	go run ./hack/rbacreasons config/rbac/role.yaml
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.

@@ -41,6 +41,7 @@ type runOptions struct {
 
 // mirrorFlags configure the PostgreSQL mirror.
 type mirrorFlags struct {
+	mode           string
 	databaseURL    string
 	migrate        bool
 	concurrency    int
@@ -73,11 +74,12 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
 	f.DurationVar(&o.duplicateGCDelay, "duplicate-gc-delay", controllers.DefaultDuplicateGCDelay, "how long a folded duplicate Alert stays before the operator deletes it")
 	f.IntVar(&o.alertConcurrency, "alert-concurrency", 4, "fingerprints folded in parallel")
-	f.StringVar(&o.mirror.databaseURL, "database-url", "", "PostgreSQL URL of the mirror; default $ALERT_DATABASE_URL, then $DATABASE_URL; none turns the mirror off")
+	f.StringVar(&o.mirror.mode, "mirror", string(controllers.MirrorOptional), "PostgreSQL mirror: required (not ready until the database answers with a current schema; never runs without it), optional (on when a database URL is set) or off")
+	f.StringVar(&o.mirror.databaseURL, "database-url", "", "PostgreSQL URL of the mirror; default $ALERT_DATABASE_URL, then $DATABASE_URL")
 	f.BoolVar(&o.mirror.migrate, "migrate", false, "apply pending database migrations at start")
 	f.IntVar(&o.mirror.concurrency, "mirror-concurrency", controllers.DefaultMirrorConcurrency, "parallel mirror writes per kind")
 	f.DurationVar(&o.mirror.pruneInterval, "mirror-prune-interval", controllers.DefaultPruneInterval, "how often rows past the database retention are deleted")
-	f.StringVar(&o.mirror.probeNamespace, "mirror-probe-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), controllers.DefaultProbeNamespace), "namespace where the operator dry-runs an Alert to see the finalizer policy take effect")
+	f.StringVar(&o.mirror.probeNamespace, "mirror-probe-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), controllers.DefaultProbeNamespace), "the operator's own namespace ($POD_NAMESPACE), where it dry-runs an Alert to check the mirror finalizer policy")
 	goFlags := goflag.NewFlagSet("zap", goflag.ContinueOnError)
 	o.zap.BindFlags(goFlags)
 	f.AddGoFlagSet(goFlags)
@@ -144,9 +146,13 @@ func (o *runOptions) run(app *cli.App) error {
 // options resolves the DSN and opens the pool (without connecting: the
 // operator starts while the database is down).
 func (m *mirrorFlags) options(ctx context.Context) (controllers.MirrorOptions, error) {
-	o := controllers.MirrorOptions{Migrate: m.migrate, Concurrency: m.concurrency, PruneInterval: m.pruneInterval, ProbeNamespace: m.probeNamespace}
+	mode, err := controllers.ParseMirrorMode(m.mode)
+	if err != nil {
+		return controllers.MirrorOptions{}, cli.Exit(cli.ExitUsage, err)
+	}
+	o := controllers.MirrorOptions{Mode: mode, Migrate: m.migrate, Concurrency: m.concurrency, PruneInterval: m.pruneInterval, ProbeNamespace: m.probeNamespace}
 	dsn, from := mirror.ResolveDSN(m.databaseURL, os.Getenv)
-	if dsn == "" {
+	if dsn == "" || mode == controllers.MirrorOff {
 		return o, nil
 	}
 	store, err := mirror.Open(ctx, dsn)

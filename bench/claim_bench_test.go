@@ -50,7 +50,9 @@ var (
 func controlPlane(b *testing.B) (*rest.Config, client.Client) {
 	envOnce.Do(func() {
 		logf.SetLogger(logr.Discard())
-		if env, envErr = testenv.Start(); envErr == nil {
+		// The claim and ingest benchmarks run the operator with the mirror
+		// off, installed so.
+		if env, envErr = testenv.StartWith(testenv.WithoutMirrorInstall); envErr == nil {
 			cfg = env.Admin
 		}
 		atExit(func() {

@@ -57,12 +57,22 @@ type AlertReconciler struct {
 	MaxConcurrentReconciles int
 }
 
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts,verbs=get;list;watch;update;patch;delete
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=get;update;patch
+// RBAC of the Alert controller. The comment above each marker is its
+// reason, which `make manifests` copies into config/rbac/role.yaml.
+//
+// The Alert controller folds Alerts by fingerprint: it labels each with its
+// fingerprint and deletes folded duplicates after --duplicate-gc-delay.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts,verbs=get;list;watch;patch;delete
+// The Alert controller writes what the operator owns in an Alert's status:
+// the count, the fold journal, the first decision, the timers.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=patch
 // The virtual verb operate names the operator to the admission policies in
 // config/admission: only its holder writes the fields the operator owns.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=operate
+// The Alert controller reads each namespace's AlertRoutingPolicy (dedupe
+// TTL, retry defaults).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch
+// The Alert controller records Events on Alerts (folds, requeues).
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile folds the undecided Alerts of one fingerprint, then moves due

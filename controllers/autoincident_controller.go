@@ -30,10 +30,16 @@ type AutoIncidentReconciler struct {
 	MirrorEnabled bool
 }
 
+// Automatic conversion (AlertRoutingPolicy incident.auto) reads Alerts.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts,verbs=get;list;watch
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=get;update;patch
+// Automatic conversion links a converted Alert to its Incident
+// (status.incidentRef).
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=patch
+// Automatic conversion opens the Incident of a signature when none is active.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch;create
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=get;update;patch
+// Automatic conversion appends the Alert to its Incident (alertRefs,
+// timeline, triage cooldown).
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=update
 
 // Reconcile converts one Alert when it qualifies.
 func (r *AutoIncidentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

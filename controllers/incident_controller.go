@@ -60,20 +60,30 @@ type IncidentReconciler struct {
 	MirrorEnabled bool
 }
 
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=get;update;patch
+// The Incident controller labels Incidents made with kubectl with their
+// signature.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch;patch
+// The Incident controller records the lifecycle, the timeline and the
+// triage runs in status.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=update
+// The Incident controller reads the namespace's AlertRoutingPolicy (triage,
+// cooldown).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch
-// Jobs from a policy's jobTemplate: whoever sets or changes the template (or
-// the ServiceAccount it runs as) must be allowed to create Jobs in that
-// namespace themselves (admission policy alertbridge-routing-credentials).
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;create
+// Triage creates a run's Job, owned by the Incident, from the policy's
+// jobTemplate, which only someone allowed to create Jobs there may set
+// (admission policy alertbridge-routing-credentials).
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=create
+// The Incident controller writes a closed Incident's postmortem draft into
+// a new ConfigMap.
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=create
+// Triage runs a Job only as a ServiceAccount the namespace admin annotated
+// ops.alertbridge.io/triage, which it reads first.
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
-// get on Secrets in every namespace is safe only because whoever names the
-// webhook's Secret must be allowed to get it themselves (admission policy
-// alertbridge-routing-credentials), and ServiceAccount tokens are refused
-// at use (refuseCredentials):
+// Triage reads a webhook's bearer token from the Secret the policy names
+// (one get by name, never list), which only someone allowed to get it may
+// name (alertbridge-routing-credentials); ServiceAccount tokens are refused.
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// The Incident controller records Events on Incidents.
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile takes the next step the Incident needs; each step is one write

@@ -41,18 +41,20 @@ type mirrorKind[T client.Object] struct {
 	newObj func() T
 	// write puts obj's state into the database.
 	write func(ctx context.Context, c client.Client, s *mirror.Store, obj T) error
-	// terminalAt is when obj reached a state retention counts from, if it has.
-	terminalAt func(obj T) (time.Time, bool)
-	// notBefore is the earliest time retention may delete obj (zero: any).
-	notBefore func(obj T) time.Time
+	// deletableAt is when the in-cluster retention may delete obj, given
+	// the namespace's resolvedInCluster; false while obj is not finished.
+	// nil: the kind is never deleted by retention.
+	deletableAt func(obj T, retention time.Duration) (time.Time, bool)
 }
 
 // MirrorReconciler writes one kind's objects to PostgreSQL. It owns the
 // mirror finalizer: present from creation (the admission policy adds it;
 // this reconciler adds it to objects created before the policy took effect)
 // until the final state is written. With the mirror off (Store nil) it
-// removes leftover finalizers so deletions never hang. It also deletes
-// finished objects from the cluster once mirrored and past retention.
+// removes leftover finalizers so deletions never hang. In both modes it
+// applies the in-cluster retention: finished objects leave the cluster
+// once past the namespace's resolvedInCluster (and, with the mirror on,
+// once mirrored).
 type MirrorReconciler[T client.Object] struct {
 	client.Client
 	Recorder events.EventRecorder
@@ -77,8 +79,15 @@ type mirroredAt struct {
 	rv  string
 }
 
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts;incidents;slopolicies,verbs=get;list;watch;update;patch;delete
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=get;patch
+// The mirror writes every Alert, Incident and SLOPolicy to PostgreSQL and
+// holds each with its finalizer until the final row is written.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts;incidents;slopolicies,verbs=get;list;watch;patch
+// The in-cluster retention deletes finished Alerts and Closed Incidents
+// past the namespace's resolvedInCluster.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts;incidents,verbs=delete
+// The mirror records how far an Incident's timeline is mirrored
+// (status.mirroredTimelineSeq), so only mirrored entries are trimmed.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=patch
 
 // Reconcile mirrors one object: finalizer → write → release or retain.
 func (r *MirrorReconciler[T]) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -90,10 +99,13 @@ func (r *MirrorReconciler[T]) Reconcile(ctx context.Context, req reconcile.Reque
 		}
 		return reconcile.Result{}, fmt.Errorf("failed to get %s %s: %w", r.kind.name, req, err)
 	}
-	if r.Store == nil {
-		return reconcile.Result{}, r.removeFinalizer(ctx, obj)
-	}
 	deleting := !obj.GetDeletionTimestamp().IsZero()
+	if r.Store == nil {
+		if err := r.removeFinalizer(ctx, obj); err != nil || deleting {
+			return reconcile.Result{}, err
+		}
+		return r.retain(ctx, obj)
+	}
 	if !deleting && !controllerutil.ContainsFinalizer(obj, v1.MirrorFinalizer) {
 		if err := r.patchFinalizer(ctx, obj, controllerutil.AddFinalizer); err != nil {
 			return reconcile.Result{}, err
@@ -143,23 +155,20 @@ func (r *MirrorReconciler[T]) forget(key types.NamespacedName) {
 	r.mu.Unlock()
 }
 
-// retain deletes a finished, mirrored object once its retention passed, and
-// otherwise schedules the moment it will.
+// retain deletes a finished object once its retention passed (with the
+// mirror on, reconcile calls it only after the object's state is written),
+// and otherwise schedules the moment it will.
 func (r *MirrorReconciler[T]) retain(ctx context.Context, obj T) (reconcile.Result, error) {
-	if r.kind.terminalAt == nil || gitops.Managed(obj) {
-		return reconcile.Result{}, nil
-	}
-	at, ok := r.kind.terminalAt(obj)
-	if !ok {
+	if r.kind.deletableAt == nil || gitops.Managed(obj) {
 		return reconcile.Result{}, nil
 	}
 	pol, err := policy.Get(ctx, r.Client, obj.GetNamespace())
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("failed to read AlertRoutingPolicy of %s: %w", obj.GetNamespace(), err)
 	}
-	due := at.Add(pol.ResolvedInCluster())
-	if nb := r.kind.notBefore(obj); nb.After(due) {
-		due = nb
+	due, ok := r.kind.deletableAt(obj, pol.ResolvedInCluster())
+	if !ok {
+		return reconcile.Result{}, nil
 	}
 	if now := r.Clock.Now(); now.Before(due) {
 		return reconcile.Result{RequeueAfter: due.Sub(now)}, nil
@@ -170,8 +179,11 @@ func (r *MirrorReconciler[T]) retain(ctx context.Context, obj T) (reconcile.Resu
 	if err := r.Delete(ctx, obj, client.Preconditions{UID: &uid, ResourceVersion: &rv}); client.IgnoreNotFound(err) != nil {
 		return reconcile.Result{}, fmt.Errorf("failed to delete retained %s %s: %w", r.kind.name, klog.KObj(obj), err)
 	}
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventRetentionExpired, "Delete",
-		"Mirrored to PostgreSQL and past its in-cluster retention (%s); deleted", pol.ResolvedInCluster())
+	note := "Mirrored to PostgreSQL and past its in-cluster retention (%s); deleted"
+	if r.Store == nil {
+		note = "Past its in-cluster retention (%s); deleted (the PostgreSQL mirror is off: no history is kept)"
+	}
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, EventRetentionExpired, "Delete", note, pol.ResolvedInCluster())
 	return reconcile.Result{}, nil
 }
 

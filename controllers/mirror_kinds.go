@@ -11,10 +11,9 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 )
-
-func never[T any](T) time.Time { return time.Time{} }
 
 var alertMirror = mirrorKind[*v1.Alert]{
 	name:   "alert",
@@ -23,47 +22,31 @@ var alertMirror = mirrorKind[*v1.Alert]{
 		_, err := s.UpsertAlert(ctx, a)
 		return err
 	},
-	terminalAt: func(a *v1.Alert) (time.Time, bool) {
+	// Acked and Deduplicated Alerts are finished.
+	deletableAt: func(a *v1.Alert, retention time.Duration) (time.Time, bool) {
 		switch a.Status.Phase {
 		case v1.AlertAcked:
 			if a.Status.Ack != nil {
-				return a.Status.Ack.At.Time, true
+				return a.Status.Ack.At.Add(retention), true
 			}
 		case v1.AlertDeduplicated:
 			if t := alertstate.DeduplicatedAt(&a.Status); !t.IsZero() {
-				return t, true
+				return t.Add(retention), true
 			}
 		}
 		return time.Time{}, false
 	},
-	notBefore: never[*v1.Alert],
 }
 
 var incidentMirror = mirrorKind[*v1.Incident]{
 	name:   "incident",
 	newObj: func() *v1.Incident { return &v1.Incident{} },
 	write:  writeIncident,
-	terminalAt: func(in *v1.Incident) (time.Time, bool) {
-		if in.Spec.State != v1.IncidentClosed {
-			return time.Time{}, false
-		}
-		if in.Status.ClosedAt != nil {
-			return in.Status.ClosedAt.Time, true
-		}
-		for _, e := range in.Status.Timeline {
-			if e.Type == v1.TimelineClosed {
-				return e.At.Time, true
-			}
-		}
-		return time.Time{}, false
-	},
 	// A Closed Incident carries its signature's triage cooldown; it stays
 	// until the cooldown ends so a new Incident can inherit it.
-	notBefore: func(in *v1.Incident) time.Time {
-		if in.Status.Triage != nil && in.Status.Triage.CooldownUntil != nil {
-			return in.Status.Triage.CooldownUntil.Time
-		}
-		return time.Time{}
+	deletableAt: func(in *v1.Incident, retention time.Duration) (time.Time, bool) {
+		at := incident.DeletableAt(in, retention)
+		return at, !at.IsZero()
 	},
 }
 

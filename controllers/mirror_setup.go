@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -20,12 +21,17 @@ import (
 const (
 	DefaultPruneInterval     = time.Hour
 	DefaultMirrorConcurrency = 4
-	DefaultProbeNamespace    = "default"
+	// DefaultProbeNamespace is the operator's namespace as config/default
+	// installs it, for when POD_NAMESPACE is not set.
+	DefaultProbeNamespace = "alertbridge-system"
 )
 
 // MirrorOptions configure the PostgreSQL mirror.
 type MirrorOptions struct {
-	// Store is the database; nil turns the mirror off.
+	// Mode is --mirror; "" means MirrorOptional.
+	Mode MirrorMode
+	// Store is the database; nil turns the mirror off (and, with
+	// MirrorRequired, keeps the operator from running at all).
 	Store *mirror.Store
 	// Migrate applies pending schema migrations at start (retrying while
 	// the database is unreachable).
@@ -36,18 +42,47 @@ type MirrorOptions struct {
 	MaxBackoff time.Duration
 	// PruneInterval is how often rows past the database retention are deleted.
 	PruneInterval time.Duration
-	// ProbeNamespace is where the operator dry-runs an Alert create to see
-	// the finalizer policy take effect.
+	// ProbeNamespace is the operator's own namespace, where it dry-runs an
+	// Alert to check the finalizer policy; default DefaultProbeNamespace.
 	ProbeNamespace string
-	// AdmissionWait bounds that wait.
-	AdmissionWait time.Duration
+	// PolicyCheckInterval is how often it checks; default
+	// DefaultPolicyCheckInterval.
+	PolicyCheckInterval time.Duration
 }
 
-// setupMirror installs (or, with the mirror off, removes) the finalizer
-// policy and registers the mirror controllers and the retention loop.
+// on says whether the mirror runs.
+func (o MirrorOptions) on() bool { return o.Store != nil && o.Mode != MirrorOff }
+
+// setupMirrorReadiness adds the mirror's readiness check. It reports false
+// when the operator must not run at all: --mirror=required without a
+// database, where running would mean running without durable history.
+func setupMirrorReadiness(ctx context.Context, mgr ctrl.Manager, o MirrorOptions) (bool, error) {
+	ready := newMirrorReadiness(o)
+	if err := mgr.AddReadyzCheck(ReadyzMirror, ready.Check); err != nil {
+		return false, fmt.Errorf("failed to add the mirror readiness check: %w", err)
+	}
+	if ready == nil {
+		return true, nil
+	}
+	if o.Store == nil {
+		ctrl.LoggerFrom(ctx).WithName("mirror").Error(errNoDatabase, "Not ready, and no controller runs: the PostgreSQL mirror is required and has no database")
+		return false, nil
+	}
+	if err := mgr.Add(ready); err != nil {
+		return false, fmt.Errorf("failed to add the mirror readiness runnable: %w", err)
+	}
+	return true, nil
+}
+
+// setupMirror registers the mirror controllers (which, with the mirror
+// off, remove leftover finalizers and apply the in-cluster retention), the
+// check of the finalizer policy, the migration and the database retention.
 func setupMirror(ctx context.Context, mgr ctrl.Manager, o MirrorOptions, clk clock.PassiveClock) error {
 	log := ctrl.LoggerFrom(ctx).WithName("mirror")
-	on := o.Store != nil
+	on := o.on()
+	if !on {
+		o.Store = nil
+	}
 	health.reset(on, clk.Now)
 	if on {
 		if o.Migrate {
@@ -55,22 +90,17 @@ func setupMirror(ctx context.Context, mgr ctrl.Manager, o MirrorOptions, clk clo
 				return fmt.Errorf("failed to add the migration runnable: %w", err)
 			}
 		}
-		if o.ProbeNamespace == "" {
-			o.ProbeNamespace = DefaultProbeNamespace
-		}
-		if err := InstallFinalizerPolicy(ctx, mgr.GetClient(), o.ProbeNamespace, max(o.AdmissionWait, DefaultAdmissionWait)); err != nil {
-			return err
-		}
 		if err := mgr.Add(&pruneRunnable{store: o.Store, reader: mgr.GetClient(), clock: clk, every: o.PruneInterval}); err != nil {
 			return fmt.Errorf("failed to add the retention runnable: %w", err)
 		}
 	} else {
-		log.Info("WARNING: neither ALERT_DATABASE_URL nor DATABASE_URL is set: the PostgreSQL mirror is off and history is not kept beyond the cluster")
-		if err := RemoveFinalizerPolicy(ctx, mgr.GetClient()); err != nil {
-			return err
-		}
+		log.Info("WARNING: the PostgreSQL mirror is off: history is not kept beyond the cluster", "reason", disabledReason(o.Mode))
 	}
-	if err := (&MirrorStatusReconciler{Client: mgr.GetClient(), Store: o.Store}).SetupWithManager(mgr); err != nil {
+	policy := &finalizerPolicyCheck{Client: mgr.GetClient(), Namespace: cmp.Or(o.ProbeNamespace, DefaultProbeNamespace), MirrorOn: on, Interval: o.PolicyCheckInterval}
+	if err := mgr.Add(policy); err != nil {
+		return fmt.Errorf("failed to add the finalizer policy check: %w", err)
+	}
+	if err := (&MirrorStatusReconciler{Client: mgr.GetClient(), Store: o.Store, Mode: o.Mode, Policy: policy}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the mirror status controller: %w", err)
 	}
 	conc := o.Concurrency
@@ -88,6 +118,14 @@ func setupMirror(ctx context.Context, mgr ctrl.Manager, o MirrorOptions, clk clo
 		}
 	}
 	return nil
+}
+
+// disabledReason says why the mirror is off.
+func disabledReason(m MirrorMode) string {
+	if m == MirrorOff {
+		return "--mirror=off"
+	}
+	return "neither ALERT_DATABASE_URL nor DATABASE_URL is set (--mirror=optional)"
 }
 
 // migrateRunnable applies the schema at start, retrying with a capped
@@ -120,6 +158,7 @@ type pruneRunnable struct {
 // NeedLeaderElection: one replica prunes.
 func (p *pruneRunnable) NeedLeaderElection() bool { return true }
 
+// The database retention reads each namespace's retention.database.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch
 
 func (p *pruneRunnable) Start(ctx context.Context) error {

@@ -29,12 +29,15 @@ import (
 // The Mirrored condition on every AlertRoutingPolicy tells users in the
 // namespace whether their history reaches PostgreSQL.
 const (
-	ConditionMirrored           = "Mirrored"
-	ReasonMirrorCaughtUp        = "CaughtUp"
-	ReasonMirrorDisabled        = "MirrorDisabled"
-	ReasonDatabaseUnavailable   = "DatabaseUnavailable"
-	mirrorStatusFieldOwner      = "alertbridge-mirror"
-	DefaultMirrorStatusInterval = 2 * time.Second
+	ConditionMirrored         = "Mirrored"
+	ReasonMirrorCaughtUp      = "CaughtUp"
+	ReasonMirrorDisabled      = "MirrorDisabled"
+	ReasonDatabaseUnavailable = "DatabaseUnavailable"
+	// ReasonFinalizerPolicyMissing: the mirror runs but the admission
+	// policy that puts its finalizer on new objects is not in effect.
+	ReasonFinalizerPolicyMissing = "FinalizerPolicyMissing"
+	mirrorStatusFieldOwner       = "alertbridge-mirror"
+	DefaultMirrorStatusInterval  = 2 * time.Second
 )
 
 var mirrorUp = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -51,10 +54,18 @@ type mirrorState struct {
 	message string
 }
 
-func stateOf(enabled bool, pingErr error, pending int) mirrorState {
+func stateOf(mode MirrorMode, enabled bool, pingErr error, pending int, policy policyState) mirrorState {
 	switch {
 	case !enabled:
-		return mirrorState{metav1.ConditionFalse, ReasonMirrorDisabled, "Neither ALERT_DATABASE_URL nor DATABASE_URL is set: history is not kept in PostgreSQL"}
+		msg := "The PostgreSQL mirror is off (" + disabledReason(mode) + "): history is not kept in PostgreSQL"
+		if policy.active {
+			msg += "; yet the mirror finalizer policy " + FinalizerPolicyName + " is installed, so every new object gains a finalizer the operator then removes: install config/without-mirror"
+		}
+		return mirrorState{metav1.ConditionFalse, ReasonMirrorDisabled, msg}
+	case policy.checked && !policy.active:
+		return mirrorState{metav1.ConditionFalse, ReasonFinalizerPolicyMissing, "The mirror finalizer policy " + FinalizerPolicyName +
+			" is not in effect (" + policy.detail + "): an object deleted right after its creation may leave no row in PostgreSQL; " +
+			"install config/components/mirror-finalizer (config/default includes it)"}
 	case pingErr != nil || pending > 0:
 		return mirrorState{metav1.ConditionFalse, ReasonDatabaseUnavailable, "PostgreSQL is unreachable or behind; records wait in the cluster (see alertbridge_mirror_lag_seconds)"}
 	}
@@ -62,11 +73,17 @@ func stateOf(enabled bool, pingErr error, pending int) mirrorState {
 }
 
 // MirrorStatusReconciler keeps the Mirrored condition of AlertRoutingPolicies
-// current. A probe checks the database every Interval and, when the state
-// changes, requeues every policy.
+// current. A probe checks the database (and reads the last check of the
+// finalizer policy) every Interval and, when the state changes, requeues
+// every policy.
 type MirrorStatusReconciler struct {
 	client.Client
-	Store    *mirror.Store
+	// Store is the database; nil means the mirror is off.
+	Store *mirror.Store
+	// Mode is --mirror, for the message of a disabled mirror.
+	Mode MirrorMode
+	// Policy is the check of the finalizer policy; nil reads as not checked.
+	Policy   *finalizerPolicyCheck
 	Interval time.Duration
 
 	mu      sync.Mutex
@@ -74,7 +91,9 @@ type MirrorStatusReconciler struct {
 	changed chan event.TypedGenericEvent[*v1.AlertRoutingPolicy]
 }
 
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies/status,verbs=get;patch
+// The mirror's state reaches users as the Mirrored condition of each
+// namespace's AlertRoutingPolicy.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies/status,verbs=patch
 
 // Reconcile applies the current condition when it differs.
 func (r *MirrorStatusReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -118,7 +137,7 @@ func (r *MirrorStatusReconciler) Start(ctx context.Context) error {
 			cancel()
 		}
 		pending, _ := health.lag()
-		s := stateOf(r.Store != nil, pingErr, pending)
+		s := stateOf(r.Mode, r.Store != nil, pingErr, pending, r.policyState())
 		mirrorUp.Set(boolGauge(s.status == metav1.ConditionTrue))
 		r.mu.Lock()
 		changed := s != r.state
@@ -134,12 +153,19 @@ func (r *MirrorStatusReconciler) Start(ctx context.Context) error {
 	return nil
 }
 
+func (r *MirrorStatusReconciler) policyState() policyState {
+	if r.Policy == nil {
+		return policyState{}
+	}
+	return r.Policy.State()
+}
+
 // SetupWithManager registers the probe and the controller.
 func (r *MirrorStatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Interval <= 0 {
 		r.Interval = DefaultMirrorStatusInterval
 	}
-	r.state = stateOf(r.Store != nil, nil, 0)
+	r.state = stateOf(r.Mode, r.Store != nil, nil, 0, policyState{})
 	r.changed = make(chan event.TypedGenericEvent[*v1.AlertRoutingPolicy])
 	if err := mgr.Add(r); err != nil {
 		return fmt.Errorf("failed to add the mirror probe: %w", err)

@@ -3,7 +3,9 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,17 +14,22 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/pgcluster"
+	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
 // Timeouts of the mirror specs.
@@ -37,7 +44,14 @@ const (
 
 // mirrorOptions runs the operator with the mirror writing to store.
 func mirrorOptions(store *mirror.Store) controllers.Options {
-	return controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 4, Mirror: controllers.MirrorOptions{Store: store, Migrate: true}}
+	return controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 4, Mirror: controllers.MirrorOptions{
+		Store: store, Migrate: true, ProbeNamespace: env.Install.Namespace,
+	}}
+}
+
+// mirrorOffOptions runs the operator with the mirror off.
+func mirrorOffOptions() controllers.Options {
+	return controllers.Options{DuplicateGCDelay: gcDelay, Mirror: controllers.MirrorOptions{ProbeNamespace: env.Install.Namespace}}
 }
 
 func newIncident(ns, name string) *v1.Incident {
@@ -80,7 +94,7 @@ func ackAlert(a *v1.Alert) error {
 }
 
 func gauge(name string) float64 {
-	mfs, err := metrics.Registry.Gather()
+	mfs, err := ctrlmetrics.Registry.Gather()
 	Expect(err).NotTo(HaveOccurred())
 	for _, mf := range mfs {
 		if mf.GetName() == name {
@@ -98,12 +112,107 @@ func newPolicy(ns string) *v1.AlertRoutingPolicy {
 // mirroredReason is the reason of the Mirrored condition users see on the
 // namespace's AlertRoutingPolicy ("" while it has none).
 func mirroredReason(g Gomega, ns string) string {
+	reason, _ := mirrored(g, ns)
+	return reason
+}
+
+// mirrored is the reason and message of the Mirrored condition.
+func mirrored(g Gomega, ns string) (reason, message string) {
 	var p v1.AlertRoutingPolicy
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1.RoutingPolicyName}, &p)).To(Succeed())
 	if c := meta.FindStatusCondition(p.Status.Conditions, controllers.ConditionMirrored); c != nil {
-		return c.Reason
+		return c.Reason, c.Message
 	}
-	return ""
+	return "", ""
+}
+
+// closeIncident closes in, as a user would (spec.state with a note).
+func closeIncident(in *v1.Incident) {
+	GinkgoHelper()
+	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(in), in); err != nil {
+			return err
+		}
+		in.Spec.State, in.Spec.Note = v1.IncidentClosed, "false positive"
+		return k8s.Update(ctx, in)
+	})).To(Succeed())
+}
+
+// gone says whether obj has left the cluster.
+func gone(g Gomega, obj client.Object) bool {
+	err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+	g.Expect(client.IgnoreNotFound(err)).To(Succeed())
+	return err != nil
+}
+
+// expectRetention runs the operator with opts in ns, whose policy keeps
+// finished objects 1s (and a triage cooldown of 1s), and checks what the in-cluster retention deletes:
+// an acked Alert and a Closed Incident, but never a GitOps-tracked Alert
+// nor a Closed Incident inside its triage cooldown. It returns the deleted
+// Alert and Incident.
+func expectRetention(ns string, opts controllers.Options) (*v1.Alert, *v1.Incident) {
+	GinkgoHelper()
+	Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
+		Spec: v1.AlertRoutingPolicySpec{
+			Retention:      &v1.RetentionPolicy{ResolvedInCluster: &metav1.Duration{Duration: time.Second}},
+			TriageCooldown: &metav1.Duration{Duration: time.Second},
+		},
+	})).To(Succeed())
+	stop := startOperator(opts)
+	defer stop()
+	done := newAlert(ns, "done")
+	tracked := newAlert(ns, "tracked")
+	tracked.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "app:ops.alertbridge.io/Alert:" + ns + "/tracked"}
+	for _, a := range []*v1.Alert{done, tracked} {
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Eventually(func() error { return ackAlert(a) }, settle, poll).Should(Succeed())
+	}
+	closed := newIncident(ns, "closed")
+	Expect(k8s.Create(ctx, closed)).To(Succeed())
+	closeIncident(closed)
+	// The cooling Incident's signature stays in its triage cooldown for an
+	// hour: once the operator has run its triage, the cooldown is moved
+	// out, then the Incident is closed.
+	cooling := newIncident(ns, "cooling")
+	Expect(k8s.Create(ctx, cooling)).To(Succeed())
+	Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cooling), cooling)).To(Succeed())
+		g.Expect(cooling.Status.Triage).NotTo(BeNil())
+		g.Expect(cooling.Status.Triage.LastTriageAt).NotTo(BeNil())
+	}, settle, poll).Should(Succeed())
+	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(cooling), cooling); err != nil {
+			return err
+		}
+		until := metav1.NewTime(time.Now().Add(time.Hour))
+		cooling.Status.Triage.CooldownUntil = &until
+		return k8s.Status().Update(ctx, cooling)
+	})).To(Succeed())
+	closeIncident(cooling)
+	Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cooling), cooling)).To(Succeed())
+		g.Expect(cooling.Status.ClosedAt).NotTo(BeNil())
+	}, settle, poll).Should(Succeed())
+
+	Eventually(func(g Gomega) {
+		g.Expect(gone(g, done)).To(BeTrue(), "the acked Alert is still in the cluster")
+		g.Expect(gone(g, closed)).To(BeTrue(), "the Closed Incident is still in the cluster")
+	}, settle, poll).Should(Succeed())
+	Consistently(func(g Gomega) {
+		g.Expect(gone(g, tracked)).To(BeFalse(), "the GitOps-tracked Alert was deleted")
+		g.Expect(gone(g, cooling)).To(BeFalse(), "the Closed Incident inside its triage cooldown was deleted")
+	}, quietFor, poll).Should(Succeed())
+	return done, closed
+}
+
+// probeAlert is an Alert like the operator's probe of the finalizer policy,
+// without the label that marks it as the operator's own.
+func probeAlert(ns string) *v1.Alert {
+	return &v1.Alert{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: ns},
+		Spec:       v1.AlertSpec{Service: "alertbridge", Kind: "mirror_probe", Title: "probe"},
+	}
 }
 
 type alertRow struct {
@@ -120,6 +229,8 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		store *mirror.Store
 		db    *pgxpool.Pool
 		ns    string
+		// uninstallFinalizer removes the finalizer component again.
+		uninstallFinalizer func(context.Context) error
 	)
 	BeforeAll(func() {
 		var err error
@@ -134,6 +245,12 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		db, err = pgxpool.New(ctx, pg.DSN())
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(db.Close)
+		// The suite installs config/without-mirror; these specs run the
+		// operator as config/default installs it, with the shipped
+		// component's finalizer policy.
+		uninstallFinalizer, err = testenv.InstallMirrorFinalizer(ctx, k8s)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { Expect(uninstallFinalizer(ctx)).To(Succeed()) })
 	})
 	BeforeEach(func() { ns = newNamespace() })
 
@@ -336,52 +453,15 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	})
 
 	It("deletes finished objects once mirrored and past resolvedInCluster, but never GitOps-tracked ones", func() {
-		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
-			Spec:       v1.AlertRoutingPolicySpec{Retention: &v1.RetentionPolicy{ResolvedInCluster: &metav1.Duration{Duration: time.Second}}},
-		})).To(Succeed())
-		stop := startOperator(mirrorOptions(store))
-		defer stop()
-		done := newAlert(ns, "done")
-		tracked := newAlert(ns, "tracked")
-		tracked.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "app:ops.alertbridge.io/Alert:" + ns + "/tracked"}
-		for _, a := range []*v1.Alert{done, tracked} {
-			Expect(k8s.Create(ctx, a)).To(Succeed())
-			Eventually(func() error { return ackAlert(a) }, settle, poll).Should(Succeed())
-		}
-		cooling := newIncident(ns, "cooling")
-		Expect(k8s.Create(ctx, cooling)).To(Succeed())
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(cooling), cooling); err != nil {
-				return err
-			}
-			cooling.Spec.State, cooling.Spec.Note = v1.IncidentClosed, "false positive"
-			return k8s.Update(ctx, cooling)
-		})).To(Succeed())
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(cooling), cooling); err != nil {
-				return err
-			}
-			now := metav1.Now()
-			until := metav1.NewTime(now.Add(time.Hour))
-			cooling.Status.ClosedAt = &now
-			cooling.Status.Triage = &v1.TriageStatus{CooldownUntil: &until}
-			return k8s.Status().Update(ctx, cooling)
-		})).To(Succeed())
-
-		Eventually(func(g Gomega) {
-			err := k8s.Get(ctx, client.ObjectKeyFromObject(done), &v1.Alert{})
-			g.Expect(client.IgnoreNotFound(err)).To(Succeed())
-			g.Expect(err).To(HaveOccurred(), "the acked alert is still in the cluster")
-		}, settle, poll).Should(Succeed())
+		done, closed := expectRetention(ns, mirrorOptions(store))
 		row, ok := alertRowOf(Default, done)
 		Expect(ok).To(BeTrue())
 		Expect(row.Phase).To(Equal("Acked"))
 		Expect(row.Deleted).To(BeTrue())
-		Consistently(func(g Gomega) {
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(tracked), &v1.Alert{})).To(Succeed())
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cooling), &v1.Incident{})).To(Succeed())
-		}, quietFor, poll).Should(Succeed())
+		var state string
+		var deleted bool
+		Expect(db.QueryRow(ctx, "SELECT state, deleted_at IS NOT NULL FROM incidents WHERE uid = $1", string(closed.UID)).Scan(&state, &deleted)).To(Succeed())
+		Expect([]any{state, deleted}).To(Equal([]any{"Closed", true}), "the Closed Incident's final row is written before it leaves the cluster")
 	})
 
 	It("holds folded duplicates the Alert controller deletes until their Deduplicated row is written", func() {
@@ -453,28 +533,207 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		Expect(latest).To(Equal("302.5"))
 	})
 
+	It("reports whether the finalizer policy is in effect, and never installs, deletes or exits over it", func() {
+		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		metrics.MirrorFinalizerPolicyActive.Set(0)
+		stop := startOperator(mirrorOptions(store))
+		defer stop() // fails the spec if the operator exited meanwhile
+		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeEquivalentTo(1))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonMirrorCaughtUp))
+
+		// Someone removes the shipped policy: the operator notices on its
+		// next check and says so, and puts nothing back.
+		Expect(uninstallFinalizer(ctx)).To(Succeed())
+		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeZero())
+		Eventually(func(g Gomega) {
+			reason, msg := mirrored(g, ns)
+			g.Expect(reason).To(Equal(controllers.ReasonFinalizerPolicyMissing))
+			g.Expect(msg).To(ContainSubstring("config/components/mirror-finalizer"))
+		}, settle, poll).Should(Succeed())
+		binding := &unstructured.Unstructured{}
+		binding.SetGroupVersionKind(schema.GroupVersionKind{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "MutatingAdmissionPolicyBinding"})
+		binding.SetName(controllers.FinalizerPolicyName)
+		Consistently(func() error { return k8s.Get(ctx, client.ObjectKeyFromObject(binding), binding) }, quietFor, poll).
+			Should(Satisfy(apierrors.IsNotFound), "the operator installs no admission policy")
+		// The mirror itself goes on: new objects get the finalizer from the
+		// reconciler instead, and their rows are written.
+		late := newAlert(ns, "no-policy")
+		Expect(k8s.Create(ctx, late)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(late), late)).To(Succeed())
+			g.Expect(late.Finalizers).To(ContainElement(v1.MirrorFinalizer))
+			_, ok := alertRowOf(g, late)
+			g.Expect(ok).To(BeTrue())
+		}, settle, poll).Should(Succeed())
+
+		var err error
+		uninstallFinalizer, err = testenv.InstallMirrorFinalizer(ctx, k8s)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeEquivalentTo(1))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonMirrorCaughtUp))
+	})
+
+	It("checks the finalizer policy with a probe in its own namespace that no allowedKinds refuses", func() {
+		own := env.Install.Namespace
+		p := &v1.AlertRoutingPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: own},
+			Spec:       v1.AlertRoutingPolicySpec{AllowedKinds: []string{"latency"}},
+		}
+		Expect(k8s.Create(ctx, p)).To(Succeed())
+		DeferCleanup(func() { Expect(k8s.Delete(ctx, p)).To(Succeed()) })
+		// The namespace's list is in effect, for the operator's identity
+		// too when the Alert is not its own (as HTTP ingest creates them).
+		asOperator, err := client.New(env.Operator, client.Options{Scheme: scheme})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() error { return asOperator.Create(ctx, probeAlert(own), client.DryRunAll) }, settle, poll).
+			Should(MatchError(ContainSubstring(`spec.kind: "mirror_probe" is not allowed`)))
+
+		metrics.MirrorFinalizerPolicyActive.Set(0)
+		stop := startOperator(mirrorOptions(store))
+		defer stop()
+		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeEquivalentTo(1))
+		Eventually(func(g Gomega) string { return mirroredReason(g, own) }, settle, poll).Should(Equal(controllers.ReasonMirrorCaughtUp))
+	})
+
+	It("with --mirror=off, mirrors nothing even with a database, and says the finalizer policy should not be installed", func() {
+		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		opts := mirrorOptions(store)
+		opts.Mirror.Mode = controllers.MirrorOff
+		stop := startOperator(opts)
+		defer stop()
+		Expect(gauge("alertbridge_mirror_enabled")).To(BeZero())
+		a := newAlert(ns, "unmirrored")
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Expect(a.Finalizers).To(ContainElement(v1.MirrorFinalizer), "the policy is installed, though it should not be")
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+			g.Expect(a.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
+			g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+		}, settle, poll).Should(Succeed())
+		Eventually(func(g Gomega) {
+			reason, msg := mirrored(g, ns)
+			g.Expect(reason).To(Equal(controllers.ReasonMirrorDisabled))
+			g.Expect(msg).To(And(ContainSubstring("--mirror=off"), ContainSubstring("config/without-mirror")))
+		}, settle, poll).Should(Succeed())
+		Consistently(func(g Gomega) bool { _, ok := alertRowOf(g, a); return ok }, quietFor, poll).Should(BeFalse())
+	})
+
+	It("with --mirror=required, is ready once PostgreSQL answered with a current schema, and stays ready through an outage", func() {
+		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		fresh, err := mirror.Open(ctx, freshDatabase(db, pg, "ready"))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(fresh.Close)
+		Expect(pg.Halt(ctx)).To(Succeed())
+		halted := true
+		DeferCleanup(func() {
+			if halted {
+				Expect(pg.Restart(ctx)).To(Succeed())
+			}
+		})
+		op, stop := startServingProbes(controllers.Options{DuplicateGCDelay: gcDelay, Mirror: controllers.MirrorOptions{
+			Mode: controllers.MirrorRequired, Store: fresh, ProbeNamespace: env.Install.Namespace,
+		}})
+		defer stop()
+		notReady := func(why string) {
+			GinkgoHelper()
+			Eventually(func(g Gomega) {
+				code, body := readyz(g, op, "/readyz/"+controllers.ReadyzMirror)
+				g.Expect(code).To(Equal(http.StatusInternalServerError))
+				g.Expect(body).To(ContainSubstring(why))
+				code, _ = readyz(g, op, "/readyz")
+				g.Expect(code).To(Equal(http.StatusInternalServerError))
+			}, settle, poll).Should(Succeed())
+		}
+		notReady("PostgreSQL does not answer")
+		Expect(pg.Restart(ctx)).To(Succeed())
+		halted = false
+		notReady("schema is behind")
+		notReady("alertbridge migrate")
+		_, err = fresh.Migrate(ctx, mirror.MigrateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) int { code, _ := readyz(g, op, "/readyz"); return code }, settle, poll).Should(Equal(http.StatusOK))
+
+		// From now on an outage delays the mirror, and says so, but never
+		// makes the operator unready: ingest and the controllers go on.
+		Expect(pg.Halt(ctx)).To(Succeed())
+		halted = true
+		a := newAlert(ns, "during-outage")
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Eventually(func(g Gomega) v1.AlertPhase {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+			return a.Status.Phase
+		}, settle, poll).Should(Equal(v1.AlertNew))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonDatabaseUnavailable))
+		Consistently(func(g Gomega) int { code, _ := readyz(g, op, "/readyz"); return code }, quietFor, poll).Should(Equal(http.StatusOK))
+		Expect(pg.Restart(ctx)).To(Succeed())
+		halted = false
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonMirrorCaughtUp))
+	})
+})
+
+// freshDatabase creates an empty database beside pg's and returns its URL.
+func freshDatabase(db *pgxpool.Pool, pg *pgcluster.Cluster, prefix string) string {
+	GinkgoHelper()
+	name := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
+	_, err := db.Exec(ctx, "CREATE DATABASE "+name)
+	Expect(err).NotTo(HaveOccurred())
+	return strings.Replace(pg.DSN(), "/alertbridge?", "/"+name+"?", 1)
+}
+
+var _ = Describe("The mirror off, and required without a database", func() {
 	It("with the mirror off, adds no finalizer and removes leftovers so deletion never hangs", func() {
+		ns := newNamespace()
 		leftover := newAlert(ns, "leftover")
 		leftover.Finalizers = []string{v1.MirrorFinalizer}
 		Expect(k8s.Create(ctx, leftover)).To(Succeed())
 		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
-		stop := startOperator(controllers.Options{DuplicateGCDelay: gcDelay})
+		stop := startOperator(mirrorOffOptions())
 		defer stop()
 		Expect(gauge("alertbridge_mirror_enabled")).To(BeZero())
-		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonMirrorDisabled))
+		Eventually(func(g Gomega) {
+			reason, msg := mirrored(g, ns)
+			g.Expect(reason).To(Equal(controllers.ReasonMirrorDisabled))
+			g.Expect(msg).NotTo(ContainSubstring("config/without-mirror"), "installed without the mirror, nothing is amiss")
+		}, settle, poll).Should(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(leftover), leftover)).To(Succeed())
 			g.Expect(leftover.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
 		}, settle, poll).Should(Succeed())
-		// The binding is gone: new objects get no finalizer at admission.
-		Eventually(func(g Gomega) {
-			probe := newAlert(ns, "probe")
-			g.Expect(k8s.Create(ctx, probe, client.DryRunAll)).To(Succeed())
-			g.Expect(probe.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
-		}, settle, poll).Should(Succeed())
+		// config/without-mirror ships no finalizer policy.
+		probe := newAlert(ns, "probe")
+		Expect(k8s.Create(ctx, probe, client.DryRunAll)).To(Succeed())
+		Expect(probe.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
+		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeZero())
 		Expect(k8s.Delete(ctx, leftover)).To(Succeed())
 		Eventually(func() bool {
 			return slices.ContainsFunc(listAlerts(Default, ns), func(a v1.Alert) bool { return a.Name == leftover.Name })
 		}, settle, poll).Should(BeFalse())
+	})
+
+	It("with the mirror off, still deletes finished objects past resolvedInCluster, but never GitOps-tracked ones", func() {
+		expectRetention(newNamespace(), mirrorOffOptions())
+	})
+
+	It("with --mirror=required and no database, runs no controller and is never ready, saying why", func() {
+		ns := newNamespace()
+		op, stop := startServingProbes(controllers.Options{DuplicateGCDelay: gcDelay, Mirror: controllers.MirrorOptions{Mode: controllers.MirrorRequired}})
+		defer stop()
+		Eventually(func(g Gomega) {
+			code, body := readyz(g, op, "/readyz/"+controllers.ReadyzMirror)
+			g.Expect(code).To(Equal(http.StatusInternalServerError))
+			g.Expect(body).To(And(ContainSubstring("no database URL"), ContainSubstring("ALERT_DATABASE_URL")))
+		}, settle, poll).Should(Succeed())
+		// Nothing runs without durable history: no decision, and a
+		// finalizer stays for the mirror that will write the row.
+		a := newAlert(ns, "waits")
+		a.Finalizers = []string{v1.MirrorFinalizer}
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+			g.Expect(a.Status.Phase).To(BeEmpty())
+			g.Expect(a.Finalizers).To(ContainElement(v1.MirrorFinalizer))
+		}, quietFor, poll).Should(Succeed())
+		code, _ := readyz(Default, op, "/readyz")
+		Expect(code).To(Equal(http.StatusInternalServerError))
 	})
 })

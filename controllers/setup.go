@@ -21,13 +21,14 @@ type Options struct {
 	// AlertConcurrency is the number of fingerprints folded in parallel.
 	AlertConcurrency int
 	// MirrorEnabled says the PostgreSQL mirror runs (implied by a
-	// Mirror.Store): Incident timelines then only lose entries the mirror
-	// has written.
+	// Mirror.Store unless Mirror.Mode is off): Incident timelines then only
+	// lose entries the mirror has written.
 	MirrorEnabled bool
 	// TriageWebhookBackoff is the first delay between triage webhook
 	// retries; zero means the default.
 	TriageWebhookBackoff time.Duration
-	// Mirror configures the PostgreSQL mirror; a nil Store turns it off.
+	// Mirror configures the PostgreSQL mirror and the readiness it adds;
+	// a nil Store turns the mirror off.
 	Mirror MirrorOptions
 }
 
@@ -41,6 +42,9 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := metrics.Register(mgr.GetCache()); err != nil {
 		return fmt.Errorf("failed to register metrics: %w", err)
 	}
+	if run, err := setupMirrorReadiness(ctx, mgr, opts.Mirror); err != nil || !run {
+		return err
+	}
 	alerts := &AlertReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
@@ -52,7 +56,7 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := alerts.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("failed to set up the Alert controller: %w", err)
 	}
-	opts.MirrorEnabled = opts.MirrorEnabled || opts.Mirror.Store != nil
+	opts.MirrorEnabled = opts.MirrorEnabled || opts.Mirror.on()
 	if err := setupIncidents(mgr, opts, clk); err != nil {
 		return err
 	}

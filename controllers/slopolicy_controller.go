@@ -66,14 +66,20 @@ type cachedSource struct {
 	src slo.Source
 }
 
+// The SLOPolicy controller evaluates each SLOPolicy on its interval.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=slopolicies,verbs=get;list;watch
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=slopolicies/status,verbs=get;update;patch
+// The SLOPolicy controller writes the gate decision, the observed SLIs and
+// the bypass in status.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=slopolicies/status,verbs=patch
+// The SLOPolicy controller blocks the gate on open Incidents of the service
+// (blockOnOpenIncidents).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch
-// get on Secrets in every namespace is safe only because whoever names a
-// Secret in a secretRef must be allowed to get it themselves (admission
-// policy alertbridge-slopolicy-credentials), and ServiceAccount tokens are
-// refused at use (refuseCredentials):
+// The SLOPolicy controller reads the Prometheus credentials from the Secret
+// the SLOPolicy names in secretRef (one get by name, never list), which only
+// someone allowed to get it may name (alertbridge-slopolicy-credentials);
+// ServiceAccount tokens are refused.
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// The SLOPolicy controller records Events on SLOPolicies (gate, bypass).
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile evaluates one SLOPolicy and schedules its next evaluation.

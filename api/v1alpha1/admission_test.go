@@ -4,8 +4,10 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/kube"
 )
 
 // The policy is the one config/default installs (testenv installs it).
@@ -38,5 +40,31 @@ var _ = Describe("AlertRoutingPolicy allowedKinds at admission", func() {
 		b := validAlert(other)
 		b.Spec.Kind = "disk_full"
 		Expect(k8s.Create(ctx, b)).To(Succeed())
+	})
+
+	It("exempts the operator's own Alerts (labelled origin=operator), not those it creates for callers nor anyone else's", func() {
+		ns := newNamespace()
+		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
+			Spec:       v1.AlertRoutingPolicySpec{AllowedKinds: []string{"latency"}},
+		})).To(Succeed())
+		probe := func(own bool) *v1.Alert {
+			a := validAlert(ns)
+			a.Spec.Kind = "mirror_probe"
+			if own {
+				a.Labels = map[string]string{v1.OriginLabel: v1.OriginOperator}
+			}
+			return a
+		}
+		operator, err := client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
+		Expect(err).NotTo(HaveOccurred())
+		monitor := userIn(ns, "prometheus", "alertbridge-monitor")
+		refused := MatchError(ContainSubstring(`spec.kind: "mirror_probe" is not allowed in namespace ` + ns))
+		// A new policy takes a moment to apply.
+		Eventually(func() error { return operator.Create(ctx, probe(false), client.DryRunAll) }, "30s", "200ms").Should(refused,
+			"an Alert the operator creates for a caller (HTTP ingest) is held to the namespace's list")
+		Expect(operator.Create(ctx, probe(true), client.DryRunAll)).To(Succeed(), "the operator's own Alert is exempt")
+		Eventually(func() error { return monitor.Create(ctx, probe(true)) }, "30s", "200ms").Should(refused,
+			"the label exempts nobody but the operator")
 	})
 })

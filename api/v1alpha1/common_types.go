@@ -17,6 +17,14 @@ const (
 	// TriageServiceAccountAnnotation marks a ServiceAccount a namespace admin
 	// allows triage Jobs to run as.
 	TriageServiceAccountAnnotation = "ops.alertbridge.io/triage"
+	// OriginLabel set to OriginOperator marks an Alert the operator creates
+	// on its own account (the mirror finalizer policy's dry-run probe),
+	// not for a caller. Written by the operator, it exempts the Alert from
+	// the namespace's allowedKinds (config/admission); written by anyone
+	// else, it changes nothing.
+	OriginLabel = "ops.alertbridge.io/origin"
+	// OriginOperator is the value of OriginLabel on the operator's own Alerts.
+	OriginOperator = "operator"
 )
 
 // ReasonSecretNotAllowed is the reason of the SLOPolicy Ready and the

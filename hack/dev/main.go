@@ -51,7 +51,7 @@ func run(exitAfter time.Duration) error {
 	if err != nil {
 		return err
 	}
-	say("installed config/default: CRDs, RBAC, admission policies, and the operator's ServiceAccount %s", env.Install.Username())
+	say("installed config/default: CRDs, RBAC, admission policies (the mirror finalizer's too), and the operator's ServiceAccount %s", env.Install.Username())
 	defer func() { _ = env.Stop() }()
 	admin, err := env.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
@@ -93,7 +93,10 @@ func run(exitAfter time.Duration) error {
 	defer func() { _ = logFile.Close() }()
 	op := exec.Command(filepath.Join(root, "bin", "alertbridge"), "run", "--kubeconfig", opKcPath,
 		"--health-probe-bind-address", ":18081", "--duplicate-gc-delay", "30s", "--migrate")
-	op.Env = append(os.Environ(), "ALERT_DATABASE_URL="+pg.DSN())
+	// --mirror is left at optional: on, since a database URL is set. The
+	// probe of the mirror finalizer policy runs in the operator's own
+	// namespace, as in a pod (POD_NAMESPACE from the downward API).
+	op.Env = append(os.Environ(), "ALERT_DATABASE_URL="+pg.DSN(), "POD_NAMESPACE="+env.Install.Namespace)
 	op.Stdout, op.Stderr = logFile, logFile
 	if err := op.Start(); err != nil {
 		return err
@@ -103,8 +106,9 @@ func run(exitAfter time.Duration) error {
 		_ = op.Wait()
 	}()
 
-	// The operator is ready once its admission policy applies and its caches
-	// synced; resources created before then would miss the mirror finalizer.
+	// config/default installed the mirror finalizer policy and waited for it
+	// to apply, so every resource created from here on carries the finalizer;
+	// the samples wait for the operator to be ready all the same.
 	say("waiting for the operator to be ready")
 	if err := waitReady(ctx, "http://127.0.0.1:18081/readyz", 2*time.Minute); err != nil {
 		return fmt.Errorf("%w (see %s)", err, logPath)

@@ -50,7 +50,8 @@ var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx = context.Background()
 	var err error
-	env, err = testenv.Start()
+	// The CLI suite runs the operator with the mirror off, installed so.
+	env, err = testenv.StartWith(testenv.WithoutMirrorInstall)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() { Expect(env.Stop()).To(Succeed()) })
 	restCfg := env.Admin

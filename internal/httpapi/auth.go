@@ -28,7 +28,10 @@ type Access struct {
 	AllowAnonymous bool
 }
 
+// The HTTP API authenticates each caller's bearer token (TokenReview).
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// The HTTP API asks whether the caller may do what they ask
+// (SubjectAccessReview), as kubectl would need it, before acting.
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // DefaultAuthCacheTTL is how long a TokenReview or SubjectAccessReview answer

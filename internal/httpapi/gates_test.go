@@ -49,7 +49,9 @@ var (
 // answers TokenReview and whose RBAC answers SubjectAccessReview.
 func TestMain(m *testing.M) {
 	var err error
-	env, err = testenv.Start()
+	// Most tests run the operator with the mirror off, installed so; the
+	// mirror test adds the finalizer component (testenv.InstallMirrorFinalizer).
+	env, err = testenv.StartWith(testenv.WithoutMirrorInstall)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -30,6 +30,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/pgcluster"
 	"github.com/alertbridge/alertbridge/internal/query"
+	"github.com/alertbridge/alertbridge/internal/testenv"
 	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
 
@@ -431,6 +432,10 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	store, err := mirror.Open(ctx, pg.DSN())
 	must(t, err)
 	t.Cleanup(store.Close)
+	// As config/default installs the mirror: with its finalizer policy.
+	uninstall, err := testenv.InstallMirrorFinalizer(ctx, k8s)
+	must(t, err)
+	t.Cleanup(func() { must(t, uninstall(context.Background())) })
 	op := startOperator(t, controllers.Options{DuplicateGCDelay: longGC, Mirror: controllers.MirrorOptions{Store: store, Migrate: true}})
 	cached := op.serve(t, httpapi.Config{})
 	history := op.serve(t, httpapi.Config{History: store})

@@ -145,6 +145,12 @@ func HashKey(caller, key string) string {
 	return fingerprint.Hash("ingest:" + caller + "\x00" + key)[:alertstate.KeyLen]
 }
 
+// The HTTP intake creates an Alert for a caller allowed to create it
+// (SubjectAccessReview), as the operator (DECISIONS D1).
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts,verbs=get;list;watch;create
+// The HTTP intake counts occurrences into the canonical Alert's status.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=patch
+
 // Ingest counts one occurrence and returns once it is durable.
 func (in *Intake) Ingest(ctx context.Context, req Request) (Result, error) {
 	w := &waiter{req: req, key: HashKey(req.Caller, req.Key), done: make(chan outcome, 1)}

@@ -48,7 +48,8 @@ func TestIntake(t *testing.T) {
 var _ = BeforeSuite(func() {
 	ctx = context.Background()
 	var err error
-	env, err = testenv.Start()
+	// The operator runs with the mirror off, installed so.
+	env, err = testenv.StartWith(testenv.WithoutMirrorInstall)
 	Expect(err).NotTo(HaveOccurred())
 	cfg = env.Admin
 	scheme = kube.NewScheme()

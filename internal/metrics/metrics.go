@@ -92,6 +92,15 @@ var GateDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "SLOPolicy evaluations written, by release gate decision.",
 }, []string{"decision"})
 
+// MirrorFinalizerPolicyActive is 1 while the operator's periodic dry-run
+// Alert (in its own namespace) comes back with the mirror finalizer, i.e.
+// while the MutatingAdmissionPolicy of config/components/mirror-finalizer
+// is in effect; 0 otherwise. Each replica reports its own check.
+var MirrorFinalizerPolicyActive = prometheus.NewGauge(prometheus.GaugeOpts{
+	Name: "alertbridge_mirror_finalizer_policy_active",
+	Help: "1 when the mirror finalizer admission policy puts the finalizer on a dry-run Alert in the operator's namespace, 0 otherwise.",
+})
+
 // alertsByPhase reports the Alerts in the cache by phase at scrape time,
 // so the gauge is never out of step with the cluster.
 type alertsByPhase struct {
@@ -126,6 +135,7 @@ func Register(reader client.Reader) error {
 	for _, c := range []prometheus.Collector{
 		IngestOccurrences, IngestReplays, IngestRejected, Folds, Requeues,
 		TriageRuns, TriageCooldownSkips, GateDecisions, IntakeCommitSeconds, IntakeBatchOccurrences,
+		MirrorFinalizerPolicyActive,
 		&alertsByPhase{reader: reader, desc: prometheus.NewDesc("alertbridge_alerts",
 			"Alerts in the cluster by phase.", []string{"phase"}, nil)},
 	} {

@@ -127,6 +127,33 @@ func TestMigrateIdempotentAndDryRun(t *testing.T) {
 	}
 }
 
+func TestPendingMigrations(t *testing.T) {
+	ctx := context.Background()
+	dsn := freshDB(t, ctx)
+	s, err := mirror.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	all, err := mirror.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := s.PendingMigrations(ctx)
+	if err != nil || len(pending) != len(all) {
+		t.Fatalf("an empty database: %d pending (err %v), want all %d", len(pending), err, len(all))
+	}
+	if got := tables(t, ctx, connect(t, ctx, dsn)); len(got) != 0 {
+		t.Fatalf("PendingMigrations created tables: %v", got)
+	}
+	if _, err := s.Migrate(ctx, mirror.MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := s.PendingMigrations(ctx); err != nil || len(pending) != 0 {
+		t.Fatalf("a migrated database: %v pending (err %v), want none", pending, err)
+	}
+}
+
 func TestMigrateRefusesAnEditedMigration(t *testing.T) {
 	ctx := context.Background()
 	c := connect(t, ctx, freshDB(t, ctx))

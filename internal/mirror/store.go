@@ -57,6 +57,27 @@ func (s *Store) Migrate(ctx context.Context, o MigrateOptions) ([]int, error) {
 	return Migrate(ctx, c.Conn(), o)
 }
 
+// PendingMigrations returns the embedded migrations the database has not
+// applied yet, oldest first, changing nothing: empty means the schema is
+// current. An applied migration whose SQL was edited since is ErrChecksum.
+func (s *Store) PendingMigrations(ctx context.Context) ([]Migration, error) {
+	all, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", MigrationsTable).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("failed to look for %s: %w", MigrationsTable, err)
+	}
+	applied := map[int]string{}
+	if exists {
+		if applied, err = appliedVersions(ctx, s.pool); err != nil {
+			return nil, err
+		}
+	}
+	return pendingOf(all, applied)
+}
+
 var alertCols = []string{
 	"uid", "namespace", "name", "resource_version",
 	"fingerprint", "service", "env", "kind", "severity",

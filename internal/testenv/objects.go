@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
 
 // Objects reads every object of a (multi-document) YAML file of this
@@ -174,4 +178,40 @@ func waitForRBAC(ctx context.Context, admin *rest.Config, user string, groups []
 		}
 		return sar.Status.Allowed, nil
 	})
+}
+
+// InstallMirrorFinalizer applies the mirror finalizer component exactly as
+// config/default ships it, for a suite that installed WithoutMirrorInstall
+// but runs some specs with the mirror on. It returns once the policy is in
+// effect, with a function that deletes the component again and returns
+// once new objects are admitted without the finalizer.
+func InstallMirrorFinalizer(ctx context.Context, c client.Client) (uninstall func(context.Context) error, err error) {
+	objs, err := Build(filepath.Join(Root(), MirrorFinalizerComponent))
+	if err != nil {
+		return nil, err
+	}
+	if err := Apply(ctx, c, objs...); err != nil {
+		return nil, err
+	}
+	if err := WaitForPolicies(ctx, c); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		// The binding first: without it the policy applies to nothing.
+		for _, u := range slices.Backward(objs) {
+			if err := client.IgnoreNotFound(c.Delete(ctx, u)); err != nil {
+				return fmt.Errorf("failed to delete %s %s: %w", u.GetKind(), u.GetName(), err)
+			}
+		}
+		return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			a := &v1.Alert{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "finalizer-gone-", Namespace: metav1.NamespaceDefault},
+				Spec:       v1.AlertSpec{Service: "alertbridge-tests", Kind: "probe", Title: "is the mirror finalizer policy gone?"},
+			}
+			if err := c.Create(ctx, a, client.DryRunAll); err != nil {
+				return false, err
+			}
+			return !slices.Contains(a.Finalizers, v1.MirrorFinalizer), nil
+		})
+	}, nil
 }

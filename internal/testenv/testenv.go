@@ -33,8 +33,20 @@ import (
 // K8sVersion is the control plane hack/envtest-binaries.sh builds.
 const K8sVersion = "1.37.2"
 
-// DefaultInstall is the kustomization tests install: what users install.
-const DefaultInstall = "config/default"
+// The kustomizations tests install, relative to the module root.
+const (
+	// DefaultInstall is what users install: the operator with the
+	// PostgreSQL mirror required, and so the mirror finalizer's admission
+	// policy.
+	DefaultInstall = "config/default"
+	// WithoutMirrorInstall is the same install without the mirror
+	// (--mirror=off, no finalizer policy): suites that run the operator
+	// with the mirror off install this.
+	WithoutMirrorInstall = "config/without-mirror"
+	// MirrorFinalizerComponent is the component DefaultInstall includes and
+	// WithoutMirrorInstall leaves out (see InstallMirrorFinalizer).
+	MirrorFinalizerComponent = "config/components/mirror-finalizer"
+)
 
 // operatorTokenLifetime outlasts any suite; a real pod's projected token
 // is refreshed by the kubelet, which envtest does not run.

@@ -5,6 +5,7 @@ package testoperator
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -21,17 +22,43 @@ import (
 // `alertbridge run` starts it, for tests that need the operator running.
 type Operator struct {
 	Manager ctrl.Manager
-	cancel  context.CancelFunc
-	done    chan error
+	// ProbeURL is the base URL of the health probes (/readyz, /healthz)
+	// when started with StartServingProbes.
+	ProbeURL string
+	cancel   context.CancelFunc
+	done     chan error
 }
 
 // Start starts the operator against cfg and returns once its cache
 // has synced.
 func Start(cfg *rest.Config, opts controllers.Options) (*Operator, error) {
+	return start(cfg, opts, "0")
+}
+
+// StartServingProbes is Start with the health probes served on a free
+// loopback port, at ProbeURL, for tests of the operator's readiness.
+func StartServingProbes(cfg *rest.Config, opts controllers.Options) (*Operator, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		return nil, err
+	}
+	o, err := start(cfg, opts, addr)
+	if err != nil {
+		return nil, err
+	}
+	o.ProbeURL = "http://" + addr
+	return o, nil
+}
+
+func start(cfg *rest.Config, opts controllers.Options, probeAddr string) (*Operator, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 kube.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
+		HealthProbeBindAddress: probeAddr,
 		// Tests start the operator more than once in one process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})

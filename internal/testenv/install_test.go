@@ -1,0 +1,106 @@
+package testenv
+
+import (
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+func build(t *testing.T, dir string) map[string]*unstructured.Unstructured {
+	t.Helper()
+	objs, err := Build(filepath.Join(Root(), dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*unstructured.Unstructured{}
+	for _, u := range objs {
+		byID[u.GetKind()+" "+u.GetNamespace()+"/"+u.GetName()] = u
+	}
+	return byID
+}
+
+func deployment(t *testing.T, u *unstructured.Unstructured) *appsv1.Deployment {
+	t.Helper()
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
+		t.Fatal(err)
+	}
+	return &d
+}
+
+func envVar(c corev1.Container, name string) *corev1.EnvVar {
+	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
+	if i < 0 {
+		return nil
+	}
+	return &c.Env[i]
+}
+
+// TestWithoutMirrorIsDefaultMinusTheMirror keeps config/without-mirror in
+// step with config/default: the same objects except the mirror finalizer
+// component, and the same Deployment except --mirror=off and no database
+// Secret.
+func TestWithoutMirrorIsDefaultMinusTheMirror(t *testing.T) {
+	def, off := build(t, DefaultInstall), build(t, WithoutMirrorInstall)
+	component := build(t, MirrorFinalizerComponent)
+	if len(component) != 2 {
+		t.Fatalf("the mirror finalizer component has %d objects, want the policy and its binding", len(component))
+	}
+	for id := range component {
+		if def[id] == nil {
+			t.Errorf("%s: config/default must include the mirror finalizer component", id)
+		}
+		if off[id] != nil {
+			t.Errorf("%s: config/without-mirror must leave the mirror finalizer component out", id)
+		}
+		delete(def, id)
+	}
+	const dep = "Deployment alertbridge-system/alertbridge-manager"
+	if def[dep] == nil || off[dep] == nil {
+		t.Fatalf("both installs need %s", dep)
+	}
+	shipped, mirrorOff := deployment(t, def[dep]), deployment(t, off[dep])
+	delete(def, dep)
+	delete(off, dep)
+	for id := range def {
+		if !reflect.DeepEqual(def[id], off[id]) {
+			t.Errorf("%s differs between config/default and config/without-mirror", id)
+		}
+	}
+	for id := range off {
+		if def[id] == nil {
+			t.Errorf("%s is in config/without-mirror only", id)
+		}
+	}
+
+	c := shipped.Spec.Template.Spec.Containers[0]
+	if !slices.Contains(c.Args, "--mirror=required") {
+		t.Errorf("the shipped Deployment runs %v, want --mirror=required", c.Args)
+	}
+	db := envVar(c, "ALERT_DATABASE_URL")
+	switch {
+	case db == nil || db.ValueFrom == nil || db.ValueFrom.SecretKeyRef == nil:
+		t.Errorf("the shipped Deployment must read ALERT_DATABASE_URL from a Secret")
+	case db.ValueFrom.SecretKeyRef.Optional != nil && *db.ValueFrom.SecretKeyRef.Optional:
+		t.Errorf("with --mirror=required the database Secret must not be optional")
+	}
+	ns := envVar(c, "POD_NAMESPACE")
+	if ns == nil || ns.ValueFrom == nil || ns.ValueFrom.FieldRef == nil || ns.ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
+		t.Errorf("the shipped Deployment must set POD_NAMESPACE from the downward API (metadata.namespace)")
+	}
+
+	// Turn the shipped Deployment into the mirror-off one; nothing else may differ.
+	want := shipped.DeepCopy()
+	wc := &want.Spec.Template.Spec.Containers[0]
+	wc.Args[slices.Index(wc.Args, "--mirror=required")] = "--mirror=off"
+	wc.Env = slices.DeleteFunc(wc.Env, func(e corev1.EnvVar) bool { return e.Name == "ALERT_DATABASE_URL" })
+	if !reflect.DeepEqual(want, mirrorOff) {
+		t.Errorf("config/without-mirror's Deployment must differ from config/default's only by --mirror=off and no ALERT_DATABASE_URL:\ngot  %+v\nwant %+v", mirrorOff.Spec.Template.Spec, want.Spec.Template.Spec)
+	}
+}
