@@ -7,9 +7,14 @@ import (
 	goflag "flag"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -18,6 +23,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/certs"
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/kube"
@@ -29,6 +35,8 @@ type runOptions struct {
 	probeAddr        string
 	apiAddr          string
 	api              httpapi.Config
+	apiAudiences     []string
+	apiTLS           apiTLSFlags
 	leaderElect      bool
 	secureMetrics    bool
 	duplicateGCDelay time.Duration
@@ -37,6 +45,15 @@ type runOptions struct {
 	kubeBurst        int
 	mirror           mirrorFlags
 	zap              zap.Options
+}
+
+// apiTLSFlags say where the HTTP API's certificate comes from.
+type apiTLSFlags struct {
+	secret     string
+	namespace  string
+	service    string
+	extraNames []string
+	manage     bool
 }
 
 // mirrorFlags configure the PostgreSQL mirror.
@@ -66,8 +83,17 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.StringVar(&o.apiAddr, "api-bind-address", ":8090", "address of the HTTP API; 0 turns it off")
 	f.BoolVar(&o.api.GateAnonymous, "gate-anonymous", false, "let callers without a token read release gates (Flagger webhooks send none)")
 	f.BoolVar(&o.api.DashboardAnonymous, "dashboard-anonymous", false, "let callers without a token read the dashboard JSON and page (all namespaces)")
-	f.StringVar(&o.api.CertFile, "api-tls-cert-file", "", "certificate of the HTTP API; with --api-tls-key-file it serves TLS")
-	f.StringVar(&o.api.KeyFile, "api-tls-key-file", "", "private key of the HTTP API")
+	f.BoolVar(&o.api.Insecure, "api-insecure", false, "serve the HTTP API over plain HTTP (tokens cross the network in clear text; for local development)")
+	f.StringSliceVar(&o.apiAudiences, "api-audiences", []string{httpapi.DefaultAudience}, "audiences a caller's token must be bound to (kubectl create token NAME --audience alertbridge); add the API server's audience to accept people's OIDC tokens")
+	f.StringVar(&o.apiTLS.secret, "api-tls-secret", "alertbridge-api-tls", "Secret holding the HTTP API's certificate (tls.crt, tls.key, ca.crt), read through the API and reloaded on change")
+	f.StringVar(&o.apiTLS.namespace, "api-tls-secret-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), defaultNamespace), "namespace of --api-tls-secret and of the Service the certificate is for")
+	f.StringVar(&o.apiTLS.service, "api-tls-service", "alertbridge-api", "Service whose DNS names (NAME, NAME.NS, NAME.NS.svc, NAME.NS.svc.cluster.local) the certificate carries")
+	f.StringSliceVar(&o.apiTLS.extraNames, "api-tls-extra-names", nil, "more DNS names or IP addresses the certificate carries (an Ingress host, another cluster domain)")
+	f.BoolVar(&o.apiTLS.manage, "api-tls-manage-secret", true, "the leader creates a self-signed CA and serving certificate in --api-tls-secret and renews them; false serves a Secret another tool keeps (cert-manager)")
+	f.StringVar(&o.api.CertFile, "api-tls-cert-file", "", "serve TLS from this certificate file instead of --api-tls-secret (read once at start)")
+	f.StringVar(&o.api.KeyFile, "api-tls-key-file", "", "private key of --api-tls-cert-file")
+	f.DurationVar(&o.api.ShutdownDelay, "api-shutdown-delay", httpapi.DefaultShutdownDelay, "on SIGTERM, how long the HTTP API goes on serving while readiness fails, so Services stop sending it requests")
+	f.DurationVar(&o.api.ShutdownTimeout, "api-shutdown-timeout", httpapi.DefaultShutdownTimeout, "on SIGTERM, after --api-shutdown-delay, how long requests in flight may take to finish")
 	f.StringVar(&o.api.DefaultNamespace, "default-namespace", "default", "namespace of ingested alerts whose request names none (no ?namespace= and no namespace label)")
 	f.Float32Var(&o.kubeQPS, "kube-api-qps", kube.OperatorQPS, "client-side limit of requests per second to the Kubernetes API; a negative value turns client-side limiting off")
 	f.IntVar(&o.kubeBurst, "kube-api-burst", kube.OperatorBurst, "client-side burst of requests to the Kubernetes API")
@@ -110,6 +136,9 @@ func (o *runOptions) run(app *cli.App) error {
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "alertbridge.ops.alertbridge.io",
+		// The HTTP API drains first; the controllers, caches and probes
+		// stop after it, within the same budget.
+		GracefulShutdownTimeout: ptr.To(max(defaultGracefulShutdown, o.api.ShutdownDelay+o.api.ShutdownTimeout+stopAfterAPI)),
 	})
 	if err != nil {
 		return fmt.Errorf("failed to create the manager: %w", err)
@@ -165,7 +194,7 @@ func (m *mirrorFlags) options(ctx context.Context) (controllers.MirrorOptions, e
 }
 
 // addHTTPAPI runs the HTTP API (release gates, …) beside the controllers,
-// unless --api-bind-address is 0.
+// unless --api-bind-address is 0, over TLS unless --api-insecure.
 func (o *runOptions) addHTTPAPI(mgr manager.Manager) error {
 	if o.apiAddr == "0" || o.apiAddr == "" {
 		return nil
@@ -173,8 +202,40 @@ func (o *runOptions) addHTTPAPI(mgr manager.Manager) error {
 	if (o.api.CertFile == "") != (o.api.KeyFile == "") {
 		return cli.Exit(cli.ExitUsage, fmt.Errorf("--api-tls-cert-file and --api-tls-key-file go together"))
 	}
+	if o.api.Insecure && o.api.CertFile != "" {
+		return cli.Exit(cli.ExitUsage, fmt.Errorf("--api-insecure and --api-tls-cert-file exclude each other"))
+	}
+	if o.api.ShutdownDelay < 0 || o.api.ShutdownTimeout <= 0 {
+		return cli.Exit(cli.ExitUsage, fmt.Errorf("--api-shutdown-delay must not be negative and --api-shutdown-timeout must be positive"))
+	}
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("failed to create the client of the HTTP API: %w", err)
+	}
+	log := ctrl.Log.WithName("setup")
 	cfg := o.api
 	cfg.Addr = o.apiAddr
+	switch {
+	case cfg.Insecure:
+		log.Info("The HTTP API serves plain HTTP (--api-insecure): tokens cross the network in clear text")
+	case cfg.CertFile != "":
+		log.Info("The HTTP API serves TLS from files", "cert", cfg.CertFile)
+	default:
+		t := o.apiTLS
+		names := slices.Concat(certs.ServiceNames(t.service, t.namespace), t.extraNames)
+		src, err := certs.Add(mgr, cs, certs.Options{
+			Secret: types.NamespacedName{Namespace: t.namespace, Name: t.secret}, Names: names, Manage: t.manage,
+		})
+		if err != nil {
+			return err
+		}
+		cfg.GetCertificate = src.GetCertificate
+		if err := mgr.AddReadyzCheck("api-certificate", src.Ready); err != nil {
+			return fmt.Errorf("failed to add the HTTP API's certificate check: %w", err)
+		}
+		log.Info("The HTTP API serves TLS from a Secret", "secret", klog.KRef(t.namespace, t.secret), "managed", t.manage, "names", names)
+	}
+	cfg.Audiences = o.apiAudiences
 	srv, err := httpapi.ForManager(mgr, cfg)
 	if err != nil {
 		return err
@@ -182,5 +243,22 @@ func (o *runOptions) addHTTPAPI(mgr manager.Manager) error {
 	if err := mgr.Add(srv); err != nil {
 		return fmt.Errorf("failed to add the HTTP API: %w", err)
 	}
+	if err := mgr.AddReadyzCheck("api", srv.ReadyCheck); err != nil {
+		return fmt.Errorf("failed to add the HTTP API's ready check: %w", err)
+	}
 	return nil
 }
+
+// Shutdown budget of the manager (the Deployment's
+// terminationGracePeriodSeconds is above it).
+const (
+	// defaultGracefulShutdown is controller-runtime's default.
+	defaultGracefulShutdown = 30 * time.Second
+	// stopAfterAPI is left for the controllers, caches and probes, which
+	// stop after the HTTP API.
+	stopAfterAPI = 10 * time.Second
+)
+
+// defaultNamespace is where config/default installs the operator; the
+// Deployment sets POD_NAMESPACE to the namespace it runs in.
+const defaultNamespace = "alertbridge-system"

@@ -250,7 +250,7 @@ func monitorToken(b *testing.B, c client.Client, cs kubernetes.Interface, ns str
 		}
 	}
 	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "monitor", &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{httpapi.DefaultAudience}, ExpirationSeconds: ptr.To[int64](3600)},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		b.Fatal(err)

@@ -84,7 +84,9 @@ func run(exitAfter time.Duration) error {
 	}
 	defer pg.Stop()
 
-	say("starting the operator (bin/alertbridge run)")
+	// Plain HTTP here: the shipped Deployment serves TLS with a certificate
+	// the operator keeps in a Secret (README, "TLS and tokens").
+	say("starting the operator (bin/alertbridge run --api-insecure: the HTTP API on :8090 is plain HTTP, for local development)")
 	logPath := filepath.Join(work, "operator.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -92,7 +94,7 @@ func run(exitAfter time.Duration) error {
 	}
 	defer func() { _ = logFile.Close() }()
 	op := exec.Command(filepath.Join(root, "bin", "alertbridge"), "run", "--kubeconfig", opKcPath,
-		"--health-probe-bind-address", ":18081", "--duplicate-gc-delay", "30s", "--migrate")
+		"--health-probe-bind-address", ":18081", "--duplicate-gc-delay", "30s", "--migrate", "--api-insecure")
 	// --mirror is left at optional: on, since a database URL is set. The
 	// probe of the mirror finalizer policy runs in the operator's own
 	// namespace, as in a pod (POD_NAMESPACE from the downward API).
@@ -148,6 +150,7 @@ alertbridge is running.
   CLI:           bin/alertbridge --kubeconfig %s …
   PostgreSQL:    %s
   operator log:  %s
+  HTTP API:      http://127.0.0.1:8090 (plain HTTP: --api-insecure; tokens need --audience alertbridge)
 Press Ctrl-C to stop; everything started here is removed.
 `, kcPath, assets, kcPath, pg.DSN(), logPath)
 

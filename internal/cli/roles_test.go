@@ -379,7 +379,13 @@ func (f *roleFixture) identity(name, role string) identity {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "alertbridge-" + role},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: f.ns}},
 	})).To(Succeed())
+	// One token for the kube-apiserver (the CLI), one bound to alertbridge's
+	// audience (the HTTP API), as a user would get them.
 	tr, err := cs.CoreV1().ServiceAccounts(f.ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	apiToken, err := cs.CoreV1().ServiceAccounts(f.ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{httpapi.DefaultAudience}},
+	}, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	cfg := rest.AnonymousClientConfig(env.Admin)
 	cfg.BearerToken = tr.Status.Token
@@ -387,7 +393,7 @@ func (f *roleFixture) identity(name, role string) identity {
 	Expect(err).NotTo(HaveOccurred())
 	kc := filepath.Join(GinkgoT().TempDir(), name+".kubeconfig")
 	Expect(os.WriteFile(kc, data, 0o600)).To(Succeed())
-	id := identity{role: role, user: "system:serviceaccount:" + f.ns + ":" + name, owner: name, kubeconfig: kc, token: tr.Status.Token}
+	id := identity{role: role, user: "system:serviceaccount:" + f.ns + ":" + name, owner: name, kubeconfig: kc, token: apiToken.Status.Token}
 	// RBAC learns of a new binding through an informer: wait until the
 	// authorizer grants the role's first rule.
 	verb := "list"

@@ -137,10 +137,7 @@ const (
 // receiver pointing at the API, feeds it alerts through its own API and
 // checks what the cluster holds.
 func TestAlertmanagerEndToEnd(t *testing.T) {
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		t.Fatal("prometheus-alertmanager is not installed (hack/ensure-packages.sh installs it)")
-	}
+	bin := alertmanagerBinary(t)
 	op := startAPI(t)
 	ns := newNS(t)
 	dir := t.TempDir()
@@ -160,36 +157,7 @@ receivers:
           authorization:
             credentials_file: %s
 `, op.srv.URL, ns, filepath.Join(dir, "token"))
-	must(t, os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(conf), 0o600))
-	port := freePort(t)
-	am := "http://127.0.0.1:" + port
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--config.file="+filepath.Join(dir, "alertmanager.yml"),
-		"--storage.path="+filepath.Join(dir, "data"), "--web.listen-address=127.0.0.1:"+port,
-		"--cluster.listen-address=", "--log.level=warn")
-	logs, err := os.Create(filepath.Join(dir, "alertmanager.log"))
-	must(t, err)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	must(t, cmd.Start())
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			out, _ := os.ReadFile(logs.Name())
-			t.Logf("alertmanager log:\n%s", out)
-		}
-	})
-	eventually(t, amStart, func() error {
-		resp, err := http.Get(am + "/-/ready") //nolint:noctx // test probe
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("ready: %d", resp.StatusCode)
-		}
-		return nil
-	})
+	am := startAlertmanager(t, bin, dir, conf)
 	starts := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
 	fire := func(instance, severity, endsAt string) {
 		t.Helper()
@@ -252,7 +220,7 @@ receivers:
 	fire("gw-2", "critical", time.Now().Add(-time.Second).UTC().Format(time.RFC3339))
 	eventually(t, amDeliver, func() error {
 		var a v1.Alert
-		if err := k8s.Get(ctx, keyOf(ns, gw2.Name), &a); err != nil {
+		if err := k8s.Get(context.Background(), keyOf(ns, gw2.Name), &a); err != nil {
 			return err
 		}
 		if a.Status.ResolvedAt == nil || a.Status.Phase != v1.AlertAcked || a.Status.Ack == nil || a.Status.Ack.By != "alertmanager" {
@@ -263,6 +231,53 @@ receivers:
 		}
 		return nil
 	})
+}
+
+func alertmanagerBinary(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus-alertmanager")
+	if err != nil {
+		t.Fatal("prometheus-alertmanager is not installed (hack/ensure-packages.sh installs it)")
+	}
+	return bin
+}
+
+// startAlertmanager runs bin with conf (alertmanager.yml) in dir until the
+// test ends and returns its URL once it is ready; its log is shown when
+// the test fails.
+func startAlertmanager(t testing.TB, bin, dir, conf string) string {
+	t.Helper()
+	must(t, os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(conf), 0o600))
+	port := freePort(t)
+	am := "http://127.0.0.1:" + port
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "--config.file="+filepath.Join(dir, "alertmanager.yml"),
+		"--storage.path="+filepath.Join(dir, "data"), "--web.listen-address=127.0.0.1:"+port,
+		"--cluster.listen-address=", "--log.level=warn")
+	logs, err := os.Create(filepath.Join(dir, "alertmanager.log"))
+	must(t, err)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	must(t, cmd.Start())
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			out, _ := os.ReadFile(logs.Name())
+			t.Logf("alertmanager log:\n%s", out)
+		}
+	})
+	eventually(t, amStart, func() error {
+		resp, err := http.Get(am + "/-/ready") //nolint:noctx // test probe
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("ready: %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return am
 }
 
 func freePort(t testing.TB) string {

@@ -44,10 +44,23 @@ const DefaultAuthCacheTTL = 10 * time.Second
 // if none expired, the whole cache is dropped (it refills within one TTL).
 const maxAuthCacheEntries = 4096
 
+// DefaultAudience is the audience a token must be bound to unless the
+// operator is told otherwise (--api-audiences): `kubectl create token NAME
+// --audience alertbridge`, or a projected ServiceAccount token with that
+// audience.
+const DefaultAudience = "alertbridge"
+
 // Authenticator checks bearer tokens with TokenReview and authorises them
 // with SubjectAccessReview against the API server's own RBAC.
+//
+// Tokens must be bound to one of Audiences. A token made for the API
+// server (its default audience) is refused, so a token sent to alertbridge
+// cannot be replayed against the API server, and alertbridge never holds a
+// token that works there.
 type Authenticator struct {
 	Client kubernetes.Interface
+	// Audiences a token may be bound to; empty means DefaultAudience.
+	Audiences []string
 	// CacheTTL is how long answers are reused: zero means
 	// DefaultAuthCacheTTL, negative turns the cache off.
 	CacheTTL time.Duration
@@ -123,9 +136,10 @@ func (a *Authenticator) Authenticate(w http.ResponseWriter, r *http.Request, all
 		WriteError(w, http.StatusServiceUnavailable, "cannot check the token now")
 		return nil, false
 	}
-	if !st.Authenticated {
+	if !st.Authenticated || !a.boundToUs(st.Audiences) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="alertbridge", error="invalid_token"`)
-		WriteError(w, http.StatusUnauthorized, "the token is not valid")
+		WriteError(w, http.StatusUnauthorized, "the token is not valid for this API: it must be bound to the audience "+
+			strings.Join(a.audiences(), " or ")+" (kubectl create token NAME --audience "+a.audiences()[0]+")")
 		return nil, false
 	}
 	u := st.User
@@ -209,7 +223,7 @@ func (a *Authenticator) reviewToken(ctx context.Context, token string) (authenti
 		}
 	}
 	tr, err := a.Client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
-		Spec: authenticationv1.TokenReviewSpec{Token: token},
+		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: a.audiences()},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		return authenticationv1.TokenReviewStatus{}, err
@@ -240,6 +254,21 @@ func pruned[K comparable, V any](m map[K]V, now time.Time, expires func(V) time.
 		return map[K]V{}
 	}
 	return m
+}
+
+func (a *Authenticator) audiences() []string {
+	if len(a.Audiences) == 0 {
+		return []string{DefaultAudience}
+	}
+	return a.Audiences
+}
+
+// boundToUs says whether the audiences TokenReview found the token valid
+// for include one of ours. An API server that ignores spec.audiences
+// answers none (the token is then one of its own audience), so this check,
+// not only the request, is what refuses such tokens.
+func (a *Authenticator) boundToUs(got []string) bool {
+	return slices.ContainsFunc(got, func(aud string) bool { return slices.Contains(a.audiences(), aud) })
 }
 
 func (a *Authenticator) ttl() time.Duration {

@@ -103,12 +103,21 @@ func setup(t testing.TB) fixture {
 	return f
 }
 
+// token creates ServiceAccount sa and mints a token of it bound to the
+// audience the API accepts by default, as `kubectl create token sa
+// --audience alertbridge` does.
 func token(t testing.TB, ns, sa string) string {
 	t.Helper()
-	ctx := context.Background()
-	must(t, k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}}))
-	tr, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
+	must(t, k8s.Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}}))
+	return tokenFor(t, ns, sa, httpapi.DefaultAudience)
+}
+
+// tokenFor mints a token of an existing ServiceAccount for audiences; with
+// none it is a token of the API server's own audience.
+func tokenFor(t testing.TB, ns, sa string, audiences ...string) string {
+	t.Helper()
+	tr, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), sa, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: audiences, ExpirationSeconds: ptr.To[int64](3600)},
 	}, metav1.CreateOptions{})
 	must(t, err)
 	return tr.Status.Token
@@ -252,7 +261,7 @@ func TestStartServes(t *testing.T) {
 		scheme string
 		client *http.Client
 	}{
-		{"http", httpapi.Config{}, "http", http.DefaultClient},
+		{"http", httpapi.Config{Insecure: true}, "http", http.DefaultClient},
 		{"tls", httpapi.Config{CertFile: certFile, KeyFile: keyFile}, "https", &http.Client{Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		}}},

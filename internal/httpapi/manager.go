@@ -24,5 +24,5 @@ func ForManager(mgr manager.Manager, cfg Config) (*Server, error) {
 	if cfg.Intake == nil {
 		cfg.Intake = &intake.Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
 	}
-	return New(cfg, mgr.GetClient(), &Authenticator{Client: cs}, nil), nil
+	return New(cfg, mgr.GetClient(), &Authenticator{Client: cs, Audiences: cfg.Audiences}, nil), nil
 }

@@ -1,8 +1,9 @@
 // Package httpapi is the operator's HTTP API: a small http.ServeMux server
-// with timeouts, request size limits, JSON errors, optional TLS and
-// Kubernetes authentication (TokenReview) and authorisation
-// (SubjectAccessReview). It serves the release gates; the other endpoints of
-// DESIGN.md add their routes the same way.
+// with timeouts, request size limits, JSON errors, TLS (plain HTTP only when
+// asked for), a graceful shutdown, Kubernetes authentication (TokenReview
+// with the API's own audiences) and authorisation (SubjectAccessReview). It
+// serves the release gates; the other endpoints of DESIGN.md add their
+// routes the same way.
 package httpapi
 
 import (
@@ -11,11 +12,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,7 +37,18 @@ const (
 	readTimeout       = 15 * time.Second
 	writeTimeout      = 15 * time.Second
 	idleTimeout       = 90 * time.Second
-	shutdownTimeout   = 10 * time.Second
+)
+
+// Shutdown defaults: together they stay within the Deployment's
+// terminationGracePeriodSeconds.
+const (
+	// DefaultShutdownDelay is how long the server keeps serving after it is
+	// told to stop, while its readiness fails, so that Services and load
+	// balancers stop sending it new requests first.
+	DefaultShutdownDelay = 5 * time.Second
+	// DefaultShutdownTimeout bounds the wait for in-flight requests after
+	// that; it is the write timeout, which no answer outlives anyway.
+	DefaultShutdownTimeout = writeTimeout
 )
 
 // Config is how the server listens and who may call it.
@@ -45,9 +61,22 @@ type Config struct {
 	// History, when set (the PostgreSQL mirror), answers the list,
 	// dashboard and open-incidents endpoints instead of the cache.
 	History History
-	// CertFile and KeyFile turn on TLS when both are set.
+	// GetCertificate serves TLS with the certificate it returns (a
+	// certs.Source: the Secret's, reloaded on change).
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// CertFile and KeyFile serve TLS from files read at start, when
+	// GetCertificate is nil.
 	CertFile string
 	KeyFile  string
+	// Insecure serves plain HTTP. It must be asked for: without it and
+	// without a certificate the server does not start.
+	Insecure bool
+	// ShutdownDelay is how long the server goes on serving, unready, once
+	// told to stop (none when zero; `alertbridge run` defaults to
+	// DefaultShutdownDelay). ShutdownTimeout bounds the wait for requests
+	// in flight after that (zero: DefaultShutdownTimeout).
+	ShutdownDelay   time.Duration
+	ShutdownTimeout time.Duration
 	// GateAnonymous lets callers without a token read gates (Flagger's
 	// webhooks send none).
 	GateAnonymous bool
@@ -56,6 +85,9 @@ type Config struct {
 	DefaultNamespace string
 	// Intake counts ingested occurrences; nil turns the ingest endpoints off.
 	Intake *intake.Intake
+	// Audiences are those a caller's token must be bound to (ForManager's
+	// Authenticator); empty means DefaultAudience.
+	Audiences []string
 }
 
 // Server is the HTTP API; it is a manager.Runnable.
@@ -66,7 +98,16 @@ type Server struct {
 	reader client.Reader
 	auth   *Authenticator
 	clock  clock.PassiveClock
+	// state is where Start is: starting, serving or draining.
+	state atomic.Int32
 }
+
+// Server states, for ReadyCheck.
+const (
+	stateStarting int32 = iota
+	stateServing
+	stateDraining
+)
 
 // New builds the server. reader reads the resources served (the manager's
 // cache in the operator); auth checks callers.
@@ -122,9 +163,33 @@ func (s *Server) Handler() http.Handler {
 // NeedLeaderElection is false: every replica serves reads from its cache.
 func (*Server) NeedLeaderElection() bool { return false }
 
-// Start serves until ctx ends, then shuts down gracefully.
+// ReadyCheck is a healthz.Checker: ready while the server accepts requests
+// and is not shutting down. It fails first when the server is told to stop.
+func (s *Server) ReadyCheck(*http.Request) error {
+	switch s.state.Load() {
+	case stateServing:
+		return nil
+	case stateDraining:
+		return errors.New("the HTTP API is shutting down")
+	default:
+		return errors.New("the HTTP API is not serving yet")
+	}
+}
+
+// Start serves until ctx ends, then shuts down gracefully: readiness fails
+// at once, the server keeps serving for ShutdownDelay (without keep-alive,
+// so clients reconnect elsewhere), then it stops accepting connections and
+// waits up to ShutdownTimeout for in-flight requests. Requests do not run
+// under ctx, so the manager stopping does not cancel them; only requests
+// that outlast ShutdownTimeout are cancelled.
 func (s *Server) Start(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithName("httpapi")
+	tlsConfig, err := s.tlsConfig()
+	if err != nil {
+		return err
+	}
+	base, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -132,38 +197,94 @@ func (s *Server) Start(ctx context.Context) error {
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		BaseContext:       func(net.Listener) context.Context { return base },
+		// Failed handshakes (probes, clients without the CA) are detail.
+		ErrorLog:  stdlog.New(serverErrors{log}, "", 0),
+		TLSConfig: tlsConfig,
 		// HTTP/2 is off for the same CVEs as the metrics server.
-		TLSConfig:    &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}},
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	l, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("failed to listen on %s: %w", s.cfg.Addr, err)
 	}
+	certFile, keyFile := s.cfg.CertFile, s.cfg.KeyFile
+	if s.cfg.GetCertificate != nil {
+		certFile, keyFile = "", ""
+	}
 	errc := make(chan error, 1)
 	go func() {
-		if s.cfg.CertFile != "" && s.cfg.KeyFile != "" {
-			errc <- srv.ServeTLS(l, s.cfg.CertFile, s.cfg.KeyFile)
+		if tlsConfig != nil {
+			errc <- srv.ServeTLS(l, certFile, keyFile)
 		} else {
 			errc <- srv.Serve(l)
 		}
 	}()
-	log.Info("Serving the HTTP API", "address", l.Addr().String(), "tls", s.cfg.CertFile != "")
+	s.state.Store(stateServing)
+	log.Info("Serving the HTTP API", "address", l.Addr().String(), "tls", tlsConfig != nil)
 	select {
 	case err := <-errc:
+		s.state.Store(stateDraining)
 		return fmt.Errorf("failed to serve the HTTP API: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	s.state.Store(stateDraining)
+	srv.SetKeepAlivesEnabled(false)
+	delay, timeout := s.cfg.ShutdownDelay, s.shutdownTimeout()
+	log.Info("Shutting down the HTTP API: not ready, still serving", "for", delay.String())
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return fmt.Errorf("failed to serve the HTTP API: %w", err)
+		}
+	}
+	log.Info("Shutting down the HTTP API: no new connections, waiting for requests in flight", "timeout", timeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("failed to shut down the HTTP API: %w", err)
+		cancelRequests()
+		_ = srv.Close()
+		return fmt.Errorf("failed to shut down the HTTP API within %s: %w", timeout, err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("failed to serve the HTTP API: %w", err)
 	}
+	log.Info("The HTTP API stopped")
 	return nil
+}
+
+// serverErrors sends net/http's own error log to the logger, at V(1).
+type serverErrors struct{ log logr.Logger }
+
+func (w serverErrors) Write(p []byte) (int, error) {
+	w.log.V(1).Info("HTTP server error", "error", strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// tlsConfig is the server's TLS configuration, nil for plain HTTP.
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	switch {
+	case s.cfg.GetCertificate != nil:
+		c.GetCertificate = s.cfg.GetCertificate
+		return c, nil
+	case s.cfg.CertFile != "" && s.cfg.KeyFile != "":
+		return c, nil
+	case s.cfg.Insecure:
+		return nil, nil
+	default:
+		return nil, errors.New("the HTTP API has no certificate: give it one, or ask for plain HTTP (--api-insecure)")
+	}
+}
+
+func (s *Server) shutdownTimeout() time.Duration {
+	if s.cfg.ShutdownTimeout <= 0 {
+		return DefaultShutdownTimeout
+	}
+	return s.cfg.ShutdownTimeout
 }
 
 // ErrorBody is every error response.

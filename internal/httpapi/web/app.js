@@ -97,7 +97,7 @@ async function refresh() {
     const resp = await fetch("/v1/alerts/dashboard?" + params, { headers, cache: "no-store" });
     const body = await resp.json();
     if (!resp.ok) {
-      const hint = resp.status === 401 ? " Enter a token (kubectl create token …) above." : "";
+      const hint = resp.status === 401 ? " Enter a token (kubectl create token NAME --audience alertbridge) above." : "";
       setStatus("Error " + resp.status + ": " + (body.message || resp.statusText) + "." + hint, true);
       return;
     }

@@ -1,0 +1,154 @@
+package certs
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+)
+
+// Source serves the certificate kept in one Secret. It watches that Secret
+// (a list and watch narrowed to its name, which a Role with resourceNames
+// allows) and swaps the certificate in memory on every change; until the
+// first one arrives, handshakes fail and Ready says why. A Secret that
+// cannot be read as a certificate, or its deletion, leaves the last good
+// certificate in service. It is a manager.Runnable on every replica.
+type Source struct {
+	client  kubernetes.Interface
+	secret  types.NamespacedName
+	current atomic.Pointer[served]
+	changed chan struct{}
+}
+
+// served is the certificate in service and the PEM it was read from.
+type served struct {
+	cert            *tls.Certificate
+	certPEM, keyPEM []byte
+}
+
+// NewSource returns a Source for the Secret key.
+func NewSource(c kubernetes.Interface, key types.NamespacedName) *Source {
+	return &Source{client: c, secret: key, changed: make(chan struct{}, 1)}
+}
+
+// NeedLeaderElection is false: every replica serves.
+func (*Source) NeedLeaderElection() bool { return false }
+
+// Changed receives a value after each change of the Secret (coalesced):
+// the Rotator's nudge.
+func (s *Source) Changed() <-chan struct{} { return s.changed }
+
+// Start watches the Secret until ctx ends.
+func (s *Source) Start(ctx context.Context) error {
+	log := ctrl.LoggerFrom(ctx).WithName("certs").WithValues("secret", klog.KRef(s.secret.Namespace, s.secret.Name))
+	factory := informers.NewSharedInformerFactoryWithOptions(s.client, 0,
+		informers.WithNamespace(s.secret.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", s.secret.Name).String()
+		}))
+	informer := factory.Core().V1().Secrets().Informer()
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.load(log, obj) },
+		UpdateFunc: func(_, obj any) { s.load(log, obj) },
+		DeleteFunc: func(any) {
+			log.Info("The serving certificate's Secret was deleted; serving the last certificate until it is back")
+			s.nudge()
+		},
+	}); err != nil {
+		return fmt.Errorf("failed to watch Secret %s: %w", s.secret, err)
+	}
+	factory.Start(ctx.Done())
+	<-ctx.Done()
+	factory.Shutdown()
+	return nil
+}
+
+func (s *Source) load(log logr.Logger, obj any) {
+	defer s.nudge()
+	sec, ok := obj.(*corev1.Secret)
+	if !ok || sec.Name != s.secret.Name {
+		return
+	}
+	certPEM, keyPEM := sec.Data[CertKey], sec.Data[KeyKey]
+	if cur := s.current.Load(); cur != nil && bytes.Equal(cur.certPEM, certPEM) && bytes.Equal(cur.keyPEM, keyPEM) {
+		return
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		// The Rotator repairs it (or whoever keeps the Secret); until then
+		// the last good certificate stays in service.
+		log.Error(err, "The Secret holds no usable certificate; keeping the last one", "resourceVersion", sec.ResourceVersion)
+		return
+	}
+	s.current.Store(&served{cert: &pair, certPEM: certPEM, keyPEM: keyPEM})
+	log.Info("Serving a new certificate", "resourceVersion", sec.ResourceVersion,
+		"notAfter", pair.Leaf.NotAfter, "serial", pair.Leaf.SerialNumber.Text(16))
+}
+
+func (s *Source) nudge() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// GetCertificate is tls.Config's: the Secret's current certificate.
+func (s *Source) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cur := s.current.Load()
+	if cur == nil {
+		return nil, errNoCertificate
+	}
+	return cur.cert, nil
+}
+
+var errNoCertificate = errors.New("no serving certificate yet")
+
+// Ready is a healthz.Checker: ready once a certificate is loaded.
+func (s *Source) Ready(*http.Request) error {
+	if s.current.Load() == nil {
+		return fmt.Errorf("%w from Secret %s", errNoCertificate, s.secret)
+	}
+	return nil
+}
+
+// Options say which Secret serves the HTTP API and who keeps it.
+type Options struct {
+	Secret types.NamespacedName
+	// Names are the serving certificate's DNS names and IP addresses.
+	Names []string
+	// Manage makes the leader create and renew a self-signed CA and
+	// serving certificate in the Secret; without it the Secret is kept by
+	// another tool (cert-manager) and only served.
+	Manage bool
+}
+
+// Add adds a Source for o to mgr (every replica) and, with o.Manage, a
+// Rotator (the leader), and returns the Source.
+func Add(mgr manager.Manager, c kubernetes.Interface, o Options) (*Source, error) {
+	src := NewSource(c, o.Secret)
+	if err := mgr.Add(src); err != nil {
+		return nil, fmt.Errorf("failed to add the serving certificate's Source: %w", err)
+	}
+	if !o.Manage {
+		return src, nil
+	}
+	if err := mgr.Add(&Rotator{Client: c, Secret: o.Secret, Names: o.Names, Nudge: src.Changed()}); err != nil {
+		return nil, fmt.Errorf("failed to add the serving certificate's Rotator: %w", err)
+	}
+	return src, nil
+}
