@@ -132,6 +132,7 @@ func (o *runOptions) run(app *cli.App) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 kube.NewScheme(),
+		Cache:                  kube.CacheOptions(),
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,

@@ -55,7 +55,23 @@ func Decode(r io.Reader) (*Message, error) {
 	if m.Data == nil || m.Alerts == nil {
 		return nil, errors.New("alerts: required")
 	}
+	if len(m.Alerts) > MaxAlerts {
+		return nil, &TooManyError{Got: len(m.Alerts)}
+	}
 	return &m, nil
+}
+
+// MaxAlerts bounds the alerts of one webhook message: each is counted
+// concurrently, and a message must be answered within Alertmanager's
+// timeout. Alertmanager's webhook_config max_alerts keeps its messages
+// under it.
+const MaxAlerts = 1000
+
+// TooManyError refuses a message with more than MaxAlerts alerts.
+type TooManyError struct{ Got int }
+
+func (e *TooManyError) Error() string {
+	return fmt.Sprintf("alerts: %d alerts in one message; at most %d: set max_alerts: %d in the webhook_config", e.Got, MaxAlerts, MaxAlerts)
 }
 
 // Rules map labels and annotations to Alert fields; the zero value is the

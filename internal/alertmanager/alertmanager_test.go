@@ -2,6 +2,7 @@ package alertmanager
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"regexp"
 	"strings"
@@ -94,6 +95,21 @@ func TestDecodeRefusesUnusableBodies(t *testing.T) {
 		if _, err := Decode(strings.NewReader(body)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestDecodeBoundsTheAlertsOfOneMessage(t *testing.T) {
+	one := `{"status":"firing","labels":{"alertname":"A"},"startsAt":"2026-11-30T10:00:00Z","fingerprint":"f"}`
+	body := func(n int) string {
+		return `{"version":"4","status":"firing","alerts":[` + strings.TrimSuffix(strings.Repeat(one+",", n), ",") + `]}`
+	}
+	if _, err := Decode(strings.NewReader(body(MaxAlerts))); err != nil {
+		t.Fatalf("%d alerts refused: %v", MaxAlerts, err)
+	}
+	_, err := Decode(strings.NewReader(body(MaxAlerts + 1)))
+	var tooMany *TooManyError
+	if !errors.As(err, &tooMany) || !strings.Contains(err.Error(), "max_alerts") {
+		t.Fatalf("%d alerts: %v", MaxAlerts+1, err)
 	}
 }
 

@@ -57,6 +57,7 @@ func StartServingProbes(cfg *rest.Config, opts controllers.Options) (*Operator, 
 func start(cfg *rest.Config, opts controllers.Options, probeAddr string) (*Operator, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 kube.NewScheme(),
+		Cache:                  kube.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: probeAddr,
 		// Tests start the operator more than once in one process.
