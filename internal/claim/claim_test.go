@@ -9,7 +9,9 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
 
-func TestCandidatesAreClaimableInsideTheWindowOldestFirst(t *testing.T) {
+// Only New Alerts are candidates: an expired lease or a due retry comes
+// back as New on the operator's timer, never by a claimer's clock.
+func TestCandidatesAreNewAlertsInsideTheWindowOldestFirst(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(-d)); return &t }
 	mk := func(name string, created time.Duration, s v1.AlertStatus) v1.Alert {
@@ -35,7 +37,7 @@ func TestCandidatesAreClaimableInsideTheWindowOldestFirst(t *testing.T) {
 	for _, a := range Candidates(items, 4*time.Hour, now) {
 		got = append(got, a.Name)
 	}
-	want := []string{"old-but-seen", "stale", "failed-due", "new-young"}
+	want := []string{"old-but-seen", "new-young"}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -44,7 +46,7 @@ func TestCandidatesAreClaimableInsideTheWindowOldestFirst(t *testing.T) {
 			t.Fatalf("got %v, want %v", got, want)
 		}
 	}
-	if n := len(Candidates(items, 0, now)); n != 5 {
-		t.Fatalf("without a window %d candidates, want 5", n)
+	if n := len(Candidates(items, 0, now)); n != 3 {
+		t.Fatalf("without a window %d candidates, want the 3 New ones", n)
 	}
 }
