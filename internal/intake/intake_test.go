@@ -198,7 +198,9 @@ var _ = Describe("Intake", func() {
 		Expect(second.AlertRef).NotTo(Equal(first.AlertRef))
 		Expect(second.Deduped).To(BeFalse())
 
-		Eventually(time.Now, 5*time.Second, poll).Should(BeTemporally(">", time.Now().Add(1500*time.Millisecond)))
+		// Past the TTL by more than the second of resolution creation
+		// timestamps have (the controller decides by them).
+		Eventually(time.Now, 5*time.Second, poll).Should(BeTemporally(">", time.Now().Add(2500*time.Millisecond)))
 		third, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: s})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(third.AlertRef).NotTo(Equal(second.AlertRef), "a canonical past its dedupe TTL absorbs nothing")
