@@ -17,9 +17,6 @@ const (
 	AlertDeduplicated AlertPhase = "Deduplicated"
 )
 
-// Terminal reports whether no transition leaves the phase.
-func (p AlertPhase) Terminal() bool { return p == AlertAcked || p == AlertDeduplicated }
-
 // Absorbing reports whether an Alert in this phase folds in new duplicates.
 func (p AlertPhase) Absorbing() bool {
 	return p == AlertNew || p == AlertProcessing || p == AlertFailed
@@ -40,9 +37,6 @@ const (
 	ReasonAcked            = "Acked"
 	ReasonFailed           = "Failed"
 	ReasonRetryDue         = "RetryDue"
-	ReasonCanonical        = "Canonical"
-	ReasonUnclaimed        = "Unclaimed"
-	ReasonKindNotAllowed   = "KindNotAllowed"
 	ReasonResolvedAtSource = "ResolvedAtSource"
 )
 

@@ -32,14 +32,16 @@ func checkSpec(t *testing.T, s v1.AlertSpec) {
 	if s.Severity.Rank() > v1.SeverityP4.Rank() {
 		t.Errorf("severity %q unknown", s.Severity)
 	}
-	if s.Title == "" || len(s.Title) > 256 {
+	// The API server counts characters, not bytes (maxLength, CEL size).
+	n := utf8.RuneCountInString
+	if s.Title == "" || n(s.Title) > 256 {
 		t.Errorf("title %q out of bounds", s.Title)
 	}
-	if len(s.Message) > 4096 || len(s.Source) > 253 || len(s.Labels) > maxLabels {
-		t.Errorf("bounds exceeded: message %d source %d labels %d", len(s.Message), len(s.Source), len(s.Labels))
+	if n(s.Message) > 4096 || n(s.Source) > 253 || len(s.Labels) > maxLabels {
+		t.Errorf("bounds exceeded: message %d source %d labels %d", n(s.Message), n(s.Source), len(s.Labels))
 	}
 	for k, v := range s.Labels {
-		if len(k) > 63 || len(v) > 256 {
+		if n(k) > 63 || n(v) > 256 {
 			t.Errorf("label %q=%q out of bounds", k, v)
 		}
 	}
