@@ -69,7 +69,15 @@ func (a *App) client() (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: cliScheme})
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a client: %w", err)
+	}
+	mapper, err := kube.NewRESTMapper(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a client: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: cliScheme, HTTPClient: hc, Mapper: mapper})
 	if err != nil {
 		return nil, fmt.Errorf("failed to create a client: %w", err)
 	}
