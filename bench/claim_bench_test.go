@@ -30,6 +30,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/operator"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
@@ -172,7 +173,7 @@ func BenchmarkClaimAck(b *testing.B) {
 	}
 	mctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := controllers.SetupAll(mctx, mgr, controllers.Options{AlertConcurrency: 4}); err != nil {
+	if err := operator.Setup(mctx, mgr, operator.Options{Controllers: controllers.Options{AlertConcurrency: 4}}); err != nil {
 		b.Fatal(err)
 	}
 	go func() { _ = mgr.Start(mctx) }()

@@ -32,6 +32,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/intake"
+	"github.com/alertbridge/alertbridge/internal/operator"
 )
 
 // Shape of the storm: many monitors repeating a few alerts.
@@ -88,7 +89,7 @@ func BenchmarkIngestStorm(b *testing.B) {
 	}
 	mctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := controllers.SetupAll(mctx, mgr, controllers.Options{AlertConcurrency: 4, DuplicateGCDelay: time.Second}); err != nil {
+	if err := operator.Setup(mctx, mgr, operator.Options{Controllers: controllers.Options{AlertConcurrency: 4, DuplicateGCDelay: time.Second}}); err != nil {
 		b.Fatal(err)
 	}
 	go func() { _ = mgr.Start(mctx) }()

@@ -21,8 +21,10 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
+	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/mirror"
+	"github.com/alertbridge/alertbridge/internal/operator"
 	"github.com/alertbridge/alertbridge/internal/pgcluster"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
@@ -107,7 +109,7 @@ func start() (*rig, error) {
 	}
 	mctx, stop := context.WithCancel(context.Background())
 	r.stop = stop
-	if err := controllers.SetupAll(mctx, mgr, controllers.Options{AlertConcurrency: 4, Mirror: controllers.MirrorOptions{Store: r.store}}); err != nil {
+	if err := operator.Setup(mctx, mgr, operator.Options{Controllers: controllers.Options{AlertConcurrency: 4}, Mirror: mirrorctrl.Options{Store: r.store}}); err != nil {
 		r.close()
 		return nil, err
 	}
