@@ -30,6 +30,10 @@ const (
 	AlertConditionClaimed = "Claimed"
 	// AlertConditionResolved is True once the source said the alert is over.
 	AlertConditionResolved = "Resolved"
+	// AlertConditionSilenced is True while an active Silence matches the
+	// Alert: it is counted, but not claimable, not converted and not
+	// notified. Its message names the Silence.
+	AlertConditionSilenced = "Silenced"
 
 	ReasonFolded           = "FoldedIntoCanonical"
 	ReasonLeaseHeld        = "LeaseHeld"
