@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,7 +78,9 @@ func (r *IncidentReconciler) dispatchTriage(ctx context.Context, cached *v1.Inci
 	}
 	cond := triageCondition(results, inc.Generation)
 	meta.SetStatusCondition(&inc.Status.Conditions, cond)
-	dispatched := cond.Status != metav1.ConditionUnknown
+	// A webhook waiting for its next attempt keeps the run pending, whatever
+	// the Job step said.
+	dispatched := !slices.ContainsFunc(results, func(o outcome) bool { return o.pending })
 	if dispatched {
 		inc.Status.Triage.DispatchedRuns = inc.Status.Triage.Runs
 	}
