@@ -87,6 +87,15 @@ var TriageCooldownSkips = prometheus.NewCounter(prometheus.CounterOpts{
 	Help: "Incidents opened or Alerts appended by the operator without triage because the signature was inside its cooldown.",
 })
 
+// TimelineSummarised counts Incident timeline entries folded into a
+// Summary entry because the timeline was at its cap while PostgreSQL had
+// not recorded them (the mirror behind or down). Each entry is counted
+// once, by the process whose status write folded it.
+var TimelineSummarised = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "alertbridge_incident_timeline_summarised_total",
+	Help: "Incident timeline entries folded into a Summary entry at the timeline's cap before the mirror recorded them.",
+})
+
 // GateDecisions counts written SLOPolicy evaluations by gate decision
 // (Allow, Warn, Block).
 var GateDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -230,7 +239,7 @@ func (c *alertsByPhase) Collect(ch chan<- prometheus.Metric) {
 func Register(reader client.Reader) error {
 	for _, c := range []prometheus.Collector{
 		IngestOccurrences, IngestReplays, IngestRejected, Folds, Requeues,
-		TriageRuns, TriageCooldownSkips, GateDecisions, IntakeCommitSeconds, IntakeBatchOccurrences,
+		TriageRuns, TriageCooldownSkips, TimelineSummarised, GateDecisions, IntakeCommitSeconds, IntakeBatchOccurrences,
 		MirrorWrites, MirrorUp, MirrorFinalizerPolicyActive,
 		&alertsByPhase{reader: reader, desc: prometheus.NewDesc("alertbridge_alerts",
 			"Alerts in the cluster by phase.", []string{"phase"}, nil)},
