@@ -347,6 +347,9 @@ func (s *Server) closeIncident(ctx context.Context, u *User, at ref, r IncidentC
 	return s.setIncidentState(ctx, u, at, IncidentStateRequest{State: string(v1.IncidentClosed), Note: r.Note})
 }
 
+// The HTTP API notes, moves and closes Incidents (spec.state, spec.note) for a caller allowed to patch them (SubjectAccessReview), as the operator (DECISIONS D1); internal/incident writes the spec with update.
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=update
+
 // setIncidentState is POST /v1/incidents/{namespace}/{name}/state.
 func (s *Server) setIncidentState(ctx context.Context, u *User, at ref, r IncidentStateRequest) (*WorkIncident, error) {
 	errs := at.validate(field.NewPath("incident"))
