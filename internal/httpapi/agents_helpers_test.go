@@ -37,10 +37,15 @@ type agentAPI struct {
 
 func startAgentAPI(t testing.TB) *agentAPI {
 	t.Helper()
+	return startAgentAPIWith(t, httpapi.Config{DefaultNamespace: "default"})
+}
+
+func startAgentAPIWith(t testing.TB, cfg httpapi.Config) *agentAPI {
+	t.Helper()
 	quietLogs.Do(func() { logf.SetLogger(logr.Discard()) })
 	op, err := testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: time.Minute})
 	must(t, err)
-	s, err := httpapi.ForManager(op.Manager, httpapi.Config{DefaultNamespace: "default"})
+	s, err := httpapi.ForManager(op.Manager, cfg)
 	must(t, err)
 	srv := httptest.NewTLSServer(s.Handler())
 	t.Cleanup(func() {

@@ -53,20 +53,20 @@ type ClaimResult struct {
 
 // RenewRequest extends the caller's lease.
 type RenewRequest struct {
-	Owner   string `json:"owner,omitempty" jsonschema:"the owner name the Alert was claimed with (default: your Kubernetes user name)"`
+	Owner   string `json:"owner,omitempty" jsonschema:"the owner name the Alert was claimed with (default: the owner of your lease on it)"`
 	LockTTL string `json:"lockTTL,omitempty" jsonschema:"new lease duration from now, e.g. 10m (default: keep the current one)"`
 }
 
 // AckRequest closes an Alert: the caller's own claim, or (on-call) one
 // nobody holds.
 type AckRequest struct {
-	Owner string `json:"owner,omitempty" jsonschema:"the owner name the Alert was claimed with (default: your Kubernetes user name)"`
+	Owner string `json:"owner,omitempty" jsonschema:"the owner name the Alert was claimed with (default: the owner of your lease on it)"`
 	Note  string `json:"note,omitempty" jsonschema:"why, e.g. false positive"`
 }
 
 // FailRequest hands the caller's claimed Alert back for a retry.
 type FailRequest struct {
-	Owner      string `json:"owner,omitempty" jsonschema:"the owner name the Alert was claimed with (default: your Kubernetes user name)"`
+	Owner      string `json:"owner,omitempty" jsonschema:"the owner name the Alert was claimed with (default: the owner of your lease on it)"`
 	Error      string `json:"error,omitempty" jsonschema:"what went wrong, recorded as status.lastError"`
 	RetryAfter string `json:"retryAfter,omitempty" jsonschema:"delay before the Alert is claimable again, e.g. 5m (default: the AlertRoutingPolicy's retryAfter, else 5m)"`
 }

@@ -232,7 +232,7 @@ func (s *Server) renewAlert(ctx context.Context, u *User, at ref, r RenewRequest
 		return nil, invalid(errs)
 	}
 	return s.leaseAction(ctx, u, at, func(cl *claim.Claimer) (*v1.Alert, error) {
-		return cl.Renew(ctx, at.key(), owner(r.Owner, u), ttl)
+		return cl.Renew(ctx, at.key(), s.leaseOwner(ctx, u, at, r.Owner), ttl)
 	})
 }
 
@@ -245,7 +245,7 @@ func (s *Server) ackAlert(ctx context.Context, u *User, at ref, r AckRequest) (*
 		return nil, invalid(errs)
 	}
 	return s.leaseAction(ctx, u, at, func(cl *claim.Claimer) (*v1.Alert, error) {
-		return cl.Ack(ctx, at.key(), owner(r.Owner, u), r.Note)
+		return cl.Ack(ctx, at.key(), s.leaseOwner(ctx, u, at, r.Owner), r.Note)
 	})
 }
 
@@ -262,8 +262,22 @@ func (s *Server) failAlert(ctx context.Context, u *User, at ref, r FailRequest) 
 		return nil, invalid(errs)
 	}
 	return s.leaseAction(ctx, u, at, func(cl *claim.Claimer) (*v1.Alert, error) {
-		return cl.Fail(ctx, at.key(), owner(r.Owner, u), r.Error, after)
+		return cl.Fail(ctx, at.key(), s.leaseOwner(ctx, u, at, r.Owner), r.Error, after)
 	})
+}
+
+// leaseOwner is the owner name a renew, ack or fail acts as: the one given,
+// else the owner of the lease when u holds it (the runbook's fail and ack
+// name no owner: the user is what the API server enforces), else u's name.
+func (s *Server) leaseOwner(ctx context.Context, u *User, at ref, given string) string {
+	if given != "" {
+		return given
+	}
+	var a v1.Alert
+	if err := s.cfg.Client.Get(ctx, at.key(), &a); err == nil && a.Status.Claim != nil && a.Status.Claim.HolderUser == u.Username {
+		return a.Status.Claim.HolderIdentity
+	}
+	return u.Username
 }
 
 // leaseAction runs a renew, ack or fail for u, who needs patch on that
