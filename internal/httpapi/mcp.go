@@ -122,7 +122,9 @@ func (s *Server) mcpHandler() http.Handler {
 			return s.setIncidentState(ctx, u, in.IncidentTarget.ref(), in.IncidentStateRequest)
 		})
 	addTool(s, srv, "dashboard", "The operational dashboard: counts by status, top signatures, latest Alerts, open Incidents, gates", true,
-		func(ctx context.Context, u *User, in DashboardRequest) (*query.Dashboard, error) { return s.dashboard(ctx, u, in) })
+		func(ctx context.Context, u *User, in DashboardRequest) (*query.Dashboard, error) {
+			return s.dashboard(ctx, u, in)
+		})
 	addTool(s, srv, "release_check", "Whether the release gates of a service (or one SLOPolicy) allow a release", true, s.releaseCheck)
 
 	stateless := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },

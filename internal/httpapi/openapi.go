@@ -66,7 +66,7 @@ var (
 		{name: "source", desc: "only this source"},
 		{name: "service", desc: "only this service"},
 	}
-	anyObject = &jsonschema.Schema{Type: "object"}
+	anyObject  = &jsonschema.Schema{Type: "object"}
 	ingestBody = &jsonschema.Schema{
 		Description: "one alert (service, kind, title, message, severity, env, source, labels, fingerprint, dedupeTTL or dedupe_ttl_minutes) or {\"alerts\": [...]}",
 		Type:        "object",
@@ -83,8 +83,8 @@ var routeDocs = map[string]routeDoc{
 		query: readQuery3, ok: reflect.TypeFor[query.Dashboard](), errs: []int{400, 401, 403, 503}, auth: "optional"},
 	"GET /v1/incidents/open": {summary: "List open Incidents", query: []docParam{readQuery3[0], readQuery3[8]},
 		ok: reflect.TypeFor[query.IncidentList](), errs: []int{400, 401, 403, 503}},
-	"GET /ui/":  {summary: "The dashboard page's assets", okMedia: "*/*", auth: "none", errs: []int{404}},
-	"GET /{$}":  {summary: "The dashboard page", okMedia: "text/html", auth: "none"},
+	"GET /ui/": {summary: "The dashboard page's assets", okMedia: "*/*", auth: "none", errs: []int{404}},
+	"GET /{$}": {summary: "The dashboard page", okMedia: "text/html", auth: "none"},
 	"GET /v1/gates/{namespace}/{slopolicy}": {summary: "Read a release gate", desc: "Allowed unless the gate blocks; format=flagger answers 403 when blocked.",
 		query: []docParam{{name: "format", desc: "flagger: answer 403 when blocked"}}, ok: reflect.TypeFor[Gate](),
 		errs: []int{401, 404, 503}, more: map[int]reflect.Type{http.StatusForbidden: reflect.TypeFor[gateOrError]()}, auth: "optional"},
@@ -92,12 +92,12 @@ var routeDocs = map[string]routeDoc{
 		query: []docParam{{name: "format", desc: "flagger: answer 403 when blocked"}}, bodySchema: anyObject, ok: reflect.TypeFor[Gate](),
 		errs: []int{401, 404, 503}, more: map[int]reflect.Type{http.StatusForbidden: reflect.TypeFor[gateOrError]()}, auth: "optional"},
 	"POST /v1/alerts": {summary: "Ingest alerts", desc: "One alert, or {\"alerts\": [...]} answered per item.",
-		query: []docParam{{name: "namespace", desc: "namespace of the Alerts (default: the API's default namespace)"}},
-		headers: []docParam{{name: IdempotencyKeyHeader, desc: "a retry with the same key counts once"}},
+		query:      []docParam{{name: "namespace", desc: "namespace of the Alerts (default: the API's default namespace)"}},
+		headers:    []docParam{{name: IdempotencyKeyHeader, desc: "a retry with the same key counts once"}},
 		bodySchema: ingestBody, ok: reflect.TypeFor[ingestAnswer](), errs: []int{401, 403, 404, 413, 429, 503},
 		more: map[int]reflect.Type{http.StatusBadRequest: reflect.TypeFor[FieldErrorBody]()}},
 	"POST /v1/alertmanager": {summary: "Alertmanager webhook receiver", desc: "Payload version 4; per-alert results.",
-		query: []docParam{{name: "namespace", desc: "namespace of the Alerts (default: the namespace label, else the API's default)"}},
+		query:      []docParam{{name: "namespace", desc: "namespace of the Alerts (default: the namespace label, else the API's default)"}},
 		bodySchema: anyObject, ok: reflect.TypeFor[AlertmanagerResponse](), errs: []int{400, 401, 403, 413, 503}},
 	"POST /v1/alerts/claim": {summary: "Claim Alerts", desc: "The oldest New Alerts under a lease held in your name; nothing to claim is 200 with nothingToClaim.",
 		body: reflect.TypeFor[ClaimRequest](), ok: reflect.TypeFor[ClaimResult]()},
@@ -116,7 +116,7 @@ var routeDocs = map[string]routeDoc{
 		body:    reflect.TypeFor[ToolRequest](), ok: reflect.TypeFor[ToolResult](), errs: []int{401, 403, 404, 409, 413, 429, 503},
 		errType: reflect.TypeFor[ToolResult]()},
 	"POST /mcp": {summary: "MCP (streamable HTTP, stateless)", desc: "JSON-RPC 2.0 messages of the Model Context Protocol; tools: " + strings.Join(MCPTools, ", ") + ".",
-		bodySchema: anyObject, okSchema: anyObject, errs: []int{401}},
+		bodySchema: anyObject, okSchema: anyObject, errs: []int{401}, more: map[int]reflect.Type{http.StatusAccepted: nil}},
 	"GET /mcp": {summary: "MCP server-to-client stream (not offered)", desc: "Answers 405: the endpoint is stateless.",
 		errs: []int{401}, more: map[int]reflect.Type{http.StatusMethodNotAllowed: nil}},
 	"GET /openapi.json": {summary: "This document", okSchema: anyObject, auth: "none"},
@@ -282,4 +282,3 @@ func operationID(route string) string {
 	id := strings.NewReplacer(" ", "_", "/", "_", "{", "", "}", "", "$", "root", "-", "_", ".", "_").Replace(strings.ToLower(route))
 	return strings.Trim(strings.ReplaceAll(id, "__", "_"), "_")
 }
-

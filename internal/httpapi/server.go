@@ -156,7 +156,7 @@ func (s *Server) register() {
 		s.handle("POST /v1/alertmanager", http.HandlerFunc(s.serveAlertmanager))
 	}
 	if s.cfg.Client != nil {
-		s.workRoutes()                                                   // claim, renew, ack, fail, to-incident, incidents
+		s.workRoutes()                                                    // claim, renew, ack, fail, to-incident, incidents
 		s.handle("POST /v1/tools/execute", http.HandlerFunc(s.serveTool)) // the runbook's tool router
 		mcp := s.mcpHandler()
 		s.handle("POST /mcp", mcp)

@@ -568,4 +568,3 @@ func (s *Server) toolIngest(ctx context.Context, u *User, r *http.Request, _ *To
 	}
 	return res, nil
 }
-

@@ -95,7 +95,9 @@ func (s *Server) workRoutes() {
 	})
 }
 
-func pathRef(r *http.Request) ref { return ref{ns: r.PathValue("namespace"), name: r.PathValue("name")} }
+func pathRef(r *http.Request) ref {
+	return ref{ns: r.PathValue("namespace"), name: r.PathValue("name")}
+}
 
 // action authenticates the caller (401 without a valid token) and answers
 // 200 with what f returns, or f's refusal mapped onto the error contract.
