@@ -512,7 +512,8 @@ var _ = Describe("The README's roles table", Ordered, func() {
 			`{"owner":"agent"}`)(f, thief)
 		Expect(o.detail).To(ContainSubstring(": 409 "))
 		var body httpapi.Problem
-		Expect(json.Unmarshal([]byte(o.detail[strings.Index(o.detail, "{"):]), &body)).To(Succeed())
+		_, answer, _ := strings.Cut(o.detail, ": 409 ")
+		Expect(json.Unmarshal([]byte(answer), &body)).To(Succeed())
 		Expect(body.Holder).To(Equal(&httpapi.Holder{User: holder.user, Owner: "agent"}))
 		Expect(body.LeaseExpiresAt.Truncate(time.Second)).To(BeTemporally("==", kubectlUntil))
 		httpWords, httpUntil := words(body.Message)

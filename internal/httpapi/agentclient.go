@@ -51,7 +51,9 @@ type AgentError struct {
 	Problem
 }
 
-func (e *AgentError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message) }
+func (e *AgentError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
 
 func (c *AgentClient) post(ctx context.Context, path string, body, out any) error {
 	data, err := json.Marshal(body)

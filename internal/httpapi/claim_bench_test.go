@@ -82,4 +82,3 @@ func BenchmarkClaimAck(b *testing.B) {
 		})
 	}
 }
-

@@ -91,41 +91,41 @@ func (s *Server) mcpHandler() http.Handler {
 			"work each, then alerts_ack it (or alerts_fail it with an error and a retryAfter) before the lease expires " +
 			"(alerts_renew extends it). Only the holder may renew, ack or fail. alerts_to_incident opens or appends to an Incident.",
 	})
-	addTool(s, srv, "alerts_list", "List Alerts last seen inside a window, newest first (GET /v1/alerts)", true, s.listAlerts)
-	addTool(s, srv, "alerts_claim", "Claim up to limit of the oldest New Alerts under a lease held in your name; "+
+	addTool(srv, "alerts_list", "List Alerts last seen inside a window, newest first (GET /v1/alerts)", true, s.listAlerts)
+	addTool(srv, "alerts_claim", "Claim up to limit of the oldest New Alerts under a lease held in your name; "+
 		"an empty list (nothingToClaim) when there is nothing to claim (POST /v1/alerts/claim)", false, s.claimAlerts)
-	addTool(s, srv, "alerts_renew", "Extend your lease on an Alert you claimed", false, func(ctx context.Context, u *User, in RenewInput) (*WorkAlert, error) {
-		return s.renewAlert(ctx, u, in.AlertTarget.ref(), in.RenewRequest)
+	addTool(srv, "alerts_renew", "Extend your lease on an Alert you claimed", false, func(ctx context.Context, u *User, in RenewInput) (*WorkAlert, error) {
+		return s.renewAlert(ctx, u, in.ref(), in.RenewRequest)
 	})
-	addTool(s, srv, "alerts_ack", "Ack (close) an Alert you claimed, or (on-call) one nobody holds", false, func(ctx context.Context, u *User, in AckInput) (*WorkAlert, error) {
-		return s.ackAlert(ctx, u, in.AlertTarget.ref(), in.AckRequest)
+	addTool(srv, "alerts_ack", "Ack (close) an Alert you claimed, or (on-call) one nobody holds", false, func(ctx context.Context, u *User, in AckInput) (*WorkAlert, error) {
+		return s.ackAlert(ctx, u, in.ref(), in.AckRequest)
 	})
-	addTool(s, srv, "alerts_fail", "Fail an Alert you claimed: it is claimable again after retryAfter", false, func(ctx context.Context, u *User, in FailInput) (*WorkAlert, error) {
-		return s.failAlert(ctx, u, in.AlertTarget.ref(), in.FailRequest)
+	addTool(srv, "alerts_fail", "Fail an Alert you claimed: it is claimable again after retryAfter", false, func(ctx context.Context, u *User, in FailInput) (*WorkAlert, error) {
+		return s.failAlert(ctx, u, in.ref(), in.FailRequest)
 	})
-	addTool(s, srv, "alerts_to_incident", "Convert an Alert into an Incident, or append it to the open Incident of its signature",
+	addTool(srv, "alerts_to_incident", "Convert an Alert into an Incident, or append it to the open Incident of its signature",
 		false, func(ctx context.Context, u *User, in ToIncidentInput) (*ToIncidentResult, error) {
-			return s.toIncident(ctx, u, in.AlertTarget.ref(), in.ToIncidentRequest)
+			return s.toIncident(ctx, u, in.ref(), in.ToIncidentRequest)
 		})
-	addTool(s, srv, "incidents_open", "List open (Open or Mitigating) Incidents (GET /v1/incidents/open)", true,
+	addTool(srv, "incidents_open", "List open (Open or Mitigating) Incidents (GET /v1/incidents/open)", true,
 		func(ctx context.Context, u *User, in IncidentsOpenRequest) (*query.IncidentList, error) {
 			return s.openIncidents(ctx, u, in)
 		})
-	addTool(s, srv, "incidents_note", "Add a note to an Incident's timeline", false, func(ctx context.Context, u *User, in IncidentNoteInput) (*WorkIncident, error) {
-		return s.noteIncident(ctx, u, in.IncidentTarget.ref(), in.IncidentNoteRequest)
+	addTool(srv, "incidents_note", "Add a note to an Incident's timeline", false, func(ctx context.Context, u *User, in IncidentNoteInput) (*WorkIncident, error) {
+		return s.noteIncident(ctx, u, in.ref(), in.IncidentNoteRequest)
 	})
-	addTool(s, srv, "incidents_close", "Close an Incident with a note (Closed is terminal)", false, func(ctx context.Context, u *User, in IncidentCloseInput) (*WorkIncident, error) {
-		return s.closeIncident(ctx, u, in.IncidentTarget.ref(), in.IncidentCloseRequest)
+	addTool(srv, "incidents_close", "Close an Incident with a note (Closed is terminal)", false, func(ctx context.Context, u *User, in IncidentCloseInput) (*WorkIncident, error) {
+		return s.closeIncident(ctx, u, in.ref(), in.IncidentCloseRequest)
 	})
-	addTool(s, srv, "incidents_state", "Move an Incident to Open, Mitigating, Resolved or Closed", false,
+	addTool(srv, "incidents_state", "Move an Incident to Open, Mitigating, Resolved or Closed", false,
 		func(ctx context.Context, u *User, in IncidentStateInput) (*WorkIncident, error) {
-			return s.setIncidentState(ctx, u, in.IncidentTarget.ref(), in.IncidentStateRequest)
+			return s.setIncidentState(ctx, u, in.ref(), in.IncidentStateRequest)
 		})
-	addTool(s, srv, "dashboard", "The operational dashboard: counts by status, top signatures, latest Alerts, open Incidents, gates", true,
+	addTool(srv, "dashboard", "The operational dashboard: counts by status, top signatures, latest Alerts, open Incidents, gates", true,
 		func(ctx context.Context, u *User, in DashboardRequest) (*query.Dashboard, error) {
 			return s.dashboard(ctx, u, in)
 		})
-	addTool(s, srv, "release_check", "Whether the release gates of a service (or one SLOPolicy) allow a release", true, s.releaseCheck)
+	addTool(srv, "release_check", "Whether the release gates of a service (or one SLOPolicy) allow a release", true, s.releaseCheck)
 
 	stateless := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
 		&mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true, MaxRequestBodyBytes: MaxRequestBytes})
@@ -147,7 +147,7 @@ func (s *Server) mcpHandler() http.Handler {
 
 // addTool registers an action as a tool with schemas made from its Go types;
 // a refusal becomes a tool error whose text is the problem's.
-func addTool[In, Out any](s *Server, srv *mcp.Server, name, desc string, readOnly bool, f func(context.Context, *User, In) (*Out, error)) {
+func addTool[In, Out any](srv *mcp.Server, name, desc string, readOnly bool, f func(context.Context, *User, In) (*Out, error)) {
 	tool := &mcp.Tool{
 		Name: name, Description: desc,
 		InputSchema:  schemaOf(reflect.TypeFor[In]()),

@@ -183,7 +183,7 @@ type ToolIncident struct {
 func toolAlert(w *WorkAlert) ToolAlert {
 	t := ToolAlert{
 		AlertRef: w.AlertRef, Namespace: w.Namespace, Name: w.Name, Status: strings.ToLower(w.Phase),
-		Service: w.Service, Env: w.Env, Kind: w.Kind, Severity: w.Severity, Title: w.Title, Message: w.AlertItem.Message,
+		Service: w.Service, Env: w.Env, Kind: w.Kind, Severity: w.Severity, Title: w.Title, Message: w.Message,
 		Source: w.Source, Labels: w.Labels, Fingerprint: w.Fingerprint, Occurrences: w.Occurrences,
 		CreatedAt: w.CreatedAt, LastSeenAt: w.LastSeenAt, Attempts: w.Attempts, LastError: w.LastError,
 		RetryAfter: w.RetryAfter, AckBy: w.AckBy, AckNote: w.AckNote,

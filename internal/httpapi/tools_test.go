@@ -146,7 +146,7 @@ func TestRunbookExamplesVerbatim(t *testing.T) {
 	}
 	for _, a := range claimed.Alerts {
 		if a.Status != "processing" || a.ProcessingOwner != "sofiia-supervisor" || a.ProcessingLockUntil == nil ||
-			a.ProcessingLockUntil.Sub(time.Now()) < 9*time.Minute {
+			time.Until(*a.ProcessingLockUntil) < 9*time.Minute {
 			t.Fatalf("claimed %+v", a)
 		}
 	}
@@ -154,7 +154,7 @@ func TestRunbookExamplesVerbatim(t *testing.T) {
 
 	code, failed := api.tool(t, supervisor, runbookFail, first)
 	if code != http.StatusOK || !failed.Accepted || failed.Alert == nil || failed.Alert.Status != "failed" ||
-		failed.Alert.LastError != "gateway timeout" || failed.Alert.RetryAfter == nil || failed.Alert.RetryAfter.Sub(time.Now()) < 4*time.Minute {
+		failed.Alert.LastError != "gateway timeout" || failed.Alert.RetryAfter == nil || time.Until(*failed.Alert.RetryAfter) < 4*time.Minute {
 		t.Fatalf("fail: %d %+v", code, failed)
 	}
 	// Someone else's lease: 409 with the holder and the lock's end.

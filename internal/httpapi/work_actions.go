@@ -94,13 +94,11 @@ func (r ref) String() string        { return r.ns + "/" + r.name }
 func (r ref) validate(base *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	errs = append(errs, dnsLabel(base.Child("namespace"), r.ns, true)...)
-	switch {
-	case r.name == "":
-		errs = append(errs, field.Required(base.Child("name"), ""))
-	default:
-		for _, msg := range validation.IsDNS1123Subdomain(r.name) {
-			errs = append(errs, field.Invalid(base.Child("name"), r.name, msg))
-		}
+	if r.name == "" {
+		return append(errs, field.Required(base.Child("name"), ""))
+	}
+	for _, msg := range validation.IsDNS1123Subdomain(r.name) {
+		errs = append(errs, field.Invalid(base.Child("name"), r.name, msg))
 	}
 	return errs
 }

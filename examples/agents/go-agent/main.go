@@ -48,13 +48,14 @@ type agent struct {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	a, err := fromEnv()
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := a.run(ctx, os.Getenv("ALERTBRIDGE_ONCE") == "1"); err != nil && !errors.Is(err, context.Canceled) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err = a.run(ctx, os.Getenv("ALERTBRIDGE_ONCE") == "1")
+	stop()
+	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Fatal(err)
 	}
 }
@@ -72,7 +73,7 @@ func fromEnv() (*agent, error) {
 	}
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if ca := os.Getenv("ALERTBRIDGE_CA"); ca != "" {
-		pem, err := os.ReadFile(ca)
+		pem, err := os.ReadFile(ca) //nolint:gosec // G304: the CA file is the user's own setting
 		if err != nil {
 			return nil, err
 		}
