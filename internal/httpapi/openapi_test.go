@@ -158,6 +158,7 @@ func TestOpenAPIDocumentsEveryRouteAndItsAnswers(t *testing.T) {
 	} {
 		api.call(t, agent, http.MethodPost, "/v1/tools/execute", body, nil)
 	}
+	api.call(t, caller{}, http.MethodPost, "/v1/tools/execute", map[string]any{"tool": "alert_ingest_tool", "action": "list"}, nil) // 401
 	api.call(t, monitor, http.MethodPost, "/v1/alerts?namespace="+ns, map[string]any{"service": "gateway", "kind": "latency", "title": "p95"}, nil)
 	api.call(t, monitor, http.MethodPost, "/v1/alerts?namespace="+ns, map[string]any{"alerts": []any{map[string]any{"service": "gateway", "kind": "latency", "title": "p95"}}}, nil)
 	api.call(t, monitor, http.MethodPost, "/v1/alerts?namespace="+ns, map[string]any{"service": "Bad"}, nil)
