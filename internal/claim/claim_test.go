@@ -1,6 +1,8 @@
 package claim
 
 import (
+	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -48,5 +50,35 @@ func TestCandidatesAreNewAlertsInsideTheWindowOldestFirst(t *testing.T) {
 	}
 	if n := len(Candidates(items, 0, now)); n != 3 {
 		t.Fatalf("without a window %d candidates, want the 3 New ones", n)
+	}
+}
+
+// A request's env, service and namespace filter keep only what they name,
+// asking about each namespace once.
+func TestRequestKeepsEnvServiceAndAllowedNamespaces(t *testing.T) {
+	mk := func(ns, service, env string) v1.Alert {
+		return v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ns + "-" + service + "-" + env},
+			Spec: v1.AlertSpec{Service: service, Env: env}}
+	}
+	items := []v1.Alert{mk("a", "gateway", "prod"), mk("a", "gateway", "staging"), mk("b", "gateway", "prod"),
+		mk("b", "db", "prod"), mk("c", "gateway", "prod"), mk("c", "gateway", "prod")}
+	asked := map[string]int{}
+	r := Request{Env: "prod", Service: "gateway", Namespaces: func(_ context.Context, ns string) (bool, error) {
+		asked[ns]++
+		return ns != "b", nil
+	}}
+	got, err := r.keep(context.Background(), items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range got {
+		names = append(names, a.Name)
+	}
+	if !slices.Equal(names, []string{"a-gateway-prod", "c-gateway-prod", "c-gateway-prod"}) {
+		t.Fatalf("kept %v", names)
+	}
+	if asked["a"] != 1 || asked["b"] != 1 || asked["c"] != 1 {
+		t.Fatalf("asked %v", asked)
 	}
 }
