@@ -18,19 +18,8 @@ import (
 	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/claim"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
-
-func newAlert(ns, host string) *v1.Alert {
-	return &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns},
-		Spec: v1.AlertSpec{
-			Service: "gateway",
-			Kind:    "latency",
-			Title:   "p95 above 300ms",
-			Labels:  map[string]string{"host": host},
-		},
-	}
-}
 
 func listAlerts(g Gomega, ns string) []v1.Alert {
 	var list v1.AlertList
@@ -56,13 +45,13 @@ var _ = Describe("Alert controller", func() {
 		stop func()
 	)
 	BeforeEach(func() {
-		ns = newNamespace()
+		ns = testbuild.Namespace(Default, k8s, "ctl-")
 		stop = startOperator(controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 4})
 		DeferCleanup(func() { stop() })
 	})
 
 	It("accepts a new Alert as canonical with its fingerprint label", func() {
-		a := newAlert(ns, "n1")
+		a := testbuild.Alert(ns, testbuild.Host("n1"))
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
@@ -83,7 +72,7 @@ var _ = Describe("Alert controller", func() {
 			wg.Go(func() {
 				defer GinkgoRecover()
 				for i := range jobs {
-					Expect(k8s.Create(ctx, newAlert(ns, fmt.Sprintf("host-%d", i%fingerprints)))).To(Succeed())
+					Expect(k8s.Create(ctx, testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("host-%d", i%fingerprints))))).To(Succeed())
 				}
 			})
 		}
@@ -110,10 +99,10 @@ var _ = Describe("Alert controller", func() {
 	})
 
 	It("marks a folded duplicate Deduplicated before deleting it", func() {
-		first := newAlert(ns, "n1")
+		first := testbuild.Alert(ns, testbuild.Host("n1"))
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		expectPhase(first, v1.AlertNew)
-		dup := newAlert(ns, "n1")
+		dup := testbuild.Alert(ns, testbuild.Host("n1"))
 		Expect(k8s.Create(ctx, dup)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(dup), dup)).To(Succeed())
@@ -128,10 +117,10 @@ var _ = Describe("Alert controller", func() {
 	})
 
 	It("keeps a GitOps-tracked duplicate", func() {
-		first := newAlert(ns, "n1")
+		first := testbuild.Alert(ns, testbuild.Host("n1"))
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		expectPhase(first, v1.AlertNew)
-		dup := newAlert(ns, "n1")
+		dup := testbuild.Alert(ns, testbuild.Host("n1"))
 		dup.Labels = map[string]string{"kustomize.toolkit.fluxcd.io/name": "alerts"}
 		Expect(k8s.Create(ctx, dup)).To(Succeed())
 		expectPhase(dup, v1.AlertDeduplicated)
@@ -141,14 +130,14 @@ var _ = Describe("Alert controller", func() {
 	})
 
 	It("does not fold into an Acked canonical", func() {
-		first := newAlert(ns, "n1")
+		first := testbuild.Alert(ns, testbuild.Host("n1"))
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		expectPhase(first, v1.AlertNew)
 		updateStatus(first, func(a *v1.Alert) {
 			a.Status.Phase = v1.AlertAcked
 			a.Status.Ack = &v1.AlertAck{By: "alice", Note: "false positive", At: metav1.Now()}
 		})
-		next := newAlert(ns, "n1")
+		next := testbuild.Alert(ns, testbuild.Host("n1"))
 		Expect(k8s.Create(ctx, next)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(next), next)).To(Succeed())
@@ -160,7 +149,7 @@ var _ = Describe("Alert controller", func() {
 	})
 
 	It("does not fold a repeat that comes after the dedupe TTL", func() {
-		first := newAlert(ns, "n1")
+		first := testbuild.Alert(ns, testbuild.Host("n1"))
 		first.Spec.DedupeTTL = &metav1.Duration{Duration: time.Second}
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		expectPhase(first, v1.AlertNew)
@@ -168,7 +157,7 @@ var _ = Describe("Alert controller", func() {
 		// is certainly past lastSeenAt + 1s.
 		Eventually(time.Now, 5*time.Second, poll).
 			Should(BeTemporally(">", first.Status.LastSeenAt.Add(2*time.Second)))
-		next := newAlert(ns, "n1")
+		next := testbuild.Alert(ns, testbuild.Host("n1"))
 		Expect(k8s.Create(ctx, next)).To(Succeed())
 		expectPhase(next, v1.AlertNew)
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
@@ -178,7 +167,7 @@ var _ = Describe("Alert controller", func() {
 	Context("timers", func() {
 		var a *v1.Alert
 		BeforeEach(func() {
-			a = newAlert(ns, "timer")
+			a = testbuild.Alert(ns, testbuild.Host("timer"))
 			Expect(k8s.Create(ctx, a)).To(Succeed())
 			expectPhase(a, v1.AlertNew)
 		})
@@ -191,7 +180,7 @@ var _ = Describe("Alert controller", func() {
 		}
 
 		It("returns an expired lease to New at its expiry, with an Event", func() {
-			baseline := acceptLatency(newNamespace(), 3)
+			baseline := acceptLatency(testbuild.Namespace(Default, k8s, "ctl-"), 3)
 			expiry := claim(2 * time.Second)
 			expectPhase(a, v1.AlertNew)
 			Expect(time.Now()).To(BeTemporally(">=", expiry), "requeued before the lease ended")
@@ -226,7 +215,7 @@ var _ = Describe("Alert controller", func() {
 			expectPhase(a, v1.AlertNew)
 			requeued := meta.FindStatusCondition(a.Status.Conditions, v1.AlertConditionClaimed)
 			Expect(requeued.Reason).To(Equal(v1.ReasonRetryDue))
-			Expect(requeued.LastTransitionTime.Sub(retryAt)).To(BeNumerically("<=", time.Second+3*acceptLatency(newNamespace(), 3)), "requeued late")
+			Expect(requeued.LastTransitionTime.Sub(retryAt)).To(BeNumerically("<=", time.Second+3*acceptLatency(testbuild.Namespace(Default, k8s, "ctl-"), 3)), "requeued late")
 			Expect(a.Status.Attempts).To(BeEquivalentTo(1))
 			Expect(alertstate.Claimable(&a.Status)).To(BeTrue())
 		})

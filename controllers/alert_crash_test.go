@@ -19,6 +19,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/alertindex"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // noWatch adapts the manager's client to what interceptor wraps.
@@ -38,7 +39,7 @@ var _ = Describe("Alert folding after a crash", func() {
 		stopMgr   context.CancelFunc
 	)
 	BeforeEach(func() {
-		ns = newNamespace()
+		ns = testbuild.Namespace(Default, k8s, "ctl-")
 		mgr, err := ctrl.NewManager(env.Operator, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
 		Expect(err).NotTo(HaveOccurred())
 		mctx, cancel := context.WithCancel(ctx)
@@ -69,7 +70,7 @@ var _ = Describe("Alert folding after a crash", func() {
 	createAll := func(n int) (controllers.FingerprintKey, []*v1.Alert) {
 		var alerts []*v1.Alert
 		for range n {
-			a := newAlert(ns, "crash")
+			a := testbuild.Alert(ns, testbuild.Host("crash"))
 			Expect(k8s.Create(ctx, a)).To(Succeed())
 			alerts = append(alerts, a)
 		}

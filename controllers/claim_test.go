@@ -13,12 +13,13 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/claim"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // acceptedAlert creates an Alert and makes the controller's first decision
 // (New) itself, for specs that run without the operator.
 func acceptedAlert(ns, host string) *v1.Alert {
-	a := newAlert(ns, host)
+	a := testbuild.Alert(ns, testbuild.Host(host))
 	Expect(k8s.Create(ctx, a)).To(Succeed())
 	alertstate.MarkCanonical(&a.Status, "fp-"+host, a.CreationTimestamp, a.Generation)
 	Expect(k8s.Status().Update(ctx, a)).To(Succeed())
@@ -32,7 +33,7 @@ var _ = Describe("Claims without the operator", func() {
 		a1, a2 *claim.Claimer
 	)
 	BeforeEach(func() {
-		ns = newNamespace()
+		ns = testbuild.Namespace(Default, k8s, "ctl-")
 		clk = clocktesting.NewFakePassiveClock(time.Now())
 		a1, a2 = agent(ns, "agent-1"), agent(ns, "agent-2")
 		a1.Clock, a2.Clock = clk, clk

@@ -21,6 +21,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/incident"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // listener is an HTTP server that records everything it receives: the
@@ -119,7 +120,7 @@ var _ = Describe("Credentials reach only where they were meant to go", func() {
 	var ns string
 
 	BeforeEach(func() {
-		ns = newNamespace()
+		ns = testbuild.Namespace(Default, k8s, "ctl-")
 		DeferCleanup(startOperator(controllers.Options{TriageWebhookBackoff: poll}))
 		Expect(k8s.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "prom-creds", Namespace: ns},

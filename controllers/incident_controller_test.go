@@ -26,6 +26,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/metrics"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // Cooldowns of the specs; time moves on a fake clock, so they can be long
@@ -36,7 +37,7 @@ const (
 )
 
 func sigAlert(ns, host string, sev v1.Severity) *v1.Alert {
-	a := newAlert(ns, host)
+	a := testbuild.Alert(ns, testbuild.Host(host))
 	a.Spec.Severity = sev
 	Expect(k8s.Create(ctx, a)).To(Succeed())
 	return a
@@ -146,7 +147,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		}
 	)
 	BeforeEach(func() {
-		ns = newNamespace()
+		ns = testbuild.Namespace(Default, k8s, "ctl-")
 		clk = clocktesting.NewFakeClock(time.Now())
 		opts = incident.Options{Clock: clk}
 		start()
@@ -224,7 +225,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		var alerts []*v1.Alert
 		for s := range signatures {
 			for h := range perSignature {
-				a := newAlert(ns, fmt.Sprintf("h%d", h))
+				a := testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("h%d", h)))
 				a.Spec.Kind = fmt.Sprintf("kind_%d", s)
 				Expect(k8s.Create(ctx, a)).To(Succeed())
 				alerts = append(alerts, a)
@@ -247,7 +248,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.Incident.Spec.Severity).To(Equal(v1.SeverityP1))
 
-		low := newAlert(ns, "b")
+		low := testbuild.Alert(ns, testbuild.Host("b"))
 		low.Spec.Kind, low.Spec.Severity = "errors", v1.SeverityP3
 		Expect(k8s.Create(ctx, low)).To(Succeed())
 		res, err = incident.Convert(ctx, k8s, client.ObjectKeyFromObject(low), incident.Options{Clock: clk, SeverityCap: v1.SeverityP1})
@@ -682,7 +683,7 @@ var _ = Describe("Incident conversion and triage", func() {
 var _ = Describe("Automatic Incident conversion", func() {
 	var ns string
 	BeforeEach(func() {
-		ns = newNamespace()
+		ns = testbuild.Namespace(Default, k8s, "ctl-")
 		stop := startOperator(controllers.Options{DuplicateGCDelay: gcDelay})
 		DeferCleanup(func() { stop() })
 	})
@@ -700,16 +701,16 @@ var _ = Describe("Automatic Incident conversion", func() {
 		createPolicy(ns, v1.AlertRoutingPolicySpec{Incident: &v1.IncidentPolicy{
 			Auto: &v1.AutoIncident{MinOccurrences: 2, MinSeverity: v1.SeverityP2},
 		}})
-		minor := newAlert(ns, "quiet")
+		minor := testbuild.Alert(ns, testbuild.Host("quiet"))
 		minor.Spec.Severity = v1.SeverityP3
 		Expect(k8s.Create(ctx, minor)).To(Succeed())
-		minorAgain := newAlert(ns, "quiet")
+		minorAgain := testbuild.Alert(ns, testbuild.Host("quiet"))
 		minorAgain.Spec.Severity = v1.SeverityP3
 		Expect(k8s.Create(ctx, minorAgain)).To(Succeed())
 		first := sigAlert(ns, "loud", v1.SeverityP1)
 		Consistently(func(g Gomega) { g.Expect(listIncidents(g, ns)).To(BeEmpty()) }, quietFor, poll).Should(Succeed())
 
-		second := newAlert(ns, "loud")
+		second := testbuild.Alert(ns, testbuild.Host("loud"))
 		second.Spec.Severity = v1.SeverityP1
 		Expect(k8s.Create(ctx, second)).To(Succeed())
 		Eventually(func(g Gomega) {

@@ -26,6 +26,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/promtest"
 	"github.com/alertbridge/alertbridge/internal/slo"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
@@ -168,7 +169,7 @@ var _ = Describe("SLOPolicy gate against a real Prometheus", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		promURL = prom.URL()
 		stopOp = startOperator(controllers.Options{})
-		ns = newNamespace()
+		ns = testbuild.Namespace(Default, k8s, "ctl-")
 	})
 
 	AfterAll(func() {

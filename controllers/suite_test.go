@@ -8,7 +8,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -77,13 +76,6 @@ func startOperator(opts controllers.Options) (stop func()) {
 	op, err := testoperator.Start(env.Operator, opts)
 	Expect(err).NotTo(HaveOccurred())
 	return func() { Expect(op.Stop(settle)).To(Succeed()) }
-}
-
-// newNamespace gives each spec its own namespace.
-func newNamespace() string {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ctl-"}}
-	Expect(k8s.Create(ctx, ns)).To(Succeed())
-	return ns.Name
 }
 
 // agentsGroup is bound in each namespace that needs it to the shipped

@@ -8,12 +8,13 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // The policy is the one config/default installs (testenv installs it).
 var _ = Describe("AlertRoutingPolicy allowedKinds at admission", func() {
 	It("refuses a kind the namespace's policy does not allow, naming spec.kind", func() {
-		ns := newNamespace()
+		ns := testbuild.Namespace(Default, k8s, "api-")
 		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
 			Spec:       v1.AlertRoutingPolicySpec{AllowedKinds: []string{"latency", "error_rate"}},
@@ -30,12 +31,12 @@ var _ = Describe("AlertRoutingPolicy allowedKinds at admission", func() {
 	})
 
 	It("accepts any kind where no policy (or an empty list) restricts it", func() {
-		ns := newNamespace()
+		ns := testbuild.Namespace(Default, k8s, "api-")
 		a := validAlert(ns)
 		a.Spec.Kind = "disk_full"
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 
-		other := newNamespace()
+		other := testbuild.Namespace(Default, k8s, "api-")
 		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: other}})).To(Succeed())
 		b := validAlert(other)
 		b.Spec.Kind = "disk_full"
@@ -43,7 +44,7 @@ var _ = Describe("AlertRoutingPolicy allowedKinds at admission", func() {
 	})
 
 	It("exempts the operator's own Alerts (labelled origin=operator), not those it creates for callers nor anyone else's", func() {
-		ns := newNamespace()
+		ns := testbuild.Namespace(Default, k8s, "api-")
 		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
 			Spec:       v1.AlertRoutingPolicySpec{AllowedKinds: []string{"latency"}},

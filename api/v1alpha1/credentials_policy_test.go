@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // rbacSettle bounds how long a new binding takes to reach the authorizer.
@@ -40,7 +41,7 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 	)
 
 	BeforeEach(func() {
-		ns = newNamespace()
+		ns = testbuild.Namespace(Default, k8s, "api-")
 		for _, name := range []string{"prom-creds", "other-creds"} {
 			Expect(k8s.Create(ctx, &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},

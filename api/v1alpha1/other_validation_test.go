@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 func keyOf(o client.Object) client.ObjectKey { return client.ObjectKeyFromObject(o) }
@@ -24,7 +25,7 @@ func validIncident(ns string) *v1.Incident {
 
 var _ = Describe("Incident validation", func() {
 	var ns string
-	BeforeEach(func() { ns = newNamespace() })
+	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "api-") })
 
 	It("defaults to Open", func() {
 		inc := validIncident(ns)
@@ -94,7 +95,7 @@ var _ = Describe("Incident validation", func() {
 
 var _ = Describe("SLOPolicy validation", func() {
 	var ns string
-	BeforeEach(func() { ns = newNamespace() })
+	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "api-") })
 
 	valid := func() *v1.SLOPolicy {
 		return &v1.SLOPolicy{
@@ -144,7 +145,7 @@ var _ = Describe("SLOPolicy validation", func() {
 
 var _ = Describe("AlertRoutingPolicy validation", func() {
 	It("must be named default", func() {
-		ns := newNamespace()
+		ns := testbuild.Namespace(Default, k8s, "api-")
 		p := &v1.AlertRoutingPolicy{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: ns}}
 		Expect(k8s.Create(ctx, p)).To(MatchError(ContainSubstring("metadata.name")))
 		p = &v1.AlertRoutingPolicy{ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns}}
@@ -152,7 +153,7 @@ var _ = Describe("AlertRoutingPolicy validation", func() {
 	})
 
 	It("refuses a bad allowed kind", func() {
-		ns := newNamespace()
+		ns := testbuild.Namespace(Default, k8s, "api-")
 		p := &v1.AlertRoutingPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
 			Spec:       v1.AlertRoutingPolicySpec{AllowedKinds: []string{"Bad-Kind"}},

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // These specs write status the way kubectl does (raw patches, no client-side
@@ -32,7 +33,7 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 	)
 
 	BeforeEach(func() {
-		ns = newNamespace()
+		ns = testbuild.Namespace(Default, k8s, "api-")
 		var err error
 		operator, err = client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
 		Expect(err).NotTo(HaveOccurred())

@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 func validAlert(ns string) *v1.Alert {
@@ -26,7 +27,7 @@ func validAlert(ns string) *v1.Alert {
 
 var _ = Describe("Alert validation", func() {
 	var ns string
-	BeforeEach(func() { ns = newNamespace() })
+	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "api-") })
 
 	It("defaults env and severity", func() {
 		a := validAlert(ns)
@@ -120,7 +121,7 @@ func withPhase(s *v1.AlertStatus, p v1.AlertPhase) {
 
 var _ = Describe("Alert phase transitions", func() {
 	var ns string
-	BeforeEach(func() { ns = newNamespace() })
+	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "api-") })
 
 	for _, from := range phases {
 		for _, to := range phases {

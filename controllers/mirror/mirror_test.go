@@ -29,6 +29,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/pgcluster"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
@@ -159,8 +160,8 @@ func expectRetention(ns string, opts mirrorctrl.Options) (*v1.Alert, *v1.Inciden
 	})).To(Succeed())
 	stop := startOperator(opts)
 	defer stop()
-	done := newAlert(ns, "done")
-	tracked := newAlert(ns, "tracked")
+	done := testbuild.Alert(ns, testbuild.Host("done"))
+	tracked := testbuild.Alert(ns, testbuild.Host("tracked"))
 	tracked.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "app:ops.alertbridge.io/Alert:" + ns + "/tracked"}
 	for _, a := range []*v1.Alert{done, tracked} {
 		Expect(k8s.Create(ctx, a)).To(Succeed())
@@ -250,7 +251,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { Expect(uninstallFinalizer(ctx)).To(Succeed()) })
 	})
-	BeforeEach(func() { ns = newNamespace() })
+	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "mirror-") })
 
 	alertRowOf := func(g Gomega, a *v1.Alert) (alertRow, bool) {
 		var r alertRow
@@ -265,7 +266,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 
 	It("keeps an ingested alert and its row across an operator restart (the runbook's persistence check)", func() {
 		stop := startOperator(mirrorOptions(store))
-		a := newAlert(ns, "persist")
+		a := testbuild.Alert(ns, testbuild.Host("persist"))
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Expect(a.Finalizers).To(ContainElement(v1.MirrorFinalizer), "the admission policy adds the finalizer at creation")
 		Eventually(func(g Gomega) {
@@ -304,7 +305,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		for i := range n {
 			wg.Go(func() {
 				defer GinkgoRecover()
-				var obj client.Object = newAlert(ns, fmt.Sprintf("gone-%d", i))
+				var obj client.Object = testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("gone-%d", i)))
 				if i%5 == 0 {
 					obj = newIncident(ns, fmt.Sprintf("gone-%d", i))
 				}
@@ -363,7 +364,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		alertObjs := make([]*v1.Alert, alerts)
 		incObjs := make([]*v1.Incident, incidents)
 		for i := range alerts {
-			alertObjs[i] = newAlert(ns, fmt.Sprintf("burst-%d", i))
+			alertObjs[i] = testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("burst-%d", i)))
 		}
 		for i := range incidents {
 			incObjs[i] = newIncident(ns, fmt.Sprintf("burst-%d", i))
@@ -403,7 +404,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(mirrorctrl.ReasonDatabaseUnavailable))
 		Expect(gauge("alertbridge_mirror_up")).To(BeZero())
 		// The rest of the operator keeps working while the database is down.
-		late := newAlert(ns, "during-outage")
+		late := testbuild.Alert(ns, testbuild.Host("during-outage"))
 		Expect(k8s.Create(ctx, late)).To(Succeed())
 		Eventually(func(g Gomega) v1.AlertPhase {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(late), late)).To(Succeed())
@@ -465,7 +466,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	It("holds folded duplicates the Alert controller deletes until their Deduplicated row is written", func() {
 		stop := startOperator(mirrorOptions(store))
 		defer stop()
-		first, second := newAlert(ns, "same"), newAlert(ns, "same")
+		first, second := testbuild.Alert(ns, testbuild.Host("same")), testbuild.Alert(ns, testbuild.Host("same"))
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		Expect(k8s.Create(ctx, second)).To(Succeed())
 		// Created in the same second, the name decides which one is canonical.
@@ -555,7 +556,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 			Should(Satisfy(apierrors.IsNotFound), "the operator installs no admission policy")
 		// The mirror itself goes on: new objects get the finalizer from the
 		// reconciler instead, and their rows are written.
-		late := newAlert(ns, "no-policy")
+		late := testbuild.Alert(ns, testbuild.Host("no-policy"))
 		Expect(k8s.Create(ctx, late)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(late), late)).To(Succeed())
@@ -600,7 +601,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		stop := startOperator(opts)
 		defer stop()
 		Expect(gauge("alertbridge_mirror_enabled")).To(BeZero())
-		a := newAlert(ns, "unmirrored")
+		a := testbuild.Alert(ns, testbuild.Host("unmirrored"))
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Expect(a.Finalizers).To(ContainElement(v1.MirrorFinalizer), "the policy is installed, though it should not be")
 		Eventually(func(g Gomega) {
@@ -653,7 +654,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		// makes the operator unready: ingest and the controllers go on.
 		Expect(pg.Halt(ctx)).To(Succeed())
 		halted = true
-		a := newAlert(ns, "during-outage")
+		a := testbuild.Alert(ns, testbuild.Host("during-outage"))
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Eventually(func(g Gomega) v1.AlertPhase {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
@@ -678,8 +679,8 @@ func freshDatabase(db *pgxpool.Pool, pg *pgcluster.Cluster, prefix string) strin
 
 var _ = Describe("The mirror off, and required without a database", func() {
 	It("with the mirror off, adds no finalizer and removes leftovers so deletion never hangs", func() {
-		ns := newNamespace()
-		leftover := newAlert(ns, "leftover")
+		ns := testbuild.Namespace(Default, k8s, "mirror-")
+		leftover := testbuild.Alert(ns, testbuild.Host("leftover"))
 		leftover.Finalizers = []string{v1.MirrorFinalizer}
 		Expect(k8s.Create(ctx, leftover)).To(Succeed())
 		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
@@ -696,7 +697,7 @@ var _ = Describe("The mirror off, and required without a database", func() {
 			g.Expect(leftover.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
 		}, settle, poll).Should(Succeed())
 		// config/without-mirror ships no finalizer policy.
-		probe := newAlert(ns, "probe")
+		probe := testbuild.Alert(ns, testbuild.Host("probe"))
 		Expect(k8s.Create(ctx, probe, client.DryRunAll)).To(Succeed())
 		Expect(probe.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
 		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeZero())
@@ -707,11 +708,11 @@ var _ = Describe("The mirror off, and required without a database", func() {
 	})
 
 	It("with the mirror off, still deletes finished objects past resolvedInCluster, but never GitOps-tracked ones", func() {
-		expectRetention(newNamespace(), mirrorOffOptions())
+		expectRetention(testbuild.Namespace(Default, k8s, "mirror-"), mirrorOffOptions())
 	})
 
 	It("with --mirror=required and no database, runs no controller and is never ready, saying why", func() {
-		ns := newNamespace()
+		ns := testbuild.Namespace(Default, k8s, "mirror-")
 		op, stop := startServingProbes(mirrorctrl.Options{Mode: mirrorctrl.Required})
 		defer stop()
 		Eventually(func(g Gomega) {
@@ -721,7 +722,7 @@ var _ = Describe("The mirror off, and required without a database", func() {
 		}, settle, poll).Should(Succeed())
 		// Nothing runs without durable history: no decision, and a
 		// finalizer stays for the mirror that will write the row.
-		a := newAlert(ns, "waits")
+		a := testbuild.Alert(ns, testbuild.Host("waits"))
 		a.Finalizers = []string{v1.MirrorFinalizer}
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Consistently(func(g Gomega) {

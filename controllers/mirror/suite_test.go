@@ -9,8 +9,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -99,25 +97,6 @@ func readyz(g Gomega, op *testoperator.Operator, path string) (int, string) {
 	body, err := io.ReadAll(resp.Body)
 	g.Expect(err).NotTo(HaveOccurred())
 	return resp.StatusCode, string(body)
-}
-
-// newNamespace gives each spec its own namespace.
-func newNamespace() string {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "mirror-"}}
-	Expect(k8s.Create(ctx, ns)).To(Succeed())
-	return ns.Name
-}
-
-func newAlert(ns, host string) *v1.Alert {
-	return &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns},
-		Spec: v1.AlertSpec{
-			Service: "gateway",
-			Kind:    "latency",
-			Title:   "p95 above 300ms",
-			Labels:  map[string]string{"host": host},
-		},
-	}
 }
 
 func listAlerts(g Gomega, ns string) []v1.Alert {

@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/cli"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 type list struct {
@@ -29,7 +30,7 @@ func succeeded(r result) {
 
 var _ = Describe("alertbridge alerts", func() {
 	var ns string
-	BeforeEach(func() { ns = newNamespace() })
+	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "cli-") })
 
 	ingest := func(host string) cli.IngestResult {
 		r := run("", "alerts", "ingest", "-n", ns, "--service", "gateway", "--kind", "latency", "--severity", "p2",

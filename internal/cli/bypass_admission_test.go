@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,6 +15,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/cli"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // admissionSettle bounds how long the API server takes to enforce a new
@@ -44,7 +46,7 @@ func bypassPatch(by, reason string, until time.Time) client.Patch {
 func TestBypassByIsTheCaller(t *testing.T) {
 	ctx := context.Background()
 	// The policy is the one config/default installs (testenv installs it).
-	ns := namespace(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), gateK8s, "cli-")
 	p := policy(t, ns, "gateway", v1.GateStrict)
 	for _, o := range []client.Object{
 		&rbacv1.Role{

@@ -10,6 +10,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/query"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 var _ = Describe("alertbridge dashboard", func() {
@@ -28,7 +29,7 @@ var _ = Describe("alertbridge dashboard", func() {
 	}
 
 	It("shows counts by status, top signatures, latest alerts and open incidents of the namespace or all", func() {
-		ns, other := newNamespace(), newNamespace()
+		ns, other := testbuild.Namespace(Default, k8s, "cli-"), testbuild.Namespace(Default, k8s, "cli-")
 		create(ns, "gateway", "latency")
 		create(ns, "gateway", "latency")
 		create(ns, "payments", "error_rate")

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/onsi/gomega"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
@@ -48,16 +48,9 @@ func TestIncidentsCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cli-"}}
-	if err := c.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := testbuild.Namespace(gomega.NewWithT(t), c, "cli-")
 	newAlert := func(host string, sev v1.Severity) string {
-		a := &v1.Alert{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns.Name},
-			Spec: v1.AlertSpec{Service: "gateway", Kind: "latency", Severity: sev, Title: "p95 above 300ms",
-				Labels: map[string]string{"host": host}},
-		}
+		a := testbuild.Alert(ns, testbuild.Host(host), testbuild.Severity(sev))
 		if err := c.Create(ctx, a); err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +58,7 @@ func TestIncidentsCLI(t *testing.T) {
 	}
 	first, second := newAlert("n1", v1.SeverityP0), newAlert("n2", v1.SeverityP0)
 
-	code, out, stderr := runCLI(t, kubeconfig, "-n", ns.Name, "incidents", "convert", first, "--severity-cap", "P1", "--dedupe-window", "60m", "-o", "json")
+	code, out, stderr := runCLI(t, kubeconfig, "-n", ns, "incidents", "convert", first, "--severity-cap", "P1", "--dedupe-window", "60m", "-o", "json")
 	if code != ExitOK {
 		t.Fatalf("convert: exit %d: %s", code, stderr)
 	}
@@ -77,7 +70,7 @@ func TestIncidentsCLI(t *testing.T) {
 		t.Fatalf("convert: want a P1 Incident with one alert, got %s %s %d", inc.Kind, inc.Spec.Severity, inc.Status.AlertCount)
 	}
 
-	code, out, stderr = runCLI(t, kubeconfig, "-n", ns.Name, "incidents", "convert", second)
+	code, out, stderr = runCLI(t, kubeconfig, "-n", ns, "incidents", "convert", second)
 	if code != ExitOK || !strings.Contains(out, "appended to incident/"+inc.Name) || !strings.Contains(out, "triage skipped") {
 		t.Fatalf("second convert: exit %d, out %q, err %q", code, out, stderr)
 	}
@@ -90,7 +83,7 @@ func TestIncidentsCLI(t *testing.T) {
 	}{
 		{"open lists it", []string{"incidents", "open", "--service", "gateway"}, ExitOK, inc.Name},
 		{"open filters by service", []string{"incidents", "open", "--service", "billing"}, ExitOK, "NAME"},
-		{"list -A shows namespaces", []string{"incidents", "list", "-A"}, ExitOK, ns.Name},
+		{"list -A shows namespaces", []string{"incidents", "list", "-A"}, ExitOK, ns},
 		{"unknown alert is not found", []string{"incidents", "convert", "nope"}, ExitNotFound, "not found"},
 		{"bad cap is a usage error", []string{"incidents", "convert", first, "--severity-cap", "P9"}, ExitUsage, "--severity-cap"},
 		{"bad output is a usage error", []string{"incidents", "list", "-o", "yaml"}, ExitUsage, "--output"},
@@ -102,14 +95,14 @@ func TestIncidentsCLI(t *testing.T) {
 		{"unknown incident is not found", []string{"incidents", "close", "nope", "--note", "x"}, ExitNotFound, "not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, out, stderr := runCLI(t, kubeconfig, append([]string{"-n", ns.Name}, tc.args...)...)
+			code, out, stderr := runCLI(t, kubeconfig, append([]string{"-n", ns}, tc.args...)...)
 			if code != tc.code || !strings.Contains(out+stderr, tc.want) {
 				t.Fatalf("exit %d (want %d), out %q, err %q (want %q)", code, tc.code, out, stderr, tc.want)
 			}
 		})
 	}
 
-	code, out, _ = runCLI(t, kubeconfig, "-n", ns.Name, "incidents", "open", "-o", "json")
+	code, out, _ = runCLI(t, kubeconfig, "-n", ns, "incidents", "open", "-o", "json")
 	var list struct {
 		Kind  string        `json:"kind"`
 		Items []v1.Incident `json:"items"`

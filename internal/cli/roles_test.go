@@ -33,6 +33,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
@@ -557,7 +558,7 @@ func newRoleFixture(api string) *roleFixture {
 	GinkgoHelper()
 	operator, err := client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
 	Expect(err).NotTo(HaveOccurred())
-	f := &roleFixture{ns: newNamespace(), api: api, operator: operator, ids: map[string]identity{}}
+	f := &roleFixture{ns: testbuild.Namespace(Default, k8s, "cli-"), api: api, operator: operator, ids: map[string]identity{}}
 	for _, role := range roles {
 		f.ids[role] = f.identity(role, role)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -19,6 +19,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
@@ -73,15 +74,6 @@ func runGateCLI(t *testing.T, ns string, args ...string) (code int, stdout, stde
 	return code, out.String(), errb.String()
 }
 
-func namespace(t *testing.T) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cli-"}}
-	if err := gateK8s.Create(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
-}
-
 func policy(t *testing.T, ns, name string, mode v1.GateMode) *v1.SLOPolicy {
 	t.Helper()
 	p := &v1.SLOPolicy{
@@ -111,7 +103,7 @@ func setGate(t *testing.T, p *v1.SLOPolicy, evaluatedAgo time.Duration, d v1.Gat
 }
 
 func TestReleaseCheck(t *testing.T) {
-	ns := namespace(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), gateK8s, "cli-")
 	p := policy(t, ns, "gateway", v1.GateStrict)
 	check := []string{"release-check", "--service", "gateway", "--env", "staging"}
 
@@ -147,7 +139,7 @@ func TestReleaseCheck(t *testing.T) {
 
 func TestSLOBypass(t *testing.T) {
 	ctx := context.Background()
-	ns := namespace(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), gateK8s, "cli-")
 	p := policy(t, ns, "gateway", v1.GateStrict)
 	get := func() map[string]string {
 		t.Helper()

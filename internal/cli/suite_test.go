@@ -11,8 +11,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -95,10 +93,4 @@ func runWith(kc, stdin string, args ...string) result {
 	root.SetContext(ctx)
 	code := cli.Execute(root)
 	return result{out: out.String(), err: errOut.String(), code: code}
-}
-
-func newNamespace() string {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cli-"}}
-	Expect(k8s.Create(ctx, ns)).To(Succeed())
-	return ns.Name
 }

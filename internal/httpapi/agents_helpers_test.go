@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/onsi/gomega"
 	authorizationv1 "k8s.io/api/authorization/v1"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -76,7 +76,7 @@ func roleCaller(t testing.TB, ns, name, role string) caller {
 	if role == "monitor" {
 		verb = "create"
 	}
-	eventually(t, settle, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		sar, err := opCS.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
 			Spec: authorizationv1.SubjectAccessReviewSpec{User: c.user, ResourceAttributes: &authorizationv1.ResourceAttributes{
 				Namespace: ns, Verb: verb, Group: v1.GroupVersion.Group, Resource: "alerts",
@@ -89,15 +89,8 @@ func roleCaller(t testing.TB, ns, name, role string) caller {
 			return fmt.Errorf("%s is not yet allowed to %s alerts", c.user, verb)
 		}
 		return nil
-	})
+	}, settle, poll).Should(gomega.Succeed())
 	return c
-}
-
-func agentNS(t testing.TB) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "agents-"}}
-	must(t, k8s.Create(context.Background(), ns))
-	return ns.Name
 }
 
 // call sends a JSON body (nil: none) as c and decodes the JSON answer into out.
@@ -146,7 +139,7 @@ func newAlerts(t testing.TB, ns string, n int) []string {
 		}
 		names[i] = a.Name
 	})
-	eventually(t, 5*time.Minute, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		var list v1.AlertList
 		if err := k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			return err
@@ -161,7 +154,7 @@ func newAlerts(t testing.TB, ns string, n int) []string {
 			return fmt.Errorf("%d of %d Alerts are New", decided, n)
 		}
 		return nil
-	})
+	}, 5*time.Minute, poll).Should(gomega.Succeed())
 	return names
 }
 

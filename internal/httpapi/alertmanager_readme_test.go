@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -189,7 +190,7 @@ func TestAlertmanagerREADME(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("Alertmanager refused the alert: %d", resp.StatusCode)
 	}
-	eventually(t, amDeliver, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		for _, a := range alerts(t, target) {
 			if a.Spec.Labels["instance"] == instance {
 				if a.Spec.Service != "gateway" || a.Spec.Source != "alertmanager/"+receiver["name"].(string) {
@@ -199,5 +200,5 @@ func TestAlertmanagerREADME(t *testing.T) {
 			}
 		}
 		return fmt.Errorf("no Alert of instance %s in namespace %s yet", instance, target)
-	})
+	}, amDeliver, poll).Should(gomega.Succeed())
 }

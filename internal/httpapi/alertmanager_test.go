@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/metrics"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // amBody is a webhook v4 message with one alert.
@@ -38,7 +40,7 @@ func amBody(status, fingerprint, instance string) []byte {
 // bad alert is a per-item error beside the good ones, answered 200.
 func TestAlertmanagerWebhook(t *testing.T) {
 	op := startAPI(t)
-	ns := newNS(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-")
 	tok := monitorToken(t, ns)
 	url := op.srv.URL + "/v1/alertmanager?namespace=" + ns
 	c := op.srv.Client()
@@ -81,7 +83,7 @@ func TestAlertmanagerWebhook(t *testing.T) {
 // be allowed to create Alerts in each namespace the batch touches.
 func TestAlertmanagerNamespaces(t *testing.T) {
 	op := startAPI(t)
-	allowed, denied := newNS(t), newNS(t)
+	allowed, denied := testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-"), testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-")
 	tok := monitorToken(t, allowed)
 	must(t, k8s.Create(context.Background(), &v1.AlertRoutingPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: allowed},
@@ -97,10 +99,10 @@ func TestAlertmanagerNamespaces(t *testing.T) {
 		alertIn(allowed, "fa")+","+alertIn(denied, "fd"), 1)
 	url := op.srv.URL + "/v1/alertmanager"
 	// Eventually: the policy reaches the operator's cache.
-	eventually(t, settle, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		var p v1.AlertRoutingPolicy
 		return op.reader.Get(context.Background(), keyOf(allowed, v1.RoutingPolicyName), &p)
-	})
+	}, settle, poll).Should(gomega.Succeed())
 	code, body := post(t, op.srv.Client(), url, tok, []byte(batch))
 	rs, _ := body["results"].([]any)
 	if code != 200 || len(rs) != 2 || rs[0].(map[string]any)["accepted"] != true ||
@@ -139,7 +141,7 @@ const (
 func TestAlertmanagerEndToEnd(t *testing.T) {
 	bin := alertmanagerBinary(t)
 	op := startAPI(t)
-	ns := newNS(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-")
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "token"), []byte(monitorToken(t, ns)), 0o600))
 	conf := fmt.Sprintf(`route:
@@ -189,12 +191,12 @@ receivers:
 
 	// Alertmanager re-sends every group each repeat interval: wait for
 	// re-sends, then the counts must still be one per firing instance.
-	eventually(t, amDeliver, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		if r := replays() - before; r < 4 {
 			return fmt.Errorf("%v re-sends seen so far", r)
 		}
 		return nil
-	})
+	}, amDeliver, poll).Should(gomega.Succeed())
 	live := map[string]v1.Alert{}
 	for _, a := range alerts(t, ns) {
 		if a.Status.Phase != v1.AlertDeduplicated {
@@ -218,7 +220,7 @@ receivers:
 
 	// Resolution: the same alert with endsAt in the past.
 	fire("gw-2", "critical", time.Now().Add(-time.Second).UTC().Format(time.RFC3339))
-	eventually(t, amDeliver, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		var a v1.Alert
 		if err := k8s.Get(context.Background(), keyOf(ns, gw2.Name), &a); err != nil {
 			return err
@@ -230,7 +232,7 @@ receivers:
 			return fmt.Errorf("resolved Alert: %+v", a.Status)
 		}
 		return nil
-	})
+	}, amDeliver, poll).Should(gomega.Succeed())
 }
 
 func alertmanagerBinary(t testing.TB) string {
@@ -266,7 +268,7 @@ func startAlertmanager(t testing.TB, bin, dir, conf string) string {
 			t.Logf("alertmanager log:\n%s", out)
 		}
 	})
-	eventually(t, amStart, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		resp, err := http.Get(am + "/-/ready") //nolint:noctx // test probe
 		if err != nil {
 			return err
@@ -276,7 +278,7 @@ func startAlertmanager(t testing.TB, bin, dir, conf string) string {
 			return fmt.Errorf("ready: %d", resp.StatusCode)
 		}
 		return nil
-	})
+	}, amStart, poll).Should(gomega.Succeed())
 	return am
 }
 

@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // claimAckBatch is how many Alerts are made ready (New) at a time, outside
@@ -28,7 +30,7 @@ func BenchmarkClaimAck(b *testing.B) {
 	ctx := context.Background()
 	for _, path := range []string{"http", "go-client"} {
 		b.Run(path, func(b *testing.B) {
-			ns := agentNS(b)
+			ns := testbuild.Namespace(gomega.NewWithT(b), k8s, "agents-")
 			agent := roleCaller(b, ns, "supervisor", "agent")
 			var claimAck func() error
 			switch path {

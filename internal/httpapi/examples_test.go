@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
@@ -52,7 +54,7 @@ func TestAgentExamples(t *testing.T) {
 		}},
 	} {
 		t.Run(ex.name, func(t *testing.T) {
-			ns := agentNS(t)
+			ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "agents-")
 			agent := roleCaller(t, ns, "supervisor", "agent")
 			handled := newAlerts(t, ns, 5)
 			unhandled := newTitledAlert(t, ns, "unhandled: disk full")
@@ -83,12 +85,12 @@ func newTitledAlert(t testing.TB, ns, title string) string {
 		Spec:       v1.AlertSpec{Service: "storage", Env: "prod", Kind: "disk_full", Title: title},
 	}
 	must(t, k8s.Create(context.Background(), a))
-	eventually(t, settle, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		got := getAlert(t, ns, a.Name)
 		if got.Status.Phase != v1.AlertNew {
 			return fmt.Errorf("%s is %q, not New yet", a.Name, got.Status.Phase)
 		}
 		return nil
-	})
+	}, settle, poll).Should(gomega.Succeed())
 	return a.Name
 }

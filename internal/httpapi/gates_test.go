@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -32,6 +33,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
@@ -86,9 +88,7 @@ type fixture struct {
 func setup(t testing.TB) fixture {
 	t.Helper()
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "api-"}}
-	must(t, k8s.Create(ctx, ns))
-	f := fixture{ns: ns.Name}
+	f := fixture{ns: testbuild.Namespace(gomega.NewWithT(t), k8s, "api-")}
 	must(t, k8s.Create(ctx, &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "gate-reader", Namespace: f.ns},
 		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"ops.alertbridge.io"}, Resources: []string{"slopolicies"}, Verbs: []string{"get"}}},

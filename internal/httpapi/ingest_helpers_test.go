@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -117,13 +116,6 @@ func monitorToken(t testing.TB, ns string) string {
 	return token(t, ns, "monitor")
 }
 
-func newNS(t testing.TB) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ingest-"}}
-	must(t, k8s.Create(context.Background(), ns))
-	return ns.Name
-}
-
 // post sends body with tok (and extra headers) and decodes the JSON answer.
 func post(t testing.TB, c *http.Client, url, tok string, body []byte, hdr ...string) (int, map[string]any) {
 	t.Helper()
@@ -152,20 +144,4 @@ func alerts(t testing.TB, ns string) []v1.Alert {
 	var list v1.AlertList
 	must(t, k8s.List(context.Background(), &list, client.InNamespace(ns)))
 	return list.Items
-}
-
-// eventually retries f until it returns nil or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(poll)
-	}
 }

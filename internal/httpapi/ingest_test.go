@@ -11,18 +11,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 const oneAlert = `{"service":"gateway","env":"prod","kind":"latency","severity":"P2","title":"p95 above 300ms","labels":{"route":"/v1/chat"}}`
 
 func TestIngestAuth(t *testing.T) {
 	op := startAPI(t)
-	ns := newNS(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-")
 	monitor := monitorToken(t, ns)
 	stranger := token(t, ns, "stranger")
 	url := op.srv.URL + "/v1/alerts?namespace=" + ns
@@ -39,7 +41,7 @@ func TestIngestAuth(t *testing.T) {
 		t.Fatalf("token without create alerts: %d %v", code, body)
 	}
 	// The monitor role is bound in ns only.
-	other := newNS(t)
+	other := testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-")
 	if code, _ := post(t, c, op.srv.URL+"/v1/alerts?namespace="+other, monitor, []byte(oneAlert)); code != http.StatusForbidden {
 		t.Fatalf("monitor in another namespace: %d", code)
 	}
@@ -76,7 +78,7 @@ func TestIngestAuth(t *testing.T) {
 
 func TestIngestBadPayloads(t *testing.T) {
 	op := startAPI(t)
-	ns := newNS(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-")
 	tok := monitorToken(t, ns)
 	must(t, k8s.Create(context.Background(), &v1.AlertRoutingPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
@@ -159,7 +161,7 @@ func TestIngestBadPayloads(t *testing.T) {
 
 func TestIngestIdempotencyKey(t *testing.T) {
 	op := startAPI(t)
-	ns := newNS(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-")
 	tok := monitorToken(t, ns)
 	url := op.srv.URL + "/v1/alerts?namespace=" + ns
 	c := op.srv.Client()
@@ -201,7 +203,7 @@ func TestIngestStorm(t *testing.T) {
 	}
 	const fingerprints, total, clients = 20, 20000, 200
 	op := startAPI(t)
-	ns := newNS(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-")
 	tok := monitorToken(t, ns)
 	url := op.srv.URL + "/v1/alerts?namespace=" + ns
 	tr := &http.Transport{MaxIdleConnsPerHost: clients}
@@ -254,7 +256,7 @@ func TestIngestStorm(t *testing.T) {
 	}
 	t.Logf("storm: %d occurrences over HTTP, %d API writes (%.4f writes per occurrence)",
 		total, op.writes.Load(), float64(op.writes.Load())/total)
-	eventually(t, settle, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		got := map[string]int64{}
 		for _, a := range alerts(t, ns) {
 			if a.Status.Phase == "" {
@@ -282,7 +284,7 @@ func TestIngestStorm(t *testing.T) {
 			return fmt.Errorf("%d fingerprints, want %d", len(got), fingerprints)
 		}
 		return nil
-	})
+	}, settle, poll).Should(gomega.Succeed())
 	if w := op.writes.Load(); w*4 > total {
 		t.Fatalf("%d API writes for %d occurrences: the storm is not coalesced", w, total)
 	}

@@ -9,9 +9,11 @@ import (
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/onsi/gomega"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // bearer adds a bearer token to every request, as an MCP client configured
@@ -69,7 +71,7 @@ func callTool(t testing.TB, s *mcp.ClientSession, name string, args map[string]a
 // refused with the holder and the time to retry, and per-caller rights hold.
 func TestMCPEndToEnd(t *testing.T) {
 	api := startAgentAPI(t)
-	ns := agentNS(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "agents-")
 	agent := roleCaller(t, ns, "llm-agent", "agent")
 	thief := roleCaller(t, ns, "other-agent", "agent")
 	viewer := roleCaller(t, ns, "viewer", "viewer")

@@ -15,8 +15,10 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/onsi/gomega"
 
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // validating checks every request and answer that passes through it
@@ -111,7 +113,7 @@ func TestOpenAPIDocumentsEveryRouteAndItsAnswers(t *testing.T) {
 	v := &validating{next: api.client.Transport, router: router, seen: map[string]bool{}}
 	api.client = &http.Client{Transport: v}
 
-	ns := agentNS(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "agents-")
 	agent := roleCaller(t, ns, "supervisor", "agent")
 	oncall := roleCaller(t, ns, "oncall", "oncall")
 	monitor := roleCaller(t, ns, "monitor", "monitor")

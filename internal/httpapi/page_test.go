@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -21,6 +22,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/metrics"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // Bounds of the browser spec.
@@ -67,7 +69,7 @@ func TestDashboardPageInABrowser(t *testing.T) {
 	exe := chromium(t)
 	op := startOperator(t, controllers.Options{DuplicateGCDelay: longGC})
 	srv := op.serve(t, httpapi.Config{})
-	ns := namespace(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "read-")
 	tok := bindClusterRole(t, ns, "viewer_role.yaml", "viewer")
 
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,6 +17,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/pgcluster"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // benchAlerts is how many Alerts the dashboard benchmark summarises.
@@ -38,7 +40,7 @@ func BenchmarkDashboard(b *testing.B) {
 	_, err = store.Migrate(ctx, mirror.MigrateOptions{})
 	must(b, err)
 
-	ns := namespace(b)
+	ns := testbuild.Namespace(gomega.NewWithT(b), k8s, "read-")
 	for i := range benchAlerts {
 		a := &v1.Alert{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("a-%04d", i), Namespace: ns},

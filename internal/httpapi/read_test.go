@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,6 +31,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/pgcluster"
 	"github.com/alertbridge/alertbridge/internal/query"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
@@ -75,20 +76,10 @@ func (o *readOperator) serve(t testing.TB, cfg httpapi.Config) *httptest.Server 
 
 func newAlert(t testing.TB, ns, service, kind, route string) *v1.Alert {
 	t.Helper()
-	a := &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: service + "-", Namespace: ns},
-		Spec: v1.AlertSpec{Service: service, Kind: kind, Title: service + " " + kind, Source: "monitor@node1",
-			Severity: v1.SeverityP2, Labels: map[string]string{"route": route}},
-	}
+	a := testbuild.Alert(ns, testbuild.Service(service), testbuild.Kind(kind), testbuild.Title(service+" "+kind),
+		testbuild.Severity(v1.SeverityP2), testbuild.Labels("route", route))
 	must(t, k8s.Create(context.Background(), a))
 	return a
-}
-
-func namespace(t testing.TB) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "read-"}}
-	must(t, k8s.Create(context.Background(), ns))
-	return ns.Name
 }
 
 // get calls path and decodes the JSON answer into out (when not nil).
@@ -186,7 +177,7 @@ func waitDecided(t testing.TB, ns string, want int) []v1.Alert {
 func TestReadEndpointsFromTheCache(t *testing.T) {
 	op := startOperator(t, controllers.Options{DuplicateGCDelay: longGC})
 	srv := op.serve(t, httpapi.Config{})
-	ns := namespace(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "read-")
 	tok := bindClusterRole(t, ns, "viewer_role.yaml", "viewer")
 
 	newAlert(t, ns, "gateway", "latency", "/v1/chat")
@@ -333,7 +324,7 @@ func TestReadAuth(t *testing.T) {
 	op := startOperator(t, controllers.Options{DuplicateGCDelay: longGC})
 	srv := op.serve(t, httpapi.Config{})
 	anon := op.serve(t, httpapi.Config{DashboardAnonymous: true})
-	mine, theirs := namespace(t), namespace(t)
+	mine, theirs := testbuild.Namespace(gomega.NewWithT(t), k8s, "read-"), testbuild.Namespace(gomega.NewWithT(t), k8s, "read-")
 	viewer := bindClusterRole(t, mine, "viewer_role.yaml", "viewer")
 	monitor := bindClusterRole(t, mine, "monitor_role.yaml", "monitor")
 	newAlert(t, mine, "gateway", "latency", "/mine")
@@ -440,7 +431,7 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	op := startOperator(t, controllers.Options{DuplicateGCDelay: longGC}, testoperator.WithMirror(mirrorctrl.Options{Store: store, Migrate: true}))
 	cached := op.serve(t, httpapi.Config{})
 	history := op.serve(t, httpapi.Config{History: store})
-	ns := namespace(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "read-")
 	tok := bindClusterRole(t, ns, "viewer_role.yaml", "viewer")
 
 	newAlert(t, ns, "gateway", "latency", "/v1/chat")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,6 +32,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/certs"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/intake"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
 
@@ -97,12 +99,12 @@ func startShipped(t testing.TB, cfg httpapi.Config) *shippedAPI {
 			t.Error("the HTTP API did not stop")
 		}
 	})
-	eventually(t, settle, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		if err := src.Ready(nil); err != nil {
 			return err
 		}
 		return s.ReadyCheck(nil)
-	})
+	}, settle, poll).Should(gomega.Succeed())
 	return api
 }
 
@@ -174,7 +176,7 @@ func TestServesTLSFromSecret(t *testing.T) {
 
 	// A new CA and certificate, served without a restart.
 	must(t, k8s.Delete(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: env.Install.Namespace, Name: apiTLSSecret}}))
-	eventually(t, settle, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		pool, ca, err := readCA()
 		if err != nil {
 			return err
@@ -186,7 +188,7 @@ func TestServesTLSFromSecret(t *testing.T) {
 			return fmt.Errorf("with the new CA: %d %v", code, err)
 		}
 		return nil
-	})
+	}, settle, poll).Should(gomega.Succeed())
 	if _, err := gateStatus(tlsClient(pool, api.host), url, f.allowed); err == nil {
 		t.Fatal("the old CA is still trusted: the server did not take the new certificate")
 	}
@@ -272,7 +274,7 @@ func TestTokenAudience(t *testing.T) {
 // returns cleanly once the request is done.
 func TestGracefulShutdown(t *testing.T) {
 	api := startShipped(t, httpapi.Config{ShutdownDelay: time.Second})
-	ns := newNS(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-")
 	tok := monitorToken(t, ns)
 	pool, _ := caPool(t)
 
@@ -316,22 +318,22 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 
 	api.stop()
-	eventually(t, settle, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		if api.srv.ReadyCheck(nil) == nil {
 			return errors.New("still ready after being told to stop")
 		}
 		return nil
-	})
+	}, settle, poll).Should(gomega.Succeed())
 	// After the delay the listener closes: new connections are refused
 	// while the slow request is still in flight.
-	eventually(t, settle, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		c, err := net.Dial("tcp", api.addr)
 		if err != nil {
 			return nil // refused: what we wait for
 		}
 		_ = c.Close()
 		return errors.New("still accepting connections")
-	})
+	}, settle, poll).Should(gomega.Succeed())
 	select {
 	case a := <-answered:
 		t.Fatalf("the slow request ended before its body was sent: %+v", a)

@@ -14,12 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/query"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // The runbook's examples (shared/seed/runbook-alerts.md), copied verbatim.
@@ -103,7 +105,7 @@ func TestRunbookExamplesVerbatim(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatal("the runbook's examples need curl")
 	}
-	ns := agentNS(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "agents-")
 	// The tool endpoint ingests into the API's default namespace.
 	api := startAgentAPIWith(t, httpapi.Config{DefaultNamespace: ns})
 	// The persistence check ingests and lists: a token of someone bound to
@@ -125,13 +127,13 @@ func TestRunbookExamplesVerbatim(t *testing.T) {
 	if checked.Spec.Title != "persistence check" || checked.Spec.Message != "persistence check" {
 		t.Fatalf("the title falls back to the message: %+v", checked.Spec)
 	}
-	eventually(t, settle, func() error {
+	gomega.NewWithT(t).Eventually(func() error {
 		res = api.curl(t, ops, runbookListCurl)
 		if !res.Accepted || res.Count == nil || *res.Count != 1 || res.Alerts[0].AlertRef != checked.Namespace+"/"+checked.Name {
 			return fmt.Errorf("list after ingest: %+v", res)
 		}
 		return nil
-	})
+	}, settle, poll).Should(gomega.Succeed())
 
 	newAlerts(t, ns, 3) // gateway/prod from monitor@node1
 	for call, want := range map[string]int{runbookListProd: 4, runbookListUnworked: 4, runbookMonitorCheck: 3} {

@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // The work queue over HTTP as an agent and an on-call engineer use it, each
@@ -21,7 +23,7 @@ import (
 // fields, and nothing to claim is a 200.
 func TestWorkQueueOverHTTP(t *testing.T) {
 	api := startAgentAPI(t)
-	ns := agentNS(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "agents-")
 	agent := roleCaller(t, ns, "supervisor", "agent")
 	other := roleCaller(t, ns, "other-agent", "agent")
 	oncall := roleCaller(t, ns, "oncall", "oncall")
@@ -162,7 +164,7 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 // may claim.
 func TestClaimAcrossNamespacesKeepsToTheCallers(t *testing.T) {
 	api := startAgentAPI(t)
-	mine, theirs := agentNS(t), agentNS(t)
+	mine, theirs := testbuild.Namespace(gomega.NewWithT(t), k8s, "agents-"), testbuild.Namespace(gomega.NewWithT(t), k8s, "agents-")
 	agent := roleCaller(t, mine, "supervisor", "agent")
 	newAlerts(t, mine, 2)
 	newAlerts(t, theirs, 2)
@@ -185,7 +187,7 @@ func TestEightAgentsDrainAThousandAlerts(t *testing.T) {
 	}
 	const total, agents, batch = 1000, 8, 25
 	api := startAgentAPI(t)
-	ns := agentNS(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "agents-")
 	callers := make([]caller, agents)
 	for i := range callers {
 		callers[i] = roleCaller(t, ns, fmt.Sprintf("agent-%d", i), "agent")

@@ -15,6 +15,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/intake"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 func spec(host string) v1.AlertSpec {
@@ -47,9 +48,9 @@ var _ = Describe("Intake", func() {
 		writes *writeCounter
 	)
 	BeforeEach(func() {
-		ns = newNamespace()
+		ns = testbuild.Namespace(Default, k8s, "intake-")
 		writes = &writeCounter{}
-		in, stop = startOperator(writes)
+		in, stop = startIntake(writes)
 		DeferCleanup(func() { stop() })
 	})
 
@@ -114,7 +115,7 @@ var _ = Describe("Intake", func() {
 
 		// A new operator process has no memory of the keys but the Alert has.
 		stop()
-		in, stop = startOperator(writes)
+		in, stop = startIntake(writes)
 		res, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("a"), Key: "req-5"})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.Replayed).To(BeTrue())

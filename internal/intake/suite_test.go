@@ -8,8 +8,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
@@ -72,9 +70,9 @@ func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (
 	panic("not used")
 }
 
-// startOperator runs the operator and returns an Intake wired to its cache,
+// startIntake runs the operator and returns an Intake wired to its cache,
 // as `alertbridge run` wires it.
-func startOperator(writes *writeCounter) (*intake.Intake, func()) {
+func startIntake(writes *writeCounter) (*intake.Intake, func()) {
 	op, err := testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: time.Second, AlertConcurrency: 4})
 	Expect(err).NotTo(HaveOccurred())
 	mgr := op.Manager
@@ -94,12 +92,6 @@ func startOperator(writes *writeCounter) (*intake.Intake, func()) {
 	})
 	in := &intake.Intake{Client: writer, Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
 	return in, func() { Expect(op.Stop(settle)).To(Succeed()) }
-}
-
-func newNamespace() string {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "intake-"}}
-	Expect(k8s.Create(ctx, ns)).To(Succeed())
-	return ns.Name
 }
 
 // replicaIntake is the intake of a second operator replica that is not the
