@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/claim"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // Bounds of the race specs; generous for a shared 2-core machine.
@@ -36,7 +38,7 @@ func createAlerts(ns string, n int) {
 		wg.Go(func() {
 			defer GinkgoRecover()
 			for i := range jobs {
-				Expect(k8s.Create(ctx, newAlert(ns, fmt.Sprintf("h%04d", i)))).To(Succeed())
+				Expect(k8s.Create(ctx, testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("h%04d", i))))).To(Succeed())
 			}
 		})
 	}
@@ -136,7 +138,7 @@ var _ = Describe("Racing claimers", Ordered, func() {
 
 	It("drain 1,000 Alerts with 8 claimers, each Alert claimed exactly once", func() {
 		const alerts, claimers, limit = 1000, 8, 25
-		ns := newNamespace()
+		ns := testbuild.Namespace(Default, k8s, "ctl-")
 		createAlerts(ns, alerts)
 
 		log := &claimLog{claims: map[types.UID][]string{}}
@@ -162,7 +164,7 @@ var _ = Describe("Racing claimers", Ordered, func() {
 	It("take over the Alerts of claimers that die holding leases, losing none", func() {
 		const alerts, dead, live, limit = 200, 3, 5, 20
 		const deadLease = 2 * time.Second
-		ns := newNamespace()
+		ns := testbuild.Namespace(Default, k8s, "ctl-")
 		createAlerts(ns, alerts)
 
 		// Baseline, same run and machine: how long the operator takes to
@@ -170,6 +172,8 @@ var _ = Describe("Racing claimers", Ordered, func() {
 		// of reaction, to a timer instead of a watch event.
 		baseline := acceptLatency(ns, 5)
 
+		requeued, stopWatch := watchRequeues(ns, "dead-")
+		defer stopWatch()
 		log := &claimLog{claims: map[types.UID][]string{}}
 		var expiryMu sync.Mutex
 		expiry := map[types.UID]time.Time{}
@@ -198,7 +202,7 @@ var _ = Describe("Racing claimers", Ordered, func() {
 		items := listAlerts(Default, ns)
 		Expect(items).To(HaveLen(alerts + 5))
 		takenOver := 0
-		var slowest time.Duration
+		var slowest, slowestRequeue time.Duration
 		for i := range items {
 			a := &items[i]
 			owners := log.claims[a.UID]
@@ -218,13 +222,19 @@ var _ = Describe("Racing claimers", Ordered, func() {
 				// From the dead lease's end to a live agent holding the Alert:
 				// the operator's requeue plus the claimers' poll.
 				slowest = max(slowest, a.Status.Claim.AcquireTime.Sub(expiry[a.UID]))
+				at, ok := requeued.at(a.UID)
+				Expect(ok).To(BeTrue(), "Alert %s was never seen New again", a.Name)
+				slowestRequeue = max(slowestRequeue, at.Sub(expiry[a.UID]))
 			default:
 				Fail(fmt.Sprintf("Alert %s claimed %d times: %v", a.Name, len(owners), owners))
 			}
 		}
 		Expect(takenOver).To(Equal(dead * limit))
-		GinkgoWriter.Printf("lease expiry to claimed again: slowest %s (goal: lease + 5s); operator decides a new Alert in %s\n", slowest, baseline)
-		Expect(slowest).To(BeNumerically("<=", 5*time.Second+3*baseline),
+		GinkgoWriter.Printf("lease expiry to New again: slowest %s (goal: lease + 5s); to claimed again (the live claimers busy draining): slowest %s; operator decides a new Alert in %s\n",
+			slowestRequeue, slowest, baseline)
+		// The operator's part is bounded; when a busy claimer next takes the
+		// Alert is the claimers' business, so it is reported only.
+		Expect(slowestRequeue).To(BeNumerically("<=", 5*time.Second+3*baseline),
 			"an expired lease must be claimable again within 5s (plus three times the operator's reaction time in this run)")
 	})
 })
@@ -232,7 +242,7 @@ var _ = Describe("Racing claimers", Ordered, func() {
 var _ = Describe("Claim lifecycle with the operator", func() {
 	var ns string
 	BeforeEach(func() {
-		ns = newNamespace()
+		ns = testbuild.Namespace(Default, k8s, "ctl-")
 		stop := startOperator(controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 2})
 		DeferCleanup(func() { stop() })
 	})
@@ -293,11 +303,56 @@ func acceptLatency(ns string, n int) time.Duration {
 	GinkgoHelper()
 	var slowest time.Duration
 	for i := range n {
-		a := newAlert(ns, fmt.Sprintf("baseline-%d", i))
+		a := testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("baseline-%d", i)))
 		start := time.Now()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectPhase(a, v1.AlertNew)
 		slowest = max(slowest, time.Since(start))
 	}
 	return slowest
+}
+
+// requeues records, per Alert, when a watch first saw it New again after a
+// claim by a holder of a given prefix: the operator's part of a takeover.
+type requeues struct {
+	mu    sync.Mutex
+	first map[types.UID]time.Time
+}
+
+func (r *requeues) at(uid types.UID) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.first[uid]
+	return t, ok
+}
+
+// watchRequeues watches the Alerts of ns until stop is called. A watch
+// delivers every write, so the short-lived New between two claims is seen.
+func watchRequeues(ns, holderPrefix string) (*requeues, func()) {
+	GinkgoHelper()
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+	w, err := wc.Watch(ctx, &v1.AlertList{}, client.InNamespace(ns))
+	Expect(err).NotTo(HaveOccurred())
+	r := &requeues{first: map[types.UID]time.Time{}}
+	held := map[types.UID]bool{}
+	go func() {
+		for ev := range w.ResultChan() {
+			a, ok := ev.Object.(*v1.Alert)
+			if !ok {
+				continue
+			}
+			switch {
+			case a.Status.Phase == v1.AlertProcessing && a.Status.Claim != nil && strings.HasPrefix(a.Status.Claim.HolderIdentity, holderPrefix):
+				held[a.UID] = true
+			case a.Status.Phase == v1.AlertNew && held[a.UID]:
+				r.mu.Lock()
+				if _, seen := r.first[a.UID]; !seen {
+					r.first[a.UID] = time.Now()
+				}
+				r.mu.Unlock()
+			}
+		}
+	}()
+	return r, w.Stop
 }
