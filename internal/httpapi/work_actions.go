@@ -487,7 +487,11 @@ func (s *Server) dashboard(ctx context.Context, u *User, r DashboardRequest) (*q
 	if err != nil {
 		return nil, err
 	}
-	d := query.BuildDashboard(alerts, incidents, policies, p.namespace, p.filter.Window, now)
+	silences, err := s.readSilences(ctx, c, p.namespace)
+	if err != nil {
+		return nil, err
+	}
+	d := query.BuildDashboard(alerts, incidents, policies, silences, p.namespace, p.filter.Window, now)
 	return &d, nil
 }
 
