@@ -13,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -156,6 +158,9 @@ func (e *Env) install(objs []*unstructured.Unstructured) error {
 	if err := waitForDiscovery(ctx, e.Admin); err != nil {
 		return err
 	}
+	if err := waitForMutationSchemas(ctx, c); err != nil {
+		return err
+	}
 	e.Operator, err = e.serviceAccountConfig(ctx, e.Install.Namespace, e.Install.ServiceAccount)
 	if err != nil {
 		return err
@@ -242,6 +247,38 @@ func waitForDiscovery(ctx context.Context, cfg *rest.Config) error {
 		}
 		for _, name := range want {
 			if !served[name] {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// waitForMutationSchemas returns once the API server's
+// MutatingAdmissionPolicies can patch the kinds they match (the mirror
+// finalizer's Alerts, Incidents and SLOPolicies; the Silence creator's
+// Silences): their dispatcher learns each CRD's schema a moment after the
+// CRD is served and answers 503 "Resource kind … not found. There can be a
+// delay …" until then (seen in the CLI specs). Dry-run creates, as the
+// admin, of each kind; any answer but that one will do.
+func waitForMutationSchemas(ctx context.Context, c client.Client) error {
+	ns := metav1.NamespaceDefault
+	probes := []client.Object{
+		&v1.Alert{ObjectMeta: metav1.ObjectMeta{GenerateName: "schema-probe-", Namespace: ns},
+			Spec: v1.AlertSpec{Service: "probe", Kind: "probe", Title: "probe"}},
+		&v1.Incident{ObjectMeta: metav1.ObjectMeta{GenerateName: "schema-probe-", Namespace: ns},
+			Spec: v1.IncidentSpec{Service: "probe", Title: "probe", Severity: v1.SeverityP3, State: v1.IncidentOpen}},
+		&v1.Silence{ObjectMeta: metav1.ObjectMeta{GenerateName: "schema-probe-", Namespace: ns},
+			Spec: v1.SilenceSpec{Matchers: []v1.SilenceMatcher{{Name: "service", Operator: v1.MatchEqual, Value: "probe"}},
+				EndsAt: metav1.NewTime(time.Now().Add(time.Hour)), Comment: "probe"}},
+		// Mutation comes before schema validation: an empty spec is probe
+		// enough.
+		&v1.SLOPolicy{ObjectMeta: metav1.ObjectMeta{GenerateName: "schema-probe-", Namespace: ns}},
+	}
+	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, o := range probes {
+			err := c.Create(ctx, o.DeepCopyObject().(client.Object), client.DryRunAll)
+			if apierrors.IsServiceUnavailable(err) && strings.Contains(err.Error(), "There can be a delay") {
 				return false, nil
 			}
 		}
