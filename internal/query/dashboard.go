@@ -187,8 +187,8 @@ func silenceInfos(alerts []v1.Alert, silences []v1.Silence, now time.Time) []Sil
 		// The operator's judgement (the namespace's maxDuration) is in
 		// status; the time is ours, so a state not yet written is right.
 		rule := silence.Judge(s, silence.AbsoluteMaxDuration)
-		state := rule.State(now)
-		if s.Status.State == v1.SilenceInvalid || (state != v1.SilenceActive && state != v1.SilencePending) {
+		state := silence.StateOf(s, now)
+		if state != v1.SilenceActive && state != v1.SilencePending {
 			continue
 		}
 		info := SilenceInfo{

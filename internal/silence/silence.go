@@ -325,3 +325,14 @@ func SetCondition(a *v1.Alert, d Decision, now time.Time) bool {
 	meta.SetStatusCondition(&a.Status.Conditions, want)
 	return true
 }
+
+// StateOf is where s stands at now for a reader without the namespace's
+// policy (the CLI, the dashboard): Invalid when the operator judged this
+// generation so (its Accepted condition says why), else from the window,
+// which needs no operator to be right.
+func StateOf(s *v1.Silence, now time.Time) v1.SilenceState {
+	if s.Status.State == v1.SilenceInvalid && s.Status.ObservedGeneration == s.Generation {
+		return v1.SilenceInvalid
+	}
+	return Judge(s, AbsoluteMaxDuration).State(now)
+}

@@ -172,7 +172,7 @@ func TestStatesAndTimers(t *testing.T) {
 	}{
 		{t0, v1.SilencePending, false, start},
 		{start, v1.SilenceActive, true, s.Spec.EndsAt.Time},
-		{s.Spec.EndsAt.Time.Add(-time.Nanosecond), v1.SilenceActive, true, s.Spec.EndsAt.Time},
+		{s.Spec.EndsAt.Add(-time.Nanosecond), v1.SilenceActive, true, s.Spec.EndsAt.Time},
 		{s.Spec.EndsAt.Time, v1.SilenceExpired, false, time.Time{}},
 	} {
 		if got := r.State(tc.at); got != tc.state {
