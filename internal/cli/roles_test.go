@@ -223,12 +223,13 @@ func (f *roleFixture) claimedBy(id identity) string {
 	return a.Name
 }
 
-// silence is an active Silence of the namespace, made by an administrator.
+// silence is an active Silence of the namespace, made by an administrator,
+// of a host no other row's Alert has (they stay claimable).
 func (f *roleFixture) silence() string {
 	GinkgoHelper()
 	s := &v1.Silence{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "deploy-", Namespace: f.ns},
-		Spec: v1.SilenceSpec{Matchers: []v1.SilenceMatcher{{Name: "service", Operator: v1.MatchEqual, Value: "gateway"}},
+		Spec: v1.SilenceSpec{Matchers: []v1.SilenceMatcher{{Name: "host", Operator: v1.MatchEqual, Value: fmt.Sprintf("h%d", time.Now().UnixNano())}},
 			EndsAt: metav1.NewTime(time.Now().Add(time.Hour)), Comment: "deploy"},
 	}
 	Expect(k8s.Create(ctx, s)).To(Succeed())
@@ -301,8 +302,10 @@ var roleActions = map[string]roleAction{
 	}),
 	"`alertbridge silences import`": cliAction(func(f *roleFixture, _ identity) []string {
 		file := filepath.Join(GinkgoT().TempDir(), "silences.json")
-		Expect(os.WriteFile(file, fmt.Appendf(nil, `[{"matchers":[{"name":"service","value":"gateway","isRegex":false,"isEqual":true}],"endsAt":%q,"createdBy":"bob","comment":"deploy"}]`,
-			time.Now().Add(time.Hour).UTC().Format(time.RFC3339)), 0o600)).To(Succeed())
+		// A host nothing else here fires from: the other rows' Alerts stay
+		// claimable.
+		Expect(os.WriteFile(file, fmt.Appendf(nil, `[{"matchers":[{"name":"host","value":"h%d","isRegex":false,"isEqual":true}],"endsAt":%q,"createdBy":"bob","comment":"deploy"}]`,
+			time.Now().UnixNano(), time.Now().Add(time.Hour).UTC().Format(time.RFC3339)), 0o600)).To(Succeed())
 		return []string{"silences", "import", file}
 	}),
 	"`alertbridge incidents list`": cliAction(func(*roleFixture, identity) []string { return []string{"incidents", "list"} }),
