@@ -154,6 +154,34 @@ var _ = Describe("Silences", func() {
 		}, settle, poll).Should(Succeed())
 	})
 
+	It("let an agent claim a silenced Alert once the Silence's endsAt passes, with no action by anyone", func() {
+		end := time.Now().Add(4 * time.Second).Truncate(time.Second)
+		s := silenceFor(ns, nil, end, "host", "expiring")
+		a := newAlert(ns, "expiring")
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		expectSilenced(a, s.Name)
+		claimer := agent(ns, "agent-1")
+		req := claim.Request{Namespace: ns, Limit: 5, Owner: "agent-1", LockTTL: time.Hour}
+		// Until endsAt nobody claims it; nobody touches the Silence or the
+		// Alert: the operator's timer at endsAt puts it back in play.
+		Consistently(func(g Gomega) {
+			got, err := claimer.Claim(ctx, req)
+			g.Expect(err).To(MatchError(claim.ErrNothingToClaim))
+			g.Expect(got).To(BeEmpty())
+		}, time.Until(end)-500*time.Millisecond, 250*time.Millisecond).Should(Succeed())
+		var got []v1.Alert
+		Eventually(func(g Gomega) {
+			var err error
+			got, err = claimer.Claim(ctx, req)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got).To(HaveLen(1))
+		}, settle, poll).Should(Succeed())
+		Expect(got[0].Name).To(Equal(a.Name))
+		Expect(time.Now()).To(BeTemporally(">=", end))
+		Expect(got[0].Status.Phase).To(Equal(v1.AlertProcessing))
+		expectSilenceState(s, v1.SilenceExpired)
+	})
+
 	It("start silencing at startsAt on the operator's timer", func() {
 		baseline := acceptLatency(newNamespace(), 3)
 		a := newAlert(ns, "later")
