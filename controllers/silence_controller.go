@@ -69,7 +69,7 @@ func (r *SilenceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	s.Status.Matchers = clip.To(silence.String(s.Spec.Matchers), maxMatchersText)
 	s.Status.StartsAt = &metav1.Time{Time: rule.Start}
 	cond := metav1.Condition{Type: v1.SilenceConditionAccepted, Status: metav1.ConditionTrue, Reason: v1.ReasonSilenceValid,
-		Message: "the operator applies this Silence to the matching Alerts of the namespace",
+		Message:            "the operator applies this Silence to the matching Alerts of the namespace",
 		ObservedGeneration: s.Generation, LastTransitionTime: metav1.NewTime(now)}
 	if rule.Invalid != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, rule.Invalid.Reason, rule.Invalid.Message

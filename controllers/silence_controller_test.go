@@ -116,7 +116,7 @@ var _ = Describe("Silences", func() {
 		Expect(got[0].Name).To(Equal(other.Name), "only the Alert nobody silenced")
 		raw, err := json.Marshal(map[string]any{"status": map[string]any{"phase": "Processing", "attempts": 1, "claim": map[string]any{
 			"holderIdentity": "agent-1", "holderUser": "agent-1",
-			"acquireTime":    metav1.NowMicro().UTC().Format(metav1.RFC3339Micro), "renewTime": metav1.NowMicro().UTC().Format(metav1.RFC3339Micro),
+			"acquireTime": metav1.NowMicro().UTC().Format(metav1.RFC3339Micro), "renewTime": metav1.NowMicro().UTC().Format(metav1.RFC3339Micro),
 			"leaseDurationSeconds": 600,
 		}}})
 		Expect(err).NotTo(HaveOccurred())
