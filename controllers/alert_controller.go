@@ -72,11 +72,15 @@ type AlertReconciler struct {
 // The Alert controller reads each namespace's AlertRoutingPolicy (dedupe
 // TTL, retry defaults).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch
-// The Alert controller records Events on Alerts (folds, requeues).
+// The Alert controller reads the Silences of a namespace to set each
+// Alert's Silenced condition (and to find the Alerts a Silence matches).
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=silences,verbs=get;list;watch
+// The Alert controller records Events on Alerts (folds, requeues, silencing).
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile folds the undecided Alerts of one fingerprint, then moves due
-// Alerts along and schedules the next timer.
+// Alerts along, applies the Silences of the namespace, and schedules the
+// next timer.
 func (r *AlertReconciler) Reconcile(ctx context.Context, key FingerprintKey) (reconcile.Result, error) {
 	log := ctrl.LoggerFrom(ctx).WithValues("namespace", key.Namespace, "fingerprint", key.Fingerprint)
 	ctx = ctrl.LoggerInto(ctx, log)
@@ -99,20 +103,29 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, key FingerprintKey) (re
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("failed to read AlertRoutingPolicy of %s: %w", key.Namespace, err)
 	}
+	silences, err := r.silenceRules(ctx, key.Namespace, pol)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
 	now := r.Clock.Now()
 	if needsFold(alerts) {
-		if alerts, err = r.fold(ctx, pol, alerts, now); err != nil {
+		if alerts, err = r.fold(ctx, pol, silences, alerts, now); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
 	next, err := r.runTimers(ctx, alerts, now)
-	if err != nil || next.IsZero() {
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	silenceChange, err := r.applySilences(ctx, alerts, silences, now)
+	if next = earliest(next, silenceChange); err != nil || next.IsZero() {
 		return reconcile.Result{}, err
 	}
 	return reconcile.Result{RequeueAfter: max(next.Sub(r.Clock.Now()), time.Millisecond)}, nil
 }
 
-// SetupWithManager registers the fingerprint index and the controller.
+// SetupWithManager registers the fingerprint index and the controller,
+// which watches Alerts and the Silences that match them.
 func (r *AlertReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.DuplicateGCDelay <= 0 {
 		r.DuplicateGCDelay = DefaultDuplicateGCDelay
@@ -126,6 +139,8 @@ func (r *AlertReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 	return builder.TypedControllerManagedBy[FingerprintKey](mgr).
 		Named("alert").
 		WatchesRawSource(source.TypedKind(mgr.GetCache(), &v1.Alert{}, toKey)).
+		WatchesRawSource(source.TypedKind(mgr.GetCache(), &v1.Silence{},
+			handler.TypedEnqueueRequestsFromMapFunc(r.alertsOfSilence))).
 		WithOptions(controller.TypedOptions[FingerprintKey]{
 			MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
 			// Conflicts are routine here; retry them quickly rather than with

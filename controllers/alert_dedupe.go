@@ -18,6 +18,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/dedupe"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
+	"github.com/alertbridge/alertbridge/internal/silence"
 )
 
 // Event reasons of the Alert controller. Decisions and folds make no Event:
@@ -51,7 +52,7 @@ func needsFold(alerts []*v1.Alert) bool {
 // finishes the marks without counting again.
 //
 // It returns the Alerts with the decided ones replaced by what was written.
-func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, cached []*v1.Alert, now time.Time) ([]*v1.Alert, error) {
+func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, silences []silence.Rule, cached []*v1.Alert, now time.Time) ([]*v1.Alert, error) {
 	// The cache may lag our own writes: re-read the canonicals a count or a
 	// journal depends on, so that nothing is counted against a stale count.
 	// An undecided Alert is re-read only before it is counted (readFresh):
@@ -101,7 +102,7 @@ func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, cached []
 			}
 		}
 		if target == nil {
-			if err := r.makeCanonical(ctx, a); err != nil {
+			if err := r.makeCanonical(ctx, a, silences, now); err != nil {
 				return nil, err
 			}
 			continue
@@ -146,18 +147,23 @@ func (r *AlertReconciler) readFresh(ctx context.Context, c *v1.Alert) (*v1.Alert
 	return &a, nil
 }
 
-// makeCanonical labels a and makes it New with one occurrence.
-func (r *AlertReconciler) makeCanonical(ctx context.Context, a *v1.Alert) error {
+// makeCanonical labels a and makes it New with one occurrence, silenced
+// in the same write when a Silence is active: nobody may claim, convert or
+// notify it in between.
+func (r *AlertReconciler) makeCanonical(ctx context.Context, a *v1.Alert, silences []silence.Rule, now time.Time) error {
 	if err := r.ensureFingerprintLabel(ctx, a); err != nil {
 		return err
 	}
 	orig := a.DeepCopy()
 	alertstate.MarkCanonical(&a.Status, alertindex.Effective(a), a.CreationTimestamp, a.Generation)
+	quiet := silence.Decide(a, silences, now)
+	silence.SetCondition(a, quiet, now)
 	firedBy(&a.Status, a)
 	if err := r.patchStatus(ctx, a, orig); err != nil {
 		return fmt.Errorf("failed to accept Alert %s: %w", klog.KObj(a), err)
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Alert accepted as canonical", "alert", klog.KObj(a))
+	r.recordSilencing(a, orig, quiet)
 	return nil
 }
 

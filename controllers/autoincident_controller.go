@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
@@ -20,7 +21,8 @@ import (
 // AutoIncidentReconciler converts Alerts into Incidents when the
 // namespace's AlertRoutingPolicy asks for it (spec.incident.auto, off by
 // default): a live canonical Alert with at least minOccurrences at or above
-// minSeverity is converted once, and its status.incidentRef set.
+// minSeverity is converted once, and its status.incidentRef set; not while
+// a Silence silences it.
 type AutoIncidentReconciler struct {
 	client.Client
 	// Direct reads and writes around the cache; conversions decide on fresh
@@ -70,9 +72,12 @@ func (r *AutoIncidentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 }
 
 // Qualifies reports whether the policy's auto conversion takes the Alert.
+// A silenced Alert does not qualify while its Silence is active; when the
+// Silence ends the operator clears the condition, and that update brings
+// the Alert back here.
 func Qualifies(a *v1.Alert, pol policy.Policy) bool {
 	ip := pol.Spec.Incident
-	if ip == nil || ip.Auto == nil || ip.Auto.MinOccurrences <= 0 {
+	if ip == nil || ip.Auto == nil || ip.Auto.MinOccurrences <= 0 || alertstate.Silenced(&a.Status) {
 		return false
 	}
 	minSev := ip.Auto.MinSeverity

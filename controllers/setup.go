@@ -58,6 +58,14 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := slos.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the SLOPolicy controller: %w", err)
 	}
+	silences := &SilenceReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("alertbridge-silence"),
+		Clock:    clk,
+	}
+	if err := silences.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the Silence controller: %w", err)
+	}
 	return nil
 }
 

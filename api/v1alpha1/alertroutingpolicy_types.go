@@ -122,6 +122,18 @@ type AlertmanagerMapping struct {
 	SeverityMap map[string]Severity `json:"severityMap,omitempty"`
 }
 
+// SilencePolicy bounds the namespace's Silences.
+type SilencePolicy struct {
+	// maxDuration is the longest a Silence of the namespace may last
+	// (endsAt - startsAt); default 168h, at most 720h. The operator does not
+	// apply a longer Silence (state Invalid, condition Accepted=False).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('720h')",message="spec.silences.maxDuration must be between 1m and 720h"
+	MaxDuration *metav1.Duration `json:"maxDuration,omitempty"`
+}
+
 // AlertRoutingPolicySpec is the namespace's alert routing configuration;
 // every field is optional.
 type AlertRoutingPolicySpec struct {
@@ -178,6 +190,10 @@ type AlertRoutingPolicySpec struct {
 	// alertmanager mapping overrides.
 	// +optional
 	Alertmanager *AlertmanagerMapping `json:"alertmanager,omitempty"`
+
+	// silences bounds the namespace's Silences.
+	// +optional
+	Silences *SilencePolicy `json:"silences,omitempty"`
 }
 
 // AlertRoutingPolicyStatus is the observed state of the policy.

@@ -1,5 +1,5 @@
-// Package v1alpha1 contains the alertbridge API: Alert, Incident, SLOPolicy
-// and AlertRoutingPolicy in the group ops.alertbridge.io.
+// Package v1alpha1 contains the alertbridge API: Alert, Incident, SLOPolicy,
+// AlertRoutingPolicy and Silence in the group ops.alertbridge.io.
 // +kubebuilder:object:generate=true
 // +groupName=ops.alertbridge.io
 package v1alpha1
@@ -28,6 +28,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&Incident{}, &IncidentList{},
 		&SLOPolicy{}, &SLOPolicyList{},
 		&AlertRoutingPolicy{}, &AlertRoutingPolicyList{},
+		&Silence{}, &SilenceList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

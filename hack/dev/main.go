@@ -135,6 +135,16 @@ func run(exitAfter time.Duration) error {
 			return err
 		}
 	}
+	// A Silence relative to now (YAML takes absolute times only), made with
+	// the CLI as on-call would: the sample Alert is silenced, still counted.
+	say("creating the sample Silence (config/samples/silence.yaml's, for 2h from now, with the CLI)")
+	cli := exec.CommandContext(ctx, filepath.Join(root, "bin", "alertbridge"), "--kubeconfig", kcPath, "-n", "prod",
+		"silences", "add", "service=gateway", `kind=~"latency|error_rate"`, "--duration", "2h",
+		"--comment", "gateway 1.42 rollout (make dev's sample)", "--name", "gateway-rollout")
+	cli.Stdout, cli.Stderr = os.Stdout, os.Stderr
+	if err := cli.Run(); err != nil {
+		return fmt.Errorf("failed to create the sample Silence: %w", err)
+	}
 	select {
 	case <-ctx.Done():
 	case <-time.After(3 * time.Second):
@@ -151,8 +161,10 @@ alertbridge is running.
   PostgreSQL:    %s
   operator log:  %s
   HTTP API:      http://127.0.0.1:8090 (plain HTTP: --api-insecure; tokens need --audience alertbridge)
+  Silence:       prod/gateway-rollout silences the sample Alert for 2h;
+                 bin/alertbridge --kubeconfig %s -n prod silences expire gateway-rollout puts it back in play
 Press Ctrl-C to stop; everything started here is removed.
-`, kcPath, assets, kcPath, pg.DSN(), logPath)
+`, kcPath, assets, kcPath, pg.DSN(), logPath, kcPath)
 
 	exited := make(chan error, 1)
 	go func() { exited <- op.Wait() }()

@@ -29,10 +29,18 @@ func LeaseLive(s *v1.AlertStatus, now time.Time) bool {
 	return s.Phase == v1.AlertProcessing && s.Claim != nil && now.Before(LeaseExpiry(s))
 }
 
-// Claimable reports whether a claimer may take the Alert: only New ones.
+// Claimable reports whether a claimer may take the Alert: only New ones,
+// and not while a Silence silences it (the condition Silenced, which the
+// admission policy alertbridge-alert-status enforces for every client).
 // An expired lease and a due retry come back as New on the operator's
 // timers, so no claim depends on a claimer's clock.
-func Claimable(s *v1.AlertStatus) bool { return s.Phase == v1.AlertNew }
+func Claimable(s *v1.AlertStatus) bool { return s.Phase == v1.AlertNew && !Silenced(s) }
+
+// Silenced reports whether an active Silence silences the Alert, as the
+// operator last decided (the condition Silenced).
+func Silenced(s *v1.AlertStatus) bool {
+	return meta.IsStatusConditionTrue(s.Conditions, v1.AlertConditionSilenced)
+}
 
 // MarkCanonical is the controller's first decision for an Alert that folds
 // into nothing: it becomes New with one occurrence.
@@ -108,6 +116,9 @@ const MaxLeaseSeconds = 86400
 // Claim takes the Alert for c for ttl at now. The caller must write with a
 // resourceVersion precondition.
 func Claim(s *v1.AlertStatus, c Caller, ttl time.Duration, now time.Time) error {
+	if s.Phase == v1.AlertNew && Silenced(s) {
+		return &SilencedError{Message: meta.FindStatusCondition(s.Conditions, v1.AlertConditionSilenced).Message}
+	}
 	if !Claimable(s) {
 		return &PhaseError{Op: "claim", Phase: s.Phase}
 	}

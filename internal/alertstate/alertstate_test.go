@@ -66,3 +66,23 @@ func TestOnlyNewIsClaimable(t *testing.T) {
 		}
 	}
 }
+
+func TestSilencedIsNotClaimable(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	s := &v1.AlertStatus{Phase: v1.AlertNew, Conditions: []metav1.Condition{{
+		Type: v1.AlertConditionSilenced, Status: metav1.ConditionTrue, Reason: v1.ReasonSilenceActive,
+		Message: "silenced by Silence deploy until 2026-11-27T14:00:00Z",
+	}}}
+	if Claimable(s) {
+		t.Fatal("a silenced Alert is claimable")
+	}
+	var se *SilencedError
+	if err := Claim(s, agent1, time.Minute, now); !errors.As(err, &se) ||
+		err.Error() != "status.phase: the Alert is silenced by Silence deploy until 2026-11-27T14:00:00Z; nobody claims it until the Silence ends" {
+		t.Fatalf("claim of a silenced Alert: %v", err)
+	}
+	s.Conditions[0].Status = metav1.ConditionFalse
+	if !Claimable(s) {
+		t.Fatal("an Alert whose Silence ended is not claimable")
+	}
+}

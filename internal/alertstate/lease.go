@@ -93,6 +93,23 @@ func (e *PhaseError) Error() string {
 	return fmt.Sprintf("cannot %s an Alert in phase %s", e.Op, e.Phase)
 }
 
+// SilencedError refuses a claim of an Alert an active Silence silences,
+// in the words of the admission policy alertbridge-alert-status.
+type SilencedError struct {
+	// Alert is the Alert's name, when known.
+	Alert string
+	// Message is the Silenced condition's ("silenced by Silence NAME until T").
+	Message string
+}
+
+func (e *SilencedError) Error() string {
+	name := "the Alert"
+	if e.Alert != "" {
+		name = "Alert " + e.Alert
+	}
+	return fmt.Sprintf("status.phase: %s is %s; nobody claims it until the Silence ends", name, e.Message)
+}
+
 // Holder is who holds (or last held) the Alert's lease.
 func Holder(s *v1.AlertStatus) Caller {
 	if s.Claim == nil {

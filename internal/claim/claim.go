@@ -183,13 +183,21 @@ func (r Request) keep(ctx context.Context, items []v1.Alert) ([]v1.Alert, error)
 // take writes the claim with the resourceVersion it read; false means
 // another writer got there first.
 func (c *Claimer) take(ctx context.Context, a *v1.Alert, who alertstate.Caller, ttl time.Duration) (bool, error) {
+	// A silenced Alert (the state machine's or Admit's SilencedError) is
+	// skipped like a lost race: Candidates left silenced ones out, so this
+	// one was silenced since the list.
+	var se *alertstate.SilencedError
 	if c.Admit != nil {
-		if err := c.Admit(ctx, "claim", a); err != nil {
+		if err := c.Admit(ctx, "claim", a); errors.As(err, &se) {
+			return false, nil
+		} else if err != nil {
 			return false, err
 		}
 	}
 	orig := a.DeepCopy()
-	if err := alertstate.Claim(&a.Status, who, ttl, c.now()); err != nil {
+	if err := alertstate.Claim(&a.Status, who, ttl, c.now()); errors.As(err, &se) {
+		return false, nil
+	} else if err != nil {
 		return false, err
 	}
 	patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})

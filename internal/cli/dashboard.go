@@ -33,7 +33,7 @@ func newDashboardCommand(app *App) *cobra.Command {
 	o := dashboardOptions{}
 	cmd := &cobra.Command{
 		Use:   "dashboard",
-		Short: "Show the operational dashboard: counts by status, top signatures, latest alerts, open incidents, gates",
+		Short: "Show the operational dashboard: counts by status, top signatures, latest alerts, open incidents, silences, gates",
 		Long: `Show the runbook's operational dashboard from the cluster — the same
 answer as GET /v1/alerts/dashboard and the page the operator serves.`,
 		Example: `  alertbridge dashboard -n prod --window 240m
@@ -110,21 +110,22 @@ func readDashboard(ctx context.Context, c client.Client, ns string, window time.
 		alerts    v1.AlertList
 		incidents v1.IncidentList
 		policies  v1.SLOPolicyList
+		silences  v1.SilenceList
 	)
 	for _, l := range []struct {
 		what     string
 		list     client.ObjectList
 		optional bool
-	}{{"Alerts", &alerts, false}, {"Incidents", &incidents, true}, {"SLOPolicies", &policies, true}} {
+	}{{"Alerts", &alerts, false}, {"Incidents", &incidents, true}, {"SLOPolicies", &policies, true}, {"Silences", &silences, true}} {
 		err := c.List(ctx, l.list, opts...)
 		if l.optional && apierrors.IsForbidden(err) {
-			continue // as the HTTP dashboard: incidents and gates only where the caller may list them
+			continue // as the HTTP dashboard: incidents, gates and silences only where the caller may list them
 		}
 		if err != nil {
 			return query.Dashboard{}, fmt.Errorf("failed to list %s: %w", l.what, err)
 		}
 	}
-	return query.BuildDashboard(alerts.Items, incidents.Items, policies.Items, ns, window, now), nil
+	return query.BuildDashboard(alerts.Items, incidents.Items, policies.Items, silences.Items, ns, window, now), nil
 }
 
 func printDashboard(w io.Writer, d query.Dashboard, withNamespace bool) error {
@@ -183,6 +184,17 @@ func printDashboard(w io.Writer, d query.Dashboard, withNamespace bool) error {
 		for _, i := range d.OpenIncidents {
 			row(nsCol(i.Namespace, i.Name, i.Severity, i.State, i.Service, i.Env, fmt.Sprint(i.AlertCount),
 				duration.HumanDuration(d.GeneratedAt.Sub(i.LastActivityAt)), clip.Mark(i.Title, 60))...)
+		}
+	}
+
+	fmt.Fprintf(tw, "\nSILENCES (%d alerts silenced)\n", d.Silenced)
+	if len(d.Silences) == 0 {
+		fmt.Fprintln(tw, "No active or pending Silences.")
+	} else {
+		row(nsCol("NAMESPACE", "NAME", "STATE", "MATCHERS", "ALERTS", "CREATED BY", "ENDS", "COMMENT")...)
+		for _, s := range d.Silences {
+			row(nsCol(s.Namespace, s.Name, s.State, clip.Mark(s.Matchers, 60), fmt.Sprint(s.Alerts), s.CreatedBy,
+				"in "+duration.HumanDuration(s.EndsAt.Sub(d.GeneratedAt)), clip.Mark(s.Comment, 40))...)
 		}
 	}
 

@@ -1,6 +1,7 @@
-// Package cli is alertbridge's command line: the alerts, incidents, slo,
-// release-check and migrate commands, usable as `kubectl alertbridge …`.
-// It reads the usual kubectl flags and calls the libraries in internal/.
+// Package cli is alertbridge's command line: the alerts, incidents,
+// silences, slo, release-check and migrate commands, usable as
+// `kubectl alertbridge …`. It reads the usual kubectl flags and calls the
+// libraries in internal/.
 package cli
 
 import (
@@ -69,6 +70,7 @@ func NewRoot() (*cobra.Command, *App) {
 	root.AddCommand(newAlertsCommand(app))
 	root.AddCommand(NewMigrateCommand(app))
 	root.AddCommand(newDashboardCommand(app))
+	root.AddCommand(newSilencesCommand(app))
 	return root, app
 }
 

@@ -132,6 +132,16 @@ func TestDashboardPageInABrowser(t *testing.T) {
 	}))
 	waitFor("open incidents are grouped by service", `document.querySelector("#incidents h3")?.textContent === "gateway (1)"`)
 	waitFor("the gate is shown", `document.querySelectorAll("#gates tbody .pill.Block").length === 1`)
+	// A Silence of the payments Alert: listed, and the Alert marked and
+	// counted as silenced (still counted as New).
+	must(t, k8s.Create(context.Background(), &v1.Silence{
+		ObjectMeta: metav1.ObjectMeta{Name: "payments-deploy", Namespace: ns},
+		Spec: v1.SilenceSpec{Matchers: []v1.SilenceMatcher{{Name: "service", Operator: v1.MatchEqual, Value: "payments"}},
+			EndsAt: metav1.NewTime(time.Now().Add(time.Hour)), Comment: "payments deploy"},
+	}))
+	waitFor("the active Silence is listed", `document.querySelector("#silences tbody tr td")?.textContent === "`+ns+`/payments-deploy"`)
+	waitFor("the silenced Alert is marked and counted", `document.getElementById("silenced").textContent === "· 1 alerts silenced" && `+
+		`document.querySelectorAll("#latest tbody .pill.Silenced").length === 1 && `+count("New", 3))
 	// The Block is counted.
 	within(t, decideTimeout, func() error {
 		if testutil.ToFloat64(metrics.GateDecisions.WithLabelValues(string(v1.DecisionBlock))) <= blocks {

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -38,6 +41,7 @@ const (
 	resAlerts      = "alerts"
 	resIncidents   = "incidents"
 	resSLOPolicies = "slopolicies"
+	resSilences    = "silences"
 )
 
 func (s *Server) readRoutes() {
@@ -183,7 +187,45 @@ func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, r, err, "cannot read SLOPolicies now")
 		return
 	}
-	WriteJSON(w, http.StatusOK, query.BuildDashboard(alerts, incidents, policies, p.namespace, p.filter.Window, now))
+	silences, err := s.readSilences(ctx, c, p.namespace)
+	if err != nil {
+		unavailable(w, r, err, "cannot read Silences now")
+		return
+	}
+	WriteJSON(w, http.StatusOK, query.BuildDashboard(alerts, incidents, policies, silences, p.namespace, p.filter.Window, now))
+}
+
+// readSilences reads the Silences of ns (""=all) the caller may list,
+// from the cache: whether a Silence is active is live state.
+func (s *Server) readSilences(ctx context.Context, c *caller, ns string) ([]v1.Silence, error) {
+	var list v1.SilenceList
+	if err := s.reader.List(ctx, &list, inNamespace(ns)...); err != nil {
+		return nil, err
+	}
+	return visible(ctx, c, resSilences, "", list.Items, func(s *v1.Silence) string { return s.Namespace })
+}
+
+// withLiveSilencing copies the Silenced condition of the Alerts still in
+// the cluster onto items read from the mirror, whose rows keep no
+// conditions: whether a Silence silences an Alert is live state, like a
+// gate.
+func (s *Server) withLiveSilencing(ctx context.Context, ns string, items []v1.Alert) error {
+	var list v1.AlertList
+	if err := s.reader.List(ctx, &list, inNamespace(ns)...); err != nil {
+		return err
+	}
+	live := make(map[types.UID][]metav1.Condition, len(list.Items))
+	for i := range list.Items {
+		if c := meta.FindStatusCondition(list.Items[i].Status.Conditions, v1.AlertConditionSilenced); c != nil {
+			live[list.Items[i].UID] = []metav1.Condition{*c}
+		}
+	}
+	for i := range items {
+		if c, ok := live[items[i].UID]; ok {
+			items[i].Status.Conditions = c
+		}
+	}
+	return nil
 }
 
 // readAlerts reads the Alerts of the caller's namespaces inside the window:
@@ -197,6 +239,9 @@ func (s *Server) readAlerts(ctx context.Context, c *caller, p readParams, now ti
 		}
 		var err error
 		if items, err = s.cfg.History.Alerts(ctx, namespaces(p.namespace), since); err != nil {
+			return nil, err
+		}
+		if err := s.withLiveSilencing(ctx, p.namespace, items); err != nil {
 			return nil, err
 		}
 	} else {

@@ -20,6 +20,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/query"
+	"github.com/alertbridge/alertbridge/internal/silence"
 	"github.com/alertbridge/alertbridge/internal/slo"
 )
 
@@ -68,11 +69,15 @@ func (s *Server) claimer(u *User) *claim.Claimer {
 }
 
 // admit is the part of the admission policy alertbridge-alert-status that
-// the claim library does not check itself: acking an Alert nobody holds
-// needs the virtual verb acknowledge on alerts/status (on-call). It refuses
-// with the policy's own words.
+// the claim library does not check itself: a silenced Alert is not claimed
+// (DECISIONS D4), and acking an Alert nobody holds needs the virtual verb
+// acknowledge on alerts/status (on-call). It refuses with the policy's own
+// words.
 func (s *Server) admit(u *User) func(context.Context, string, *v1.Alert) error {
 	return func(ctx context.Context, op string, a *v1.Alert) error {
+		if op == "claim" && alertstate.Silenced(&a.Status) {
+			return &alertstate.SilencedError{Alert: a.Name, Message: silence.SilencedBy(&a.Status)}
+		}
 		if op != "ack" || (a.Status.Phase != v1.AlertNew && a.Status.Phase != v1.AlertFailed) {
 			return nil
 		}
@@ -482,7 +487,11 @@ func (s *Server) dashboard(ctx context.Context, u *User, r DashboardRequest) (*q
 	if err != nil {
 		return nil, err
 	}
-	d := query.BuildDashboard(alerts, incidents, policies, p.namespace, p.filter.Window, now)
+	silences, err := s.readSilences(ctx, c, p.namespace)
+	if err != nil {
+		return nil, err
+	}
+	d := query.BuildDashboard(alerts, incidents, policies, silences, p.namespace, p.filter.Window, now)
 	return &d, nil
 }
 

@@ -23,7 +23,7 @@ func NewRESTMapper(cfg *rest.Config, hc *http.Client) (meta.RESTMapper, error) {
 		return nil, err
 	}
 	static := meta.NewDefaultRESTMapper([]schema.GroupVersion{v1.GroupVersion, authenticationv1.SchemeGroupVersion, authorizationv1.SchemeGroupVersion})
-	for _, kind := range []string{"Alert", "Incident", "SLOPolicy", "AlertRoutingPolicy"} {
+	for _, kind := range []string{"Alert", "Incident", "SLOPolicy", "AlertRoutingPolicy", "Silence"} {
 		static.Add(v1.GroupVersion.WithKind(kind), meta.RESTScopeNamespace)
 	}
 	for _, gvk := range []schema.GroupVersionKind{

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -207,30 +208,72 @@ func registerMirror(reg prometheus.Registerer, h MirrorHealth) error {
 }
 
 // alertsByPhase reports the Alerts in the cache by phase at scrape time,
-// so the gauge is never out of step with the cluster.
+// so the gauge is never out of step with the cluster, and those of them a
+// Silence silences (the condition Silenced=True on an Alert still in play:
+// counted by phase all the same, but nobody claims or converts them).
 type alertsByPhase struct {
-	reader client.Reader
-	desc   *prometheus.Desc
+	reader         client.Reader
+	desc, silenced *prometheus.Desc
 }
 
-func (c *alertsByPhase) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *alertsByPhase) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.silenced
+}
 
 func (c *alertsByPhase) Collect(ch chan<- prometheus.Metric) {
 	var list v1.AlertList
 	if err := c.reader.List(context.Background(), &list); err != nil {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		ch <- prometheus.NewInvalidMetric(c.silenced, err)
 		return
 	}
 	counts := map[v1.AlertPhase]int{
 		v1.AlertNew: 0, v1.AlertProcessing: 0, v1.AlertAcked: 0, v1.AlertFailed: 0, v1.AlertDeduplicated: 0,
 	}
+	silenced := map[v1.AlertPhase]int{v1.AlertNew: 0, v1.AlertProcessing: 0, v1.AlertFailed: 0}
 	for i := range list.Items {
-		if p := list.Items[i].Status.Phase; p != "" {
-			counts[p]++
+		s := &list.Items[i].Status
+		if s.Phase == "" {
+			continue
+		}
+		counts[s.Phase]++
+		if s.Phase.Absorbing() && meta.IsStatusConditionTrue(s.Conditions, v1.AlertConditionSilenced) {
+			silenced[s.Phase]++
 		}
 	}
 	for phase, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), string(phase))
+	}
+	for phase, n := range silenced {
+		ch <- prometheus.MustNewConstMetric(c.silenced, prometheus.GaugeValue, float64(n), string(phase))
+	}
+}
+
+// silencesByState reports the Silences in the cache by state (Pending,
+// Active, Expired, Invalid) at scrape time, as the Silence controller last
+// wrote it; one it has not judged yet is not counted.
+type silencesByState struct {
+	reader client.Reader
+	desc   *prometheus.Desc
+}
+
+func (c *silencesByState) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *silencesByState) Collect(ch chan<- prometheus.Metric) {
+	var list v1.SilenceList
+	if err := c.reader.List(context.Background(), &list); err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	counts := map[v1.SilenceState]int{v1.SilencePending: 0, v1.SilenceActive: 0, v1.SilenceExpired: 0, v1.SilenceInvalid: 0}
+	for i := range list.Items {
+		if st := list.Items[i].Status.State; st != "" {
+			counts[st]++
+		}
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), string(state))
 	}
 }
 
@@ -242,7 +285,12 @@ func Register(reader client.Reader) error {
 		TriageRuns, TriageCooldownSkips, TimelineSummarised, GateDecisions, IntakeCommitSeconds, IntakeBatchOccurrences,
 		MirrorWrites, MirrorUp, MirrorFinalizerPolicyActive,
 		&alertsByPhase{reader: reader, desc: prometheus.NewDesc("alertbridge_alerts",
-			"Alerts in the cluster by phase.", []string{"phase"}, nil)},
+			"Alerts in the cluster by phase.", []string{"phase"}, nil),
+			silenced: prometheus.NewDesc("alertbridge_alerts_silenced",
+				"Alerts in play (New, Processing, Failed) that an active Silence silences, by phase; also counted in alertbridge_alerts.",
+				[]string{"phase"}, nil)},
+		&silencesByState{reader: reader, desc: prometheus.NewDesc("alertbridge_silences",
+			"Silences in the cluster by state (Pending, Active, Expired, Invalid).", []string{"state"}, nil)},
 	} {
 		if err := ctrlmetrics.Registry.Register(c); err != nil {
 			if _, ok := err.(prometheus.AlreadyRegisteredError); ok {

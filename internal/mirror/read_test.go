@@ -99,8 +99,8 @@ func TestReadBackGivesTheSameAnswers(t *testing.T) {
 	if have, want := query.IncidentSummary(&incs[0]), query.IncidentSummary(&open); !reflect.DeepEqual(have, want) {
 		t.Fatalf("incident from rows:\n%+v\nfrom object:\n%+v", have, want)
 	}
-	d1 := query.BuildDashboard(got, incs, nil, "prod", 4*time.Hour, now)
-	d2 := query.BuildDashboard(alerts, []v1.Incident{open, closed}, nil, "prod", 4*time.Hour, now)
+	d1 := query.BuildDashboard(got, incs, nil, nil, "prod", 4*time.Hour, now)
+	d2 := query.BuildDashboard(alerts, []v1.Incident{open, closed}, nil, nil, "prod", 4*time.Hour, now)
 	if !reflect.DeepEqual(d1, d2) {
 		t.Fatalf("dashboard from rows:\n%+v\nfrom objects:\n%+v", d1, d2)
 	}

@@ -107,3 +107,12 @@ func Flag(flag, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+// SilenceMaxDuration is the longest a Silence of the namespace may last;
+// zero means the built-in default (internal/silence.DefaultMaxDuration).
+func (p Policy) SilenceMaxDuration() time.Duration {
+	if p.Spec.Silences == nil || p.Spec.Silences.MaxDuration == nil {
+		return 0
+	}
+	return p.Spec.Silences.MaxDuration.Duration
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/silence"
 )
 
 // Dashboard is the runbook's operational dashboard
@@ -15,11 +16,35 @@ type Dashboard struct {
 	WindowMinutes int64            `json:"windowMinutes"`
 	GeneratedAt   time.Time        `json:"generatedAt"`
 	Counts        map[string]int64 `json:"counts"`
+	// Silenced counts the Alerts in the window still in play (New,
+	// Processing, Failed) that an active Silence silences: counted in
+	// Counts too, but nobody claims, converts or notifies them.
+	Silenced      int64            `json:"silenced"`
 	Occurrences   int64            `json:"occurrences"`
 	TopSignatures []SignatureCount `json:"topSignatures"`
 	Latest        []AlertSummary   `json:"latest"`
 	OpenIncidents []IncidentInfo   `json:"openIncidents"`
 	Gates         []GateInfo       `json:"gates"`
+	// Silences are the active and pending Silences (where the caller may
+	// list them), the soonest to end first.
+	Silences []SilenceInfo `json:"silences"`
+}
+
+// SilenceInfo is one active or pending Silence.
+type SilenceInfo struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// State is Active or Pending.
+	State string `json:"state"`
+	// Matchers in Alertmanager's syntax, e.g. {service="gateway"}.
+	Matchers  string    `json:"matchers"`
+	CreatedBy string    `json:"createdBy"`
+	Comment   string    `json:"comment"`
+	StartsAt  time.Time `json:"startsAt"`
+	EndsAt    time.Time `json:"endsAt"`
+	// Alerts counts the silenced Alerts of the dashboard this Silence
+	// matches while it is Active (0 while Pending).
+	Alerts int64 `json:"alerts"`
 }
 
 // SignatureCount is one service/env/kind and how often it fired.
@@ -46,6 +71,9 @@ type AlertSummary struct {
 	Occurrences int64     `json:"occurrences"`
 	Holder      string    `json:"holder,omitempty"`
 	LastSeenAt  time.Time `json:"lastSeenAt"`
+	// SilencedBy is the Silenced condition's message while a Silence
+	// silences the Alert ("silenced by Silence NAME until T").
+	SilencedBy string `json:"silencedBy,omitempty"`
 }
 
 // IncidentInfo is one open incident.
@@ -78,10 +106,14 @@ type GateInfo struct {
 const (
 	TopSignatures = 10
 	LatestAlerts  = 20
+	// SilencesShown bounds the dashboard's list of Silences.
+	SilencesShown = 50
 )
 
 // BuildDashboard summarises what is inside window (0: everything).
-func BuildDashboard(alerts []v1.Alert, incidents []v1.Incident, policies []v1.SLOPolicy, namespace string, window time.Duration, now time.Time) Dashboard {
+// silences are those the caller may list (nil: none).
+func BuildDashboard(alerts []v1.Alert, incidents []v1.Incident, policies []v1.SLOPolicy, silences []v1.Silence,
+	namespace string, window time.Duration, now time.Time) Dashboard {
 	d := Dashboard{
 		Namespace:     namespace,
 		WindowMinutes: int64(window / time.Minute),
@@ -91,6 +123,7 @@ func BuildDashboard(alerts []v1.Alert, incidents []v1.Incident, policies []v1.SL
 		Latest:        []AlertSummary{},
 		OpenIncidents: []IncidentInfo{},
 		Gates:         []GateInfo{},
+		Silences:      []SilenceInfo{},
 	}
 	for _, p := range Phases {
 		d.Counts[string(p)] = 0
@@ -105,6 +138,9 @@ func BuildDashboard(alerts []v1.Alert, incidents []v1.Incident, policies []v1.SL
 		d.Counts[string(a.Status.Phase)]++
 		if a.Status.Phase == v1.AlertDeduplicated {
 			continue // its occurrence is in its canonical
+		}
+		if a.Status.Phase.Absorbing() && silence.Silenced(&a.Status) {
+			d.Silenced++
 		}
 		d.Occurrences += a.Status.Occurrences
 		sig := a.Spec.Service + "/" + a.Spec.Env + "/" + a.Spec.Kind
@@ -138,7 +174,48 @@ func BuildDashboard(alerts []v1.Alert, incidents []v1.Incident, policies []v1.SL
 		d.Gates = append(d.Gates, gate(&policies[i]))
 	}
 	slices.SortFunc(d.Gates, func(a, b GateInfo) int { return cmp.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
+	d.Silences = silenceInfos(inWindow, silences, now)
 	return d
+}
+
+// silenceInfos lists the active and pending Silences, the soonest to end
+// first, each with the silenced Alerts of alerts it matches.
+func silenceInfos(alerts []v1.Alert, silences []v1.Silence, now time.Time) []SilenceInfo {
+	out := []SilenceInfo{}
+	for i := range silences {
+		s := &silences[i]
+		// The operator's judgement (the namespace's maxDuration) is in
+		// status; the time is ours, so a state not yet written is right.
+		rule := silence.Judge(s, silence.AbsoluteMaxDuration)
+		state := silence.StateOf(s, now)
+		if state != v1.SilenceActive && state != v1.SilencePending {
+			continue
+		}
+		info := SilenceInfo{
+			Namespace: s.Namespace, Name: s.Name, State: string(state), Matchers: silence.String(s.Spec.Matchers),
+			CreatedBy: s.Spec.CreatedBy, Comment: s.Spec.Comment, StartsAt: rule.Start.UTC(), EndsAt: rule.End.UTC(),
+		}
+		for j := range alerts {
+			if state != v1.SilenceActive {
+				break
+			}
+			a := &alerts[j]
+			if a.Namespace == s.Namespace && a.Status.Phase.Absorbing() && silence.Silenced(&a.Status) && rule.Matches(silence.Labels(a)) {
+				info.Alerts++
+			}
+		}
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b SilenceInfo) int {
+		if c := a.EndsAt.Compare(b.EndsAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	if len(out) > SilencesShown {
+		out = out[:SilencesShown]
+	}
+	return out
 }
 
 func summarize(a *v1.Alert) AlertSummary {
@@ -149,6 +226,9 @@ func summarize(a *v1.Alert) AlertSummary {
 	}
 	if a.Status.Phase == v1.AlertProcessing && a.Status.Claim != nil {
 		s.Holder = a.Status.Claim.HolderIdentity
+	}
+	if a.Status.Phase.Absorbing() {
+		s.SilencedBy = silence.SilencedBy(&a.Status)
 	}
 	return s
 }

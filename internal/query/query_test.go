@@ -81,7 +81,7 @@ func TestBuildDashboard(t *testing.T) {
 		{ObjectMeta: metav1.ObjectMeta{Name: "closed", Namespace: "prod"}, Spec: v1.IncidentSpec{Service: "db", State: v1.IncidentClosed, Severity: v1.SeverityP0}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "p1", Namespace: "prod"}, Spec: v1.IncidentSpec{Service: "gateway", State: v1.IncidentMitigating, Severity: v1.SeverityP1}},
 	}
-	d := BuildDashboard(items, incidents, nil, "prod", 240*time.Minute, now)
+	d := BuildDashboard(items, incidents, nil, nil, "prod", 240*time.Minute, now)
 	want := map[string]int64{"New": 1, "Processing": 1, "Acked": 1, "Failed": 0, "Deduplicated": 1}
 	for k, v := range want {
 		if d.Counts[k] != v {
@@ -99,5 +99,75 @@ func TestBuildDashboard(t *testing.T) {
 	}
 	if len(d.OpenIncidents) != 2 || d.OpenIncidents[0].Name != "p1" {
 		t.Errorf("open incidents %+v", d.OpenIncidents)
+	}
+}
+
+func silenced(a v1.Alert, by string) v1.Alert {
+	a.Status.Conditions = []metav1.Condition{{Type: v1.AlertConditionSilenced, Status: metav1.ConditionTrue,
+		Reason: v1.ReasonSilenceActive, Message: "silenced by Silence " + by + " until 2026-11-27T14:00:00Z"}}
+	return a
+}
+
+func TestDashboardSilences(t *testing.T) {
+	ended := alert("ended", "gateway", "prod", "latency", v1.AlertNew, 1, time.Minute)
+	ended.Status.Conditions = []metav1.Condition{{Type: v1.AlertConditionSilenced, Status: metav1.ConditionFalse, Reason: v1.ReasonSilenceEnded}}
+	items := []v1.Alert{
+		silenced(alert("gw-new", "gateway", "prod", "latency", v1.AlertNew, 5, time.Minute), "deploy"),
+		silenced(alert("gw-failed", "gateway", "prod", "error_rate", v1.AlertFailed, 1, time.Minute), "deploy"),
+		// Acked is out of play: not counted as silenced even if it was.
+		silenced(alert("gw-acked", "gateway", "prod", "latency", v1.AlertAcked, 1, time.Minute), "deploy"),
+		alert("db", "db", "prod", "disk", v1.AlertNew, 1, time.Minute),
+		ended,
+	}
+	window := func(name string, start, end time.Duration, ms ...v1.SilenceMatcher) v1.Silence {
+		s := v1.Silence{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "prod", CreationTimestamp: metav1.NewTime(now.Add(-time.Hour))},
+			Spec: v1.SilenceSpec{Matchers: ms, StartsAt: &metav1.Time{Time: now.Add(start)}, EndsAt: metav1.NewTime(now.Add(end)),
+				Comment: name, CreatedBy: "alice"},
+		}
+		return s
+	}
+	gw := v1.SilenceMatcher{Name: "service", Operator: v1.MatchEqual, Value: "gateway"}
+	silences := []v1.Silence{
+		window("deploy", -time.Hour, 2*time.Hour, gw),
+		window("soon", -time.Hour, time.Hour, v1.SilenceMatcher{Name: "service", Operator: v1.MatchEqual, Value: "db"}),
+		window("tonight", 8*time.Hour, 10*time.Hour, gw),
+		window("over", -2*time.Hour, -time.Hour, gw),
+	}
+	d := BuildDashboard(items, nil, nil, silences, "prod", 240*time.Minute, now)
+	if d.Silenced != 2 {
+		t.Errorf("silenced %d, want 2 (New and Failed Alerts with Silenced=True)", d.Silenced)
+	}
+	if d.Counts["New"] != 3 || d.Counts["Failed"] != 1 {
+		t.Errorf("silenced Alerts are still counted by phase: %v", d.Counts)
+	}
+	type row struct {
+		name, state string
+		alerts      int64
+	}
+	var got []row
+	for _, s := range d.Silences {
+		got = append(got, row{s.Name, s.State, s.Alerts})
+	}
+	want := []row{{"soon", "Active", 0}, {"deploy", "Active", 2}, {"tonight", "Pending", 0}}
+	if len(got) != len(want) {
+		t.Fatalf("silences %+v, want %+v (active and pending, soonest to end first)", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("silences %+v, want %+v (active and pending, soonest to end first)", got, want)
+		}
+	}
+	if d.Silences[1].Matchers != `{service="gateway"}` || d.Silences[1].CreatedBy != "alice" {
+		t.Errorf("silence %+v", d.Silences[1])
+	}
+	for _, a := range d.Latest {
+		want := ""
+		if a.Name == "gw-new" || a.Name == "gw-failed" {
+			want = "silenced by Silence deploy until 2026-11-27T14:00:00Z"
+		}
+		if a.SilencedBy != want {
+			t.Errorf("latest %s silencedBy %q, want %q", a.Name, a.SilencedBy, want)
+		}
 	}
 }

@@ -26,6 +26,15 @@ function ago(iso) {
   return Math.round(s / 86400) + "d ago";
 }
 
+function until(iso) {
+  if (!iso) return "";
+  const s = Math.max(0, Math.round((Date.parse(iso) - Date.now()) / 1000));
+  if (s < 90) return "in " + s + "s";
+  if (s < 5400) return "in " + Math.round(s / 60) + "m";
+  if (s < 129600) return "in " + Math.round(s / 3600) + "h";
+  return "in " + Math.round(s / 86400) + "d";
+}
+
 function fillTable(id, rows, cols, emptyText) {
   const body = document.querySelector("#" + id + " tbody");
   body.replaceChildren();
@@ -53,6 +62,13 @@ function render(d) {
       el("td", {}, g.reason || ""))),
   5, "No SLOPolicies.");
 
+  document.getElementById("silenced").textContent = "· " + (d.silenced || 0) + " alerts silenced";
+  fillTable("silences", (d.silences || []).map((s) =>
+    el("tr", {}, el("td", {}, s.namespace + "/" + s.name), el("td", {}, el("span", { class: "pill " + s.state }, s.state)),
+      el("td", {}, el("code", {}, s.matchers)), el("td", { class: "num" }, s.alerts), el("td", {}, s.createdBy),
+      el("td", { title: s.endsAt }, until(s.endsAt)), el("td", {}, s.comment))),
+  7, "No active or pending Silences.");
+
   const bySvc = new Map();
   for (const i of d.openIncidents) {
     if (!bySvc.has(i.service)) bySvc.set(i.service, []);
@@ -73,7 +89,8 @@ function render(d) {
 
   fillTable("latest", d.latest.map((a) =>
     el("tr", {}, el("td", { title: a.lastSeenAt }, ago(a.lastSeenAt)),
-      el("td", {}, el("span", { class: "pill " + a.phase }, a.phase)),
+      el("td", { title: a.silencedBy || "" }, el("span", { class: "pill " + a.phase }, a.phase),
+        a.silencedBy ? el("span", { class: "pill Silenced" }, "silenced") : ""),
       el("td", { class: "sev-" + a.severity }, a.severity), el("td", {}, a.service), el("td", {}, a.env),
       el("td", {}, a.kind), el("td", {}, a.title), el("td", { class: "num" }, a.occurrences),
       el("td", {}, a.holder || ""), el("td", {}, a.namespace + "/" + a.name))),
