@@ -20,6 +20,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/silence"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
@@ -38,7 +39,7 @@ func validSilence(ns string) *v1.Silence {
 
 var _ = Describe("Silence validation", func() {
 	var ns string
-	BeforeEach(func() { ns = newNamespace() })
+	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "api-") })
 
 	It("defaults the operator to =", func() {
 		s := validSilence(ns)
@@ -136,7 +137,7 @@ var _ = Describe("Silences and the API server's admission policies", func() {
 		viewerUser = "bob@example.com"
 		agentUser  = "system:serviceaccount:ops:supervisor"
 	)
-	BeforeEach(func() { ns = newNamespace() })
+	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "api-") })
 
 	createAs := func(c client.Client, s *v1.Silence) error {
 		body, err := json.Marshal(s)
