@@ -6,6 +6,10 @@ K8S_VERSION ?= 1.37.2
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 IMG ?= alertbridge:dev
+# What `alertbridge version`, the start log and alertbridge_build_info say.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo "(devel)")
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/alertbridge/alertbridge/internal/version.version=$(VERSION) -X github.com/alertbridge/alertbridge/internal/version.commit=$(COMMIT)
 
 LOCALBIN := $(CURDIR)/bin
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen
@@ -72,7 +76,7 @@ bench: envtest ## Run the benchmarks and print their figures (not part of CI).
 
 .PHONY: build
 build: ## Build bin/alertbridge (also usable as kubectl-alertbridge).
-	CGO_ENABLED=0 go build -o $(LOCALBIN)/alertbridge .
+	CGO_ENABLED=0 go build -ldflags '$(LDFLAGS)' -o $(LOCALBIN)/alertbridge .
 	ln -sf alertbridge $(LOCALBIN)/kubectl-alertbridge
 
 .PHONY: dev
@@ -86,7 +90,7 @@ run: build ## Run the operator against the current kubeconfig.
 
 .PHONY: docker-build
 docker-build: ## Build the container image.
-	docker build -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMG) .
 
 .PHONY: deploy
 deploy: manifests ## Deploy to the cluster of the current kubeconfig.
