@@ -6,6 +6,8 @@ K8S_VERSION ?= 1.37.2
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 IMG ?= alertbridge:dev
+# The namespace make build-installer puts the operator in.
+NAMESPACE ?= alertbridge-system
 # What `alertbridge version`, the start log and alertbridge_build_info say.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo "(devel)")
 COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -87,6 +89,10 @@ dev: envtest build ## Run alertbridge locally: control plane + PostgreSQL + oper
 .PHONY: run
 run: build ## Run the operator against the current kubeconfig.
 	$(LOCALBIN)/alertbridge run
+
+.PHONY: build-installer
+build-installer: manifests ## Write dist/install.yaml (config/default as one file) for IMG and NAMESPACE.
+	go run ./hack/build-installer -o dist/install.yaml -image $(IMG) -namespace $(NAMESPACE)
 
 .PHONY: docker-build
 docker-build: ## Build the container image.
