@@ -135,6 +135,20 @@ func DryRunApply(ctx context.Context, cfg *rest.Config, objs []*unstructured.Uns
 	return problems, nil
 }
 
+// CreateOnceKindsAreKnown creates obj, retrying for up to a minute while
+// the API server's MutatingAdmissionPolicy dispatcher does not yet know a
+// CRD's kind: right after the CRDs of a new install are established it
+// answers "Resource kind … not found. There can be a delay …" for a moment.
+// Any other answer is returned at once.
+func CreateOnceKindsAreKnown(ctx context.Context, c client.Client, obj client.Object, opts ...client.CreateOption) error {
+	var err error
+	_ = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		err = c.Create(ctx, obj, opts...)
+		return err == nil || !strings.Contains(err.Error(), "There can be a delay between when CustomResourceDefinitions are created"), nil
+	})
+	return err
+}
+
 const sentinelLabel = "alertbridge.test/policy-sentinel"
 
 // WaitForPolicies returns once the admission policies applied so far are in
