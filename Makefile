@@ -53,10 +53,24 @@ vet: ## Run go vet.
 lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
+# What charts/alertbridge copies verbatim from config/ (see its README).
+CHART := charts/alertbridge
+.PHONY: chart
+chart: manifests ## Copy the CRDs, ClusterRoles, admission policies and dashboards from config/ into the Helm chart.
+	rm -rf $(CHART)/crds $(CHART)/files
+	mkdir -p $(CHART)/crds $(CHART)/files/cluster $(CHART)/files/mirror $(CHART)/files/grafana $(CHART)/files/prometheus
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml config/rbac/metrics_auth_role.yaml config/rbac/monitor_role.yaml config/rbac/agent_role.yaml \
+	  config/rbac/oncall_role.yaml config/rbac/viewer_role.yaml config/admission/*_policy.yaml $(CHART)/files/cluster/
+	cp config/components/mirror-finalizer/mirror_finalizer.yaml $(CHART)/files/mirror/
+	cp config/grafana/alertbridge.json $(CHART)/files/grafana/
+	cp config/prometheus/metrics_service.yaml config/prometheus/servicemonitor.yaml config/prometheus/prometheusrule.yaml $(CHART)/files/prometheus/
+
 .PHONY: verify
-verify: manifests generate vet lint ## Prove generated code and manifests are current, and vet and lint are clean.
+verify: manifests generate chart vet lint ## Prove generated code, manifests and the chart's copies are current, and vet and lint are clean.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make manifests generate chart' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- charts)" || { git status --porcelain -- charts; echo "the chart's copies of config/ are not committed: run 'make chart' and commit"; exit 1; }
 
 .PHONY: envtest
 envtest: ## Build (once) the kube-apiserver and etcd the tests run against.
