@@ -195,4 +195,3 @@ func copyTree(fsys filesys.FileSystem, root, dir string) error {
 		return fsys.WriteFile(target, data)
 	})
 }
-

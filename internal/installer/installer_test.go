@@ -182,7 +182,7 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := operator.Create(ctx, keyed(), client.DryRunAll); err != nil {
+	if err := testenv.CreateOnceKindsAreKnown(ctx, operator, keyed(), client.DryRunAll); err != nil {
 		t.Errorf("the operator installed in %s is not recognised by the admission policies: %v", ns, err)
 	}
 	monitor, err := client.New(env.As(user), client.Options{Scheme: kube.NewScheme()})
