@@ -170,25 +170,27 @@ func parseImage(s string) (types.Image, error) {
 	return img, nil
 }
 
-// copyTree copies dir (relative to root) from disk into fsys at /dir.
+// copyTree copies dir (relative to root) from disk into fsys at /dir,
+// reading through an os.Root so nothing outside root is followed.
 func copyTree(fsys filesys.FileSystem, root, dir string) error {
-	base := filepath.Join(root, dir)
-	if _, err := os.Stat(base); err != nil {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = r.Close() }()
+	disk := r.FS()
+	if _, err := fs.Stat(disk, dir); err != nil {
 		return fmt.Errorf("no %s under %s: %w", dir, root, err)
 	}
-	return filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {
+	return fs.WalkDir(disk, dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(root, path)
-		if err != nil {
-			return err
-		}
-		target := "/" + filepath.ToSlash(rel)
+		target := "/" + path
 		if d.IsDir() {
 			return fsys.MkdirAll(target)
 		}
-		data, err := os.ReadFile(path) // #nosec G304 -- a file of this repository's config/.
+		data, err := fs.ReadFile(disk, path)
 		if err != nil {
 			return err
 		}

@@ -47,7 +47,7 @@ func TestServiceMonitor(t *testing.T) {
 		t.Errorf("the ServiceMonitor must scrape the Service's port %q (the container's metrics port)", svc.Spec.Ports[0].Name)
 	}
 	ep := sm.Spec.Endpoints[0]
-	if err := ep.HTTPConfigWithProxyAndTLSFiles.Validate(); err != nil {
+	if err := ep.Validate(); err != nil {
 		t.Errorf("endpoint: %v", err)
 	}
 	if ep.Scheme == nil || *ep.Scheme != "https" {

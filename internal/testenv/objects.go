@@ -95,7 +95,7 @@ type Warnings struct {
 }
 
 // HandleWarningHeader implements rest.WarningHandler.
-func (w *Warnings) HandleWarningHeader(code int, agent, text string) {
+func (w *Warnings) HandleWarningHeader(code int, _, text string) {
 	if code != 299 || text == "" {
 		return
 	}
