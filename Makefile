@@ -6,6 +6,12 @@ K8S_VERSION ?= 1.37.2
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 IMG ?= alertbridge:dev
+# The namespace make build-installer puts the operator in.
+NAMESPACE ?= alertbridge-system
+# What `alertbridge version`, the start log and alertbridge_build_info say.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo "(devel)")
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/alertbridge/alertbridge/internal/version.version=$(VERSION) -X github.com/alertbridge/alertbridge/internal/version.commit=$(COMMIT)
 
 LOCALBIN := $(CURDIR)/bin
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen
@@ -47,10 +53,24 @@ vet: ## Run go vet.
 lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
+# What charts/alertbridge copies verbatim from config/ (see its README).
+CHART := charts/alertbridge
+.PHONY: chart
+chart: manifests ## Copy the CRDs, ClusterRoles, admission policies and dashboards from config/ into the Helm chart.
+	rm -rf $(CHART)/crds $(CHART)/files
+	mkdir -p $(CHART)/crds $(CHART)/files/cluster $(CHART)/files/mirror $(CHART)/files/grafana $(CHART)/files/prometheus
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml config/rbac/metrics_auth_role.yaml config/rbac/monitor_role.yaml config/rbac/agent_role.yaml \
+	  config/rbac/oncall_role.yaml config/rbac/viewer_role.yaml config/admission/*_policy.yaml $(CHART)/files/cluster/
+	cp config/components/mirror-finalizer/mirror_finalizer.yaml $(CHART)/files/mirror/
+	cp config/grafana/alertbridge.json $(CHART)/files/grafana/
+	cp config/prometheus/metrics_service.yaml config/prometheus/servicemonitor.yaml config/prometheus/prometheusrule.yaml $(CHART)/files/prometheus/
+
 .PHONY: verify
-verify: manifests generate vet lint ## Prove generated code and manifests are current, and vet and lint are clean.
+verify: manifests generate chart vet lint ## Prove generated code, manifests and the chart's copies are current, and vet and lint are clean.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make manifests generate chart' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- charts)" || { git status --porcelain -- charts; echo "the chart's copies of config/ are not committed: run 'make chart' and commit"; exit 1; }
 
 .PHONY: envtest
 envtest: ## Build (once) the kube-apiserver and etcd the tests run against.
@@ -72,7 +92,7 @@ bench: envtest ## Run the benchmarks and print their figures (not part of CI).
 
 .PHONY: build
 build: ## Build bin/alertbridge (also usable as kubectl-alertbridge).
-	CGO_ENABLED=0 go build -o $(LOCALBIN)/alertbridge .
+	CGO_ENABLED=0 go build -ldflags '$(LDFLAGS)' -o $(LOCALBIN)/alertbridge .
 	ln -sf alertbridge $(LOCALBIN)/kubectl-alertbridge
 
 .PHONY: dev
@@ -84,9 +104,13 @@ dev: envtest build ## Run alertbridge locally: control plane + PostgreSQL + oper
 run: build ## Run the operator against the current kubeconfig.
 	$(LOCALBIN)/alertbridge run
 
+.PHONY: build-installer
+build-installer: manifests ## Write dist/install.yaml (config/default as one file) for IMG and NAMESPACE.
+	go run ./hack/build-installer -o dist/install.yaml -image $(IMG) -namespace $(NAMESPACE)
+
 .PHONY: docker-build
 docker-build: ## Build the container image.
-	docker build -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMG) .
 
 .PHONY: deploy
 deploy: manifests ## Deploy to the cluster of the current kubeconfig.

@@ -6,10 +6,11 @@ import (
 	"os"
 
 	"github.com/alertbridge/alertbridge/internal/cli"
+	"github.com/alertbridge/alertbridge/internal/version"
 )
 
 func main() {
 	root, app := cli.NewRoot()
-	root.AddCommand(newRunCommand(app))
+	root.AddCommand(newRunCommand(app), version.NewCommand())
 	os.Exit(cli.Execute(root))
 }

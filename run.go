@@ -30,6 +30,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/operator"
+	"github.com/alertbridge/alertbridge/internal/version"
 )
 
 type runOptions struct {
@@ -173,7 +174,8 @@ func (o *runOptions) run(app *cli.App) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("failed to add the ready check: %w", err)
 	}
-	ctrl.Log.WithName("setup").Info("Starting the operator")
+	v := version.Get()
+	ctrl.Log.WithName("setup").Info("Starting the operator", "version", v.Version, "commit", v.Commit, "goVersion", v.GoVersion)
 	return mgr.Start(ctx)
 }
 

@@ -312,6 +312,7 @@ type AlertFiring struct {
 // Alert is one alert firing, deduplicated by fingerprint and worked through
 // the New → Processing → Acked state machine.
 // +kubebuilder:object:root=true
+// +kubebuilder:storageversion
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=alrt,categories=alertbridge
 // +kubebuilder:selectablefield:JSONPath=`.status.phase`

@@ -213,6 +213,7 @@ type AlertRoutingPolicyStatus struct {
 // AlertRoutingPolicy configures alert handling for its namespace; there is
 // one per namespace and it is named default.
 // +kubebuilder:object:root=true
+// +kubebuilder:storageversion
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=arp,categories=alertbridge
 // +kubebuilder:printcolumn:name="DedupeTTL",type=string,JSONPath=`.spec.dedupeTTL`

@@ -315,6 +315,7 @@ type IncidentStatus struct {
 
 // Incident groups alerts of one signature and records what was done.
 // +kubebuilder:object:root=true
+// +kubebuilder:storageversion
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=inc,categories=alertbridge
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.spec.state`

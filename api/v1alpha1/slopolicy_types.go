@@ -269,6 +269,7 @@ type SLOPolicyStatus struct {
 
 // SLOPolicy evaluates a service's SLOs and publishes a release gate.
 // +kubebuilder:object:root=true
+// +kubebuilder:storageversion
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=slo,categories=alertbridge
 // +kubebuilder:printcolumn:name="Service",type=string,JSONPath=`.spec.service`

@@ -145,6 +145,17 @@ func run(exitAfter time.Duration) error {
 	if err := cli.Run(); err != nil {
 		return fmt.Errorf("failed to create the sample Silence: %w", err)
 	}
+	// A ServiceAccount for the dashboard page, with the on-call role in
+	// every namespace: its token (printed below) is what an on-call engineer
+	// pastes into the page.
+	say("creating the ServiceAccount default/%s (alertbridge-oncall) for the dashboard's token", dashboardSA)
+	if err := kubectl("create", "serviceaccount", dashboardSA, "-n", "default"); err != nil {
+		return err
+	}
+	if err := kubectl("create", "clusterrolebinding", "alertbridge-dev-"+dashboardSA, "--clusterrole=alertbridge-oncall",
+		"--serviceaccount=default:"+dashboardSA); err != nil {
+		return err
+	}
 	select {
 	case <-ctx.Done():
 	case <-time.After(3 * time.Second):
@@ -163,8 +174,10 @@ alertbridge is running.
   HTTP API:      http://127.0.0.1:8090 (plain HTTP: --api-insecure; tokens need --audience alertbridge)
   Silence:       prod/gateway-rollout silences the sample Alert for 2h;
                  bin/alertbridge --kubeconfig %s -n prod silences expire gateway-rollout puts it back in play
+  dashboard:     http://127.0.0.1:8090/  (paste this token into the page:)
+  token:         %s/kubectl --kubeconfig %s create token %s -n default --audience alertbridge --duration 8h
 Press Ctrl-C to stop; everything started here is removed.
-`, kcPath, assets, kcPath, pg.DSN(), logPath, kcPath)
+`, kcPath, assets, kcPath, pg.DSN(), logPath, kcPath, assets, kcPath, dashboardSA)
 
 	exited := make(chan error, 1)
 	go func() { exited <- op.Wait() }()
@@ -179,6 +192,10 @@ Press Ctrl-C to stop; everything started here is removed.
 		return fmt.Errorf("the operator stopped (see %s): %w", logPath, err)
 	}
 }
+
+// dashboardSA is the ServiceAccount whose token make dev prints for the
+// dashboard page.
+const dashboardSA = "dashboard"
 
 // waitReady polls url until it answers 200.
 func waitReady(ctx context.Context, url string, limit time.Duration) error {

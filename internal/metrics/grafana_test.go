@@ -15,6 +15,30 @@ import (
 	_ "github.com/alertbridge/alertbridge/internal/operator"
 )
 
+// registeredMetrics is the name of every metric the operator registers.
+func registeredMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	if err := metrics.Register(nil); err != nil { // Describe never reads
+		t.Fatal(err)
+	}
+	if err := metrics.RegisterMirror(nil); err != nil {
+		t.Fatal(err)
+	}
+	registered := map[string]bool{}
+	descs := make(chan *prometheus.Desc)
+	go func() {
+		ctrlmetrics.Registry.(*prometheus.Registry).Describe(descs)
+		close(descs)
+	}()
+	fqName := regexp.MustCompile(`fqName: "([a-z_:]+)"`)
+	for d := range descs {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			registered[m[1]] = true
+		}
+	}
+	return registered
+}
+
 type grafanaPanel struct {
 	Title   string `json:"title"`
 	Type    string `json:"type"`
@@ -42,24 +66,7 @@ func TestGrafanaDashboard(t *testing.T) {
 		t.Fatal("the dashboard needs a uid and panels")
 	}
 
-	if err := metrics.Register(nil); err != nil { // Describe never reads
-		t.Fatal(err)
-	}
-	if err := metrics.RegisterMirror(nil); err != nil {
-		t.Fatal(err)
-	}
-	registered := map[string]bool{}
-	descs := make(chan *prometheus.Desc)
-	go func() {
-		ctrlmetrics.Registry.(*prometheus.Registry).Describe(descs)
-		close(descs)
-	}()
-	fqName := regexp.MustCompile(`fqName: "([a-z_:]+)"`)
-	for d := range descs {
-		if m := fqName.FindStringSubmatch(d.String()); m != nil {
-			registered[m[1]] = true
-		}
-	}
+	registered := registeredMetrics(t)
 
 	name := regexp.MustCompile(`\b(alertbridge_[a-z_]+|controller_runtime_[a-z_]+)\b`)
 	used := map[string]bool{}

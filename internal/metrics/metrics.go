@@ -15,6 +15,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/version"
 )
 
 // Ingest paths.
@@ -277,13 +278,25 @@ func (c *silencesByState) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// BuildInfo is always 1; its labels say which build is running, so a
+// dashboard can show versions and a rule can spot a rollout stuck half-way.
+var BuildInfo = func() *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "alertbridge_build_info",
+		Help: "Always 1; labelled with the version, commit and Go version of the running binary.",
+	}, []string{"version", "commit", "goversion"})
+	v := version.Get()
+	g.WithLabelValues(v.Version, v.Commit, v.GoVersion).Set(1)
+	return g
+}()
+
 // Register adds alertbridge's metrics to controller-runtime's registry;
 // reader is the manager's cache, read at scrape time.
 func Register(reader client.Reader) error {
 	for _, c := range []prometheus.Collector{
 		IngestOccurrences, IngestReplays, IngestRejected, Folds, Requeues,
 		TriageRuns, TriageCooldownSkips, TimelineSummarised, GateDecisions, IntakeCommitSeconds, IntakeBatchOccurrences,
-		MirrorWrites, MirrorUp, MirrorFinalizerPolicyActive,
+		MirrorWrites, MirrorUp, MirrorFinalizerPolicyActive, BuildInfo,
 		&alertsByPhase{reader: reader, desc: prometheus.NewDesc("alertbridge_alerts",
 			"Alerts in the cluster by phase.", []string{"phase"}, nil),
 			silenced: prometheus.NewDesc("alertbridge_alerts_silenced",

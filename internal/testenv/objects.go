@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -36,6 +37,9 @@ func Objects(path string) ([]*unstructured.Unstructured, error) {
 	}
 	return decode(data)
 }
+
+// Decode reads every object of a multi-document YAML (or JSON) stream.
+func Decode(data []byte) ([]*unstructured.Unstructured, error) { return decode(data) }
 
 // Build renders the kustomization in dir, as `kubectl apply -k dir` would.
 func Build(dir string) ([]*unstructured.Unstructured, error) {
@@ -80,6 +84,69 @@ func Apply(ctx context.Context, c client.Client, objs ...*unstructured.Unstructu
 		}
 	}
 	return nil
+}
+
+// Warnings collects the warnings an API server sends (deprecated APIs,
+// unknown or duplicate fields, policies in Warn mode), for tests that fail
+// on any: set it as a rest.Config's WarningHandler.
+type Warnings struct {
+	mu   sync.Mutex
+	list []string
+}
+
+// HandleWarningHeader implements rest.WarningHandler.
+func (w *Warnings) HandleWarningHeader(code int, _, text string) {
+	if code != 299 || text == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.list = append(w.list, text)
+}
+
+// List is every warning so far.
+func (w *Warnings) List() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.list)
+}
+
+// DryRunApply server-side applies objs with dryRun=All through cfg, as
+// `kubectl apply --server-side --dry-run=server`, and returns each error and
+// each warning the API server answered with (named by object).
+func DryRunApply(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) (problems []string, err error) {
+	cfg = rest.CopyConfig(cfg)
+	w := &Warnings{}
+	cfg.WarningHandler, cfg.WarningHandlerWithContext = w, nil
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range objs {
+		seen := len(w.List())
+		id := fmt.Sprintf("%s %s", u.GetKind(), client.ObjectKeyFromObject(u))
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), client.FieldOwner(FieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", id, err))
+		}
+		for _, text := range w.List()[seen:] {
+			problems = append(problems, fmt.Sprintf("%s: warning: %s", id, text))
+		}
+	}
+	return problems, nil
+}
+
+// CreateOnceKindsAreKnown creates obj, retrying for up to a minute while
+// the API server's MutatingAdmissionPolicy dispatcher does not yet know a
+// CRD's kind: right after the CRDs of a new install are established it
+// answers "Resource kind … not found. There can be a delay …" for a moment.
+// Any other answer is returned at once.
+func CreateOnceKindsAreKnown(ctx context.Context, c client.Client, obj client.Object, opts ...client.CreateOption) error {
+	var err error
+	_ = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		err = c.Create(ctx, obj, opts...)
+		return err == nil || !strings.Contains(err.Error(), "There can be a delay between when CustomResourceDefinitions are created"), nil
+	})
+	return err
 }
 
 const sentinelLabel = "alertbridge.test/policy-sentinel"

@@ -104,11 +104,18 @@ func Start() (*Env, error) { return StartWith(DefaultInstall) }
 // StartWith starts a control plane and installs the kustomization at dir
 // (relative to the module root).
 func StartWith(dir string) (*Env, error) {
-	assets, err := AssetsDir()
+	objs, err := Build(filepath.Join(Root(), dir))
 	if err != nil {
 		return nil, err
 	}
-	objs, err := Build(filepath.Join(Root(), dir))
+	return StartWithObjects(objs)
+}
+
+// StartWithObjects starts a control plane and installs objs, a rendered
+// install (e.g. dist/install.yaml for another namespace), as StartWith
+// installs a kustomization. The CRDs are config/crd/bases'.
+func StartWithObjects(objs []*unstructured.Unstructured) (*Env, error) {
+	assets, err := AssetsDir()
 	if err != nil {
 		return nil, err
 	}

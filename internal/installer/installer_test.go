@@ -1,0 +1,231 @@
+package installer_test
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/installer"
+	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/testenv"
+)
+
+const networkPolicy = "config/components/network-policy"
+
+func render(t *testing.T, o installer.Options) []*unstructured.Unstructured {
+	t.Helper()
+	o.Root = testenv.Root()
+	data, err := installer.Build(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := testenv.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func id(u *unstructured.Unstructured) string {
+	return u.GetKind() + " " + u.GetNamespace() + "/" + u.GetName()
+}
+
+// startBare starts a control plane with nothing installed, as a new
+// cluster is before `kubectl apply -f dist/install.yaml`.
+func startBare(t *testing.T) *rest.Config {
+	t.Helper()
+	assets, err := testenv.AssetsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	return kube.WithCLILimits(rest.CopyConfig(cfg))
+}
+
+// TestInstallYAML renders dist/install.yaml as `make build-installer`
+// does (freshly: no committed copy can be stale) and applies it with
+// server-side dry-run to a new cluster: not one error or warning.
+func TestInstallYAML(t *testing.T) {
+	const image = "registry.example.com/platform/alertbridge:v1.2.3"
+	objs := render(t, installer.Options{Image: image, Components: []string{networkPolicy}})
+
+	// Everything config/default ships, plus the NetworkPolicy, nothing else.
+	want := map[string]bool{}
+	for _, dir := range []string{testenv.DefaultInstall, networkPolicy} {
+		built, err := testenv.Build(filepath.Join(testenv.Root(), dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range built {
+			want[id(u)] = true
+		}
+	}
+	got := map[string]bool{}
+	for _, u := range objs {
+		got[id(u)] = true
+		if !want[id(u)] {
+			t.Errorf("%s is not in config/default", id(u))
+		}
+	}
+	for k := range want {
+		if !got[k] {
+			t.Errorf("%s is missing from install.yaml", k)
+		}
+	}
+	for _, kind := range []string{"Namespace", "CustomResourceDefinition", "ClusterRole", "ValidatingAdmissionPolicy", "MutatingAdmissionPolicy", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "FlowSchema"} {
+		if !slices.ContainsFunc(objs, func(u *unstructured.Unstructured) bool { return u.GetKind() == kind }) {
+			t.Errorf("install.yaml has no %s", kind)
+		}
+	}
+	for _, u := range objs {
+		if u.GetKind() != "Deployment" {
+			continue
+		}
+		var d appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
+			t.Fatal(err)
+		}
+		if img := d.Spec.Template.Spec.Containers[0].Image; img != image {
+			t.Errorf("the Deployment runs %q, want the IMG given, %q", img, image)
+		}
+	}
+
+	cfg := startBare(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// A dry-run Namespace is not created, and the namespaced objects need
+	// it: create it for real first, as kubectl would have by then.
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.Apply(ctx, c, objs[0]); err != nil || objs[0].GetKind() != "Namespace" {
+		t.Fatalf("the Namespace must come first and apply (%s): %v", id(objs[0]), err)
+	}
+	problems, err := testenv.DryRunApply(ctx, cfg, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+// TestInstallIntoAnotherNamespace (D5): the operator's identity follows
+// the namespace it is installed in. Installed into ops-alerting, its
+// ServiceAccount is bound to its roles, the admission policies recognise
+// it as the operator and refuse others, and API Priority and Fairness
+// puts its requests in its own FlowSchema.
+func TestInstallIntoAnotherNamespace(t *testing.T) {
+	const ns = "ops-alerting"
+	objs := render(t, installer.Options{Namespace: ns, Components: []string{networkPolicy}})
+	for _, u := range objs {
+		if u.GetNamespace() == installer.DefaultNamespace || (u.GetKind() == "Namespace" && u.GetName() != ns) {
+			t.Errorf("%s is still in %s", id(u), installer.DefaultNamespace)
+		}
+	}
+	env, err := testenv.StartWithObjects(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	if env.Install.Namespace != ns {
+		t.Fatalf("the operator was installed into %q, want %q", env.Install.Namespace, ns)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin, err := client.New(env.Admin, client.Options{Scheme: kube.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Only the operator may set the intake's idempotency annotation.
+	const user = "monitor@example.com"
+	if err := admin.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "monitor", Namespace: metav1.NamespaceDefault},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "alertbridge-monitor"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	keyed := func() *v1.Alert {
+		return &v1.Alert{
+			ObjectMeta: metav1.ObjectMeta{
+				GenerateName: "keyed-", Namespace: metav1.NamespaceDefault,
+				Annotations: map[string]string{v1.IngestKeyAnnotation: "k1"},
+			},
+			Spec: v1.AlertSpec{Service: "gateway", Kind: "latency", Title: "p95 above 300ms"},
+		}
+	}
+	operator, err := client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.CreateOnceKindsAreKnown(ctx, operator, keyed(), client.DryRunAll); err != nil {
+		t.Errorf("the operator installed in %s is not recognised by the admission policies: %v", ns, err)
+	}
+	monitor, err := client.New(env.As(user), client.Options{Scheme: kube.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute) // the RoleBinding reaches the authorizer through informers
+	for {
+		err = monitor.Create(ctx, keyed(), client.DryRunAll)
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "alerts.ops.alertbridge.io is forbidden: User") || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "set only by the alertbridge operator") {
+		t.Errorf("a monitor setting %s: got %v, want the policy's refusal", v1.IngestKeyAnnotation, err)
+	}
+
+	// The API server names the FlowSchema that classified a request.
+	var fs flowcontrolv1.FlowSchema
+	if err := admin.Get(ctx, client.ObjectKey{Name: "alertbridge"}, &fs); err != nil {
+		t.Fatal(err)
+	}
+	if got := fs.Spec.Rules[0].Subjects[0].ServiceAccount.Namespace; got != ns {
+		t.Fatalf("the FlowSchema's subject is in %q, want %q", got, ns)
+	}
+	hc, err := rest.HTTPClientFor(env.Operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, env.Operator.Host+"/apis/ops.alertbridge.io/v1alpha1/alerts?limit=1", http.NoBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if got := resp.Header.Get("X-Kubernetes-PF-FlowSchema-UID"); got != string(fs.UID) {
+		t.Fatalf("the operator's request was classified by FlowSchema %q (HTTP %d), want alertbridge's %q", got, resp.StatusCode, fs.UID)
+	}
+}
