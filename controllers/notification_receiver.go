@@ -220,8 +220,7 @@ func (r *ReceiverReconciler) attempt(ctx context.Context, rcv *v1.Receiver, d *v
 }
 
 // alertsStatus is rcv's status.alerts, with what this replica sent that
-// the cache does not show yet, started (the watermark at the Receiver's
-// creation, or now when spec.alerts came later) when there is none.
+// the cache does not show yet, started when there is none.
 func (r *ReceiverReconciler) alertsStatus(rcv *v1.Receiver) *v1.ReceiverAlertsStatus {
 	st := rcv.Status.Alerts
 	r.mu.Lock()
@@ -233,7 +232,9 @@ func (r *ReceiverReconciler) alertsStatus(rcv *v1.Receiver) *v1.ReceiverAlertsSt
 	}
 	r.mu.Unlock()
 	if st == nil || st.NotifiedThrough == nil {
-		start := rcv.CreationTimestamp
+		// From the Receiver's creation on, its second included (times are
+		// whole seconds), or from now when spec.alerts came later.
+		start := metav1.NewTime(rcv.CreationTimestamp.Add(-time.Second))
 		if rcv.Generation > 1 {
 			start = metav1.NewTime(r.Clock.Now().Truncate(time.Second))
 		}
