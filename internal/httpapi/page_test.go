@@ -114,10 +114,16 @@ func TestDashboardPageInABrowser(t *testing.T) {
 	waitFor("the counts change", count("New", 3)+" && "+count("Deduplicated", 1))
 	waitFor("the latest alerts are listed", `document.querySelectorAll("#latest tbody tr").length === 3`)
 	waitFor("the top signature leads", `document.querySelector("#signatures tbody tr td")?.textContent === "gateway/prod/latency"`)
-	must(t, k8s.Create(context.Background(), &v1.Incident{
+	gw := &v1.Incident{
 		ObjectMeta: metav1.ObjectMeta{Name: "gateway-slow", Namespace: ns},
 		Spec:       v1.IncidentSpec{Service: "gateway", Title: "gateway p95 above 300ms", Severity: v1.SeverityP1, State: v1.IncidentOpen},
-	}))
+	}
+	must(t, k8s.Create(context.Background(), gw))
+	// As the notification controller records a delivery.
+	sent := metav1.Now()
+	gw.Status.Notifications = []v1.IncidentNotification{{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen,
+		Severity: v1.SeverityP1, Key: "k1", DeliveryAttempts: v1.DeliveryAttempts{Attempts: 1, LastAttemptAt: &sent, DeliveredAt: &sent}}}
+	must(t, k8s.Status().Update(context.Background(), gw))
 	blocks := testutil.ToFloat64(metrics.GateDecisions.WithLabelValues(string(v1.DecisionBlock)))
 	// The operator evaluates it: its Prometheus does not exist, so Block.
 	must(t, k8s.Create(context.Background(), &v1.SLOPolicy{
@@ -129,6 +135,7 @@ func TestDashboardPageInABrowser(t *testing.T) {
 		},
 	}))
 	waitFor("open incidents are grouped by service", `document.querySelector("#incidents h3")?.textContent === "gateway (1)"`)
+	waitFor("the last notification is shown", `document.querySelector("#incidents td.notification")?.textContent.startsWith("pagerduty Opened delivered")`)
 	waitFor("the gate is shown", `document.querySelectorAll("#gates tbody .pill.Block").length === 1`)
 	// The Block is counted.
 	within(t, decideTimeout, func() error {
