@@ -17,6 +17,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,6 +28,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/intake"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
 
@@ -52,19 +54,33 @@ func (r fakeRequest) json() map[string]any {
 
 // fakeReceiver stands for PagerDuty, Slack or a webhook: it records every
 // request and answers ok, or 503 while down or for the next failures.
+//
+// With hold set, the next request is held (held says it arrived) until
+// release is closed or the sender hangs up, and is then taken in: a
+// receiver that acted on a message whose answer never reached the sender.
 type fakeReceiver struct {
 	*httptest.Server
 	ok       int
 	down     atomic.Bool
 	failures atomic.Int32
+	hold     atomic.Bool
+	held     chan struct{}
+	release  chan struct{}
 	mu       sync.Mutex
 	requests []fakeRequest
 }
 
 func newFakeReceiver(ok int) *fakeReceiver {
-	f := &fakeReceiver{ok: ok}
+	f := &fakeReceiver{ok: ok, held: make(chan struct{}, 1), release: make(chan struct{})}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if f.hold.CompareAndSwap(true, false) {
+			f.held <- struct{}{}
+			select {
+			case <-f.release:
+			case <-r.Context().Done():
+			}
+		}
 		status := f.ok
 		if f.down.Load() || f.failures.Add(-1) >= 0 {
 			status = http.StatusServiceUnavailable
@@ -243,6 +259,61 @@ var _ = Describe("Notifications", func() {
 		Expect(everythingUsersRead(Default, inc)).NotTo(ContainSubstring("REMOTE-TEXT"))
 	})
 
+	It("re-sends under the same dedup_key and Idempotency-Key when the operator stops in the middle of a delivery", func() {
+		stop := startOperator(controllers.Options{NotificationBackoff: notifyBackoff})
+		pd, hook := newFakeReceiver(http.StatusAccepted), newFakeReceiver(http.StatusOK)
+		pd.hold.Store(true)
+		hook.hold.Store(true)
+		createSecret(ns, "pagerduty", map[string]string{"routingKey": "R0UTING-KEY-3"})
+		createSecret(ns, "hook", map[string]string{"signingKey": "k"})
+		createReceiver(ns, "pagerduty", v1.ReceiverSpec{
+			Type: v1.ReceiverPagerDuty, URL: pd.URL + "/v2/enqueue", SecretRef: v1.SecretKeyReference{Name: "pagerduty"},
+		})
+		createReceiver(ns, "automation", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: hook.URL, SecretRef: v1.SecretKeyReference{Name: "hook"}})
+		inc := openIncident(ns, "latency", v1.SeverityP1)
+
+		// Both POSTs are on the wire, unanswered, when the operator stops:
+		// the receivers act on them, the operator never hears so.
+		Eventually(pd.held, settle).Should(Receive())
+		Eventually(hook.held, settle).Should(Receive())
+		stop()
+		close(pd.release)
+		close(hook.release)
+		Expect(notificationsOf(Default, inc)).To(BeEmpty(), "nothing was recorded as delivered")
+
+		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff}))
+		Eventually(pd.accepted, settle, poll).Should(HaveLen(2))
+		Eventually(hook.accepted, settle, poll).Should(HaveLen(2))
+		Eventually(func(g Gomega) {
+			got := notificationsOf(g, inc)
+			g.Expect(got).To(HaveLen(2))
+			for _, n := range got {
+				g.Expect(n.Seq).To(BeEquivalentTo(1), "%s: the same notification, not a second one", n.Receiver)
+				g.Expect(n.Event).To(Equal(v1.NotifyOpened))
+				g.Expect(n.DeliveredAt).NotTo(BeNil())
+			}
+		}, settle, poll).Should(Succeed())
+		Consistently(func() int { return len(pd.all()) + len(hook.all()) }, quietFor, poll).Should(Equal(4))
+
+		// At least once, and the receivers' own dedup makes it once: one
+		// PagerDuty alert, one webhook event.
+		for _, r := range pd.all() {
+			Expect(r.json()).To(HaveKeyWithValue("dedup_key", "alertbridge-"+string(inc.UID)))
+			Expect(r.json()).To(HaveKeyWithValue("event_action", "trigger"))
+		}
+		keys := map[string]bool{}
+		for _, r := range hook.all() {
+			keys[r.header.Get("Idempotency-Key")] = true
+		}
+		var recorded string
+		for _, n := range notificationsOf(Default, inc) {
+			if n.Receiver == "automation" {
+				recorded = n.Key
+			}
+		}
+		Expect(keys).To(Equal(map[string]bool{recorded: true}))
+	})
+
 	It("posts a readable Slack message and follows up on state changes", func() {
 		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff, DashboardURL: dashboardURL}))
 		slack := newFakeReceiver(http.StatusOK)
@@ -306,13 +377,24 @@ var _ = Describe("Notifications", func() {
 				"alertCount": float64(1), "openedAt": inc.Status.OpenedAt.UTC().Format(time.RFC3339),
 			},
 		}))
-		Expect(notificationsOf(Default, inc)[0].Key).To(Equal(id))
+		Eventually(func(g Gomega) {
+			got := notificationsOf(g, inc)
+			g.Expect(got).To(HaveLen(1))
+			g.Expect(got[0].Key).To(Equal(id), "the recorded key is the one sent")
+		}, settle, poll).Should(Succeed())
 	})
 
 	It("catches up after a receiver's outage without doubling anything, and never holds up the others", func() {
 		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff}))
 		flaky, audit := newFakeReceiver(http.StatusOK), newFakeReceiver(http.StatusOK)
 		flaky.down.Store(true)
+		deliveries := func(result string) float64 {
+			return testutil.ToFloat64(metrics.NotificationDeliveries.WithLabelValues(string(v1.ReceiverWebhook), result))
+		}
+		pending := func() float64 {
+			return testutil.ToFloat64(metrics.NotificationsPending.WithLabelValues(string(v1.ReceiverWebhook)))
+		}
+		delivered, retrying, pendingBefore := deliveries(metrics.ResultDelivered), deliveries(metrics.ResultRetrying), pending()
 		createSecret(ns, "hook", map[string]string{"signingKey": "k"})
 		createReceiver(ns, "flaky", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: flaky.URL, SecretRef: v1.SecretKeyReference{Name: "hook"}})
 		createReceiver(ns, "audit", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: audit.URL, SecretRef: v1.SecretKeyReference{Name: "hook"}})
@@ -334,6 +416,13 @@ var _ = Describe("Notifications", func() {
 			}
 		}, settle, poll).Should(Succeed())
 
+		// The outage shows in the metrics: failed attempts to retry, and
+		// notifications waiting.
+		// (A failing receiver holds its other messages back for the backoff:
+		// an outage costs one attempt per backoff, not one per Incident.)
+		Expect(deliveries(metrics.ResultRetrying)).To(BeNumerically(">", retrying))
+		Eventually(pending, settle, poll).Should(BeNumerically(">=", pendingBefore+float64(len(kinds))))
+
 		flaky.down.Store(false)
 		Eventually(flaky.accepted, settle, poll).Should(HaveLen(len(kinds)))
 		Consistently(flaky.accepted, quietFor, poll).Should(HaveLen(len(kinds)))
@@ -354,6 +443,8 @@ var _ = Describe("Notifications", func() {
 				}
 			}, settle, poll).Should(Succeed())
 		}
+		Expect(deliveries(metrics.ResultDelivered)).To(Equal(delivered+float64(2*len(kinds))), "one delivery per Incident and Receiver")
+		Eventually(pending, settle, poll).Should(Equal(pendingBefore), "nothing left to deliver")
 	})
 
 	It("sends one notification for a storm of 10,000 alerts on one signature", func() {
