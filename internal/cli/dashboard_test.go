@@ -6,6 +6,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/cli"
@@ -40,13 +41,14 @@ var _ = Describe("alertbridge dashboard", func() {
 		Expect(k8s.Create(ctx, gw)).To(Succeed())
 		// What the notification controller records; the last one is shown.
 		sent := metav1.Now()
+		unrecorded := gw.DeepCopy()
 		gw.Status.Notifications = []v1.IncidentNotification{
 			{Receiver: "slack", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen, Severity: v1.SeverityP1, Key: "k1",
 				DeliveryAttempts: v1.DeliveryAttempts{Attempts: 1, LastAttemptAt: &sent, DeliveredAt: &sent}},
 			{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen, Severity: v1.SeverityP1, Key: "k2",
 				DeliveryAttempts: v1.DeliveryAttempts{Attempts: 3, LastAttemptAt: &sent, NextAttemptAt: &sent, LastError: "pagerduty answered HTTP 503 (Service Unavailable)"}},
 		}
-		Expect(k8s.Status().Update(ctx, gw)).To(Succeed())
+		Expect(k8s.Status().Patch(ctx, gw, client.MergeFrom(unrecorded))).To(Succeed())
 
 		Eventually(func(g Gomega) {
 			d := dashboard("-n", ns, "--window", "240m")

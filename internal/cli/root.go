@@ -69,6 +69,7 @@ func NewRoot() (*cobra.Command, *App) {
 	root.AddCommand(newAlertsCommand(app))
 	root.AddCommand(NewMigrateCommand(app))
 	root.AddCommand(newDashboardCommand(app))
+	root.AddCommand(newWebhookSinkCommand(app))
 	return root, app
 }
 

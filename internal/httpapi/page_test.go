@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
@@ -121,9 +122,10 @@ func TestDashboardPageInABrowser(t *testing.T) {
 	must(t, k8s.Create(context.Background(), gw))
 	// As the notification controller records a delivery.
 	sent := metav1.Now()
+	unrecorded := gw.DeepCopy()
 	gw.Status.Notifications = []v1.IncidentNotification{{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen,
 		Severity: v1.SeverityP1, Key: "k1", DeliveryAttempts: v1.DeliveryAttempts{Attempts: 1, LastAttemptAt: &sent, DeliveredAt: &sent}}}
-	must(t, k8s.Status().Update(context.Background(), gw))
+	must(t, k8s.Status().Patch(context.Background(), gw, client.MergeFrom(unrecorded)))
 	blocks := testutil.ToFloat64(metrics.GateDecisions.WithLabelValues(string(v1.DecisionBlock)))
 	// The operator evaluates it: its Prometheus does not exist, so Block.
 	must(t, k8s.Create(context.Background(), &v1.SLOPolicy{

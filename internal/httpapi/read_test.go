@@ -456,9 +456,10 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	// The mirror keeps no delivery records: the last notification of an
 	// open Incident comes from the cluster either way.
 	sent := metav1.Now()
+	unrecorded := gw.DeepCopy()
 	gw.Status.Notifications = []v1.IncidentNotification{{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen,
 		Severity: v1.SeverityP1, Key: "k1", DeliveryAttempts: v1.DeliveryAttempts{Attempts: 1, LastAttemptAt: &sent, DeliveredAt: &sent}}}
-	must(t, k8s.Status().Update(ctx, gw))
+	must(t, k8s.Status().Patch(ctx, gw, client.MergeFrom(unrecorded)))
 
 	paths := []string{
 		"/v1/alerts?namespace=" + ns + "&windowMinutes=0",
