@@ -2,6 +2,9 @@ package v1alpha1_test
 
 import (
 	"encoding/json"
+	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -12,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
@@ -128,5 +132,31 @@ var _ = Describe("Receivers: only who may get a Secret has the operator send it"
 		Expect(r.Spec.Events).To(Equal(v1.IncidentEvents))
 		Expect(r.Spec.GroupInterval.Duration).To(Equal(10 * time.Second))
 		Expect(r.Spec.RateLimit).To(Equal(v1.ReceiverRateLimit{PerMinute: 30, Burst: 10}))
+	})
+})
+
+var _ = Describe("the README's Receivers", func() {
+	It("are accepted as written, with their Secret", func() {
+		raw, err := os.ReadFile("../../README.md")
+		Expect(err).NotTo(HaveOccurred())
+		section := string(raw)
+		start := strings.Index(section, "\n## Notifications\n")
+		Expect(start).To(BeNumerically(">=", 0))
+		section = section[start+1:]
+		if end := strings.Index(section, "\n## "); end >= 0 {
+			section = section[:end]
+		}
+		ns := newNamespace()
+		kinds := map[string]int{}
+		for _, block := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(section, -1) {
+			for _, doc := range strings.Split(block[1], "\n---\n") {
+				var obj unstructured.Unstructured
+				Expect(yaml.Unmarshal([]byte(doc), &obj.Object)).To(Succeed(), doc)
+				obj.SetNamespace(ns)
+				Expect(k8s.Create(ctx, &obj)).To(Succeed(), doc)
+				kinds[obj.GetKind()]++
+			}
+		}
+		Expect(kinds).To(Equal(map[string]int{"Secret": 1, "Receiver": 3}))
 	})
 })
