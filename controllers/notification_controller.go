@@ -138,7 +138,12 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			later(p.Due.Sub(now))
 			continue
 		}
+		if !r.Gates.Begin(rcv, now) { // a POST to it is on the wire
+			later(notify.InFlightRecheck)
+			continue
+		}
 		if d := r.Gates.Take(rcv, now); d > 0 {
+			r.Gates.End(rcv)
 			later(d)
 			continue
 		}
@@ -175,12 +180,18 @@ type notificationJob struct {
 }
 
 // deliver makes one attempt of each job, in parallel (each bounded by the
-// HTTP client's timeout), and records it in the job's entry.
+// HTTP client's timeout), and records it in the job's entry; each job's
+// Receiver was claimed with Gates.Begin and is released here.
 func (r *NotificationReconciler) deliver(ctx context.Context, inc *v1.Incident, jobs []notificationJob, now time.Time) {
 	var wg sync.WaitGroup
 	for i := range jobs {
 		j := &jobs[i]
-		wg.Go(func() { j.result = r.attempt(ctx, inc, j, now) })
+		wg.Go(func() {
+			defer r.Gates.End(j.receiver)
+			j.result = r.attempt(ctx, inc, j, now)
+			// Before End: the next message to a failing receiver waits.
+			r.Gates.Observe(j.receiver, now, r.Backoff, j.result)
+		})
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -190,7 +201,6 @@ func (r *NotificationReconciler) deliver(ctx context.Context, inc *v1.Incident, 
 		j := &jobs[i]
 		e := j.plan.Entry
 		finished := notify.RecordAttempt(&e.DeliveryAttempts, now, r.Backoff, j.result)
-		r.Gates.Observe(j.receiver, now, r.Backoff, j.result)
 		countAttempt(j.receiver.Spec.Type, j.result, finished)
 		log := ctrl.LoggerFrom(ctx).WithValues("receiver", j.receiver.Name, "event", e.Event, "key", e.Key, "attempts", e.Attempts)
 		switch {

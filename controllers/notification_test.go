@@ -66,6 +66,12 @@ type fakeReceiver struct {
 	hold     atomic.Bool
 	held     chan struct{}
 	release  chan struct{}
+	// hang, while set, holds every request until the sender gives up (or
+	// release), and answers 504: a receiver that takes the POST and never
+	// answers. hung counts those that ended.
+	hang     atomic.Bool
+	hung     atomic.Int32
+	arrived  atomic.Int32
 	mu       sync.Mutex
 	requests []fakeRequest
 }
@@ -74,6 +80,7 @@ func newFakeReceiver(ok int) *fakeReceiver {
 	f := &fakeReceiver{ok: ok, held: make(chan struct{}, 1), release: make(chan struct{})}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		f.arrived.Add(1)
 		if f.hold.CompareAndSwap(true, false) {
 			f.held <- struct{}{}
 			select {
@@ -82,7 +89,14 @@ func newFakeReceiver(ok int) *fakeReceiver {
 			}
 		}
 		status := f.ok
-		if f.down.Load() || f.failures.Add(-1) >= 0 {
+		if f.hang.Load() {
+			select {
+			case <-f.release:
+			case <-r.Context().Done():
+			}
+			f.hung.Add(1)
+			status = http.StatusGatewayTimeout
+		} else if f.down.Load() || f.failures.Add(-1) >= 0 {
 			status = http.StatusServiceUnavailable
 		}
 		f.mu.Lock()
@@ -445,6 +459,44 @@ var _ = Describe("Notifications", func() {
 		}
 		Expect(deliveries(metrics.ResultDelivered)).To(Equal(delivered+float64(2*len(kinds))), "one delivery per Incident and Receiver")
 		Eventually(pending, settle, poll).Should(Equal(pendingBefore), "nothing left to deliver")
+	})
+
+	It("keeps telling the other receivers while one takes POSTs and never answers", func() {
+		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff}))
+		stuck, audit := newFakeReceiver(http.StatusOK), newFakeReceiver(http.StatusOK)
+		stuck.hang.Store(true)
+		createSecret(ns, "hook", map[string]string{"signingKey": "k"})
+		createReceiver(ns, "stuck", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: stuck.URL, SecretRef: v1.SecretKeyReference{Name: "hook"}})
+		createReceiver(ns, "audit", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: audit.URL, SecretRef: v1.SecretKeyReference{Name: "hook"}})
+		// More Incidents than the notification controller has workers.
+		kinds := []string{"latency", "error_rate", "saturation", "disk_full", "cert_expiry", "queue_depth", "restarts", "oom"}
+		var incs []*v1.Incident
+		for _, k := range kinds {
+			incs = append(incs, openIncident(ns, k, v1.SeverityP2))
+		}
+		// Every Incident reaches audit while stuck still holds its first
+		// POST (no wall clock: the stuck POST ends only at the HTTP
+		// client's timeout).
+		Eventually(func(g Gomega) {
+			if stuck.hung.Load() > 0 {
+				StopTrying("a POST to the stuck receiver timed out before audit heard of every Incident").Now()
+			}
+			g.Expect(audit.accepted()).To(HaveLen(len(kinds)))
+		}, settle, poll).Should(Succeed())
+		Expect(stuck.arrived.Load()).To(BeEquivalentTo(1), "one POST at a time to the stuck receiver")
+
+		stuck.hang.Store(false)
+		close(stuck.release)
+		Eventually(stuck.accepted, settle, poll).Should(HaveLen(len(kinds)), "it catches up once it answers")
+		for _, inc := range incs {
+			Eventually(func(g Gomega) {
+				got := notificationsOf(g, inc)
+				g.Expect(got).To(HaveLen(2))
+				for _, n := range got {
+					g.Expect(n.DeliveredAt).NotTo(BeNil(), "%s to %s", inc.Name, n.Receiver)
+				}
+			}, settle, poll).Should(Succeed())
+		}
 	})
 
 	It("sends one notification for a storm of 10,000 alerts on one signature", func() {

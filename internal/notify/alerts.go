@@ -117,7 +117,7 @@ func DigestKey(receiverUID string, through time.Time) string {
 
 // NewDigest is the digest of n Alerts up to through, due at now.
 func NewDigest(receiverUID string, through time.Time, n int, now time.Time) *v1.AlertDigest {
-	d := &v1.AlertDigest{Key: DigestKey(receiverUID, through), Through: metav1.NewTime(through), Alerts: int32(min(n, 1<<30))}
+	d := &v1.AlertDigest{Key: DigestKey(receiverUID, through), Through: metav1.NewTime(through), Alerts: int32(min(n, 1<<30))} //nolint:gosec // bounded by min to fit int32
 	Due(&d.DeliveryAttempts, now)
 	return d
 }

@@ -27,6 +27,8 @@ type gate struct {
 	burst     int32
 	failures  int32
 	retryAt   time.Time
+	// sending says a POST to the receiver is on the wire (Begin/End).
+	sending bool
 }
 
 func (g *Gates) get(r *v1.Receiver, now time.Time) *gate {
@@ -92,4 +94,33 @@ func (g *Gates) Forget(uid types.UID) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.gates, uid)
+}
+
+// InFlightRecheck is how soon a message that found its receiver busy
+// (Begin false) is tried again.
+const InFlightRecheck = 500 * time.Millisecond
+
+// Begin claims r for one POST: false while another is on the wire. One
+// POST at a time per Receiver means a receiver that hangs until the HTTP
+// timeout holds up one of the controller's workers, never all of them, so
+// the other receivers' messages keep going. A true Begin is followed by
+// End once the attempt is over.
+func (g *Gates) Begin(r *v1.Receiver, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	x := g.get(r, now)
+	if x.sending {
+		return false
+	}
+	x.sending = true
+	return true
+}
+
+// End releases r after the attempt Begin allowed.
+func (g *Gates) End(r *v1.Receiver) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if x := g.gates[r.UID]; x != nil {
+		x.sending = false
+	}
 }

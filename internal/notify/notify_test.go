@@ -258,7 +258,8 @@ func TestGatesLimitAndHoldBack(t *testing.T) {
 	var g Gates
 	r := receiver(v1.ReceiverSlack)
 	r.Spec.RateLimit = v1.ReceiverRateLimit{PerMinute: 60, Burst: 2}
-	if g.Take(r, t0) != 0 || g.Take(r, t0) != 0 {
+	first, second := g.Take(r, t0), g.Take(r, t0)
+	if first != 0 || second != 0 {
 		t.Fatal("the burst goes at once")
 	}
 	if d := g.Take(r, t0); d <= 0 || d > time.Second {
@@ -274,5 +275,25 @@ func TestGatesLimitAndHoldBack(t *testing.T) {
 	g.Observe(r, t0.Add(3*time.Second), 2*time.Second, Result{})
 	if g.Take(r, t0.Add(10*time.Second)) != 0 {
 		t.Fatal("released after a success")
+	}
+}
+
+func TestGatesOnePostAtATimePerReceiver(t *testing.T) {
+	var g Gates
+	a, b := &v1.Receiver{}, &v1.Receiver{}
+	a.UID, b.UID = "a", "b"
+	now := time.Unix(1000, 0)
+	if !g.Begin(a, now) {
+		t.Fatal("an idle receiver is busy")
+	}
+	if g.Begin(a, now) {
+		t.Fatal("a second POST to a receiver went on the wire beside the first")
+	}
+	if !g.Begin(b, now) {
+		t.Fatal("a busy receiver holds up another")
+	}
+	g.End(a)
+	if !g.Begin(a, now) {
+		t.Fatal("a receiver stays busy after End")
 	}
 }
