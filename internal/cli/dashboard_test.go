@@ -45,8 +45,10 @@ var _ = Describe("alertbridge dashboard", func() {
 		gw.Status.Notifications = []v1.IncidentNotification{
 			{Receiver: "slack", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen, Severity: v1.SeverityP1, Key: "k1",
 				DeliveryAttempts: v1.DeliveryAttempts{Attempts: 1, LastAttemptAt: &sent, DeliveredAt: &sent}},
+			// Given up (not pending: the operator gives up the pending
+			// notifications of Receivers that do not exist, as here).
 			{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen, Severity: v1.SeverityP1, Key: "k2",
-				DeliveryAttempts: v1.DeliveryAttempts{Attempts: 3, LastAttemptAt: &sent, NextAttemptAt: &sent, LastError: "pagerduty answered HTTP 503 (Service Unavailable)"}},
+				DeliveryAttempts: v1.DeliveryAttempts{Attempts: 3, LastAttemptAt: &sent, LastError: "pagerduty answered HTTP 400 (Bad Request)"}},
 		}
 		Expect(k8s.Status().Patch(ctx, gw, client.MergeFrom(unrecorded))).To(Succeed())
 
@@ -64,7 +66,7 @@ var _ = Describe("alertbridge dashboard", func() {
 			n := d.OpenIncidents[0].LastNotification
 			g.Expect(n).NotTo(BeNil())
 			g.Expect([]any{n.Receiver, n.Event, n.Result, n.Attempts, n.LastError}).To(Equal([]any{
-				"pagerduty", "Opened", query.NotificationPending, int32(3), "pagerduty answered HTTP 503 (Service Unavailable)"}))
+				"pagerduty", "Opened", query.NotificationFailed, int32(3), "pagerduty answered HTTP 400 (Bad Request)"}))
 		}, settle, poll).Should(Succeed())
 
 		// -A covers every namespace.
@@ -84,7 +86,7 @@ var _ = Describe("alertbridge dashboard", func() {
 		Expect(r.out).To(MatchRegexp(`gateway/prod/latency\s+1\s+2`))
 		Expect(r.out).To(ContainSubstring("gateway slow"))
 		Expect(r.out).To(MatchRegexp(`LAST NOTIFICATION\s+TITLE\n`))
-		Expect(r.out).To(ContainSubstring("pagerduty Opened pending (3 attempts)"))
+		Expect(r.out).To(ContainSubstring("pagerduty Opened failed (3 attempts)"))
 		Expect(r.out).To(ContainSubstring("No SLOPolicies."))
 	})
 
