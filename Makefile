@@ -96,7 +96,7 @@ build: ## Build bin/alertbridge (also usable as kubectl-alertbridge).
 	ln -sf alertbridge $(LOCALBIN)/kubectl-alertbridge
 
 .PHONY: dev
-dev: envtest build ## Run alertbridge locally: control plane + PostgreSQL + operator + samples.
+dev: envtest build ## Run alertbridge locally: control plane + PostgreSQL + operator + samples + a webhook Receiver and its sink.
 	hack/ensure-packages.sh
 	go run ./hack/dev
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	goflag "flag"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"time"
@@ -44,6 +45,8 @@ type runOptions struct {
 	secureMetrics    bool
 	duplicateGCDelay time.Duration
 	alertConcurrency int
+	dashboardURL     string
+	notifyBackoff    time.Duration
 	kubeQPS          float32
 	kubeBurst        int
 	mirror           mirrorFlags
@@ -103,6 +106,8 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
 	f.DurationVar(&o.duplicateGCDelay, "duplicate-gc-delay", controllers.DefaultDuplicateGCDelay, "how long a folded duplicate Alert stays before the operator deletes it")
 	f.IntVar(&o.alertConcurrency, "alert-concurrency", 4, "fingerprints folded in parallel")
+	f.StringVar(&o.dashboardURL, "dashboard-url", "", "external URL of the dashboard page (e.g. https://alertbridge.example.com), linked from notifications; empty sends no links")
+	f.DurationVar(&o.notifyBackoff, "notification-backoff", 2*time.Second, "wait before a failed notification's second attempt; it doubles after each further failure, up to 5m, for 24 attempts")
 	f.StringVar(&o.mirror.mode, "mirror", string(mirrorctrl.Optional), "PostgreSQL mirror: required (not ready until the database answers with a current schema; never runs without it), optional (on when a database URL is set) or off")
 	f.StringVar(&o.mirror.databaseURL, "database-url", "", "PostgreSQL URL of the mirror; default $ALERT_DATABASE_URL, then $DATABASE_URL")
 	f.BoolVar(&o.mirror.migrate, "migrate", false, "apply pending database migrations at start")
@@ -117,6 +122,9 @@ func newRunCommand(app *cli.App) *cobra.Command {
 
 func (o *runOptions) run(app *cli.App) error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	if u, err := url.Parse(o.dashboardURL); o.dashboardURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		return cli.Exit(cli.ExitUsage, fmt.Errorf("--dashboard-url %q must be an http or https URL", o.dashboardURL))
+	}
 	cfg, err := app.Kube.ToRESTConfig()
 	if err != nil {
 		return cli.Exit(cli.ExitUsage, fmt.Errorf("failed to load kubeconfig: %w", err))
@@ -158,8 +166,10 @@ func (o *runOptions) run(app *cli.App) error {
 	}
 	if err := operator.Setup(ctx, mgr, operator.Options{
 		Controllers: controllers.Options{
-			DuplicateGCDelay: o.duplicateGCDelay,
-			AlertConcurrency: o.alertConcurrency,
+			DuplicateGCDelay:    o.duplicateGCDelay,
+			AlertConcurrency:    o.alertConcurrency,
+			DashboardURL:        o.dashboardURL,
+			NotificationBackoff: o.notifyBackoff,
 		},
 		Mirror: mirrorOpts,
 	}); err != nil {

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -275,10 +276,14 @@ var _ = Describe("Incident conversion and triage", func() {
 		}, settle, poll).Should(Succeed())
 		Expect(listJobs(Default, ns)).To(BeEmpty())
 
+		// As kubectl edit would be retried: the operator writes the
+		// Incident's status meanwhile, so an update may conflict.
 		setState := func(s v1.IncidentState) error {
-			inc := getIncident(Default, ns, key.Name)
-			inc.Spec.State = s
-			return k8s.Update(ctx, inc)
+			return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				inc := getIncident(Default, ns, key.Name)
+				inc.Spec.State = s
+				return k8s.Update(ctx, inc)
+			})
 		}
 		waitState := func(s v1.IncidentState) *v1.Incident {
 			var inc *v1.Incident

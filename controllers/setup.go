@@ -8,6 +8,8 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/alertbridge/alertbridge/internal/notify"
 )
 
 // Options tune the reconcilers; zero values mean the defaults.
@@ -25,6 +27,12 @@ type Options struct {
 	// TriageWebhookBackoff is the first delay between triage webhook
 	// retries; zero means the default.
 	TriageWebhookBackoff time.Duration
+	// NotificationBackoff is the first delay between notification retries
+	// (--notification-backoff); zero means the default.
+	NotificationBackoff time.Duration
+	// DashboardURL is the dashboard's external URL, linked from
+	// notifications (--dashboard-url); empty means no links.
+	DashboardURL string
 }
 
 // SetupAll registers every reconciler with mgr. The mirror's reconcilers
@@ -66,7 +74,7 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := silences.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the Silence controller: %w", err)
 	}
-	return nil
+	return setupNotifications(mgr, opts, clk)
 }
 
 func setupIncidents(mgr ctrl.Manager, opts Options, clk clock.PassiveClock) error {
@@ -88,6 +96,29 @@ func setupIncidents(mgr ctrl.Manager, opts Options, clk clock.PassiveClock) erro
 	auto := &AutoIncidentReconciler{Client: mgr.GetClient(), Direct: direct, Clock: clk, MirrorEnabled: opts.MirrorEnabled}
 	if err := auto.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the automatic Incident conversion: %w", err)
+	}
+	return nil
+}
+
+// setupNotifications registers the controllers that tell Receivers about
+// Incidents and new Alerts; they share the Receivers' rate limits and
+// health.
+func setupNotifications(mgr ctrl.Manager, opts Options, clk clock.PassiveClock) error {
+	gates, pending := &notify.Gates{}, &pendingSet{}
+	n := &NotificationReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("alertbridge-notification"),
+		Clock: clk, Backoff: opts.NotificationBackoff, DashboardURL: opts.DashboardURL, MirrorEnabled: opts.MirrorEnabled,
+		Gates: gates, pending: pending,
+	}
+	if err := n.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the notification controller: %w", err)
+	}
+	rc := &ReceiverReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("alertbridge-receiver"),
+		Clock: clk, Backoff: opts.NotificationBackoff, DashboardURL: opts.DashboardURL, Gates: gates, pending: pending,
+	}
+	if err := rc.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the Receiver controller: %w", err)
 	}
 	return nil
 }

@@ -311,6 +311,14 @@ type IncidentStatus struct {
 	// postmortemRef names the ConfigMap holding the Markdown draft.
 	// +optional
 	PostmortemRef *LocalObjectReference `json:"postmortemRef,omitempty"`
+
+	// notifications records the deliveries to the namespace's Receivers,
+	// written by the operator only: the newest 32, always keeping each
+	// Receiver's latest (which says what that Receiver was last told).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Notifications []IncidentNotification `json:"notifications,omitempty"`
 }
 
 // Incident groups alerts of one signature and records what was done.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -94,7 +95,8 @@ func run(exitAfter time.Duration) error {
 	}
 	defer func() { _ = logFile.Close() }()
 	op := exec.Command(filepath.Join(root, "bin", "alertbridge"), "run", "--kubeconfig", opKcPath,
-		"--health-probe-bind-address", ":18081", "--duplicate-gc-delay", "30s", "--migrate", "--api-insecure")
+		"--health-probe-bind-address", ":18081", "--duplicate-gc-delay", "30s", "--migrate", "--api-insecure",
+		"--dashboard-url", "http://127.0.0.1:8090")
 	// --mirror is left at optional: on, since a database URL is set. The
 	// probe of the mirror finalizer policy runs in the operator's own
 	// namespace, as in a pod (POD_NAMESPACE from the downward API).
@@ -124,6 +126,24 @@ func run(exitAfter time.Duration) error {
 		cmd := exec.CommandContext(ctx, filepath.Join(assets, "kubectl"), append([]string{"--kubeconfig", kcPath}, args...)...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		return cmd.Run()
+	}
+	// The webhook Receiver comes first: a Receiver is told of the
+	// Incidents opened after it exists, such as the sample's.
+	sink, err := startWebhookSink(ctx, root, work)
+	if err != nil {
+		return err
+	}
+	defer sink.stop()
+	say("creating a webhook Receiver in namespace prod that posts to the sink on %s (its output: %s)", webhookSinkAddr, sink.log)
+	if err := kubectl("apply", "--server-side", "-f", filepath.Join(root, "config", "samples", "namespaces.yaml")); err != nil {
+		return err
+	}
+	receiver := filepath.Join(work, "receiver.yaml")
+	if err := os.WriteFile(receiver, []byte(devReceiver), 0o600); err != nil {
+		return err
+	}
+	if err := kubectl("apply", "--server-side", "-f", receiver); err != nil {
+		return err
 	}
 	say("creating the sample resources (config/samples)")
 	if err := kubectl("apply", "--server-side", "-k", filepath.Join(root, "config", "samples")); err != nil {
@@ -176,8 +196,9 @@ alertbridge is running.
                  bin/alertbridge --kubeconfig %s -n prod silences expire gateway-rollout puts it back in play
   dashboard:     http://127.0.0.1:8090/  (paste this token into the page:)
   token:         %s/kubectl --kubeconfig %s create token %s -n default --audience alertbridge --duration 8h
+  notifications: Receiver prod/dev-webhook → bin/alertbridge webhook-sink on %s; what it received: tail -f %s
 Press Ctrl-C to stop; everything started here is removed.
-`, kcPath, assets, kcPath, pg.DSN(), logPath, kcPath, assets, kcPath, dashboardSA)
+`, kcPath, assets, kcPath, pg.DSN(), logPath, kcPath, assets, kcPath, dashboardSA, webhookSinkAddr, sink.log)
 
 	exited := make(chan error, 1)
 	go func() { exited <- op.Wait() }()
@@ -196,6 +217,80 @@ Press Ctrl-C to stop; everything started here is removed.
 // dashboardSA is the ServiceAccount whose token make dev prints for the
 // dashboard page.
 const dashboardSA = "dashboard"
+
+// webhookSinkAddr is where `alertbridge webhook-sink` listens.
+const webhookSinkAddr = "127.0.0.1:18095"
+
+// devSigningKey is the dev Receiver's signing key, in its Secret and given
+// to the sink (a local throwaway, never a real credential).
+const devSigningKey = "dev-signing-key"
+
+// devReceiver is a webhook Receiver, and its Secret, that tells the sink
+// about every Incident event in namespace prod.
+const devReceiver = `apiVersion: v1
+kind: Secret
+metadata:
+  name: dev-webhook
+  namespace: prod
+stringData:
+  signingKey: ` + devSigningKey + `
+---
+apiVersion: ops.alertbridge.io/v1alpha1
+kind: Receiver
+metadata:
+  name: dev-webhook
+  namespace: prod
+spec:
+  type: webhook
+  url: http://` + webhookSinkAddr + `/alertbridge
+  secretRef:
+    name: dev-webhook
+`
+
+type webhookSink struct {
+	cmd *exec.Cmd
+	log string
+}
+
+// startWebhookSink runs `alertbridge webhook-sink` with the dev Receiver's
+// signing key; it prints each notification it receives to its log.
+func startWebhookSink(ctx context.Context, root, work string) (*webhookSink, error) {
+	s := &webhookSink{log: filepath.Join(work, "webhook-sink.log")}
+	logFile, err := os.Create(s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(filepath.Join(root, "bin", "alertbridge"), "webhook-sink", "--listen", webhookSinkAddr)
+	s.cmd.Env = append(os.Environ(), "ALERTBRIDGE_WEBHOOK_SIGNING_KEY="+devSigningKey)
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	if err := s.cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return nil, err
+	}
+	_ = logFile.Close()
+	say("starting the webhook sink (bin/alertbridge webhook-sink --listen %s)", webhookSinkAddr)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", webhookSinkAddr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return s, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			s.stop()
+			return nil, fmt.Errorf("the webhook sink did not listen on %s (see %s)", webhookSinkAddr, s.log)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (s *webhookSink) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = s.cmd.Wait()
+}
 
 // waitReady polls url until it answers 200.
 func waitReady(ctx context.Context, url string, limit time.Duration) error {

@@ -180,10 +180,11 @@ func printDashboard(w io.Writer, d query.Dashboard, withNamespace bool) error {
 	if len(d.OpenIncidents) == 0 {
 		fmt.Fprintln(tw, "No open incidents.")
 	} else {
-		row(nsCol("NAMESPACE", "NAME", "SEVERITY", "STATE", "SERVICE", "ENV", "ALERTS", "LAST ACTIVITY", "TITLE")...)
+		row(nsCol("NAMESPACE", "NAME", "SEVERITY", "STATE", "SERVICE", "ENV", "ALERTS", "LAST ACTIVITY", "LAST NOTIFICATION", "TITLE")...)
 		for _, i := range d.OpenIncidents {
 			row(nsCol(i.Namespace, i.Name, i.Severity, i.State, i.Service, i.Env, fmt.Sprint(i.AlertCount),
-				duration.HumanDuration(d.GeneratedAt.Sub(i.LastActivityAt)), clip.Mark(i.Title, 60))...)
+				duration.HumanDuration(d.GeneratedAt.Sub(i.LastActivityAt)), notificationCell(i.LastNotification, d.GeneratedAt),
+				clip.Mark(i.Title, 60))...)
 		}
 	}
 
@@ -208,6 +209,26 @@ func printDashboard(w io.Writer, d query.Dashboard, withNamespace bool) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// notificationCell says in a few words what an Incident's Receivers were
+// last told: "pagerduty Opened delivered 2m ago", "slack StateChanged
+// pending (3 attempts)", "hook Resolved failed (1 attempt)". Why one
+// failed is in the Incident's status.notifications and its Events.
+func notificationCell(n *query.NotificationInfo, now time.Time) string {
+	if n == nil {
+		return "<none>"
+	}
+	s := n.Receiver + " " + n.Event + " " + n.Result
+	switch {
+	case n.Result == query.NotificationDelivered && n.At != nil:
+		return s + " " + duration.HumanDuration(now.Sub(*n.At)) + " ago"
+	case n.Attempts == 0:
+		return s
+	case n.Attempts == 1:
+		return s + " (1 attempt)"
+	}
+	return fmt.Sprintf("%s (%d attempts)", s, n.Attempts)
 }
 
 func orNone(s string) string {

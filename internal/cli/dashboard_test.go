@@ -6,6 +6,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/cli"
@@ -34,10 +35,23 @@ var _ = Describe("alertbridge dashboard", func() {
 		create(ns, "gateway", "latency")
 		create(ns, "payments", "error_rate")
 		create(other, "search", "latency")
-		Expect(k8s.Create(ctx, &v1.Incident{
+		gw := &v1.Incident{
 			ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: ns},
 			Spec:       v1.IncidentSpec{Service: "gateway", Title: "gateway slow", Severity: v1.SeverityP1, State: v1.IncidentOpen},
-		})).To(Succeed())
+		}
+		Expect(k8s.Create(ctx, gw)).To(Succeed())
+		// What the notification controller records; the last one is shown.
+		sent := metav1.Now()
+		unrecorded := gw.DeepCopy()
+		gw.Status.Notifications = []v1.IncidentNotification{
+			{Receiver: "slack", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen, Severity: v1.SeverityP1, Key: "k1",
+				DeliveryAttempts: v1.DeliveryAttempts{Attempts: 1, LastAttemptAt: &sent, DeliveredAt: &sent}},
+			// Given up (not pending: the operator gives up the pending
+			// notifications of Receivers that do not exist, as here).
+			{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen, Severity: v1.SeverityP1, Key: "k2",
+				DeliveryAttempts: v1.DeliveryAttempts{Attempts: 3, LastAttemptAt: &sent, LastError: "pagerduty answered HTTP 400 (Bad Request)"}},
+		}
+		Expect(k8s.Status().Patch(ctx, gw, client.MergeFrom(unrecorded))).To(Succeed())
 
 		Eventually(func(g Gomega) {
 			d := dashboard("-n", ns, "--window", "240m")
@@ -50,6 +64,10 @@ var _ = Describe("alertbridge dashboard", func() {
 			g.Expect(d.TopSignatures[0].Occurrences).To(BeEquivalentTo(2))
 			g.Expect(d.Latest).To(HaveLen(2))
 			g.Expect(d.OpenIncidents).To(HaveLen(1))
+			n := d.OpenIncidents[0].LastNotification
+			g.Expect(n).NotTo(BeNil())
+			g.Expect([]any{n.Receiver, n.Event, n.Result, n.Attempts, n.LastError}).To(Equal([]any{
+				"pagerduty", "Opened", query.NotificationFailed, int32(3), "pagerduty answered HTTP 400 (Bad Request)"}))
 		}, settle, poll).Should(Succeed())
 
 		// -A covers every namespace.
@@ -68,6 +86,8 @@ var _ = Describe("alertbridge dashboard", func() {
 		Expect(r.out).To(MatchRegexp(`NEW\s+PROCESSING\s+ACKED\s+FAILED\s+DEDUPLICATED\n2\s+0\s+0\s+0\s+1\n`))
 		Expect(r.out).To(MatchRegexp(`gateway/prod/latency\s+1\s+2`))
 		Expect(r.out).To(ContainSubstring("gateway slow"))
+		Expect(r.out).To(MatchRegexp(`LAST NOTIFICATION\s+TITLE\n`))
+		Expect(r.out).To(ContainSubstring("pagerduty Opened failed (3 attempts)"))
 		Expect(r.out).To(ContainSubstring("No SLOPolicies."))
 	})
 

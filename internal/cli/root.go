@@ -71,6 +71,7 @@ func NewRoot() (*cobra.Command, *App) {
 	root.AddCommand(NewMigrateCommand(app))
 	root.AddCommand(newDashboardCommand(app))
 	root.AddCommand(newSilencesCommand(app))
+	root.AddCommand(newWebhookSinkCommand(app))
 	return root, app
 }
 

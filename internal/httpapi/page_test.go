@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
@@ -116,10 +117,17 @@ func TestDashboardPageInABrowser(t *testing.T) {
 	waitFor("the counts change", count("New", 3)+" && "+count("Deduplicated", 1))
 	waitFor("the latest alerts are listed", `document.querySelectorAll("#latest tbody tr").length === 3`)
 	waitFor("the top signature leads", `document.querySelector("#signatures tbody tr td")?.textContent === "gateway/prod/latency"`)
-	must(t, k8s.Create(context.Background(), &v1.Incident{
+	gw := &v1.Incident{
 		ObjectMeta: metav1.ObjectMeta{Name: "gateway-slow", Namespace: ns},
 		Spec:       v1.IncidentSpec{Service: "gateway", Title: "gateway p95 above 300ms", Severity: v1.SeverityP1, State: v1.IncidentOpen},
-	}))
+	}
+	must(t, k8s.Create(context.Background(), gw))
+	// As the notification controller records a delivery.
+	sent := metav1.Now()
+	unrecorded := gw.DeepCopy()
+	gw.Status.Notifications = []v1.IncidentNotification{{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen,
+		Severity: v1.SeverityP1, Key: "k1", DeliveryAttempts: v1.DeliveryAttempts{Attempts: 1, LastAttemptAt: &sent, DeliveredAt: &sent}}}
+	must(t, k8s.Status().Patch(context.Background(), gw, client.MergeFrom(unrecorded)))
 	blocks := testutil.ToFloat64(metrics.GateDecisions.WithLabelValues(string(v1.DecisionBlock)))
 	// The operator evaluates it: its Prometheus does not exist, so Block.
 	must(t, k8s.Create(context.Background(), &v1.SLOPolicy{
@@ -131,6 +139,7 @@ func TestDashboardPageInABrowser(t *testing.T) {
 		},
 	}))
 	waitFor("open incidents are grouped by service", `document.querySelector("#incidents h3")?.textContent === "gateway (1)"`)
+	waitFor("the last notification is shown", `document.querySelector("#incidents td.notification")?.textContent.startsWith("pagerduty Opened delivered")`)
 	waitFor("the gate is shown", `document.querySelectorAll("#gates tbody .pill.Block").length === 1`)
 	// A Silence of the payments Alert: listed, and the Alert marked and
 	// counted as silenced (still counted as New).

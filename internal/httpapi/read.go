@@ -263,6 +263,9 @@ func (s *Server) readOpenIncidents(ctx context.Context, c *caller, ns, checked s
 		if items, err = s.cfg.History.OpenIncidents(ctx, namespaces(ns)); err != nil {
 			return nil, err
 		}
+		if err := s.withNotifications(ctx, ns, items); err != nil {
+			return nil, err
+		}
 	} else {
 		var list v1.IncidentList
 		if err := s.reader.List(ctx, &list, inNamespace(ns)...); err != nil {
@@ -271,6 +274,36 @@ func (s *Server) readOpenIncidents(ctx context.Context, c *caller, ns, checked s
 		items = query.OpenIncidents(list.Items, "")
 	}
 	return visible(ctx, c, resIncidents, checked, items, func(i *v1.Incident) string { return i.Namespace })
+}
+
+// withNotifications fills in the delivery records of open Incidents read
+// from the mirror, which keeps no status.notifications: they are the live
+// state of an open Incident (what its Receivers were told), read from the
+// cache by UID. An Incident no longer in the cluster keeps none.
+func (s *Server) withNotifications(ctx context.Context, ns string, items []v1.Incident) error {
+	if len(items) == 0 {
+		return nil
+	}
+	var list v1.IncidentList
+	// Read only: what is kept is copied below.
+	if err := s.reader.List(ctx, &list, append(inNamespace(ns), client.UnsafeDisableDeepCopy)...); err != nil {
+		return err
+	}
+	live := make(map[types.UID][]v1.IncidentNotification, len(list.Items))
+	for i := range list.Items {
+		if n := list.Items[i].Status.Notifications; len(n) > 0 {
+			live[list.Items[i].UID] = n
+		}
+	}
+	for i := range items {
+		if n, ok := live[items[i].UID]; ok {
+			items[i].Status.Notifications = make([]v1.IncidentNotification, len(n))
+			for j := range n {
+				n[j].DeepCopyInto(&items[i].Status.Notifications[j])
+			}
+		}
+	}
+	return nil
 }
 
 // readPolicies reads the gates from the cache: their live status is what

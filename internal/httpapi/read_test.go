@@ -439,10 +439,18 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	newAlert(t, ns, "gateway", "error_rate", "/v1/chat")
 	gone := newAlert(t, ns, "payments", "latency", "/pay")
 	waitDecided(t, ns, 4)
-	must(t, k8s.Create(ctx, &v1.Incident{
+	gw := &v1.Incident{
 		ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: ns},
 		Spec:       v1.IncidentSpec{Service: "gateway", Title: "gateway slow", Severity: v1.SeverityP1, State: v1.IncidentOpen},
-	}))
+	}
+	must(t, k8s.Create(ctx, gw))
+	// The mirror keeps no delivery records: the last notification of an
+	// open Incident comes from the cluster either way.
+	sent := metav1.Now()
+	unrecorded := gw.DeepCopy()
+	gw.Status.Notifications = []v1.IncidentNotification{{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen,
+		Severity: v1.SeverityP1, Key: "k1", DeliveryAttempts: v1.DeliveryAttempts{Attempts: 1, LastAttemptAt: &sent, DeliveredAt: &sent}}}
+	must(t, k8s.Status().Patch(ctx, gw, client.MergeFrom(unrecorded)))
 
 	paths := []string{
 		"/v1/alerts?namespace=" + ns + "&windowMinutes=0",
@@ -470,6 +478,9 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	get(t, history, paths[2], tok, &d)
 	if d.Counts["New"] != 3 || d.Counts["Deduplicated"] != 1 || d.Occurrences != 4 || len(d.OpenIncidents) != 1 {
 		t.Fatalf("mirror dashboard %+v", d)
+	}
+	if n := d.OpenIncidents[0].LastNotification; n == nil || n.Receiver != "pagerduty" || n.Result != query.NotificationDelivered {
+		t.Fatalf("mirror dashboard's last notification %+v", n)
 	}
 
 	// Delete an Alert: the cache forgets it, the mirror keeps its history.

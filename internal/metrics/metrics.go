@@ -297,6 +297,7 @@ func Register(reader client.Reader) error {
 		IngestOccurrences, IngestReplays, IngestRejected, Folds, Requeues,
 		TriageRuns, TriageCooldownSkips, TimelineSummarised, GateDecisions, IntakeCommitSeconds, IntakeBatchOccurrences,
 		MirrorWrites, MirrorUp, MirrorFinalizerPolicyActive, BuildInfo,
+		NotificationDeliveries, NotificationsPending,
 		&alertsByPhase{reader: reader, desc: prometheus.NewDesc("alertbridge_alerts",
 			"Alerts in the cluster by phase.", []string{"phase"}, nil),
 			silenced: prometheus.NewDesc("alertbridge_alerts_silenced",

@@ -88,6 +88,9 @@ type IncidentInfo struct {
 	AlertCount     int64      `json:"alertCount"`
 	LastActivityAt time.Time  `json:"lastActivityAt"`
 	CooldownUntil  *time.Time `json:"cooldownUntil,omitempty"`
+	// LastNotification is the Incident's most recent notification to a
+	// Receiver (status.notifications), if any.
+	LastNotification *NotificationInfo `json:"lastNotification,omitempty"`
 }
 
 // GateInfo is one release gate.
@@ -244,6 +247,7 @@ func IncidentSummary(inc *v1.Incident) IncidentInfo {
 		u := t.CooldownUntil.UTC()
 		i.CooldownUntil = &u
 	}
+	i.LastNotification = LastNotification(inc)
 	return i
 }
 

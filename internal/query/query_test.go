@@ -171,3 +171,43 @@ func TestDashboardSilences(t *testing.T) {
 		}
 	}
 }
+
+func TestLastNotification(t *testing.T) {
+	at := func(ago time.Duration) *metav1.Time { m := metav1.NewTime(now.Add(-ago)); return &m }
+	inc := v1.Incident{Spec: v1.IncidentSpec{State: v1.IncidentOpen}}
+	if LastNotification(&inc) != nil {
+		t.Fatal("an Incident without notifications has a last one")
+	}
+	delivered := v1.IncidentNotification{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1,
+		DeliveryAttempts: v1.DeliveryAttempts{Attempts: 2, LastAttemptAt: at(3 * time.Minute), DeliveredAt: at(3 * time.Minute)}}
+	pending := v1.IncidentNotification{Receiver: "slack", Event: v1.NotifyStateChanged, Seq: 2,
+		DeliveryAttempts: v1.DeliveryAttempts{Attempts: 3, LastAttemptAt: at(time.Minute), NextAttemptAt: at(-time.Minute), LastError: "slack answered HTTP 503 (Service Unavailable)"}}
+	failed := v1.IncidentNotification{Receiver: "hook", Event: v1.NotifyResolved, Seq: 1,
+		DeliveryAttempts: v1.DeliveryAttempts{Attempts: 1, LastAttemptAt: at(time.Minute), LastError: "webhook answered HTTP 400 (Bad Request)"}}
+	for _, c := range []struct {
+		entries []v1.IncidentNotification
+		want    NotificationInfo
+	}{
+		{[]v1.IncidentNotification{delivered}, NotificationInfo{Receiver: "pagerduty", Event: "Opened", Result: NotificationDelivered, Attempts: 2, At: &delivered.DeliveredAt.Time}},
+		{[]v1.IncidentNotification{delivered, pending}, NotificationInfo{Receiver: "slack", Event: "StateChanged", Result: NotificationPending, Attempts: 3,
+			At: &pending.LastAttemptAt.Time, NextAttemptAt: &pending.NextAttemptAt.Time, LastError: pending.LastError}},
+		{[]v1.IncidentNotification{pending, failed}, NotificationInfo{Receiver: "hook", Event: "Resolved", Result: NotificationFailed, Attempts: 1,
+			At: &failed.LastAttemptAt.Time, LastError: failed.LastError}},
+	} {
+		inc.Status.Notifications = c.entries
+		got := LastNotification(&inc)
+		if got == nil || got.Receiver != c.want.Receiver || got.Event != c.want.Event || got.Result != c.want.Result ||
+			got.Attempts != c.want.Attempts || got.LastError != c.want.LastError || !sameTime(got.At, c.want.At) || !sameTime(got.NextAttemptAt, c.want.NextAttemptAt) {
+			t.Errorf("got %+v, want %+v", got, c.want)
+		}
+	}
+	inc.Status.Notifications = []v1.IncidentNotification{delivered}
+	d := BuildDashboard(nil, []v1.Incident{inc}, nil, nil, "", 0, now)
+	if n := d.OpenIncidents[0].LastNotification; n == nil || n.Receiver != "pagerduty" {
+		t.Errorf("the dashboard's open incident has last notification %+v", n)
+	}
+}
+
+func sameTime(a, b *time.Time) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.Equal(*b))
+}

@@ -242,7 +242,7 @@ func waitForDiscovery(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	want := []string{"alerts", "incidents", "slopolicies", "alertroutingpolicies", "silences"}
+	want := []string{"alerts", "incidents", "slopolicies", "alertroutingpolicies", "silences", "receivers"}
 	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
 		list, err := dc.ServerResourcesForGroupVersion(v1.GroupVersion.String())
 		if err != nil {

@@ -45,6 +45,19 @@ function fillTable(id, rows, cols, emptyText) {
   for (const r of rows) body.append(r);
 }
 
+// notificationCell shows what the Incident's Receivers were last told: the
+// receiver, the event and whether it was delivered, is pending a retry or
+// was given up (the error is the cell's tooltip).
+function notificationCell(n) {
+  if (!n) return el("td", { class: "empty" }, "none");
+  const when = n.result === "delivered" ? " " + ago(n.at)
+    : " (" + n.attempts + (n.attempts === 1 ? " attempt)" : " attempts)");
+  const attrs = { class: "notification" };
+  if (n.lastError) attrs.title = n.lastError;
+  return el("td", attrs, n.receiver + " " + n.event + " ",
+    el("span", { class: "pill notify-" + n.result }, n.result), when);
+}
+
 function render(d) {
   const counts = document.getElementById("counts");
   counts.replaceChildren(...PHASES.map((p) =>
@@ -79,11 +92,11 @@ function render(d) {
   if (bySvc.size === 0) inc.append(el("p", { class: "empty" }, "No open incidents."));
   for (const [svc, items] of [...bySvc.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
     const t = el("table", { class: "incidents" },
-      el("thead", {}, el("tr", {}, ...["Severity", "State", "Env", "Title", "Alerts", "Last activity", "Name"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ...["Severity", "State", "Env", "Title", "Alerts", "Last activity", "Last notification", "Name"].map((h) => el("th", {}, h)))),
       el("tbody", {}, ...items.map((i) => el("tr", {},
         el("td", { class: "sev-" + i.severity }, i.severity), el("td", {}, i.state), el("td", {}, i.env),
         el("td", {}, i.title), el("td", { class: "num" }, i.alertCount), el("td", {}, ago(i.lastActivityAt)),
-        el("td", {}, i.namespace + "/" + i.name)))));
+        notificationCell(i.lastNotification), el("td", {}, i.namespace + "/" + i.name)))));
     inc.append(el("h3", {}, svc + " (" + items.length + ")"), t);
   }
 
