@@ -1,0 +1,127 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+)
+
+// Retries of a storm sender that is told 503 (the intake's "busy").
+const (
+	stormRetries = 10
+	stormBackoff = 100 * time.Millisecond
+)
+
+// storms sends each level's occurrences over the HTTP API, as that many
+// monitors would: each sender its own connection to one replica (a
+// Service spreads connections), every request one occurrence of one of 20
+// fingerprints, with a token of a ServiceAccount bound to
+// alertbridge-monitor.
+func (r *run) storms() {
+	for i, senders := range r.size.Senders {
+		r.storm(fmt.Sprintf("4%c", 'a'+i), senders)
+	}
+}
+
+func (r *run) storm(id string, senders int) {
+	ns := r.namespace(fmt.Sprintf("storm-%d-", senders))
+	tok, err := r.user(ns, "monitor", "alertbridge-monitor").APIToken(r.ctx)
+	r.check(err)
+	urls := r.env.APIURLs()
+	clients := make([]*http.Client, senders)
+	for i := range clients {
+		clients[i], err = r.env.APIClient(r.ctx)
+		r.check(err)
+	}
+	defer func() {
+		for _, c := range clients {
+			c.CloseIdleConnections()
+		}
+	}()
+	bodies := make([][]byte, stormFingerprints)
+	for i := range bodies {
+		bodies[i] = fmt.Appendf(nil, `{"service":"gateway","kind":"latency","title":"p95 above 300ms","labels":{"host":"h%02d"}}`, i)
+	}
+	n := r.size.Storm
+	lat := make([]time.Duration, n)
+	var retries atomic.Int64
+	send := func(w, i int) error {
+		url := urls[w%len(urls)] + "/v1/alerts?namespace=" + ns
+		t := time.Now()
+		defer func() { lat[i] = time.Since(t) }()
+		for attempt := 0; ; attempt++ {
+			code, body, err := post(r.ctx, clients[w], url, tok, bodies[i%stormFingerprints])
+			if err != nil {
+				return err
+			}
+			if code == http.StatusOK {
+				return nil
+			}
+			if code != http.StatusServiceUnavailable || attempt == stormRetries {
+				return fmt.Errorf("POST /v1/alerts: %d %s", code, body)
+			}
+			retries.Add(1)
+			time.Sleep(stormBackoff) // a monitor's retry
+		}
+	}
+	r.quiesce()
+	before := r.requests()
+	start := time.Now()
+	r.check(parallel(n, senders, send))
+	elapsed := time.Since(start)
+	rate := float64(n) / elapsed.Seconds()
+	// Every 200 answered a durable count, so the Alerts hold all of them
+	// now; an Alert the replicas' intakes created twice for one
+	// fingerprint is folded, and its deletion (--duplicate-gc-delay later)
+	// is part of the storm's cost too.
+	r.waitAlerts(ns, fmt.Sprintf("%d occurrences counted and every duplicate deleted", n), func(items []v1.Alert) bool {
+		var occ int64
+		for i := range items {
+			if !items[i].Status.Phase.Absorbing() {
+				return false
+			}
+			occ += items[i].Status.Occurrences
+		}
+		return occ == int64(n)
+	})
+	r.quiesce()
+	cost, writes := perUnit(r.requests().Sub(before), float64(n))
+	slices.Sort(lat)
+	base := r.upsert[senders]
+	result := fmt.Sprintf("%.0f occurrences/s, %.2f API writes/occurrence, latency p50 %s, p99 %s", rate, writes, ms(pct(lat, 50)), ms(pct(lat, 99)))
+	if k := retries.Load(); k > 0 {
+		result += fmt.Sprintf(", %d retries after 503", k)
+	}
+	r.rep.add(id, fmt.Sprintf("HTTP storm, %d senders: %d occurrences of 20 fingerprints, POST /v1/alerts over TLS to both replicas", senders, n),
+		result, ratio(rate, base, fmt.Sprintf("of 2 at %d conns", senders)), "")
+	r.rep.path(fmt.Sprintf("an HTTP occurrence, storm of %d senders (per occurrence)", senders), cost)
+	r.b.ReportMetric(rate/base, fmt.Sprintf("storm%d/upsert", senders))
+}
+
+// post sends one ingest request and returns the status code and, on
+// failure, the body.
+func post(ctx context.Context, c *http.Client, url, token string, body []byte) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode == http.StatusOK {
+		return resp.StatusCode, "", nil
+	}
+	return resp.StatusCode, string(b), nil
+}
