@@ -28,10 +28,9 @@ func (r *run) uniqueToNew() {
 	rate := float64(n) / elapsed.Seconds()
 	r.quiesce()
 	cost, _ := perUnit(r.requests().Sub(before), float64(n))
-	r.rep.add("3", fmt.Sprintf("unique Alerts → New: %d monitors create Alerts of distinct fingerprints (kubectl's path), until the last is New", r.size.Creators),
-		fmt.Sprintf("%.0f Alerts/s", rate), ratio(rate, r.ceiling, "of 1"), goal("≥ 0.80× of 1", rate >= 0.8*r.ceiling))
+	r.rep.addVs("3", fmt.Sprintf("unique Alerts → New: %d monitors create Alerts of distinct fingerprints (kubectl's path), until the last is New", r.size.Creators),
+		fmt.Sprintf("%.0f Alerts/s", rate), comparison{value: rate, base: "1", label: "of 1", min: 0.8, metric: "new/ceiling"})
 	r.rep.path("create → New (per Alert, the create included)", cost)
-	r.b.ReportMetric(rate/r.ceiling, "new/ceiling")
 }
 
 // folds counts what a duplicate created as kubectl would costs, until the

@@ -105,6 +105,7 @@ func benchmarkShipped(b *testing.B) {
 	} else {
 		phases = append(phases, phase{"", "footprint", r.footprintNow, false})
 	}
+	phases = append(phases, phase{"again", "the baselines again, the replicas stopped", r.baselinesAgain, false})
 	// BENCH_ONLY=day,live runs only those measurements (for working on
 	// one); the report says it is partial and latest.md is left alone.
 	only := map[string]bool{}

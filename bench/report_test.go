@@ -22,6 +22,19 @@ import (
 // row is one line of the table.
 type row struct {
 	ID, What, Result, Compared, Goal string
+	// cmp, when set, is compared with a baseline once both of its
+	// measurements (before and after the operator ran) are in.
+	cmp *comparison
+}
+
+// comparison is a figure to set against a baseline: "value is 0.42× of
+// base", and, when min > 0, the goal "≥ min× of base".
+type comparison struct {
+	value  float64
+	base   string // a key of report.baselines
+	label  string // how the table names the baseline, e.g. "of 1"
+	min    float64
+	metric string // the benchmark metric the ratio is reported as
 }
 
 // report is what a run measured and the machine it ran on.
@@ -34,16 +47,74 @@ type report struct {
 	started time.Time
 	load    []string
 	commit  string
+	// baselines are the raw ceilings and the upsert baseline, by key,
+	// measured before the operator started and after it stopped.
+	baselines map[string][]float64
 	// partial names the measurements of a BENCH_ONLY run.
 	partial string
 	// ceilingNS holds the raw ceiling's Alerts until the operator runs.
 	ceilingNS string
 }
 
-func newReport(s sizes) *report { return &report{size: s, started: time.Now()} }
+func newReport(s sizes) *report {
+	return &report{size: s, started: time.Now(), baselines: map[string][]float64{}}
+}
 
 func (p *report) add(id, what, result, compared, goal string) {
-	p.rows = append(p.rows, row{id, what, result, compared, goal})
+	p.rows = append(p.rows, row{ID: id, What: what, Result: result, Compared: compared, Goal: goal})
+}
+
+// addVs adds a row whose figure is compared with a baseline at the end.
+func (p *report) addVs(id, what, result string, c comparison) {
+	p.rows = append(p.rows, row{ID: id, What: what, Result: result, cmp: &c})
+}
+
+// baseline records one measurement of a baseline.
+func (p *report) baseline(key string, v float64) {
+	p.baselines[key] = append(p.baselines[key], v)
+}
+
+// base is the mean of a baseline's measurements.
+func (p *report) base(key string) float64 {
+	var sum float64
+	for _, v := range p.baselines[key] {
+		sum += v
+	}
+	if len(p.baselines[key]) == 0 {
+		return 0
+	}
+	return sum / float64(len(p.baselines[key]))
+}
+
+// both renders a baseline's measurements, e.g. "187 before, 150 after
+// (mean 168)".
+func (p *report) both(key, format string) string {
+	vs := p.baselines[key]
+	switch len(vs) {
+	case 0:
+		return "not measured"
+	case 1:
+		return fmt.Sprintf(format, vs[0])
+	}
+	return fmt.Sprintf(format+" before the operator started, "+format+" after it stopped (mean "+format+")", vs[0], vs[1], p.base(key))
+}
+
+// compare fills in the deferred comparisons.
+func (p *report) compare(b interface{ ReportMetric(float64, string) }) {
+	for i := range p.rows {
+		c := p.rows[i].cmp
+		if c == nil {
+			continue
+		}
+		base := p.base(c.base)
+		p.rows[i].Compared = ratio(c.value, base, c.label)
+		if c.min > 0 {
+			p.rows[i].Goal = goal(fmt.Sprintf("≥ %.2f× %s", c.min, c.label), base > 0 && c.value >= c.min*base)
+		}
+		if c.metric != "" && base > 0 {
+			b.ReportMetric(c.value/base, c.metric)
+		}
+	}
 }
 
 // path records what one path costs the API server (the 8x rows).
@@ -194,6 +265,8 @@ func orDash(s string) string {
 // finish prints the report and writes it to bench/results.
 func (r *run) finish() {
 	p := r.rep
+	r.baselineRows()
+	p.compare(r.b)
 	p.load = append(p.load, loadavg())
 	md := p.markdown()
 	fmt.Println()

@@ -44,16 +44,13 @@ type run struct {
 	admin client.Client
 	cache cache.Cache
 	// db is the operator's database, for the mirror lag.
-	db *pgxpool.Pool
-	// figures the rows compare with.
-	ceiling, ceiling2 float64
-	upsert            map[int]float64
-	stopCache         context.CancelFunc
+	db        *pgxpool.Pool
+	stopCache context.CancelFunc
 }
 
 func start(ctx context.Context, b *testing.B, s sizes) *run {
 	logf.SetLogger(logr.Discard())
-	r := &run{b: b, ctx: ctx, size: s, rep: newReport(s), upsert: map[int]float64{}}
+	r := &run{b: b, ctx: ctx, size: s, rep: newReport(s)}
 	r.say("building bin/alertbridge, starting the control plane and PostgreSQL (durable), migrating")
 	env, err := shipped.Start(ctx, shipped.Options{NoOperators: true})
 	if err != nil {

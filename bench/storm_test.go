@@ -94,15 +94,13 @@ func (r *run) storm(id string, senders int) {
 	r.quiesce()
 	cost, writes := perUnit(r.requests().Sub(before), float64(n))
 	slices.Sort(lat)
-	base := r.upsert[senders]
 	result := fmt.Sprintf("%.0f occurrences/s, %.2f API writes/occurrence, latency p50 %s, p99 %s", rate, writes, ms(pct(lat, 50)), ms(pct(lat, 99)))
 	if k := retries.Load(); k > 0 {
 		result += fmt.Sprintf(", %d retries after 503", k)
 	}
-	r.rep.add(id, fmt.Sprintf("HTTP storm, %d senders: %d occurrences of 20 fingerprints, POST /v1/alerts over TLS to both replicas", senders, n),
-		result, ratio(rate, base, fmt.Sprintf("of 2 at %d conns", senders)), "")
+	r.rep.addVs(id, fmt.Sprintf("HTTP storm, %d senders: %d occurrences of 20 fingerprints, POST /v1/alerts over TLS to both replicas", senders, n),
+		result, comparison{value: rate, base: upsertKey(senders), label: fmt.Sprintf("of 2 at %d conns", senders), metric: fmt.Sprintf("storm%d/upsert", senders)})
 	r.rep.path(fmt.Sprintf("an HTTP occurrence, storm of %d senders (per occurrence)", senders), cost)
-	r.b.ReportMetric(rate/base, fmt.Sprintf("storm%d/upsert", senders))
 }
 
 // post sends one ingest request and returns the status code and, on
