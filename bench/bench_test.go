@@ -94,7 +94,7 @@ func benchmarkShipped(b *testing.B) {
 		{"fold", "folds", r.folds, false},
 		{"storm", "HTTP storm", r.storms, false},
 		{"paths", "claim and ack, per path", r.claimAckPaths, false},
-		{"claim", "claim+ack, Go client, policy on/off/on", r.claimAckGo, false},
+		{"claim", "claim+ack, Go client, the status policy on and off alternately", r.claimAckGo, false},
 		{"cli", "claim+ack, CLI", r.claimAckCLI, false},
 	}
 	if r.size.Long {
