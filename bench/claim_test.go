@@ -134,7 +134,7 @@ func (r *run) claimAckGo() {
 		fmt.Sprintf("%.0f Alerts/s (mean of %s)", onRate, strings.Join(onEach, ", ")),
 		comparison{value: onRate, base: "1b", label: "of 1b", min: 0.8, metric: "claimack/ceiling2"})
 	cost := 1 - onRate/offRate
-	compared := fmt.Sprintf("the policy costs %.0f%% (5a/5b = %.2f)", 100*cost, onRate/offRate)
+	compared := fmt.Sprintf("the policy costs %.0f%% (5a/5b = %.2f)", math.Round(100*cost)+0, onRate/offRate)
 	if spread := (onHi - onLo) / onRate; spread > math.Abs(cost) {
 		compared += fmt.Sprintf("; the drains of 5a alone differ by %.0f%%, so the difference is within the noise", 100*spread)
 	}
