@@ -20,7 +20,7 @@ func (r *run) uniqueToNew() {
 	start := time.Now()
 	created := make(chan error, 1)
 	go func() {
-		created <- parallel(n, len(clients), func(w, i int) error { return clients[w].Create(r.ctx, uniqueAlert(ns, i)) })
+		created <- parallel(n, len(clients), func(w, i int) error { return r.create(clients[w], uniqueAlert(ns, i)) })
 	}()
 	r.waitAlerts(ns, fmt.Sprintf("%d Alerts New", n), func(items []v1.Alert) bool { return countPhase(items, v1.AlertNew) == n })
 	elapsed := time.Since(start)
@@ -44,7 +44,7 @@ func (r *run) folds() {
 	dups := 10 * k
 	r.quiesce()
 	before := r.requests()
-	r.check(parallel(dups, len(clients), func(w, i int) error { return clients[w].Create(r.ctx, uniqueAlert(ns, i%k)) }))
+	r.check(parallel(dups, len(clients), func(w, i int) error { return r.create(clients[w], uniqueAlert(ns, i%k)) }))
 	r.waitAlerts(ns, "every duplicate folded and deleted", func(items []v1.Alert) bool {
 		var occ int64
 		for i := range items {

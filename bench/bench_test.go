@@ -79,7 +79,6 @@ func BenchmarkShipped(b *testing.B) {
 func benchmarkShipped(b *testing.B) {
 	ctx := context.Background()
 	r := start(ctx, b, sizesFromEnv())
-	defer r.stop()
 
 	type phase struct {
 		key, name string

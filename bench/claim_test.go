@@ -218,7 +218,7 @@ func (r *run) claimAckCLI() {
 		kubeconfigs[i] = r.user(ns, fmt.Sprintf("agent-%d", i), "alertbridge-agent").Kubeconfig
 	}
 	bin := filepath.Join(testenv.Root(), "bin", "alertbridge")
-	run := func(args ...string) ([]byte, int, error) {
+	alertbridge := func(args ...string) ([]byte, int, error) {
 		cmd := exec.CommandContext(r.ctx, bin, args...) // #nosec G204 -- our own binary
 		out, err := cmd.Output()
 		var ee *exec.ExitError
@@ -239,7 +239,7 @@ func (r *run) claimAckCLI() {
 		owner := fmt.Sprintf("agent-%d", i)
 		wg.Go(func() {
 			for {
-				out, code, err := run("alerts", "claim", "--kubeconfig", kc, "-n", ns, "--owner", owner,
+				out, code, err := alertbridge("alerts", "claim", "--kubeconfig", kc, "-n", ns, "--owner", owner,
 					"--limit", fmt.Sprint(r.size.Batch), "-o", "json")
 				if code == cli.ExitNothing {
 					return
@@ -255,7 +255,7 @@ func (r *run) claimAckCLI() {
 				}
 				for _, a := range list.Items {
 					starts.record(a.UID, time.Now())
-					if _, _, err := run("alerts", "ack", a.Name, "--kubeconfig", kc, "-n", ns, "--owner", owner, "--note", "handled"); err != nil {
+					if _, _, err := alertbridge("alerts", "ack", a.Name, "--kubeconfig", kc, "-n", ns, "--owner", owner, "--note", "handled"); err != nil {
 						errs <- err
 						return
 					}

@@ -265,6 +265,7 @@ func orDash(s string) string {
 // finish prints the report and writes it to bench/results.
 func (r *run) finish() {
 	p := r.rep
+	r.noteRefusals()
 	r.baselineRows()
 	p.compare(r.b)
 	p.load = append(p.load, loadavg())

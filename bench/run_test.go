@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/jackc/pgx/v5/pgxpool"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -46,6 +48,50 @@ type run struct {
 	// db is the operator's database, for the mirror lag.
 	db        *pgxpool.Pool
 	stopCache context.CancelFunc
+	// refusals counts creates the API server refused for a reason of its
+	// own, by message, which the monitors retried.
+	refusals sync.Map
+}
+
+// createRetries bounds a monitor's retries of one create.
+const createRetries = 5
+
+// create creates a as a monitor would, retrying what the API server
+// refuses for reasons of its own: a server timeout or overload, or an
+// admission policy that could not be evaluated (its failurePolicy is Fail,
+// e.g. when looking up its parameter timed out). A refused create made
+// nothing, so the retry cannot make a second Alert.
+func (r *run) create(c client.Client, a *v1.Alert) error {
+	for attempt := 0; ; attempt++ {
+		err := c.Create(r.ctx, a.DeepCopy())
+		if err == nil || attempt == createRetries || !transient(err) {
+			return err
+		}
+		msg := err.Error()
+		if _, reason, ok := strings.Cut(msg, "denied request: "); ok {
+			msg = reason
+		}
+		if i := strings.Index(msg, ": Get "); i >= 0 {
+			msg = msg[:i] + ": Get …"
+		}
+		n, _ := r.refusals.LoadOrStore(msg, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond) // a monitor's backoff
+	}
+}
+
+func transient(err error) bool {
+	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) ||
+		(apierrors.IsForbidden(err) && strings.Contains(err.Error(), "failed to configure binding"))
+}
+
+// noteRefusals reports the retried creates.
+func (r *run) noteRefusals() {
+	r.refusals.Range(func(k, v any) bool {
+		r.rep.note("%d Alert creates were refused by the API server and retried by the monitor: %s", v.(*atomic.Int64).Load(), k)
+		return true
+	})
 }
 
 func start(ctx context.Context, b *testing.B, s sizes) *run {
@@ -57,6 +103,7 @@ func start(ctx context.Context, b *testing.B, s sizes) *run {
 		b.Fatal(err)
 	}
 	r.env, r.admin = env, env.Admin
+	b.Cleanup(r.stop) // also after a Fatal below or in a measurement
 	cctx, cancel := context.WithCancel(ctx)
 	r.stopCache = cancel
 	if r.cache, err = cache.New(env.Control.Admin, cache.Options{Scheme: kube.NewScheme()}); err != nil {
@@ -285,6 +332,6 @@ func uniqueAlert(ns string, i int) *v1.Alert {
 // one monitor ServiceAccount) and waits until the operator made each New.
 func (r *run) createNew(ns string, n int) {
 	clients := r.clients(r.user(ns, "monitor", "alertbridge-monitor"), r.size.Creators)
-	r.check(parallel(n, len(clients), func(w, i int) error { return clients[w].Create(r.ctx, uniqueAlert(ns, i)) }))
+	r.check(parallel(n, len(clients), func(w, i int) error { return r.create(clients[w], uniqueAlert(ns, i)) }))
 	r.waitAlerts(ns, fmt.Sprintf("%d Alerts New", n), func(items []v1.Alert) bool { return countPhase(items, v1.AlertNew) == n })
 }
