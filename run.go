@@ -23,11 +23,13 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/alertbridge/alertbridge/controllers"
+	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
 	"github.com/alertbridge/alertbridge/internal/certs"
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/mirror"
+	"github.com/alertbridge/alertbridge/internal/operator"
 )
 
 type runOptions struct {
@@ -96,18 +98,18 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.DurationVar(&o.api.ShutdownDelay, "api-shutdown-delay", httpapi.DefaultShutdownDelay, "on SIGTERM, how long the HTTP API goes on serving while readiness fails, so Services stop sending it requests")
 	f.DurationVar(&o.api.ShutdownTimeout, "api-shutdown-timeout", httpapi.DefaultShutdownTimeout, "on SIGTERM, after --api-shutdown-delay, how long requests in flight may take to finish")
 	f.StringVar(&o.api.DefaultNamespace, "default-namespace", "default", "namespace of ingested alerts whose request names none (no ?namespace= and no namespace label)")
-	f.Float32Var(&o.kubeQPS, "kube-api-qps", kube.OperatorQPS, "client-side limit of requests per second to the Kubernetes API; a negative value turns client-side limiting off")
-	f.IntVar(&o.kubeBurst, "kube-api-burst", kube.OperatorBurst, "client-side burst of requests to the Kubernetes API")
+	f.Float32Var(&o.kubeQPS, "kube-api-qps", kube.OperatorQPS, "client-side limit of requests per second to the Kubernetes API; negative (the default) leaves limiting to the API server's Priority and Fairness (config/flowcontrol)")
+	f.IntVar(&o.kubeBurst, "kube-api-burst", kube.OperatorBurst, "client-side burst of requests to the Kubernetes API, with a positive --kube-api-qps")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
 	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the leader election Lease; default $POD_NAMESPACE, else the namespace of the pod's ServiceAccount")
 	f.DurationVar(&o.duplicateGCDelay, "duplicate-gc-delay", controllers.DefaultDuplicateGCDelay, "how long a folded duplicate Alert stays before the operator deletes it")
 	f.IntVar(&o.alertConcurrency, "alert-concurrency", 4, "fingerprints folded in parallel")
-	f.StringVar(&o.mirror.mode, "mirror", string(controllers.MirrorOptional), "PostgreSQL mirror: required (not ready until the database answers with a current schema; never runs without it), optional (on when a database URL is set) or off")
+	f.StringVar(&o.mirror.mode, "mirror", string(mirrorctrl.Optional), "PostgreSQL mirror: required (not ready until the database answers with a current schema; never runs without it), optional (on when a database URL is set) or off")
 	f.StringVar(&o.mirror.databaseURL, "database-url", "", "PostgreSQL URL of the mirror; default $ALERT_DATABASE_URL, then $DATABASE_URL")
 	f.BoolVar(&o.mirror.migrate, "migrate", false, "apply pending database migrations at start")
-	f.IntVar(&o.mirror.concurrency, "mirror-concurrency", controllers.DefaultMirrorConcurrency, "parallel mirror writes per kind")
-	f.DurationVar(&o.mirror.pruneInterval, "mirror-prune-interval", controllers.DefaultPruneInterval, "how often rows past the database retention are deleted")
-	f.StringVar(&o.mirror.probeNamespace, "mirror-probe-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), controllers.DefaultProbeNamespace), "the operator's own namespace ($POD_NAMESPACE), where it dry-runs an Alert to check the mirror finalizer policy")
+	f.IntVar(&o.mirror.concurrency, "mirror-concurrency", mirrorctrl.DefaultConcurrency, "parallel mirror writes per kind")
+	f.DurationVar(&o.mirror.pruneInterval, "mirror-prune-interval", mirrorctrl.DefaultPruneInterval, "how often rows past the database retention are deleted")
+	f.StringVar(&o.mirror.probeNamespace, "mirror-probe-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), mirrorctrl.DefaultProbeNamespace), "the operator's own namespace ($POD_NAMESPACE), where it dry-runs an Alert to check the mirror finalizer policy")
 	goFlags := goflag.NewFlagSet("zap", goflag.ContinueOnError)
 	o.zap.BindFlags(goFlags)
 	f.AddGoFlagSet(goFlags)
@@ -134,6 +136,7 @@ func (o *runOptions) run(app *cli.App) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 kube.NewScheme(),
+		Cache:                  kube.CacheOptions(),
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
@@ -158,10 +161,12 @@ func (o *runOptions) run(app *cli.App) error {
 		defer mirrorOpts.Store.Close()
 		o.api.History = mirrorOpts.Store // list/dashboard/incidents read history
 	}
-	if err := controllers.SetupAll(ctx, mgr, controllers.Options{
-		DuplicateGCDelay: o.duplicateGCDelay,
-		AlertConcurrency: o.alertConcurrency,
-		Mirror:           mirrorOpts,
+	if err := operator.Setup(ctx, mgr, operator.Options{
+		Controllers: controllers.Options{
+			DuplicateGCDelay: o.duplicateGCDelay,
+			AlertConcurrency: o.alertConcurrency,
+		},
+		Mirror: mirrorOpts,
 	}); err != nil {
 		return err
 	}
@@ -180,14 +185,14 @@ func (o *runOptions) run(app *cli.App) error {
 
 // options resolves the DSN and opens the pool (without connecting: the
 // operator starts while the database is down).
-func (m *mirrorFlags) options(ctx context.Context) (controllers.MirrorOptions, error) {
-	mode, err := controllers.ParseMirrorMode(m.mode)
+func (m *mirrorFlags) options(ctx context.Context) (mirrorctrl.Options, error) {
+	mode, err := mirrorctrl.ParseMode(m.mode)
 	if err != nil {
-		return controllers.MirrorOptions{}, cli.Exit(cli.ExitUsage, err)
+		return mirrorctrl.Options{}, cli.Exit(cli.ExitUsage, err)
 	}
-	o := controllers.MirrorOptions{Mode: mode, Migrate: m.migrate, Concurrency: m.concurrency, PruneInterval: m.pruneInterval, ProbeNamespace: m.probeNamespace}
+	o := mirrorctrl.Options{Mode: mode, Migrate: m.migrate, Concurrency: m.concurrency, PruneInterval: m.pruneInterval, ProbeNamespace: m.probeNamespace}
 	dsn, from := mirror.ResolveDSN(m.databaseURL, os.Getenv)
-	if dsn == "" || mode == controllers.MirrorOff {
+	if dsn == "" || mode == mirrorctrl.Off {
 		return o, nil
 	}
 	store, err := mirror.Open(ctx, dsn)

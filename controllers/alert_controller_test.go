@@ -191,7 +191,7 @@ var _ = Describe("Alert controller", func() {
 		}
 
 		It("returns an expired lease to New at its expiry, with an Event", func() {
-			baseline := acceptLatency(ns, 3)
+			baseline := acceptLatency(newNamespace(), 3)
 			expiry := claim(2 * time.Second)
 			expectPhase(a, v1.AlertNew)
 			Expect(time.Now()).To(BeTemporally(">=", expiry), "requeued before the lease ended")
@@ -226,7 +226,7 @@ var _ = Describe("Alert controller", func() {
 			expectPhase(a, v1.AlertNew)
 			requeued := meta.FindStatusCondition(a.Status.Conditions, v1.AlertConditionClaimed)
 			Expect(requeued.Reason).To(Equal(v1.ReasonRetryDue))
-			Expect(requeued.LastTransitionTime.Sub(retryAt)).To(BeNumerically("<=", time.Second+3*acceptLatency(ns, 3)), "requeued late")
+			Expect(requeued.LastTransitionTime.Sub(retryAt)).To(BeNumerically("<=", time.Second+3*acceptLatency(newNamespace(), 3)), "requeued late")
 			Expect(a.Status.Attempts).To(BeEquivalentTo(1))
 			Expect(alertstate.Claimable(&a.Status)).To(BeTrue())
 		})

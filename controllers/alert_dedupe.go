@@ -52,25 +52,24 @@ func needsFold(alerts []*v1.Alert) bool {
 //
 // It returns the Alerts with the decided ones replaced by what was written.
 func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, cached []*v1.Alert, now time.Time) ([]*v1.Alert, error) {
-	// The cache may lag our own writes: re-read everything whose decision is
-	// still open, so that nothing is counted twice or against a stale count.
+	// The cache may lag our own writes: re-read the canonicals a count or a
+	// journal depends on, so that nothing is counted against a stale count.
+	// An undecided Alert is re-read only before it is counted (readFresh):
+	// making it canonical is a write under its own resourceVersion, which a
+	// stale copy only turns into a conflict.
 	fresh := make([]*v1.Alert, 0, len(cached))
 	for _, c := range cached {
-		if c.Status.Phase != "" && !c.Status.Phase.Absorbing() && len(c.Status.PendingFolds) == 0 {
+		if c.Status.Phase == "" || (!c.Status.Phase.Absorbing() && len(c.Status.PendingFolds) == 0) {
 			fresh = append(fresh, c)
 			continue
 		}
-		var a v1.Alert
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), &a); err != nil {
-			if isGone(err) {
-				continue
-			}
-			return nil, fmt.Errorf("failed to read Alert %s: %w", klog.KObj(c), err)
+		a, err := r.readFresh(ctx, c)
+		if err != nil {
+			return nil, err
 		}
-		if a.UID != c.UID {
-			continue
+		if a != nil {
+			fresh = append(fresh, a)
 		}
-		fresh = append(fresh, &a)
 	}
 
 	byUID := make(map[types.UID]*v1.Alert, len(fresh))
@@ -107,6 +106,19 @@ func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, cached []
 			}
 			continue
 		}
+		// Counting an Alert the cache shows undecided needs it to be
+		// undecided: an earlier run of ours may have folded it already.
+		current, err := r.readFresh(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		if current == nil {
+			continue // gone
+		}
+		*a = *current
+		if a.Status.Phase != "" {
+			continue
+		}
 		// Counted in memory now, so the rule sees the new lastSeenAt for the
 		// next Alert; written by foldInto with the whole batch.
 		count(target, a)
@@ -116,6 +128,22 @@ func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, cached []
 		return nil, err
 	}
 	return fresh, nil
+}
+
+// readFresh reads c from the API server; nil when it is gone (or was
+// replaced by another object of the same name).
+func (r *AlertReconciler) readFresh(ctx context.Context, c *v1.Alert) (*v1.Alert, error) {
+	var a v1.Alert
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), &a); err != nil {
+		if isGone(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("failed to read Alert %s: %w", klog.KObj(c), err)
+	}
+	if a.UID != c.UID {
+		return nil, nil
+	}
+	return &a, nil
 }
 
 // makeCanonical labels a and makes it New with one occurrence.

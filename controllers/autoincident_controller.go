@@ -39,7 +39,7 @@ type AutoIncidentReconciler struct {
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch;create
 // Automatic conversion appends the Alert to its Incident (alertRefs,
 // timeline, triage cooldown).
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=update
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=patch
 
 // Reconcile converts one Alert when it qualifies.
 func (r *AutoIncidentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -57,7 +57,8 @@ func (r *AutoIncidentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if !Qualifies(&a, pol) {
 		return ctrl.Result{}, nil
 	}
-	res, err := incident.Convert(ctx, r.Direct, req.NamespacedName, incident.Options{Clock: r.Clock, MirrorOn: r.MirrorEnabled})
+	// A reconciler: a conflict or a lost race goes back to the work queue.
+	res, err := incident.Convert(ctx, r.Direct, req.NamespacedName, incident.Options{Clock: r.Clock, MirrorOn: r.MirrorEnabled, Queued: true})
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("failed to convert Alert %s: %w", klog.KObj(&a), err)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -34,7 +33,7 @@ const (
 	EventTriageWebhookFail  = v1.ReasonWebhookFailed
 	EventTriageBadSecret    = v1.ReasonSecretNotAllowed
 	EventPostmortemDrafted  = "PostmortemDrafted"
-	defaultWebhookBackoff   = 250 * time.Millisecond
+	defaultWebhookBackoff   = 2 * time.Second
 	defaultWebhookTimeout   = 5 * time.Second
 	incidentReconcilers     = 4
 	defaultTriageServiceAcc = "default"
@@ -54,7 +53,8 @@ type IncidentReconciler struct {
 	Clock     clock.PassiveClock
 	// HTTPClient posts triage runs to webhooks.
 	HTTPClient *http.Client
-	// WebhookBackoff is the first delay between webhook retries.
+	// WebhookBackoff is the wait before a triage webhook's second attempt;
+	// it doubles after each further failure (incident.WebhookBackoff).
 	WebhookBackoff time.Duration
 	// MirrorEnabled: only timeline entries the mirror wrote are trimmed.
 	MirrorEnabled bool
@@ -65,7 +65,7 @@ type IncidentReconciler struct {
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch;patch
 // The Incident controller records the lifecycle, the timeline and the
 // triage runs in status.
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=update
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=patch
 // The Incident controller reads the namespace's AlertRoutingPolicy (triage,
 // cooldown).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch
@@ -87,7 +87,10 @@ type IncidentReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile takes the next step the Incident needs; each step is one write
-// whose watch event brings the next.
+// whose watch event brings the next. Every write carries the
+// resourceVersion it was computed from; a conflict goes back to the work
+// queue. A triage webhook waiting for its next attempt is a timer
+// (RequeueAfter), not a step.
 func (r *IncidentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var inc v1.Incident
 	if err := r.Get(ctx, req.NamespacedName, &inc); err != nil {
@@ -99,6 +102,7 @@ func (r *IncidentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("failed to read AlertRoutingPolicy of %s: %w", inc.Namespace, err)
 	}
+	wait := incident.WebhookWait(&inc, r.Clock.Now())
 	switch {
 	case inc.Spec.Signature != "" && inc.Labels[v1.SignatureLabel] != incident.SignatureHash(inc.Spec.Signature):
 		return ctrl.Result{}, r.labelSignature(ctx, &inc)
@@ -106,12 +110,12 @@ func (r *IncidentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, r.open(ctx, &inc, pol)
 	case inc.Spec.State != inc.Status.ObservedState:
 		return ctrl.Result{}, r.recordState(ctx, &inc)
-	case incident.PendingRun(&inc) != nil:
-		return ctrl.Result{}, r.dispatchTriage(ctx, &inc, pol)
+	case incident.PendingRun(&inc) != nil && wait == 0:
+		return r.dispatchTriage(ctx, &inc, pol)
 	case inc.Spec.State == v1.IncidentClosed && inc.Status.PostmortemRef == nil:
-		return ctrl.Result{}, r.draftPostmortem(ctx, &inc)
+		return ctrl.Result{RequeueAfter: wait}, r.draftPostmortem(ctx, &inc)
 	}
-	return ctrl.Result{}, r.tidy(ctx, &inc)
+	return ctrl.Result{RequeueAfter: wait}, r.tidy(ctx, &inc)
 }
 
 // labelSignature sets the signature label on Incidents made without it
@@ -132,7 +136,7 @@ func (r *IncidentReconciler) labelSignature(ctx context.Context, inc *v1.Inciden
 // conversion that stopped between create and status write).
 func (r *IncidentReconciler) open(ctx context.Context, inc *v1.Incident, pol policy.Policy) error {
 	opened, skipped := false, false
-	got, err := incident.UpdateStatus(ctx, r.APIReader, r.Client, client.ObjectKeyFromObject(inc), func(fresh *v1.Incident) (bool, error) {
+	got, err := r.writer().Status(ctx, client.ObjectKeyFromObject(inc), func(fresh *v1.Incident) (bool, error) {
 		if fresh.Status.OpenedAt != nil {
 			return false, nil
 		}
@@ -164,12 +168,11 @@ func (r *IncidentReconciler) open(ctx context.Context, inc *v1.Incident, pol pol
 // recordState records a spec.state transition: timestamp, timeline, Event.
 func (r *IncidentReconciler) recordState(ctx context.Context, inc *v1.Incident) error {
 	var from v1.IncidentState
-	got, err := incident.UpdateStatus(ctx, r.APIReader, r.Client, client.ObjectKeyFromObject(inc), func(fresh *v1.Incident) (bool, error) {
+	got, err := r.writer().Status(ctx, client.ObjectKeyFromObject(inc), func(fresh *v1.Incident) (bool, error) {
 		from = incident.ApplyState(fresh, r.Clock.Now())
 		if from == "" {
 			return false, nil
 		}
-		incident.Trim(fresh, r.MirrorEnabled)
 		setReady(fresh)
 		return true, nil
 	})
@@ -188,15 +191,18 @@ func (r *IncidentReconciler) recordState(ctx context.Context, inc *v1.Incident) 
 // it writes only when something changed.
 func (r *IncidentReconciler) tidy(ctx context.Context, inc *v1.Incident) error {
 	want := inc.DeepCopy()
-	incident.Trim(want, r.MirrorEnabled)
 	setReady(want)
-	if equality.Semantic.DeepEqual(want.Status, inc.Status) {
-		return nil
-	}
-	if err := r.Status().Update(ctx, want); err != nil {
+	if _, err := incident.PatchStatus(ctx, r.Client, inc, want, r.MirrorEnabled); err != nil {
 		return fmt.Errorf("failed to update status of Incident %s: %w", klog.KObj(inc), err)
 	}
 	return nil
+}
+
+// writer writes the Incident's status on a fresh read of the API server
+// (a cached read would conflict whenever a conversion just wrote), once: a
+// conflict goes back to the work queue.
+func (r *IncidentReconciler) writer() incident.Writer {
+	return incident.Writer{Client: r.Client, Reader: r.APIReader, MirrorOn: r.MirrorEnabled}
 }
 
 func setReady(inc *v1.Incident) {

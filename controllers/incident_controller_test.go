@@ -12,17 +12,20 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	. "github.com/onsi/gomega/gstruct"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/incident"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 )
 
 // Cooldowns of the specs; time moves on a fake clock, so they can be long
@@ -406,71 +409,144 @@ var _ = Describe("Incident conversion and triage", func() {
 		Consistently(func(g Gomega) { g.Expect(listJobs(g, ns)).To(BeEmpty()) }, quietFor, poll).Should(Succeed())
 	})
 
-	It("POSTs triage runs to the webhook with retries, and records a webhook that keeps failing", func() {
-		var (
-			mu       sync.Mutex
-			attempts = map[string]int{}
-			bodies   []incident.Run
-			headers  []http.Header
-		)
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	// webhookReceiver answers each POST with answer(n), n counting the POSTs
+	// of the run's signature; it records bodies and headers.
+	type webhookReceiver struct {
+		*httptest.Server
+		mu      sync.Mutex
+		posts   map[string]int
+		bodies  []incident.Run
+		headers []http.Header
+	}
+	newReceiver := func(answer func(sig string, n int) int) *webhookReceiver {
+		r := &webhookReceiver{posts: map[string]int{}}
+		r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			defer GinkgoRecover()
 			var run incident.Run
 			Expect(json.NewDecoder(req.Body).Decode(&run)).To(Succeed())
-			mu.Lock()
-			defer mu.Unlock()
-			attempts[run.Signature]++
-			bodies, headers = append(bodies, run), append(headers, req.Header.Clone())
-			if strings.HasSuffix(run.Signature, "/broken") || attempts[run.Signature] < 3 {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				return
-			}
-			w.WriteHeader(http.StatusAccepted)
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.posts[run.Signature]++
+			r.bodies, r.headers = append(r.bodies, run), append(r.headers, req.Header.Clone())
+			w.WriteHeader(answer(run.Signature, r.posts[run.Signature]))
 		}))
-		DeferCleanup(srv.Close)
+		DeferCleanup(r.Close)
+		return r
+	}
+	postsOf := func(r *webhookReceiver, sig string) func() int {
+		return func() int {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.posts[sig]
+		}
+	}
+	webhookPolicy := func(url string) {
 		Expect(k8s.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "hook", Namespace: ns},
 			StringData: map[string]string{"token": "s3cret"},
 		})).To(Succeed())
 		createPolicy(ns, v1.AlertRoutingPolicySpec{Triage: &v1.TriagePolicy{
-			Webhook: &v1.TriageWebhook{URL: srv.URL + "/triage", SecretRef: &v1.LocalObjectReference{Name: "hook"}},
+			Webhook: &v1.TriageWebhook{URL: url + "/triage", SecretRef: &v1.LocalObjectReference{Name: "hook"}},
 		}})
+	}
+	delivery := func(g Gomega, name string) *v1.WebhookDelivery {
+		inc := getIncident(g, ns, name)
+		g.Expect(inc.Status.Triage).NotTo(BeNil())
+		g.Expect(inc.Status.Triage.Webhook).NotTo(BeNil())
+		return inc.Status.Triage.Webhook
+	}
 
+	It("retries a failing triage webhook across reconciles, one attempt each, recording the attempts in status", func() {
+		hook := newReceiver(func(_ string, n int) int {
+			if n < 3 {
+				return http.StatusServiceUnavailable
+			}
+			return http.StatusAccepted
+		})
+		webhookPolicy(hook.URL)
 		alert := sigAlert(ns, "a", v1.SeverityP1)
 		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(alert), opts)
 		Expect(err).NotTo(HaveOccurred())
+		name, sig := res.Incident.Name, res.Incident.Spec.Signature
+
+		for attempt := 1; attempt <= 2; attempt++ {
+			By(fmt.Sprintf("attempt %d fails: it is recorded, and the next waits for nextAttemptAt", attempt))
+			Eventually(func(g Gomega) {
+				d := delivery(g, name)
+				g.Expect(d.Attempts).To(BeEquivalentTo(attempt))
+				g.Expect(d.LastError).To(Equal("webhook answered HTTP 503 (Service Unavailable)"))
+				g.Expect(d.NextAttemptAt).NotTo(BeNil())
+				g.Expect(d.DeliveredAt).To(BeNil())
+				inc := getIncident(g, ns, name)
+				g.Expect(inc.Status.Triage.DispatchedRuns).To(BeEquivalentTo(0))
+				c := meta.FindStatusCondition(inc.Status.Conditions, v1.IncidentConditionTriageConfigured)
+				g.Expect(c).NotTo(BeNil())
+				g.Expect(c.Status).To(Equal(metav1.ConditionUnknown))
+				g.Expect(c.Reason).To(Equal(v1.ReasonWebhookRetrying))
+				g.Expect(c.Message).To(ContainSubstring(fmt.Sprintf("attempt %d of %d failed", attempt, incident.WebhookAttempts)))
+			}, settle, poll).Should(Succeed())
+			// The operator's clock has not reached nextAttemptAt: nothing
+			// waits and retries inside a worker.
+			Consistently(postsOf(hook, sig), quietFor, poll).Should(Equal(attempt))
+			clk.Step(time.Minute)
+		}
+
+		By("the third attempt is delivered: the run is dispatched")
 		Eventually(func(g Gomega) {
-			c := meta.FindStatusCondition(getIncident(g, ns, res.Incident.Name).Status.Conditions, v1.IncidentConditionTriageConfigured)
+			d := delivery(g, name)
+			g.Expect(d.Attempts).To(BeEquivalentTo(3))
+			g.Expect(d.DeliveredAt).NotTo(BeNil())
+			g.Expect(d.NextAttemptAt).To(BeNil())
+			g.Expect(d.LastError).To(BeEmpty())
+			inc := getIncident(g, ns, name)
+			g.Expect(inc.Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
+			c := meta.FindStatusCondition(inc.Status.Conditions, v1.IncidentConditionTriageConfigured)
 			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(c.Reason).To(Equal(v1.ReasonWebhookDelivered))
 		}, settle, poll).Should(Succeed())
-		mu.Lock()
-		Expect(attempts["gateway/prod/latency"]).To(Equal(3))
-		Expect(bodies[2]).To(MatchFields(IgnoreExtras, Fields{
-			"Run": Equal(incident.RunName(res.Incident.Name, 1)), "Incident": Equal(res.Incident.Name), "Namespace": Equal(ns),
-			"Signature": Equal("gateway/prod/latency"), "Alert": Equal(alert.Name), "Severity": Equal(v1.SeverityP1),
-		}))
-		Expect(headers[2].Get("Authorization")).To(Equal("Bearer s3cret"))
-		Expect(headers[2].Get("Idempotency-Key")).To(Equal(incident.RunName(res.Incident.Name, 1)))
-		mu.Unlock()
+		clk.Step(time.Hour)
+		Consistently(postsOf(hook, sig), quietFor, poll).Should(Equal(3))
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		for i := range hook.bodies {
+			Expect(hook.bodies[i]).To(MatchFields(IgnoreExtras, Fields{
+				"Run": Equal(incident.RunName(name, 1)), "Incident": Equal(name), "Namespace": Equal(ns),
+				"Signature": Equal("gateway/prod/latency"), "Alert": Equal(alert.Name), "Severity": Equal(v1.SeverityP1),
+			}))
+			Expect(hook.headers[i].Get("Authorization")).To(Equal("Bearer s3cret"))
+			Expect(hook.headers[i].Get("Idempotency-Key")).To(Equal(incident.RunName(name, 1)), "every attempt carries the run's key")
+		}
+	})
 
-		broken := newAlert(ns, "b")
-		Expect(k8s.Create(ctx, broken)).To(Succeed())
-		res, err = incident.Convert(ctx, k8s, client.ObjectKeyFromObject(broken), incident.Options{Clock: clk, Signature: "gateway/prod/broken"})
+	It("gives up on a triage webhook that never accepts after its attempts, with the WebhookFailed condition", func() {
+		hook := newReceiver(func(string, int) int { return http.StatusBadGateway })
+		webhookPolicy(hook.URL)
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP1)), opts)
 		Expect(err).NotTo(HaveOccurred())
+		name, sig := res.Incident.Name, res.Incident.Spec.Signature
+		for attempt := 1; attempt < incident.WebhookAttempts; attempt++ {
+			Eventually(func(g Gomega) {
+				g.Expect(delivery(g, name).Attempts).To(BeEquivalentTo(attempt))
+			}, settle, poll).Should(Succeed())
+			clk.Step(incident.WebhookMaxBackoff)
+		}
 		Eventually(func(g Gomega) {
-			inc := getIncident(g, ns, res.Incident.Name)
+			d := delivery(g, name)
+			g.Expect(d.Attempts).To(BeEquivalentTo(incident.WebhookAttempts))
+			g.Expect(d.NextAttemptAt).To(BeNil())
+			g.Expect(d.DeliveredAt).To(BeNil())
+			inc := getIncident(g, ns, name)
+			g.Expect(inc.Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
 			c := meta.FindStatusCondition(inc.Status.Conditions, v1.IncidentConditionTriageConfigured)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(c.Reason).To(Equal(v1.ReasonWebhookFailed))
-			g.Expect(inc.Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
+			g.Expect(c.Message).To(Equal(fmt.Sprintf("triage webhook failed after %d attempts: webhook answered HTTP 502 (Bad Gateway)", incident.WebhookAttempts)))
+			g.Expect(eventReasons(g, ns, name)).To(ContainElement(controllers.EventTriageWebhookFail))
 		}, settle, poll).Should(Succeed())
-		Consistently(func() int {
-			mu.Lock()
-			defer mu.Unlock()
-			return attempts["gateway/prod/broken"]
-		}, quietFor, poll).Should(Equal(incident.WebhookAttempts))
+		clk.Step(time.Hour)
+		Consistently(postsOf(hook, sig), quietFor, poll).Should(Equal(incident.WebhookAttempts))
 	})
 
 	It("bounds the timeline to the newest 100, and with the mirror on trims only mirrored entries", func() {
@@ -506,6 +582,66 @@ var _ = Describe("Incident conversion and triage", func() {
 			inc := getIncident(g, ns, key.Name)
 			g.Expect(inc.Status.Timeline).To(HaveLen(112))
 			g.Expect(inc.Status.Timeline[0].Seq).To(BeEquivalentTo(21))
+		}, settle, poll).Should(Succeed())
+	})
+
+	It("never refuses a write at the timeline's cap: with the mirror behind, the oldest entries are folded into one Summary", func() {
+		// The mirror is on but has written nothing (PostgreSQL down): the
+		// operator may trim no entry, so only the cap bounds the timeline.
+		stop()
+		stop = startOperator(controllers.Options{Clock: clk, DuplicateGCDelay: gcDelay, MirrorEnabled: true})
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), incident.Options{Clock: clk, MirrorOn: true})
+		Expect(err).NotTo(HaveOccurred())
+		key := client.ObjectKeyFromObject(res.Incident)
+
+		By("filling the timeline to two entries below the cap, as a long outage would")
+		Eventually(func(g Gomega) {
+			g.Expect(getIncident(g, ns, key.Name).Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
+		}, settle, poll).Should(Succeed())
+		var filled int64
+		Eventually(func() error {
+			inc := getIncident(Default, ns, key.Name)
+			for i := len(inc.Status.Timeline); i < incident.MaxTimelineEntries-2; i++ {
+				incident.ApplyNote(inc, clk.Now().Add(time.Duration(i)*time.Millisecond), fmt.Sprintf("while PostgreSQL is down %d", i), "")
+			}
+			filled = inc.Status.TimelineSeq
+			return k8s.Status().Update(ctx, inc) // a conflict with the operator is read again
+		}, settle, poll).Should(Succeed())
+
+		By("on-call keeps writing notes past the cap, with the role's patch verb")
+		olga := userIn(ns, "olga@example.com", oncallGroup, "alertbridge-oncall")
+		before := testutil.ToFloat64(metrics.TimelineSummarised)
+		const notes = 12
+		for i := range notes {
+			clk.Step(time.Second)
+			_, err := incident.AddNote(ctx, olga, key, fmt.Sprintf("past the cap %d", i), "olga", clk, true)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		got := getIncident(Default, ns, key.Name)
+		tl := got.Status.Timeline
+		Expect(got.Status.TimelineSeq).To(Equal(filled + notes))
+		Expect(tl).To(HaveLen(incident.MaxTimelineEntries))
+		summary := tl[0]
+		Expect(summary.Type).To(Equal(v1.TimelineSummary))
+		// 10 notes beyond the cap: 11 entries folded into one.
+		Expect(summary.Summary).To(PointTo(MatchFields(IgnoreExtras, Fields{"FirstSeq": BeEquivalentTo(1), "Count": BeEquivalentTo(notes - 1)})))
+		Expect(summary.Seq).To(BeEquivalentTo(notes - 1))
+		Expect(summary.Message).To(ContainSubstring(fmt.Sprintf("%d timeline entries (seq 1 to %d", notes-1, notes-1)))
+		Expect(tl[1].Seq).To(Equal(summary.Seq + 1))
+		Expect(tl[len(tl)-1].Message).To(Equal(fmt.Sprintf("olga: past the cap %d", notes-1)))
+		Expect(testutil.ToFloat64(metrics.TimelineSummarised) - before).To(BeEquivalentTo(notes - 1))
+		Consistently(func(g Gomega) {
+			g.Expect(getIncident(g, ns, key.Name).Status.Timeline).To(HaveLen(incident.MaxTimelineEntries))
+		}, quietFor, poll).Should(Succeed())
+
+		By("the mirror catches up: the summary and the rest go, down to the newest 100")
+		// As the mirror records it: a merge patch of the one field.
+		mirrored := fmt.Appendf(nil, `{"status":{"mirroredTimelineSeq":%d}}`, got.Status.TimelineSeq)
+		Expect(k8s.Status().Patch(ctx, got, client.RawPatch(types.MergePatchType, mirrored))).To(Succeed())
+		Eventually(func(g Gomega) {
+			tl := getIncident(g, ns, key.Name).Status.Timeline
+			g.Expect(tl).To(HaveLen(incident.MaxTimeline))
+			g.Expect(tl[0].Type).NotTo(Equal(v1.TimelineSummary))
 		}, settle, poll).Should(Succeed())
 	})
 

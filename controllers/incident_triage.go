@@ -3,7 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,64 +25,77 @@ import (
 // webhookTokenKey is the key of the webhook Secret holding the bearer token.
 const webhookTokenKey = "token"
 
-// outcome is what one triage action did.
+// outcome is what one triage action did; pending means it is not done yet
+// (a webhook delivery waiting for its next attempt).
 type outcome struct {
 	ok      bool
+	pending bool
 	reason  string
 	message string
 }
 
 // dispatchTriage carries out the pending triage run: the Job (only as a
-// ServiceAccount the namespace admin marked for triage) and/or the webhook,
-// or the record that no action is configured; then marks it dispatched.
-func (r *IncidentReconciler) dispatchTriage(ctx context.Context, cached *v1.Incident, pol policy.Policy) error {
+// ServiceAccount the namespace admin marked for triage) and/or one
+// webhook delivery attempt, or the record that no action is configured.
+// A failed delivery is recorded in status.triage.webhook and retried by a
+// later reconcile (RequeueAfter), never by waiting here; the run is marked
+// dispatched once the Job is made and the webhook delivered or given up.
+// The Job step repeats on each attempt: its Create is idempotent (the name
+// is the run's), and it announces problems only on the run's first pass.
+func (r *IncidentReconciler) dispatchTriage(ctx context.Context, cached *v1.Incident, pol policy.Policy) (ctrl.Result, error) {
 	// Read around the cache: a stale copy would repeat a delivered run.
 	var inc v1.Incident
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(cached), &inc); err != nil {
-		return client.IgnoreNotFound(err)
+		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	run := incident.PendingRun(&inc)
 	if run == nil {
-		return nil
+		return ctrl.Result{}, nil
 	}
-	runs := inc.Status.Triage.Runs
+	now := r.Clock.Now()
+	if wait := incident.WebhookWait(&inc, now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	orig := inc.DeepCopy()
+	delivery := incident.Delivery(&inc, run.Run)
+	firstPass := delivery.Attempts == 0 && delivery.LastError == ""
 	var results []outcome
 	tp := pol.Spec.Triage
 	if tp != nil && tp.JobTemplate != nil {
-		res, err := r.createJob(ctx, &inc, tp, run)
+		res, err := r.createJob(ctx, &inc, tp, run, firstPass)
 		if err != nil {
-			return err
+			return ctrl.Result{}, err
 		}
 		results = append(results, res)
 	}
 	if tp != nil && tp.Webhook != nil && tp.Webhook.URL != "" {
-		res, err := r.postWebhook(ctx, &inc, tp.Webhook, run)
+		res, err := r.deliverWebhook(ctx, &inc, tp.Webhook, run, delivery, now)
 		if err != nil {
-			return err
+			return ctrl.Result{}, err
 		}
 		results = append(results, res)
+		inc.Status.Triage.Webhook = delivery
 	}
 	cond := triageCondition(results, inc.Generation)
-	dispatched := false
-	_, err := incident.UpdateStatus(ctx, r.APIReader, r.Client, client.ObjectKeyFromObject(&inc), func(fresh *v1.Incident) (bool, error) {
-		dispatched = false
-		if fresh.Status.Triage == nil || fresh.Status.Triage.DispatchedRuns >= runs {
-			return false, nil
-		}
-		dispatched = true
-		fresh.Status.Triage.DispatchedRuns = runs
-		meta.SetStatusCondition(&fresh.Status.Conditions, cond)
-		return true, nil
-	})
-	if err != nil {
-		return err
-	}
+	meta.SetStatusCondition(&inc.Status.Conditions, cond)
+	// A webhook waiting for its next attempt keeps the run pending, whatever
+	// the Job step said.
+	dispatched := !slices.ContainsFunc(results, func(o outcome) bool { return o.pending })
 	if dispatched {
-		metrics.TriageRuns.Inc()
+		inc.Status.Triage.DispatchedRuns = inc.Status.Triage.Runs
 	}
+	if _, err := incident.PatchStatus(ctx, r.Client, orig, &inc, r.MirrorEnabled); err != nil {
+		return ctrl.Result{}, fmt.Errorf("failed to record triage run %s of Incident %s: %w", run.Run, klog.KObj(&inc), err)
+	}
+	log := ctrl.LoggerFrom(ctx).WithValues("run", run.Run, "reason", cond.Reason)
+	if !dispatched {
+		log.V(1).Info("Triage webhook attempt failed; retrying later", "attempts", delivery.Attempts, "nextAttemptAt", delivery.NextAttemptAt)
+		return ctrl.Result{RequeueAfter: max(delivery.NextAttemptAt.Sub(now), time.Millisecond)}, nil
+	}
+	metrics.TriageRuns.Inc()
 	r.Recorder.Eventf(&inc, nil, corev1.EventTypeNormal, EventTriageStarted, "Triage", "Triage run %s: %s", run.Run, cond.Message)
-	ctrl.LoggerFrom(ctx).V(1).Info("Triage run dispatched", "run", run.Run, "reason", cond.Reason)
-	return nil
+	log.V(1).Info("Triage run dispatched")
+	return ctrl.Result{}, nil
 }
 
 func triageCondition(results []outcome, gen int64) metav1.Condition {
@@ -93,7 +108,10 @@ func triageCondition(results []outcome, gen int64) metav1.Condition {
 	var msgs, reasons []string
 	for _, o := range results {
 		msgs = append(msgs, o.message)
-		if !o.ok {
+		switch {
+		case o.pending && c.Status == metav1.ConditionTrue:
+			c.Status, c.Reason = metav1.ConditionUnknown, o.reason
+		case !o.ok && !o.pending:
 			c.Status, c.Reason = metav1.ConditionFalse, o.reason
 		}
 		reasons = append(reasons, o.reason)
@@ -111,7 +129,7 @@ func triageCondition(results []outcome, gen int64) metav1.Condition {
 // createJob creates the run's Job, owned by the Incident, running as the
 // policy's ServiceAccount only if the namespace admin marked it for triage.
 // Bad configuration is an outcome (condition + Warning Event), not an error.
-func (r *IncidentReconciler) createJob(ctx context.Context, inc *v1.Incident, tp *v1.TriagePolicy, run *incident.Run) (outcome, error) {
+func (r *IncidentReconciler) createJob(ctx context.Context, inc *v1.Incident, tp *v1.TriagePolicy, run *incident.Run, announce bool) (outcome, error) {
 	saName := tp.ServiceAccountName
 	if saName == "" {
 		saName = defaultTriageServiceAcc
@@ -124,7 +142,9 @@ func (r *IncidentReconciler) createJob(ctx context.Context, inc *v1.Incident, tp
 	if err != nil || sa.Annotations[v1.TriageServiceAccountAnnotation] != "true" {
 		msg := fmt.Sprintf("no triage Job: ServiceAccount %q (spec.triage.serviceAccountName) does not exist or is not annotated %s: \"true\" by the namespace admin",
 			saName, v1.TriageServiceAccountAnnotation)
-		r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageNotAllowed, "Triage", "%s", msg)
+		if announce {
+			r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageNotAllowed, "Triage", "%s", msg)
+		}
 		return outcome{reason: v1.ReasonServiceAccountNotAllowed, message: msg}, nil
 	}
 	job := incident.BuildJob(tp.JobTemplate, run, saName)
@@ -137,15 +157,32 @@ func (r *IncidentReconciler) createJob(ctx context.Context, inc *v1.Incident, tp
 		return outcome{ok: true, reason: v1.ReasonJobCreated, message: "triage Job " + job.Name + " created"}, nil
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
 		msg := fmt.Sprintf("no triage Job: spec.triage.jobTemplate is invalid: %v", err)
-		r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageInvalidJob, "Triage", "%s", msg)
+		if announce {
+			r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageInvalidJob, "Triage", "%s", msg)
+		}
 		return outcome{reason: v1.ReasonInvalidJobTemplate, message: msg}, nil
 	}
 	return outcome{}, fmt.Errorf("failed to create triage Job %s: %w", klog.KObj(job), err)
 }
 
-// postWebhook delivers the run with bounded retries; a failure after them
-// is recorded, not retried forever.
-func (r *IncidentReconciler) postWebhook(ctx context.Context, inc *v1.Incident, wh *v1.TriageWebhook, run *incident.Run) (outcome, error) {
+// deliverWebhook makes one delivery attempt of run and records it in d:
+// delivered, due again at d.nextAttemptAt, or given up after
+// incident.WebhookAttempts attempts or a failure not worth retrying. A
+// webhook that cannot be called (its Secret missing or refused) is given
+// up at once. A Warning Event marks giving up, not each attempt.
+func (r *IncidentReconciler) deliverWebhook(ctx context.Context, inc *v1.Incident, wh *v1.TriageWebhook, run *incident.Run,
+	d *v1.WebhookDelivery, now time.Time) (outcome, error) {
+	if d.DeliveredAt != nil {
+		return outcome{ok: true, reason: v1.ReasonWebhookDelivered, message: "triage webhook delivered"}, nil
+	}
+	if d.Attempts > 0 && d.NextAttemptAt == nil { // given up already
+		return outcome{reason: v1.ReasonWebhookFailed, message: webhookFailure(d)}, nil
+	}
+	giveUp := func(reason, msg string) outcome {
+		d.LastError, d.NextAttemptAt = msg, nil
+		r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, reason, "Triage", "%s", msg)
+		return outcome{reason: reason, message: msg}
+	}
 	token := ""
 	if wh.SecretRef != nil && wh.SecretRef.Name != "" {
 		var s corev1.Secret
@@ -153,26 +190,36 @@ func (r *IncidentReconciler) postWebhook(ctx context.Context, inc *v1.Incident, 
 			if client.IgnoreNotFound(err) != nil {
 				return outcome{}, fmt.Errorf("failed to read webhook Secret %s/%s: %w", inc.Namespace, wh.SecretRef.Name, err)
 			}
-			msg := fmt.Sprintf("triage webhook not called: Secret %q (spec.triage.webhook.secretRef) not found", wh.SecretRef.Name)
-			r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageWebhookFail, "Triage", "%s", msg)
-			return outcome{reason: v1.ReasonWebhookFailed, message: msg}, nil
+			return giveUp(EventTriageWebhookFail, fmt.Sprintf("triage webhook not called: Secret %q (spec.triage.webhook.secretRef) not found", wh.SecretRef.Name)), nil
 		}
 		if err := refuseCredentials(&s, "spec.triage.webhook.secretRef"); err != nil {
-			msg := "triage webhook not called: " + err.Error()
-			r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageBadSecret, "Triage", "%s", msg)
-			return outcome{reason: v1.ReasonSecretNotAllowed, message: msg}, nil
+			return giveUp(EventTriageBadSecret, "triage webhook not called: "+err.Error()), nil
 		}
 		token = strings.TrimSpace(string(s.Data[webhookTokenKey]))
 	}
-	if err := incident.PostWebhook(ctx, r.HTTPClient, wh.URL, token, run, r.WebhookBackoff); err != nil {
-		if ctx.Err() != nil {
-			return outcome{}, ctx.Err()
-		}
-		msg := fmt.Sprintf("triage webhook failed: %v", err)
-		r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageWebhookFail, "Triage", "%s", msg)
-		return outcome{reason: v1.ReasonWebhookFailed, message: msg}, nil
+	retryable, err := incident.PostWebhook(ctx, r.HTTPClient, wh.URL, token, run)
+	if err != nil && ctx.Err() != nil {
+		return outcome{}, ctx.Err()
 	}
-	return outcome{ok: true, reason: v1.ReasonWebhookDelivered, message: "triage webhook delivered"}, nil
+	if !incident.RecordAttempt(d, now, r.WebhookBackoff, retryable, err) {
+		return outcome{pending: true, reason: v1.ReasonWebhookRetrying, message: fmt.Sprintf(
+			"triage webhook attempt %d of %d failed (%s); next attempt at %s",
+			d.Attempts, incident.WebhookAttempts, d.LastError, d.NextAttemptAt.UTC().Format(time.RFC3339))}, nil
+	}
+	if err == nil {
+		return outcome{ok: true, reason: v1.ReasonWebhookDelivered, message: "triage webhook delivered"}, nil
+	}
+	msg := webhookFailure(d)
+	r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, EventTriageWebhookFail, "Triage", "%s", msg)
+	return outcome{reason: v1.ReasonWebhookFailed, message: msg}, nil
+}
+
+func webhookFailure(d *v1.WebhookDelivery) string {
+	attempts := fmt.Sprintf("%d attempts", d.Attempts)
+	if d.Attempts == 1 {
+		attempts = "1 attempt"
+	}
+	return fmt.Sprintf("triage webhook failed after %s: %s", attempts, d.LastError)
 }
 
 // draftPostmortem stores the Markdown draft of a closed Incident in a
@@ -193,8 +240,9 @@ func (r *IncidentReconciler) draftPostmortem(ctx context.Context, inc *v1.Incide
 	if err := r.Create(ctx, cm); client.IgnoreAlreadyExists(err) != nil {
 		return fmt.Errorf("failed to create postmortem ConfigMap %s: %w", klog.KObj(cm), err)
 	}
+	orig := inc.DeepCopy()
 	inc.Status.PostmortemRef = &v1.LocalObjectReference{Name: cm.Name}
-	if err := r.Status().Update(ctx, inc); err != nil {
+	if _, err := incident.PatchStatus(ctx, r.Client, orig, inc, r.MirrorEnabled); err != nil {
 		return fmt.Errorf("failed to reference the postmortem of Incident %s: %w", klog.KObj(inc), err)
 	}
 	r.Recorder.Eventf(inc, nil, corev1.EventTypeNormal, EventPostmortemDrafted, "Postmortem",

@@ -8,8 +8,6 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/alertbridge/alertbridge/internal/metrics"
 )
 
 // Options tune the reconcilers; zero values mean the defaults.
@@ -20,30 +18,22 @@ type Options struct {
 	DuplicateGCDelay time.Duration
 	// AlertConcurrency is the number of fingerprints folded in parallel.
 	AlertConcurrency int
-	// MirrorEnabled says the PostgreSQL mirror runs (implied by a
-	// Mirror.Store unless Mirror.Mode is off): Incident timelines then only
-	// lose entries the mirror has written.
+	// MirrorEnabled says the PostgreSQL mirror runs (internal/operator
+	// sets it when the mirror of controllers/mirror is on): Incident
+	// timelines then only lose entries the mirror has written.
 	MirrorEnabled bool
 	// TriageWebhookBackoff is the first delay between triage webhook
 	// retries; zero means the default.
 	TriageWebhookBackoff time.Duration
-	// Mirror configures the PostgreSQL mirror and the readiness it adds;
-	// a nil Store turns the mirror off.
-	Mirror MirrorOptions
 }
 
-// SetupAll registers every reconciler with mgr. main.go and the test suites
-// share it, so tests run the operator exactly as it ships.
+// SetupAll registers every reconciler with mgr. The mirror's reconcilers
+// are controllers/mirror; internal/operator sets up both, for main.go and
+// the test suites alike, so tests run the operator exactly as it ships.
 func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	clk := opts.Clock
 	if clk == nil {
 		clk = clock.RealClock{}
-	}
-	if err := metrics.Register(mgr.GetCache()); err != nil {
-		return fmt.Errorf("failed to register metrics: %w", err)
-	}
-	if run, err := setupMirrorReadiness(ctx, mgr, opts.Mirror); err != nil || !run {
-		return err
 	}
 	alerts := &AlertReconciler{
 		Client:                  mgr.GetClient(),
@@ -56,7 +46,6 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := alerts.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("failed to set up the Alert controller: %w", err)
 	}
-	opts.MirrorEnabled = opts.MirrorEnabled || opts.Mirror.on()
 	if err := setupIncidents(mgr, opts, clk); err != nil {
 		return err
 	}
@@ -69,7 +58,7 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := slos.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the SLOPolicy controller: %w", err)
 	}
-	return setupMirror(ctx, mgr, opts.Mirror, clk)
+	return nil
 }
 
 func setupIncidents(mgr ctrl.Manager, opts Options, clk clock.PassiveClock) error {

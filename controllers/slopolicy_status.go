@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/clip"
 	"github.com/alertbridge/alertbridge/internal/slo"
 )
 
@@ -33,18 +34,18 @@ func setStatus(p *v1.SLOPolicy, res slo.Result, obs slo.Observation, bypass *v1.
 	if st.Gate != nil && st.Gate.Decision == res.Decision && st.Gate.Since != nil {
 		since = st.Gate.Since
 	}
-	st.Gate = &v1.GateStatus{Decision: res.Decision, Reason: res.Reason, Message: truncateMsg(res.Message), Since: since}
+	st.Gate = &v1.GateStatus{Decision: res.Decision, Reason: res.Reason, Message: clip.Mark(res.Message, maxMessage), Since: since}
 	st.Bypass = bypass
 
 	ready := metav1.Condition{Type: v1.SLOConditionReady, Status: metav1.ConditionTrue, Reason: readyEvaluated, Message: "the source answered"}
 	switch {
 	case obs.SourceErr != nil:
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, v1.ReasonSourceUnavailable, truncateMsg(obs.SourceErr.Error())
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, v1.ReasonSourceUnavailable, clip.Mark(obs.SourceErr.Error(), maxMessage)
 		if refused := (*secretNotAllowedError)(nil); errors.As(obs.SourceErr, &refused) {
 			ready.Reason = v1.ReasonSecretNotAllowed
 		}
 	case bypassErr != nil:
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, readyInvalidBypass, truncateMsg("the bypass is ignored: "+bypassErr.Error())
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, readyInvalidBypass, clip.Mark("the bypass is ignored: "+bypassErr.Error(), maxMessage)
 	}
 	released := metav1.ConditionTrue
 	if !res.Allowed() {
@@ -53,7 +54,7 @@ func setStatus(p *v1.SLOPolicy, res slo.Result, obs slo.Observation, bypass *v1.
 	for _, c := range []metav1.Condition{
 		ready,
 		{Type: v1.SLOConditionSLOMet, Status: res.SLOMet, Reason: res.SLOMetReason, Message: res.SLOMetMessage},
-		{Type: v1.SLOConditionReleaseAllowed, Status: released, Reason: res.Reason, Message: truncateMsg(string(res.Decision) + ": " + res.Message)},
+		{Type: v1.SLOConditionReleaseAllowed, Status: released, Reason: res.Reason, Message: clip.Mark(string(res.Decision)+": "+res.Message, maxMessage)},
 	} {
 		c.ObservedGeneration = p.Generation
 		c.LastTransitionTime = ts
@@ -61,13 +62,8 @@ func setStatus(p *v1.SLOPolicy, res slo.Result, obs slo.Observation, bypass *v1.
 	}
 }
 
-func truncateMsg(s string) string {
-	const limit = 1024
-	if len(s) <= limit {
-		return s
-	}
-	return s[:limit-3] + "..."
-}
+// maxMessage is the CRD's bound on condition and gate messages.
+const maxMessage = 1024
 
 // recordTransitions emits Events for decision changes and bypass start and
 // end only, never for an unchanged evaluation.

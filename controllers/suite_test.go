@@ -2,8 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -55,9 +53,8 @@ var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx = context.Background()
 	var err error
-	// Most specs run the operator with the mirror off, so the suite installs
-	// config/without-mirror; the mirror specs add the finalizer component
-	// config/default ships (testenv.InstallMirrorFinalizer) while they run.
+	// The specs run the operator with the mirror off, so the suite installs
+	// config/without-mirror (the mirror's specs are controllers/mirror's).
 	env, err = testenv.StartWith(testenv.WithoutMirrorInstall)
 	Expect(err).NotTo(HaveOccurred())
 	cfg = env.Admin
@@ -80,26 +77,6 @@ func startOperator(opts controllers.Options) (stop func()) {
 	op, err := testoperator.Start(env.Operator, opts)
 	Expect(err).NotTo(HaveOccurred())
 	return func() { Expect(op.Stop(settle)).To(Succeed()) }
-}
-
-// startServingProbes is startOperator with the health probes served, for
-// specs of readiness; readyz asks them.
-func startServingProbes(opts controllers.Options) (op *testoperator.Operator, stop func()) {
-	GinkgoHelper()
-	op, err := testoperator.StartServingProbes(env.Operator, opts)
-	Expect(err).NotTo(HaveOccurred())
-	return op, func() { Expect(op.Stop(settle)).To(Succeed()) }
-}
-
-// readyz is the status code and body of a health probe path of op, e.g.
-// /readyz or /readyz/mirror (which says why it fails).
-func readyz(g Gomega, op *testoperator.Operator, path string) (int, string) {
-	resp, err := http.Get(op.ProbeURL + path) // #nosec G107 -- the loopback URL of the operator under test.
-	g.Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	g.Expect(err).NotTo(HaveOccurred())
-	return resp.StatusCode, string(body)
 }
 
 // newNamespace gives each spec its own namespace.

@@ -17,9 +17,6 @@ const (
 	AlertDeduplicated AlertPhase = "Deduplicated"
 )
 
-// Terminal reports whether no transition leaves the phase.
-func (p AlertPhase) Terminal() bool { return p == AlertAcked || p == AlertDeduplicated }
-
 // Absorbing reports whether an Alert in this phase folds in new duplicates.
 func (p AlertPhase) Absorbing() bool {
 	return p == AlertNew || p == AlertProcessing || p == AlertFailed
@@ -33,6 +30,10 @@ const (
 	AlertConditionClaimed = "Claimed"
 	// AlertConditionResolved is True once the source said the alert is over.
 	AlertConditionResolved = "Resolved"
+	// AlertConditionSilenced is True while an active Silence matches the
+	// Alert: it is counted, but not claimable, not converted and not
+	// notified. Its message names the Silence.
+	AlertConditionSilenced = "Silenced"
 
 	ReasonFolded           = "FoldedIntoCanonical"
 	ReasonLeaseHeld        = "LeaseHeld"
@@ -40,9 +41,6 @@ const (
 	ReasonAcked            = "Acked"
 	ReasonFailed           = "Failed"
 	ReasonRetryDue         = "RetryDue"
-	ReasonCanonical        = "Canonical"
-	ReasonUnclaimed        = "Unclaimed"
-	ReasonKindNotAllowed   = "KindNotAllowed"
 	ReasonResolvedAtSource = "ResolvedAtSource"
 )
 

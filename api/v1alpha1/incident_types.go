@@ -36,10 +36,13 @@ const (
 	ReasonServiceAccountNotAllowed = "ServiceAccountNotAllowed"
 	ReasonInvalidJobTemplate       = "InvalidJobTemplate"
 	ReasonWebhookFailed            = "WebhookFailed"
+	// ReasonWebhookRetrying: the run's webhook delivery failed and is
+	// retried at status.triage.webhook.nextAttemptAt.
+	ReasonWebhookRetrying = "WebhookRetrying"
 )
 
 // TimelineType classifies an Incident timeline entry.
-// +kubebuilder:validation:Enum=Opened;AlertAppended;TriageStarted;StateChanged;Note;Closed
+// +kubebuilder:validation:Enum=Opened;AlertAppended;TriageStarted;StateChanged;Note;Closed;Summary
 type TimelineType string
 
 // Timeline entry types.
@@ -50,6 +53,10 @@ const (
 	TimelineStateChanged  TimelineType = "StateChanged"
 	TimelineNote          TimelineType = "Note"
 	TimelineClosed        TimelineType = "Closed"
+	// TimelineSummary stands for consecutive entries folded into one while
+	// the timeline was at its cap and PostgreSQL had not recorded them
+	// (status.timeline[].summary says which and how many).
+	TimelineSummary TimelineType = "Summary"
 )
 
 // IncidentSpec is the incident as people and agents steer it.
@@ -102,7 +109,10 @@ type IncidentSpec struct {
 	Note string `json:"note,omitempty"`
 }
 
-// TimelineEntry is one record of an Incident's history.
+// TimelineEntry is one record of an Incident's history. It carries no CEL
+// rule: the timeline holds up to 1000 entries and a per-entry rule doubles
+// the cost of every status write (measured); Summary entries are written
+// only by internal/incident.
 type TimelineEntry struct {
 	// seq numbers entries within the Incident; with the UID it is the
 	// mirror's unique key.
@@ -130,6 +140,32 @@ type TimelineEntry struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	AlertRef string `json:"alertRef,omitempty"`
+
+	// summary is set on a Summary entry: it stands for the entries
+	// firstSeq..seq, which were folded into it before the mirror recorded
+	// them. Its at is the time of the newest of them.
+	// +optional
+	Summary *SummarisedEntries `json:"summary,omitempty"`
+}
+
+// SummarisedEntries says which entries a Summary entry stands for.
+type SummarisedEntries struct {
+	// count is how many entries the summary stands for.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Count int64 `json:"count"`
+
+	// firstSeq is the seq of the oldest entry summarised; the summary's own
+	// seq is that of the newest, so the mirror writes it once.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	FirstSeq int64 `json:"firstSeq"`
+
+	// firstAt is when the oldest entry summarised happened.
+	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$`
+	FirstAt metav1.MicroTime `json:"firstAt"`
 }
 
 // TriageStatus is the per-signature triage cooldown state.
@@ -162,6 +198,49 @@ type TriageStatus struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	DispatchedRuns int32 `json:"dispatchedRuns,omitempty"`
+
+	// webhook is the delivery of the last run to the policy's webhook:
+	// one POST per attempt, attempts spaced by a capped exponential
+	// backoff, until delivered or the attempts are spent.
+	// +optional
+	Webhook *WebhookDelivery `json:"webhook,omitempty"`
+}
+
+// WebhookDelivery records the delivery of one triage run to the webhook.
+// Neither deliveredAt nor nextAttemptAt set means the controller gave up
+// (the TriageConfigured condition says WebhookFailed).
+type WebhookDelivery struct {
+	// run names the triage run delivered; it is the Idempotency-Key header
+	// of every attempt.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Run string `json:"run"`
+
+	// attempts counts the POSTs made for the run.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Attempts int32 `json:"attempts,omitempty"`
+
+	// lastAttemptAt is when the last POST was made.
+	// +optional
+	LastAttemptAt *metav1.Time `json:"lastAttemptAt,omitempty"`
+
+	// lastError says why the last attempt failed, in the operator's words
+	// with the HTTP status code (never the receiver's text).
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	LastError string `json:"lastError,omitempty"`
+
+	// nextAttemptAt is when the next POST is due while the run is not
+	// delivered.
+	// +optional
+	NextAttemptAt *metav1.Time `json:"nextAttemptAt,omitempty"`
+
+	// deliveredAt is when the webhook accepted the run (a 2xx answer).
+	// +optional
+	DeliveredAt *metav1.Time `json:"deliveredAt,omitempty"`
 }
 
 // IncidentStatus is the observed state of an Incident.
@@ -210,7 +289,9 @@ type IncidentStatus struct {
 	Triage *TriageStatus `json:"triage,omitempty"`
 
 	// timeline holds the newest entries; with the mirror on, entries not yet
-	// mirrored are kept past the newest 100.
+	// mirrored are kept past the newest 100. At the cap (1000 entries, or
+	// 512 KiB of entries) the oldest unmirrored entries are folded into one
+	// Summary entry: a write is never refused for the timeline's size.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=1000

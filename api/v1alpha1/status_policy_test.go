@@ -44,8 +44,9 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 		// this suite, so the spec writes its decision as the operator).
 		a = validAlert(ns)
 		Expect(k8s.Create(ctx, a)).To(Succeed())
+		orig := a.DeepCopy()
 		alertstate.MarkCanonical(&a.Status, "fp", a.CreationTimestamp, a.Generation)
-		Expect(operator.Status().Update(ctx, a)).To(Succeed())
+		Expect(operator.Status().Patch(ctx, a, client.MergeFrom(orig))).To(Succeed())
 	})
 
 	claimAs := func(c client.Client, owner, user string) {
@@ -166,14 +167,16 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 	It("lets the operator write what it owns", func() {
 		var cur v1.Alert
 		Expect(operator.Get(ctx, keyOf(a), &cur)).To(Succeed())
+		orig := cur.DeepCopy()
 		cur.Status.Occurrences = 7
 		cur.Status.PendingFolds = []string{"uid-1"}
 		alertstate.Fired(&cur.Status, "instance")
-		Expect(operator.Status().Update(ctx, &cur)).To(Succeed())
+		Expect(operator.Status().Patch(ctx, &cur, client.MergeFrom(orig))).To(Succeed())
 		claimAs(agent1, "supervisor", agent1User)
 		Expect(operator.Get(ctx, keyOf(a), &cur)).To(Succeed())
+		orig = cur.DeepCopy()
 		Expect(alertstate.Requeue(&cur.Status, cur.Generation, time.Now().Add(2*time.Hour))).To(Equal(v1.ReasonLeaseExpired))
-		Expect(operator.Status().Update(ctx, &cur)).To(Succeed(), "the operator returns an expired lease to New")
+		Expect(operator.Status().Patch(ctx, &cur, client.MergeFrom(orig))).To(Succeed(), "the operator returns an expired lease to New")
 	})
 
 	It("keeps the intake's annotations to the operator", func() {

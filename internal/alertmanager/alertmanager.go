@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/clip"
 )
 
 // Message is Alertmanager's webhook body. It mirrors
@@ -55,7 +56,23 @@ func Decode(r io.Reader) (*Message, error) {
 	if m.Data == nil || m.Alerts == nil {
 		return nil, errors.New("alerts: required")
 	}
+	if len(m.Alerts) > MaxAlerts {
+		return nil, &TooManyError{Got: len(m.Alerts)}
+	}
 	return &m, nil
+}
+
+// MaxAlerts bounds the alerts of one webhook message: each is counted
+// concurrently, and a message must be answered within Alertmanager's
+// timeout. Alertmanager's webhook_config max_alerts keeps its messages
+// under it.
+const MaxAlerts = 1000
+
+// TooManyError refuses a message with more than MaxAlerts alerts.
+type TooManyError struct{ Got int }
+
+func (e *TooManyError) Error() string {
+	return fmt.Sprintf("alerts: %d alerts in one message; at most %d: set max_alerts: %d in the webhook_config", e.Got, MaxAlerts, MaxAlerts)
 }
 
 // Rules map labels and annotations to Alert fields; the zero value is the
@@ -160,9 +177,9 @@ func (r Rules) mapOne(m *Message, a template.Alert) Item {
 		Env:      first(dnsLabel(first(a.Labels["env"], a.Labels["environment"])), "prod"),
 		Kind:     kind,
 		Severity: r.severity(a.Labels["severity"]),
-		Title:    truncate(first(a.Annotations["summary"], alertname), 256),
-		Message:  truncate(a.Annotations["description"], 4096),
-		Source:   truncate("alertmanager/"+m.Receiver, 253),
+		Title:    clip.To(first(a.Annotations["summary"], alertname), 256),
+		Message:  clip.To(a.Annotations["description"], 4096),
+		Source:   clip.To("alertmanager/"+m.Receiver, 253),
 		Labels:   specLabels(a.Labels, m.CommonLabels),
 	}
 	if it.Namespace != "" && len(validation.IsDNS1123Label(it.Namespace)) > 0 {
@@ -210,7 +227,7 @@ func specLabels(labels, common template.KV) map[string]string {
 	}
 	out := make(map[string]string, len(keep))
 	for _, k := range keep {
-		out[k] = truncate(labels[k], 256)
+		out[k] = clip.To(labels[k], 256)
 	}
 	return out
 }
@@ -243,7 +260,7 @@ func snakeCase(s string) string {
 	if out[0] < 'a' || out[0] > 'z' {
 		out = "alert_" + out
 	}
-	return strings.TrimRight(truncate(out, 63), "_")
+	return strings.TrimRight(clip.To(out, 63), "_")
 }
 
 // dnsLabel lowercases s and replaces what a DNS label cannot hold with '-'.
@@ -256,7 +273,7 @@ func dnsLabel(s string) string {
 			b.WriteByte('-')
 		}
 	}
-	return strings.Trim(truncate(collapse(b.String(), '-'), 63), "-")
+	return strings.Trim(clip.To(collapse(b.String(), '-'), 63), "-")
 }
 
 func collapse(s string, c byte) string {
@@ -278,16 +295,3 @@ func first(vals ...string) string {
 	}
 	return ""
 }
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8Start(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-func utf8Start(b byte) bool { return b&0xC0 != 0x80 }

@@ -2,6 +2,7 @@ package alertmanager
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"regexp"
 	"strings"
@@ -31,14 +32,16 @@ func checkSpec(t *testing.T, s v1.AlertSpec) {
 	if s.Severity.Rank() > v1.SeverityP4.Rank() {
 		t.Errorf("severity %q unknown", s.Severity)
 	}
-	if s.Title == "" || len(s.Title) > 256 {
+	// The API server counts characters, not bytes (maxLength, CEL size).
+	n := utf8.RuneCountInString
+	if s.Title == "" || n(s.Title) > 256 {
 		t.Errorf("title %q out of bounds", s.Title)
 	}
-	if len(s.Message) > 4096 || len(s.Source) > 253 || len(s.Labels) > maxLabels {
-		t.Errorf("bounds exceeded: message %d source %d labels %d", len(s.Message), len(s.Source), len(s.Labels))
+	if n(s.Message) > 4096 || n(s.Source) > 253 || len(s.Labels) > maxLabels {
+		t.Errorf("bounds exceeded: message %d source %d labels %d", n(s.Message), n(s.Source), len(s.Labels))
 	}
 	for k, v := range s.Labels {
-		if len(k) > 63 || len(v) > 256 {
+		if n(k) > 63 || n(v) > 256 {
 			t.Errorf("label %q=%q out of bounds", k, v)
 		}
 	}
@@ -94,6 +97,21 @@ func TestDecodeRefusesUnusableBodies(t *testing.T) {
 		if _, err := Decode(strings.NewReader(body)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestDecodeBoundsTheAlertsOfOneMessage(t *testing.T) {
+	one := `{"status":"firing","labels":{"alertname":"A"},"startsAt":"2026-11-30T10:00:00Z","fingerprint":"f"}`
+	body := func(n int) string {
+		return `{"version":"4","status":"firing","alerts":[` + strings.TrimSuffix(strings.Repeat(one+",", n), ",") + `]}`
+	}
+	if _, err := Decode(strings.NewReader(body(MaxAlerts))); err != nil {
+		t.Fatalf("%d alerts refused: %v", MaxAlerts, err)
+	}
+	_, err := Decode(strings.NewReader(body(MaxAlerts + 1)))
+	var tooMany *TooManyError
+	if !errors.As(err, &tooMany) || !strings.Contains(err.Error(), "max_alerts") {
+		t.Fatalf("%d alerts: %v", MaxAlerts+1, err)
 	}
 }
 

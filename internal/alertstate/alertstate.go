@@ -16,27 +16,6 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
 
-// transitions is the design's table; a phase may always stay as it is.
-var transitions = map[v1.AlertPhase][]v1.AlertPhase{
-	"":                 {v1.AlertNew, v1.AlertDeduplicated},
-	v1.AlertNew:        {v1.AlertProcessing, v1.AlertAcked, v1.AlertDeduplicated},
-	v1.AlertProcessing: {v1.AlertNew, v1.AlertAcked, v1.AlertFailed},
-	v1.AlertFailed:     {v1.AlertNew, v1.AlertAcked},
-}
-
-// Allowed reports whether from → to is in the transition table.
-func Allowed(from, to v1.AlertPhase) bool {
-	if from == to {
-		return true
-	}
-	for _, p := range transitions[from] {
-		if p == to {
-			return true
-		}
-	}
-	return false
-}
-
 // LeaseExpiry is when the current claim ends; zero without a claim.
 func LeaseExpiry(s *v1.AlertStatus) time.Time {
 	if s.Claim == nil {

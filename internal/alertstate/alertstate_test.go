@@ -10,24 +10,6 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
 
-func TestAllowedMatchesTheDesignTable(t *testing.T) {
-	legal := map[[2]v1.AlertPhase]bool{
-		{"", v1.AlertNew}: true, {"", v1.AlertDeduplicated}: true,
-		{v1.AlertNew, v1.AlertProcessing}: true, {v1.AlertNew, v1.AlertAcked}: true, {v1.AlertNew, v1.AlertDeduplicated}: true,
-		{v1.AlertProcessing, v1.AlertNew}: true, {v1.AlertProcessing, v1.AlertAcked}: true, {v1.AlertProcessing, v1.AlertFailed}: true,
-		{v1.AlertFailed, v1.AlertNew}: true, {v1.AlertFailed, v1.AlertAcked}: true,
-	}
-	all := []v1.AlertPhase{"", v1.AlertNew, v1.AlertProcessing, v1.AlertAcked, v1.AlertFailed, v1.AlertDeduplicated}
-	for _, from := range all {
-		for _, to := range all {
-			want := from == to || legal[[2]v1.AlertPhase{from, to}]
-			if got := Allowed(from, to); got != want {
-				t.Errorf("Allowed(%q, %q) = %v, want %v", from, to, got, want)
-			}
-		}
-	}
-}
-
 var agent1 = Caller{Owner: "agent-1", User: "system:serviceaccount:ops:agent-1"}
 
 func TestClaimAndRequeue(t *testing.T) {

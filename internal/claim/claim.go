@@ -48,6 +48,12 @@ type Claimer struct {
 	User string
 	// Clock is injected so tests control time; nil means the real clock.
 	Clock clock.PassiveClock
+	// Admit, when set, is asked before every write whether the caller may
+	// make it: op (claim, renew, ack or fail) on the Alert as just read. The
+	// HTTP API writes as the operator, whom the admission policies exempt
+	// (DECISIONS D1), so it applies their rules for its caller here; an
+	// error refuses the write and is returned as it is.
+	Admit func(ctx context.Context, op string, a *v1.Alert) error
 }
 
 // Request is one claim, as the runbook's claim(window_minutes, limit,
@@ -63,6 +69,12 @@ type Request struct {
 	Owner string
 	// LockTTL is the lease; zero means the namespace's policy, else 10m.
 	LockTTL time.Duration
+	// Env and Service, when set, keep only Alerts of that env and service.
+	Env, Service string
+	// Namespaces, when set, keeps only Alerts of the namespaces it allows
+	// (asked once per namespace): the HTTP API claims for a caller without a
+	// namespace only where the caller may claim.
+	Namespaces func(ctx context.Context, namespace string) (bool, error)
 }
 
 func (c *Claimer) now() time.Time {
@@ -97,8 +109,12 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 	if err := c.Client.List(ctx, &list, client.InNamespace(r.Namespace), client.MatchingFieldsSelector{Selector: liveAlerts}); err != nil {
 		return nil, fmt.Errorf("failed to list Alerts: %w", err)
 	}
+	items, err := r.keep(ctx, list.Items)
+	if err != nil {
+		return nil, err
+	}
 	now := c.now()
-	candidates := Candidates(list.Items, r.Window, now)
+	candidates := Candidates(items, r.Window, now)
 	ttls := map[string]time.Duration{}
 	var got []v1.Alert
 	// Racing claimers would all collide on the oldest Alert. Each pick is a
@@ -134,9 +150,44 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 	return got, nil
 }
 
+// keep filters items by the request's env, service and namespaces.
+func (r Request) keep(ctx context.Context, items []v1.Alert) ([]v1.Alert, error) {
+	if r.Env == "" && r.Service == "" && r.Namespaces == nil {
+		return items, nil
+	}
+	allowed := map[string]bool{}
+	out := items[:0:0]
+	for i := range items {
+		a := &items[i]
+		if (r.Env != "" && a.Spec.Env != r.Env) || (r.Service != "" && a.Spec.Service != r.Service) {
+			continue
+		}
+		if r.Namespaces != nil {
+			ok, seen := allowed[a.Namespace]
+			if !seen {
+				var err error
+				if ok, err = r.Namespaces(ctx, a.Namespace); err != nil {
+					return nil, err
+				}
+				allowed[a.Namespace] = ok
+			}
+			if !ok {
+				continue
+			}
+		}
+		out = append(out, *a)
+	}
+	return out, nil
+}
+
 // take writes the claim with the resourceVersion it read; false means
 // another writer got there first.
 func (c *Claimer) take(ctx context.Context, a *v1.Alert, who alertstate.Caller, ttl time.Duration) (bool, error) {
+	if c.Admit != nil {
+		if err := c.Admit(ctx, "claim", a); err != nil {
+			return false, err
+		}
+	}
 	orig := a.DeepCopy()
 	if err := alertstate.Claim(&a.Status, who, ttl, c.now()); err != nil {
 		return false, err
@@ -275,6 +326,11 @@ func (c *Claimer) update(ctx context.Context, key client.ObjectKey, start *v1.Al
 			}
 		}
 		first = false
+		if c.Admit != nil {
+			if err := c.Admit(ctx, verb, a); err != nil {
+				return err
+			}
+		}
 		orig := a.DeepCopy()
 		if err := op(a, who, c.now()); err != nil {
 			var nh *alertstate.NotHolderError

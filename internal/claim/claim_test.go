@@ -1,6 +1,8 @@
 package claim
 
 import (
+	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -9,7 +11,9 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
 
-func TestCandidatesAreClaimableInsideTheWindowOldestFirst(t *testing.T) {
+// Only New Alerts are candidates: an expired lease or a due retry comes
+// back as New on the operator's timer, never by a claimer's clock.
+func TestCandidatesAreNewAlertsInsideTheWindowOldestFirst(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(-d)); return &t }
 	mk := func(name string, created time.Duration, s v1.AlertStatus) v1.Alert {
@@ -35,7 +39,7 @@ func TestCandidatesAreClaimableInsideTheWindowOldestFirst(t *testing.T) {
 	for _, a := range Candidates(items, 4*time.Hour, now) {
 		got = append(got, a.Name)
 	}
-	want := []string{"old-but-seen", "stale", "failed-due", "new-young"}
+	want := []string{"old-but-seen", "new-young"}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -44,7 +48,37 @@ func TestCandidatesAreClaimableInsideTheWindowOldestFirst(t *testing.T) {
 			t.Fatalf("got %v, want %v", got, want)
 		}
 	}
-	if n := len(Candidates(items, 0, now)); n != 5 {
-		t.Fatalf("without a window %d candidates, want 5", n)
+	if n := len(Candidates(items, 0, now)); n != 3 {
+		t.Fatalf("without a window %d candidates, want the 3 New ones", n)
+	}
+}
+
+// A request's env, service and namespace filter keep only what they name,
+// asking about each namespace once.
+func TestRequestKeepsEnvServiceAndAllowedNamespaces(t *testing.T) {
+	mk := func(ns, service, env string) v1.Alert {
+		return v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ns + "-" + service + "-" + env},
+			Spec: v1.AlertSpec{Service: service, Env: env}}
+	}
+	items := []v1.Alert{mk("a", "gateway", "prod"), mk("a", "gateway", "staging"), mk("b", "gateway", "prod"),
+		mk("b", "db", "prod"), mk("c", "gateway", "prod"), mk("c", "gateway", "prod")}
+	asked := map[string]int{}
+	r := Request{Env: "prod", Service: "gateway", Namespaces: func(_ context.Context, ns string) (bool, error) {
+		asked[ns]++
+		return ns != "b", nil
+	}}
+	got, err := r.keep(context.Background(), items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range got {
+		names = append(names, a.Name)
+	}
+	if !slices.Equal(names, []string{"a-gateway-prod", "c-gateway-prod", "c-gateway-prod"}) {
+		t.Fatalf("kept %v", names)
+	}
+	if asked["a"] != 1 || asked["b"] != 1 || asked["c"] != 1 {
+		t.Fatalf("asked %v", asked)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/claim"
+	"github.com/alertbridge/alertbridge/internal/clip"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/query"
 )
@@ -68,7 +69,15 @@ func (a *App) client() (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: cliScheme})
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a client: %w", err)
+	}
+	mapper, err := kube.NewRESTMapper(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a client: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: cliScheme, HTTPClient: hc, Mapper: mapper})
 	if err != nil {
 		return nil, fmt.Errorf("failed to create a client: %w", err)
 	}
@@ -183,7 +192,7 @@ func printAlerts(w io.Writer, output string, alerts []v1.Alert, withNamespace bo
 		}
 		row := []string{a.Name, phaseOf(a), a.Spec.Service, a.Spec.Env, a.Spec.Kind, string(a.Spec.Severity),
 			fmt.Sprint(a.Status.Occurrences), holder, fmt.Sprint(a.Status.Attempts),
-			duration.HumanDuration(now.Sub(query.LastSeen(a))), truncate(a.Spec.Title, 60)}
+			duration.HumanDuration(now.Sub(query.LastSeen(a))), clip.Mark(a.Spec.Title, 60)}
 		if withNamespace {
 			row = append([]string{a.Namespace}, row...)
 		}
@@ -197,14 +206,6 @@ func phaseOf(a *v1.Alert) string {
 		return "<pending>"
 	}
 	return string(a.Status.Phase)
-}
-
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }
 
 // parsePhases reads --status-in case-insensitively (new = New).

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/ingest"
 )
 
@@ -154,6 +155,9 @@ func (o *ingestOptions) run(ctx context.Context, stdin io.Reader, app *App) erro
 	var undecided []string
 	for _, s := range specs {
 		a := &v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: generateName(&s)}, Spec: s}
+		// Labelled at creation, as the HTTP intake does, so the operator
+		// need not write the label in before its decision.
+		a.Labels = map[string]string{v1.FingerprintLabel: alertindex.Key(a)}
 		if err := c.Create(ctx, a); err != nil {
 			return fmt.Errorf("failed to create the Alert: %w", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/clip"
 	"github.com/alertbridge/alertbridge/internal/query"
 )
 
@@ -170,7 +171,7 @@ func printDashboard(w io.Writer, d query.Dashboard, withNamespace bool) error {
 		row(nsCol("NAMESPACE", "NAME", "PHASE", "SEVERITY", "SERVICE", "ENV", "KIND", "OCCURRENCES", "HOLDER", "LAST SEEN", "TITLE")...)
 		for _, a := range d.Latest {
 			row(nsCol(a.Namespace, a.Name, a.Phase, a.Severity, a.Service, a.Env, a.Kind, fmt.Sprint(a.Occurrences),
-				orNone(a.Holder), duration.HumanDuration(d.GeneratedAt.Sub(a.LastSeenAt)), truncate(a.Title, 60))...)
+				orNone(a.Holder), duration.HumanDuration(d.GeneratedAt.Sub(a.LastSeenAt)), clip.Mark(a.Title, 60))...)
 		}
 	}
 
@@ -181,7 +182,7 @@ func printDashboard(w io.Writer, d query.Dashboard, withNamespace bool) error {
 		row(nsCol("NAMESPACE", "NAME", "SEVERITY", "STATE", "SERVICE", "ENV", "ALERTS", "LAST ACTIVITY", "TITLE")...)
 		for _, i := range d.OpenIncidents {
 			row(nsCol(i.Namespace, i.Name, i.Severity, i.State, i.Service, i.Env, fmt.Sprint(i.AlertCount),
-				duration.HumanDuration(d.GeneratedAt.Sub(i.LastActivityAt)), truncate(i.Title, 60))...)
+				duration.HumanDuration(d.GeneratedAt.Sub(i.LastActivityAt)), clip.Mark(i.Title, 60))...)
 		}
 	}
 

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/spf13/cobra"
@@ -139,6 +141,60 @@ func httpAction(method string, path func(f *roleFixture) string, body string) ro
 	}
 }
 
+// toolAction calls POST /v1/tools/execute as id with the runbook's
+// parameters: 2xx with accepted is allowed, 403 forbidden.
+func toolAction(params func(f *roleFixture, id identity) map[string]any) roleAction {
+	return func(f *roleFixture, id identity) outcome {
+		body, err := json.Marshal(params(f, id))
+		Expect(err).NotTo(HaveOccurred())
+		o := httpAction(http.MethodPost, func(*roleFixture) string { return "/v1/tools/execute" }, string(body))(f, id)
+		o.allowed = o.allowed && strings.Contains(o.detail, `"accepted":true`)
+		return o
+	}
+}
+
+// mcpAction calls an MCP tool through the SDK's own client as id: a result
+// without an error is allowed, a 403 refusal forbidden.
+func mcpAction(tool string, args func(f *roleFixture, id identity) map[string]any) roleAction {
+	return func(f *roleFixture, id identity) outcome {
+		s := mcpSession(f.api, id.token)
+		defer func() { _ = s.Close() }()
+		a := args(f, id)
+		res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: a})
+		Expect(err).NotTo(HaveOccurred())
+		text := ""
+		for _, c := range res.Content {
+			if tc, ok := c.(*mcp.TextContent); ok {
+				text += tc.Text
+			}
+		}
+		detail := fmt.Sprintf("MCP %s %v: error %v: %s", tool, a, res.IsError, text)
+		return outcome{allowed: !res.IsError, forbidden: res.IsError && strings.HasPrefix(text, "403 Forbidden"), detail: detail}
+	}
+}
+
+// mcpSession connects the MCP SDK's client to the API's /mcp with token.
+func mcpSession(api, token string) *mcp.ClientSession {
+	GinkgoHelper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "roles-test", Version: "v0"}, nil)
+	s, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint: api + "/mcp", HTTPClient: &http.Client{Transport: bearerToken{token: token, next: http.DefaultTransport}},
+	}, nil)
+	Expect(err).NotTo(HaveOccurred())
+	return s
+}
+
+type bearerToken struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearerToken) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
 // decidedAlert creates an Alert of its own fingerprint and waits until the
 // operator has made it New.
 func (f *roleFixture) decidedAlert() *v1.Alert {
@@ -252,8 +308,121 @@ var roleActions = map[string]roleAction{
 	}, "{}"),
 }
 
+// Work-queue actions over HTTP and MCP, per row of the table.
+func init() {
+	post := func(path func(f *roleFixture, id identity) string, body string) roleAction {
+		return func(f *roleFixture, id identity) outcome {
+			p := path(f, id)
+			return httpAction(http.MethodPost, func(*roleFixture) string { return p }, body)(f, id)
+		}
+	}
+	own := func(f *roleFixture, id identity, action string) string {
+		return "/v1/alerts/" + f.ns + "/" + f.claimedBy(id) + "/" + action
+	}
+	incidentPath := func(f *roleFixture, action string) string {
+		return "/v1/incidents/" + f.ns + "/" + f.openIncident() + "/" + action
+	}
+	for action, run := range map[string]roleAction{
+		"`POST /v1/alerts/claim`": func(f *roleFixture, id identity) outcome {
+			f.decidedAlert()
+			body := fmt.Sprintf(`{"namespace":%q,"limit":1,"owner":%q,"lockTTL":"1h"}`, f.ns, id.owner)
+			return httpAction(http.MethodPost, func(*roleFixture) string { return "/v1/alerts/claim" }, body)(f, id)
+		},
+		"`POST /v1/alerts/{namespace}/{name}/renew` (own claim)": func(f *roleFixture, id identity) outcome {
+			return post(func(f *roleFixture, id identity) string { return own(f, id, "renew") }, fmt.Sprintf(`{"owner":%q}`, id.owner))(f, id)
+		},
+		"`POST /v1/alerts/{namespace}/{name}/ack` (own claim)": func(f *roleFixture, id identity) outcome {
+			return post(func(f *roleFixture, id identity) string { return own(f, id, "ack") }, fmt.Sprintf(`{"owner":%q,"note":"fixed"}`, id.owner))(f, id)
+		},
+		"`POST /v1/alerts/{namespace}/{name}/fail` (own claim)": func(f *roleFixture, id identity) outcome {
+			return post(func(f *roleFixture, id identity) string { return own(f, id, "fail") },
+				fmt.Sprintf(`{"owner":%q,"error":"timeout","retryAfter":"1m"}`, id.owner))(f, id)
+		},
+		"`POST /v1/alerts/{namespace}/{name}/ack` (nobody holds it)": post(func(f *roleFixture, _ identity) string {
+			return "/v1/alerts/" + f.ns + "/" + f.decidedAlert().Name + "/ack"
+		}, `{"note":"false positive"}`),
+		"`POST /v1/alerts/{namespace}/{name}/to-incident`": post(func(f *roleFixture, _ identity) string {
+			return "/v1/alerts/" + f.ns + "/" + f.decidedAlert().Name + "/to-incident"
+		}, `{"severityCap":"P1","dedupeWindow":"60m"}`),
+		"`POST /v1/incidents/{namespace}/{name}/note`": post(func(f *roleFixture, _ identity) string { return incidentPath(f, "note") }, `{"note":"looking"}`),
+		"`POST /v1/incidents/{namespace}/{name}/state`": post(func(f *roleFixture, _ identity) string { return incidentPath(f, "state") },
+			`{"state":"Mitigating","note":"rolled back"}`),
+		"`POST /v1/incidents/{namespace}/{name}/close`": post(func(f *roleFixture, _ identity) string { return incidentPath(f, "close") }, `{"note":"false positive"}`),
+
+		"`POST /v1/tools/execute` (ingest)": toolAction(func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"tool": "alert_ingest_tool", "action": "ingest", "namespace": f.ns, "service": "test", "kind": "test", "message": "persistence check"}
+		}),
+		"`POST /v1/tools/execute` (list)": toolAction(func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"tool": "alert_ingest_tool", "action": "list", "namespace": f.ns, "window_minutes": 240}
+		}),
+		"`POST /v1/tools/execute` (claim)": toolAction(func(f *roleFixture, id identity) map[string]any {
+			f.decidedAlert()
+			return map[string]any{"tool": "alert_ingest_tool", "action": "claim", "namespace": f.ns, "limit": 1, "owner": id.owner, "lock_ttl_seconds": 600}
+		}),
+		"`POST /v1/tools/execute` (ack, own claim)": toolAction(func(f *roleFixture, id identity) map[string]any {
+			return map[string]any{"tool": "alert_ingest_tool", "action": "ack", "alert_ref": f.ns + "/" + f.claimedBy(id), "note": "fixed"}
+		}),
+		"`POST /v1/tools/execute` (fail, own claim)": toolAction(func(f *roleFixture, id identity) map[string]any {
+			return map[string]any{"tool": "alert_ingest_tool", "action": "fail", "alert_ref": f.ns + "/" + f.claimedBy(id), "error": "gateway timeout", "retry_after_seconds": 300}
+		}),
+		"`POST /v1/tools/execute` (to_incident)": toolAction(func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"tool": "oncall_tool", "action": "alert_to_incident", "alert_ref": f.ns + "/" + f.decidedAlert().Name,
+				"incident_severity_cap": "P1", "dedupe_window_minutes": 60}
+		}),
+		"`POST /v1/tools/execute` (incidents_open)": toolAction(func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"tool": "alert_ingest_tool", "action": "incidents_open", "namespace": f.ns}
+		}),
+		"`POST /v1/tools/execute` (dashboard)": toolAction(func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"tool": "alert_ingest_tool", "action": "dashboard", "namespace": f.ns}
+		}),
+
+		"`POST /mcp` tool `alerts_list`": mcpAction("alerts_list", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns}
+		}),
+		"`POST /mcp` tool `alerts_claim`": mcpAction("alerts_claim", func(f *roleFixture, id identity) map[string]any {
+			f.decidedAlert()
+			return map[string]any{"namespace": f.ns, "limit": 1, "owner": id.owner}
+		}),
+		"`POST /mcp` tool `alerts_renew` (own claim)": mcpAction("alerts_renew", func(f *roleFixture, id identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "name": f.claimedBy(id), "owner": id.owner, "lockTTL": "30m"}
+		}),
+		"`POST /mcp` tool `alerts_ack` (own claim)": mcpAction("alerts_ack", func(f *roleFixture, id identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "name": f.claimedBy(id), "owner": id.owner, "note": "fixed"}
+		}),
+		"`POST /mcp` tool `alerts_ack` (nobody holds it)": mcpAction("alerts_ack", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "name": f.decidedAlert().Name, "note": "false positive"}
+		}),
+		"`POST /mcp` tool `alerts_fail` (own claim)": mcpAction("alerts_fail", func(f *roleFixture, id identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "name": f.claimedBy(id), "owner": id.owner, "error": "timeout", "retryAfter": "1m"}
+		}),
+		"`POST /mcp` tool `alerts_to_incident`": mcpAction("alerts_to_incident", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "name": f.decidedAlert().Name, "severityCap": "P1"}
+		}),
+		"`POST /mcp` tool `incidents_open`": mcpAction("incidents_open", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns}
+		}),
+		"`POST /mcp` tool `incidents_note`": mcpAction("incidents_note", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "name": f.openIncident(), "note": "looking"}
+		}),
+		"`POST /mcp` tool `incidents_state`": mcpAction("incidents_state", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "name": f.openIncident(), "state": "Mitigating"}
+		}),
+		"`POST /mcp` tool `incidents_close`": mcpAction("incidents_close", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "name": f.openIncident(), "note": "false positive"}
+		}),
+		"`POST /mcp` tool `dashboard`": mcpAction("dashboard", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns}
+		}),
+		"`POST /mcp` tool `release_check`": mcpAction("release_check", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "service": "gateway", "env": "staging"}
+		}),
+	} {
+		roleActions[action] = run
+	}
+}
+
 // notInTable are the commands and routes the README's notes explain.
-var notInTable = []string{"alertbridge migrate", "GET /ui/", "GET /{$}"}
+var notInTable = []string{"alertbridge migrate", "GET /ui/", "GET /{$}", "GET /mcp", "GET /openapi.json"}
 
 var _ = Describe("The README's roles table", Ordered, func() {
 	var (
@@ -287,6 +456,10 @@ var _ = Describe("The README's roles table", Ordered, func() {
 		for _, route := range srv.Routes() {
 			Expect(inTable[route] || slices.Contains(notInTable, route)).To(BeTrue(), "endpoint %q is missing from the README's roles table", route)
 		}
+		for _, tool := range httpapi.MCPTools {
+			Expect(slices.ContainsFunc(rows, func(r roleRow) bool { return strings.HasPrefix(r.action, "`POST /mcp` tool `"+tool+"`") })).To(BeTrue(),
+				"MCP tool %s is missing from the README's roles table", tool)
+		}
 	})
 
 	for _, role := range roles {
@@ -304,7 +477,7 @@ var _ = Describe("The README's roles table", Ordered, func() {
 		})
 	}
 
-	It("refuses stealing a live claim through kubectl and the CLI alike", func() {
+	It("refuses stealing a live claim through kubectl, the CLI, HTTP and MCP alike", func() {
 		f := newRoleFixture(api.URL)
 		holder := f.ids["agent"]
 		thief := f.identity("thief", "agent")
@@ -321,6 +494,40 @@ var _ = Describe("The README's roles table", Ordered, func() {
 		r := runWith(thief.kubeconfig, "", "-n", f.ns, "alerts", "ack", name, "--owner", holder.owner)
 		Expect(r.code).To(Equal(cli.ExitNotHolder), r.err)
 		Expect(r.err).To(ContainSubstring(fmt.Sprintf("is held by %s (owner agent)", holder.user)))
+
+		// Over HTTP and MCP the same renewal is refused in the same words
+		// (409, naming the holder and the lease expiry), though the operator
+		// writes: it judges the caller as the admission policy would.
+		refusal := regexp.MustCompile(`status\.claim: Alert (\S+) is held by (\S+) \(owner (\S+)\) until (\S+); only the holder may (\w+) it`)
+		words := func(msg string) (string, time.Time) {
+			GinkgoHelper()
+			m := refusal.FindStringSubmatch(msg)
+			Expect(m).NotTo(BeNil(), "no refusal naming the holder in %q", msg)
+			until, err := time.Parse(time.RFC3339Nano, m[4])
+			Expect(err).NotTo(HaveOccurred())
+			return strings.Join([]string{m[1], m[2], m[3], m[5]}, " "), until.Truncate(time.Second)
+		}
+		kubectlWords, kubectlUntil := words(string(out))
+		o := httpAction(http.MethodPost, func(f *roleFixture) string { return "/v1/alerts/" + f.ns + "/" + name + "/renew" },
+			`{"owner":"agent"}`)(f, thief)
+		Expect(o.detail).To(ContainSubstring(": 409 "))
+		var body httpapi.Problem
+		_, answer, _ := strings.Cut(o.detail, ": 409 ")
+		Expect(json.Unmarshal([]byte(answer), &body)).To(Succeed())
+		Expect(body.Holder).To(Equal(&httpapi.Holder{User: holder.user, Owner: "agent"}))
+		Expect(body.LeaseExpiresAt.Truncate(time.Second)).To(BeTemporally("==", kubectlUntil))
+		httpWords, httpUntil := words(body.Message)
+		Expect(httpWords).To(Equal(kubectlWords))
+		Expect(httpUntil).To(BeTemporally("==", kubectlUntil))
+
+		m := mcpAction("alerts_renew", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "name": name, "owner": "agent"}
+		})(f, thief)
+		Expect(m.allowed).To(BeFalse())
+		Expect(m.detail).To(ContainSubstring("409 Conflict: "))
+		mcpWords, mcpUntil := words(m.detail)
+		Expect(mcpWords).To(Equal(kubectlWords))
+		Expect(mcpUntil).To(BeTemporally("==", kubectlUntil))
 		var a v1.Alert
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: name}, &a)).To(Succeed())
 		Expect(a.Status.Phase).To(Equal(v1.AlertProcessing))

@@ -96,6 +96,10 @@ func ExitCode(err error) int {
 		return ExitForbidden
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
 		return ExitUsage
+	case apierrors.IsConflict(err):
+		// A write that kept meeting conflicts after its retries
+		// (kube.ContendedError): the object is busy, try again (D6).
+		return ExitUnreachable
 	case isUnreachable(err):
 		return ExitUnreachable
 	}

@@ -2,9 +2,9 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/kube"
 )
 
 // defaultMaxBypass applies when a policy sets no gate.maxBypass.
@@ -101,11 +102,12 @@ func (o *bypassOptions) run(ctx context.Context, app *App, name string) error {
 	if err != nil {
 		return err
 	}
+	key := client.ObjectKey{Namespace: k.namespace, Name: name}
 	var p v1.SLOPolicy
-	if err := k.c.Get(ctx, client.ObjectKey{Namespace: k.namespace, Name: name}, &p); err != nil {
+	if err := k.c.Get(ctx, key, &p); err != nil {
 		return fmt.Errorf("failed to get SLOPolicy %s/%s: %w", k.namespace, name, err)
 	}
-	ann := map[string]any{v1.BypassUntilAnnotation: nil, v1.BypassReasonAnnotation: nil, v1.BypassByAnnotation: nil}
+	ann := map[string]string{}
 	var msg string
 	if o.clear {
 		msg = fmt.Sprintf("slopolicy/%s: bypass cleared\n", name)
@@ -129,11 +131,25 @@ func (o *bypassOptions) run(ctx context.Context, app *App, name string) error {
 		ann[v1.BypassByAnnotation] = by
 		msg = fmt.Sprintf("slopolicy/%s: release gate bypassed until %s by %s: %s\n", name, until.Format(time.RFC3339), by, o.reason)
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
+	// A merge patch of the three annotations under the resourceVersion
+	// read, so a bypass set or cleared by someone else in between is never
+	// overwritten unseen; a conflict is read again and retried (D6).
+	err = kube.RetryConflicts(ctx, "SLOPolicy "+key.String(), func() error {
+		p = v1.SLOPolicy{}
+		if err := k.c.Get(ctx, key, &p); err != nil {
+			return err
+		}
+		orig := p.DeepCopy()
+		for _, a := range []string{v1.BypassUntilAnnotation, v1.BypassReasonAnnotation, v1.BypassByAnnotation} {
+			delete(p.Annotations, a)
+		}
+		if len(ann) > 0 && p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		maps.Copy(p.Annotations, ann)
+		return k.c.Patch(ctx, &p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	})
 	if err != nil {
-		return fmt.Errorf("failed to build the patch: %w", err)
-	}
-	if err := k.c.Patch(ctx, &p, client.RawPatch(typesMergePatch, patch)); err != nil {
 		return fmt.Errorf("failed to write the bypass on SLOPolicy %s/%s: %w", k.namespace, name, err)
 	}
 	fmt.Fprint(app.Out, msg)

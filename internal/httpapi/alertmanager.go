@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -62,7 +63,12 @@ func (s *Server) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
 	msg, err := alertmanager.Decode(bytes.NewReader(data))
 	if err != nil {
 		metrics.IngestRejected.WithLabelValues(metrics.PathAlertmanager).Inc()
-		WriteError(w, http.StatusBadRequest, err.Error())
+		code := http.StatusBadRequest
+		var tooMany *alertmanager.TooManyError
+		if errors.As(err, &tooMany) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		WriteError(w, code, err.Error())
 		return
 	}
 	ctx := r.Context()

@@ -163,7 +163,8 @@ func (a *Authenticator) Authorize(w http.ResponseWriter, r *http.Request, u *Use
 }
 
 // Allowed asks the API server (or the cache) whether u may verb
-// group/resource (named name) in ns.
+// group/resource (named name) in ns. A resource "alerts/status" names the
+// status subresource of alerts.
 func (a *Authenticator) Allowed(ctx context.Context, u *User, verb, group, resource, ns, name string) (bool, error) {
 	extraKeys := make([]string, 0, len(u.Extra))
 	for k, v := range u.Extra {
@@ -183,6 +184,7 @@ func (a *Authenticator) Allowed(ctx context.Context, u *User, verb, group, resou
 			return e.allowed, nil
 		}
 	}
+	res, sub, _ := strings.Cut(resource, "/")
 	extra := map[string]authorizationv1.ExtraValue{}
 	for k, v := range u.Extra {
 		extra[k] = authorizationv1.ExtraValue(v)
@@ -191,7 +193,7 @@ func (a *Authenticator) Allowed(ctx context.Context, u *User, verb, group, resou
 		Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: u.Username, UID: u.UID, Groups: u.Groups, Extra: extra,
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: ns, Verb: verb, Group: group, Resource: resource, Name: name,
+				Namespace: ns, Verb: verb, Group: group, Resource: res, Subresource: sub, Name: name,
 			},
 		},
 	}, metav1.CreateOptions{})

@@ -9,7 +9,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/slo"
 )
 
 // FormatFlagger answers 200 (allowed) or 403 (blocked), as Flagger's
@@ -46,15 +45,7 @@ func (s *Server) serveGate(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusServiceUnavailable, "cannot read SLOPolicy "+key.String())
 		return
 	}
-	v := slo.Effective(&p, s.clock.Now())
-	g := Gate{
-		Namespace: p.Namespace, Policy: p.Name, Service: p.Spec.Service, Env: p.Spec.Env,
-		Allowed: v.Allowed(), Decision: v.Decision, Reason: v.Reason, Message: v.Message, Stale: v.Stale,
-		LastEvaluatedAt: p.Status.LastEvaluatedAt, Observed: p.Status.Observed, Bypass: p.Status.Bypass,
-	}
-	if p.Status.Gate != nil {
-		g.Since = p.Status.Gate.Since
-	}
+	g := gateOf(&p, s.clock.Now())
 	code := http.StatusOK
 	if r.URL.Query().Get("format") == FormatFlagger && !g.Allowed {
 		code = http.StatusForbidden

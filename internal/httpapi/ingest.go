@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -114,6 +115,9 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 	for _, c := range codes {
 		code = max(code, c)
 	}
+	if slices.Contains(codes, http.StatusTooManyRequests) {
+		w.Header().Set("Retry-After", "1")
+	}
 	if !batch {
 		if results[0].Error != "" {
 			WriteError(w, code, results[0].Error)
@@ -160,6 +164,15 @@ func (s *Server) itemResult(ctx context.Context, path string, res intake.Result,
 	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
 		metrics.IngestRejected.WithLabelValues(path).Inc()
 		return ItemResult{Error: err.Error()}, http.StatusBadRequest
+	}
+	if errors.Is(err, intake.ErrBusy) {
+		// Nothing was counted: retry later with the same key. Alertmanager
+		// drops a batch answered 4xx, so it is told 503.
+		code := http.StatusTooManyRequests
+		if path == metrics.PathAlertmanager {
+			code = http.StatusServiceUnavailable
+		}
+		return ItemResult{Error: err.Error()}, code
 	}
 	if apierrors.IsNotFound(err) {
 		// The only thing a create finds missing is the namespace.

@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/alertbridge/alertbridge/internal/intake"
@@ -15,11 +16,20 @@ import (
 // the manager's identity, and counts ingested occurrences through one
 // Intake per process (which group-commits the occurrences of a fingerprint;
 // the cache has the fingerprint index the Alert controller registers).
+// The work queue, the tool endpoint and MCP write through an uncached
+// client of the manager's identity, for callers they authorise (DECISIONS D1).
 // Tests build it the same way, so they serve what users are served.
 func ForManager(mgr manager.Manager, cfg Config) (*Server, error) {
 	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the client of the HTTP API: %w", err)
+	}
+	if cfg.Client == nil {
+		// The work queue decides on fresh state (claim.Claimer and
+		// incident.Convert must not read a cache).
+		if cfg.Client, err = client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()}); err != nil {
+			return nil, fmt.Errorf("failed to create the work-queue client of the HTTP API: %w", err)
+		}
 	}
 	if cfg.Intake == nil {
 		cfg.Intake = &intake.Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}

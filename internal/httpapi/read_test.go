@@ -25,6 +25,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
+	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/mirror"
@@ -52,9 +53,9 @@ type readOperator struct {
 	mgr ctrl.Manager
 }
 
-func startOperator(t testing.TB, opts controllers.Options) *readOperator {
+func startOperator(t testing.TB, opts controllers.Options, with ...testoperator.Option) *readOperator {
 	t.Helper()
-	op, err := testoperator.Start(env.Operator, opts)
+	op, err := testoperator.Start(env.Operator, opts, with...)
 	must(t, err)
 	t.Cleanup(func() {
 		if err := op.Stop(decideTimeout); err != nil {
@@ -436,7 +437,7 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	uninstall, err := testenv.InstallMirrorFinalizer(ctx, k8s)
 	must(t, err)
 	t.Cleanup(func() { must(t, uninstall(context.Background())) })
-	op := startOperator(t, controllers.Options{DuplicateGCDelay: longGC, Mirror: controllers.MirrorOptions{Store: store, Migrate: true}})
+	op := startOperator(t, controllers.Options{DuplicateGCDelay: longGC}, testoperator.WithMirror(mirrorctrl.Options{Store: store, Migrate: true}))
 	cached := op.serve(t, httpapi.Config{})
 	history := op.serve(t, httpapi.Config{History: store})
 	ns := namespace(t)

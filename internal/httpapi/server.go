@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +86,11 @@ type Config struct {
 	DefaultNamespace string
 	// Intake counts ingested occurrences; nil turns the ingest endpoints off.
 	Intake *intake.Intake
+	// Client is an uncached client with the operator's identity: the work
+	// queue (claim, renew, ack, fail, to-incident, the incident actions),
+	// the tool endpoint and MCP write through it for callers they have
+	// authorised. Nil turns those endpoints off.
+	Client client.Client
 	// Audiences are those a caller's token must be bound to (ForManager's
 	// Authenticator); empty means DefaultAudience.
 	Audiences []string
@@ -100,6 +106,9 @@ type Server struct {
 	clock  clock.PassiveClock
 	// state is where Start is: starting, serving or draining.
 	state atomic.Int32
+	// doc is the OpenAPI document, built on first request.
+	docOnce sync.Once
+	doc     []byte
 }
 
 // Server states, for ReadyCheck.
@@ -146,6 +155,14 @@ func (s *Server) register() {
 		}, http.HandlerFunc(s.serveIngest)))
 		s.handle("POST /v1/alertmanager", http.HandlerFunc(s.serveAlertmanager))
 	}
+	if s.cfg.Client != nil {
+		s.workRoutes()                                                    // claim, renew, ack, fail, to-incident, incidents
+		s.handle("POST /v1/tools/execute", http.HandlerFunc(s.serveTool)) // the runbook's tool router
+		mcp := s.mcpHandler()
+		s.handle("POST /mcp", mcp)
+		s.handle("GET /mcp", mcp) // 405: the MCP endpoint is stateless, see mcp.go
+	}
+	s.handle("GET /openapi.json", http.HandlerFunc(s.serveOpenAPI))
 	// Unmatched paths get a JSON error like every other answer.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "no endpoint "+r.Method+" "+r.URL.Path)

@@ -25,8 +25,18 @@ const (
 	// MaxAlertRefs is how many of the newest linked Alerts status keeps.
 	MaxAlertRefs = 100
 	// MaxTimeline is how many of the newest timeline entries status keeps
-	// (with the mirror on, unmirrored entries are kept past it).
+	// when older ones may go: any with the mirror off, only mirrored ones
+	// with it on (unmirrored entries are kept past it, up to the cap).
 	MaxTimeline = 100
+	// MaxTimelineEntries is the timeline's hard cap, the CRD's MaxItems on
+	// status.timeline: past it the oldest unmirrored entries are folded
+	// into one Summary entry, so no write is refused for it.
+	MaxTimelineEntries = 1000
+	// MaxTimelineBytes caps the timeline's encoded size the same way, so an
+	// Incident stays far below etcd's 1.5 MiB object limit whatever its
+	// messages hold (1000 entries of 1 KiB messages full of characters JSON
+	// escapes would not).
+	MaxTimelineBytes = 512 << 10
 	// maxSignature matches the CRD bound on spec.signature.
 	maxSignature = 256
 	// maxMessage matches the CRD bound on a timeline message.
@@ -146,22 +156,118 @@ func AddEntry(inc *v1.Incident, at time.Time, typ v1.TimelineType, msg, alertRef
 	})
 }
 
-// Trim bounds the timeline to the newest MaxTimeline entries. With the
-// mirror on (mirrorOn) only entries the mirror has written
-// (seq <= mirroredTimelineSeq) are dropped, so nothing unmirrored is lost.
-func Trim(inc *v1.Incident, mirrorOn bool) {
-	excess := len(inc.Status.Timeline) - MaxTimeline
-	if excess <= 0 {
-		return
-	}
+// Trim bounds the timeline; it reports how many entries it newly folded
+// into a Summary entry (count them once the write lands).
+//
+// Past the newest MaxTimeline entries the oldest go while they may: any
+// with the mirror off; with it on (mirrorOn) only entries the mirror has
+// written (seq <= mirroredTimelineSeq), so nothing unmirrored is lost.
+// Past the hard cap (MaxTimelineEntries, MaxTimelineBytes), e.g. while
+// PostgreSQL is down, entries that may go go first; then the oldest
+// unmirrored entries are folded into one Summary entry carrying their
+// count, their seq range (its own seq is the newest one's, so the mirror
+// writes it once) and their time range. A Summary at the front absorbs the
+// next fold. So the cap never refuses a write, and nothing leaves the
+// cluster without a trace.
+func Trim(inc *v1.Incident, mirrorOn bool) int64 {
+	tl := inc.Status.Timeline
+	mayGo := func(e *v1.TimelineEntry) bool { return !mirrorOn || e.Seq <= inc.Status.MirroredTimelineSeq }
 	drop := 0
-	for drop < excess {
-		if mirrorOn && inc.Status.Timeline[drop].Seq > inc.Status.MirroredTimelineSeq {
-			break
-		}
+	for len(tl)-drop > MaxTimeline && mayGo(&tl[drop]) {
 		drop++
 	}
-	inc.Status.Timeline = slices.Delete(inc.Status.Timeline, 0, drop)
+	size := 0
+	for i := drop; i < len(tl); i++ {
+		size += entrySize(&tl[i])
+	}
+	for drop < len(tl) && overCap(len(tl)-drop, size) && mayGo(&tl[drop]) {
+		size -= entrySize(&tl[drop])
+		drop++
+	}
+	if !overCap(len(tl)-drop, size) {
+		if drop > 0 {
+			inc.Status.Timeline = slices.Delete(tl, 0, drop)
+		}
+		return 0
+	}
+	// Fold the fewest oldest entries (at least two) that bring the
+	// timeline within the cap.
+	rest := tl[drop:]
+	n, foldedSize := 0, 0
+	for n < len(rest) {
+		foldedSize += entrySize(&rest[n])
+		n++
+		if n >= 2 && !overCap(len(rest)-n+1, size-foldedSize+summarySize) {
+			break
+		}
+	}
+	summary, newly := fold(rest[:n])
+	bounded := make([]v1.TimelineEntry, 0, len(rest)-n+1)
+	bounded = append(bounded, summary)
+	bounded = append(bounded, rest[n:]...)
+	inc.Status.Timeline = bounded
+	return newly
+}
+
+// fold makes the Summary entry of es, oldest first; newly counts the
+// entries of es that were not summaries already.
+func fold(es []v1.TimelineEntry) (e v1.TimelineEntry, newly int64) {
+	first, last := &es[0], &es[len(es)-1]
+	s := &v1.SummarisedEntries{FirstSeq: first.Seq, FirstAt: first.At}
+	if first.Summary != nil {
+		s.FirstSeq, s.FirstAt = first.Summary.FirstSeq, first.Summary.FirstAt
+	}
+	for i := range es {
+		if es[i].Summary != nil {
+			s.Count += es[i].Summary.Count
+			continue
+		}
+		s.Count++
+		newly++
+	}
+	msg := fmt.Sprintf("%d timeline entries (seq %d to %d, %s to %s) folded into this summary: the timeline was at its cap "+
+		"(%d entries or %d KiB) before PostgreSQL recorded them", s.Count, s.FirstSeq, last.Seq,
+		s.FirstAt.UTC().Format(time.RFC3339), last.At.UTC().Format(time.RFC3339), MaxTimelineEntries, MaxTimelineBytes>>10)
+	return v1.TimelineEntry{Seq: last.Seq, At: last.At, Type: v1.TimelineSummary, Message: msg, Summary: s}, newly
+}
+
+func overCap(entries, size int) bool { return entries > MaxTimelineEntries || size > MaxTimelineBytes }
+
+// entryOverhead bounds the encoded size of an entry's keys, seq, at and
+// type; summarySize that of a Summary entry.
+const (
+	entryOverhead = 128
+	summarySize   = entryOverhead + 384
+)
+
+// entrySize bounds the encoded (JSON) size of e from above.
+func entrySize(e *v1.TimelineEntry) int {
+	n := entryOverhead + jsonLen(e.Message) + jsonLen(e.AlertRef)
+	if e.Summary != nil {
+		n += summarySize - entryOverhead
+	}
+	return n
+}
+
+// jsonLen bounds the length of s as a JSON string body: quotes and
+// backslashes take two bytes, control and HTML characters six
+// (\u003c), other bytes of valid UTF-8 (all the API server stores) at
+// most two.
+func jsonLen(s string) int {
+	n := 0
+	for i := range len(s) {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			n += 2
+		case c < 0x20 || c == '<' || c == '>' || c == '&':
+			n += 6
+		case c >= 0x80:
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // Linked reports whether alert is among the newest linked Alerts.

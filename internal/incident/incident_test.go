@@ -2,6 +2,7 @@ package incident
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -143,6 +144,124 @@ func TestTrim(t *testing.T) {
 	}
 }
 
+// represented is what the timeline stands for: the seq range and how many
+// entries, a Summary counting as the entries it replaced.
+func represented(tl []v1.TimelineEntry) (first, last, count int64) {
+	for i, e := range tl {
+		lo, n := e.Seq, int64(1)
+		if e.Summary != nil {
+			lo, n = e.Summary.FirstSeq, e.Summary.Count
+		}
+		if i == 0 {
+			first = lo
+		}
+		last = e.Seq
+		count += n
+	}
+	return first, last, count
+}
+
+// TestTrimFoldsAtTheCap: with the mirror behind, entries past the hard cap
+// are folded into one Summary at the front carrying their count, seq and
+// time range; its seq is the newest folded one's, later folds grow it, and
+// the timeline still stands for every entry since the mirror's mark.
+func TestTrimFoldsAtTheCap(t *testing.T) {
+	inc := &v1.Incident{}
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+	for i := range 40 {
+		AddEntry(inc, at(i), v1.TimelineNote, "mirrored", "")
+	}
+	inc.Status.MirroredTimelineSeq = 30
+	var folded int64
+	for i := 40; i < MaxTimelineEntries+60; i++ {
+		AddEntry(inc, at(i), v1.TimelineAlertAppended, fmt.Sprintf("Alert a-%d appended", i), fmt.Sprintf("a-%d", i))
+		folded += Trim(inc, true)
+		if n := len(inc.Status.Timeline); n > MaxTimelineEntries {
+			t.Fatalf("after seq %d: %d entries, over the cap", inc.Status.TimelineSeq, n)
+		}
+	}
+	tl := inc.Status.Timeline
+	if len(tl) != MaxTimelineEntries {
+		t.Fatalf("want the timeline at the cap, got %d", len(tl))
+	}
+	s := tl[0]
+	if s.Type != v1.TimelineSummary || s.Summary == nil {
+		t.Fatalf("want a Summary first, got %+v", s)
+	}
+	// seq 1..30 were mirrored and go; 31.. are folded until the cap holds.
+	wantCount := int64(MaxTimelineEntries + 60 - 30 - (MaxTimelineEntries - 1))
+	if s.Summary.FirstSeq != 31 || s.Summary.Count != wantCount || s.Seq != 30+wantCount ||
+		!s.Summary.FirstAt.Time.Equal(at(30)) || !s.At.Time.Equal(at(int(30+wantCount-1))) {
+		t.Fatalf("summary: %+v %+v", s, s.Summary)
+	}
+	if folded != wantCount {
+		t.Fatalf("newly folded counted %d, want %d (each entry once)", folded, wantCount)
+	}
+	if tl[1].Seq != s.Seq+1 || tl[1].Type != v1.TimelineAlertAppended {
+		t.Fatalf("the entry after the summary: %+v", tl[1])
+	}
+	for _, want := range []string{fmt.Sprintf("%d timeline entries (seq 31 to %d", wantCount, s.Seq), "before PostgreSQL recorded them"} {
+		if !strings.Contains(s.Message, want) {
+			t.Fatalf("summary message %q lacks %q", s.Message, want)
+		}
+	}
+	first, last, count := represented(tl)
+	if first != 31 || last != inc.Status.TimelineSeq || count != last-first+1 {
+		t.Fatalf("the timeline stands for seq %d..%d as %d entries", first, last, count)
+	}
+
+	step := "the mirror catches up past the summary: it and the other mirrored entries go"
+	inc.Status.MirroredTimelineSeq = s.Seq + 10
+	if Trim(inc, true) != 0 || len(inc.Status.Timeline) != MaxTimelineEntries-11 || inc.Status.Timeline[0].Seq != s.Seq+11 {
+		t.Fatalf("%s: got %d entries from seq %d", step, len(inc.Status.Timeline), inc.Status.Timeline[0].Seq)
+	}
+	inc.Status.MirroredTimelineSeq = inc.Status.TimelineSeq
+	Trim(inc, true)
+	if len(inc.Status.Timeline) != MaxTimeline {
+		t.Fatalf("caught up: want %d, got %d", MaxTimeline, len(inc.Status.Timeline))
+	}
+}
+
+// TestTrimBoundsTheSize: entries whose messages JSON inflates are folded by
+// size before the count cap, so the object stays far below etcd's limit.
+func TestTrimBoundsTheSize(t *testing.T) {
+	inc := &v1.Incident{}
+	heavy := strings.Repeat("<", maxMessage) // six bytes each in JSON
+	for range 200 {
+		AddEntry(inc, t0, v1.TimelineNote, heavy, "")
+		Trim(inc, true)
+	}
+	tl := inc.Status.Timeline
+	if tl[0].Type != v1.TimelineSummary || len(tl) >= 200 {
+		t.Fatalf("want a summary and fewer than 200 entries, got %d starting with %s", len(tl), tl[0].Type)
+	}
+	raw, err := json.Marshal(tl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) > MaxTimelineBytes {
+		t.Fatalf("the timeline encodes to %d bytes, over %d", len(raw), MaxTimelineBytes)
+	}
+	if _, _, count := represented(tl); count != 200 {
+		t.Fatalf("the timeline stands for %d entries, want 200", count)
+	}
+	// With the mirror off, entries simply go: no summary.
+	off := &v1.Incident{}
+	for range 200 {
+		AddEntry(off, t0, v1.TimelineNote, heavy, "")
+		Trim(off, false)
+	}
+	for _, e := range off.Status.Timeline {
+		if e.Type == v1.TimelineSummary {
+			t.Fatal("with the mirror off nothing is summarised")
+		}
+	}
+	raw, _ = json.Marshal(off.Status.Timeline)
+	if len(raw) > MaxTimelineBytes {
+		t.Fatalf("mirror off: the timeline encodes to %d bytes", len(raw))
+	}
+}
+
 func TestStateTransitions(t *testing.T) {
 	inc := openIncident(time.Hour)
 	for i, s := range []v1.IncidentState{v1.IncidentMitigating, v1.IncidentResolved, v1.IncidentOpen, v1.IncidentClosed} {
@@ -189,24 +308,90 @@ func TestBuildJobRunsOnlyAsTheGivenServiceAccount(t *testing.T) {
 	}
 }
 
-func TestPostWebhook(t *testing.T) {
+func TestPostWebhookMakesOneAttempt(t *testing.T) {
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch n := calls.Add(1); {
+		calls.Add(1)
+		switch {
 		case strings.HasSuffix(r.URL.Path, "/bad"):
 			w.WriteHeader(http.StatusBadRequest)
-		case n < 3:
+		case strings.HasSuffix(r.URL.Path, "/busy"):
 			w.WriteHeader(http.StatusTooManyRequests)
 		}
 	}))
 	defer srv.Close()
 	run := &Run{Run: "r"}
-	if err := PostWebhook(context.Background(), srv.Client(), srv.URL+"/ok", "", run, time.Millisecond); err != nil || calls.Load() != 3 {
-		t.Fatalf("want success on the third attempt, got %v after %d", err, calls.Load())
+	for _, tc := range []struct {
+		path      string
+		ok        bool
+		retryable bool
+	}{{"/ok", true, false}, {"/busy", false, true}, {"/bad", false, false}} {
+		calls.Store(0)
+		retryable, err := PostWebhook(context.Background(), srv.Client(), srv.URL+tc.path, "", run)
+		if (err == nil) != tc.ok || retryable != tc.retryable || calls.Load() != 1 {
+			t.Errorf("%s: got err %v, retryable %v after %d calls; want ok=%v retryable=%v after one", tc.path, err, retryable, calls.Load(), tc.ok, tc.retryable)
+		}
 	}
-	calls.Store(10)
-	if err := PostWebhook(context.Background(), srv.Client(), srv.URL+"/bad", "", run, time.Millisecond); err == nil || calls.Load() != 11 {
-		t.Fatalf("a 400 is not retried: %v after %d", err, calls.Load()-10)
+}
+
+func TestWebhookBackoff(t *testing.T) {
+	for _, tc := range []struct {
+		attempts int32
+		want     time.Duration
+	}{{1, 2 * time.Second}, {2, 4 * time.Second}, {3, 8 * time.Second}, {6, 64 * time.Second}, {7, WebhookMaxBackoff}, {50, WebhookMaxBackoff}} {
+		if got := WebhookBackoff(2*time.Second, tc.attempts); got != tc.want {
+			t.Errorf("after %d attempts: got %s, want %s", tc.attempts, got, tc.want)
+		}
+	}
+}
+
+// TestWebhookDeliveryRecord: each attempt is recorded; a retryable failure
+// schedules the next one until the attempts are spent; a failure not worth
+// retrying, and a success, end the delivery.
+func TestWebhookDeliveryRecord(t *testing.T) {
+	inc := openIncident(time.Hour)
+	run := PendingRun(inc)
+	d := Delivery(inc, run.Run)
+	if d.Run != run.Run || d.Attempts != 0 || WebhookWait(inc, t0) != 0 {
+		t.Fatalf("a new record: got %+v, wait %s", d, WebhookWait(inc, t0))
+	}
+	busy := fmt.Errorf("webhook answered HTTP 503 (Service Unavailable)")
+	now := t0
+	for i := int32(1); i < WebhookAttempts; i++ {
+		if RecordAttempt(d, now, time.Second, true, busy) {
+			t.Fatalf("attempt %d of %d: given up too early", i, WebhookAttempts)
+		}
+		if d.Attempts != i || d.LastError != busy.Error() || !d.NextAttemptAt.Time.Equal(now.Add(WebhookBackoff(time.Second, i))) {
+			t.Fatalf("attempt %d: %+v", i, d)
+		}
+		inc.Status.Triage.Webhook = d
+		if wait := WebhookWait(inc, now); wait != WebhookBackoff(time.Second, i) {
+			t.Fatalf("attempt %d: wait %s", i, wait)
+		}
+		now = d.NextAttemptAt.Time
+		if WebhookWait(inc, now) != 0 {
+			t.Fatalf("attempt %d: not due at nextAttemptAt", i)
+		}
+	}
+	if !RecordAttempt(d, now, time.Second, true, busy) || d.NextAttemptAt != nil || d.DeliveredAt != nil || d.Attempts != WebhookAttempts {
+		t.Fatalf("the last attempt must give up: %+v", d)
+	}
+
+	d = &v1.WebhookDelivery{Run: "r"}
+	if RecordAttempt(d, t0.Add(300*time.Millisecond), 10*time.Millisecond, true, busy) || !d.NextAttemptAt.Time.Equal(t0.Add(time.Second)) {
+		t.Fatalf("nextAttemptAt is rounded up to the whole second status keeps: %+v", d.NextAttemptAt)
+	}
+	d = &v1.WebhookDelivery{Run: "r"}
+	if !RecordAttempt(d, t0, time.Second, false, fmt.Errorf("webhook answered HTTP 400 (Bad Request)")) || d.NextAttemptAt != nil || d.Attempts != 1 {
+		t.Fatalf("a failure not worth retrying ends the delivery: %+v", d)
+	}
+	d = &v1.WebhookDelivery{Run: "r", Attempts: 2, LastError: "x"}
+	if !RecordAttempt(d, t0, time.Second, false, nil) || d.DeliveredAt == nil || d.LastError != "" || d.Attempts != 3 {
+		t.Fatalf("a success ends the delivery: %+v", d)
+	}
+	inc.Status.Triage.Webhook = &v1.WebhookDelivery{Run: "an-older-run", Attempts: 3, NextAttemptAt: &metav1.Time{Time: t0.Add(time.Hour)}}
+	if WebhookWait(inc, t0) != 0 || Delivery(inc, run.Run).Attempts != 0 {
+		t.Fatal("the record of another run says nothing about this one")
 	}
 }
 

@@ -48,8 +48,8 @@ func Postmortem(inc *v1.Incident) string {
 	fmt.Fprintf(&b, "- Open for: %s\n\n", span(s.OpenedAt, s.ClosedAt))
 
 	b.WriteString("## Timeline\n\n")
-	if len(s.Timeline) > 0 && s.Timeline[0].Seq > 1 {
-		fmt.Fprintf(&b, "_The %d oldest entries were trimmed from the cluster (see the mirror)._\n\n", s.Timeline[0].Seq-1)
+	if first := firstSeq(s.Timeline); first > 1 {
+		fmt.Fprintf(&b, "_The %d oldest entries were trimmed from the cluster (see the mirror)._\n\n", first-1)
 	}
 	b.WriteString("| # | at | type | alert | message |\n|---|---|---|---|---|\n")
 	for _, e := range s.Timeline {
@@ -103,4 +103,15 @@ func refName(r *v1.LocalObjectReference) string {
 
 func oneLine(s string) string {
 	return strings.NewReplacer("\n", " ", "|", "\\|").Replace(s)
+}
+
+// firstSeq is the seq of the oldest entry the timeline holds or summarises.
+func firstSeq(tl []v1.TimelineEntry) int64 {
+	if len(tl) == 0 {
+		return 0
+	}
+	if tl[0].Summary != nil {
+		return tl[0].Summary.FirstSeq
+	}
+	return tl[0].Seq
 }

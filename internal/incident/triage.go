@@ -12,6 +12,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/outbound"
@@ -93,44 +94,92 @@ func BuildJob(tmpl *batchv1.JobTemplateSpec, run *Run, serviceAccount string) *b
 	return job
 }
 
-// WebhookAttempts bounds the POSTs of one triage run to the webhook.
-const WebhookAttempts = 4
+// Webhook delivery: one POST per attempt, at most WebhookAttempts, the
+// waits between them doubling from the controller's first backoff up to
+// WebhookMaxBackoff (with the default 2s: about four minutes in all).
+const (
+	WebhookAttempts   = 8
+	WebhookMaxBackoff = 2 * time.Minute
+)
 
-// PostWebhook POSTs run as JSON, retrying transport errors, 408, 429 and
-// 5xx with exponential backoff starting at backoff; the Idempotency-Key
+// WebhookBackoff is the wait after the attempts-th failed attempt: first,
+// doubled after each further one, capped at WebhookMaxBackoff.
+func WebhookBackoff(first time.Duration, attempts int32) time.Duration {
+	d := first
+	for i := int32(1); i < attempts && d < WebhookMaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, WebhookMaxBackoff)
+}
+
+// Delivery is the record of run's webhook delivery in inc's status: the
+// one there when it is about run, else a new one.
+func Delivery(inc *v1.Incident, run string) *v1.WebhookDelivery {
+	if t := inc.Status.Triage; t != nil && t.Webhook != nil && t.Webhook.Run == run {
+		return t.Webhook.DeepCopy()
+	}
+	return &v1.WebhookDelivery{Run: run}
+}
+
+// WebhookWait is how long the pending run's next webhook attempt is off;
+// zero when it is due (or there is no record of the run yet).
+func WebhookWait(inc *v1.Incident, now time.Time) time.Duration {
+	run := PendingRun(inc)
+	if run == nil {
+		return 0
+	}
+	d := Delivery(inc, run.Run)
+	if d.NextAttemptAt == nil || d.DeliveredAt != nil {
+		return 0
+	}
+	return max(d.NextAttemptAt.Sub(now), 0)
+}
+
+// RecordAttempt records the outcome of one attempt in d: delivered (err
+// nil), due again after the backoff (a retryable failure with attempts
+// left), or given up. It reports whether the delivery is finished.
+func RecordAttempt(d *v1.WebhookDelivery, now time.Time, first time.Duration, retryable bool, err error) (finished bool) {
+	at := metav1.NewTime(now)
+	d.Attempts++
+	d.LastAttemptAt = &at
+	d.NextAttemptAt = nil
+	if err == nil {
+		d.DeliveredAt, d.LastError = &at, ""
+		return true
+	}
+	d.LastError = truncate(err.Error(), maxMessage)
+	if !retryable || d.Attempts >= WebhookAttempts {
+		return true
+	}
+	// Status times have whole seconds: round up, so the attempt is never
+	// due before its backoff has passed.
+	next := now.Add(WebhookBackoff(first, d.Attempts))
+	if t := next.Truncate(time.Second); !t.Equal(next) {
+		next = t.Add(time.Second)
+	}
+	d.NextAttemptAt = &metav1.Time{Time: next}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// PostWebhook POSTs run as JSON once; a failure says whether it is worth
+// retrying (transport errors, 408, 429 and 5xx). The Idempotency-Key
 // header (the run's name) lets the receiver count retries once. The token
 // and headers go only to url's origin: a redirect elsewhere is refused
-// (and not retried), whatever hc would do. Errors are in our words with
+// (and not retryable), whatever hc would do. Errors are in our words with
 // the HTTP status code, never the receiver's text.
-func PostWebhook(ctx context.Context, hc *http.Client, url, token string, run *Run, backoff time.Duration) error {
+func PostWebhook(ctx context.Context, hc *http.Client, url, token string, run *Run) (retryable bool, err error) {
 	body, err := json.Marshal(run)
 	if err != nil {
-		return fmt.Errorf("failed to encode triage run %s: %w", run.Run, err)
+		return false, fmt.Errorf("failed to encode triage run %s: %w", run.Run, err)
 	}
-	hc = outbound.Client(hc)
-	var (
-		last     error
-		attempts int
-	)
-	for attempts < WebhookAttempts {
-		if attempts > 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(backoff << (attempts - 1)):
-			}
-		}
-		attempts++
-		retryable, err := post(ctx, hc, url, token, run.Run, body)
-		if err == nil {
-			return nil
-		}
-		last = err
-		if !retryable {
-			break
-		}
-	}
-	return fmt.Errorf("failed to deliver triage run %s to the webhook (%d attempts): %w", run.Run, attempts, last)
+	return post(ctx, outbound.Client(hc), url, token, run.Run, body)
 }
 
 func post(ctx context.Context, hc *http.Client, url, token, key string, body []byte) (retryable bool, err error) {

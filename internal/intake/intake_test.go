@@ -1,8 +1,10 @@
 package intake_test
 
 import (
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -11,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/intake"
 )
 
@@ -120,6 +123,66 @@ var _ = Describe("Intake", func() {
 		}, settle, poll).Should(Succeed())
 	})
 
+	It("counts every keyed retry once at a storm rate, and refuses rather than forget a key", func() {
+		// More keyed requests to one fingerprint than the key log holds for
+		// its window, as fast as 100 senders can send them; then every
+		// accepted key is retried.
+		total := alertstate.MaxKeys + 800
+		var accepted, busy atomic.Int64
+		took := make([]bool, total)
+		jobs := make(chan int)
+		var wg sync.WaitGroup
+		for range 100 {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				for i := range jobs {
+					_, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("keyed"), Caller: "sender", Key: fmt.Sprintf("k-%05d", i)})
+					if errors.Is(err, intake.ErrBusy) {
+						busy.Add(1)
+						continue
+					}
+					Expect(err).NotTo(HaveOccurred())
+					accepted.Add(1)
+					took[i] = true
+				}
+			})
+		}
+		for i := range total {
+			jobs <- i
+		}
+		close(jobs)
+		wg.Wait()
+		// The log holds MaxKeys keys; the key of the request that created the
+		// Alert stays on the Alert itself.
+		Expect(accepted.Load()).To(BeNumerically("~", alertstate.MaxKeys, 1), "keys the log holds for its window")
+		Expect(busy.Load()).To(Equal(int64(total)-accepted.Load()), "the others are answered busy, not counted")
+
+		var replays atomic.Int64
+		retries := make(chan int)
+		for range 100 {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				for i := range retries {
+					res, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: spec("keyed"), Caller: "sender", Key: fmt.Sprintf("k-%05d", i)})
+					Expect(err).NotTo(HaveOccurred())
+					Expect(res.Replayed).To(BeTrue(), "key k-%05d counted twice", i)
+					replays.Add(1)
+				}
+			})
+		}
+		for i, ok := range took {
+			if ok {
+				retries <- i
+			}
+		}
+		close(retries)
+		wg.Wait()
+		Expect(replays.Load()).To(Equal(accepted.Load()))
+		Eventually(func(g Gomega) {
+			g.Expect(occurrencesByHost(g, ns)).To(Equal(map[string][]int64{"keyed": {accepted.Load()}}))
+		}, settle, poll).Should(Succeed())
+	})
+
 	It("starts a new Alert after an Acked canonical and after the dedupe TTL", func() {
 		s := spec("b")
 		s.DedupeTTL = &metav1.Duration{Duration: time.Second}
@@ -135,7 +198,9 @@ var _ = Describe("Intake", func() {
 		Expect(second.AlertRef).NotTo(Equal(first.AlertRef))
 		Expect(second.Deduped).To(BeFalse())
 
-		Eventually(time.Now, 5*time.Second, poll).Should(BeTemporally(">", time.Now().Add(1500*time.Millisecond)))
+		// Past the TTL by more than the second of resolution creation
+		// timestamps have (the controller decides by them).
+		Eventually(time.Now, 5*time.Second, poll).Should(BeTemporally(">", time.Now().Add(2500*time.Millisecond)))
 		third, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: s})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(third.AlertRef).NotTo(Equal(second.AlertRef), "a canonical past its dedupe TTL absorbs nothing")

@@ -9,8 +9,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	_ "github.com/alertbridge/alertbridge/controllers" // registers the mirror's metrics
 	"github.com/alertbridge/alertbridge/internal/metrics"
+	// The operator's controllers register controller-runtime's reconcile
+	// metrics, which the dashboard shows too.
+	_ "github.com/alertbridge/alertbridge/internal/operator"
 )
 
 type grafanaPanel struct {
@@ -41,6 +43,9 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 
 	if err := metrics.Register(nil); err != nil { // Describe never reads
+		t.Fatal(err)
+	}
+	if err := metrics.RegisterMirror(nil); err != nil {
 		t.Fatal(err)
 	}
 	registered := map[string]bool{}

@@ -6,6 +6,8 @@ package metrics
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -85,6 +87,15 @@ var TriageCooldownSkips = prometheus.NewCounter(prometheus.CounterOpts{
 	Help: "Incidents opened or Alerts appended by the operator without triage because the signature was inside its cooldown.",
 })
 
+// TimelineSummarised counts Incident timeline entries folded into a
+// Summary entry because the timeline was at its cap while PostgreSQL had
+// not recorded them (the mirror behind or down). Each entry is counted
+// once, by the process whose status write folded it.
+var TimelineSummarised = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "alertbridge_incident_timeline_summarised_total",
+	Help: "Incident timeline entries folded into a Summary entry at the timeline's cap before the mirror recorded them.",
+})
+
 // GateDecisions counts written SLOPolicy evaluations by gate decision
 // (Allow, Warn, Block).
 var GateDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -100,6 +111,100 @@ var MirrorFinalizerPolicyActive = prometheus.NewGauge(prometheus.GaugeOpts{
 	Name: "alertbridge_mirror_finalizer_policy_active",
 	Help: "1 when the mirror finalizer admission policy puts the finalizer on a dry-run Alert in the operator's namespace, 0 otherwise.",
 })
+
+// MirrorWrites counts the PostgreSQL mirror's writes by kind (alert,
+// incident, slopolicy) and result (ok, error).
+var MirrorWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "alertbridge_mirror_writes_total",
+	Help: "PostgreSQL mirror writes by kind and result (ok, error).",
+}, []string{"kind", "result"})
+
+// MirrorUp is 1 while the mirror's status probe finds PostgreSQL answering
+// and nothing pending.
+var MirrorUp = prometheus.NewGauge(prometheus.GaugeOpts{
+	Name: "alertbridge_mirror_up",
+	Help: "1 when PostgreSQL answers and no write is pending, 0 otherwise (or when the mirror is off).",
+})
+
+// MirrorHealth is the mirror's state that its gauges report at scrape time
+// (controllers/mirror.Health).
+type MirrorHealth interface {
+	// Enabled says whether the mirror runs.
+	Enabled() bool
+	// Lag is the number of objects whose latest state is not in
+	// PostgreSQL, and how long the oldest of them has waited.
+	Lag() (pending int, oldest time.Duration)
+}
+
+// mirrorHealth reports a MirrorHealth as alertbridge_mirror_enabled,
+// _pending_objects and _lag_seconds.
+type mirrorHealth struct {
+	enabled, pending, lag *prometheus.Desc
+
+	mu     sync.Mutex
+	health MirrorHealth
+}
+
+func newMirrorHealth(h MirrorHealth) *mirrorHealth {
+	return &mirrorHealth{
+		health: h,
+		enabled: prometheus.NewDesc("alertbridge_mirror_enabled",
+			"1 when the PostgreSQL mirror is on, 0 when no ALERT_DATABASE_URL or DATABASE_URL is set.", nil, nil),
+		pending: prometheus.NewDesc("alertbridge_mirror_pending_objects",
+			"Objects whose latest state is not in PostgreSQL because a write failed (e.g. the database is down).", nil, nil),
+		lag: prometheus.NewDesc("alertbridge_mirror_lag_seconds",
+			"How long the oldest pending object has waited for its row; 0 when the mirror is caught up.", nil, nil),
+	}
+}
+
+func (c *mirrorHealth) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.enabled
+	ch <- c.pending
+	ch <- c.lag
+}
+
+func (c *mirrorHealth) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	h := c.health
+	c.mu.Unlock()
+	var (
+		enabled float64
+		pending int
+		lag     time.Duration
+	)
+	if h != nil {
+		if h.Enabled() {
+			enabled = 1
+		}
+		pending, lag = h.Lag()
+	}
+	ch <- prometheus.MustNewConstMetric(c.enabled, prometheus.GaugeValue, enabled)
+	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(pending))
+	ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, lag.Seconds())
+}
+
+func (c *mirrorHealth) set(h MirrorHealth) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.health = h
+}
+
+// RegisterMirror adds the gauges of the mirror's health h to
+// controller-runtime's registry. The registry is the process's, so when a
+// second manager in one process (tests) registers its own mirror, the
+// gauges report that one from then on.
+func RegisterMirror(h MirrorHealth) error { return registerMirror(ctrlmetrics.Registry, h) }
+
+func registerMirror(reg prometheus.Registerer, h MirrorHealth) error {
+	err := reg.Register(newMirrorHealth(h))
+	if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+		if c, ok := are.ExistingCollector.(*mirrorHealth); ok {
+			c.set(h)
+			return nil
+		}
+	}
+	return err
+}
 
 // alertsByPhase reports the Alerts in the cache by phase at scrape time,
 // so the gauge is never out of step with the cluster.
@@ -134,8 +239,8 @@ func (c *alertsByPhase) Collect(ch chan<- prometheus.Metric) {
 func Register(reader client.Reader) error {
 	for _, c := range []prometheus.Collector{
 		IngestOccurrences, IngestReplays, IngestRejected, Folds, Requeues,
-		TriageRuns, TriageCooldownSkips, GateDecisions, IntakeCommitSeconds, IntakeBatchOccurrences,
-		MirrorFinalizerPolicyActive,
+		TriageRuns, TriageCooldownSkips, TimelineSummarised, GateDecisions, IntakeCommitSeconds, IntakeBatchOccurrences,
+		MirrorWrites, MirrorUp, MirrorFinalizerPolicyActive,
 		&alertsByPhase{reader: reader, desc: prometheus.NewDesc("alertbridge_alerts",
 			"Alerts in the cluster by phase.", []string{"phase"}, nil)},
 	} {

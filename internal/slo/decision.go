@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/clip"
 )
 
 // StaleAfter is how many evaluation intervals a gate stays trusted: older
@@ -151,7 +152,7 @@ func evaluateSLO(in Input, res *Result) sloOutcome {
 	var o sloOutcome
 	if in.Observed.SourceErr != nil {
 		o.unavailable = in.Observed.SourceErr
-		res.SLOMet, res.SLOMetReason, res.SLOMetMessage = metav1.ConditionUnknown, v1.ReasonSourceUnavailable, truncate(in.Observed.SourceErr.Error(), 1024)
+		res.SLOMet, res.SLOMetReason, res.SLOMetMessage = metav1.ConditionUnknown, v1.ReasonSourceUnavailable, clip.Mark(in.Observed.SourceErr.Error(), 1024)
 		return o
 	}
 	check := func(name string, m Measurement, scale, objective *big.Rat, reason string) string {
@@ -179,7 +180,7 @@ func evaluateSLO(in Input, res *Result) sloOutcome {
 	res.ObservedLatencyP95Ms = check("latencyP95Ms", in.Observed.Latency, thousand, in.Objectives.LatencyP95Ms, v1.ReasonLatencyP95Exceeded)
 	res.ObservedErrorRatePercent = check("errorRatePercent", in.Observed.ErrorRate, hundred, in.Objectives.ErrorRatePercent, v1.ReasonErrorRateExceeded)
 	_, reason, msg := o.blocking(in.NoData)
-	res.SLOMetReason, res.SLOMetMessage = reason, truncate(msg, 1024)
+	res.SLOMetReason, res.SLOMetMessage = reason, clip.Mark(msg, 1024)
 	switch {
 	case len(o.breaches) > 0:
 		res.SLOMet = metav1.ConditionFalse
@@ -203,13 +204,6 @@ func FormatDecimal(r *big.Rat) string {
 		s = strconv.FormatFloat(f, 'g', 6, 64)
 	}
 	return s
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }
 
 // BypassRequest is the emergency bypass as written in the annotations.

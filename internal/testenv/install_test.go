@@ -8,7 +8,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -102,5 +105,41 @@ func TestWithoutMirrorIsDefaultMinusTheMirror(t *testing.T) {
 	wc.Env = slices.DeleteFunc(wc.Env, func(e corev1.EnvVar) bool { return e.Name == "ALERT_DATABASE_URL" })
 	if !reflect.DeepEqual(want, mirrorOff) {
 		t.Errorf("config/without-mirror's Deployment must differ from config/default's only by --mirror=off and no ALERT_DATABASE_URL:\ngot  %+v\nwant %+v", mirrorOff.Spec.Template.Spec, want.Spec.Template.Spec)
+	}
+}
+
+// TestNetworkPolicyComponentFitsTheDeployment keeps the NetworkPolicy
+// component in step with the Deployment: it selects the operator's pods
+// and admits exactly the HTTP API's and the metrics' container ports.
+func TestNetworkPolicyComponentFitsTheDeployment(t *testing.T) {
+	var np networkingv1.NetworkPolicy
+	for _, u := range build(t, "config/components/network-policy") {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &np); err != nil {
+			t.Fatal(err)
+		}
+	}
+	def := build(t, DefaultInstall)
+	d := deployment(t, def["Deployment alertbridge-system/alertbridge-manager"])
+	if np.Namespace != d.Namespace {
+		t.Fatalf("NetworkPolicy in %q, the operator in %q", np.Namespace, d.Namespace)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+		t.Fatalf("the NetworkPolicy does not select the operator's pods (%v)", err)
+	}
+	want := map[int32]bool{}
+	for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
+		if p.Name == "api" || p.Name == "metrics" {
+			want[p.ContainerPort] = true
+		}
+	}
+	got := map[int32]bool{}
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			got[p.Port.IntVal] = true
+		}
+	}
+	if !reflect.DeepEqual(got, want) || len(want) != 2 {
+		t.Fatalf("ingress ports %v, want the api and metrics ports %v", got, want)
 	}
 }

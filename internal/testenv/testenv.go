@@ -18,7 +18,9 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/authentication/serviceaccount"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -27,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/kube"
 )
 
@@ -150,6 +153,9 @@ func (e *Env) install(objs []*unstructured.Unstructured) error {
 	if err := WaitForPolicies(ctx, c); err != nil {
 		return err
 	}
+	if err := waitForDiscovery(ctx, e.Admin); err != nil {
+		return err
+	}
 	e.Operator, err = e.serviceAccountConfig(ctx, e.Install.Namespace, e.Install.ServiceAccount)
 	if err != nil {
 		return err
@@ -213,4 +219,32 @@ func Kubeconfig(cfg *rest.Config, user string) ([]byte, error) {
 	kc.Contexts[user] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: user}
 	kc.CurrentContext = user
 	return clientcmd.Write(*kc)
+}
+
+// waitForDiscovery returns once the API server's discovery serves every
+// alertbridge kind: envtest waits for the CRDs to be established, and a
+// client that discovers a moment before discovery catches up gets "no
+// matches for kind" (seen in the CLI specs).
+func waitForDiscovery(ctx context.Context, cfg *rest.Config) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	want := []string{"alerts", "incidents", "slopolicies", "alertroutingpolicies"}
+	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		list, err := dc.ServerResourcesForGroupVersion(v1.GroupVersion.String())
+		if err != nil {
+			return false, nil
+		}
+		served := map[string]bool{}
+		for _, r := range list.APIResources {
+			served[r.Name] = true
+		}
+		for _, name := range want {
+			if !served[name] {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 }

@@ -15,7 +15,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/alertbridge/alertbridge/controllers"
+	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/operator"
 )
 
 // Operator is the real manager with every controller, started the way
@@ -29,15 +31,33 @@ type Operator struct {
 	done     chan error
 }
 
+// Option changes how Start runs the operator.
+type Option func(*operator.Options)
+
+// WithMirror runs the PostgreSQL mirror with m. Without it the mirror runs
+// as `alertbridge run` without a database URL: --mirror=optional, so off
+// (it removes leftover finalizers and applies the in-cluster retention).
+func WithMirror(m mirrorctrl.Options) Option {
+	return func(o *operator.Options) { o.Mirror = m }
+}
+
 // Start starts the operator against cfg and returns once its cache
 // has synced.
-func Start(cfg *rest.Config, opts controllers.Options) (*Operator, error) {
-	return start(cfg, opts, "0")
+func Start(cfg *rest.Config, opts controllers.Options, with ...Option) (*Operator, error) {
+	return start(cfg, options(opts, with), "0")
+}
+
+func options(opts controllers.Options, with []Option) operator.Options {
+	o := operator.Options{Controllers: opts}
+	for _, w := range with {
+		w(&o)
+	}
+	return o
 }
 
 // StartServingProbes is Start with the health probes served on a free
 // loopback port, at ProbeURL, for tests of the operator's readiness.
-func StartServingProbes(cfg *rest.Config, opts controllers.Options) (*Operator, error) {
+func StartServingProbes(cfg *rest.Config, opts controllers.Options, with ...Option) (*Operator, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -46,7 +66,7 @@ func StartServingProbes(cfg *rest.Config, opts controllers.Options) (*Operator, 
 	if err := l.Close(); err != nil {
 		return nil, err
 	}
-	o, err := start(cfg, opts, addr)
+	o, err := start(cfg, options(opts, with), addr)
 	if err != nil {
 		return nil, err
 	}
@@ -54,9 +74,10 @@ func StartServingProbes(cfg *rest.Config, opts controllers.Options) (*Operator, 
 	return o, nil
 }
 
-func start(cfg *rest.Config, opts controllers.Options, probeAddr string) (*Operator, error) {
+func start(cfg *rest.Config, opts operator.Options, probeAddr string) (*Operator, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 kube.NewScheme(),
+		Cache:                  kube.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: probeAddr,
 		// Tests start the operator more than once in one process.
@@ -66,7 +87,7 @@ func start(cfg *rest.Config, opts controllers.Options, probeAddr string) (*Opera
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := controllers.SetupAll(ctx, mgr, opts); err != nil {
+	if err := operator.Setup(ctx, mgr, opts); err != nil {
 		cancel()
 		return nil, err
 	}

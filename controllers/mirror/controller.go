@@ -1,4 +1,4 @@
-package controllers
+package mirror
 
 import (
 	"context"
@@ -22,32 +22,32 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/gitops"
-	"github.com/alertbridge/alertbridge/internal/mirror"
+	mirrordb "github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
-// DefaultMirrorMaxBackoff caps the retry delay of a failed mirror write: a
+// DefaultMaxBackoff caps the retry delay of a failed mirror write: a
 // PostgreSQL outage delays the mirror, and it catches up within this long of
 // the database returning (the default limiter's cap is 1000 s).
-const DefaultMirrorMaxBackoff = 2 * time.Second
+const DefaultMaxBackoff = 2 * time.Second
 
 // EventRetentionExpired is the Event reason when the mirror deletes a
 // finished object past its in-cluster retention.
 const EventRetentionExpired = "RetentionExpired"
 
-// mirrorKind is what differs between the kinds the mirror writes.
-type mirrorKind[T client.Object] struct {
+// kindSpec is what differs between the kinds the mirror writes.
+type kindSpec[T client.Object] struct {
 	name   string
 	newObj func() T
 	// write puts obj's state into the database.
-	write func(ctx context.Context, c client.Client, s *mirror.Store, obj T) error
+	write func(ctx context.Context, c client.Client, s *mirrordb.Store, obj T) error
 	// deletableAt is when the in-cluster retention may delete obj, given
 	// the namespace's resolvedInCluster; false while obj is not finished.
 	// nil: the kind is never deleted by retention.
 	deletableAt func(obj T, retention time.Duration) (time.Time, bool)
 }
 
-// MirrorReconciler writes one kind's objects to PostgreSQL. It owns the
+// Reconciler writes one kind's objects to PostgreSQL. It owns the
 // mirror finalizer: present from creation (the admission policy adds it;
 // this reconciler adds it to objects created before the policy took effect)
 // until the final state is written. With the mirror off (Store nil) it
@@ -55,19 +55,20 @@ type mirrorKind[T client.Object] struct {
 // applies the in-cluster retention: finished objects leave the cluster
 // once past the namespace's resolvedInCluster (and, with the mirror on,
 // once mirrored).
-type MirrorReconciler[T client.Object] struct {
+type Reconciler[T client.Object] struct {
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	// Store is the database; nil means the mirror is off.
-	Store *mirror.Store
+	Store *mirrordb.Store
+	// Health is told of every failed and successful write.
+	Health *Health
 	// MaxBackoff caps the retry delay after a failed write.
 	MaxBackoff time.Duration
 	// MaxConcurrentReconciles bounds parallel writes.
 	MaxConcurrentReconciles int
 
-	kind   mirrorKind[T]
-	health *mirrorHealth
+	kind kindSpec[T]
 	// mirrored remembers the resourceVersion last written per object, so an
 	// unchanged object costs no database round trip.
 	mu       sync.Mutex
@@ -90,7 +91,7 @@ type mirroredAt struct {
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=patch
 
 // Reconcile mirrors one object: finalizer → write → release or retain.
-func (r *MirrorReconciler[T]) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+func (r *Reconciler[T]) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	obj := r.kind.newObj()
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -121,12 +122,12 @@ func (r *MirrorReconciler[T]) Reconcile(ctx context.Context, req reconcile.Reque
 }
 
 // mirror writes obj unless its resourceVersion is already in the database.
-func (r *MirrorReconciler[T]) mirror(ctx context.Context, key types.NamespacedName, obj T) error {
+func (r *Reconciler[T]) mirror(ctx context.Context, key types.NamespacedName, obj T) error {
 	r.mu.Lock()
 	last, ok := r.mirrored[key]
 	r.mu.Unlock()
 	if ok && last.uid == obj.GetUID() {
-		newer, err := mirror.Newer(obj.GetResourceVersion(), last.rv)
+		newer, err := mirrordb.Newer(obj.GetResourceVersion(), last.rv)
 		if err != nil {
 			return err
 		}
@@ -138,18 +139,18 @@ func (r *MirrorReconciler[T]) mirror(ctx context.Context, key types.NamespacedNa
 	// and that newer version still needs its own row.
 	rv := obj.GetResourceVersion()
 	if err := r.kind.write(ctx, r.Client, r.Store, obj); err != nil {
-		r.health.failed(r.kind.name, key, r.Clock.Now())
+		r.Health.failed(r.kind.name, key, r.Clock.Now())
 		return fmt.Errorf("failed to mirror %s %s: %w", r.kind.name, klog.KObj(obj), err)
 	}
-	r.health.written(r.kind.name, key)
+	r.Health.written(r.kind.name, key)
 	r.mu.Lock()
 	r.mirrored[key] = mirroredAt{uid: obj.GetUID(), rv: rv}
 	r.mu.Unlock()
 	return nil
 }
 
-func (r *MirrorReconciler[T]) forget(key types.NamespacedName) {
-	r.health.forget(r.kind.name, key)
+func (r *Reconciler[T]) forget(key types.NamespacedName) {
+	r.Health.forget(r.kind.name, key)
 	r.mu.Lock()
 	delete(r.mirrored, key)
 	r.mu.Unlock()
@@ -158,7 +159,7 @@ func (r *MirrorReconciler[T]) forget(key types.NamespacedName) {
 // retain deletes a finished object once its retention passed (with the
 // mirror on, reconcile calls it only after the object's state is written),
 // and otherwise schedules the moment it will.
-func (r *MirrorReconciler[T]) retain(ctx context.Context, obj T) (reconcile.Result, error) {
+func (r *Reconciler[T]) retain(ctx context.Context, obj T) (reconcile.Result, error) {
 	if r.kind.deletableAt == nil || gitops.Managed(obj) {
 		return reconcile.Result{}, nil
 	}
@@ -187,7 +188,7 @@ func (r *MirrorReconciler[T]) retain(ctx context.Context, obj T) (reconcile.Resu
 	return reconcile.Result{}, nil
 }
 
-func (r *MirrorReconciler[T]) removeFinalizer(ctx context.Context, obj T) error {
+func (r *Reconciler[T]) removeFinalizer(ctx context.Context, obj T) error {
 	if !controllerutil.ContainsFinalizer(obj, v1.MirrorFinalizer) {
 		return nil
 	}
@@ -196,7 +197,7 @@ func (r *MirrorReconciler[T]) removeFinalizer(ctx context.Context, obj T) error 
 
 // patchFinalizer adds or removes the finalizer with an optimistic lock: a
 // removal must not release a state newer than the one just written.
-func (r *MirrorReconciler[T]) patchFinalizer(ctx context.Context, obj T, edit func(client.Object, string) bool) error {
+func (r *Reconciler[T]) patchFinalizer(ctx context.Context, obj T, edit func(client.Object, string) bool) error {
 	base := obj.DeepCopyObject().(client.Object)
 	edit(obj, v1.MirrorFinalizer)
 	if err := r.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
@@ -206,9 +207,12 @@ func (r *MirrorReconciler[T]) patchFinalizer(ctx context.Context, obj T, edit fu
 }
 
 // SetupWithManager registers the controller with a bounded backoff.
-func (r *MirrorReconciler[T]) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler[T]) SetupWithManager(mgr ctrl.Manager) error {
 	if r.MaxBackoff <= 0 {
-		r.MaxBackoff = DefaultMirrorMaxBackoff
+		r.MaxBackoff = DefaultMaxBackoff
+	}
+	if r.Health == nil {
+		r.Health = NewHealth(r.Store != nil, r.Clock)
 	}
 	r.mirrored = map[types.NamespacedName]mirroredAt{}
 	name := "mirror-" + r.kind.name

@@ -1,4 +1,4 @@
-package controllers
+package mirror
 
 import (
 	"context"
@@ -13,33 +13,33 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
-	"github.com/alertbridge/alertbridge/internal/mirror"
+	mirrordb "github.com/alertbridge/alertbridge/internal/mirror"
 )
 
-// MirrorMode says whether the operator runs the PostgreSQL mirror
+// Mode says whether the operator runs the PostgreSQL mirror
 // (`alertbridge run --mirror`).
-type MirrorMode string
+type Mode string
 
 // Mirror modes.
 const (
-	// MirrorRequired: the mirror must run. At start the operator is not
+	// Required: the mirror must run. At start the operator is not
 	// ready until PostgreSQL has answered once and its schema is current;
 	// after that an outage only delays the mirror (the Mirrored condition
 	// and the alertbridge_mirror_* metrics say it is behind). Without a
 	// database URL the operator runs nothing and is never ready.
-	MirrorRequired MirrorMode = "required"
-	// MirrorOptional: the mirror runs when a database URL is set.
-	MirrorOptional MirrorMode = "optional"
-	// MirrorOff: no mirror, even with a database URL.
-	MirrorOff MirrorMode = "off"
+	Required Mode = "required"
+	// Optional: the mirror runs when a database URL is set.
+	Optional Mode = "optional"
+	// Off: no mirror, even with a database URL.
+	Off Mode = "off"
 )
 
-// MirrorModes lists the modes, for flags and messages.
-var MirrorModes = []MirrorMode{MirrorRequired, MirrorOptional, MirrorOff}
+// Modes lists the modes, for flags and messages.
+var Modes = []Mode{Required, Optional, Off}
 
-// ParseMirrorMode reads a --mirror value.
-func ParseMirrorMode(s string) (MirrorMode, error) {
-	for _, m := range MirrorModes {
+// ParseMode reads a --mirror value.
+func ParseMode(s string) (Mode, error) {
+	for _, m := range Modes {
 		if string(m) == s {
 			return m, nil
 		}
@@ -47,9 +47,9 @@ func ParseMirrorMode(s string) (MirrorMode, error) {
 	return "", fmt.Errorf("--mirror: %q is not one of required, optional, off", s)
 }
 
-// ReadyzMirror is the name of the mirror's readiness check: /readyz/mirror
+// ReadyzName is the name of the mirror's readiness check: /readyz/mirror
 // answers why the operator is not ready.
-const ReadyzMirror = "mirror"
+const ReadyzName = "mirror"
 
 // readinessPoll is how often a waiting replica looks at the database again.
 const readinessPoll = time.Second
@@ -60,29 +60,29 @@ var errNoDatabase = errors.New("--mirror=required but no database URL is set: se
 	"(the shipped Deployment reads Secret alertbridge-database, key url) or --database-url; " +
 	"an install without durable history uses --mirror=off (config/without-mirror)")
 
-// mirrorReadiness is the mirror's part of /readyz. With --mirror=required
+// readiness is the mirror's part of /readyz. With --mirror=required
 // it fails until PostgreSQL has answered once and the schema is current,
 // then passes for good: a later outage delays the mirror but never makes
 // the operator unready, so ingest, claims and gates go on. Every replica
 // runs it (not only the leader), since every replica serves.
-type mirrorReadiness struct {
-	store *mirror.Store
+type readiness struct {
+	store *mirrordb.Store
 
 	mu     sync.Mutex
 	ready  bool
 	reason string
 }
 
-// newMirrorReadiness is nil when the mode has nothing to wait for.
-func newMirrorReadiness(o MirrorOptions) *mirrorReadiness {
-	if o.Mode != MirrorRequired {
+// newReadiness is nil when the mode has nothing to wait for.
+func newReadiness(o Options) *readiness {
+	if o.Mode != Required {
 		return nil
 	}
-	return &mirrorReadiness{store: o.Store, reason: "waiting for the first check of PostgreSQL"}
+	return &readiness{store: o.Store, reason: "waiting for the first check of PostgreSQL"}
 }
 
 // Check is the readiness check.
-func (r *mirrorReadiness) Check(*http.Request) error {
+func (r *readiness) Check(*http.Request) error {
 	if r == nil {
 		return nil
 	}
@@ -98,11 +98,11 @@ func (r *mirrorReadiness) Check(*http.Request) error {
 }
 
 // NeedLeaderElection: every replica decides its own readiness.
-func (r *mirrorReadiness) NeedLeaderElection() bool { return false }
+func (r *readiness) NeedLeaderElection() bool { return false }
 
 // Start looks at the database until it answers with a current schema,
 // logging each new reason to wait.
-func (r *mirrorReadiness) Start(ctx context.Context) error {
+func (r *readiness) Start(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithName("mirror")
 	_ = wait.PollUntilContextCancel(ctx, readinessPoll, true, func(ctx context.Context) (bool, error) {
 		reason := r.waitingFor(ctx)
@@ -126,8 +126,8 @@ func (r *mirrorReadiness) Start(ctx context.Context) error {
 }
 
 // waitingFor is why the operator cannot be ready yet; "" when it can.
-func (r *mirrorReadiness) waitingFor(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(ctx, mirror.DefaultConnectTimeout+time.Second)
+func (r *readiness) waitingFor(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, mirrordb.DefaultConnectTimeout+time.Second)
 	defer cancel()
 	if err := r.store.Ping(ctx); err != nil {
 		return fmt.Sprintf("PostgreSQL does not answer: %v", err)
@@ -147,4 +147,4 @@ func (r *mirrorReadiness) waitingFor(ctx context.Context) string {
 	return ""
 }
 
-var _ manager.LeaderElectionRunnable = &mirrorReadiness{}
+var _ manager.LeaderElectionRunnable = &readiness{}

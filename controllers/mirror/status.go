@@ -1,4 +1,4 @@
-package controllers
+package mirror
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -17,35 +16,28 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/mirror"
+	"github.com/alertbridge/alertbridge/internal/metrics"
+	mirrordb "github.com/alertbridge/alertbridge/internal/mirror"
 )
 
 // The Mirrored condition on every AlertRoutingPolicy tells users in the
 // namespace whether their history reaches PostgreSQL.
 const (
 	ConditionMirrored         = "Mirrored"
-	ReasonMirrorCaughtUp      = "CaughtUp"
-	ReasonMirrorDisabled      = "MirrorDisabled"
+	ReasonCaughtUp            = "CaughtUp"
+	ReasonDisabled            = "MirrorDisabled"
 	ReasonDatabaseUnavailable = "DatabaseUnavailable"
 	// ReasonFinalizerPolicyMissing: the mirror runs but the admission
 	// policy that puts its finalizer on new objects is not in effect.
 	ReasonFinalizerPolicyMissing = "FinalizerPolicyMissing"
-	mirrorStatusFieldOwner       = "alertbridge-mirror"
-	DefaultMirrorStatusInterval  = 2 * time.Second
+	statusFieldOwner             = "alertbridge-mirror"
+	DefaultStatusInterval        = 2 * time.Second
 )
-
-var mirrorUp = prometheus.NewGauge(prometheus.GaugeOpts{
-	Name: "alertbridge_mirror_up",
-	Help: "1 when PostgreSQL answers and no write is pending, 0 otherwise (or when the mirror is off).",
-})
-
-func init() { metrics.Registry.MustRegister(mirrorUp) }
 
 // mirrorState is the mirror's condition, the same for every namespace.
 type mirrorState struct {
@@ -54,14 +46,14 @@ type mirrorState struct {
 	message string
 }
 
-func stateOf(mode MirrorMode, enabled bool, pingErr error, pending int, policy policyState) mirrorState {
+func stateOf(mode Mode, enabled bool, pingErr error, pending int, policy policyState) mirrorState {
 	switch {
 	case !enabled:
 		msg := "The PostgreSQL mirror is off (" + disabledReason(mode) + "): history is not kept in PostgreSQL"
 		if policy.active {
 			msg += "; yet the mirror finalizer policy " + FinalizerPolicyName + " is installed, so every new object gains a finalizer the operator then removes: install config/without-mirror"
 		}
-		return mirrorState{metav1.ConditionFalse, ReasonMirrorDisabled, msg}
+		return mirrorState{metav1.ConditionFalse, ReasonDisabled, msg}
 	case policy.checked && !policy.active:
 		return mirrorState{metav1.ConditionFalse, ReasonFinalizerPolicyMissing, "The mirror finalizer policy " + FinalizerPolicyName +
 			" is not in effect (" + policy.detail + "): an object deleted right after its creation may leave no row in PostgreSQL; " +
@@ -69,21 +61,23 @@ func stateOf(mode MirrorMode, enabled bool, pingErr error, pending int, policy p
 	case pingErr != nil || pending > 0:
 		return mirrorState{metav1.ConditionFalse, ReasonDatabaseUnavailable, "PostgreSQL is unreachable or behind; records wait in the cluster (see alertbridge_mirror_lag_seconds)"}
 	}
-	return mirrorState{metav1.ConditionTrue, ReasonMirrorCaughtUp, "Every record is in PostgreSQL"}
+	return mirrorState{metav1.ConditionTrue, ReasonCaughtUp, "Every record is in PostgreSQL"}
 }
 
-// MirrorStatusReconciler keeps the Mirrored condition of AlertRoutingPolicies
+// StatusReconciler keeps the Mirrored condition of AlertRoutingPolicies
 // current. A probe checks the database (and reads the last check of the
 // finalizer policy) every Interval and, when the state changes, requeues
 // every policy.
-type MirrorStatusReconciler struct {
+type StatusReconciler struct {
 	client.Client
 	// Store is the database; nil means the mirror is off.
-	Store *mirror.Store
+	Store *mirrordb.Store
 	// Mode is --mirror, for the message of a disabled mirror.
-	Mode MirrorMode
+	Mode Mode
 	// Policy is the check of the finalizer policy; nil reads as not checked.
-	Policy   *finalizerPolicyCheck
+	Policy *finalizerPolicyCheck
+	// Health says how many writes are pending.
+	Health   *Health
 	Interval time.Duration
 
 	mu      sync.Mutex
@@ -96,7 +90,7 @@ type MirrorStatusReconciler struct {
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies/status,verbs=patch
 
 // Reconcile applies the current condition when it differs.
-func (r *MirrorStatusReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var p v1.AlertRoutingPolicy
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
@@ -121,14 +115,14 @@ func (r *MirrorStatusReconciler) Reconcile(ctx context.Context, req reconcile.Re
 			"observedGeneration": c.ObservedGeneration, "lastTransitionTime": c.LastTransitionTime.UTC().Format(time.RFC3339),
 		}}},
 	}
-	if err := r.Status().Patch(ctx, &p, client.RawPatch("application/apply-patch+yaml", mustJSON(patch)), client.FieldOwner(mirrorStatusFieldOwner), client.ForceOwnership); err != nil {
+	if err := r.Status().Patch(ctx, &p, client.RawPatch("application/apply-patch+yaml", mustJSON(patch)), client.FieldOwner(statusFieldOwner), client.ForceOwnership); err != nil {
 		return reconcile.Result{}, fmt.Errorf("failed to set the Mirrored condition of %s: %w", klog.KObj(&p), err)
 	}
 	return reconcile.Result{}, nil
 }
 
 // Start probes the database and signals changes of state.
-func (r *MirrorStatusReconciler) Start(ctx context.Context) error {
+func (r *StatusReconciler) Start(ctx context.Context) error {
 	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		var pingErr error
 		if r.Store != nil {
@@ -136,9 +130,9 @@ func (r *MirrorStatusReconciler) Start(ctx context.Context) error {
 			pingErr = r.Store.Ping(pctx)
 			cancel()
 		}
-		pending, _ := health.lag()
+		pending, _ := r.Health.Lag()
 		s := stateOf(r.Mode, r.Store != nil, pingErr, pending, r.policyState())
-		mirrorUp.Set(boolGauge(s.status == metav1.ConditionTrue))
+		metrics.MirrorUp.Set(boolGauge(s.status == metav1.ConditionTrue))
 		r.mu.Lock()
 		changed := s != r.state
 		r.state = s
@@ -153,7 +147,7 @@ func (r *MirrorStatusReconciler) Start(ctx context.Context) error {
 	return nil
 }
 
-func (r *MirrorStatusReconciler) policyState() policyState {
+func (r *StatusReconciler) policyState() policyState {
 	if r.Policy == nil {
 		return policyState{}
 	}
@@ -161,9 +155,12 @@ func (r *MirrorStatusReconciler) policyState() policyState {
 }
 
 // SetupWithManager registers the probe and the controller.
-func (r *MirrorStatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Interval <= 0 {
-		r.Interval = DefaultMirrorStatusInterval
+		r.Interval = DefaultStatusInterval
+	}
+	if r.Health == nil {
+		r.Health = NewHealth(r.Store != nil, nil)
 	}
 	r.state = stateOf(r.Mode, r.Store != nil, nil, 0, policyState{})
 	r.changed = make(chan event.TypedGenericEvent[*v1.AlertRoutingPolicy])

@@ -1,4 +1,4 @@
-package controllers_test
+package mirror_test
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/controllers"
+	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/pgcluster"
@@ -43,15 +43,13 @@ const (
 )
 
 // mirrorOptions runs the operator with the mirror writing to store.
-func mirrorOptions(store *mirror.Store) controllers.Options {
-	return controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 4, Mirror: controllers.MirrorOptions{
-		Store: store, Migrate: true, ProbeNamespace: env.Install.Namespace,
-	}}
+func mirrorOptions(store *mirror.Store) mirrorctrl.Options {
+	return mirrorctrl.Options{Store: store, Migrate: true, ProbeNamespace: env.Install.Namespace}
 }
 
 // mirrorOffOptions runs the operator with the mirror off.
-func mirrorOffOptions() controllers.Options {
-	return controllers.Options{DuplicateGCDelay: gcDelay, Mirror: controllers.MirrorOptions{ProbeNamespace: env.Install.Namespace}}
+func mirrorOffOptions() mirrorctrl.Options {
+	return mirrorctrl.Options{ProbeNamespace: env.Install.Namespace}
 }
 
 func newIncident(ns, name string) *v1.Incident {
@@ -120,7 +118,7 @@ func mirroredReason(g Gomega, ns string) string {
 func mirrored(g Gomega, ns string) (reason, message string) {
 	var p v1.AlertRoutingPolicy
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1.RoutingPolicyName}, &p)).To(Succeed())
-	if c := meta.FindStatusCondition(p.Status.Conditions, controllers.ConditionMirrored); c != nil {
+	if c := meta.FindStatusCondition(p.Status.Conditions, mirrorctrl.ConditionMirrored); c != nil {
 		return c.Reason, c.Message
 	}
 	return "", ""
@@ -150,7 +148,7 @@ func gone(g Gomega, obj client.Object) bool {
 // an acked Alert and a Closed Incident, but never a GitOps-tracked Alert
 // nor a Closed Incident inside its triage cooldown. It returns the deleted
 // Alert and Incident.
-func expectRetention(ns string, opts controllers.Options) (*v1.Alert, *v1.Incident) {
+func expectRetention(ns string, opts mirrorctrl.Options) (*v1.Alert, *v1.Incident) {
 	GinkgoHelper()
 	Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
@@ -402,7 +400,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		// While the database is down the operator shows the lag.
 		Eventually(func() float64 { return gauge("alertbridge_mirror_pending_objects") }, settle, poll).Should(BeNumerically(">", 0))
 		Eventually(func() float64 { return gauge("alertbridge_mirror_lag_seconds") }, settle, poll).Should(BeNumerically(">", 0))
-		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonDatabaseUnavailable))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(mirrorctrl.ReasonDatabaseUnavailable))
 		Expect(gauge("alertbridge_mirror_up")).To(BeZero())
 		// The rest of the operator keeps working while the database is down.
 		late := newAlert(ns, "during-outage")
@@ -444,7 +442,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 			g.Expect(gauge("alertbridge_mirror_pending_objects")).To(BeZero())
 		}, catchUp, poll).Should(Succeed())
 		GinkgoWriter.Printf("mirror caught up %s after PostgreSQL returned\n", time.Since(restarted))
-		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonMirrorCaughtUp))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(mirrorctrl.ReasonCaughtUp))
 
 		var alertRows, distinctAlerts, incRows int
 		Expect(db.QueryRow(ctx, `SELECT (SELECT count(*) FROM alerts WHERE namespace = $1), (SELECT count(DISTINCT uid) FROM alerts WHERE namespace = $1), (SELECT count(*) FROM incidents WHERE namespace = $1)`, ns).
@@ -539,7 +537,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		stop := startOperator(mirrorOptions(store))
 		defer stop() // fails the spec if the operator exited meanwhile
 		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeEquivalentTo(1))
-		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonMirrorCaughtUp))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(mirrorctrl.ReasonCaughtUp))
 
 		// Someone removes the shipped policy: the operator notices on its
 		// next check and says so, and puts nothing back.
@@ -547,12 +545,12 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeZero())
 		Eventually(func(g Gomega) {
 			reason, msg := mirrored(g, ns)
-			g.Expect(reason).To(Equal(controllers.ReasonFinalizerPolicyMissing))
+			g.Expect(reason).To(Equal(mirrorctrl.ReasonFinalizerPolicyMissing))
 			g.Expect(msg).To(ContainSubstring("config/components/mirror-finalizer"))
 		}, settle, poll).Should(Succeed())
 		binding := &unstructured.Unstructured{}
 		binding.SetGroupVersionKind(schema.GroupVersionKind{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "MutatingAdmissionPolicyBinding"})
-		binding.SetName(controllers.FinalizerPolicyName)
+		binding.SetName(mirrorctrl.FinalizerPolicyName)
 		Consistently(func() error { return k8s.Get(ctx, client.ObjectKeyFromObject(binding), binding) }, quietFor, poll).
 			Should(Satisfy(apierrors.IsNotFound), "the operator installs no admission policy")
 		// The mirror itself goes on: new objects get the finalizer from the
@@ -570,7 +568,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		uninstallFinalizer, err = testenv.InstallMirrorFinalizer(ctx, k8s)
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeEquivalentTo(1))
-		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonMirrorCaughtUp))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(mirrorctrl.ReasonCaughtUp))
 	})
 
 	It("checks the finalizer policy with a probe in its own namespace that no allowedKinds refuses", func() {
@@ -592,13 +590,13 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		stop := startOperator(mirrorOptions(store))
 		defer stop()
 		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeEquivalentTo(1))
-		Eventually(func(g Gomega) string { return mirroredReason(g, own) }, settle, poll).Should(Equal(controllers.ReasonMirrorCaughtUp))
+		Eventually(func(g Gomega) string { return mirroredReason(g, own) }, settle, poll).Should(Equal(mirrorctrl.ReasonCaughtUp))
 	})
 
 	It("with --mirror=off, mirrors nothing even with a database, and says the finalizer policy should not be installed", func() {
 		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
 		opts := mirrorOptions(store)
-		opts.Mirror.Mode = controllers.MirrorOff
+		opts.Mode = mirrorctrl.Off
 		stop := startOperator(opts)
 		defer stop()
 		Expect(gauge("alertbridge_mirror_enabled")).To(BeZero())
@@ -612,7 +610,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		}, settle, poll).Should(Succeed())
 		Eventually(func(g Gomega) {
 			reason, msg := mirrored(g, ns)
-			g.Expect(reason).To(Equal(controllers.ReasonMirrorDisabled))
+			g.Expect(reason).To(Equal(mirrorctrl.ReasonDisabled))
 			g.Expect(msg).To(And(ContainSubstring("--mirror=off"), ContainSubstring("config/without-mirror")))
 		}, settle, poll).Should(Succeed())
 		Consistently(func(g Gomega) bool { _, ok := alertRowOf(g, a); return ok }, quietFor, poll).Should(BeFalse())
@@ -630,14 +628,12 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 				Expect(pg.Restart(ctx)).To(Succeed())
 			}
 		})
-		op, stop := startServingProbes(controllers.Options{DuplicateGCDelay: gcDelay, Mirror: controllers.MirrorOptions{
-			Mode: controllers.MirrorRequired, Store: fresh, ProbeNamespace: env.Install.Namespace,
-		}})
+		op, stop := startServingProbes(mirrorctrl.Options{Mode: mirrorctrl.Required, Store: fresh, ProbeNamespace: env.Install.Namespace})
 		defer stop()
 		notReady := func(why string) {
 			GinkgoHelper()
 			Eventually(func(g Gomega) {
-				code, body := readyz(g, op, "/readyz/"+controllers.ReadyzMirror)
+				code, body := readyz(g, op, "/readyz/"+mirrorctrl.ReadyzName)
 				g.Expect(code).To(Equal(http.StatusInternalServerError))
 				g.Expect(body).To(ContainSubstring(why))
 				code, _ = readyz(g, op, "/readyz")
@@ -663,11 +659,11 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
 			return a.Status.Phase
 		}, settle, poll).Should(Equal(v1.AlertNew))
-		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonDatabaseUnavailable))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(mirrorctrl.ReasonDatabaseUnavailable))
 		Consistently(func(g Gomega) int { code, _ := readyz(g, op, "/readyz"); return code }, quietFor, poll).Should(Equal(http.StatusOK))
 		Expect(pg.Restart(ctx)).To(Succeed())
 		halted = false
-		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(controllers.ReasonMirrorCaughtUp))
+		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(mirrorctrl.ReasonCaughtUp))
 	})
 })
 
@@ -692,7 +688,7 @@ var _ = Describe("The mirror off, and required without a database", func() {
 		Expect(gauge("alertbridge_mirror_enabled")).To(BeZero())
 		Eventually(func(g Gomega) {
 			reason, msg := mirrored(g, ns)
-			g.Expect(reason).To(Equal(controllers.ReasonMirrorDisabled))
+			g.Expect(reason).To(Equal(mirrorctrl.ReasonDisabled))
 			g.Expect(msg).NotTo(ContainSubstring("config/without-mirror"), "installed without the mirror, nothing is amiss")
 		}, settle, poll).Should(Succeed())
 		Eventually(func(g Gomega) {
@@ -716,10 +712,10 @@ var _ = Describe("The mirror off, and required without a database", func() {
 
 	It("with --mirror=required and no database, runs no controller and is never ready, saying why", func() {
 		ns := newNamespace()
-		op, stop := startServingProbes(controllers.Options{DuplicateGCDelay: gcDelay, Mirror: controllers.MirrorOptions{Mode: controllers.MirrorRequired}})
+		op, stop := startServingProbes(mirrorctrl.Options{Mode: mirrorctrl.Required})
 		defer stop()
 		Eventually(func(g Gomega) {
-			code, body := readyz(g, op, "/readyz/"+controllers.ReadyzMirror)
+			code, body := readyz(g, op, "/readyz/"+mirrorctrl.ReadyzName)
 			g.Expect(code).To(Equal(http.StatusInternalServerError))
 			g.Expect(body).To(And(ContainSubstring("no database URL"), ContainSubstring("ALERT_DATABASE_URL")))
 		}, settle, poll).Should(Succeed())

@@ -1,4 +1,4 @@
-package controllers
+package mirror
 
 import (
 	"context"
@@ -12,13 +12,13 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/incident"
-	"github.com/alertbridge/alertbridge/internal/mirror"
+	mirrordb "github.com/alertbridge/alertbridge/internal/mirror"
 )
 
-var alertMirror = mirrorKind[*v1.Alert]{
+var alertKind = kindSpec[*v1.Alert]{
 	name:   "alert",
 	newObj: func() *v1.Alert { return &v1.Alert{} },
-	write: func(ctx context.Context, _ client.Client, s *mirror.Store, a *v1.Alert) error {
+	write: func(ctx context.Context, _ client.Client, s *mirrordb.Store, a *v1.Alert) error {
 		_, err := s.UpsertAlert(ctx, a)
 		return err
 	},
@@ -38,7 +38,7 @@ var alertMirror = mirrorKind[*v1.Alert]{
 	},
 }
 
-var incidentMirror = mirrorKind[*v1.Incident]{
+var incidentKind = kindSpec[*v1.Incident]{
 	name:   "incident",
 	newObj: func() *v1.Incident { return &v1.Incident{} },
 	write:  writeIncident,
@@ -53,7 +53,7 @@ var incidentMirror = mirrorKind[*v1.Incident]{
 // writeIncident writes the row and the new timeline entries, then records
 // in status.mirroredTimelineSeq how far the timeline is mirrored, so the
 // Incident controller may trim entries at or below it.
-func writeIncident(ctx context.Context, c client.Client, s *mirror.Store, in *v1.Incident) error {
+func writeIncident(ctx context.Context, c client.Client, s *mirrordb.Store, in *v1.Incident) error {
 	seq, err := s.UpsertIncident(ctx, in, in.Status.MirroredTimelineSeq)
 	if err != nil {
 		return err
@@ -68,10 +68,10 @@ func writeIncident(ctx context.Context, c client.Client, s *mirror.Store, in *v1
 	return nil
 }
 
-var sloPolicyMirror = mirrorKind[*v1.SLOPolicy]{
+var sloPolicyKind = kindSpec[*v1.SLOPolicy]{
 	name:   "slopolicy",
 	newObj: func() *v1.SLOPolicy { return &v1.SLOPolicy{} },
-	write: func(ctx context.Context, _ client.Client, s *mirror.Store, p *v1.SLOPolicy) error {
+	write: func(ctx context.Context, _ client.Client, s *mirrordb.Store, p *v1.SLOPolicy) error {
 		return s.RecordSLOPolicy(ctx, p)
 	},
 }

@@ -1,4 +1,13 @@
-package controllers
+// Package mirror holds the reconcilers of the PostgreSQL mirror: one per
+// kind it writes (Alert, Incident, SLOPolicy), the Mirrored condition of
+// AlertRoutingPolicies, the check of the finalizer policy, the readiness of
+// --mirror=required, the migration at start and the database retention.
+// The database itself (schema, upserts, reads) is internal/mirror.
+//
+// It shares no state with package controllers and imports nothing of it:
+// the wiring (internal/operator) sets both up on one manager and hands the
+// mirror its Health.
+package mirror
 
 import (
 	"cmp"
@@ -13,26 +22,28 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/mirror"
+	mirrordb "github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
-// Defaults of MirrorOptions.
+// Defaults of Options.
 const (
-	DefaultPruneInterval     = time.Hour
-	DefaultMirrorConcurrency = 4
+	DefaultPruneInterval = time.Hour
+	DefaultConcurrency   = 4
 	// DefaultProbeNamespace is the operator's namespace as config/default
 	// installs it, for when POD_NAMESPACE is not set.
 	DefaultProbeNamespace = "alertbridge-system"
 )
 
-// MirrorOptions configure the PostgreSQL mirror.
-type MirrorOptions struct {
-	// Mode is --mirror; "" means MirrorOptional.
-	Mode MirrorMode
+// Options configure the PostgreSQL mirror.
+type Options struct {
+	// Mode is --mirror; "" means Optional.
+	Mode Mode
 	// Store is the database; nil turns the mirror off (and, with
-	// MirrorRequired, keeps the operator from running at all).
-	Store *mirror.Store
+	// Required, keeps the operator from running at all).
+	Store *mirrordb.Store
+	// Clock is injected so tests control time; nil means the real clock.
+	Clock clock.PassiveClock
 	// Migrate applies pending schema migrations at start (retrying while
 	// the database is unreachable).
 	Migrate bool
@@ -50,15 +61,15 @@ type MirrorOptions struct {
 	PolicyCheckInterval time.Duration
 }
 
-// on says whether the mirror runs.
-func (o MirrorOptions) on() bool { return o.Store != nil && o.Mode != MirrorOff }
+// On says whether the mirror runs.
+func (o Options) On() bool { return o.Store != nil && o.Mode != Off }
 
-// setupMirrorReadiness adds the mirror's readiness check. It reports false
-// when the operator must not run at all: --mirror=required without a
-// database, where running would mean running without durable history.
-func setupMirrorReadiness(ctx context.Context, mgr ctrl.Manager, o MirrorOptions) (bool, error) {
-	ready := newMirrorReadiness(o)
-	if err := mgr.AddReadyzCheck(ReadyzMirror, ready.Check); err != nil {
+// SetupReadiness adds the mirror's readiness check. It reports false when
+// the operator must not run at all: --mirror=required without a database,
+// where running would mean running without durable history.
+func SetupReadiness(ctx context.Context, mgr ctrl.Manager, o Options) (bool, error) {
+	ready := newReadiness(o)
+	if err := mgr.AddReadyzCheck(ReadyzName, ready.Check); err != nil {
 		return false, fmt.Errorf("failed to add the mirror readiness check: %w", err)
 	}
 	if ready == nil {
@@ -74,16 +85,20 @@ func setupMirrorReadiness(ctx context.Context, mgr ctrl.Manager, o MirrorOptions
 	return true, nil
 }
 
-// setupMirror registers the mirror controllers (which, with the mirror
-// off, remove leftover finalizers and apply the in-cluster retention), the
-// check of the finalizer policy, the migration and the database retention.
-func setupMirror(ctx context.Context, mgr ctrl.Manager, o MirrorOptions, clk clock.PassiveClock) error {
+// Setup registers the mirror controllers (which, with the mirror off,
+// remove leftover finalizers and apply the in-cluster retention), the check
+// of the finalizer policy, the migration and the database retention. They
+// report to health, which belongs to mgr alone (NewHealth(o.On(), o.Clock)).
+func Setup(ctx context.Context, mgr ctrl.Manager, o Options, health *Health) error {
 	log := ctrl.LoggerFrom(ctx).WithName("mirror")
-	on := o.on()
+	clk := o.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	on := o.On()
 	if !on {
 		o.Store = nil
 	}
-	health.reset(on, clk.Now)
 	if on {
 		if o.Migrate {
 			if err := mgr.Add(&migrateRunnable{store: o.Store}); err != nil {
@@ -100,18 +115,18 @@ func setupMirror(ctx context.Context, mgr ctrl.Manager, o MirrorOptions, clk clo
 	if err := mgr.Add(policy); err != nil {
 		return fmt.Errorf("failed to add the finalizer policy check: %w", err)
 	}
-	if err := (&MirrorStatusReconciler{Client: mgr.GetClient(), Store: o.Store, Mode: o.Mode, Policy: policy}).SetupWithManager(mgr); err != nil {
+	if err := (&StatusReconciler{Client: mgr.GetClient(), Store: o.Store, Mode: o.Mode, Policy: policy, Health: health}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the mirror status controller: %w", err)
 	}
 	conc := o.Concurrency
 	if conc <= 0 {
-		conc = DefaultMirrorConcurrency
+		conc = DefaultConcurrency
 	}
 	rec := mgr.GetEventRecorder("alertbridge-mirror")
 	for _, setup := range []func(ctrl.Manager) error{
-		(&MirrorReconciler[*v1.Alert]{Client: mgr.GetClient(), Recorder: rec, Clock: clk, Store: o.Store, MaxBackoff: o.MaxBackoff, MaxConcurrentReconciles: conc, kind: alertMirror, health: health}).SetupWithManager,
-		(&MirrorReconciler[*v1.Incident]{Client: mgr.GetClient(), Recorder: rec, Clock: clk, Store: o.Store, MaxBackoff: o.MaxBackoff, MaxConcurrentReconciles: conc, kind: incidentMirror, health: health}).SetupWithManager,
-		(&MirrorReconciler[*v1.SLOPolicy]{Client: mgr.GetClient(), Recorder: rec, Clock: clk, Store: o.Store, MaxBackoff: o.MaxBackoff, MaxConcurrentReconciles: conc, kind: sloPolicyMirror, health: health}).SetupWithManager,
+		(&Reconciler[*v1.Alert]{Client: mgr.GetClient(), Recorder: rec, Clock: clk, Store: o.Store, Health: health, MaxBackoff: o.MaxBackoff, MaxConcurrentReconciles: conc, kind: alertKind}).SetupWithManager,
+		(&Reconciler[*v1.Incident]{Client: mgr.GetClient(), Recorder: rec, Clock: clk, Store: o.Store, Health: health, MaxBackoff: o.MaxBackoff, MaxConcurrentReconciles: conc, kind: incidentKind}).SetupWithManager,
+		(&Reconciler[*v1.SLOPolicy]{Client: mgr.GetClient(), Recorder: rec, Clock: clk, Store: o.Store, Health: health, MaxBackoff: o.MaxBackoff, MaxConcurrentReconciles: conc, kind: sloPolicyKind}).SetupWithManager,
 	} {
 		if err := setup(mgr); err != nil {
 			return fmt.Errorf("failed to set up a mirror controller: %w", err)
@@ -121,8 +136,8 @@ func setupMirror(ctx context.Context, mgr ctrl.Manager, o MirrorOptions, clk clo
 }
 
 // disabledReason says why the mirror is off.
-func disabledReason(m MirrorMode) string {
-	if m == MirrorOff {
+func disabledReason(m Mode) string {
+	if m == Off {
 		return "--mirror=off"
 	}
 	return "neither ALERT_DATABASE_URL nor DATABASE_URL is set (--mirror=optional)"
@@ -131,13 +146,13 @@ func disabledReason(m MirrorMode) string {
 // migrateRunnable applies the schema at start, retrying with a capped
 // backoff while the database is unreachable; the mirror controllers retry
 // their writes meanwhile.
-type migrateRunnable struct{ store *mirror.Store }
+type migrateRunnable struct{ store *mirrordb.Store }
 
 func (m *migrateRunnable) Start(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithName("mirror")
 	backoff := wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Cap: 10 * time.Second, Steps: 1 << 30}
 	return wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
-		applied, err := m.store.Migrate(ctx, mirror.MigrateOptions{})
+		applied, err := m.store.Migrate(ctx, mirrordb.MigrateOptions{})
 		if err != nil {
 			log.Error(err, "Schema migration failed; retrying")
 			return false, nil
@@ -149,7 +164,7 @@ func (m *migrateRunnable) Start(ctx context.Context) error {
 
 // pruneRunnable deletes rows past each namespace's database retention.
 type pruneRunnable struct {
-	store  *mirror.Store
+	store  *mirrordb.Store
 	reader client.Reader
 	clock  clock.PassiveClock
 	every  time.Duration
@@ -183,7 +198,7 @@ func (p *pruneRunnable) pruneOnce(ctx context.Context) (int64, error) {
 	if err := p.reader.List(ctx, &list); err != nil {
 		return 0, fmt.Errorf("failed to list AlertRoutingPolicies: %w", err)
 	}
-	r := mirror.Retention{Default: policy.DatabaseRetention, ByNamespace: map[string]time.Duration{}}
+	r := mirrordb.Retention{Default: policy.DatabaseRetention, ByNamespace: map[string]time.Duration{}}
 	for i := range list.Items {
 		arp := &list.Items[i]
 		if arp.Name != v1.RoutingPolicyName {
@@ -191,7 +206,7 @@ func (p *pruneRunnable) pruneOnce(ctx context.Context) (int64, error) {
 		}
 		r.ByNamespace[arp.Namespace] = policy.Policy{Spec: arp.Spec}.DatabaseRetention()
 	}
-	return p.store.Prune(ctx, r, p.clock.Now(), mirror.DefaultPruneBatch)
+	return p.store.Prune(ctx, r, p.clock.Now(), mirrordb.DefaultPruneBatch)
 }
 
 var _ manager.LeaderElectionRunnable = &pruneRunnable{}

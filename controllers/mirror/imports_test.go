@@ -1,0 +1,105 @@
+package mirror_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/alertbridge/alertbridge/internal/testenv"
+)
+
+const module = "github.com/alertbridge/alertbridge"
+
+// TestImportGraph keeps the mirror on its own: package controllers holds
+// the reconcilers of Alerts, Incidents and SLOPolicies and never reaches the
+// mirror's; the mirror's reconcilers never reach package controllers; and
+// internal/mirror stays a library of the database, with no reconcilers.
+// Only the wiring (internal/operator) knows both. It reads the import graph
+// as `go list -deps` prints it (tests excluded: they may start the whole
+// operator).
+func TestImportGraph(t *testing.T) {
+	imports := importGraph(t, "./controllers/...", "./internal/mirror", "./internal/operator")
+	for _, c := range []struct {
+		pkg       string
+		forbidden []string
+	}{
+		{"controllers", []string{"controllers/mirror", "internal/operator", "internal/testoperator"}},
+		{"controllers/mirror", []string{"controllers", "internal/operator", "internal/testoperator"}},
+		{"internal/mirror", []string{"controllers", "controllers/mirror", "internal/operator", "internal/testoperator"}},
+	} {
+		if _, ok := imports[module+"/"+c.pkg]; !ok {
+			t.Errorf("go list did not list %s", c.pkg)
+		}
+		for _, f := range c.forbidden {
+			if path := pathTo(imports, module+"/"+c.pkg, module+"/"+f); path != nil {
+				t.Errorf("%s must not depend on %s, but imports it through %s", c.pkg, f, strings.Join(path, " → "))
+			}
+		}
+	}
+	// The wiring does reach both; else the check above proves nothing.
+	for _, p := range []string{"controllers", "controllers/mirror"} {
+		if pathTo(imports, module+"/internal/operator", module+"/"+p) == nil {
+			t.Errorf("internal/operator does not reach %s: is the graph read right?", p)
+		}
+	}
+}
+
+// importGraph is each package's direct imports, for patterns and
+// everything they depend on.
+func importGraph(t *testing.T, patterns ...string) map[string][]string {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"list", "-deps", "-json=ImportPath,Imports"}, patterns...)...) // #nosec G204 -- fixed arguments.
+	cmd.Dir = testenv.Root()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	graph := map[string][]string{}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("go list output: %v", err)
+		}
+		graph[p.ImportPath] = p.Imports
+	}
+	return graph
+}
+
+// pathTo is a shortest chain of imports from one package to another, nil
+// when there is none.
+func pathTo(graph map[string][]string, from, to string) []string {
+	prev := map[string]string{from: ""}
+	queue := []string{from}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if p == to {
+			var path []string
+			for ; p != ""; p = prev[p] {
+				path = append(path, strings.TrimPrefix(p, module+"/"))
+			}
+			slices.Reverse(path)
+			return path
+		}
+		for _, next := range graph[p] {
+			if _, seen := prev[next]; !seen {
+				prev[next] = p
+				queue = append(queue, next)
+			}
+		}
+	}
+	return nil
+}

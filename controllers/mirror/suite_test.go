@@ -1,0 +1,127 @@
+package mirror_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/controllers"
+	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
+	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/internal/testoperator"
+)
+
+// Timeouts for Eventually/Consistently, named so intent is visible.
+const (
+	settle   = 30 * time.Second
+	poll     = 50 * time.Millisecond
+	gcDelay  = 2 * time.Second
+	quietFor = 2 * time.Second
+)
+
+var (
+	env    *testenv.Env
+	scheme *runtime.Scheme
+	// k8s is a direct cluster-admin client, for setting up and asserting:
+	// assertions never read a cache.
+	k8s client.Client
+	ctx context.Context
+)
+
+func TestMirror(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Mirror suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	ctx = context.Background()
+	var err error
+	// The specs with the mirror off need config/without-mirror; those with
+	// the mirror on add the finalizer component config/default ships
+	// (testenv.InstallMirrorFinalizer) while they run.
+	env, err = testenv.StartWith(testenv.WithoutMirrorInstall)
+	Expect(err).NotTo(HaveOccurred())
+	scheme = kube.NewScheme()
+	k8s, err = client.New(env.Admin, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+})
+
+var _ = AfterSuite(func() {
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
+	}
+})
+
+// operatorOptions are the reconcilers' options of every mirror spec.
+func operatorOptions() controllers.Options {
+	return controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 4}
+}
+
+// startOperator runs the real manager with every controller and the mirror
+// configured by m, as `alertbridge run` does (as its ServiceAccount, under
+// the shipped ClusterRole and admission policies), until stop is called.
+func startOperator(m mirrorctrl.Options) (stop func()) {
+	GinkgoHelper()
+	op, err := testoperator.Start(env.Operator, operatorOptions(), testoperator.WithMirror(m))
+	Expect(err).NotTo(HaveOccurred())
+	return func() { Expect(op.Stop(settle)).To(Succeed()) }
+}
+
+// startServingProbes is startOperator with the health probes served, for
+// specs of readiness; readyz asks them.
+func startServingProbes(m mirrorctrl.Options) (op *testoperator.Operator, stop func()) {
+	GinkgoHelper()
+	op, err := testoperator.StartServingProbes(env.Operator, operatorOptions(), testoperator.WithMirror(m))
+	Expect(err).NotTo(HaveOccurred())
+	return op, func() { Expect(op.Stop(settle)).To(Succeed()) }
+}
+
+// readyz is the status code and body of a health probe path of op, e.g.
+// /readyz or /readyz/mirror (which says why it fails).
+func readyz(g Gomega, op *testoperator.Operator, path string) (int, string) {
+	resp, err := http.Get(op.ProbeURL + path) // #nosec G107 -- the loopback URL of the operator under test.
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	g.Expect(err).NotTo(HaveOccurred())
+	return resp.StatusCode, string(body)
+}
+
+// newNamespace gives each spec its own namespace.
+func newNamespace() string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "mirror-"}}
+	Expect(k8s.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
+
+func newAlert(ns, host string) *v1.Alert {
+	return &v1.Alert{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns},
+		Spec: v1.AlertSpec{
+			Service: "gateway",
+			Kind:    "latency",
+			Title:   "p95 above 300ms",
+			Labels:  map[string]string{"host": host},
+		},
+	}
+}
+
+func listAlerts(g Gomega, ns string) []v1.Alert {
+	var list v1.AlertList
+	g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	return list.Items
+}

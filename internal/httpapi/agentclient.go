@@ -1,0 +1,84 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// AgentClient calls the work-queue endpoints as one agent: a Go agent's
+// client, and what the benchmarks drive the shipped binary with.
+type AgentClient struct {
+	// BaseURL is the API's, e.g. https://alertbridge.alertbridge-system.svc:8090.
+	BaseURL string
+	// Token is a bearer token bound to the audience alertbridge.
+	Token string
+	// HTTP sends the requests (its transport trusts the API's CA); nil is
+	// http.DefaultClient.
+	HTTP *http.Client
+}
+
+// Claim is POST /v1/alerts/claim.
+func (c *AgentClient) Claim(ctx context.Context, r ClaimRequest) (*ClaimResult, error) {
+	var out ClaimResult
+	return &out, c.post(ctx, "/v1/alerts/claim", r, &out)
+}
+
+// Renew is POST /v1/alerts/{alertRef}/renew.
+func (c *AgentClient) Renew(ctx context.Context, alertRef string, r RenewRequest) (*WorkAlert, error) {
+	var out WorkAlert
+	return &out, c.post(ctx, "/v1/alerts/"+alertRef+"/renew", r, &out)
+}
+
+// Ack is POST /v1/alerts/{alertRef}/ack.
+func (c *AgentClient) Ack(ctx context.Context, alertRef string, r AckRequest) (*WorkAlert, error) {
+	var out WorkAlert
+	return &out, c.post(ctx, "/v1/alerts/"+alertRef+"/ack", r, &out)
+}
+
+// Fail is POST /v1/alerts/{alertRef}/fail.
+func (c *AgentClient) Fail(ctx context.Context, alertRef string, r FailRequest) (*WorkAlert, error) {
+	var out WorkAlert
+	return &out, c.post(ctx, "/v1/alerts/"+alertRef+"/fail", r, &out)
+}
+
+// AgentError is a refusal of the API: its status and body.
+type AgentError struct {
+	Status int
+	Problem
+}
+
+func (e *AgentError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
+
+func (c *AgentClient) post(ctx context.Context, path string, body, out any) error {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.BaseURL, "/")+path, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		e := &AgentError{Status: resp.StatusCode}
+		_ = json.NewDecoder(resp.Body).Decode(&e.Problem)
+		return e
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}

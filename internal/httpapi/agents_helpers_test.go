@@ -1,0 +1,188 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/testoperator"
+)
+
+// agentAPI is the real operator with the HTTP API in front of it, built by
+// httpapi.ForManager as `alertbridge run` builds it, served over TLS as
+// shipped (httptest's certificate; client trusts it).
+type agentAPI struct {
+	srv    *httptest.Server
+	server *httpapi.Server
+	url    string
+	client *http.Client
+}
+
+func startAgentAPI(t testing.TB) *agentAPI {
+	t.Helper()
+	return startAgentAPIWith(t, httpapi.Config{DefaultNamespace: "default"})
+}
+
+func startAgentAPIWith(t testing.TB, cfg httpapi.Config) *agentAPI {
+	t.Helper()
+	quietLogs.Do(func() { logf.SetLogger(logr.Discard()) })
+	op, err := testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: time.Minute})
+	must(t, err)
+	s, err := httpapi.ForManager(op.Manager, cfg)
+	must(t, err)
+	srv := httptest.NewTLSServer(s.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		must(t, op.Stop(settle))
+	})
+	return &agentAPI{srv: srv, server: s, url: srv.URL, client: srv.Client()}
+}
+
+// caller is a ServiceAccount bound to a shipped role in a namespace, with a
+// token bound to the API's audience.
+type caller struct {
+	ns, name, user, token string
+}
+
+// roleCaller creates ServiceAccount name in ns bound to alertbridge-<role>
+// and waits until RBAC grants it.
+func roleCaller(t testing.TB, ns, name, role string) caller {
+	t.Helper()
+	ctx := context.Background()
+	must(t, k8s.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "alertbridge-" + role},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}},
+	}))
+	c := caller{ns: ns, name: name, user: "system:serviceaccount:" + ns + ":" + name, token: token(t, ns, name)}
+	verb := "list"
+	if role == "monitor" {
+		verb = "create"
+	}
+	eventually(t, settle, func() error {
+		sar, err := opCS.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+			Spec: authorizationv1.SubjectAccessReviewSpec{User: c.user, ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: ns, Verb: verb, Group: v1.GroupVersion.Group, Resource: "alerts",
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		if !sar.Status.Allowed {
+			return fmt.Errorf("%s is not yet allowed to %s alerts", c.user, verb)
+		}
+		return nil
+	})
+	return c
+}
+
+func agentNS(t testing.TB) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "agents-"}}
+	must(t, k8s.Create(context.Background(), ns))
+	return ns.Name
+}
+
+// call sends a JSON body (nil: none) as c and decodes the JSON answer into out.
+func (a *agentAPI) call(t testing.TB, c caller, method, path string, body any, out any) int {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		must(t, err)
+		r = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, a.url+path, r)
+	must(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := a.client.Do(req)
+	must(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	must(t, err)
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// newAlerts creates n Alerts of distinct fingerprints in ns (as a monitor
+// would through kubectl) and waits until the operator made them New.
+func newAlerts(t testing.TB, ns string, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	names := make([]string, n)
+	forEachParallel(n, 16, func(i int) {
+		a := &v1.Alert{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns},
+			Spec: v1.AlertSpec{Service: "gateway", Env: "prod", Kind: "latency", Title: "p95 above 300ms", Source: "monitor@node1",
+				Severity: v1.SeverityP2, Labels: map[string]string{"host": fmt.Sprintf("h%d", i)}},
+		}
+		if err := k8s.Create(ctx, a); err != nil {
+			t.Error(err)
+			return
+		}
+		names[i] = a.Name
+	})
+	eventually(t, 5*time.Minute, func() error {
+		var list v1.AlertList
+		if err := k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		decided := 0
+		for _, a := range list.Items {
+			if a.Status.Phase == v1.AlertNew {
+				decided++
+			}
+		}
+		if decided < n {
+			return fmt.Errorf("%d of %d Alerts are New", decided, n)
+		}
+		return nil
+	})
+	return names
+}
+
+func forEachParallel(n, width int, f func(int)) {
+	sem := make(chan struct{}, width)
+	done := make(chan struct{}, n)
+	for i := range n {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; done <- struct{}{} }()
+			f(i)
+		}()
+	}
+	for range n {
+		<-done
+	}
+}
+
+func getAlert(t testing.TB, ns, name string) *v1.Alert {
+	t.Helper()
+	var a v1.Alert
+	must(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &a))
+	return &a
+}

@@ -1,0 +1,284 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/google/jsonschema-go/jsonschema"
+
+	"github.com/alertbridge/alertbridge/internal/query"
+)
+
+// GET /openapi.json is an OpenAPI 3.1 document of every route the server
+// serves, its parameters, requests and answers. The schemas are made from
+// the Go types the handlers decode and encode (schema.go); a test walks
+// Server.Routes and fails on an undocumented route, and validates real
+// answers against the document.
+
+// openAPIVersion is the OpenAPI version of the document: 3.1, whose schemas
+// are JSON Schema 2020-12 like the MCP tools'.
+const openAPIVersion = "3.1.0"
+
+// routeDoc documents one route.
+type routeDoc struct {
+	summary string
+	desc    string
+	// query parameters, each a string unless typed.
+	query []docParam
+	// headers the route reads.
+	headers []docParam
+	// body is the request body's type; bodySchema a schema instead.
+	body       reflect.Type
+	bodySchema *jsonschema.Schema
+	// ok is the 200 answer's type; okSchema a schema instead; okMedia a
+	// media type other than JSON (the page).
+	ok       reflect.Type
+	okSchema *jsonschema.Schema
+	okMedia  string
+	// errs are the refusals, each answered with errType (ErrorBody unless set).
+	errs    []int
+	errType reflect.Type
+	// more are answers with a status of their own.
+	more map[int]reflect.Type
+	// auth: "bearer" (default), "optional" or "none".
+	auth string
+}
+
+type docParam struct {
+	name, desc string
+	typ        string // JSON Schema type; string when empty
+}
+
+var (
+	readQuery3 = []docParam{
+		{name: "namespace", desc: "one namespace (default: every namespace you may list)"},
+		{name: "windowMinutes", desc: "only Alerts last seen within this many minutes (default 240; 0: no window); also window_minutes", typ: "integer"},
+		{name: "window_minutes", desc: "the runbook's name of windowMinutes", typ: "integer"},
+		{name: "statusIn", desc: "comma-separated phases: New, Processing, Acked, Failed, Deduplicated (any case); also status_in, status"},
+		{name: "status_in", desc: "the runbook's name of statusIn"},
+		{name: "status", desc: "another name of statusIn"},
+		{name: "env", desc: "only this env"},
+		{name: "source", desc: "only this source"},
+		{name: "service", desc: "only this service"},
+	}
+	anyObject  = &jsonschema.Schema{Type: "object"}
+	ingestBody = &jsonschema.Schema{
+		Description: "one alert (service, kind, title, message, severity, env, source, labels, fingerprint, dedupeTTL or dedupe_ttl_minutes) or {\"alerts\": [...]}",
+		Type:        "object",
+	}
+	workErrs = []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
+		http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusServiceUnavailable}
+)
+
+// routeDocs document every route the server may register, by pattern.
+var routeDocs = map[string]routeDoc{
+	"GET /v1/alerts": {summary: "List Alerts", desc: "Alerts last seen inside the window, newest first (the runbook's alert_ingest_tool.list).",
+		query: readQuery3, ok: reflect.TypeFor[query.AlertList](), errs: []int{400, 401, 403, 503}},
+	"GET /v1/alerts/dashboard": {summary: "The operational dashboard", desc: "Counts by status, top signatures, latest Alerts, open Incidents and gates.",
+		query: readQuery3, ok: reflect.TypeFor[query.Dashboard](), errs: []int{400, 401, 403, 503}, auth: "optional"},
+	"GET /v1/incidents/open": {summary: "List open Incidents", query: []docParam{readQuery3[0], readQuery3[8]},
+		ok: reflect.TypeFor[query.IncidentList](), errs: []int{400, 401, 403, 503}},
+	"GET /ui/": {summary: "The dashboard page's assets", okMedia: "*/*", auth: "none", errs: []int{404}},
+	"GET /{$}": {summary: "The dashboard page", okMedia: "text/html", auth: "none"},
+	"GET /v1/gates/{namespace}/{slopolicy}": {summary: "Read a release gate", desc: "Allowed unless the gate blocks; format=flagger answers 403 when blocked.",
+		query: []docParam{{name: "format", desc: "flagger: answer 403 when blocked"}}, ok: reflect.TypeFor[Gate](),
+		errs: []int{401, 404, 503}, more: map[int]reflect.Type{http.StatusForbidden: reflect.TypeFor[gateOrError]()}, auth: "optional"},
+	"POST /v1/gates/{namespace}/{slopolicy}": {summary: "Read a release gate (webhooks that POST)", desc: "As GET; the body is ignored.",
+		query: []docParam{{name: "format", desc: "flagger: answer 403 when blocked"}}, bodySchema: anyObject, ok: reflect.TypeFor[Gate](),
+		errs: []int{401, 404, 503}, more: map[int]reflect.Type{http.StatusForbidden: reflect.TypeFor[gateOrError]()}, auth: "optional"},
+	"POST /v1/alerts": {summary: "Ingest alerts", desc: "One alert, or {\"alerts\": [...]} answered per item.",
+		query:      []docParam{{name: "namespace", desc: "namespace of the Alerts (default: the API's default namespace)"}},
+		headers:    []docParam{{name: IdempotencyKeyHeader, desc: "a retry with the same key counts once"}},
+		bodySchema: ingestBody, ok: reflect.TypeFor[ingestAnswer](), errs: []int{401, 403, 404, 413, 429, 503},
+		more: map[int]reflect.Type{http.StatusBadRequest: reflect.TypeFor[FieldErrorBody]()}},
+	"POST /v1/alertmanager": {summary: "Alertmanager webhook receiver", desc: "Payload version 4; per-alert results.",
+		query:      []docParam{{name: "namespace", desc: "namespace of the Alerts (default: the namespace label, else the API's default)"}},
+		bodySchema: anyObject, ok: reflect.TypeFor[AlertmanagerResponse](), errs: []int{400, 401, 403, 413, 503}},
+	"POST /v1/alerts/claim": {summary: "Claim Alerts", desc: "The oldest New Alerts under a lease held in your name; nothing to claim is 200 with nothingToClaim.",
+		body: reflect.TypeFor[ClaimRequest](), ok: reflect.TypeFor[ClaimResult]()},
+	"POST /v1/alerts/{namespace}/{name}/renew": {summary: "Renew your lease", body: reflect.TypeFor[RenewRequest](), ok: reflect.TypeFor[WorkAlert]()},
+	"POST /v1/alerts/{namespace}/{name}/ack": {summary: "Ack an Alert", desc: "Yours if Processing; one nobody holds needs the acknowledge verb (on-call).",
+		body: reflect.TypeFor[AckRequest](), ok: reflect.TypeFor[WorkAlert]()},
+	"POST /v1/alerts/{namespace}/{name}/fail": {summary: "Fail your Alert for a retry", body: reflect.TypeFor[FailRequest](), ok: reflect.TypeFor[WorkAlert]()},
+	"POST /v1/alerts/{namespace}/{name}/to-incident": {summary: "Convert an Alert into an Incident", body: reflect.TypeFor[ToIncidentRequest](),
+		ok: reflect.TypeFor[ToIncidentResult]()},
+	"POST /v1/incidents/{namespace}/{name}/note":  {summary: "Note an Incident", body: reflect.TypeFor[IncidentNoteRequest](), ok: reflect.TypeFor[WorkIncident]()},
+	"POST /v1/incidents/{namespace}/{name}/close": {summary: "Close an Incident", body: reflect.TypeFor[IncidentCloseRequest](), ok: reflect.TypeFor[WorkIncident]()},
+	"POST /v1/incidents/{namespace}/{name}/state": {summary: "Move an Incident to another state", body: reflect.TypeFor[IncidentStateRequest](),
+		ok: reflect.TypeFor[WorkIncident]()},
+	"POST /v1/tools/execute": {summary: "The runbook's tool router", desc: "Validation failures answer 200 with accepted false and errors; other refusals keep their status.",
+		headers: []docParam{{name: IdempotencyKeyHeader, desc: "ingest: a retry with the same key counts once"}},
+		body:    reflect.TypeFor[ToolRequest](), ok: reflect.TypeFor[ToolResult](), errs: []int{403, 404, 409, 413, 429, 503},
+		errType: reflect.TypeFor[ToolResult](), more: map[int]reflect.Type{http.StatusUnauthorized: reflect.TypeFor[ErrorBody]()}},
+	"POST /mcp": {summary: "MCP (streamable HTTP, stateless)", desc: "JSON-RPC 2.0 messages of the Model Context Protocol; tools: " + strings.Join(MCPTools, ", ") + ".",
+		bodySchema: anyObject, okSchema: anyObject, errs: []int{401}, more: map[int]reflect.Type{http.StatusAccepted: nil}},
+	"GET /mcp": {summary: "MCP server-to-client stream (not offered)", desc: "Answers 405: the endpoint is stateless.",
+		errs: []int{401}, more: map[int]reflect.Type{http.StatusMethodNotAllowed: nil}},
+	"GET /openapi.json": {summary: "This document", okSchema: anyObject, auth: "none"},
+}
+
+// ingestAnswer documents POST /v1/alerts: one result, or one per item.
+type ingestAnswer struct{}
+
+// gateOrError documents a 403 of the gate: the Gate (format=flagger,
+// blocked) or the error body.
+type gateOrError struct{}
+
+var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)
+
+// RoutePath is the method and OpenAPI path of a route pattern: "GET /{$}"
+// is "/", a subtree "GET /ui/" is "/ui/{path}".
+func RoutePath(route string) (method, path string) {
+	method, path, _ = strings.Cut(route, " ")
+	switch {
+	case strings.HasSuffix(path, "/{$}"):
+		path = strings.TrimSuffix(path, "{$}")
+	case strings.HasSuffix(path, "/"):
+		path += "{path}"
+	}
+	return method, path
+}
+
+// serveOpenAPI is GET /openapi.json.
+func (s *Server) serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	s.docOnce.Do(func() { s.doc = s.buildOpenAPI() })
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(s.doc)
+}
+
+// buildOpenAPI documents the registered routes; a route without a
+// routeDoc is listed with no more than its path, which the route-walk test
+// refuses.
+func (s *Server) buildOpenAPI() []byte {
+	paths := map[string]map[string]any{}
+	for _, route := range s.routes {
+		method, path := RoutePath(route)
+		d, ok := routeDocs[route]
+		if !ok {
+			continue
+		}
+		if paths[path] == nil {
+			paths[path] = map[string]any{}
+		}
+		paths[path][strings.ToLower(method)] = s.operation(route, path, d)
+	}
+	doc := map[string]any{
+		"openapi": openAPIVersion,
+		"info": map[string]any{
+			"title":       "alertbridge HTTP API",
+			"version":     "v1",
+			"description": "Alerts, incidents and release gates as Kubernetes resources. Send a Kubernetes bearer token bound to the audience alertbridge (kubectl create token NAME --audience alertbridge); every action is judged with your RBAC rights.",
+		},
+		"paths": paths,
+		"components": map[string]any{
+			"securitySchemes": map[string]any{
+				"bearer": map[string]any{"type": "http", "scheme": "bearer", "description": "a Kubernetes token bound to the audience alertbridge"},
+			},
+		},
+		"security": []any{map[string]any{"bearer": []any{}}},
+	}
+	data, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		panic(fmt.Sprintf("the OpenAPI document does not marshal: %v", err)) // fixed at build time; a test builds it
+	}
+	return data
+}
+
+func (s *Server) operation(route, path string, d routeDoc) map[string]any {
+	op := map[string]any{"summary": d.summary, "operationId": operationID(route)}
+	if d.desc != "" {
+		op["description"] = d.desc
+	}
+	var params []any
+	for _, m := range pathParam.FindAllStringSubmatch(path, -1) {
+		params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+	}
+	for _, p := range d.query {
+		params = append(params, map[string]any{"name": p.name, "in": "query", "description": p.desc, "schema": map[string]any{"type": typeOr(p.typ)}})
+	}
+	for _, p := range d.headers {
+		params = append(params, map[string]any{"name": p.name, "in": "header", "description": p.desc, "schema": map[string]any{"type": typeOr(p.typ)}})
+	}
+	if len(params) > 0 {
+		op["parameters"] = params
+	}
+	switch {
+	case d.body != nil:
+		op["requestBody"] = map[string]any{"content": jsonContent(schemaOf(d.body))}
+	case d.bodySchema != nil:
+		op["requestBody"] = map[string]any{"content": jsonContent(d.bodySchema)}
+	}
+	responses := map[string]any{}
+	switch {
+	case d.okMedia != "":
+		responses["200"] = map[string]any{"description": "OK", "content": map[string]any{d.okMedia: map[string]any{}}}
+	case d.ok != nil:
+		responses["200"] = map[string]any{"description": "OK", "content": jsonContent(s.answerSchema(d.ok))}
+	case d.okSchema != nil:
+		responses["200"] = map[string]any{"description": "OK", "content": jsonContent(d.okSchema)}
+	}
+	errs, errType := d.errs, d.errType
+	if d.body != nil && errs == nil {
+		errs = workErrs
+	}
+	if errType == nil {
+		errType = reflect.TypeFor[ErrorBody]()
+		if d.body != nil {
+			errType = reflect.TypeFor[Problem]()
+		}
+	}
+	for _, code := range errs {
+		responses[strconv.Itoa(code)] = map[string]any{"description": http.StatusText(code), "content": jsonContent(s.answerSchema(errType))}
+	}
+	for code, t := range d.more {
+		r := map[string]any{"description": http.StatusText(code)}
+		if t != nil {
+			r["content"] = jsonContent(s.answerSchema(t))
+		}
+		responses[strconv.Itoa(code)] = r
+	}
+	op["responses"] = responses
+	switch d.auth {
+	case "none":
+		op["security"] = []any{}
+	case "optional":
+		op["security"] = []any{map[string]any{"bearer": []any{}}, map[string]any{}}
+	}
+	return op
+}
+
+// answerSchema is the schema of an answer type; the documentation-only
+// types stand for a choice of answers.
+func (s *Server) answerSchema(t reflect.Type) *jsonschema.Schema {
+	switch t {
+	case reflect.TypeFor[ingestAnswer]():
+		return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{schemaOf(reflect.TypeFor[ItemResult]()), schemaOf(reflect.TypeFor[BatchResult]())}}
+	case reflect.TypeFor[gateOrError]():
+		return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{schemaOf(reflect.TypeFor[Gate]()), schemaOf(reflect.TypeFor[ErrorBody]())}}
+	}
+	return schemaOf(t)
+}
+
+func jsonContent(s *jsonschema.Schema) map[string]any {
+	return map[string]any{"application/json": map[string]any{"schema": s}}
+}
+
+func typeOr(t string) string {
+	if t == "" {
+		return "string"
+	}
+	return t
+}
+
+// operationID is a route as an identifier: "POST /v1/alerts/claim" is
+// post_v1_alerts_claim.
+func operationID(route string) string {
+	id := strings.NewReplacer(" ", "_", "/", "_", "{", "", "}", "", "$", "root", "-", "_", ".", "_").Replace(strings.ToLower(route))
+	return strings.Trim(strings.ReplaceAll(id, "__", "_"), "_")
+}

@@ -1,0 +1,570 @@
+package httpapi
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/alertbridge/alertbridge/internal/clip"
+	"github.com/alertbridge/alertbridge/internal/ingest"
+	"github.com/alertbridge/alertbridge/internal/intake"
+	"github.com/alertbridge/alertbridge/internal/metrics"
+	"github.com/alertbridge/alertbridge/internal/policy"
+	"github.com/alertbridge/alertbridge/internal/query"
+)
+
+// POST /v1/tools/execute is the runbook's tool router, unchanged: an agent
+// written for it sends {"tool": "alert_ingest_tool", "action": "claim",
+// "window_minutes": 240, ...} with the runbook's parameter names and reads
+// the runbook's answer fields (accepted, deduped, alert_ref, occurrences,
+// errors). Every action is the same code as the /v1 endpoints and MCP.
+//
+// Validation failures answer HTTP 200 with accepted: false and the errors,
+// as the runbook's router did; every other refusal keeps its /v1 status
+// (401, 403, 404, 409, 429, 503) with accepted: false and the same body.
+
+// Tools of the runbook this endpoint serves.
+const (
+	ToolAlertIngest = "alert_ingest_tool"
+	ToolOncall      = "oncall_tool"
+)
+
+// ToolRequest is a tool call: the tool, the action and the runbook's
+// parameters of that action, in snake_case. An ingest takes the alert's
+// fields (service, kind, title, message, severity, env, source, labels,
+// fingerprint, dedupe_ttl_minutes) beside them.
+type ToolRequest struct {
+	Tool   string `json:"tool" jsonschema:"alert_ingest_tool or oncall_tool"`
+	Action string `json:"action" jsonschema:"alert_ingest_tool: ingest, list, claim, renew, ack, fail, to_incident, dashboard, incidents_open; oncall_tool: alert_to_incident, incident_close, incident_note, incidents_open"`
+	// Namespace: where to ingest (default: the API's default namespace),
+	// list or claim (default: every namespace the caller may), and the
+	// namespace of an alert_ref or incident_ref given as a bare name.
+	Namespace string `json:"namespace,omitempty" jsonschema:"namespace: where to ingest (default: the API's default namespace), list or claim (default: all you may); the namespace of a bare alert_ref"`
+
+	WindowMinutes  *int64   `json:"window_minutes,omitempty" jsonschema:"list, claim, dashboard: only Alerts last seen within this many minutes (default 240; 0: no window)"`
+	StatusIn       toolList `json:"status_in,omitempty" jsonschema:"list: only these statuses (new, processing, acked, failed); a list or a comma-separated string"`
+	Env            string   `json:"env,omitempty" jsonschema:"ingest: the alert's env; list, claim: only this env"`
+	Source         string   `json:"source,omitempty" jsonschema:"ingest: the alert's source; list: only this source"`
+	Service        string   `json:"service,omitempty" jsonschema:"ingest: the alert's service; list, claim, incidents_open: only this service"`
+	Limit          int      `json:"limit,omitempty" jsonschema:"claim: most alerts to claim (default 25)"`
+	Owner          string   `json:"owner,omitempty" jsonschema:"claim, renew, ack, fail: the lease holder name your loop goes by (default: your Kubernetes user name)"`
+	LockTTLSeconds *int64   `json:"lock_ttl_seconds,omitempty" jsonschema:"claim, renew: lease duration in seconds (default: the namespace's policy, else 600)"`
+
+	AlertRef          string `json:"alert_ref,omitempty" jsonschema:"renew, ack, fail, to_incident: the alert, namespace/name (or a name in namespace)"`
+	Error             string `json:"error,omitempty" jsonschema:"fail: what went wrong"`
+	RetryAfterSeconds *int64 `json:"retry_after_seconds,omitempty" jsonschema:"fail: seconds before the alert is claimable again (default: the namespace's policy, else 300)"`
+	Note              string `json:"note,omitempty" jsonschema:"ack: why; incident_close, incident_note: the note"`
+
+	IncidentSeverityCap string `json:"incident_severity_cap,omitempty" jsonschema:"to_incident: the incident is never worse than this (P0..P4; default P1)"`
+	DedupeWindowMinutes *int64 `json:"dedupe_window_minutes,omitempty" jsonschema:"to_incident: an open incident active within this many minutes absorbs the alert (default 60)"`
+	Signature           string `json:"signature,omitempty" jsonschema:"to_incident: override the incident signature"`
+	IncidentRef         string `json:"incident_ref,omitempty" jsonschema:"incident_close, incident_note: the incident, namespace/name (or a name in namespace)"`
+
+	Kind             string            `json:"kind,omitempty" jsonschema:"ingest: the alert's kind"`
+	Severity         string            `json:"severity,omitempty" jsonschema:"ingest: P0..P4"`
+	Title            string            `json:"title,omitempty" jsonschema:"ingest: the alert's title (default: the message, else the kind)"`
+	Message          string            `json:"message,omitempty" jsonschema:"ingest: the alert's message"`
+	Labels           map[string]string `json:"labels,omitempty" jsonschema:"ingest: the alert's labels"`
+	Fingerprint      string            `json:"fingerprint,omitempty" jsonschema:"ingest: the monitor's own fingerprint"`
+	DedupeTTLMinutes *float64          `json:"dedupe_ttl_minutes,omitempty" jsonschema:"ingest: dedupe window of this alert in minutes"`
+}
+
+// toolList is a list given as a JSON array or a comma-separated string.
+type toolList []string
+
+func (l *toolList) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		*l = strings.Split(s, ",")
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(data, &list); err != nil {
+		return &json.UnmarshalTypeError{Value: "value", Type: reflect.TypeFor[[]string]()}
+	}
+	*l = list
+	return nil
+}
+
+// ToolResult is a tool's answer, with the runbook's field names.
+type ToolResult struct {
+	Tool     string `json:"tool"`
+	Action   string `json:"action"`
+	Accepted bool   `json:"accepted"`
+
+	// ingest
+	Deduped     *bool  `json:"deduped,omitempty"`
+	AlertRef    string `json:"alert_ref,omitempty"`
+	Occurrences *int64 `json:"occurrences,omitempty"`
+	Replayed    bool   `json:"replayed,omitempty"`
+
+	// list, claim
+	Count          *int        `json:"count,omitempty"`
+	Alerts         []ToolAlert `json:"alerts,omitzero"`
+	NothingToClaim bool        `json:"nothing_to_claim,omitempty"`
+	// renew, ack, fail
+	Alert *ToolAlert `json:"alert,omitempty"`
+	// to_incident, incident_close, incident_note
+	Incident      *ToolIncident `json:"incident,omitempty"`
+	Created       *bool         `json:"created,omitempty"`
+	Appended      *bool         `json:"appended,omitempty"`
+	TriageStarted *bool         `json:"triage_started,omitempty"`
+	// incidents_open
+	Incidents []ToolIncident `json:"incidents,omitzero"`
+	// dashboard: the answer of GET /v1/alerts/dashboard.
+	Dashboard *query.Dashboard `json:"dashboard,omitempty"`
+
+	// Refusals: the status, the message and the invalid fields, and the
+	// holder of an Alert someone else holds.
+	Code             int          `json:"code,omitempty"`
+	Message          string       `json:"message,omitempty"`
+	Errors           []FieldError `json:"errors,omitempty"`
+	Holder           *Holder      `json:"holder,omitempty"`
+	ProcessingLockTo *time.Time   `json:"processing_lock_until,omitempty"`
+}
+
+// ToolAlert is an alert with the runbook's column names.
+type ToolAlert struct {
+	AlertRef            string            `json:"alert_ref"`
+	Namespace           string            `json:"namespace"`
+	Name                string            `json:"name"`
+	Status              string            `json:"status"`
+	Service             string            `json:"service"`
+	Env                 string            `json:"env,omitempty"`
+	Kind                string            `json:"kind"`
+	Severity            string            `json:"severity,omitempty"`
+	Title               string            `json:"title"`
+	Message             string            `json:"message,omitempty"`
+	Source              string            `json:"source,omitempty"`
+	Labels              map[string]string `json:"labels,omitempty"`
+	Fingerprint         string            `json:"fingerprint,omitempty"`
+	Occurrences         int64             `json:"occurrences"`
+	CreatedAt           time.Time         `json:"created_at"`
+	LastSeenAt          time.Time         `json:"last_seen_at"`
+	ProcessingOwner     string            `json:"processing_owner,omitempty"`
+	ProcessingUser      string            `json:"processing_user,omitempty"`
+	ProcessingLockUntil *time.Time        `json:"processing_lock_until,omitempty"`
+	Attempts            int32             `json:"attempts,omitempty"`
+	LastError           string            `json:"last_error,omitempty"`
+	RetryAfter          *time.Time        `json:"retry_after,omitempty"`
+	AckBy               string            `json:"ack_by,omitempty"`
+	AckNote             string            `json:"ack_note,omitempty"`
+	IncidentRef         string            `json:"incident_ref,omitempty"`
+}
+
+// ToolIncident is an incident with the runbook's names.
+type ToolIncident struct {
+	IncidentRef    string     `json:"incident_ref"`
+	Namespace      string     `json:"namespace"`
+	Name           string     `json:"name"`
+	Status         string     `json:"status"`
+	Severity       string     `json:"severity"`
+	Service        string     `json:"service"`
+	Env            string     `json:"env,omitempty"`
+	Title          string     `json:"title"`
+	AlertCount     int64      `json:"alert_count"`
+	LastActivityAt time.Time  `json:"last_activity_at"`
+	CooldownUntil  *time.Time `json:"cooldown_until,omitempty"`
+	Note           string     `json:"note,omitempty"`
+}
+
+func toolAlert(w *WorkAlert) ToolAlert {
+	t := ToolAlert{
+		AlertRef: w.AlertRef, Namespace: w.Namespace, Name: w.Name, Status: strings.ToLower(w.Phase),
+		Service: w.Service, Env: w.Env, Kind: w.Kind, Severity: w.Severity, Title: w.Title, Message: w.Message,
+		Source: w.Source, Labels: w.Labels, Fingerprint: w.Fingerprint, Occurrences: w.Occurrences,
+		CreatedAt: w.CreatedAt, LastSeenAt: w.LastSeenAt, Attempts: w.Attempts, LastError: w.LastError,
+		RetryAfter: w.RetryAfter, AckBy: w.AckBy, AckNote: w.AckNote,
+	}
+	if w.Lease != nil {
+		t.ProcessingOwner, t.ProcessingUser = w.Lease.Owner, w.Lease.User
+		until := w.Lease.ExpiresAt
+		t.ProcessingLockUntil = &until
+	}
+	if w.Incident != "" {
+		t.IncidentRef = w.Namespace + "/" + w.Incident
+	}
+	return t
+}
+
+func toolIncident(i *query.IncidentInfo, note string) ToolIncident {
+	return ToolIncident{
+		IncidentRef: i.Namespace + "/" + i.Name, Namespace: i.Namespace, Name: i.Name, Status: strings.ToLower(i.State),
+		Severity: i.Severity, Service: i.Service, Env: i.Env, Title: i.Title, AlertCount: i.AlertCount,
+		LastActivityAt: i.LastActivityAt, CooldownUntil: i.CooldownUntil, Note: note,
+	}
+}
+
+// toolAction is one action of a tool: the parameters it takes (beside tool
+// and action) and what it does.
+type toolAction struct {
+	params []string
+	run    func(s *Server, ctx context.Context, u *User, r *http.Request, t *ToolRequest, raw map[string]json.RawMessage) (*ToolResult, error)
+}
+
+// toolActions are the tools and actions served.
+var toolActions = map[string]map[string]toolAction{
+	ToolAlertIngest: {
+		"ingest": {nil, (*Server).toolIngest},
+		"list":   {[]string{"namespace", "window_minutes", "status_in", "env", "source", "service"}, (*Server).toolList},
+		"claim":  {[]string{"namespace", "window_minutes", "limit", "owner", "lock_ttl_seconds", "status_in", "env", "service"}, (*Server).toolClaim},
+		"renew":  {[]string{"namespace", "alert_ref", "owner", "lock_ttl_seconds"}, (*Server).toolRenew},
+		"ack":    {[]string{"namespace", "alert_ref", "owner", "note"}, (*Server).toolAck},
+		"fail":   {[]string{"namespace", "alert_ref", "owner", "error", "retry_after_seconds"}, (*Server).toolFail},
+		"to_incident": {[]string{"namespace", "alert_ref", "incident_severity_cap", "dedupe_window_minutes", "signature"},
+			(*Server).toolToIncident},
+		"dashboard":      {[]string{"namespace", "window_minutes"}, (*Server).toolDashboard},
+		"incidents_open": {[]string{"namespace", "service"}, (*Server).toolIncidentsOpen},
+	},
+	ToolOncall: {
+		"alert_to_incident": {[]string{"namespace", "alert_ref", "incident_severity_cap", "dedupe_window_minutes", "signature"},
+			(*Server).toolToIncident},
+		"incident_close": {[]string{"namespace", "incident_ref", "note"}, (*Server).toolIncidentClose},
+		"incident_note":  {[]string{"namespace", "incident_ref", "note"}, (*Server).toolIncidentNote},
+		"incidents_open": {[]string{"namespace", "service"}, (*Server).toolIncidentsOpen},
+	},
+}
+
+// serveTool is POST /v1/tools/execute. The body is JSON whatever its
+// Content-Type says (the runbook's second curl sends none).
+func (s *Server) serveTool(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.auth.Authenticate(w, r, false)
+	if !ok {
+		return
+	}
+	res := &ToolResult{}
+	err := func() error {
+		data, err := readAll(r)
+		if err != nil {
+			return err
+		}
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(data, &raw); err != nil || raw == nil {
+			return invalid(field.ErrorList{field.Invalid(field.NewPath("body"), "", `must be a JSON object {"tool": ..., "action": ..., parameters...}`)})
+		}
+		_ = json.Unmarshal(raw["tool"], &res.Tool)
+		_ = json.Unmarshal(raw["action"], &res.Action)
+		actions, ok := toolActions[res.Tool]
+		if !ok {
+			return invalid(field.ErrorList{field.NotSupported(field.NewPath("tool"), res.Tool, slices.Sorted(maps.Keys(toolActions)))})
+		}
+		act, ok := actions[res.Action]
+		if !ok {
+			return invalid(field.ErrorList{field.NotSupported(field.NewPath("action"), res.Action, slices.Sorted(maps.Keys(actions)))})
+		}
+		delete(raw, "tool")
+		delete(raw, "action")
+		t := &ToolRequest{Tool: res.Tool, Action: res.Action}
+		if act.params != nil {
+			if err := decodeToolParams(raw, act.params, t); err != nil {
+				return err
+			}
+		}
+		out, err := act.run(s, r.Context(), u, r, t, raw)
+		if err != nil {
+			return err
+		}
+		out.Tool, out.Action, out.Accepted = res.Tool, res.Action, true
+		res = out
+		return nil
+	}()
+	if err == nil {
+		WriteJSON(w, http.StatusOK, res)
+		return
+	}
+	p := toProblem(r.Context(), err)
+	res.Accepted, res.Code, res.Message, res.Errors, res.Holder = false, p.Code, p.Message, p.Errors, p.Holder
+	res.ProcessingLockTo = p.LeaseExpiresAt
+	code := p.Code
+	if code == http.StatusBadRequest {
+		code = http.StatusOK // validation failures: accepted false, as the runbook's router answered
+	}
+	if p.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(p.retryAfter.Seconds())))
+	}
+	WriteJSON(w, code, res)
+}
+
+// decodeToolParams checks that raw has only the action's parameters and
+// decodes them into t, naming the parameter of any error.
+func decodeToolParams(raw map[string]json.RawMessage, params []string, t *ToolRequest) error {
+	var errs field.ErrorList
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		if !slices.Contains(params, k) {
+			errs = append(errs, field.NotSupported(field.NewPath(k), k, params))
+		}
+	}
+	if len(errs) > 0 {
+		return invalid(errs)
+	}
+	data, err := json.Marshal(raw)
+	if err != nil {
+		return invalid(field.ErrorList{field.Invalid(field.NewPath("body"), "", err.Error())})
+	}
+	var typeErr *json.UnmarshalTypeError
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(t); err != nil {
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return invalid(field.ErrorList{field.Invalid(field.NewPath(typeErr.Field), typeErr.Value, "must be "+jsonType(typeErr.Type))})
+		}
+		return invalid(field.ErrorList{field.Invalid(field.NewPath("body"), "", err.Error())})
+	}
+	return nil
+}
+
+// refOf reads an alert_ref or incident_ref: namespace/name, or a name in
+// the request's namespace (default: the API's default namespace).
+func (s *Server) refOf(param, v, ns string) (ref, error) {
+	if v == "" {
+		return ref{}, invalid(field.ErrorList{field.Required(field.NewPath(param), "")})
+	}
+	if n, name, ok := strings.Cut(v, "/"); ok {
+		return ref{ns: n, name: name}, nil
+	}
+	return ref{ns: cmp.Or(ns, s.cfg.DefaultNamespace, "default"), name: v}, nil
+}
+
+func seconds(v *int64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatInt(*v, 10) + "s"
+}
+
+func minutes(v *int64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatInt(*v, 10) + "m"
+}
+
+// renamed turns a problem's field names into the runbook's parameter names.
+func renamed(err error, names map[string]string) error {
+	var p *problem
+	if !errors.As(err, &p) || p.Code != http.StatusBadRequest {
+		return err
+	}
+	for i, e := range p.Errors {
+		if n, ok := names[e.Field]; ok {
+			p.Errors[i].Field = n
+			p.Errors[i].Detail = strings.ReplaceAll(e.Detail, e.Field, n)
+		}
+	}
+	for from, to := range names {
+		p.Message = strings.ReplaceAll(p.Message, from+":", to+":")
+	}
+	return p
+}
+
+var toolNames = map[string]string{
+	"windowMinutes": "window_minutes", "statusIn": "status_in", "lockTTL": "lock_ttl_seconds",
+	"retryAfter": "retry_after_seconds", "severityCap": "incident_severity_cap", "dedupeWindow": "dedupe_window_minutes",
+	"alert.namespace": "alert_ref", "alert.name": "alert_ref", "incident.namespace": "incident_ref", "incident.name": "incident_ref",
+}
+
+func (s *Server) toolList(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	l, err := s.listAlerts(ctx, u, ListRequest{
+		Namespace: t.Namespace, WindowMinutes: t.WindowMinutes, StatusIn: t.StatusIn, Env: t.Env, Source: t.Source, Service: t.Service,
+	})
+	if err != nil {
+		return nil, renamed(err, toolNames)
+	}
+	res := &ToolResult{Count: &l.Count, Alerts: make([]ToolAlert, 0, len(l.Items))}
+	for i := range l.Items {
+		w := WorkAlert{AlertItem: l.Items[i], AlertRef: l.Items[i].Namespace + "/" + l.Items[i].Name}
+		res.Alerts = append(res.Alerts, toolAlert(&w))
+	}
+	return res, nil
+}
+
+func (s *Server) toolClaim(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	c, err := s.claimAlerts(ctx, u, ClaimRequest{
+		Namespace: t.Namespace, WindowMinutes: t.WindowMinutes, Limit: t.Limit, Owner: t.Owner,
+		LockTTL: seconds(t.LockTTLSeconds), StatusIn: t.StatusIn, Env: t.Env, Service: t.Service,
+	})
+	if err != nil {
+		return nil, renamed(err, toolNames)
+	}
+	res := &ToolResult{Count: &c.Count, Alerts: make([]ToolAlert, 0, len(c.Alerts)), NothingToClaim: c.NothingToClaim, Message: c.Message}
+	for i := range c.Alerts {
+		res.Alerts = append(res.Alerts, toolAlert(&c.Alerts[i]))
+	}
+	return res, nil
+}
+
+func (s *Server) toolLease(t *ToolRequest, f func(ref) (*WorkAlert, error)) (*ToolResult, error) {
+	at, err := s.refOf("alert_ref", t.AlertRef, t.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	w, err := f(at)
+	if err != nil {
+		return nil, renamed(err, toolNames)
+	}
+	a := toolAlert(w)
+	return &ToolResult{Alert: &a, AlertRef: w.AlertRef}, nil
+}
+
+func (s *Server) toolRenew(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	return s.toolLease(t, func(at ref) (*WorkAlert, error) {
+		return s.renewAlert(ctx, u, at, RenewRequest{Owner: t.Owner, LockTTL: seconds(t.LockTTLSeconds)})
+	})
+}
+
+func (s *Server) toolAck(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	return s.toolLease(t, func(at ref) (*WorkAlert, error) {
+		return s.ackAlert(ctx, u, at, AckRequest{Owner: t.Owner, Note: t.Note})
+	})
+}
+
+func (s *Server) toolFail(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	return s.toolLease(t, func(at ref) (*WorkAlert, error) {
+		return s.failAlert(ctx, u, at, FailRequest{Owner: t.Owner, Error: t.Error, RetryAfter: seconds(t.RetryAfterSeconds)})
+	})
+}
+
+func (s *Server) toolToIncident(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	at, err := s.refOf("alert_ref", t.AlertRef, t.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.toIncident(ctx, u, at, ToIncidentRequest{
+		SeverityCap: t.IncidentSeverityCap, DedupeWindow: minutes(t.DedupeWindowMinutes), Signature: t.Signature,
+	})
+	if err != nil {
+		return nil, renamed(err, toolNames)
+	}
+	inc := toolIncident(&c.Incident.IncidentInfo, c.Incident.Note)
+	return &ToolResult{AlertRef: c.AlertRef, Incident: &inc, Created: &c.Created, Appended: &c.Appended, TriageStarted: &c.TriageStarted}, nil
+}
+
+func (s *Server) toolIncidentClose(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	return s.toolIncident(t, func(at ref) (*WorkIncident, error) {
+		return s.closeIncident(ctx, u, at, IncidentCloseRequest{Note: t.Note})
+	})
+}
+
+func (s *Server) toolIncidentNote(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	return s.toolIncident(t, func(at ref) (*WorkIncident, error) {
+		return s.noteIncident(ctx, u, at, IncidentNoteRequest{Note: t.Note})
+	})
+}
+
+func (s *Server) toolIncident(t *ToolRequest, f func(ref) (*WorkIncident, error)) (*ToolResult, error) {
+	at, err := s.refOf("incident_ref", t.IncidentRef, t.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	w, err := f(at)
+	if err != nil {
+		return nil, renamed(err, toolNames)
+	}
+	inc := toolIncident(&w.IncidentInfo, w.Note)
+	return &ToolResult{Incident: &inc}, nil
+}
+
+func (s *Server) toolDashboard(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	d, err := s.dashboard(ctx, u, DashboardRequest{Namespace: t.Namespace, WindowMinutes: t.WindowMinutes})
+	if err != nil {
+		return nil, renamed(err, toolNames)
+	}
+	return &ToolResult{Dashboard: d}, nil
+}
+
+func (s *Server) toolIncidentsOpen(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	l, err := s.openIncidents(ctx, u, IncidentsOpenRequest{Namespace: t.Namespace, Service: t.Service})
+	if err != nil {
+		return nil, renamed(err, toolNames)
+	}
+	res := &ToolResult{Count: &l.Count, Incidents: make([]ToolIncident, 0, len(l.Items))}
+	for i := range l.Items {
+		res.Incidents = append(res.Incidents, toolIncident(&l.Items[i], ""))
+	}
+	return res, nil
+}
+
+// toolIngest is the runbook's ingest: one alert, through the same intake,
+// kind check and authorisation (create alerts) as POST /v1/alerts. Its
+// title falls back to the message, then to the kind, as the runbook's
+// persistence check sends none.
+func (s *Server) toolIngest(ctx context.Context, u *User, r *http.Request, _ *ToolRequest, raw map[string]json.RawMessage) (*ToolResult, error) {
+	if s.cfg.Intake == nil {
+		return nil, newProblem(http.StatusNotFound, "ingest is not served here")
+	}
+	var ns string
+	if v, ok := raw["namespace"]; ok {
+		if err := json.Unmarshal(v, &ns); err != nil {
+			return nil, invalid(field.ErrorList{field.Invalid(field.NewPath("namespace"), string(v), "must be a string")})
+		}
+		delete(raw, "namespace")
+	}
+	if errs := dnsLabel(field.NewPath("namespace"), ns, false); len(errs) > 0 {
+		return nil, invalid(errs)
+	}
+	ns = cmp.Or(ns, s.cfg.DefaultNamespace, "default")
+	if _, ok := raw["alerts"]; ok {
+		return nil, invalid(field.ErrorList{field.Forbidden(field.NewPath("alerts"), "the tool ingests one alert per call; send batches to POST /v1/alerts")})
+	}
+	if _, ok := raw["title"]; !ok {
+		var msg, kind string
+		_ = json.Unmarshal(raw["message"], &msg)
+		_ = json.Unmarshal(raw["kind"], &kind)
+		if title := clip.To(strings.TrimSpace(cmp.Or(msg, kind)), 256); title != "" {
+			raw["title"], _ = json.Marshal(title)
+		}
+	}
+	key := r.Header.Get(IdempotencyKeyHeader)
+	if len(key) > maxIdempotencyKey {
+		return nil, invalid(field.ErrorList{field.TooLong(field.NewPath("header", IdempotencyKeyHeader), "", maxIdempotencyKey)})
+	}
+	if err := s.authorize(ctx, u, access{"create", "alerts", ns, ""}); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(raw)
+	if err != nil {
+		return nil, invalid(field.ErrorList{field.Invalid(field.NewPath("body"), "", err.Error())})
+	}
+	specs, errs := ingest.Decode(data)
+	if len(errs) == 0 {
+		pol, err := policy.Get(ctx, s.reader, ns)
+		if err != nil {
+			return nil, unavailableProblem("cannot read the AlertRoutingPolicy of namespace " + ns + ": " + err.Error())
+		}
+		errs = checkKinds(pol, specs, false)
+	}
+	if len(errs) > 0 {
+		metrics.IngestRejected.WithLabelValues(metrics.PathAPI).Inc()
+		return nil, invalid(errs)
+	}
+	ictx, cancel := context.WithTimeout(ctx, ingestTimeout)
+	defer cancel()
+	got, err := s.cfg.Intake.Ingest(ictx, intake.Request{Namespace: ns, Spec: specs[0], Caller: u.Username, Key: key})
+	item, code := s.itemResult(ictx, metrics.PathAPI, got, err)
+	if code != http.StatusOK {
+		p := newProblem(code, item.Error)
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			p.retryAfter = time.Second
+		}
+		if code == http.StatusBadRequest {
+			p.Errors = []FieldError{{Field: "body", Type: string(field.ErrorTypeInvalid), Detail: item.Error}}
+		}
+		ctrl.LoggerFrom(ctx).V(1).Info("Tool ingest refused", "code", code, "error", item.Error)
+		return nil, p
+	}
+	res := &ToolResult{Deduped: &got.Deduped, Occurrences: &got.Occurrences, Replayed: got.Replayed}
+	if got.AlertRef != "" {
+		res.AlertRef = ns + "/" + got.AlertRef
+	}
+	return res, nil
+}

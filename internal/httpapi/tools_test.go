@@ -1,0 +1,208 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/query"
+)
+
+// The runbook's examples (shared/seed/runbook-alerts.md), copied verbatim.
+// Only the base URL changes, and each request carries a bearer token (and
+// the CA of the API's certificate).
+const (
+	runbookIngest = `curl -X POST http://router:8000/v1/tools/execute \
+  -H "Content-Type: application/json" \
+  -d '{"tool":"alert_ingest_tool","action":"ingest","service":"test","kind":"test","message":"persistence check"}'`
+	runbookListCurl = `curl "http://router:8000/v1/tools/execute" \
+  -d '{"tool":"alert_ingest_tool","action":"list","service":"test"}'`
+
+	runbookListProd     = `alert_ingest_tool.list(window_minutes=240, env="prod")`
+	runbookListUnworked = `alert_ingest_tool.list(window_minutes=240, status_in=["new","failed"])`
+	runbookClaim        = `alert_ingest_tool.claim(window_minutes=240, limit=25, owner="sofiia-supervisor", lock_ttl_seconds=600)`
+	runbookFail         = `alert_ingest_tool.fail(alert_ref="alrt_...", error="gateway timeout", retry_after_seconds=300)`
+	runbookMonitorCheck = `alert_ingest_tool.list(source="monitor@node1", window_minutes=60)`
+	runbookToIncident   = `oncall_tool.alert_to_incident(
+    alert_ref="alrt_...",
+    incident_severity_cap="P1",
+    dedupe_window_minutes=60
+)`
+	runbookDashboard = `GET /v1/alerts/dashboard?window_minutes=240`
+	runbookOpen      = `GET /v1/incidents/open?service=gateway`
+)
+
+// toolCall turns the runbook's tool(arg=value, ...) into the tool
+// endpoint's JSON, with alert_ref "alrt_..." replaced by ref.
+func toolCall(t testing.TB, call, ref string) map[string]any {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)^(\w+)\.(\w+)\((.*)\)$`).FindStringSubmatch(strings.TrimSpace(call))
+	if m == nil {
+		t.Fatalf("not a tool call: %s", call)
+	}
+	body := map[string]any{"tool": m[1], "action": m[2]}
+	for _, arg := range regexp.MustCompile(`(\w+)=(\[[^\]]*\]|"[^"]*"|[0-9]+)`).FindAllStringSubmatch(m[3], -1) {
+		var v any
+		must(t, json.Unmarshal([]byte(arg[2]), &v))
+		if v == "alrt_..." {
+			v = ref
+		}
+		body[arg[1]] = v
+	}
+	return body
+}
+
+func (a *agentAPI) tool(t testing.TB, c caller, call, ref string) (int, httpapi.ToolResult) {
+	t.Helper()
+	var res httpapi.ToolResult
+	code := a.call(t, c, http.MethodPost, "/v1/tools/execute", toolCall(t, call, ref), &res)
+	return code, res
+}
+
+// curl runs one of the runbook's curl commands with bash against the API,
+// adding the token and the CA.
+func (a *agentAPI) curl(t testing.TB, c caller, cmd string) httpapi.ToolResult {
+	t.Helper()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.crt")
+	must(t, os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.srv.Certificate().Raw}), 0o600))
+	cmd = strings.ReplaceAll(cmd, "http://router:8000", a.url)
+	cmd = strings.Replace(cmd, "curl ", `curl -sS --fail-with-body --cacert "$CA" -H "Authorization: Bearer $TOKEN" `, 1)
+	sh := exec.CommandContext(context.Background(), "bash", "-c", cmd)
+	sh.Env = append(os.Environ(), "CA="+ca, "TOKEN="+c.token)
+	out, err := sh.Output()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", cmd, err, out)
+	}
+	var res httpapi.ToolResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%s: %s: %v", cmd, out, err)
+	}
+	return res
+}
+
+// The runbook's examples work as written against the tool endpoint: the
+// persistence check, list by source, claim with the runbook's arguments,
+// fail with retry_after_seconds, to-incident with the cap and window, and
+// the dashboard and open-incidents reads.
+func TestRunbookExamplesVerbatim(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("the runbook's examples need curl")
+	}
+	ns := agentNS(t)
+	// The tool endpoint ingests into the API's default namespace.
+	api := startAgentAPIWith(t, httpapi.Config{DefaultNamespace: ns})
+	// The persistence check ingests and lists: a token of someone bound to
+	// the monitor and viewer roles.
+	ops := roleCaller(t, ns, "ops", "monitor")
+	must(t, k8s.Create(context.Background(), &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "ops-viewer", Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "alertbridge-viewer"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "ops", Namespace: ns}},
+	}))
+	supervisor := roleCaller(t, ns, "sofiia-supervisor", "agent")
+	oncall := roleCaller(t, ns, "agent-oncall", "oncall")
+
+	res := api.curl(t, ops, runbookIngest)
+	if !res.Accepted || res.Deduped == nil || *res.Deduped || res.Occurrences == nil || *res.Occurrences != 1 || !strings.HasPrefix(res.AlertRef, ns+"/") {
+		t.Fatalf("persistence check: %+v", res)
+	}
+	checked := getAlert(t, ns, strings.TrimPrefix(res.AlertRef, ns+"/"))
+	if checked.Spec.Title != "persistence check" || checked.Spec.Message != "persistence check" {
+		t.Fatalf("the title falls back to the message: %+v", checked.Spec)
+	}
+	eventually(t, settle, func() error {
+		res = api.curl(t, ops, runbookListCurl)
+		if !res.Accepted || res.Count == nil || *res.Count != 1 || res.Alerts[0].AlertRef != checked.Namespace+"/"+checked.Name {
+			return fmt.Errorf("list after ingest: %+v", res)
+		}
+		return nil
+	})
+
+	newAlerts(t, ns, 3) // gateway/prod from monitor@node1
+	for call, want := range map[string]int{runbookListProd: 4, runbookListUnworked: 4, runbookMonitorCheck: 3} {
+		code, res := api.tool(t, supervisor, call, "")
+		if code != http.StatusOK || !res.Accepted || res.Count == nil || *res.Count != want || len(res.Alerts) != want {
+			t.Fatalf("%s: %d %+v", call, code, res)
+		}
+	}
+	code, claimed := api.tool(t, supervisor, runbookClaim, "")
+	if code != http.StatusOK || !claimed.Accepted || claimed.Count == nil || *claimed.Count != 4 {
+		t.Fatalf("claim: %d %+v", code, claimed)
+	}
+	for _, a := range claimed.Alerts {
+		if a.Status != "processing" || a.ProcessingOwner != "sofiia-supervisor" || a.ProcessingLockUntil == nil ||
+			time.Until(*a.ProcessingLockUntil) < 9*time.Minute {
+			t.Fatalf("claimed %+v", a)
+		}
+	}
+	first, second := claimed.Alerts[0].AlertRef, claimed.Alerts[1].AlertRef
+
+	code, failed := api.tool(t, supervisor, runbookFail, first)
+	if code != http.StatusOK || !failed.Accepted || failed.Alert == nil || failed.Alert.Status != "failed" ||
+		failed.Alert.LastError != "gateway timeout" || failed.Alert.RetryAfter == nil || time.Until(*failed.Alert.RetryAfter) < 4*time.Minute {
+		t.Fatalf("fail: %d %+v", code, failed)
+	}
+	// Someone else's lease: 409 with the holder and the lock's end.
+	code, stolen := api.tool(t, oncall, runbookFail, second)
+	if code != http.StatusConflict || stolen.Accepted || stolen.Holder == nil || stolen.Holder.User != supervisor.user || stolen.ProcessingLockTo == nil {
+		t.Fatalf("steal: %d %+v", code, stolen)
+	}
+
+	code, conv := api.tool(t, oncall, runbookToIncident, second)
+	if code != http.StatusOK || !conv.Accepted || conv.Incident == nil || conv.Created == nil || !*conv.Created || conv.Incident.Status != "open" {
+		t.Fatalf("to-incident: %d %+v", code, conv)
+	}
+
+	var dash query.Dashboard
+	if code := api.call(t, oncall, http.MethodGet, strings.TrimPrefix(runbookDashboard, "GET "), nil, &dash); code != http.StatusOK ||
+		dash.WindowMinutes != 240 || dash.Counts[string(v1.AlertProcessing)] != 3 || dash.Counts[string(v1.AlertFailed)] != 1 {
+		t.Fatalf("dashboard: %d %+v", code, dash)
+	}
+	var open query.IncidentList
+	if code := api.call(t, oncall, http.MethodGet, strings.TrimPrefix(runbookOpen, "GET "), nil, &open); code != http.StatusOK ||
+		open.Count != 1 || open.Items[0].Name != conv.Incident.Name {
+		t.Fatalf("open incidents: %d %+v", code, open)
+	}
+
+	// Validation failures: 200, accepted false, every field named.
+	var bad httpapi.ToolResult
+	if code := api.call(t, ops, http.MethodPost, "/v1/tools/execute", map[string]any{
+		"tool": "alert_ingest_tool", "action": "ingest", "namespace": ns, "kind": "Bad Kind", "title": "x",
+	}, &bad); code != http.StatusOK || bad.Accepted || len(bad.Errors) != 2 {
+		t.Fatalf("invalid ingest: %d %+v", code, bad)
+	}
+	if code := api.call(t, supervisor, http.MethodPost, "/v1/tools/execute", map[string]any{
+		"tool": "alert_ingest_tool", "action": "claim", "limit": 0, "lock_ttl_seconds": 0, "windw_minutes": 5,
+	}, &bad); code != http.StatusOK || bad.Accepted || len(bad.Errors) != 1 || bad.Errors[0].Field != "windw_minutes" {
+		t.Fatalf("unknown parameter: %d %+v", code, bad)
+	}
+	if code := api.call(t, supervisor, http.MethodPost, "/v1/tools/execute", map[string]any{
+		"tool": "alert_ingest_tool", "action": "claim", "lock_ttl_seconds": 0,
+	}, &bad); code != http.StatusOK || bad.Accepted || len(bad.Errors) != 1 || bad.Errors[0].Field != "lock_ttl_seconds" {
+		t.Fatalf("bad parameter: %d %+v", code, bad)
+	}
+	if code := api.call(t, supervisor, http.MethodPost, "/v1/tools/execute", map[string]any{"tool": "alert_ingest_tool", "action": "explode"}, &bad); code != http.StatusOK ||
+		bad.Accepted || bad.Errors[0].Field != "action" {
+		t.Fatalf("unknown action: %d %+v", code, bad)
+	}
+	// Refusals keep their status: a viewer may not claim.
+	if code := api.call(t, ops, http.MethodPost, "/v1/tools/execute", map[string]any{"tool": "alert_ingest_tool", "action": "claim", "namespace": ns}, &bad); code != http.StatusForbidden ||
+		bad.Accepted || bad.Code != http.StatusForbidden {
+		t.Fatalf("viewer claims: %d %+v", code, bad)
+	}
+}

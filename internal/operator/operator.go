@@ -1,0 +1,58 @@
+// Package operator puts the whole operator on a manager: the reconcilers of
+// package controllers, the PostgreSQL mirror of controllers/mirror, their
+// metrics and the mirror's readiness. `alertbridge run`, the test operator
+// (internal/testoperator) and the benchmarks share it, so tests run the
+// operator exactly as it ships.
+//
+// It is the one place that knows both: controllers and controllers/mirror
+// import neither each other nor this package, and what they share goes
+// through their options (Controllers.MirrorEnabled, Mirror.Clock).
+package operator
+
+import (
+	"context"
+	"fmt"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/alertbridge/alertbridge/controllers"
+	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
+	"github.com/alertbridge/alertbridge/internal/metrics"
+)
+
+// Options configure the operator; zero values mean the defaults.
+type Options struct {
+	// Controllers tune the reconcilers of Alerts, Incidents and SLOPolicies.
+	// Their Clock is the mirror's too, unless Mirror.Clock is set.
+	Controllers controllers.Options
+	// Mirror configures the PostgreSQL mirror and the readiness it adds;
+	// a nil Store turns the mirror off.
+	Mirror mirrorctrl.Options
+}
+
+// Setup registers the operator's metrics, the mirror's readiness check and
+// every controller with mgr. With --mirror=required and no database it
+// registers no controller at all: the operator must not run without
+// durable history, and its readiness says why.
+func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
+	if o.Mirror.Clock == nil {
+		o.Mirror.Clock = o.Controllers.Clock
+	}
+	// The mirror's state belongs to this manager alone; its gauges read it.
+	health := mirrorctrl.NewHealth(o.Mirror.On(), o.Mirror.Clock)
+	if err := metrics.Register(mgr.GetCache()); err != nil {
+		return fmt.Errorf("failed to register metrics: %w", err)
+	}
+	if err := metrics.RegisterMirror(health); err != nil {
+		return fmt.Errorf("failed to register the mirror's metrics: %w", err)
+	}
+	if run, err := mirrorctrl.SetupReadiness(ctx, mgr, o.Mirror); err != nil || !run {
+		return err
+	}
+	// Incident timelines only lose entries the mirror has written.
+	o.Controllers.MirrorEnabled = o.Controllers.MirrorEnabled || o.Mirror.On()
+	if err := controllers.SetupAll(ctx, mgr, o.Controllers); err != nil {
+		return err
+	}
+	return mirrorctrl.Setup(ctx, mgr, o.Mirror, health)
+}
