@@ -95,6 +95,7 @@ func benchmarkShipped(b *testing.B) {
 		{"paths", "claim and ack, per path", r.claimAckPaths, false},
 		{"claim", "claim+ack, Go client, the status policy on and off alternately", r.claimAckGo, false},
 		{"cli", "claim+ack, CLI", r.claimAckCLI, false},
+		{"http", "claim+ack, HTTP work queue", r.claimAckHTTP, false},
 	}
 	if r.size.Long {
 		phases = append(phases,
