@@ -13,7 +13,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/jackc/pgx/v5/pgxpool"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -64,7 +63,7 @@ const createRetries = 5
 func (r *run) create(c client.Client, a *v1.Alert) error {
 	for attempt := 0; ; attempt++ {
 		err := c.Create(r.ctx, a.DeepCopy())
-		if err == nil || attempt == createRetries || !transient(err) {
+		if err == nil || attempt == createRetries || !shipped.Transient(err) {
 			return err
 		}
 		msg := err.Error()
@@ -80,11 +79,6 @@ func (r *run) create(c client.Client, a *v1.Alert) error {
 	}
 }
 
-func transient(err error) bool {
-	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
-		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) ||
-		(apierrors.IsForbidden(err) && strings.Contains(err.Error(), "failed to configure binding"))
-}
 
 // noteRefusals reports the retried creates.
 func (r *run) noteRefusals() {

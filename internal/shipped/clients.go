@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -187,4 +188,15 @@ func (e *Env) APIURLs() []string {
 		out = append(out, r.APIURL)
 	}
 	return out
+}
+
+// Transient says the API server refused a request for a reason of its own,
+// which a client retries: a server timeout or overload, or an admission
+// policy that could not be evaluated (its failurePolicy is Fail, e.g. when
+// looking up its parameter timed out on a loaded machine). A refused
+// create made nothing, so retrying it cannot make a second object.
+func Transient(err error) bool {
+	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) ||
+		(apierrors.IsForbidden(err) && strings.Contains(err.Error(), "failed to configure binding"))
 }

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -86,7 +87,7 @@ func TestShippedKeepsPace(t *testing.T) {
 	apfBefore := operatorDispatched(ctx, g, e)
 	start := time.Now()
 	g.Expect(inParallel(guardAlerts, guardWriters, func(w, i int) error {
-		return monitors[w].Create(ctx, guardAlert(ns, i))
+		return retry.OnError(retry.DefaultBackoff, Transient, func() error { return monitors[w].Create(ctx, guardAlert(ns, i)) })
 	})).To(Succeed())
 	g.Eventually(countNew(ctx, e.Admin, ns)).WithTimeout(guardSettle).WithPolling(guardPollStep).Should(Equal(guardAlerts+1),
 		func() string { return "the operator did not make every Alert New:\n" + e.Logs(20) })
@@ -170,12 +171,20 @@ func ceilingRate(ctx context.Context, g Gomega, e *Env, ns string) float64 {
 	start := time.Now()
 	g.Expect(inParallel(guardAlerts, guardWriters, func(w, i int) error {
 		a := guardAlert(ns, i)
-		if err := writers[w].Create(ctx, a); err != nil {
+		if err := retry.OnError(retry.DefaultBackoff, Transient, func() error { return writers[w].Create(ctx, a) }); err != nil {
 			return err
 		}
 		orig := a.DeepCopy()
 		alertstate.MarkCanonical(&a.Status, fingerprint.Compute(a.Spec.Service, a.Spec.Env, a.Spec.Kind, a.Spec.Labels), a.CreationTimestamp, a.Generation)
-		return writers[w].Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+		// As the operator writes its decision: a merge patch with the
+		// resourceVersion it read; a retry after a refusal of the API
+		// server's own sets the same status without it.
+		patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
+		return retry.OnError(retry.DefaultBackoff, Transient, func() error {
+			err := writers[w].Status().Patch(ctx, a.DeepCopy(), patch)
+			patch = client.MergeFrom(orig)
+			return err
+		})
 	})).To(Succeed())
 	return guardAlerts / time.Since(start).Seconds()
 }
