@@ -81,7 +81,7 @@ func TestShippedKeepsPace(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	// One Alert first: the clock starts once the leader's controllers run.
-	g.Expect(monitors[0].Create(ctx, guardAlert(ns, -1))).To(Succeed())
+	g.Expect(retry.OnError(retry.DefaultBackoff, Transient, func() error { return monitors[0].Create(ctx, guardAlert(ns, -1)) })).To(Succeed())
 	g.Eventually(countNew(ctx, e.Admin, ns)).WithTimeout(guardSettle).WithPolling(guardPollStep).Should(Equal(1), func() string { return "the first Alert never became New:\n" + e.Logs(20) })
 
 	apfBefore := operatorDispatched(ctx, g, e)
