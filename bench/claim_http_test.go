@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/shipped"
 )
-
-// httpRetries bounds an agent's retries of a claim the API answered 503.
-const httpRetries = 5
 
 // claimAckHTTP drains Alerts with 8 agents over the HTTP work queue, as an
 // agent without Kubernetes credentials does: POST /v1/alerts/claim with a
@@ -92,13 +90,14 @@ func (r *run) claimAckHTTP() {
 // writes kept conflicting with other claimers and it took nothing, and an
 // agent tries again.
 func (r *run) claimHTTP(ag *httpapi.AgentClient, req httpapi.ClaimRequest, retried *atomic.Int64) (*httpapi.ClaimResult, error) {
-	for attempt := 0; ; attempt++ {
+	backoff := shipped.RetryBackoff
+	for {
 		got, err := ag.Claim(r.ctx, req)
 		var ae *httpapi.AgentError
-		if err == nil || attempt == httpRetries || !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable {
+		if err == nil || backoff.Steps <= 1 || !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable {
 			return got, err
 		}
 		retried.Add(1)
-		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond) // an agent's backoff
+		time.Sleep(backoff.Step()) // an agent's backoff
 	}
 }

@@ -52,8 +52,6 @@ type run struct {
 	refusals sync.Map
 }
 
-// createRetries bounds a monitor's retries of one create.
-const createRetries = 5
 
 // create creates a as a monitor would, retrying what the API server
 // refuses for reasons of its own: a server timeout or overload, or an
@@ -61,9 +59,10 @@ const createRetries = 5
 // e.g. when looking up its parameter timed out). A refused create made
 // nothing, so the retry cannot make a second Alert.
 func (r *run) create(c client.Client, a *v1.Alert) error {
-	for attempt := 0; ; attempt++ {
+	backoff := shipped.RetryBackoff
+	for {
 		err := c.Create(r.ctx, a.DeepCopy())
-		if err == nil || attempt == createRetries || !shipped.Transient(err) {
+		if err == nil || backoff.Steps <= 1 || !shipped.Transient(err) {
 			return err
 		}
 		msg := err.Error()
@@ -75,7 +74,7 @@ func (r *run) create(c client.Client, a *v1.Alert) error {
 		}
 		n, _ := r.refusals.LoadOrStore(msg, new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
-		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond) // a monitor's backoff
+		time.Sleep(backoff.Step()) // a monitor's backoff
 	}
 }
 

@@ -81,13 +81,13 @@ func TestShippedKeepsPace(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	// One Alert first: the clock starts once the leader's controllers run.
-	g.Expect(retry.OnError(retry.DefaultBackoff, Transient, func() error { return monitors[0].Create(ctx, guardAlert(ns, -1)) })).To(Succeed())
+	g.Expect(retry.OnError(RetryBackoff, Transient, func() error { return monitors[0].Create(ctx, guardAlert(ns, -1)) })).To(Succeed())
 	g.Eventually(countNew(ctx, e.Admin, ns)).WithTimeout(guardSettle).WithPolling(guardPollStep).Should(Equal(1), func() string { return "the first Alert never became New:\n" + e.Logs(20) })
 
 	apfBefore := operatorDispatched(ctx, g, e)
 	start := time.Now()
 	g.Expect(inParallel(guardAlerts, guardWriters, func(w, i int) error {
-		return retry.OnError(retry.DefaultBackoff, Transient, func() error { return monitors[w].Create(ctx, guardAlert(ns, i)) })
+		return retry.OnError(RetryBackoff, Transient, func() error { return monitors[w].Create(ctx, guardAlert(ns, i)) })
 	})).To(Succeed())
 	g.Eventually(countNew(ctx, e.Admin, ns)).WithTimeout(guardSettle).WithPolling(guardPollStep).Should(Equal(guardAlerts+1),
 		func() string { return "the operator did not make every Alert New:\n" + e.Logs(20) })
@@ -171,7 +171,7 @@ func ceilingRate(ctx context.Context, g Gomega, e *Env, ns string) float64 {
 	start := time.Now()
 	g.Expect(inParallel(guardAlerts, guardWriters, func(w, i int) error {
 		a := guardAlert(ns, i)
-		if err := retry.OnError(retry.DefaultBackoff, Transient, func() error { return writers[w].Create(ctx, a) }); err != nil {
+		if err := retry.OnError(RetryBackoff, Transient, func() error { return writers[w].Create(ctx, a) }); err != nil {
 			return err
 		}
 		orig := a.DeepCopy()
@@ -180,7 +180,7 @@ func ceilingRate(ctx context.Context, g Gomega, e *Env, ns string) float64 {
 		// resourceVersion it read; a retry after a refusal of the API
 		// server's own sets the same status without it.
 		patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
-		return retry.OnError(retry.DefaultBackoff, Transient, func() error {
+		return retry.OnError(RetryBackoff, Transient, func() error {
 			err := writers[w].Status().Patch(ctx, a.DeepCopy(), patch)
 			patch = client.MergeFrom(orig)
 			return err
