@@ -52,6 +52,10 @@ type report struct {
 	baselines map[string][]float64
 	// partial names the measurements of a BENCH_ONLY run.
 	partial string
+	// stopped is the error that ended the run early; finished says the
+	// report was written.
+	stopped  string
+	finished bool
 	// ceilingNS holds the raw ceiling's Alerts until the operator runs.
 	ceilingNS string
 }
@@ -234,6 +238,9 @@ func (p *report) markdown() string {
 	if p.partial != "" {
 		fmt.Fprintf(&b, "**Partial run: BENCH_ONLY=%s.** Rows compared with a baseline that did not run are meaningless.\n\n", p.partial)
 	}
+	if p.stopped != "" {
+		fmt.Fprintf(&b, "**The run stopped early:** %s. The rows it had not reached are missing, and the baselines were measured only once.\n\n", p.stopped)
+	}
 	b.WriteString(p.table())
 	if len(p.notes) > 0 {
 		b.WriteString("\nNotes:\n\n")
@@ -279,10 +286,11 @@ func (r *run) finish() {
 		name += "-long"
 	}
 	files := []string{name + ".md", map[bool]string{false: "latest.md", true: "latest-long.md"}[p.size.Long]}
-	if p.partial != "" {
+	if p.partial != "" || p.stopped != "" {
 		files = []string{name + "-partial.md"}
 		name += "-partial"
 	}
+	p.finished = true
 	for _, f := range files {
 		r.check(os.WriteFile(filepath.Join(dir, f), []byte(md), 0o600))
 	}

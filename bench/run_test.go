@@ -149,7 +149,18 @@ func (r *run) fatal(err error) {
 	if r.env != nil && len(r.env.Replicas) > 0 {
 		r.b.Log(r.env.Logs(40))
 	}
+	r.saveStopped(err)
 	r.b.Fatal(err)
+}
+
+// saveStopped writes what the run measured before err stopped it, as a
+// partial report, so a long run that fails late keeps its earlier rows.
+func (r *run) saveStopped(err error) {
+	if r.rep == nil || r.rep.stopped != "" || r.rep.finished {
+		return
+	}
+	r.rep.stopped = err.Error()
+	r.finish()
 }
 
 func (r *run) check(err error) {
