@@ -191,9 +191,9 @@ func (e *Env) APIURLs() []string {
 }
 
 // RetryBackoff is how patiently a client of the harness retries what
-// Transient accepts: about 20 s in all, which outlasts the API server's
+// Transient accepts: about 40 s in all, which outlasts the API server's
 // own slow moments on a loaded 2-core machine.
-var RetryBackoff = wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 9, Cap: 5 * time.Second}
+var RetryBackoff = wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 14, Cap: 5 * time.Second}
 
 // Transient says the API server refused a request for a reason of its own,
 // which a client retries: a server timeout or overload, or an admission
