@@ -52,7 +52,6 @@ type run struct {
 	refusals sync.Map
 }
 
-
 // create creates a as a monitor would, retrying what the API server
 // refuses for reasons of its own: a server timeout or overload, or an
 // admission policy that could not be evaluated (its failurePolicy is Fail,
@@ -77,7 +76,6 @@ func (r *run) create(c client.Client, a *v1.Alert) error {
 		time.Sleep(backoff.Step()) // a monitor's backoff
 	}
 }
-
 
 // noteRefusals reports the retried creates.
 func (r *run) noteRefusals() {
