@@ -191,9 +191,10 @@ func (e *Env) APIURLs() []string {
 }
 
 // RetryBackoff is how patiently a client of the harness retries what
-// Transient accepts: about 40 s in all, which outlasts the API server's
-// own slow moments on a loaded 2-core machine.
-var RetryBackoff = wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 14, Cap: 5 * time.Second}
+// Transient accepts: 13 retries over about 40 s, which outlasts the API
+// server's own slow moments on a loaded 2-core machine. It has no Cap:
+// reaching one ends a wait.Backoff's steps at once.
+var RetryBackoff = wait.Backoff{Duration: 100 * time.Millisecond, Factor: 1.5, Jitter: 0.1, Steps: 14}
 
 // Transient says the API server refused a request for a reason of its own,
 // which a client retries: a server timeout or overload, or an admission
