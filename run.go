@@ -42,6 +42,7 @@ type runOptions struct {
 	apiAudiences     []string
 	apiTLS           apiTLSFlags
 	leaderElect      bool
+	leaderElectionNS string
 	secureMetrics    bool
 	duplicateGCDelay time.Duration
 	alertConcurrency int
@@ -104,6 +105,7 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.Float32Var(&o.kubeQPS, "kube-api-qps", kube.OperatorQPS, "client-side limit of requests per second to the Kubernetes API; negative (the default) leaves limiting to the API server's Priority and Fairness (config/flowcontrol)")
 	f.IntVar(&o.kubeBurst, "kube-api-burst", kube.OperatorBurst, "client-side burst of requests to the Kubernetes API, with a positive --kube-api-qps")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
+	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the leader election Lease; default $POD_NAMESPACE, else the namespace of the pod's ServiceAccount")
 	f.DurationVar(&o.duplicateGCDelay, "duplicate-gc-delay", controllers.DefaultDuplicateGCDelay, "how long a folded duplicate Alert stays before the operator deletes it")
 	f.IntVar(&o.alertConcurrency, "alert-concurrency", 4, "fingerprints folded in parallel")
 	f.StringVar(&o.dashboardURL, "dashboard-url", "", "external URL of the dashboard page (e.g. https://alertbridge.example.com), linked from notifications; empty sends no links")
@@ -148,6 +150,10 @@ func (o *runOptions) run(app *cli.App) error {
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "alertbridge.ops.alertbridge.io",
+		// In a pod POD_NAMESPACE is the ServiceAccount's namespace, which
+		// controller-runtime would read from the mounted token; outside a
+		// cluster (the benchmarks run the binary so) nothing is mounted.
+		LeaderElectionNamespace: o.leaderElectionNS,
 		// The HTTP API drains first; the controllers, caches and probes
 		// stop after it, within the same budget.
 		GracefulShutdownTimeout: ptr.To(max(defaultGracefulShutdown, o.api.ShutdownDelay+o.api.ShutdownTimeout+stopAfterAPI)),

@@ -24,9 +24,25 @@ import (
 type Cluster struct {
 	Dir  string
 	Port int
+	opts Options
 	bin  string
 	as   *user.User // nil: run as ourselves
 }
+
+// Options say how the server runs.
+type Options struct {
+	// Durable runs with fsync, synchronous_commit and full_page_writes on,
+	// as a production database would: benchmarks and the "as shipped"
+	// tests measure against it. Off (the default for tests), commits are
+	// not flushed to disk, which is safe for a throwaway cluster (a halted
+	// server still replays its WAL from the page cache) and much faster.
+	Durable bool
+	// MaxConnections is the server's max_connections (default 200).
+	MaxConnections int
+}
+
+// defaultMaxConnections is enough for the suites' pools.
+const defaultMaxConnections = 200
 
 // DSN is the connection string of the alertbridge database.
 func (c *Cluster) DSN() string {
@@ -51,8 +67,12 @@ func BinDir() (string, error) {
 	return "", errors.New("no PostgreSQL server binaries found: install the postgresql package (hack/test.sh does)")
 }
 
-// Start initialises and starts a cluster under a new temporary directory.
-func Start(ctx context.Context) (*Cluster, error) {
+// Start initialises and starts a cluster under a new temporary directory,
+// with the fast settings for tests.
+func Start(ctx context.Context) (*Cluster, error) { return StartWith(ctx, Options{}) }
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, opts Options) (*Cluster, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -61,7 +81,10 @@ func Start(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: dir, bin: bin}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = defaultMaxConnections
+	}
+	c := &Cluster{Dir: dir, opts: opts, bin: bin}
 	if os.Geteuid() == 0 {
 		if c.as, err = user.Lookup("postgres"); err != nil {
 			return nil, fmt.Errorf("running as root needs the postgres user: %w", err)
@@ -100,7 +123,11 @@ func (c *Cluster) Restart(ctx context.Context) error {
 	}
 	// fsync=off is safe for a throwaway cluster: a halted server still
 	// replays its WAL from the page cache, so no committed row is lost.
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200", c.Port, c.Dir)
+	durability := "-c fsync=off -c full_page_writes=off"
+	if c.opts.Durable {
+		durability = "-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+	}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 %s -c max_connections=%d", c.Port, c.Dir, durability, c.opts.MaxConnections)
 	return c.run(ctx, "pg_ctl", "-D", c.data(), "-l", filepath.Join(c.Dir, "server.log"), "-o", opts, "-w", "-t", "60", "start")
 }
 

@@ -1,0 +1,103 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/shipped"
+)
+
+// claimAckHTTP drains Alerts with 8 agents over the HTTP work queue, as an
+// agent without Kubernetes credentials does: POST /v1/alerts/claim with a
+// batch, then POST /v1/alerts/{ref}/ack per Alert it got, through
+// httpapi.AgentClient over TLS with a token of the audience alertbridge.
+// Agent i talks to replica i mod 2, as a Service would spread their
+// connections. The operator makes the writes, after reviewing the token
+// and the agent's access (both cached as shipped).
+func (r *run) claimAckHTTP() {
+	ns := r.namespace("http-claims-")
+	n := r.size.Claims
+	r.createNew(ns, n)
+	urls := r.env.APIURLs()
+	agents := make([]*httpapi.AgentClient, r.size.Claimers)
+	for i := range agents {
+		u := r.user(ns, fmt.Sprintf("agent-%d", i), "alertbridge-agent")
+		tok, err := u.APIToken(r.ctx)
+		r.check(err)
+		hc, err := r.env.APIClient(r.ctx)
+		r.check(err)
+		agents[i] = &httpapi.AgentClient{BaseURL: urls[i%len(urls)], Token: tok, HTTP: hc}
+	}
+	var retried atomic.Int64
+	var mu sync.Mutex
+	taken := 0
+	r.quiesce()
+	before := r.requests()
+	start := time.Now()
+	errs := make(chan error, len(agents))
+	var wg sync.WaitGroup
+	for i, ag := range agents {
+		owner := fmt.Sprintf("agent-%d", i)
+		wg.Go(func() {
+			for {
+				got, err := r.claimHTTP(ag, httpapi.ClaimRequest{Namespace: ns, Limit: r.size.Batch, Owner: owner}, &retried)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got.NothingToClaim {
+					return
+				}
+				for _, a := range got.Alerts {
+					if _, err := ag.Ack(r.ctx, a.AlertRef, httpapi.AckRequest{Owner: owner, Note: "handled"}); err != nil {
+						errs <- fmt.Errorf("ack of %s: %w", a.AlertRef, err)
+						return
+					}
+				}
+				mu.Lock()
+				taken += len(got.Alerts)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		r.fatal(err)
+	}
+	if taken != n {
+		r.fatal(fmt.Errorf("the HTTP agents claimed %d of %d Alerts", taken, n))
+	}
+	rate := float64(n) / elapsed.Seconds()
+	r.quiesce()
+	cost, _ := perUnit(r.requests().Sub(before), float64(n))
+	result := fmt.Sprintf("%.0f Alerts/s", rate)
+	if k := retried.Load(); k > 0 {
+		result += fmt.Sprintf(", %d claims retried after a 503", k)
+	}
+	r.rep.addVs("5e", fmt.Sprintf("claim+ack, %d agents over the HTTP work queue: POST /v1/alerts/claim (batches of %d), then /v1/alerts/{ref}/ack per Alert (httpapi.AgentClient, TLS, both replicas)", r.size.Claimers, r.size.Batch),
+		result, comparison{value: rate, base: "1b", label: "of 1b", min: 0.8, metric: "http-claimack/ceiling2"})
+	r.rep.path(fmt.Sprintf("claim+ack over HTTP, %d agents (per Alert, conflicts included; the operator writes)", r.size.Claimers), cost)
+}
+
+// claimHTTP claims, retrying a 503: the API answers it when the batch's
+// writes kept conflicting with other claimers and it took nothing, and an
+// agent tries again.
+func (r *run) claimHTTP(ag *httpapi.AgentClient, req httpapi.ClaimRequest, retried *atomic.Int64) (*httpapi.ClaimResult, error) {
+	backoff := shipped.RetryBackoff
+	for {
+		got, err := ag.Claim(r.ctx, req)
+		var ae *httpapi.AgentError
+		if err == nil || backoff.Steps <= 1 || !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable {
+			return got, err
+		}
+		retried.Add(1)
+		time.Sleep(backoff.Step()) // an agent's backoff
+	}
+}

@@ -1,0 +1,140 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+)
+
+// Retries of a storm sender that is told 503 (the intake's "busy").
+const (
+	stormRetries = 10
+	stormBackoff = 100 * time.Millisecond
+)
+
+// storms sends each level's occurrences over the HTTP API, as that many
+// monitors would: each sender its own connection to one replica (a
+// Service spreads connections), every request one occurrence of one of 20
+// fingerprints, with a token of a ServiceAccount bound to
+// alertbridge-monitor.
+func (r *run) storms() {
+	for i, senders := range r.size.Senders {
+		r.storm(fmt.Sprintf("4%c", 'a'+i), senders)
+	}
+}
+
+func (r *run) storm(id string, senders int) {
+	ns := r.namespace(fmt.Sprintf("storm-%d-", senders))
+	tok, err := r.user(ns, "monitor", "alertbridge-monitor").APIToken(r.ctx)
+	r.check(err)
+	urls := r.env.APIURLs()
+	clients := make([]*http.Client, senders)
+	for i := range clients {
+		clients[i], err = r.env.APIClient(r.ctx)
+		r.check(err)
+	}
+	defer func() {
+		for _, c := range clients {
+			c.CloseIdleConnections()
+		}
+	}()
+	bodies := make([][]byte, stormFingerprints)
+	for i := range bodies {
+		bodies[i] = fmt.Appendf(nil, `{"service":"gateway","kind":"latency","title":"p95 above 300ms","labels":{"host":"h%02d"}}`, i)
+	}
+	n := r.size.Storm
+	lat := make([]time.Duration, n)
+	var retries, unconfirmed atomic.Int64
+	// A 503 saying the occurrence was not counted is retried, as a monitor
+	// would. One saying it was not confirmed in time may have been counted:
+	// without an Idempotency-Key (these requests carry none, as most
+	// monitors send none) a retry could count it twice, so it is not
+	// retried and the count may or may not hold it.
+	send := func(w, i int) error {
+		url := urls[w%len(urls)] + "/v1/alerts?namespace=" + ns
+		t := time.Now()
+		defer func() { lat[i] = time.Since(t) }()
+		for attempt := 0; ; attempt++ {
+			code, body, err := post(r.ctx, clients[w], url, tok, bodies[i%stormFingerprints])
+			if err != nil {
+				return err
+			}
+			switch {
+			case code == http.StatusOK:
+				return nil
+			case code == http.StatusServiceUnavailable && strings.Contains(body, "not confirmed"):
+				unconfirmed.Add(1)
+				return nil
+			case code != http.StatusServiceUnavailable || attempt == stormRetries:
+				return fmt.Errorf("POST /v1/alerts: %d %s", code, body)
+			}
+			retries.Add(1)
+			time.Sleep(stormBackoff) // a monitor's retry
+		}
+	}
+	r.quiesce()
+	before := r.requests()
+	start := time.Now()
+	r.check(parallel(n, senders, send))
+	elapsed := time.Since(start)
+	lost := unconfirmed.Load()
+	acked := int64(n) - lost
+	rate := float64(acked) / elapsed.Seconds()
+	// Every 200 answered a durable count, so the Alerts hold all of those
+	// now, and perhaps some of the unconfirmed; an Alert the replicas'
+	// intakes created twice for one fingerprint is folded, and its deletion
+	// (--duplicate-gc-delay later) is part of the storm's cost too.
+	var occ int64
+	r.waitAlerts(ns, fmt.Sprintf("%d to %d occurrences counted and every duplicate deleted", acked, n), func(items []v1.Alert) bool {
+		occ = 0
+		for i := range items {
+			if !items[i].Status.Phase.Absorbing() {
+				return false
+			}
+			occ += items[i].Status.Occurrences
+		}
+		return occ >= acked && occ <= int64(n)
+	})
+	r.quiesce()
+	cost, writes := perUnit(r.requests().Sub(before), float64(acked))
+	slices.Sort(lat)
+	result := fmt.Sprintf("%.0f occurrences/s, %.2f API writes/occurrence, latency p50 %s, p99 %s", rate, writes, ms(pct(lat, 50)), ms(pct(lat, 99)))
+	if k := retries.Load(); k > 0 {
+		result += fmt.Sprintf(", %d retries after a 503 \"not counted\"", k)
+	}
+	if lost > 0 {
+		result += fmt.Sprintf(", **%d answered 503 \"not confirmed in time\"** (%d of them counted all the same)", lost, occ-acked)
+	}
+	r.rep.addVs(id, fmt.Sprintf("HTTP storm, %d senders: %d occurrences of 20 fingerprints, POST /v1/alerts over TLS to both replicas", senders, n),
+		result, comparison{value: rate, base: upsertKey(senders), label: fmt.Sprintf("of 2 at %d conns", senders), metric: fmt.Sprintf("storm%d/upsert", senders)})
+	r.rep.path(fmt.Sprintf("an HTTP occurrence, storm of %d senders (per occurrence)", senders), cost)
+}
+
+// post sends one ingest request and returns the status code and, on
+// failure, the body.
+func post(ctx context.Context, c *http.Client, url, token string, body []byte) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode == http.StatusOK {
+		return resp.StatusCode, "", nil
+	}
+	return resp.StatusCode, string(b), nil
+}

@@ -1,0 +1,136 @@
+package shipped
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
+)
+
+// withoutAddresses drops what the harness may change: bind addresses and
+// --kubeconfig.
+func withoutAddresses(args []string) []string {
+	return slices.DeleteFunc(slices.Clone(args), func(a string) bool {
+		name, _, _ := strings.Cut(a, "=")
+		return strings.HasSuffix(name, "-bind-address") || name == "--kubeconfig"
+	})
+}
+
+// errNotCounted is a 503 of the intake: retry.
+var errNotCounted = errors.New("503: not counted")
+
+// TestStartsAsShipped runs config/default's Deployment as the benchmarks
+// do: two processes with its arguments, both ready, one leader, each
+// serving the HTTP API over TLS to a monitor, both stopping cleanly on
+// SIGTERM.
+func TestStartsAsShipped(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	e, err := Start(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = e.Stop()
+		}
+	}()
+
+	c := e.ManagerContainer()
+	if len(e.Replicas) != 2 {
+		t.Fatalf("%d replicas running, the Deployment ships 2", len(e.Replicas))
+	}
+	for _, r := range e.Replicas {
+		if got, want := withoutAddresses(r.Args), withoutAddresses(c.Args); !slices.Equal(got, want) {
+			t.Errorf("%s runs %v, the Deployment %v", r.Name, got, want)
+		}
+		for _, v := range []string{"POD_NAMESPACE=alertbridge-system", "ALERT_DATABASE_URL=" + e.PG.DSN()} {
+			if !slices.Contains(r.Env, v) {
+				t.Errorf("%s lacks %s in its environment %v", r.Name, v, r.Env)
+			}
+		}
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		return e.Leader() != nil, nil
+	}); err != nil {
+		t.Fatalf("no replica became leader:\n%s", e.Logs(20))
+	}
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "shipped-"}}
+	if err := e.Admin.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.User(ctx, ns.Name, "monitor", "alertbridge-monitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := u.APIToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := e.APIClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := e.APIServerRequests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, url := range e.APIURLs() {
+		body := fmt.Sprintf(`{"service":"gateway","kind":"latency","title":"p95","labels":{"replica":"%d"}}`, i)
+		var status string
+		var b []byte
+		// A 503 says the occurrence was not counted and asks for a retry:
+		// right after an install the API server's mutating admission
+		// policies may not know the CRD yet, as a sender would see too.
+		err := retry.OnError(RetryBackoff, func(err error) bool { return errors.Is(err, errNotCounted) }, func() error {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/alerts?namespace="+ns.Name, bytes.NewBufferString(body))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := hc.Do(req)
+			if err != nil {
+				return err
+			}
+			b, _ = io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			status = resp.Status
+			if resp.StatusCode == http.StatusServiceUnavailable && bytes.Contains(b, []byte("was not counted")) {
+				return errNotCounted
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errNotCounted) {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+		if status != "200 OK" {
+			t.Errorf("replica %d answered %s: %s", i, status, b)
+		}
+	}
+	after, err := e.APIServerRequests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := after.Sub(before).Filter(func(r Request) bool { return r.Verb == "POST" && r.Resource == "alerts" && !r.Failed() }).Total()
+	if created < 2 {
+		t.Errorf("the API server counted %v Alert creates, want at least 2", created)
+	}
+	if u, err := e.Replicas[0].Usage(); err != nil || u.RSS == 0 {
+		t.Errorf("usage %+v: %v", u, err)
+	}
+
+	stopped = true
+	if err := e.Stop(); err != nil {
+		t.Errorf("the replicas did not stop cleanly on SIGTERM: %v", err)
+	}
+}
