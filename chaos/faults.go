@@ -57,7 +57,7 @@ func (f Fault) String() string {
 // in seeded order, then seeded picks, one fault per slot of the storm.
 // A run of at least 5 minutes holds PostgreSQL down for 60 s once.
 func Schedule(seed int64, d time.Duration) []Fault {
-	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
+	rng := seeded(seed, 0x5eed)
 	slot := 15 * time.Second
 	if d >= 5*time.Minute {
 		slot = 25 * time.Second
@@ -68,7 +68,7 @@ func Schedule(seed int64, d time.Duration) []Fault {
 	rest := []FaultKind{KillFollower, SIGTERM, APIServer, EtcdStop}
 	rng.Shuffle(len(head), func(i, j int) { head[i], head[j] = head[j], head[i] })
 	rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
-	kinds := append(head, rest...)
+	kinds := slices.Concat(head, rest)
 	all := []FaultKind{KillLeader, KillFollower, SIGTERM, PGOutage, APIServer, EtcdStop}
 	var out []Fault
 	longPG := d >= 5*time.Minute
@@ -383,13 +383,8 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// kindsOf lists the kinds a schedule injects.
-func kindsOf(fs []Fault) []string {
-	var out []string
-	for _, f := range fs {
-		if !slices.Contains(out, string(f.Kind)) {
-			out = append(out, string(f.Kind))
-		}
-	}
-	return out
+// seeded is the run's random stream number stream: a run is reproduced
+// from its seed, which is the point (not secrecy).
+func seeded(seed int64, stream uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(seed), stream)) //nolint:gosec // G404: reproducible by design, see above
 }

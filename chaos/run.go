@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -259,7 +258,7 @@ func (rn *runner) setup(ctx context.Context) ([]*sender, []*agent, error) {
 			name = fmt.Sprintf("am%d", i-rn.cfg.Monitors)
 		}
 		senders = append(senders, &sender{run: rn, name: name, hc: hc, token: monTok,
-			rng: rand.New(rand.NewPCG(uint64(rn.cfg.Seed), uint64(100+i)))})
+			rng: seeded(rn.cfg.Seed, uint64(100+i))})
 	}
 	var agents []*agent
 	for i := range rn.cfg.Agents {
@@ -276,7 +275,7 @@ func (rn *runner) setup(ctx context.Context) ([]*sender, []*agent, error) {
 			return nil, nil, err
 		}
 		agents = append(agents, &agent{run: rn, name: fmt.Sprintf("agent-%d", i), hc: hc, token: tok, oncall: oncallTok,
-			rng: rand.New(rand.NewPCG(uint64(rn.cfg.Seed), uint64(200+i))), replica: i})
+			rng: seeded(rn.cfg.Seed, uint64(200+i)), replica: i})
 	}
 	return senders, agents, nil
 }
@@ -334,7 +333,7 @@ func (res *Result) Report() string {
 	fmt.Fprintf(&b, "replica restarts: %v\n", res.Restarts)
 	for _, in := range res.Injected {
 		fmt.Fprintf(&b, "  fault %-60s target %-24s failover %-8s mirror catch-up %-8s ready after %s %s\n",
-			in.Fault.String(), in.Target, dur(in.Failover), dur(in.CatchUp), dur(in.Ready), in.Err)
+			in.String(), in.Target, dur(in.Failover), dur(in.CatchUp), dur(in.Ready), in.Err)
 	}
 	fmt.Fprintf(&b, "violations: %d\n", len(res.Violations))
 	if len(res.Violations) > 0 {
