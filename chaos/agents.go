@@ -224,11 +224,12 @@ func (a *agent) convert(ctx context.Context, r *claimRecord) {
 	}
 }
 
-// gate reads the SLOPolicy's release gate, as a deploy pipeline would.
+// gate reads the SLOPolicy's release gate as on-call (a deploy
+// pipeline's identity would need get on slopolicies too).
 func (a *agent) gate(ctx context.Context, policy string) {
 	for ctx.Err() == nil {
 		var g httpapi.Gate
-		code, seq := a.call(ctx, "gate", policy, http.MethodGet, "/v1/gates/"+a.run.ns+"/"+policy, a.token, nil, &g)
+		code, seq := a.call(ctx, "gate", policy, http.MethodGet, "/v1/gates/"+a.run.ns+"/"+policy, a.oncall, nil, &g)
 		if code == http.StatusOK {
 			a.run.gates.add(g, seq)
 		}

@@ -111,9 +111,9 @@ type Injected struct {
 	// CatchUp is from PostgreSQL's restart to every Alert change made
 	// before it being in the mirror.
 	CatchUp time.Duration `json:"catchUp,omitempty"`
-	// Ready is from the fault's end (the kill or signal, the restart of
-	// PostgreSQL, the API server or etcd) to every replica answering
-	// /readyz again.
+	// Ready is from the fault's end (the kill, the SIGTERMed replica's
+	// exit, the restart of PostgreSQL, the API server or etcd) to every
+	// replica answering /readyz again.
 	Ready time.Duration `json:"ready,omitempty"`
 	Err   string        `json:"err,omitempty"`
 }
@@ -211,6 +211,15 @@ func (rn *runner) inject(ctx context.Context, f Fault, wg *sync.WaitGroup) *Inje
 			return fail(err)
 		}
 		end = time.Now()
+		if f.Kind == SIGTERM {
+			// Readiness is measured from the exit: until then the replica
+			// drains (unready) and may still answer its last probes.
+			select {
+			case <-target.Done():
+			case <-time.After(time.Minute):
+			}
+			end = time.Now()
+		}
 		if led {
 			wg.Go(func() { in.Failover = rn.waitFailover(context.WithoutCancel(ctx), t0) })
 		}

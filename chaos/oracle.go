@@ -40,8 +40,10 @@ import (
 //     appended) is in its Incident's alertRefs (or, the list being capped
 //     at 100 newest, counted by alertCount), and carries the
 //     incidentRef.
-//  5. Gate. With no data from Prometheus and noData: Block, no evaluated
-//     gate answer allows a release.
+//  5. Gate. Every evaluation seen in the gate's answers decided Block
+//     exactly when its observed p95 is above the objective, and agrees
+//     with what the same Prometheus answers for the gate's query at the
+//     evaluation's time (see checkGateProm).
 //  6. Liveness. No Alert is left undecided (empty phase) and no lease
 //     outlives its expiry by more than a minute once the operator runs.
 func (rn *runner) oracle(ctx context.Context) []string {
@@ -59,7 +61,7 @@ func (rn *runner) oracle(ctx context.Context) []string {
 	v = append(v, rn.checkClaims(alerts.Items)...)
 	v = append(v, rn.checkMirror(ctx, alerts.Items, incidents.Items)...)
 	v = append(v, rn.checkIncidents(alerts.Items, incidents.Items)...)
-	v = append(v, rn.checkGate()...)
+	v = append(v, rn.checkGateProm(ctx)...)
 	return v
 }
 
@@ -259,15 +261,4 @@ func (rn *runner) checkIncidents(alerts []v1.Alert, incidents []v1.Incident) []s
 		}
 	}
 	return v
-}
-
-func (rn *runner) checkGate() []string {
-	rn.gates.mu.Lock()
-	defer rn.gates.mu.Unlock()
-	for _, g := range rn.gates.answers {
-		if g.gate.Allowed && g.gate.LastEvaluatedAt != nil {
-			return []string{fmt.Sprintf("gate: allowed a release without data from Prometheus (noData: Block): %s", rn.record(g.seq))}
-		}
-	}
-	return nil
 }

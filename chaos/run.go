@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/promtest"
 	"github.com/alertbridge/alertbridge/internal/shipped"
 )
 
@@ -74,9 +75,11 @@ type Result struct {
 	Counted                         int64
 	Refused                         map[int]int
 	Claims, Actions, Conversions    int
-	Restarts                        map[string]int
-	RestartReasons                  []string
-	Violations                      []string
+	// Gate counts the gate's evaluations (seen in its answers) by decision.
+	Gate           map[string]int
+	Restarts       map[string]int
+	RestartReasons []string
+	Violations     []string
 	// Dir keeps the journal, logs and kubeconfigs of a failed run.
 	Dir string
 }
@@ -94,6 +97,11 @@ type runner struct {
 	injected []*Injected
 	// counted is the cluster's occurrences at the last oracle.
 	counted int64
+	// prom scrapes exporter, the SLOPolicy's service; gateStats counts
+	// the gate's evaluations by decision.
+	prom      *promtest.Server
+	exporter  *exporter
+	gateStats map[string]int
 }
 
 const chaosNamespace = "chaos"
@@ -130,6 +138,18 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return res, err
 	}
 	defer func() { _ = rn.journal.close() }()
+	// The SLOPolicy's service breaches its objective in one seeded window
+	// of the storm (the setup's minute or so included in the offsets).
+	brng := seeded(cfg.Seed, 0x9a7e)
+	breachAt := cfg.Duration/4 + time.Duration(brng.Int64N(int64(cfg.Duration/4)))
+	if rn.exporter, err = startExporter(stormService("web", 0), "prod", time.Now(), breachAt, breachAt+cfg.Duration/3); err != nil {
+		return res, err
+	}
+	defer rn.exporter.stop()
+	if rn.prom, err = promtest.Start(ctx, rn.exporter.addr); err != nil {
+		return res, err
+	}
+	defer rn.prom.Stop()
 	senders, agents, err := rn.setup(ctx)
 	if err != nil {
 		return res, err
@@ -209,15 +229,15 @@ func (rn *runner) setup(ctx context.Context) ([]*sender, []*agent, error) {
 	if err := e.Admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rn.ns}}); err != nil {
 		return nil, nil, err
 	}
-	// The gate reads a Prometheus nobody runs: with noData: Block it must
-	// never allow a release (what the oracle checks of its answers).
+	// The gate reads the run's Prometheus, which scrapes the exporter.
 	slo := &v1.SLOPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: sloPolicyName, Namespace: rn.ns},
 		Spec: v1.SLOPolicySpec{
 			Service: stormService("web", 0), Env: "prod",
-			Objectives: v1.SLOObjectives{LatencyP95Ms: ptrTo(int64(300))},
-			Source:     v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://127.0.0.1:9"}},
-			Gate:       v1.GateSpec{Mode: v1.GateStrict, NoData: v1.NoDataBlock},
+			Objectives:         v1.SLOObjectives{LatencyP95Ms: ptrTo(int64(sloObjectiveMs))},
+			Source:             v1.SLOSource{Prometheus: v1.PrometheusSource{URL: rn.prom.URL()}},
+			Gate:               v1.GateSpec{Mode: v1.GateStrict, NoData: v1.NoDataBlock},
+			EvaluationInterval: &metav1.Duration{Duration: 15 * time.Second},
 		},
 	}
 	if err := e.Admin.Create(ctx, slo); err != nil {
@@ -285,6 +305,7 @@ func ptrTo[T any](v T) *T { return &v }
 func (rn *runner) summarize(res *Result) {
 	res.Requests, res.NoAnswer = rn.journal.Count()
 	res.Counted = rn.counted
+	res.Gate = rn.gateStats
 	res.Occurrences, res.Confirmed, res.Unknown = rn.ledger.totals()
 	rn.ledger.mu.Lock()
 	res.Refused = rn.ledger.refused
@@ -330,7 +351,11 @@ func (res *Result) Report() string {
 	fmt.Fprintf(&b, "occurrences: %d sent, %d confirmed by a 2xx, %d answer lost (may or may not count); %d counted in the cluster; 4xx refusals %v\n",
 		res.Occurrences, res.Confirmed, res.Unknown, res.Counted, res.Refused)
 	fmt.Fprintf(&b, "work queue: %d claims, %d acks/fails answered 200, %d conversions\n", res.Claims, res.Actions, res.Conversions)
-	fmt.Fprintf(&b, "replica restarts: %v\n", res.Restarts)
+	fmt.Fprintf(&b, "gate evaluations by decision: %v\n", res.Gate)
+	fmt.Fprintf(&b, "replica restarts (the kubelet's, after any exit): %v\n", res.Restarts)
+	for _, r := range res.RestartReasons {
+		fmt.Fprintf(&b, "  restart %s\n", r)
+	}
 	for _, in := range res.Injected {
 		fmt.Fprintf(&b, "  fault %-60s target %-24s failover %-8s mirror catch-up %-8s ready after %s %s\n",
 			in.String(), in.Target, dur(in.Failover), dur(in.CatchUp), dur(in.Ready), in.Err)
