@@ -227,7 +227,7 @@ func (rn *runner) inject(ctx context.Context, f Fault, wg *sync.WaitGroup) *Inje
 		if err := e.HaltPostgres(ctx); err != nil {
 			return fail(err)
 		}
-		sleep(ctx, f.For)
+		sleep(context.WithoutCancel(ctx), f.For) // an outage lasts its time even past the storm's end
 		if err := e.RestartPostgres(context.WithoutCancel(ctx)); err != nil {
 			return fail(err)
 		}
@@ -247,7 +247,7 @@ func (rn *runner) inject(ctx context.Context, f Fault, wg *sync.WaitGroup) *Inje
 		if err := e.StopControl(c, sig); err != nil {
 			return fail(err)
 		}
-		sleep(ctx, f.For)
+		sleep(context.WithoutCancel(ctx), f.For) // an outage lasts its time even past the storm's end
 		end = time.Now()
 		if err := e.StartControl(context.WithoutCancel(ctx), c); err != nil {
 			return fail(err)
