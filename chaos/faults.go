@@ -111,6 +111,11 @@ type Injected struct {
 	// CatchUp is from PostgreSQL's restart to every Alert change made
 	// before it being in the mirror.
 	CatchUp time.Duration `json:"catchUp,omitempty"`
+	// Down is how long PostgreSQL, the API server or etcd did not answer:
+	// from the stop to healthy again; Stopping is the part a graceful
+	// stop took to exit.
+	Down     time.Duration `json:"down,omitempty"`
+	Stopping time.Duration `json:"stopping,omitempty"`
 	// Ready is from the fault's end (the kill, the SIGTERMed replica's
 	// exit, the restart of PostgreSQL, the API server or etcd) to every
 	// replica answering /readyz again.
@@ -224,6 +229,7 @@ func (rn *runner) inject(ctx context.Context, f Fault, wg *sync.WaitGroup) *Inje
 			wg.Go(func() { in.Failover = rn.waitFailover(context.WithoutCancel(ctx), t0) })
 		}
 	case PGOutage:
+		t0 := time.Now()
 		if err := e.HaltPostgres(ctx); err != nil {
 			return fail(err)
 		}
@@ -233,6 +239,7 @@ func (rn *runner) inject(ctx context.Context, f Fault, wg *sync.WaitGroup) *Inje
 		}
 		restarted := time.Now()
 		end = restarted
+		in.Down = restarted.Sub(t0)
 		// The backlog: every Alert as the API server holds it now.
 		snap, err := rn.snapshot(context.WithoutCancel(ctx))
 		if err != nil {
@@ -244,14 +251,17 @@ func (rn *runner) inject(ctx context.Context, f Fault, wg *sync.WaitGroup) *Inje
 		if f.Kind == EtcdStop {
 			c, sig = shipped.Etcd, syscall.SIGKILL
 		}
+		t0 := time.Now()
 		if err := e.StopControl(c, sig); err != nil {
 			return fail(err)
 		}
+		in.Stopping = time.Since(t0)
 		sleep(context.WithoutCancel(ctx), f.For) // an outage lasts its time even past the storm's end
 		end = time.Now()
 		if err := e.StartControl(context.WithoutCancel(ctx), c); err != nil {
 			return fail(err)
 		}
+		in.Down = time.Since(t0)
 	}
 	in.Ready = rn.waitReady(ctx, end)
 	return in

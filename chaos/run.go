@@ -357,8 +357,8 @@ func (res *Result) Report() string {
 		fmt.Fprintf(&b, "  restart %s\n", r)
 	}
 	for _, in := range res.Injected {
-		fmt.Fprintf(&b, "  fault %-60s target %-24s failover %-8s mirror catch-up %-8s ready after %s %s\n",
-			in.String(), in.Target, dur(in.Failover), dur(in.CatchUp), dur(in.Ready), in.Err)
+		fmt.Fprintf(&b, "  fault %-44s target %-32s down %-7s failover %-7s mirror catch-up %-7s ready after %s %s\n",
+			in.String(), in.Target, dur(in.Down), dur(in.Failover), dur(in.CatchUp), dur(in.Ready), in.Err)
 	}
 	fmt.Fprintf(&b, "violations: %d\n", len(res.Violations))
 	if len(res.Violations) > 0 {
