@@ -121,6 +121,11 @@ type Injected struct {
 	// replica answering /readyz again.
 	Ready time.Duration `json:"ready,omitempty"`
 	Err   string        `json:"err,omitempty"`
+	// InFlight counts the journal's requests to the replica that were
+	// sent before its kill or SIGTERM and answered (or not) after it.
+	InFlight int `json:"inFlight,omitempty"`
+
+	url string
 }
 
 // kubelet restarts a replica that exited, after restartDelay, as the
@@ -201,7 +206,7 @@ func (rn *runner) inject(ctx context.Context, f Fault, wg *sync.WaitGroup) *Inje
 			return fail(fmt.Errorf("no replica to hit (leader %v)", leader))
 		}
 		led := target == leader
-		in.Target = target.Name
+		in.Target, in.url = target.Name, target.APIURL
 		if led {
 			in.Target += " (leader)"
 		}

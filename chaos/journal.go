@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -94,6 +95,21 @@ func (j *Journal) Count() (byOp map[string]int, noAnswer int) {
 		}
 	}
 	return byOp, noAnswer
+}
+
+// InFlight counts requests to base (a replica's URL) sent before at and
+// finished after it.
+func (j *Journal) InFlight(base string, at time.Time) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	n := 0
+	for _, e := range j.entries {
+		took, err := time.ParseDuration(e.Took)
+		if err == nil && strings.HasPrefix(e.URL, base) && e.At.Before(at) && e.At.Add(took).After(at) {
+			n++
+		}
+	}
+	return n
 }
 
 func (j *Journal) close() error { return j.out.Close() }

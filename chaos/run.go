@@ -316,6 +316,11 @@ func (rn *runner) summarize(res *Result) {
 	rn.mu.Lock()
 	res.Injected = rn.injected
 	rn.mu.Unlock()
+	for _, in := range res.Injected {
+		if in.url != "" {
+			in.InFlight = rn.journal.InFlight(in.url, in.Started)
+		}
+	}
 }
 
 func scheduleString(fs []Fault) string {
@@ -357,8 +362,12 @@ func (res *Result) Report() string {
 		fmt.Fprintf(&b, "  restart %s\n", r)
 	}
 	for _, in := range res.Injected {
-		fmt.Fprintf(&b, "  fault %-44s target %-32s down %-7s failover %-7s mirror catch-up %-7s ready after %s %s\n",
-			in.String(), in.Target, dur(in.Down), dur(in.Failover), dur(in.CatchUp), dur(in.Ready), in.Err)
+		target := in.Target
+		if in.url != "" {
+			target += fmt.Sprintf(", %d requests in flight", in.InFlight)
+		}
+		fmt.Fprintf(&b, "  fault %-44s %-52s down %-7s failover %-7s mirror catch-up %-7s ready after %s %s\n",
+			in.String(), target, dur(in.Down), dur(in.Failover), dur(in.CatchUp), dur(in.Ready), in.Err)
 	}
 	fmt.Fprintf(&b, "violations: %d\n", len(res.Violations))
 	if len(res.Violations) > 0 {
