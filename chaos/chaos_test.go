@@ -12,6 +12,8 @@ import (
 
 // TestChaos is the 60-second run of `make test` (seed 1, a small storm),
 // or, with CHAOS_DURATION set, `make chaos` (CHAOS_SEED, default 1).
+// CHAOS_KEEP keeps the journal and logs of a clean run; CHAOS_RESULT
+// names a file for the figures as JSON.
 func TestChaos(t *testing.T) {
 	cfg := chaos.CIConfig()
 	if d := os.Getenv("CHAOS_DURATION"); d != "" {
@@ -28,6 +30,7 @@ func TestChaos(t *testing.T) {
 		}
 		cfg.Seed = seed
 	}
+	cfg.KeepDir = os.Getenv("CHAOS_KEEP") != ""
 	res, err := chaos.Run(context.Background(), cfg)
 	if res != nil {
 		t.Log("\n" + res.Report())

@@ -24,7 +24,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/promtest"
@@ -45,6 +47,8 @@ type Config struct {
 	Settle time.Duration
 	// Out receives progress and the report.
 	Out io.Writer
+	// KeepDir keeps the journal and logs of a clean run too.
+	KeepDir bool
 }
 
 // CIConfig is the 60-second run of `make test`: a fixed seed, a small
@@ -201,7 +205,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	res.Restarts, res.RestartReasons = kl.restarts, kl.reasons
 	kl.mu.Unlock()
 	rn.summarize(res)
-	keep = len(res.Violations) > 0
+	keep = len(res.Violations) > 0 || cfg.KeepDir
 	return res, nil
 }
 
@@ -240,7 +244,16 @@ func (rn *runner) setup(ctx context.Context) ([]*sender, []*agent, error) {
 			EvaluationInterval: &metav1.Duration{Duration: 15 * time.Second},
 		},
 	}
-	if err := e.Admin.Create(ctx, slo); err != nil {
+	// The admin client's RESTMapper may have read discovery a moment
+	// before it served every kind (seen once): ask again, briefly.
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		err := e.Admin.Create(ctx, slo.DeepCopy())
+		if meta.IsNoMatchError(err) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
 		return nil, nil, fmt.Errorf("failed to create the SLOPolicy: %w", err)
 	}
 	oncall, err := e.User(ctx, rn.ns, "oncall", "alertbridge-oncall")
