@@ -121,11 +121,13 @@ type Injected struct {
 	// replica answering /readyz again.
 	Ready time.Duration `json:"ready,omitempty"`
 	Err   string        `json:"err,omitempty"`
-	// InFlight counts the journal's requests to the replica that were
-	// sent before its kill or SIGTERM and answered (or not) after it.
+	// InFlight counts the journal's requests to the replica that were in
+	// flight at its kill or SIGTERM or sent while it drained, until it
+	// exited.
 	InFlight int `json:"inFlight,omitempty"`
 
-	url string
+	url    string
+	exited time.Time
 }
 
 // kubelet restarts a replica that exited, after restartDelay, as the
@@ -221,6 +223,7 @@ func (rn *runner) inject(ctx context.Context, f Fault, wg *sync.WaitGroup) *Inje
 			return fail(err)
 		}
 		end = time.Now()
+		in.exited = end
 		if f.Kind == SIGTERM {
 			// Readiness is measured from the exit: until then the replica
 			// drains (unready) and may still answer its last probes.
@@ -229,6 +232,7 @@ func (rn *runner) inject(ctx context.Context, f Fault, wg *sync.WaitGroup) *Inje
 			case <-time.After(time.Minute):
 			}
 			end = time.Now()
+			in.exited = end
 		}
 		if led {
 			wg.Go(func() { in.Failover = rn.waitFailover(context.WithoutCancel(ctx), t0) })

@@ -97,15 +97,15 @@ func (j *Journal) Count() (byOp map[string]int, noAnswer int) {
 	return byOp, noAnswer
 }
 
-// InFlight counts requests to base (a replica's URL) sent before at and
-// finished after it.
-func (j *Journal) InFlight(base string, at time.Time) int {
+// InFlight counts requests to base (a replica's URL) sent before until
+// and finished after at.
+func (j *Journal) InFlight(base string, at, until time.Time) int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	n := 0
 	for _, e := range j.entries {
 		took, err := time.ParseDuration(e.Took)
-		if err == nil && strings.HasPrefix(e.URL, base) && e.At.Before(at) && e.At.Add(took).After(at) {
+		if err == nil && strings.HasPrefix(e.URL, base) && !e.At.After(until) && e.At.Add(took).After(at) {
 			n++
 		}
 	}

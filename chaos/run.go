@@ -331,7 +331,11 @@ func (rn *runner) summarize(res *Result) {
 	rn.mu.Unlock()
 	for _, in := range res.Injected {
 		if in.url != "" {
-			in.InFlight = rn.journal.InFlight(in.url, in.Started)
+			until := in.exited
+			if until.Before(in.Started) {
+				until = in.Started
+			}
+			in.InFlight = rn.journal.InFlight(in.url, in.Started, until)
 		}
 	}
 }
@@ -377,7 +381,7 @@ func (res *Result) Report() string {
 	for _, in := range res.Injected {
 		target := in.Target
 		if in.url != "" {
-			target += fmt.Sprintf(", %d requests in flight", in.InFlight)
+			target += fmt.Sprintf(", %d requests in flight or draining", in.InFlight)
 		}
 		fmt.Fprintf(&b, "  fault %-44s %-52s down %-7s failover %-7s mirror catch-up %-7s ready after %s %s\n",
 			in.String(), target, dur(in.Down), dur(in.Failover), dur(in.CatchUp), dur(in.Ready), in.Err)
