@@ -24,7 +24,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -244,17 +244,16 @@ func (rn *runner) setup(ctx context.Context) ([]*sender, []*agent, error) {
 			EvaluationInterval: &metav1.Duration{Duration: 15 * time.Second},
 		},
 	}
-	// The admin client's RESTMapper may have read discovery a moment
-	// before it served every kind (seen once): ask again, briefly.
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		err := e.Admin.Create(ctx, slo.DeepCopy())
-		if meta.IsNoMatchError(err) {
-			return false, nil
-		}
-		return err == nil, err
+	// Right after the install the API server's mutating admission policy
+	// dispatcher may not map the kind yet ("Resource kind … not found.
+	// There can be a delay …", seen on a loaded machine): ask again.
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		last = e.Admin.Create(ctx, slo.DeepCopy())
+		return last == nil || apierrors.IsAlreadyExists(last), nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("failed to create the SLOPolicy: %w", err)
+		return nil, nil, fmt.Errorf("failed to create the SLOPolicy: %w (last: %w)", err, last)
 	}
 	oncall, err := e.User(ctx, rn.ns, "oncall", "alertbridge-oncall")
 	if err != nil {
