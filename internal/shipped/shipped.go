@@ -74,6 +74,7 @@ type Env struct {
 
 	opts     Options
 	operator string // the operator's kubeconfig
+	control  controlProcs
 	stopOnce sync.Once
 }
 
@@ -273,6 +274,7 @@ func (e *Env) Stop() error {
 			e.PG.Stop()
 		}
 		if e.Control != nil {
+			e.stopControl()
 			errs = append(errs, e.Control.Stop())
 		}
 		if e.Dir != "" && !e.opts.KeepDir && e.opts.Dir == "" {
