@@ -28,7 +28,7 @@ const maxPermissionNamespaces = 50
 // Permissions is GET /v1/permissions: for each namespace asked, the actions
 // the caller may take there.
 type Permissions struct {
-	User       string                       `json:"user"`
+	User       string                      `json:"user"`
 	Namespaces map[string]NamespaceActions `json:"namespaces"`
 }
 

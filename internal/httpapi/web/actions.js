@@ -55,11 +55,15 @@
     return perms.namespaces;
   }
 
+  // done says what the last action did, beside the refresh status (which
+  // each refresh rewrites).
   function done(text) {
-    const s = document.getElementById("status");
-    s.textContent = text;
-    s.classList.remove("error");
-    s.classList.add("done");
+    let r = document.getElementById("action-result");
+    if (!r) {
+      r = el("p", { id: "action-result", class: "status done", role: "status" });
+      document.getElementById("status").after(r);
+    }
+    r.textContent = text;
   }
 
   // open shows the action dialog: fields are [name, label, element]; submit
