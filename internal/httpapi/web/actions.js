@@ -32,7 +32,9 @@
     try { data = await resp.json(); } catch (e) { data = {}; }
     if (!resp.ok) {
       let msg = data.message || resp.statusText;
-      if (Array.isArray(data.errors) && data.errors.length) msg += "\n" + data.errors.map((f) => "· " + f.field + ": " + (f.detail || f.type)).join("\n");
+      // Field errors the message does not already say, one a line.
+      const more = (Array.isArray(data.errors) ? data.errors : []).map((f) => f.field + ": " + (f.detail || f.type)).filter((m) => !msg.includes(m));
+      if (more.length) msg += "\n" + more.map((m) => "· " + m).join("\n");
       const err = new Error(msg);
       err.status = resp.status;
       throw err;

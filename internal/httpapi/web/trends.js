@@ -95,7 +95,8 @@
       }));
       series.push({
         label: g.namespace + "/" + g.name, stroke: GATE_COLORS[gi % GATE_COLORS.length], width: 3,
-        paths: uPlot.paths.stepped({ align: 1 }), points: { show: false },
+        // Points mark each decision, so a change minutes old still shows.
+        paths: uPlot.paths.stepped({ align: 1 }), points: { show: true, size: 8, fill: GATE_COLORS[gi % GATE_COLORS.length] },
         value: (u, v) => (v == null ? "" : DECISIONS[Math.round(v)]),
       });
     });
