@@ -85,7 +85,7 @@ var routeDocs = map[string]routeDoc{
 		query: readQuery3[:3], ok: reflect.TypeFor[query.Trends](), errs: []int{400, 401, 403, 503}, auth: "optional"},
 	"GET /v1/permissions": {summary: "The page's buttons", desc: "For each namespace, the actions your token's user may take there (SubjectAccessReviews made by the server).",
 		query: []docParam{{name: "namespace", desc: "a namespace; repeat for more (at most 50)"}}, ok: reflect.TypeFor[Permissions](),
-		errs: []int{400, 401, 503}},
+		errs: []int{400, 401, 503}, errType: reflect.TypeFor[Problem]()},
 	"POST /v1/slopolicies/{namespace}/{name}/bypass": {summary: "Set or clear the emergency bypass of a release gate", desc: "As `alertbridge slo bypass`: recorded in your name, capped by gate.maxBypass.",
 		body: reflect.TypeFor[BypassRequest](), ok: reflect.TypeFor[BypassResult]()},
 	"GET /v1/incidents/open": {summary: "List open Incidents", query: []docParam{readQuery3[0], readQuery3[8]},
