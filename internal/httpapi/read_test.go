@@ -471,6 +471,7 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	if d.Counts["New"] != 3 || d.Counts["Deduplicated"] != 1 || d.Occurrences != 4 || len(d.OpenIncidents) != 1 {
 		t.Fatalf("mirror dashboard %+v", d)
 	}
+	checkTrendsFromTheMirror(t, cached, history, ns, tok, 4, 4)
 
 	// Delete an Alert: the cache forgets it, the mirror keeps its history.
 	must(t, k8s.Delete(ctx, gone))
@@ -496,6 +497,7 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	if d.Counts["New"] != 3 || d.Occurrences != 4 {
 		t.Fatalf("mirror dashboard after the delete %+v", d.Counts)
 	}
+	checkTrendsFromTheMirror(t, cached, history, ns, tok, 3, 4)
 }
 
 // withoutGeneratedAt is the JSON body without its timestamp of generation.
