@@ -44,6 +44,7 @@
 
   async function permissions(nss) {
     const key = token() + "|" + nss.join(",");
+    if (perms.key.split("|")[0] !== String(token())) document.getElementById("action-result")?.remove(); // another user
     if (!token() || nss.length === 0) return {};
     if (perms.key === key && Date.now() - perms.at < PERMS_TTL_MS) return perms.namespaces;
     const q = new URLSearchParams();
