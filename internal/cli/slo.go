@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 	"time"
 
@@ -16,11 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/slo"
 )
-
-// defaultMaxBypass applies when a policy sets no gate.maxBypass.
-const defaultMaxBypass = 24 * time.Hour
 
 // sloKube is what the slo and release-check commands talk to.
 type sloKube struct {
@@ -107,8 +103,10 @@ func (o *bypassOptions) run(ctx context.Context, app *App, name string) error {
 	if err := k.c.Get(ctx, key, &p); err != nil {
 		return fmt.Errorf("failed to get SLOPolicy %s/%s: %w", k.namespace, name, err)
 	}
-	ann := map[string]string{}
-	var msg string
+	var (
+		ann map[string]string
+		msg string
+	)
 	if o.clear {
 		msg = fmt.Sprintf("slopolicy/%s: bypass cleared\n", name)
 	} else {
@@ -116,41 +114,18 @@ func (o *bypassOptions) run(ctx context.Context, app *App, name string) error {
 		if err != nil {
 			return err
 		}
-		limit := defaultMaxBypass
-		if p.Spec.Gate.MaxBypass != nil {
-			limit = p.Spec.Gate.MaxBypass.Duration
-		}
+		limit := slo.MaxBypass(&p)
 		d := o.dur
 		if d > limit {
 			fmt.Fprintf(app.Err, "warning: --for %s is capped at gate.maxBypass %s\n", o.dur, limit)
 			d = limit
 		}
 		until := time.Now().Add(d).UTC().Truncate(time.Second)
-		ann[v1.BypassUntilAnnotation] = until.Format(time.RFC3339)
-		ann[v1.BypassReasonAnnotation] = o.reason
-		ann[v1.BypassByAnnotation] = by
+		ann = slo.BypassAnnotations(until, o.reason, by)
 		msg = fmt.Sprintf("slopolicy/%s: release gate bypassed until %s by %s: %s\n", name, until.Format(time.RFC3339), by, o.reason)
 	}
-	// A merge patch of the three annotations under the resourceVersion
-	// read, so a bypass set or cleared by someone else in between is never
-	// overwritten unseen; a conflict is read again and retried (D6).
-	err = kube.RetryConflicts(ctx, "SLOPolicy "+key.String(), func() error {
-		p = v1.SLOPolicy{}
-		if err := k.c.Get(ctx, key, &p); err != nil {
-			return err
-		}
-		orig := p.DeepCopy()
-		for _, a := range []string{v1.BypassUntilAnnotation, v1.BypassReasonAnnotation, v1.BypassByAnnotation} {
-			delete(p.Annotations, a)
-		}
-		if len(ann) > 0 && p.Annotations == nil {
-			p.Annotations = map[string]string{}
-		}
-		maps.Copy(p.Annotations, ann)
-		return k.c.Patch(ctx, &p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
-	})
-	if err != nil {
-		return fmt.Errorf("failed to write the bypass on SLOPolicy %s/%s: %w", k.namespace, name, err)
+	if _, err := slo.WriteBypass(ctx, k.c, key, ann); err != nil {
+		return err
 	}
 	fmt.Fprint(app.Out, msg)
 	return nil

@@ -169,6 +169,11 @@ func TestOpenAPIDocumentsEveryRouteAndItsAnswers(t *testing.T) {
 	api.call(t, oncall, http.MethodGet, "/v1/incidents/open?service=gateway", nil, nil)
 	api.call(t, oncall, http.MethodGet, "/v1/gates/"+ns+"/none", nil, nil)
 	api.call(t, oncall, http.MethodPost, "/v1/gates/"+ns+"/none", map[string]any{}, nil)
+	api.call(t, oncall, http.MethodGet, "/v1/alerts/trends?namespace="+ns+"&windowMinutes=60", nil, nil)
+	api.call(t, oncall, http.MethodGet, "/v1/permissions?namespace="+ns, nil, nil)
+	api.call(t, oncall, http.MethodGet, "/v1/permissions", nil, nil)                                                               // 400
+	api.call(t, oncall, http.MethodPost, "/v1/slopolicies/"+ns+"/none/bypass", httpapi.BypassRequest{Reason: "x", For: "1h"}, nil) // 404
+	api.call(t, monitor, http.MethodPost, "/v1/slopolicies/"+ns+"/none/bypass", httpapi.BypassRequest{Clear: true}, nil)           // 403
 	api.call(t, monitor, http.MethodPost, "/v1/alertmanager?namespace="+ns, map[string]any{"version": "4", "status": "firing", "alerts": []any{}}, nil)
 	api.call(t, caller{}, http.MethodGet, "/openapi.json", nil, nil)
 	api.call(t, agent, http.MethodGet, "/mcp", nil, nil)

@@ -173,7 +173,10 @@ func TestDashboardPageInABrowser(t *testing.T) {
 // strict CSP and references no external host.
 func TestDashboardPageAssets(t *testing.T) {
 	srv := newServer(t, false)
-	for path, ctype := range map[string]string{"/": "text/html", "/ui/app.js": "text/javascript", "/ui/style.css": "text/css"} {
+	for path, ctype := range map[string]string{
+		"/": "text/html", "/ui/app.js": "text/javascript", "/ui/style.css": "text/css",
+		"/ui/trends.js": "text/javascript", "/ui/actions.js": "text/javascript", "/ui/dashboard-extra.css": "text/css",
+	} {
 		resp, err := srv.Client().Get(srv.URL + path)
 		must(t, err)
 		body, err := io.ReadAll(resp.Body)
@@ -187,6 +190,16 @@ func TestDashboardPageAssets(t *testing.T) {
 		}
 		if strings.Contains(string(body), "http://") || strings.Contains(string(body), "https://") {
 			t.Fatalf("%s refers to an external URL", path)
+		}
+	}
+	// The vendored chart library is served from the binary too (its
+	// licence header names its home page, which the page never loads).
+	for path, ctype := range map[string]string{"/ui/vendor/uplot/uPlot.iife.min.js": "text/javascript", "/ui/vendor/uplot/uPlot.min.css": "text/css"} {
+		resp, err := srv.Client().Get(srv.URL + path)
+		must(t, err)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), ctype) {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 	}
 	resp, err := srv.Client().Get(srv.URL + "/ui/missing.js")

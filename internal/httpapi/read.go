@@ -48,6 +48,7 @@ func (s *Server) readRoutes() {
 	s.handle("GET /v1/alerts", http.HandlerFunc(s.serveAlertList))
 	s.handle("GET /v1/alerts/dashboard", http.HandlerFunc(s.serveDashboard))
 	s.handle("GET /v1/incidents/open", http.HandlerFunc(s.serveOpenIncidents))
+	s.trendRoutes()
 	s.pageRoutes()
 }
 

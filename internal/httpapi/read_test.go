@@ -482,6 +482,7 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	if n := d.OpenIncidents[0].LastNotification; n == nil || n.Receiver != "pagerduty" || n.Result != query.NotificationDelivered {
 		t.Fatalf("mirror dashboard's last notification %+v", n)
 	}
+	checkTrendsFromTheMirror(t, cached, history, ns, tok, 4, 4)
 
 	// Delete an Alert: the cache forgets it, the mirror keeps its history.
 	must(t, k8s.Delete(ctx, gone))
@@ -507,6 +508,7 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	if d.Counts["New"] != 3 || d.Occurrences != 4 {
 		t.Fatalf("mirror dashboard after the delete %+v", d.Counts)
 	}
+	checkTrendsFromTheMirror(t, cached, history, ns, tok, 3, 4)
 }
 
 // withoutGeneratedAt is the JSON body without its timestamp of generation.

@@ -157,6 +157,7 @@ func (s *Server) register() {
 	}
 	if s.cfg.Client != nil {
 		s.workRoutes()                                                    // claim, renew, ack, fail, to-incident, incidents
+		s.actionRoutes()                                                  // the page's permissions and bypass
 		s.handle("POST /v1/tools/execute", http.HandlerFunc(s.serveTool)) // the runbook's tool router
 		mcp := s.mcpHandler()
 		s.handle("POST /mcp", mcp)

@@ -70,7 +70,7 @@ function render(d) {
   3, "No alerts in the window.");
 
   fillTable("gates", d.gates.map((g) =>
-    el("tr", {}, el("td", {}, g.namespace + "/" + g.name), el("td", {}, g.service), el("td", {}, g.env),
+    el("tr", { "data-ns": g.namespace, "data-name": g.name, "data-reason": g.reason || "" }, el("td", {}, g.namespace + "/" + g.name), el("td", {}, g.service), el("td", {}, g.env),
       el("td", {}, el("span", { class: "pill " + (g.decision || "") }, g.decision || "pending")),
       el("td", {}, g.reason || ""))),
   5, "No SLOPolicies.");
@@ -93,7 +93,7 @@ function render(d) {
   for (const [svc, items] of [...bySvc.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
     const t = el("table", { class: "incidents" },
       el("thead", {}, el("tr", {}, ...["Severity", "State", "Env", "Title", "Alerts", "Last activity", "Last notification", "Name"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, ...items.map((i) => el("tr", {},
+      el("tbody", {}, ...items.map((i) => el("tr", { "data-ns": i.namespace, "data-name": i.name, "data-state": i.state },
         el("td", { class: "sev-" + i.severity }, i.severity), el("td", {}, i.state), el("td", {}, i.env),
         el("td", {}, i.title), el("td", { class: "num" }, i.alertCount), el("td", {}, ago(i.lastActivityAt)),
         notificationCell(i.lastNotification), el("td", {}, i.namespace + "/" + i.name)))));
@@ -101,7 +101,7 @@ function render(d) {
   }
 
   fillTable("latest", d.latest.map((a) =>
-    el("tr", {}, el("td", { title: a.lastSeenAt }, ago(a.lastSeenAt)),
+    el("tr", { "data-ns": a.namespace, "data-name": a.name, "data-phase": a.phase }, el("td", { title: a.lastSeenAt }, ago(a.lastSeenAt)),
       el("td", { title: a.silencedBy || "" }, el("span", { class: "pill " + a.phase }, a.phase),
         a.silencedBy ? el("span", { class: "pill Silenced" }, "silenced") : ""),
       el("td", { class: "sev-" + a.severity }, a.severity), el("td", {}, a.service), el("td", {}, a.env),
@@ -132,6 +132,8 @@ async function refresh() {
       return;
     }
     render(body);
+    // trends.js and actions.js draw their parts from the same answer.
+    document.dispatchEvent(new CustomEvent("alertbridge:dashboard", { detail: { data: body, params, headers } }));
     setStatus("Updated " + new Date(body.generatedAt).toLocaleTimeString() + (ns ? " · namespace " + ns : " · all namespaces you may list"), false);
   } catch (e) {
     setStatus("Cannot reach the operator: " + e.message, true);
