@@ -83,7 +83,7 @@ func (r *run) claimAckPaths() {
 	r.quiesce()
 	mid := r.requests()
 	for i := range held {
-		_, err := cl.AckClaimed(r.ctx, &held[i], "agent-0", "handled")
+		_, err := cl.Ack(r.ctx, client.ObjectKeyFromObject(&held[i]), "agent-0", "handled")
 		r.check(err)
 	}
 	r.quiesce()
@@ -180,7 +180,7 @@ func (r *run) drainGo() drained {
 				}
 				for j := range got {
 					starts.record(got[j].UID, time.Now())
-					if _, err := cl.AckClaimed(r.ctx, &got[j], owner, "handled"); err != nil {
+					if _, err := cl.Ack(r.ctx, client.ObjectKeyFromObject(&got[j]), owner, "handled"); err != nil {
 						errs <- err
 						return
 					}

@@ -92,7 +92,7 @@ func drain(c *claim.Claimer, ns, owner string, limit int, log *claimLog) error {
 			log.add(&got[i], owner)
 		}
 		for i := range got {
-			if _, err := c.AckClaimed(ctx, &got[i], owner, "handled"); err != nil {
+			if _, err := c.Ack(ctx, client.ObjectKeyFromObject(&got[i]), owner, "handled"); err != nil {
 				return err
 			}
 		}

@@ -259,7 +259,7 @@ func oldestFirst(a, b *v1.Alert) int {
 // Renew extends owner's live lease on the Alert by ttl (zero keeps its
 // duration).
 func (c *Claimer) Renew(ctx context.Context, key client.ObjectKey, owner string, ttl time.Duration) (*v1.Alert, error) {
-	return c.update(ctx, key, nil, "renew", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
+	return c.update(ctx, key, "renew", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
 		return alertstate.Renew(&a.Status, who, ttl, now)
 	})
 }
@@ -268,16 +268,7 @@ func (c *Claimer) Renew(ctx context.Context, key client.ObjectKey, owner string,
 // A Processing Alert only by the holder of its live lease (owner); a New or
 // Failed one by anyone the API server allows (the on-call role).
 func (c *Claimer) Ack(ctx context.Context, key client.ObjectKey, owner, note string) (*v1.Alert, error) {
-	return c.update(ctx, key, nil, "ack", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
-		return alertstate.Ack(&a.Status, who, note, now)
-	})
-}
-
-// AckClaimed acks an Alert this Claimer's caller just claimed, starting
-// from the claimed object instead of a fresh read; a conflict falls back to
-// re-reading, so a lease lost meanwhile is still refused.
-func (c *Claimer) AckClaimed(ctx context.Context, a *v1.Alert, owner, note string) (*v1.Alert, error) {
-	return c.update(ctx, client.ObjectKeyFromObject(a), a, "ack", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
+	return c.update(ctx, key, "ack", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
 		return alertstate.Ack(&a.Status, who, note, now)
 	})
 }
@@ -292,7 +283,7 @@ func (c *Claimer) Fail(ctx context.Context, key client.ObjectKey, owner, lastErr
 		}
 		retryAfter = p.RetryAfter()
 	}
-	return c.update(ctx, key, nil, "fail", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
+	return c.update(ctx, key, "fail", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
 		return alertstate.Fail(&a.Status, who, lastError, retryAfter, now)
 	})
 }
@@ -314,26 +305,18 @@ func (c *Claimer) caller(ctx context.Context, owner string) (alertstate.Caller, 
 
 // update applies op and writes with the resourceVersion it read, re-reading
 // and retrying on conflict and checking the holder again on every attempt:
-// a lease lost between two attempts is refused, never overwritten. A
-// non-nil start (an Alert the caller just claimed) saves the first read.
-func (c *Claimer) update(ctx context.Context, key client.ObjectKey, start *v1.Alert, verb, owner string,
+// a lease lost between two attempts is refused, never overwritten.
+func (c *Claimer) update(ctx context.Context, key client.ObjectKey, verb, owner string,
 	op func(*v1.Alert, alertstate.Caller, time.Time) error) (*v1.Alert, error) {
 	who, err := c.caller(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
 	a := &v1.Alert{}
-	if start != nil {
-		start.DeepCopyInto(a)
-	}
-	first := start != nil
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if !first {
-			if err := c.Client.Get(ctx, key, a); err != nil {
-				return err
-			}
+		if err := c.Client.Get(ctx, key, a); err != nil {
+			return err
 		}
-		first = false
 		if c.Admit != nil {
 			if err := c.Admit(ctx, verb, a); err != nil {
 				return err
