@@ -46,7 +46,7 @@ var _ = Describe("Alert controller", func() {
 	)
 	BeforeEach(func() {
 		ns = testbuild.Namespace(Default, k8s, "ctl-")
-		stop = startOperator(controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 4})
+		stop = startOperator(controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 4, Only: []controllers.Controller{controllers.AlertController}})
 		DeferCleanup(func() { stop() })
 	})
 

@@ -132,7 +132,7 @@ func allAcked(items []v1.Alert) bool {
 var _ = Describe("Racing claimers", Ordered, func() {
 	var stop func()
 	BeforeAll(func() {
-		stop = startOperator(controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 4})
+		stop = startOperator(controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 4, Only: []controllers.Controller{controllers.AlertController}})
 		DeferCleanup(func() { stop() })
 	})
 
@@ -243,7 +243,7 @@ var _ = Describe("Claim lifecycle with the operator", func() {
 	var ns string
 	BeforeEach(func() {
 		ns = testbuild.Namespace(Default, k8s, "ctl-")
-		stop := startOperator(controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 2})
+		stop := startOperator(controllers.Options{DuplicateGCDelay: gcDelay, AlertConcurrency: 2, Only: []controllers.Controller{controllers.AlertController}})
 		DeferCleanup(func() { stop() })
 	})
 

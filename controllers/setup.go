@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -33,7 +34,33 @@ type Options struct {
 	// DashboardURL is the dashboard's external URL, linked from
 	// notifications (--dashboard-url); empty means no links.
 	DashboardURL string
+	// Only limits SetupAll to these controllers; empty means every one, as
+	// shipped. A spec of one controller runs it without the others, so a
+	// failure points at that controller.
+	Only []Controller
 }
+
+// Controller names a group of reconcilers SetupAll registers.
+type Controller string
+
+// The controllers of SetupAll.
+const (
+	// AlertController drives the Alert state machine: decisions, folds,
+	// leases, retries, retention and the Silenced condition.
+	AlertController Controller = "alert"
+	// IncidentController keeps Incidents, runs triage and converts Alerts
+	// automatically.
+	IncidentController Controller = "incident"
+	// SLOPolicyController evaluates SLOPolicies and decides their gates.
+	SLOPolicyController Controller = "slopolicy"
+	// SilenceController keeps Silences' state.
+	SilenceController Controller = "silence"
+	// NotificationController tells Receivers about Incidents and Alerts,
+	// and keeps Receivers' state.
+	NotificationController Controller = "notification"
+)
+
+func (o Options) runs(c Controller) bool { return len(o.Only) == 0 || slices.Contains(o.Only, c) }
 
 // SetupAll registers every reconciler with mgr. The mirror's reconcilers
 // are controllers/mirror; internal/operator sets up both, for main.go and
@@ -43,6 +70,28 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
+	setups := []struct {
+		c     Controller
+		setup func() error
+	}{
+		{AlertController, func() error { return setupAlerts(ctx, mgr, opts, clk) }},
+		{IncidentController, func() error { return setupIncidents(mgr, opts, clk) }},
+		{SLOPolicyController, func() error { return setupSLOPolicies(mgr, clk) }},
+		{SilenceController, func() error { return setupSilences(mgr, clk) }},
+		{NotificationController, func() error { return setupNotifications(mgr, opts, clk) }},
+	}
+	for _, s := range setups {
+		if !opts.runs(s.c) {
+			continue
+		}
+		if err := s.setup(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setupAlerts(ctx context.Context, mgr ctrl.Manager, opts Options, clk clock.PassiveClock) error {
 	alerts := &AlertReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
@@ -54,9 +103,10 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := alerts.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("failed to set up the Alert controller: %w", err)
 	}
-	if err := setupIncidents(mgr, opts, clk); err != nil {
-		return err
-	}
+	return nil
+}
+
+func setupSLOPolicies(mgr ctrl.Manager, clk clock.PassiveClock) error {
 	slos := &SLOPolicyReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -66,6 +116,10 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := slos.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the SLOPolicy controller: %w", err)
 	}
+	return nil
+}
+
+func setupSilences(mgr ctrl.Manager, clk clock.PassiveClock) error {
 	silences := &SilenceReconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("alertbridge-silence"),
@@ -74,7 +128,7 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := silences.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the Silence controller: %w", err)
 	}
-	return setupNotifications(mgr, opts, clk)
+	return nil
 }
 
 func setupIncidents(mgr ctrl.Manager, opts Options, clk clock.PassiveClock) error {

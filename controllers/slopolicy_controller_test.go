@@ -168,7 +168,7 @@ var _ = Describe("SLOPolicy gate against a real Prometheus", Ordered, func() {
 		prom, err = promtest.Start(ctx, addr)
 		Expect(err).NotTo(HaveOccurred())
 		promURL = prom.URL()
-		stopOp = startOperator(controllers.Options{})
+		stopOp = startOperator(controllers.Options{Only: []controllers.Controller{controllers.SLOPolicyController}})
 		ns = testbuild.Namespace(Default, k8s, "ctl-")
 	})
 

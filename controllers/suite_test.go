@@ -68,7 +68,7 @@ var _ = AfterSuite(func() {
 	}
 })
 
-// startOperator runs the real manager with every controller, as
+// startOperator runs the real manager with the controllers of opts, as
 // `alertbridge run` does (as its ServiceAccount, under the shipped
 // ClusterRole and admission policies), until stop is called.
 func startOperator(opts controllers.Options) (stop func()) {

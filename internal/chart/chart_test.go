@@ -214,7 +214,9 @@ func TestChartRendersTheValues(t *testing.T) {
 	// D3: the mirror finalizer policy is there exactly when the mirror may run.
 	for mode, want := range map[string]bool{"required": true, "optional": true, "off": false} {
 		objs := render(t, "ops-alerting", map[string]any{"mirror": map[string]any{"mode": mode}})
-		has := slices.ContainsFunc(objs, func(u *unstructured.Unstructured) bool { return u.GetKind() == "MutatingAdmissionPolicy" })
+		has := slices.ContainsFunc(objs, func(u *unstructured.Unstructured) bool {
+			return u.GetKind() == "MutatingAdmissionPolicy" && u.GetName() == "alertbridge-mirror-finalizer"
+		})
 		if has != want {
 			t.Errorf("mirror %s: mirror finalizer policy installed %v, want %v", mode, has, want)
 		}

@@ -332,6 +332,15 @@ var roleActions = map[string]roleAction{
 	"`alertbridge release-check`": cliAction(func(*roleFixture, identity) []string {
 		return []string{"release-check", "--service", "gateway", "--env", "staging"}
 	}, cli.ExitOK, cli.ExitBlocked),
+	"`GET /v1/alerts/trends`": httpAction(http.MethodGet, func(f *roleFixture) string {
+		return "/v1/alerts/trends?namespace=" + f.ns
+	}, ""),
+	"`POST /v1/slopolicies/{namespace}/{name}/bypass`": httpAction(http.MethodPost, func(f *roleFixture) string {
+		return "/v1/slopolicies/" + f.ns + "/" + gatePolicy + "/bypass"
+	}, `{"reason":"hotfix INC-1","for":"1h"}`),
+	"`POST /v1/slopolicies/{namespace}/{name}/bypass` (clear)": httpAction(http.MethodPost, func(f *roleFixture) string {
+		return "/v1/slopolicies/" + f.ns + "/" + gatePolicy + "/bypass"
+	}, `{"clear":true}`),
 	"`GET /v1/gates/{namespace}/{slopolicy}`": httpAction(http.MethodGet, func(f *roleFixture) string {
 		return "/v1/gates/" + f.ns + "/" + gatePolicy
 	}, ""),
@@ -454,7 +463,7 @@ func init() {
 }
 
 // notInTable are the commands and routes the README's notes explain.
-var notInTable = []string{"alertbridge migrate", "alertbridge webhook-sink", "GET /ui/", "GET /{$}", "GET /mcp", "GET /openapi.json"}
+var notInTable = []string{"alertbridge migrate", "alertbridge webhook-sink", "GET /ui/", "GET /{$}", "GET /mcp", "GET /openapi.json", "GET /v1/permissions"}
 
 var _ = Describe("The README's roles table", Ordered, func() {
 	var (
