@@ -8,6 +8,8 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/alertbridge/alertbridge/internal/intake"
 )
 
 // Options tune the reconcilers; zero values mean the defaults.
@@ -54,6 +56,7 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("alertbridge-slopolicy"),
 		Clock:     clk,
+		Intake:    &intake.Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clk},
 	}
 	if err := slos.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the SLOPolicy controller: %w", err)

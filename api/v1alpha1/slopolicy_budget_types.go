@@ -19,6 +19,9 @@ const (
 const (
 	ReasonErrorBudgetLow     = "ErrorBudgetLow"
 	ReasonErrorBudgetBurning = "ErrorBudgetBurning"
+	// ReasonInvalidObjectives: the objectives cannot be evaluated as
+	// written; the message names the field.
+	ReasonInvalidObjectives = "InvalidObjectives"
 )
 
 // Objective names, as in status.objectives[].name.
