@@ -1,12 +1,9 @@
 package v1alpha1_test
 
 import (
-	"time"
-
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
@@ -26,15 +23,7 @@ func budgetPolicy(ns string) *v1.SLOPolicy {
 
 var _ = Describe("SLOPolicy error-budget validation", func() {
 	var ns string
-	BeforeEach(func() {
-		ns = newNamespace()
-		// Right after the suite starts, the API server may still be
-		// building the SLOPolicy handler (it answers "Resource kind …
-		// not found" for a moment); wait until it takes a dry run.
-		Eventually(func() error {
-			return k8s.Create(ctx, budgetPolicy(ns), client.DryRunAll)
-		}).WithTimeout(30 * time.Second).Should(Succeed())
-	})
+	BeforeEach(func() { ns = newNamespace() })
 
 	It("accepts an availability objective alone and defaults its window to 28d", func() {
 		p := budgetPolicy(ns)
