@@ -1,9 +1,16 @@
 package v1alpha1_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/alertbridge/alertbridge/internal/testenv"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
@@ -29,6 +36,21 @@ var _ = Describe("SLOPolicy error-budget validation", func() {
 		p := budgetPolicy(ns)
 		Expect(k8s.Create(ctx, p)).To(Succeed())
 		Expect(p.Spec.Objectives.Availability.Window).To(Equal(v1.SLOWindow("28d")))
+	})
+
+	It("accepts the README's example as written", func() {
+		readme, err := os.ReadFile(filepath.Join(testenv.Root(), "README.md"))
+		Expect(err).NotTo(HaveOccurred())
+		_, section, ok := strings.Cut(string(readme), "\n## Error budgets\n")
+		Expect(ok).To(BeTrue(), "README has no Error budgets section")
+		_, block, ok := strings.Cut(section, "```yaml\n")
+		Expect(ok).To(BeTrue())
+		block, _, _ = strings.Cut(block, "```")
+		var p v1.SLOPolicy
+		Expect(yaml.UnmarshalStrict([]byte(block), &p)).To(Succeed())
+		p.Namespace = ns
+		Expect(k8s.Create(ctx, &p)).To(Succeed())
+		Expect(p.Spec.Objectives.Latency.ThresholdMs).To(Equal(int64(300)))
 	})
 
 	DescribeTable("refuses bad input with the field's name",
