@@ -16,7 +16,6 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -157,9 +156,6 @@ func (e *Env) install(objs []*unstructured.Unstructured) error {
 	if err := waitForDiscovery(ctx, e.Admin); err != nil {
 		return err
 	}
-	if err := waitForAdmissionTypes(ctx, c, e.Install.Namespace); err != nil {
-		return err
-	}
 	e.Operator, err = e.serviceAccountConfig(ctx, e.Install.Namespace, e.Install.ServiceAccount)
 	if err != nil {
 		return err
@@ -229,28 +225,6 @@ func Kubeconfig(cfg *rest.Config, user string) ([]byte, error) {
 // alertbridge kind: envtest waits for the CRDs to be established, and a
 // client that discovers a moment before discovery catches up gets "no
 // matches for kind" (seen in the CLI specs).
-// waitForAdmissionTypes returns once the API server's MutatingAdmissionPolicy
-// dispatcher knows the schema of our kinds. It learns them from the
-// aggregated OpenAPI a while after discovery serves them, and until then
-// answers every create it matches (the mirror finalizer policy matches
-// Alerts, Incidents and SLOPolicies) with 503 "Resource kind … not found";
-// a bigger schema takes longer. An empty object, dry-run, is refused by
-// validation (after mutating admission) once the schema is known.
-func waitForAdmissionTypes(ctx context.Context, c client.Client, ns string) error {
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		for _, kind := range []string{"Alert", "Incident", "SLOPolicy"} {
-			u := &unstructured.Unstructured{}
-			u.SetGroupVersionKind(v1.GroupVersion.WithKind(kind))
-			u.SetNamespace(ns)
-			u.SetGenerateName("admission-probe-")
-			if err := c.Create(ctx, u, client.DryRunAll); apierrors.IsServiceUnavailable(err) {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-}
-
 func waitForDiscovery(ctx context.Context, cfg *rest.Config) error {
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
