@@ -5,6 +5,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -54,6 +55,13 @@ func budgetPolicy(ns, service, url string) *v1.SLOPolicy {
 	}
 }
 
+// budgetNamespace gives the spec its own namespace.
+func budgetNamespace() string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ctl-"}}
+	Expect(k8s.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
+
 func burnAlerts(g Gomega, ns string) []v1.Alert {
 	var list v1.AlertList
 	g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
@@ -84,7 +92,7 @@ var _ = Describe("SLOPolicy error budgets against a real Prometheus", Ordered, f
 		prom, err = promtest.Start(ctx, addr)
 		Expect(err).NotTo(HaveOccurred())
 		stopOp = startOperator(controllers.Options{})
-		ns = newNamespace()
+		ns = budgetNamespace()
 		// The namespace allows only latency Alerts: the operator's own
 		// slo_burn Alerts are exempt (D9).
 		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
