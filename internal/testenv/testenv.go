@@ -16,7 +16,6 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -157,9 +156,6 @@ func (e *Env) install(objs []*unstructured.Unstructured) error {
 	if err := waitForDiscovery(ctx, e.Admin); err != nil {
 		return err
 	}
-	if err := waitForTypeConverters(ctx, c); err != nil {
-		return err
-	}
 	e.Operator, err = e.serviceAccountConfig(ctx, e.Install.Namespace, e.Install.ServiceAccount)
 	if err != nil {
 		return err
@@ -246,28 +242,6 @@ func waitForDiscovery(ctx context.Context, cfg *rest.Config) error {
 		}
 		for _, name := range want {
 			if !served[name] {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-}
-
-// waitForTypeConverters returns once a create of each alertbridge kind gets
-// past the mutating admission policies. Those learn a custom resource's
-// schema from the API server's OpenAPI on a timer of their own, after the
-// CRD is served; until then every create of that kind that a policy matches
-// is refused with 503 "Resource kind … not found" (seen under load). A
-// dry-run of an empty object gets past mutation and is refused by schema
-// validation instead, which is the sign.
-func waitForTypeConverters(ctx context.Context, c client.Client) error {
-	kinds := []client.Object{&v1.Alert{}, &v1.Incident{}, &v1.SLOPolicy{}, &v1.AlertRoutingPolicy{}}
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		for _, o := range kinds {
-			o = o.DeepCopyObject().(client.Object)
-			o.SetNamespace(metav1.NamespaceDefault)
-			o.SetGenerateName("type-converter-probe-")
-			if err := c.Create(ctx, o, client.DryRunAll); apierrors.IsServiceUnavailable(err) {
 				return false, nil
 			}
 		}
