@@ -254,10 +254,13 @@ func (r *AlertReconciler) patchStatus(ctx context.Context, a, orig *v1.Alert) er
 	return r.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 }
 
-// firedBy records in s the Alertmanager firing instance that created a, if
-// one did (the intake marks such an Alert with Alertmanager's fingerprint).
+// firedBy records in s the firing instance that created a, if one did: an
+// Alertmanager firing (the intake marks such an Alert with Alertmanager's
+// fingerprint) or a burn the operator raised on its own account (its
+// slo_burn Alerts carry the operator's origin label). Either way the key is
+// the ingest-key annotation, which only the operator may write.
 func firedBy(s *v1.AlertStatus, a *v1.Alert) {
-	if a.Annotations[v1.AlertmanagerFingerprintAnnotation] != "" {
+	if a.Annotations[v1.AlertmanagerFingerprintAnnotation] != "" || a.Labels[v1.OriginLabel] == v1.OriginOperator {
 		alertstate.Fired(s, a.Annotations[v1.IngestKeyAnnotation])
 	}
 }

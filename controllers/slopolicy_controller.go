@@ -54,6 +54,8 @@ type SLOPolicyReconciler struct {
 	Clock     clock.PassiveClock
 	// NewSource defaults to the Prometheus HTTP API client.
 	NewSource SourceFactory
+	// Intake raises and resolves the slo_burn Alerts.
+	Intake BurnIntake
 
 	// sources keeps one client (and its connections) per policy, replaced
 	// when the URL, timeout or credentials change.
@@ -107,21 +109,33 @@ func (r *SLOPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		// The CRD's pattern makes this unreachable for stored objects.
 		observed = slo.Observation{SourceErr: err}
 	}
+	minLeft, blockOnBurn := budgetGate(&p)
 	res := slo.Decide(slo.Input{
 		Mode: p.Spec.Gate.Mode, NoData: p.Spec.Gate.NoData,
 		Objectives: objectives, Observed: observed,
 		Incident: incident, BypassActive: bypass != nil && bypass.Active,
+		MinBudgetPercent: minLeft, BlockOnBurn: blockOnBurn,
 	})
+	burns, err := r.resolveBurnAlerts(ctx, &p, observed, now)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
 
 	// Every evaluation writes: lastEvaluatedAt is the heartbeat consumers
 	// check for Stale, so an evaluation always changes status.
 	before := p.DeepCopy()
 	setStatus(&p, res, observed, bypass, bypassErr, now)
+	setBudgetStatus(&p, observed)
+	p.Status.BurnAlerts = burns
 	if err := r.Status().Patch(ctx, &p, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return reconcile.Result{}, fmt.Errorf("failed to write the status of SLOPolicy %s: %w", klog.KObj(&p), err)
 	}
 	// Only a written transition is announced; a conflict retries silently.
 	r.recordTransitions(before, &p)
+	// Raised after status holds each firing's since, so a retry reuses its key.
+	if err := r.writeBurnAlertRefs(ctx, &p, observed); err != nil {
+		return reconcile.Result{}, err
+	}
 	metrics.GateDecisions.WithLabelValues(string(res.Decision)).Inc()
 	log.V(1).Info("Evaluated", "decision", res.Decision, "reason", res.Reason)
 	return reconcile.Result{RequeueAfter: nextEvaluation(&p, now)}, nil

@@ -39,6 +39,8 @@ func setStatus(p *v1.SLOPolicy, res slo.Result, obs slo.Observation, bypass *v1.
 
 	ready := metav1.Condition{Type: v1.SLOConditionReady, Status: metav1.ConditionTrue, Reason: readyEvaluated, Message: "the source answered"}
 	switch {
+	case obs.SpecErr != nil:
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, v1.ReasonInvalidObjectives, clip.Mark(obs.SpecErr.Error(), maxMessage)
 	case obs.SourceErr != nil:
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, v1.ReasonSourceUnavailable, clip.Mark(obs.SourceErr.Error(), maxMessage)
 		if refused := (*secretNotAllowedError)(nil); errors.As(obs.SourceErr, &refused) {

@@ -59,8 +59,9 @@ const (
 	ReasonStale              = "Stale"
 )
 
-// SLOObjectives are the thresholds; a breach is observed > objective.
-// +kubebuilder:validation:XValidation:rule="has(self.latencyP95Ms) || has(self.errorRatePercent)",message="spec.objectives needs latencyP95Ms or errorRatePercent"
+// SLOObjectives are the instant thresholds (a breach is observed >
+// objective) and the error-budget objectives.
+// +kubebuilder:validation:XValidation:rule="has(self.latencyP95Ms) || has(self.errorRatePercent) || has(self.availability) || has(self.latency)",message="spec.objectives needs latencyP95Ms, errorRatePercent, availability or latency"
 type SLOObjectives struct {
 	// latencyP95Ms is the p95 latency objective in milliseconds.
 	// +optional
@@ -74,6 +75,16 @@ type SLOObjectives struct {
 	// +kubebuilder:validation:MaxLength=16
 	// +kubebuilder:validation:Pattern=`^(100(\.0+)?|[0-9]{1,2}(\.[0-9]{1,6})?)$`
 	ErrorRatePercent *string `json:"errorRatePercent,omitempty"`
+
+	// availability is an error-budget objective on the share of requests
+	// that do not fail.
+	// +optional
+	Availability *AvailabilityObjective `json:"availability,omitempty"`
+
+	// latency is an error-budget objective on the share of requests faster
+	// than a threshold.
+	// +optional
+	Latency *LatencyObjective `json:"latency,omitempty"`
 }
 
 // PrometheusSource is a Prometheus-compatible HTTP API (Prometheus, Thanos,
@@ -143,6 +154,18 @@ type GateSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="(oldSelf.hasValue() && oldSelf.value() == self) || duration(self) <= duration('168h')",message="spec.gate.maxBypass must be at most 168h (a week); for a longer exception change spec.gate.mode",optionalOldSelf=true
 	MaxBypass *metav1.Duration `json:"maxBypass,omitempty"`
+
+	// minErrorBudgetPercent blocks while less than this share of an
+	// objective's error budget is left, a decimal string such as "10".
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:Pattern=`^(100(\.0+)?|[0-9]{1,2}(\.[0-9]{1,6})?)$`
+	MinErrorBudgetPercent *string `json:"minErrorBudgetPercent,omitempty"`
+
+	// blockOnBurn blocks while an objective's page (or also its ticket)
+	// burn-rate condition holds; off ignores burning. Default page.
+	// +optional
+	BlockOnBurn *BurnCondition `json:"blockOnBurn,omitempty"`
 }
 
 // SLOPolicySpec defines the objectives and the release gate of a service.
@@ -168,6 +191,11 @@ type SLOPolicySpec struct {
 	// source of the SLIs.
 	// +required
 	Source SLOSource `json:"source"`
+
+	// alerting configures the burn-rate Alerts of the error-budget
+	// objectives (slo_burn); unset means the SRE workbook's windows.
+	// +optional
+	Alerting *BurnRateAlerting `json:"alerting,omitempty"`
 
 	// gate configures the release gate.
 	// +optional
@@ -265,6 +293,25 @@ type SLOPolicyStatus struct {
 	// bypass is the emergency bypass state.
 	// +optional
 	Bypass *BypassStatus `json:"bypass,omitempty"`
+
+	// errorBudgetRemainingPercent is the least budget left of the
+	// error-budget objectives, in percent.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	ErrorBudgetRemainingPercent string `json:"errorBudgetRemainingPercent,omitempty"`
+
+	// objectives are the error-budget objectives as last evaluated.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=2
+	Objectives []ObjectiveStatus `json:"objectives,omitempty"`
+
+	// burnAlerts are the slo_burn Alerts firing for this policy.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=4
+	BurnAlerts []BurnAlertStatus `json:"burnAlerts,omitempty"`
 }
 
 // SLOPolicy evaluates a service's SLOs and publishes a release gate.
@@ -277,6 +324,7 @@ type SLOPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.gate.mode`
 // +kubebuilder:printcolumn:name="Decision",type=string,JSONPath=`.status.gate.decision`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.gate.reason`
+// +kubebuilder:printcolumn:name="Budget",type=string,JSONPath=`.status.errorBudgetRemainingPercent`
 // +kubebuilder:printcolumn:name="Evaluated",type=date,JSONPath=`.status.lastEvaluatedAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type SLOPolicy struct {

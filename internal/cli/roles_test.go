@@ -329,6 +329,9 @@ var roleActions = map[string]roleAction{
 	"`alertbridge slo bypass --clear`": cliAction(func(*roleFixture, identity) []string {
 		return []string{"slo", "bypass", gatePolicy, "--clear"}
 	}),
+	"`alertbridge slo rules`": cliAction(func(*roleFixture, identity) []string {
+		return []string{"slo", "rules", gatePolicy}
+	}),
 	"`alertbridge release-check`": cliAction(func(*roleFixture, identity) []string {
 		return []string{"release-check", "--service", "gateway", "--env", "staging"}
 	}, cli.ExitOK, cli.ExitBlocked),
@@ -606,9 +609,13 @@ func newRoleFixture(api string) *roleFixture {
 		ObjectMeta: metav1.ObjectMeta{Name: gatePolicy, Namespace: f.ns},
 		Spec: v1.SLOPolicySpec{
 			Service: "gateway", Env: "staging",
-			Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
-			Source:     v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://127.0.0.1:1"}},
-			Gate:       v1.GateSpec{Mode: v1.GateStrict},
+			Objectives: v1.SLOObjectives{
+				LatencyP95Ms: ptr.To[int64](300),
+				// An error-budget objective, for `slo rules`.
+				Availability: &v1.AvailabilityObjective{BudgetObjective: v1.BudgetObjective{Target: "99.9"}},
+			},
+			Source: v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://127.0.0.1:1"}},
+			Gate:   v1.GateSpec{Mode: v1.GateStrict},
 		},
 	}
 	Expect(k8s.Create(ctx, p)).To(Succeed())

@@ -49,7 +49,7 @@ type bypassOptions struct {
 
 func newSLOCommand(app *App) *cobra.Command {
 	cmd := &cobra.Command{Use: "slo", Short: "SLO policies and their release gate"}
-	cmd.AddCommand(newBypassCommand(app))
+	cmd.AddCommand(newBypassCommand(app), newRulesCommand(app))
 	return cmd
 }
 

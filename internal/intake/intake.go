@@ -56,6 +56,9 @@ type Request struct {
 	Firing bool
 	// Annotations are set on an Alert this request creates.
 	Annotations map[string]string
+	// Labels are set on an Alert this request creates, beside the
+	// fingerprint label (e.g. the operator's own origin label).
+	Labels map[string]string
 }
 
 // Result is what the caller is told, per occurrence.
@@ -447,7 +450,11 @@ func newAlert(w *waiter) *v1.Alert {
 		Spec: w.req.Spec,
 	}
 	// Labelled at creation, so the controller need not patch the label in.
-	a.Labels = map[string]string{v1.FingerprintLabel: alertindex.Key(a)}
+	a.Labels = map[string]string{}
+	for k, v := range w.req.Labels {
+		a.Labels[k] = v
+	}
+	a.Labels[v1.FingerprintLabel] = alertindex.Key(a)
 	for k, v := range w.req.Annotations {
 		a.Annotations[k] = v
 	}

@@ -46,6 +46,12 @@ func Binary() (string, error) {
 // Start runs Prometheus scraping targets (host:port) every ScrapeInterval
 // and returns once it answers /-/ready.
 func Start(ctx context.Context, targets ...string) (*Server, error) {
+	return StartWithRules(ctx, "", targets...)
+}
+
+// StartWithRules is Start with a rule file (Prometheus rule groups YAML, or
+// "" for none) evaluated every ScrapeInterval.
+func StartWithRules(ctx context.Context, rules string, targets ...string) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -64,6 +70,13 @@ scrape_configs:
     static_configs:
       - targets: ['%[2]s']
 `, ScrapeInterval, strings.Join(targets, "', '"))
+	if rules != "" {
+		rulesFile := filepath.Join(dir, "rules.yml")
+		if err := os.WriteFile(rulesFile, []byte(rules), 0o600); err != nil {
+			return nil, fmt.Errorf("failed to write the Prometheus rules: %w", err)
+		}
+		cfg += "rule_files: ['" + rulesFile + "']\n"
+	}
 	cfgFile := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return nil, fmt.Errorf("failed to write the Prometheus config: %w", err)

@@ -103,6 +103,8 @@ type GateInfo struct {
 	Reason    string     `json:"reason"`
 	Message   string     `json:"message,omitempty"`
 	Evaluated *time.Time `json:"lastEvaluatedAt,omitempty"`
+	// Budgets are the policy's error-budget objectives (budget.go).
+	Budgets []BudgetInfo `json:"budgets,omitempty"`
 }
 
 // Limits of the dashboard's lists.
@@ -260,5 +262,6 @@ func gate(p *v1.SLOPolicy) GateInfo {
 		t := p.Status.LastEvaluatedAt.UTC()
 		g.Evaluated = &t
 	}
+	g.Budgets = budgets(p)
 	return g
 }

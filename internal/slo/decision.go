@@ -58,8 +58,14 @@ func ParseObjectives(o v1.SLOObjectives) (Objectives, error) {
 type Observation struct {
 	Latency   Measurement
 	ErrorRate Measurement
+	// Budgets are the error-budget objectives as evaluated.
+	Budgets []BudgetEval
 	// SourceErr is set when the source could not be queried.
 	SourceErr error
+	// SpecErr is set when the objectives cannot be evaluated as written
+	// (what the CRD cannot check, e.g. a budget window shorter than an
+	// alerting window); it names the field.
+	SpecErr error
 }
 
 // OpenIncident is an open Incident that blocks the gate.
@@ -78,6 +84,11 @@ type Input struct {
 	Incident *OpenIncident
 	// BypassActive is true while an emergency bypass is in force.
 	BypassActive bool
+	// MinBudgetPercent blocks while an objective has less budget left.
+	MinBudgetPercent *big.Rat
+	// BlockOnBurn blocks while a page (or, for ticket, any) burn-rate
+	// condition holds; off or "" ignores burning.
+	BlockOnBurn v1.BurnCondition
 }
 
 // Result is the decision and what status reports about it.
@@ -130,14 +141,49 @@ func Decide(in Input) Result {
 }
 
 type sloOutcome struct {
+	invalid     error
 	unavailable error
 	breaches    []string
 	breachKind  string
 	noData      []string
 }
 
+// checkBudgets adds the error-budget checks to o: a budget below
+// MinBudgetPercent (ErrorBudgetLow) and a burn-rate condition the gate
+// blocks on (ErrorBudgetBurning) are breaches, after the instant ones.
+func (o *sloOutcome) checkBudgets(in Input) {
+	for _, ev := range in.Observed.Budgets {
+		name := ev.Objective.Name
+		if in.MinBudgetPercent != nil {
+			left := ev.RemainingPercent()
+			switch {
+			case left == nil:
+				o.noData = append(o.noData, name+" error budget")
+			case left.Cmp(in.MinBudgetPercent) < 0:
+				o.breach(v1.ReasonErrorBudgetLow, fmt.Sprintf("%s error budget %s%% left < minErrorBudgetPercent %s",
+					name, FormatDecimal(left), FormatDecimal(in.MinBudgetPercent)))
+			}
+		}
+		for _, c := range ev.Burning {
+			if c == v1.BurnPage && (in.BlockOnBurn == v1.BurnPage || in.BlockOnBurn == v1.BurnTicket) ||
+				c == v1.BurnTicket && in.BlockOnBurn == v1.BurnTicket {
+				o.breach(v1.ReasonErrorBudgetBurning, fmt.Sprintf("%s error budget burning (%s): %s", name, c, ev.BurnSummary(c)))
+			}
+		}
+	}
+}
+
+func (o *sloOutcome) breach(reason, msg string) {
+	o.breaches = append(o.breaches, msg)
+	if o.breachKind == "" {
+		o.breachKind = reason
+	}
+}
+
 func (o sloOutcome) blocking(noData v1.NoDataPolicy) (bool, string, string) {
 	switch {
+	case o.invalid != nil:
+		return true, v1.ReasonInvalidObjectives, o.invalid.Error()
 	case o.unavailable != nil:
 		return true, v1.ReasonSourceUnavailable, "source unavailable: " + o.unavailable.Error()
 	case len(o.breaches) > 0:
@@ -150,6 +196,11 @@ func (o sloOutcome) blocking(noData v1.NoDataPolicy) (bool, string, string) {
 
 func evaluateSLO(in Input, res *Result) sloOutcome {
 	var o sloOutcome
+	if in.Observed.SpecErr != nil {
+		o.invalid = in.Observed.SpecErr
+		res.SLOMet, res.SLOMetReason, res.SLOMetMessage = metav1.ConditionUnknown, v1.ReasonInvalidObjectives, clip.Mark(in.Observed.SpecErr.Error(), 1024)
+		return o
+	}
 	if in.Observed.SourceErr != nil {
 		o.unavailable = in.Observed.SourceErr
 		res.SLOMet, res.SLOMetReason, res.SLOMetMessage = metav1.ConditionUnknown, v1.ReasonSourceUnavailable, clip.Mark(in.Observed.SourceErr.Error(), 1024)
@@ -179,6 +230,7 @@ func evaluateSLO(in Input, res *Result) sloOutcome {
 	}
 	res.ObservedLatencyP95Ms = check("latencyP95Ms", in.Observed.Latency, thousand, in.Objectives.LatencyP95Ms, v1.ReasonLatencyP95Exceeded)
 	res.ObservedErrorRatePercent = check("errorRatePercent", in.Observed.ErrorRate, hundred, in.Objectives.ErrorRatePercent, v1.ReasonErrorRateExceeded)
+	o.checkBudgets(in)
 	_, reason, msg := o.blocking(in.NoData)
 	res.SLOMetReason, res.SLOMetMessage = reason, clip.Mark(msg, 1024)
 	switch {

@@ -55,5 +55,12 @@ func Observe(ctx context.Context, src Source, p *v1.SLOPolicy, at time.Time) Obs
 			return Observation{SourceErr: err}
 		}
 	}
+	objectives, err := ParseBudgetObjectives(p)
+	if err != nil {
+		return Observation{SpecErr: err}
+	}
+	if obs.Budgets, err = EvaluateBudgets(ctx, src, objectives, at); err != nil {
+		return Observation{SourceErr: err}
+	}
 	return obs
 }

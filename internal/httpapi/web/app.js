@@ -58,6 +58,20 @@ function notificationCell(n) {
     el("span", { class: "pill notify-" + n.result }, n.result), when);
 }
 
+// budgetCell shows each error-budget objective of a gate: the budget left
+// and the current burn rate (over the shortest alerting window).
+function budgetCell(g) {
+  const td = el("td", { class: "budget" });
+  for (const b of g.budgets || []) {
+    const left = b.remainingPercent ? b.remainingPercent + "% left" : "no data";
+    const burn = b.burnRate ? " · burn " + b.burnRate + "× (" + b.burnRateWindow + ")" : "";
+    const cls = (b.burning || []).length ? "burning" : "";
+    td.append(el("div", { class: cls, title: b.objective + " " + b.target + "% over " + b.window + (b.burning ? ", burning: " + b.burning.join(", ") : "") },
+      b.objective + ": " + left + burn));
+  }
+  return td;
+}
+
 function render(d) {
   const counts = document.getElementById("counts");
   counts.replaceChildren(...PHASES.map((p) =>
@@ -72,8 +86,8 @@ function render(d) {
   fillTable("gates", d.gates.map((g) =>
     el("tr", { "data-ns": g.namespace, "data-name": g.name, "data-reason": g.reason || "" }, el("td", {}, g.namespace + "/" + g.name), el("td", {}, g.service), el("td", {}, g.env),
       el("td", {}, el("span", { class: "pill " + (g.decision || "") }, g.decision || "pending")),
-      el("td", {}, g.reason || ""))),
-  5, "No SLOPolicies.");
+      el("td", {}, g.reason || ""), budgetCell(g))),
+  6, "No SLOPolicies.");
 
   document.getElementById("silenced").textContent = "· " + (d.silenced || 0) + " alerts silenced";
   fillTable("silences", (d.silences || []).map((s) =>

@@ -1,0 +1,106 @@
+package v1alpha1_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/alertbridge/alertbridge/internal/testenv"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+)
+
+func budgetPolicy(ns string) *v1.SLOPolicy {
+	return &v1.SLOPolicy{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "budget-", Namespace: ns},
+		Spec: v1.SLOPolicySpec{
+			Service: "checkout",
+			Objectives: v1.SLOObjectives{
+				Availability: &v1.AvailabilityObjective{BudgetObjective: v1.BudgetObjective{Target: "99.9"}},
+			},
+			Source: v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://prometheus:9090"}},
+		},
+	}
+}
+
+// budgetNamespace gives each spec its own namespace.
+func budgetNamespace() string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "api-"}}
+	Expect(k8s.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
+
+var _ = Describe("SLOPolicy error-budget validation", func() {
+	var ns string
+	BeforeEach(func() { ns = budgetNamespace() })
+
+	It("accepts an availability objective alone and defaults its window to 28d", func() {
+		p := budgetPolicy(ns)
+		Expect(k8s.Create(ctx, p)).To(Succeed())
+		Expect(p.Spec.Objectives.Availability.Window).To(Equal(v1.SLOWindow("28d")))
+	})
+
+	It("accepts the README's example as written", func() {
+		readme, err := os.ReadFile(filepath.Join(testenv.Root(), "README.md"))
+		Expect(err).NotTo(HaveOccurred())
+		_, section, ok := strings.Cut(string(readme), "\n## Error budgets\n")
+		Expect(ok).To(BeTrue(), "README has no Error budgets section")
+		_, block, ok := strings.Cut(section, "```yaml\n")
+		Expect(ok).To(BeTrue())
+		block, _, _ = strings.Cut(block, "```")
+		var p v1.SLOPolicy
+		Expect(yaml.UnmarshalStrict([]byte(block), &p)).To(Succeed())
+		p.Namespace = ns
+		Expect(k8s.Create(ctx, &p)).To(Succeed())
+		Expect(p.Spec.Objectives.Latency.ThresholdMs).To(Equal(int64(300)))
+	})
+
+	DescribeTable("refuses bad input with the field's name",
+		func(mutate func(p *v1.SLOPolicy), field, msg string) {
+			p := budgetPolicy(ns)
+			mutate(p)
+			err := k8s.Create(ctx, p)
+			Expect(err).To(MatchError(ContainSubstring(field)))
+			Expect(err).To(MatchError(ContainSubstring(msg)))
+		},
+		Entry("target 0", func(p *v1.SLOPolicy) { p.Spec.Objectives.Availability.Target = "0.0" },
+			"spec.objectives.availability.target", "greater than 0 and less than 100"),
+		Entry("target 100", func(p *v1.SLOPolicy) { p.Spec.Objectives.Availability.Target = "100" },
+			"spec.objectives.availability.target", "should match"),
+		Entry("a window in weeks", func(p *v1.SLOPolicy) { p.Spec.Objectives.Availability.Window = "4w" },
+			"spec.objectives.availability.window", "should match"),
+		Entry("a window over 90d", func(p *v1.SLOPolicy) { p.Spec.Objectives.Availability.Window = "91d" },
+			"spec.objectives.availability.window", "at most 90d"),
+		Entry("both errorQuery and goodQuery", func(p *v1.SLOPolicy) {
+			p.Spec.Objectives.Availability.ErrorQuery = `errors_total`
+			p.Spec.Objectives.Availability.GoodQuery = `good_total`
+		}, "spec.objectives.availability", "errorQuery or goodQuery, not both"),
+		Entry("a latency objective without thresholdMs", func(p *v1.SLOPolicy) {
+			p.Spec.Objectives.Latency = &v1.LatencyObjective{BudgetObjective: v1.BudgetObjective{Target: "99"}}
+		}, "spec.objectives.latency.thresholdMs", "greater than or equal to 1"),
+		Entry("a short window not shorter than its long one", func(p *v1.SLOPolicy) {
+			p.Spec.Alerting = &v1.BurnRateAlerting{Page: &v1.BurnRateCondition{Windows: []v1.BurnRateWindow{
+				{Long: "1h", Short: "60m", Factor: "14.4"},
+			}}}
+		}, "spec.alerting.page.windows[0]", "short must be shorter than long"),
+		Entry("a factor of 0", func(p *v1.SLOPolicy) {
+			p.Spec.Alerting = &v1.BurnRateAlerting{Ticket: &v1.BurnRateCondition{Windows: []v1.BurnRateWindow{
+				{Long: "3d", Short: "6h", Factor: "0"},
+			}}}
+		}, "spec.alerting.ticket.windows[0].factor", "greater than 0"),
+		Entry("an unknown blockOnBurn", func(p *v1.SLOPolicy) {
+			c := v1.BurnCondition("always")
+			p.Spec.Gate.BlockOnBurn = &c
+		}, "spec.gate.blockOnBurn", "Unsupported value"),
+		Entry("minErrorBudgetPercent over 100", func(p *v1.SLOPolicy) {
+			v := "101"
+			p.Spec.Gate.MinErrorBudgetPercent = &v
+		}, "spec.gate.minErrorBudgetPercent", "should match"),
+	)
+})
