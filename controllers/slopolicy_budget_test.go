@@ -5,7 +5,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -15,6 +14,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/promtest"
 	"github.com/alertbridge/alertbridge/internal/slo"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
 // burnFlip bounds how long a burn takes to start or stop paging: the long
@@ -55,13 +55,6 @@ func budgetPolicy(ns, service, url string) *v1.SLOPolicy {
 	}
 }
 
-// budgetNamespace gives the spec its own namespace.
-func budgetNamespace() string {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ctl-"}}
-	Expect(k8s.Create(ctx, ns)).To(Succeed())
-	return ns.Name
-}
-
 func burnAlerts(g Gomega, ns string) []v1.Alert {
 	var list v1.AlertList
 	g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
@@ -92,7 +85,7 @@ var _ = Describe("SLOPolicy error budgets against a real Prometheus", Ordered, f
 		prom, err = promtest.Start(ctx, addr)
 		Expect(err).NotTo(HaveOccurred())
 		stopOp = startOperator(controllers.Options{})
-		ns = budgetNamespace()
+		ns = testbuild.Namespace(Default, k8s, "ctl-")
 		// The namespace allows only latency Alerts: the operator's own
 		// slo_burn Alerts are exempt (D9).
 		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{

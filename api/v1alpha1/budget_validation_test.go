@@ -7,13 +7,12 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/alertbridge/alertbridge/internal/testenv"
-
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
 func budgetPolicy(ns string) *v1.SLOPolicy {
@@ -29,16 +28,9 @@ func budgetPolicy(ns string) *v1.SLOPolicy {
 	}
 }
 
-// budgetNamespace gives each spec its own namespace.
-func budgetNamespace() string {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "api-"}}
-	Expect(k8s.Create(ctx, ns)).To(Succeed())
-	return ns.Name
-}
-
 var _ = Describe("SLOPolicy error-budget validation", func() {
 	var ns string
-	BeforeEach(func() { ns = budgetNamespace() })
+	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "api-") })
 
 	It("accepts an availability objective alone and defaults its window to 28d", func() {
 		p := budgetPolicy(ns)

@@ -5,26 +5,17 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/onsi/gomega"
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/slo"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
-func rulesNamespace(t *testing.T) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cli-"}}
-	if err := gateK8s.Create(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
-}
-
 func TestSLORules(t *testing.T) {
-	ns := rulesNamespace(t)
+	ns := testbuild.Namespace(gomega.NewWithT(t), gateK8s, "cli-")
 	instant := policy(t, ns, "instant", v1.GateStrict)
 	if code, _, errOut := runGateCLI(t, ns, "slo", "rules", instant.Name); code != cli.ExitUsage || !strings.Contains(errOut, "no error-budget objective") {
 		t.Fatalf("a policy without objectives: exit %d, %q", code, errOut)
