@@ -3,6 +3,8 @@ package controllers_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -187,5 +189,75 @@ var _ = Describe("Alert folding after a crash", func() {
 		}, settle, poll).Should(Succeed())
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
 		Expect(a.Status.Occurrences).To(BeEquivalentTo(10), "the controller overwrote the other writer's count")
+	})
+	It("folds into a canonical it decided before the cache shows it, even one sorting after the duplicate", func() {
+		// Two Alerts of one fingerprint created in the same second: the
+		// later one sorts first by name. Each try makes a fresh pair until
+		// they share a second (creationTimestamp's resolution).
+		var first, second *v1.Alert
+		Eventually(func(g Gomega) {
+			first = testbuild.Alert(ns, testbuild.Host("stale"), testbuild.Named(fmt.Sprintf("zz-first-%d", time.Now().UnixNano())))
+			second = testbuild.Alert(ns, testbuild.Host("stale"), testbuild.Named(fmt.Sprintf("aa-second-%d", time.Now().UnixNano())))
+			g.Expect(k8s.Create(ctx, first)).To(Succeed())
+			g.Expect(k8s.Create(ctx, second)).To(Succeed())
+			if !first.CreationTimestamp.Equal(&second.CreationTimestamp) {
+				g.Expect(k8s.Delete(ctx, first)).To(Succeed())
+				g.Expect(k8s.Delete(ctx, second)).To(Succeed())
+				g.Expect(false).To(BeTrue(), "created in different seconds")
+			}
+		}, settle, poll).Should(Succeed())
+		key := controllers.FingerprintKey{Namespace: ns, Fingerprint: alertindex.Key(first)}
+		undecided := func(o client.Object) bool { return o.GetName() == first.Name || o.GetName() == second.Name }
+		Eventually(func(g Gomega) {
+			var list v1.AlertList
+			g.Expect(cache.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+			g.Expect(slices.ContainsFunc(list.Items, func(a v1.Alert) bool { return a.Name == second.Name })).To(BeTrue())
+		}, settle, poll).Should(Succeed())
+
+		// A first run that saw only the first Alert made it canonical.
+		onlyFirst := interceptor.NewClient(noWatch{cache}, interceptor.Funcs{
+			List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+				if err := c.List(ctx, list, opts...); err != nil {
+					return err
+				}
+				if l, ok := list.(*v1.AlertList); ok {
+					l.Items = slices.DeleteFunc(l.Items, func(a v1.Alert) bool { return a.Name == second.Name })
+				}
+				return nil
+			},
+		})
+		_, err := reconciler(onlyFirst).Reconcile(ctx, key)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+		Expect(first.Status.Phase).To(Equal(v1.AlertNew))
+
+		// The next run's cache has not seen that write: both look undecided.
+		var stale v1.AlertList
+		Expect(apiReader.List(ctx, &stale, client.InNamespace(ns))).To(Succeed())
+		for i := range stale.Items {
+			if undecided(&stale.Items[i]) {
+				stale.Items[i].Status = v1.AlertStatus{}
+			}
+		}
+		lagging := interceptor.NewClient(noWatch{cache}, interceptor.Funcs{
+			List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+				if l, ok := list.(*v1.AlertList); ok {
+					stale.DeepCopyInto(l)
+					return nil
+				}
+				return c.List(ctx, list, opts...)
+			},
+		})
+		Eventually(func() error {
+			_, err := reconciler(lagging).Reconcile(ctx, key)
+			return err
+		}, settle, poll).Should(Succeed())
+		runUntilQuiet(reconciler(cache), key)
+
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
+		Expect(second.Status.Phase).To(Equal(v1.AlertDeduplicated), "a second canonical for one fingerprint")
+		Expect(second.Status.DuplicateOf).To(Equal(first.Name))
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+		Expect(first.Status.Occurrences).To(BeEquivalentTo(2))
 	})
 })

@@ -55,12 +55,24 @@ func needsFold(alerts []*v1.Alert) bool {
 func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, silences []silence.Rule, cached []*v1.Alert, now time.Time) ([]*v1.Alert, error) {
 	// The cache may lag our own writes: re-read the canonicals a count or a
 	// journal depends on, so that nothing is counted against a stale count.
-	// An undecided Alert is re-read only before it is counted (readFresh):
-	// making it canonical is a write under its own resourceVersion, which a
-	// stale copy only turns into a conflict.
-	fresh := make([]*v1.Alert, 0, len(cached))
+	// A lone undecided Alert is re-read only before it is counted: making it
+	// canonical is a write under its own resourceVersion, which a stale copy
+	// only turns into a conflict. Several undecided ones are all re-read
+	// first: one of them may be a canonical an earlier run of ours decided
+	// whose write the cache does not show yet, and if another one sorted
+	// before it (same second, name order) it would be made a second
+	// canonical instead of folding into it.
+	undecided := 0
 	for _, c := range cached {
-		if c.Status.Phase == "" || (!c.Status.Phase.Absorbing() && len(c.Status.PendingFolds) == 0) {
+		if c.Status.Phase == "" {
+			undecided++
+		}
+	}
+	fresh := make([]*v1.Alert, 0, len(cached))
+	readNow := map[types.UID]bool{}
+	for _, c := range cached {
+		reread := c.Status.Phase.Absorbing() || len(c.Status.PendingFolds) > 0 || (c.Status.Phase == "" && undecided > 1)
+		if !reread {
 			fresh = append(fresh, c)
 			continue
 		}
@@ -70,6 +82,7 @@ func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, silences 
 		}
 		if a != nil {
 			fresh = append(fresh, a)
+			readNow[a.UID] = true
 		}
 	}
 
@@ -109,16 +122,18 @@ func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, silences 
 		}
 		// Counting an Alert the cache shows undecided needs it to be
 		// undecided: an earlier run of ours may have folded it already.
-		current, err := r.readFresh(ctx, a)
-		if err != nil {
-			return nil, err
-		}
-		if current == nil {
-			continue // gone
-		}
-		*a = *current
-		if a.Status.Phase != "" {
-			continue
+		if !readNow[a.UID] {
+			current, err := r.readFresh(ctx, a)
+			if err != nil {
+				return nil, err
+			}
+			if current == nil {
+				continue // gone
+			}
+			*a = *current
+			if a.Status.Phase != "" {
+				continue
+			}
 		}
 		// Counted in memory now, so the rule sees the new lastSeenAt for the
 		// next Alert; written by foldInto with the whole batch.
