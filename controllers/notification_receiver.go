@@ -160,7 +160,7 @@ func (r *ReceiverReconciler) announce(ctx context.Context, rcv *v1.Receiver, now
 		items := notify.InDigest(alerts.Items, rcv, st.NotifiedThrough.Time, through)
 		if len(items) == 0 {
 			r.pending.set(key, rcv.Spec.Type, false)
-			return untilNext(notify.NextIncluded(alerts.Items, rcv, laterOf(through, st.NotifiedThrough.Time)), now), nil
+			return untilNext(notify.NextIncluded(alerts.Items, rcv, notify.Later(through, st.NotifiedThrough.Time)), now), nil
 		}
 		r.pending.set(key, rcv.Spec.Type, true)
 		if d != nil && d.LastAttemptAt != nil {
@@ -290,13 +290,6 @@ func untilNext(at, now time.Time) time.Duration {
 		return notify.Settle
 	}
 	return at.Sub(now)
-}
-
-func laterOf(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 // SetupWithManager registers the controller: Receivers, and the Alerts of

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/clip"
 	"github.com/alertbridge/alertbridge/internal/outbound"
 )
 
@@ -147,7 +148,7 @@ func RecordAttempt(d *v1.WebhookDelivery, now time.Time, first time.Duration, re
 		d.DeliveredAt, d.LastError = &at, ""
 		return true
 	}
-	d.LastError = truncate(err.Error(), maxMessage)
+	d.LastError = clip.Mark(err.Error(), maxMessage)
 	if !retryable || d.Attempts >= WebhookAttempts {
 		return true
 	}
@@ -159,13 +160,6 @@ func RecordAttempt(d *v1.WebhookDelivery, now time.Time, first time.Duration, re
 	}
 	d.NextAttemptAt = &metav1.Time{Time: next}
 	return false
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }
 
 // PostWebhook POSTs run as JSON once; a failure says whether it is worth

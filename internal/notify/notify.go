@@ -217,13 +217,14 @@ func PlanFor(inc *v1.Incident, entries []v1.IncidentNotification, r *v1.Receiver
 	}
 	if pending {
 		p.Superseded = latest.Seq
-		p.Due = later(p.Due, latest.NextAttemptAt.Time) // keep its backoff
+		p.Due = Later(p.Due, latest.NextAttemptAt.Time) // keep its backoff
 	}
-	p.Due = later(p.Due, now)
+	p.Due = Later(p.Due, now)
 	return p
 }
 
-func later(a, b time.Time) time.Time {
+// Later is the later of a and b.
+func Later(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
 	}
