@@ -121,7 +121,7 @@ var _ = Describe("Credentials reach only where they were meant to go", func() {
 
 	BeforeEach(func() {
 		ns = testbuild.Namespace(Default, k8s, "ctl-")
-		DeferCleanup(startOperator(controllers.Options{TriageWebhookBackoff: poll, Only: []controllers.Controller{controllers.IncidentController}}))
+		DeferCleanup(startOperator(controllers.Options{TriageWebhookBackoff: poll}))
 		Expect(k8s.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "prom-creds", Namespace: ns},
 			StringData: map[string]string{"token": promToken, "header.X-Scope-OrgID": "tenant-a"},

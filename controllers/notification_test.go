@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -553,21 +554,15 @@ var _ = Describe("Notifications", func() {
 			Type: v1.ReceiverWebhook, URL: hook.URL, SecretRef: v1.SecretKeyReference{Name: "hook"},
 			Events: []v1.NotificationEvent{}, Alerts: &v1.ReceiverAlerts{MinSeverity: v1.SeverityP2},
 		})
-		loud, quiet, minor := sigAlert(ns, "loud", v1.SeverityP1), sigAlert(ns, "quiet", v1.SeverityP1), sigAlert(ns, "minor", v1.SeverityP3)
-		// As the Silences controller would: the condition is on the Alert
-		// before anything announces it (written as the operator, before the
-		// operator starts).
-		asOperator, err := client.New(env.Operator, client.Options{Scheme: scheme})
-		Expect(err).NotTo(HaveOccurred())
-		silence := func(status metav1.ConditionStatus, reason string) {
-			GinkgoHelper()
-			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(quiet), quiet)).To(Succeed())
-			orig := quiet.DeepCopy()
-			meta.SetStatusCondition(&quiet.Status.Conditions, metav1.Condition{Type: v1.AlertConditionSilenced, Status: status, Reason: reason,
-				Message: "silence maintenance-42 matches service=gateway"})
-			Expect(asOperator.Status().Patch(ctx, quiet, client.MergeFrom(orig))).To(Succeed())
+		// A real Silence, there before the Alerts: the Alert controller
+		// silences the quiet one in the same write that makes it New.
+		sil := &v1.Silence{
+			ObjectMeta: metav1.ObjectMeta{Name: "maintenance-42", Namespace: ns},
+			Spec: v1.SilenceSpec{Matchers: []v1.SilenceMatcher{{Name: "host", Operator: v1.MatchEqual, Value: "quiet"}},
+				EndsAt: metav1.NewTime(time.Now().Add(time.Hour)), Comment: "maintenance"},
 		}
-		silence(metav1.ConditionTrue, "Silenced")
+		Expect(k8s.Create(ctx, sil)).To(Succeed())
+		loud, quiet, minor := sigAlert(ns, "loud", v1.SeverityP1), sigAlert(ns, "quiet", v1.SeverityP1), sigAlert(ns, "minor", v1.SeverityP3)
 		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff}))
 
 		alertsIn := func(r fakeRequest) []string {
@@ -584,7 +579,14 @@ var _ = Describe("Notifications", func() {
 		Expect(first.header.Get("X-Alertbridge-Event")).To(Equal("alerts.firing"))
 		Expect(alertsIn(first)).To(Equal([]string{loud.Name}), "not the silenced one, nor the P3 %s", minor.Name)
 
-		silence(metav1.ConditionFalse, "Expired")
+		// The Silence is expired as `silences expire` does it.
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(sil), sil); err != nil {
+				return err
+			}
+			sil.Spec.EndsAt = metav1.Now()
+			return k8s.Update(ctx, sil)
+		})).To(Succeed())
 		Eventually(hook.accepted, settle, poll).Should(HaveLen(2))
 		Expect(alertsIn(hook.accepted()[1])).To(Equal([]string{quiet.Name}))
 		Consistently(hook.all, quietFor, poll).Should(HaveLen(2))
