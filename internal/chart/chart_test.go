@@ -38,20 +38,11 @@ func render(t *testing.T, namespace string, values map[string]any) []*unstructur
 
 func kustomize(t *testing.T, o installer.Options) []*unstructured.Unstructured {
 	t.Helper()
-	o.Root = testenv.Root()
-	data, err := installer.Build(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := testenv.Decode(data)
+	objs, err := testenv.Installer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return objs
-}
-
-func id(u *unstructured.Unstructured) string {
-	return u.GetKind() + " " + u.GetNamespace() + "/" + u.GetName()
 }
 
 // comparable drops what the chart may add or set differently: Helm's own
@@ -97,12 +88,12 @@ func TestChartAgreesWithConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got := map[string]*unstructured.Unstructured{}
 			for _, u := range render(t, tc.namespace, tc.values) {
-				got[id(u)] = u
+				got[testenv.ID(u)] = u
 			}
 			want := map[string]*unstructured.Unstructured{}
 			for _, u := range kustomize(t, tc.config) {
 				if u.GetKind() != "Namespace" {
-					want[id(u)] = u
+					want[testenv.ID(u)] = u
 				}
 			}
 			for _, k := range slices.Sorted(maps.Keys(want)) {

@@ -30,20 +30,11 @@ const networkPolicy = "config/components/network-policy"
 
 func render(t *testing.T, o installer.Options) []*unstructured.Unstructured {
 	t.Helper()
-	o.Root = testenv.Root()
-	data, err := installer.Build(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := testenv.Decode(data)
+	objs, err := testenv.Installer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return objs
-}
-
-func id(u *unstructured.Unstructured) string {
-	return u.GetKind() + " " + u.GetNamespace() + "/" + u.GetName()
 }
 
 // startBare starts a control plane with nothing installed, as a new
@@ -78,14 +69,14 @@ func TestInstallYAML(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, u := range built {
-			want[id(u)] = true
+			want[testenv.ID(u)] = true
 		}
 	}
 	got := map[string]bool{}
 	for _, u := range objs {
-		got[id(u)] = true
-		if !want[id(u)] {
-			t.Errorf("%s is not in config/default", id(u))
+		got[testenv.ID(u)] = true
+		if !want[testenv.ID(u)] {
+			t.Errorf("%s is not in config/default", testenv.ID(u))
 		}
 	}
 	for k := range want {
@@ -121,7 +112,7 @@ func TestInstallYAML(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := testenv.Apply(ctx, c, objs[0]); err != nil || objs[0].GetKind() != "Namespace" {
-		t.Fatalf("the Namespace must come first and apply (%s): %v", id(objs[0]), err)
+		t.Fatalf("the Namespace must come first and apply (%s): %v", testenv.ID(objs[0]), err)
 	}
 	problems, err := testenv.DryRunApply(ctx, cfg, objs)
 	if err != nil {
@@ -142,7 +133,7 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 	objs := render(t, installer.Options{Namespace: ns, Components: []string{networkPolicy}})
 	for _, u := range objs {
 		if u.GetNamespace() == installer.DefaultNamespace || (u.GetKind() == "Namespace" && u.GetName() != ns) {
-			t.Errorf("%s is still in %s", id(u), installer.DefaultNamespace)
+			t.Errorf("%s is still in %s", testenv.ID(u), installer.DefaultNamespace)
 		}
 	}
 	env, err := testenv.StartWithObjects(objs)

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/installer"
 )
 
 // Objects reads every object of a (multi-document) YAML file of this
@@ -281,4 +282,20 @@ func InstallMirrorFinalizer(ctx context.Context, c client.Client) (uninstall fun
 			return !slices.Contains(a.Finalizers, v1.MirrorFinalizer), nil
 		})
 	}, nil
+}
+
+// Installer renders what `make build-installer` writes for o, from this
+// checkout, as objects.
+func Installer(o installer.Options) ([]*unstructured.Unstructured, error) {
+	o.Root = Root()
+	data, err := installer.Build(o)
+	if err != nil {
+		return nil, err
+	}
+	return decode(data)
+}
+
+// ID names an object as error messages do: kind, namespace/name.
+func ID(u *unstructured.Unstructured) string {
+	return u.GetKind() + " " + u.GetNamespace() + "/" + u.GetName()
 }
