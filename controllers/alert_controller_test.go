@@ -18,6 +18,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/claim"
+	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
@@ -147,6 +148,41 @@ var _ = Describe("Alert controller", func() {
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
 		Expect(first.Status.Occurrences).To(BeEquivalentTo(1))
 	})
+
+	// A retry an intake created an Alert for, because its view did not show
+	// the first count (another replica's cache lagging), must not count
+	// again when the Alert that counted it is no longer live: the chaos run
+	// found one Alertmanager firing counted twice this way.
+	DescribeTable("does not count a retry again once the Alert that counted it was acked",
+		func(heldBy func(first *v1.Alert, key string)) {
+			operator, err := client.New(env.Operator, client.Options{Scheme: scheme})
+			Expect(err).NotTo(HaveOccurred())
+			key := intake.HashKey("system:serviceaccount:monitoring:alertmanager", "0c5d799cc254ff8e@2026-11-30T07:49:49Z")
+			first := testbuild.Alert(ns, testbuild.Host("retry"))
+			heldBy(first, key)
+			Expect(operator.Create(ctx, first)).To(Succeed())
+			expectPhase(first, v1.AlertNew)
+			updateStatus(first, func(a *v1.Alert) {
+				if a.Annotations[v1.IngestKeyAnnotation] == "" {
+					alertstate.AddKeys(&a.Status, time.Now(), key) // the intake counted it into a live canonical
+				}
+				a.Status.Phase = v1.AlertAcked
+				a.Status.Ack = &v1.AlertAck{By: "agent-1", At: metav1.Now()}
+			})
+
+			retry := testbuild.Alert(ns, testbuild.Host("retry"))
+			retry.Annotations = map[string]string{v1.IngestKeyAnnotation: key}
+			Expect(operator.Create(ctx, retry)).To(Succeed())
+			expectPhase(retry, v1.AlertDeduplicated)
+			Expect(retry.Status.DuplicateOf).To(Equal(first.Name))
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+			Expect(first.Status.Occurrences).To(BeEquivalentTo(1))
+		},
+		Entry("created by the first attempt", func(first *v1.Alert, key string) {
+			first.Annotations = map[string]string{v1.IngestKeyAnnotation: key}
+		}),
+		Entry("counted into a live canonical by the first attempt", func(*v1.Alert, string) {}),
+	)
 
 	It("does not fold a repeat that comes after the dedupe TTL", func() {
 		first := testbuild.Alert(ns, testbuild.Host("n1"))

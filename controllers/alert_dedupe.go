@@ -104,6 +104,18 @@ func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, silences 
 		if a.Status.Phase != "" {
 			continue
 		}
+		if h := keyHolder(fresh, a); h != nil {
+			// The holder's count must be durable before a retry is folded
+			// on its word: write the batch first.
+			if err := r.foldInto(ctx, canon, orig, batch, byUID, now); err != nil {
+				return nil, err
+			}
+			canon, batch = nil, nil
+			if err := r.foldRetry(ctx, a, h, readNow[a.UID], now); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		target := dedupe.Canonical(fresh, pol, a.CreationTimestamp.Time)
 		if target != canon || len(batch) == maxFoldBatch {
 			if err := r.foldInto(ctx, canon, orig, batch, byUID, now); err != nil {
@@ -144,6 +156,50 @@ func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, silences 
 		return nil, err
 	}
 	return fresh, nil
+}
+
+// keyHolder returns the decided Alert that counted the occurrence undecided
+// a was created for, if one did: a retry that an intake created a new Alert
+// for because its view did not show the first count (another replica's
+// cache lagging, or the Alert that counted it left the live set since).
+// Counting a again would count one occurrence twice, whether a would fold
+// into a canonical or become one.
+func keyHolder(alerts []*v1.Alert, a *v1.Alert) *v1.Alert {
+	key := a.Annotations[v1.IngestKeyAnnotation]
+	if key == "" {
+		return nil
+	}
+	for _, h := range alerts {
+		if h.UID != a.UID && h.Status.Phase != "" && alertstate.HoldsKey(h, key) {
+			return h
+		}
+	}
+	return nil
+}
+
+// foldRetry marks a, a retry of an occurrence h counted, Deduplicated into
+// h's canonical without counting anything: one write, no journal.
+func (r *AlertReconciler) foldRetry(ctx context.Context, a, h *v1.Alert, read bool, now time.Time) error {
+	if !read {
+		current, err := r.readFresh(ctx, a)
+		if err != nil || current == nil {
+			return err
+		}
+		if *a = *current; a.Status.Phase != "" {
+			return nil // decided by an earlier run of ours
+		}
+	}
+	into := h.Name
+	if h.Status.DuplicateOf != "" {
+		into = h.Status.DuplicateOf
+	}
+	orig := a.DeepCopy()
+	alertstate.MarkDuplicate(&a.Status, alertindex.Effective(a), into, a.CreationTimestamp, a.Generation, now)
+	if err := r.patchStatus(ctx, a, orig); err != nil {
+		return fmt.Errorf("failed to fold Alert %s, a retry of an occurrence %s counted: %w", klog.KObj(a), h.Name, err)
+	}
+	metrics.Folds.Inc()
+	return nil
 }
 
 // readFresh reads c from the API server; nil when it is gone (or was

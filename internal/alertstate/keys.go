@@ -54,6 +54,16 @@ func HasKey(s *v1.AlertStatus, key string) bool {
 	return len(key) == KeyLen && kept(keyBuckets(s), key)
 }
 
+// HoldsKey reports whether a counted the occurrence key names already: a
+// created it (the ingest-key annotation), it was counted into a within
+// KeyWindow, or it is one of a's firing instances. The intake answers such
+// a request as a replay; the controller folds an Alert created for it
+// without counting it again.
+func HoldsKey(a *v1.Alert, key string) bool {
+	return key != "" && (HasKey(&a.Status, key) || a.Annotations[v1.IngestKeyAnnotation] == key ||
+		(a.Status.Firing != nil && slices.Contains(a.Status.Firing.Instances, key)))
+}
+
 // AddKeys records keys counted at now, after dropping the minutes older
 // than KeyWindow. It adds keys in order until MaxKeys are kept and returns
 // how many of them it took (a key already kept counts as taken).

@@ -616,8 +616,7 @@ func holderOf(alerts []*v1.Alert, key string) *v1.Alert {
 		return nil
 	}
 	for _, a := range alerts {
-		if alertstate.HasKey(&a.Status, key) || a.Annotations[v1.IngestKeyAnnotation] == key ||
-			(a.Status.Firing != nil && slices.Contains(a.Status.Firing.Instances, key)) {
+		if alertstate.HoldsKey(a, key) {
 			return a
 		}
 	}
