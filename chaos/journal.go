@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/alertbridge/alertbridge/internal/clip"
 )
 
 // Entry is one request the run sent and the answer it got.
@@ -21,6 +23,10 @@ type Entry struct {
 	Op  string `json:"op"`
 	URL string `json:"url"`
 	Key string `json:"key,omitempty"`
+	// IDs are the occurrences the request carries, as the ledger names
+	// them (a key, "<key>#<i>" in a batch, an Alertmanager instance's
+	// "<fingerprint>@<startsAt>"), so a finding can be traced to them.
+	IDs []string `json:"ids,omitempty"`
 	// Ref is the Alert (namespace/name) an action acted on.
 	Ref     string `json:"ref,omitempty"`
 	Attempt int    `json:"attempt,omitempty"`
@@ -47,13 +53,14 @@ func newJournal(path string) (*Journal, error) {
 	return &Journal{out: f}, nil
 }
 
-// maxAnswer bounds what is kept of an answer's body.
-const maxAnswer = 600
+// maxAnswer bounds what is kept of an answer's body: enough for a whole
+// batch's per-item answers, which a finding needs to be traced.
+const maxAnswer = 16 << 10
 
 // Add records e and returns its sequence number.
 func (j *Journal) Add(e Entry) int64 {
 	if len(e.Answer) > maxAnswer {
-		e.Answer = e.Answer[:maxAnswer] + "…"
+		e.Answer = clip.Mark(e.Answer, maxAnswer)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()

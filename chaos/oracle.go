@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/clip"
 )
 
 // The oracle judges a settled run:
@@ -71,6 +72,8 @@ func (rn *runner) record(seq int64) string {
 	if !ok {
 		return "(no journal entry)"
 	}
+	// The journal file keeps the whole answer; the finding names it.
+	e.Answer = clip.Mark(e.Answer, 600)
 	b, _ := json.Marshal(e)
 	return string(b)
 }

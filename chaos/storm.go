@@ -171,11 +171,11 @@ type sender struct {
 }
 
 // post sends one request and journals it.
-func (s *sender) post(ctx context.Context, op, url, key string, body []byte, attempt int) (int, []byte, int64) {
+func (s *sender) post(ctx context.Context, op, url, key string, body []byte, ids []string, attempt int) (int, []byte, int64) {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	start := time.Now()
-	e := Entry{At: start, Actor: s.name, Op: op, URL: url, Key: key, Attempt: attempt}
+	e := Entry{At: start, Actor: s.name, Op: op, URL: url, Key: key, IDs: ids, Attempt: attempt}
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		e.Err = err.Error()
@@ -229,7 +229,7 @@ func (s *sender) deliver(ctx context.Context, op, path, key string, body []byte,
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		url := urls[(first+attempt-1)%len(urls)] + path
-		code, data, seq := s.post(ctx, op, url, key, body, attempt)
+		code, data, seq := s.post(ctx, op, url, key, body, ids, attempt)
 		settled := s.classify(code, data, ids, seq, batch)
 		if settled || (key == "" && op != "alertmanager") || ctx.Err() != nil || time.Now().After(deadline) {
 			return
