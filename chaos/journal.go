@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +89,21 @@ func (j *Journal) Get(seq int64) (Entry, bool) {
 		return Entry{}, false
 	}
 	return j.entries[seq-1], true
+}
+
+// Carrying lists the requests that carried occurrence id, at most n.
+func (j *Journal) Carrying(id string, n int) []int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []int64
+	for _, e := range j.entries {
+		if slices.Contains(e.IDs, id) {
+			if out = append(out, e.Seq); len(out) == n {
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Count counts entries by op and by whether an answer came.

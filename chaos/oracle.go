@@ -12,7 +12,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/clip"
+	"github.com/alertbridge/alertbridge/internal/intake"
 )
 
 // The oracle judges a settled run:
@@ -59,6 +61,7 @@ func (rn *runner) oracle(ctx context.Context) []string {
 	}
 	v = append(v, rn.checkLiveness(alerts.Items)...)
 	v = append(v, rn.checkCounts(alerts.Items)...)
+	v = append(v, rn.checkKeys(alerts.Items)...)
 	v = append(v, rn.checkClaims(alerts.Items)...)
 	v = append(v, rn.checkMirror(ctx, alerts.Items, incidents.Items)...)
 	v = append(v, rn.checkIncidents(alerts.Items, incidents.Items)...)
@@ -130,6 +133,43 @@ func (rn *runner) checkCounts(alerts []v1.Alert) []string {
 	for s := range counted {
 		if _, ok := b[s]; !ok {
 			v = append(v, fmt.Sprintf("count %s: the cluster counts %d occurrences of a service the storm never sent", s, counted[s]))
+		}
+	}
+	return v
+}
+
+// checkKeys names a keyed occurrence counted twice, which checkCounts sees
+// only as a service's sum above its bound (or not at all, when another
+// occurrence with a lost answer was not counted): every key is held
+// (alertstate.HeldKeys) by at most one Alert that is not a folded
+// duplicate, since a second one counted it again.
+func (rn *runner) checkKeys(alerts []v1.Alert) []string {
+	ids := rn.ledger.keyedIDs()
+	byHash := make(map[string]string, len(ids))
+	for _, id := range ids {
+		byHash[intake.HashKey(rn.caller, id)] = id
+	}
+	holders := map[string][]string{}
+	for i := range alerts {
+		a := &alerts[i]
+		if a.Status.Phase == v1.AlertDeduplicated {
+			continue
+		}
+		for _, k := range alertstate.HeldKeys(a) {
+			if id, ok := byHash[k]; ok {
+				holders[id] = append(holders[id], a.Name)
+			}
+		}
+	}
+	var v []string
+	for _, id := range ids {
+		if h := holders[id]; len(h) > 1 {
+			var reqs []string
+			for _, seq := range rn.journal.Carrying(id, 3) {
+				reqs = append(reqs, rn.record(seq))
+			}
+			v = append(v, fmt.Sprintf("key %s: one occurrence counted by %d Alerts (%s); its requests: %s",
+				id, len(h), strings.Join(h, ", "), strings.Join(reqs, " ")))
 		}
 	}
 	return v

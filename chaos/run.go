@@ -101,6 +101,8 @@ type runner struct {
 	injected []*Injected
 	// counted is the cluster's occurrences at the last oracle.
 	counted int64
+	// caller is the senders' user: the intake scopes their keys to it.
+	caller string
 	// prom scrapes exporter, the SLOPolicy's service; gateStats counts
 	// the gate's evaluations by decision.
 	prom      *promtest.Server
@@ -280,6 +282,7 @@ func (rn *runner) setup(ctx context.Context) ([]*sender, []*agent, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	rn.caller = mon.Username
 	for i := range rn.cfg.Monitors + rn.cfg.Alertmanagers {
 		hc, err := newHC()
 		if err != nil {

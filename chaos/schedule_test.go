@@ -51,7 +51,7 @@ func kinds(fs []Fault) []FaultKind {
 func TestLedgerBounds(t *testing.T) {
 	l := newLedger()
 	for _, id := range []string{"a", "b", "c", "d", "e"} {
-		l.add(id, "web-00")
+		l.add(id, "web-00", true)
 	}
 	l.record("a", confirmed, 1)
 	l.record("a", unknown, 2) // a later lost answer does not undo a 2xx

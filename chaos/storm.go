@@ -37,7 +37,10 @@ const (
 type occurrence struct {
 	id      string
 	service string
-	state   outcome
+	// keyed: sent with a key (an Idempotency-Key, or an Alertmanager
+	// instance's), so that a retry of it must count nothing more.
+	keyed bool
+	state outcome
 	// seq is the journal entry that decided state last.
 	seq int64
 	// confirmedAt is when it was first confirmed (resends go only to
@@ -59,13 +62,13 @@ func newLedger() *ledger {
 	return &ledger{occs: map[string]*occurrence{}, refused: map[int]int{}}
 }
 
-func (l *ledger) add(id, service string) {
+func (l *ledger) add(id, service string, keyed bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.occs[id]; ok {
 		return
 	}
-	l.occs[id] = &occurrence{id: id, service: service}
+	l.occs[id] = &occurrence{id: id, service: service, keyed: keyed}
 	l.order = append(l.order, id)
 }
 
@@ -127,6 +130,19 @@ func (l *ledger) bounds() map[string]*bounds {
 		case unknown, pending:
 			b.hi++
 			b.lastUnknownSeq = o.seq
+		}
+	}
+	return out
+}
+
+// keyedIDs lists the keyed occurrences that may have been counted.
+func (l *ledger) keyedIDs() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, id := range l.order {
+		if o := l.occs[id]; o.keyed && o.state != notCounted {
+			out = append(out, id)
 		}
 	}
 	return out
@@ -324,7 +340,7 @@ func (s *sender) monitor(ctx context.Context) {
 			svc := stormService("web", s.rng.IntN(cfg.Fingerprints))
 			key := fmt.Sprintf("%s-%d", s.name, s.n)
 			body, _ := json.Marshal(ingestBody(svc))
-			s.run.ledger.add(key, svc)
+			s.run.ledger.add(key, svc, true)
 			s.deliver(ctx, "ingest", path, key, body, []string{key}, false)
 			sent = append(sent, sentRequest{"resend", path, key, body, []string{key}, false, time.Now()})
 		case p < 75:
@@ -338,7 +354,7 @@ func (s *sender) monitor(ctx context.Context) {
 				svc := stormService("web", s.rng.IntN(min(cfg.Fingerprints, 4)))
 				alerts[i] = ingestBody(svc)
 				ids[i] = key + "#" + strconv.Itoa(i)
-				s.run.ledger.add(ids[i], svc)
+				s.run.ledger.add(ids[i], svc, true)
 			}
 			body, _ := json.Marshal(map[string]any{"alerts": alerts})
 			s.deliver(ctx, "batch", path, key, body, ids, true)
@@ -347,7 +363,7 @@ func (s *sender) monitor(ctx context.Context) {
 			svc := stormService("web", s.rng.IntN(cfg.Fingerprints))
 			id := fmt.Sprintf("%s-%d-nokey", s.name, s.n)
 			body, _ := json.Marshal(ingestBody(svc))
-			s.run.ledger.add(id, svc)
+			s.run.ledger.add(id, svc, false)
 			s.deliver(ctx, "ingest", path, "", body, []string{id}, false)
 		default:
 			// A client that lost a 200 sends the same request again with
@@ -403,7 +419,7 @@ func (s *sender) alertmanager(ctx context.Context) {
 			a := &amInstance{service: svc, instance: inst, fingerprint: fmt.Sprintf("%016x", s.rng.Uint64()),
 				startsAt: time.Now().UTC().Truncate(time.Millisecond), born: time.Now()}
 			a.id = a.fingerprint + "@" + a.startsAt.Format(time.RFC3339Nano)
-			s.run.ledger.add(a.id, svc)
+			s.run.ledger.add(a.id, svc, true)
 			active = append(active, a)
 		}
 		if len(active) > 8 {

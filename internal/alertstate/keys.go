@@ -54,6 +54,22 @@ func HasKey(s *v1.AlertStatus, key string) bool {
 	return len(key) == KeyLen && kept(keyBuckets(s), key)
 }
 
+// HeldKeys lists the keys HoldsKey reports for a, each once.
+func HeldKeys(a *v1.Alert) []string {
+	var out []string
+	if k := a.Annotations[v1.IngestKeyAnnotation]; k != "" {
+		out = append(out, k)
+	}
+	for _, b := range keyBuckets(&a.Status) {
+		out = append(out, b.keys...)
+	}
+	if a.Status.Firing != nil {
+		out = append(out, a.Status.Firing.Instances...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // HoldsKey reports whether a counted the occurrence key names already: a
 // created it (the ingest-key annotation), it was counted into a within
 // KeyWindow, or it is one of a's firing instances. The intake answers such

@@ -1,0 +1,47 @@
+package chaos
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/intake"
+)
+
+func TestCheckKeysFindsAnOccurrenceCountedTwice(t *testing.T) {
+	j, err := newJournal(filepath.Join(t.TempDir(), "journal.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn := &runner{ledger: newLedger(), journal: j, caller: "system:serviceaccount:chaos:monitor"}
+	rn.ledger.add("fp1@2026-11-30T07:49:49Z", "am-11", true)
+	rn.ledger.add("mon0-7", "web-01", true)
+	rn.ledger.add("mon0-8-nokey", "web-01", false)
+	j.Add(Entry{Op: "alertmanager", IDs: []string{"fp1@2026-11-30T07:49:49Z"}, Code: 200})
+	hashed := intake.HashKey(rn.caller, "fp1@2026-11-30T07:49:49Z")
+
+	holder := func(name string, phase v1.AlertPhase, how func(*v1.Alert)) v1.Alert {
+		a := v1.Alert{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		a.Status.Phase = phase
+		how(&a)
+		return a
+	}
+	created := func(a *v1.Alert) { a.Annotations = map[string]string{v1.IngestKeyAnnotation: hashed} }
+	counted := func(a *v1.Alert) { alertstate.AddKeys(&a.Status, time.Now(), hashed) }
+	fired := func(a *v1.Alert) { alertstate.Fired(&a.Status, hashed) }
+
+	once := []v1.Alert{holder("acked", v1.AlertAcked, created), holder("folded", v1.AlertDeduplicated, created)}
+	if v := rn.checkKeys(once); len(v) != 0 {
+		t.Errorf("one live holder and a folded retry: %v", v)
+	}
+	twice := []v1.Alert{holder("acked", v1.AlertAcked, counted), holder("new", v1.AlertNew, fired)}
+	v := rn.checkKeys(twice)
+	if len(v) != 1 || !strings.Contains(v[0], "fp1@2026-11-30T07:49:49Z") || !strings.Contains(v[0], "acked, new") {
+		t.Errorf("a key held by two counting Alerts: %v", v)
+	}
+}
