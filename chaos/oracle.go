@@ -49,6 +49,8 @@ import (
 //     evaluation's time (see checkGateProm).
 //  6. Liveness. No Alert is left undecided (empty phase) and no lease
 //     outlives its expiry by more than a minute once the operator runs.
+//  7. Keys. Every keyed occurrence is held by at most one Alert that is
+//     not a folded duplicate (see checkKeys).
 func (rn *runner) oracle(ctx context.Context) []string {
 	var v []string
 	var alerts v1.AlertList
