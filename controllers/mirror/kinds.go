@@ -27,7 +27,17 @@ var alertKind = kindSpec[*v1.Alert]{
 		switch a.Status.Phase {
 		case v1.AlertAcked:
 			if a.Status.Ack != nil {
-				return a.Status.Ack.At.Add(retention), true
+				at := a.Status.Ack.At.Add(retention)
+				// It answers a retry of the requests it counted as a
+				// replay for KeyWindow after the last of them; deleted
+				// sooner (resolvedInCluster under 5 minutes), the retry
+				// would count again.
+				if seen := a.Status.LastSeenAt; seen != nil && len(alertstate.HeldKeys(a)) > 0 {
+					if kept := seen.Add(alertstate.KeyWindow); kept.After(at) {
+						at = kept
+					}
+				}
+				return at, true
 			}
 		case v1.AlertDeduplicated:
 			if t := alertstate.DeduplicatedAt(&a.Status); !t.IsZero() {
