@@ -162,13 +162,15 @@ var _ = Describe("Alert controller", func() {
 			heldBy(first, key)
 			Expect(operator.Create(ctx, first)).To(Succeed())
 			expectPhase(first, v1.AlertNew)
-			updateStatus(first, func(a *v1.Alert) {
-				if a.Annotations[v1.IngestKeyAnnotation] == "" {
-					alertstate.AddKeys(&a.Status, time.Now(), key) // the intake counted it into a live canonical
-				}
-				a.Status.Phase = v1.AlertAcked
-				a.Status.Ack = &v1.AlertAck{By: "agent-1", At: metav1.Now()}
-			})
+			if first.Annotations[v1.IngestKeyAnnotation] == "" {
+				// The intake (the operator) counted it into the live canonical.
+				Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
+				counted := first.DeepCopy()
+				alertstate.AddKeys(&counted.Status, time.Now(), key)
+				Expect(operator.Status().Patch(ctx, counted, client.MergeFromWithOptions(first, client.MergeFromWithOptimisticLock{}))).To(Succeed())
+			}
+			_, err = oncall(ns, "alice").Ack(ctx, client.ObjectKeyFromObject(first), "alice", "handled")
+			Expect(err).NotTo(HaveOccurred())
 
 			retry := testbuild.Alert(ns, testbuild.Host("retry"))
 			retry.Annotations = map[string]string{v1.IngestKeyAnnotation: key}

@@ -132,20 +132,11 @@ func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, silences 
 			}
 			continue
 		}
-		// Counting an Alert the cache shows undecided needs it to be
-		// undecided: an earlier run of ours may have folded it already.
-		if !readNow[a.UID] {
-			current, err := r.readFresh(ctx, a)
+		if undecided, err := r.stillUndecided(ctx, a, readNow[a.UID]); err != nil || !undecided {
 			if err != nil {
 				return nil, err
 			}
-			if current == nil {
-				continue // gone
-			}
-			*a = *current
-			if a.Status.Phase != "" {
-				continue
-			}
+			continue
 		}
 		// Counted in memory now, so the rule sees the new lastSeenAt for the
 		// next Alert; written by foldInto with the whole batch.
@@ -180,26 +171,32 @@ func keyHolder(alerts []*v1.Alert, a *v1.Alert) *v1.Alert {
 // foldRetry marks a, a retry of an occurrence h counted, Deduplicated into
 // h's canonical without counting anything: one write, no journal.
 func (r *AlertReconciler) foldRetry(ctx context.Context, a, h *v1.Alert, read bool, now time.Time) error {
-	if !read {
-		current, err := r.readFresh(ctx, a)
-		if err != nil || current == nil {
-			return err
-		}
-		if *a = *current; a.Status.Phase != "" {
-			return nil // decided by an earlier run of ours
-		}
-	}
-	into := h.Name
-	if h.Status.DuplicateOf != "" {
-		into = h.Status.DuplicateOf
+	if undecided, err := r.stillUndecided(ctx, a, read); err != nil || !undecided {
+		return err
 	}
 	orig := a.DeepCopy()
-	alertstate.MarkDuplicate(&a.Status, alertindex.Effective(a), into, a.CreationTimestamp, a.Generation, now)
+	alertstate.MarkDuplicate(&a.Status, alertindex.Effective(a), alertstate.CanonicalName(h), a.CreationTimestamp, a.Generation, now)
 	if err := r.patchStatus(ctx, a, orig); err != nil {
 		return fmt.Errorf("failed to fold Alert %s, a retry of an occurrence %s counted: %w", klog.KObj(a), h.Name, err)
 	}
 	metrics.Folds.Inc()
 	return nil
+}
+
+// stillUndecided re-reads a (unless read says it was just read) before a
+// decision is written on it: the cache may show undecided an Alert an
+// earlier run of ours decided already. a is updated in place; false when
+// it is gone or decided.
+func (r *AlertReconciler) stillUndecided(ctx context.Context, a *v1.Alert, read bool) (bool, error) {
+	if read {
+		return a.Status.Phase == "", nil
+	}
+	current, err := r.readFresh(ctx, a)
+	if err != nil || current == nil {
+		return false, err
+	}
+	*a = *current
+	return a.Status.Phase == "", nil
 }
 
 // readFresh reads c from the API server; nil when it is gone (or was

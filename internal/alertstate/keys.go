@@ -54,6 +54,15 @@ func HasKey(s *v1.AlertStatus, key string) bool {
 	return len(key) == KeyLen && kept(keyBuckets(s), key)
 }
 
+// CanonicalName is the Alert that counts a's occurrences: a itself, or the
+// canonical a was folded into.
+func CanonicalName(a *v1.Alert) string {
+	if a.Status.DuplicateOf != "" {
+		return a.Status.DuplicateOf
+	}
+	return a.Name
+}
+
 // HeldKeys lists the keys HoldsKey reports for a, each once.
 func HeldKeys(a *v1.Alert) []string {
 	var out []string

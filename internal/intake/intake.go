@@ -561,7 +561,7 @@ func (b *batch) replays(alerts []*v1.Alert) {
 			continue
 		}
 		if h := holderOf(alerts, w.key); h != nil {
-			b.done(i, Result{Accepted: true, Deduped: true, AlertRef: canonicalName(h), Occurrences: h.Status.Occurrences, Replayed: true}, nil)
+			b.done(i, Result{Accepted: true, Deduped: true, AlertRef: alertstate.CanonicalName(h), Occurrences: h.Status.Occurrences, Replayed: true}, nil)
 		}
 	}
 }
@@ -623,13 +623,6 @@ func holderOf(alerts []*v1.Alert, key string) *v1.Alert {
 	return nil
 }
 
-func canonicalName(a *v1.Alert) string {
-	if a.Status.DuplicateOf != "" {
-		return a.Status.DuplicateOf
-	}
-	return a.Name
-}
-
 // Resolve records that the source ended the firing instance that caller
 // counted with key (an Alertmanager fingerprint and startsAt). The Alert
 // that counted it is resolved at source (resolvedAt, the Resolved condition,
@@ -665,8 +658,8 @@ func (in *Intake) Resolve(ctx context.Context, namespace string, spec v1.AlertSp
 			}
 		}
 		var a v1.Alert
-		if err := in.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: canonicalName(h)}, &a); err != nil {
-			return Result{}, fmt.Errorf("failed to read Alert %s/%s: %w", namespace, canonicalName(h), err)
+		if err := in.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: alertstate.CanonicalName(h)}, &a); err != nil {
+			return Result{}, fmt.Errorf("failed to read Alert %s/%s: %w", namespace, alertstate.CanonicalName(h), err)
 		}
 		if a.Status.Phase == "" {
 			continue // the controller has not decided it yet: its firing is recorded then
