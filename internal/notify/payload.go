@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/alertbridge/alertbridge/internal/kube"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
@@ -210,7 +210,7 @@ func incidentPayload(inc *v1.Incident, e, told *v1.IncidentNotification, dashboa
 		p.PreviousState = string(told.State)
 	}
 	s := &inc.Status
-	p.OpenedAt, p.MitigatingAt, p.ResolvedAt, p.ClosedAt = utc(s.OpenedAt), utc(s.MitigatingAt), utc(s.ResolvedAt), utc(s.ClosedAt)
+	p.OpenedAt, p.MitigatingAt, p.ResolvedAt, p.ClosedAt = kube.UTC(s.OpenedAt), kube.UTC(s.MitigatingAt), kube.UTC(s.ResolvedAt), kube.UTC(s.ClosedAt)
 	return p
 }
 
@@ -501,14 +501,6 @@ func jsonHeader() http.Header {
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "alertbridge")
 	return h
-}
-
-func utc(t *metav1.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }
 
 // clip bounds s to n bytes, cut on a rune boundary and marked with "…".

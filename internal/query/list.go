@@ -3,7 +3,7 @@ package query
 import (
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/alertbridge/alertbridge/internal/kube"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
@@ -74,12 +74,12 @@ func Item(a *v1.Alert) AlertItem {
 	it := AlertItem{
 		AlertSummary: summarize(a),
 		UID:          string(a.UID), Fingerprint: s.Fingerprint, Message: a.Spec.Message, Labels: a.Spec.Labels,
-		CreatedAt: a.CreationTimestamp.UTC(), FirstSeenAt: utc(s.FirstSeenAt),
+		CreatedAt: a.CreationTimestamp.UTC(), FirstSeenAt: kube.UTC(s.FirstSeenAt),
 		Attempts: s.Attempts, LastError: s.LastError, DuplicateOf: s.DuplicateOf,
-		ResolvedAt: utc(s.ResolvedAt), DeletedAt: utc(a.DeletionTimestamp),
+		ResolvedAt: kube.UTC(s.ResolvedAt), DeletedAt: kube.UTC(a.DeletionTimestamp),
 	}
 	if s.Ack != nil {
-		it.AckBy, it.AckNote, it.AckedAt = s.Ack.By, s.Ack.Note, utc(&s.Ack.At)
+		it.AckBy, it.AckNote, it.AckedAt = s.Ack.By, s.Ack.Note, kube.UTC(&s.Ack.At)
 	}
 	if s.IncidentRef != nil {
 		it.Incident = s.IncidentRef.Name
@@ -88,12 +88,4 @@ func Item(a *v1.Alert) AlertItem {
 		it.Labels = nil
 	}
 	return it
-}
-
-func utc(t *metav1.Time) *time.Time {
-	if t == nil || t.IsZero() {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }
