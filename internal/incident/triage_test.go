@@ -6,47 +6,20 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/alertbridge/alertbridge/internal/testhttp"
 )
-
-// recorder is an HTTP server that records the headers of every request.
-type recorder struct {
-	*httptest.Server
-	mu      sync.Mutex
-	headers []http.Header
-}
-
-func newRecorder(t *testing.T, h http.HandlerFunc) *recorder {
-	t.Helper()
-	r := &recorder{}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.mu.Lock()
-		r.headers = append(r.headers, req.Header.Clone())
-		r.mu.Unlock()
-		h(w, req)
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *recorder) received() []http.Header {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.headers)
-}
 
 // TestWebhookTokenStaysWithTheOrigin: the bearer token and the
 // Idempotency-Key follow a redirect within the webhook's origin and never
 // to another, even on the same host, whatever the caller's http.Client
 // would do; a refused redirect is not retried.
 func TestWebhookTokenStaysWithTheOrigin(t *testing.T) {
-	elsewhere := newRecorder(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) })
-	var hook *recorder
-	hook = newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+	elsewhere := testhttp.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) })
+	var hook *testhttp.Recorder
+	hook = testhttp.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/away":
 			http.Redirect(w, r, elsewhere.URL+"/triage", http.StatusPermanentRedirect)
@@ -64,15 +37,15 @@ func TestWebhookTokenStaysWithTheOrigin(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "refused a redirect from "+hook.URL) || retryable {
 		t.Fatalf("a redirect to another origin: %v (retryable %v)", err, retryable)
 	}
-	if got := elsewhere.received(); len(got) != 0 {
-		t.Fatalf("the other origin received %d requests, first with %v", len(got), got[0])
+	if got := elsewhere.Received(); len(got) != 0 {
+		t.Fatalf("the other origin received %d requests, first with %v", len(got), got[0].Header)
 	}
-	got := hook.received()
+	got := hook.Received()
 	if len(got) != 3 {
 		t.Fatalf("the webhook received %d requests, want 3", len(got))
 	}
-	for _, h := range got {
-		if h.Get("Authorization") != "Bearer s3cret" || h.Get("Idempotency-Key") != run.Run {
+	for _, r := range got {
+		if h := r.Header; h.Get("Authorization") != "Bearer s3cret" || h.Get("Idempotency-Key") != run.Run {
 			t.Fatalf("a request at the webhook's origin without its headers: %v", h)
 		}
 	}
@@ -103,7 +76,7 @@ func TestWebhookErrorsAreOurWords(t *testing.T) {
 		}()
 		return "http://" + l.Addr().String()
 	}
-	body := newRecorder(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, canary, http.StatusForbidden) })
+	body := testhttp.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, canary, http.StatusForbidden) })
 	for _, tc := range []struct{ name, url, want string }{
 		{"reason phrase", raw("HTTP/1.1 503 " + canary + "\r\nContent-Length: 0\r\n\r\n"), "webhook answered HTTP 503 (Service Unavailable)"},
 		{"body", body.URL, "webhook answered HTTP 403 (Forbidden)"},

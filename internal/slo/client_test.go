@@ -11,11 +11,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/alertbridge/alertbridge/internal/testhttp"
 
 	"k8s.io/utils/ptr"
 
@@ -214,43 +214,17 @@ func TestGateFromPrometheusAPI(t *testing.T) {
 	}
 }
 
-// recorder is an HTTP server that records every request it receives.
-type recorder struct {
-	*httptest.Server
-	mu   sync.Mutex
-	reqs []*http.Request
-}
-
-func newRecorder(t *testing.T, h http.HandlerFunc) *recorder {
-	t.Helper()
-	r := &recorder{}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.mu.Lock()
-		r.reqs = append(r.reqs, req.Clone(context.Background()))
-		r.mu.Unlock()
-		h(w, req)
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *recorder) received() []*http.Request {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.reqs)
-}
-
 // TestCredentialsStayWithTheOrigin: the token, basic auth and configured
 // headers reach the configured URL's origin, follow a redirect within it,
 // and never another origin, even one on the same host (where Go's client
 // would keep an Authorization header).
 func TestCredentialsStayWithTheOrigin(t *testing.T) {
-	elsewhere := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+	elsewhere := testhttp.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, vector("0.1"))
 	})
-	var configured *recorder
-	configured = newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+	var configured *testhttp.Recorder
+	configured = testhttp.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/away/api/v1/query":
 			http.Redirect(w, r, elsewhere.URL+"/api/v1/query", http.StatusTemporaryRedirect)
@@ -286,10 +260,10 @@ func TestCredentialsStayWithTheOrigin(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "refused a redirect from "+outbound.Origin(mustURL(t, configured.URL))) {
 				t.Fatalf("a redirect to another origin: %v", err)
 			}
-			if got := elsewhere.received(); len(got) != 0 {
+			if got := elsewhere.Received(); len(got) != 0 {
 				t.Fatalf("the other origin received %d requests, first with headers %v", len(got), got[0].Header)
 			}
-			for _, r := range configured.received() {
+			for _, r := range configured.Received() {
 				if r.Header.Get("Authorization") == "" || r.Header.Get("X-Scope-OrgID") != "tenant-a" {
 					t.Fatalf("%s at the configured origin without the credentials: %v", r.URL.Path, r.Header)
 				}
@@ -338,7 +312,7 @@ func rawAnswer(t *testing.T, answer string) string {
 func TestErrorsAreOurWords(t *testing.T) {
 	const canary = "CANARY-7f3a"
 	body := func(code int, contentType, text string) string {
-		return newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		return testhttp.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", contentType)
 			w.WriteHeader(code)
 			fmt.Fprint(w, text)
@@ -360,7 +334,7 @@ func TestErrorsAreOurWords(t *testing.T) {
 		{"not JSON in a 200", body(200, "application/json", canary), "not a Prometheus API answer (HTTP 200)"},
 		{"reason phrase", rawAnswer(t, "HTTP/1.1 502 "+canary+"\r\nContent-Length: 0\r\n\r\n"), "(HTTP 502)"},
 		{"not HTTP", rawAnswer(t, canary+" "+canary+"\r\n\r\n"), "no valid HTTP answer"},
-		{"redirect to a canary host", newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		{"redirect to a canary host", testhttp.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "http://"+canary+".example/api/v1/query", http.StatusTemporaryRedirect)
 		}).URL, "refused a redirect"},
 		{"answer too large", body(200, "application/json", `{"status":"success","data":{"resultType":"vector","result":[`+strings.Repeat(" ", maxAnswerBytes)+`]}}`),
