@@ -1,18 +1,16 @@
 package cli_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/alertbridge/alertbridge/internal/promtest"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -276,34 +274,13 @@ var _ = Describe("alertbridge silences", func() {
 // hack/ensure-packages.sh) on a free loopback port until the spec ends.
 func startAlertmanager() string {
 	GinkgoHelper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	Expect(err).NotTo(HaveOccurred(), "prometheus-alertmanager is not installed (hack/ensure-packages.sh installs it)")
-	dir := GinkgoT().TempDir()
-	conf := filepath.Join(dir, "alertmanager.yml")
-	Expect(os.WriteFile(conf, []byte("route:\n  receiver: none\nreceivers:\n  - name: none\n"), 0o600)).To(Succeed())
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	am, err := promtest.StartAlertmanager(ctx, "route:\n  receiver: none\nreceivers:\n  - name: none\n")
 	Expect(err).NotTo(HaveOccurred())
-	addr := l.Addr().String()
-	Expect(l.Close()).To(Succeed())
-	runCtx, cancel := context.WithCancel(context.Background())
-	var logs bytes.Buffer
-	cmd := exec.CommandContext(runCtx, bin, "--config.file="+conf, "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	Expect(cmd.Start()).To(Succeed())
 	DeferCleanup(func() {
-		cancel()
-		_ = cmd.Wait()
 		if CurrentSpecReport().Failed() {
-			GinkgoWriter.Printf("alertmanager log:\n%s\n", logs.String())
+			GinkgoWriter.Printf("alertmanager log:\n%s\n", am.Log())
 		}
+		am.Stop()
 	})
-	url := "http://" + addr
-	Eventually(func(g Gomega) {
-		resp, err := http.Get(url + "/-/ready") //nolint:noctx // test probe
-		g.Expect(err).NotTo(HaveOccurred())
-		_ = resp.Body.Close()
-		g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
-	}, settle, poll).Should(Succeed())
-	return url
+	return am.URL()
 }

@@ -117,7 +117,6 @@ func readReceiverSample(t testing.TB) receiverSample {
 // and CA files; the token is the one the sample's projected volume gives
 // Alertmanager's ServiceAccount, bound as the sample binds it.
 func TestAlertmanagerREADME(t *testing.T) {
-	bin := alertmanagerBinary(t)
 	ctx := context.Background()
 	sample := readReceiverSample(t)
 	conf := readmeReceivers(t)
@@ -179,7 +178,7 @@ func TestAlertmanagerREADME(t *testing.T) {
 	}
 	out, err := yaml.Marshal(conf)
 	must(t, err)
-	am := startAlertmanager(t, bin, dir, string(out))
+	am := startAlertmanager(t, string(out))
 
 	instance := fmt.Sprintf("readme-%d", time.Now().UnixNano())
 	body := fmt.Sprintf(`[{"labels":{"alertname":"HighLatency","service":"gateway","env":"prod","severity":"critical","instance":%q},

@@ -7,11 +7,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alertbridge/alertbridge/internal/promtest"
 
 	"github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
@@ -139,7 +140,6 @@ const (
 // receiver pointing at the API, feeds it alerts through its own API and
 // checks what the cluster holds.
 func TestAlertmanagerEndToEnd(t *testing.T) {
-	bin := alertmanagerBinary(t)
 	op := startAPI(t)
 	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-")
 	dir := t.TempDir()
@@ -159,7 +159,7 @@ receivers:
           authorization:
             credentials_file: %s
 `, op.srv.URL, ns, filepath.Join(dir, "token"))
-	am := startAlertmanager(t, bin, dir, conf)
+	am := startAlertmanager(t, conf)
 	starts := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
 	fire := func(instance, severity, endsAt string) {
 		t.Helper()
@@ -235,51 +235,21 @@ receivers:
 	}, amDeliver, poll).Should(gomega.Succeed())
 }
 
-func alertmanagerBinary(t testing.TB) string {
+// startAlertmanager runs Alertmanager with conf until the test ends and
+// returns its URL once it is ready; its log is shown when the test fails.
+func startAlertmanager(t testing.TB, conf string) string {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
+	am, err := promtest.StartAlertmanager(context.Background(), conf)
 	if err != nil {
-		t.Fatal("prometheus-alertmanager is not installed (hack/ensure-packages.sh installs it)")
+		t.Fatal(err)
 	}
-	return bin
-}
-
-// startAlertmanager runs bin with conf (alertmanager.yml) in dir until the
-// test ends and returns its URL once it is ready; its log is shown when
-// the test fails.
-func startAlertmanager(t testing.TB, bin, dir, conf string) string {
-	t.Helper()
-	must(t, os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(conf), 0o600))
-	port := freePort(t)
-	am := "http://127.0.0.1:" + port
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--config.file="+filepath.Join(dir, "alertmanager.yml"),
-		"--storage.path="+filepath.Join(dir, "data"), "--web.listen-address=127.0.0.1:"+port,
-		"--cluster.listen-address=", "--log.level=warn")
-	logs, err := os.Create(filepath.Join(dir, "alertmanager.log"))
-	must(t, err)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	must(t, cmd.Start())
 	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
 		if t.Failed() {
-			out, _ := os.ReadFile(logs.Name())
-			t.Logf("alertmanager log:\n%s", out)
+			t.Logf("alertmanager log:\n%s", am.Log())
 		}
+		am.Stop()
 	})
-	gomega.NewWithT(t).Eventually(func() error {
-		resp, err := http.Get(am + "/-/ready") //nolint:noctx // test probe
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("ready: %d", resp.StatusCode)
-		}
-		return nil
-	}, amStart, poll).Should(gomega.Succeed())
-	return am
+	return am.URL()
 }
 
 func freePort(t testing.TB) string {

@@ -1,6 +1,7 @@
 // Package promtest starts a real, throwaway Prometheus server (Debian's
 // prometheus package) for tests: a free loopback port, a temporary TSDB and
-// a 1s scrape interval over the targets the test names.
+// a 1s scrape interval over the targets the test names; and, the same way,
+// a real Alertmanager (Debian's prometheus-alertmanager).
 package promtest
 
 import (
@@ -22,8 +23,9 @@ const ScrapeInterval = time.Second
 
 const readyTimeout = 60 * time.Second
 
-// Server is a running Prometheus.
+// Server is a running Prometheus or Alertmanager.
 type Server struct {
+	name string
 	cmd  *exec.Cmd
 	dir  string
 	addr string
@@ -85,21 +87,67 @@ scrape_configs:
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, addr: addr, done: make(chan struct{})}
-	// #nosec G204 -- the binary and arguments are the test's own.
-	s.cmd = exec.Command(bin,
+	return start(ctx, "prometheus", dir, addr, bin,
 		"--config.file="+cfgFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
 		"--log.level=warn",
 	)
-	log, err := os.Create(filepath.Join(dir, "prometheus.log")) // #nosec G304 -- our own temporary directory.
+}
+
+// AlertmanagerBinary finds the prometheus-alertmanager executable
+// (ALERTMANAGER_BIN overrides).
+func AlertmanagerBinary() (string, error) {
+	if b := os.Getenv("ALERTMANAGER_BIN"); b != "" {
+		return b, nil
+	}
+	b, err := exec.LookPath("prometheus-alertmanager")
 	if err != nil {
-		return nil, fmt.Errorf("failed to create the Prometheus log: %w", err)
+		return "", errors.New("prometheus-alertmanager not found: run hack/ensure-packages.sh (Debian package prometheus-alertmanager)")
+	}
+	return b, nil
+}
+
+// StartAlertmanager runs Alertmanager with conf (alertmanager.yml), alone
+// (no cluster peers), and returns once it answers /-/ready.
+func StartAlertmanager(ctx context.Context, conf string) (*Server, error) {
+	bin, err := AlertmanagerBinary()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "amtest-")
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the Alertmanager directory: %w", err)
+	}
+	cfgFile := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(cfgFile, []byte(conf), 0o600); err != nil {
+		return nil, fmt.Errorf("failed to write the Alertmanager config: %w", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	return start(ctx, "alertmanager", dir, addr, bin,
+		"--config.file="+cfgFile,
+		"--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr,
+		"--cluster.listen-address=",
+		"--log.level=warn",
+	)
+}
+
+// start runs bin with args, its output in dir's name.log, and waits until
+// it answers /-/ready on addr.
+func start(ctx context.Context, name, dir, addr, bin string, args ...string) (*Server, error) {
+	s := &Server{name: name, dir: dir, addr: addr, done: make(chan struct{})}
+	s.cmd = exec.Command(bin, args...) // #nosec G204 -- the binary and arguments are the test's own.
+	log, err := os.Create(s.logFile()) // #nosec G304 -- our own temporary directory.
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the %s log: %w", name, err)
 	}
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("failed to start prometheus: %w", err)
+		return nil, fmt.Errorf("failed to start %s: %w", name, err)
 	}
 	cmd := s.cmd
 	go func() {
@@ -112,6 +160,14 @@ scrape_configs:
 		return nil, err
 	}
 	return s, nil
+}
+
+func (s *Server) logFile() string { return filepath.Join(s.dir, s.name+".log") }
+
+// Log is what the server printed so far, for a failed test to show.
+func (s *Server) Log() string {
+	out, _ := os.ReadFile(s.logFile())
+	return string(out)
 }
 
 // URL is the API root, e.g. http://127.0.0.1:41234.
@@ -132,16 +188,15 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-s.done:
-			out, _ := os.ReadFile(filepath.Join(s.dir, "prometheus.log"))
-			return fmt.Errorf("prometheus exited (%v): %s", s.err, out)
+			return fmt.Errorf("%s exited (%v): %s", s.name, s.err, s.Log())
 		case <-ctx.Done():
-			return fmt.Errorf("prometheus at %s not ready: %w", s.addr, ctx.Err())
+			return fmt.Errorf("%s at %s not ready: %w", s.name, s.addr, ctx.Err())
 		case <-tick.C:
 		}
 	}
 }
 
-// Stop ends Prometheus and removes its data. Safe to call twice.
+// Stop ends the server and removes its data. Safe to call twice.
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
