@@ -22,12 +22,6 @@ import (
 	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
-func listAlerts(g Gomega, ns string) []v1.Alert {
-	var list v1.AlertList
-	g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
-	return list.Items
-}
-
 // updateStatus re-reads a and applies mutate until the write is not a
 // conflict, as a careful client would.
 func updateStatus(a *v1.Alert, mutate func(*v1.Alert)) {
@@ -84,7 +78,7 @@ var _ = Describe("Alert controller", func() {
 		wg.Wait()
 
 		Eventually(func(g Gomega) {
-			items := listAlerts(g, ns)
+			items := testbuild.Alerts(g, k8s, ns)
 			g.Expect(items).To(HaveLen(fingerprints), "duplicates must be deleted after their GC delay")
 			byFP := map[string]int64{}
 			for _, a := range items {

@@ -87,7 +87,7 @@ var _ = Describe("Alert folding after a crash", func() {
 
 	expectExactlyFolded := func(n int) {
 		Eventually(func(g Gomega) {
-			items := listAlerts(g, ns)
+			items := testbuild.Alerts(g, k8s, ns)
 			var canon []v1.Alert
 			dups := 0
 			for _, a := range items {
@@ -134,7 +134,7 @@ var _ = Describe("Alert folding after a crash", func() {
 		Expect(err).To(MatchError(ContainSubstring("operator killed")))
 		// What the crash left: counted, journalled, partly marked.
 		var canon v1.Alert
-		for _, a := range listAlerts(Default, ns) {
+		for _, a := range testbuild.Alerts(Default, k8s, ns) {
 			if a.Status.Phase == v1.AlertNew {
 				canon = a
 			}

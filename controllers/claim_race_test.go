@@ -48,7 +48,7 @@ func createAlerts(ns string, n int) {
 	close(jobs)
 	wg.Wait()
 	Eventually(func(g Gomega) {
-		items := listAlerts(g, ns)
+		items := testbuild.Alerts(g, k8s, ns)
 		g.Expect(items).To(HaveLen(n))
 		for i := range items {
 			g.Expect(items[i].Status.Phase).To(Equal(v1.AlertNew), "Alert %s", items[i].Name)
@@ -144,7 +144,7 @@ var _ = Describe("Racing claimers", Ordered, func() {
 		log := &claimLog{claims: map[types.UID][]string{}}
 		drainAll(ns, "agent", claimers, limit, log)
 
-		items := listAlerts(Default, ns)
+		items := testbuild.Alerts(Default, k8s, ns)
 		Expect(items).To(HaveLen(alerts))
 		perOwner := map[string]int{}
 		for i := range items {
@@ -199,7 +199,7 @@ var _ = Describe("Racing claimers", Ordered, func() {
 
 		drainAll(ns, "live", live, limit, log)
 
-		items := listAlerts(Default, ns)
+		items := testbuild.Alerts(Default, k8s, ns)
 		Expect(items).To(HaveLen(alerts + 5))
 		takenOver := 0
 		var slowest, slowestRequeue time.Duration

@@ -535,7 +535,7 @@ var _ = Describe("Notifications", func() {
 			g.Expect(incs).To(HaveLen(1))
 			g.Expect(incs[0].Status.AlertCount).To(BeEquivalentTo(10))
 			var occurrences int64
-			for _, a := range listAlerts(g, ns) {
+			for _, a := range testbuild.Alerts(g, k8s, ns) {
 				if a.Status.Phase == v1.AlertNew {
 					occurrences += a.Status.Occurrences
 				}

@@ -2,22 +2,17 @@ package controllers_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/kube"
@@ -85,22 +80,12 @@ const (
 	oncallGroup = "alertbridge-tests:oncall"
 )
 
-// userIn is a client acting as user (through impersonation, with the CLI's
-// client limits), a member of group, which is bound to clusterRole in ns.
-// It returns once the API server's authorizer knows the binding.
+// userIn is a client acting as user (through impersonation), a member of
+// group, which is bound to clusterRole in ns.
 func userIn(ns, user, group, clusterRole string) client.Client {
 	GinkgoHelper()
-	rb := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: strings.ReplaceAll(group, ":", "-")},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: group}},
-	}
-	if err := k8s.Create(ctx, rb); !apierrors.IsAlreadyExists(err) {
-		Expect(err).NotTo(HaveOccurred())
-	}
-	c, err := client.New(env.As(user, group), client.Options{Scheme: scheme})
+	c, err := env.UserIn(ctx, ns, clusterRole, user, group)
 	Expect(err).NotTo(HaveOccurred())
-	Eventually(func() error { return c.List(ctx, &v1.AlertList{}, client.InNamespace(ns)) }, settle, poll).Should(Succeed())
 	return c
 }
 

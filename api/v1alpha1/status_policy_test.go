@@ -6,7 +6,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -197,12 +196,7 @@ func now() string { return metav1.NowMicro().UTC().Format(metav1.RFC3339Micro) }
 // userIn is a client acting as user, bound in ns to the shipped ClusterRole.
 func userIn(ns, user, clusterRole string) client.Client {
 	GinkgoHelper()
-	Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: clusterRole + "-"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
-	})).To(Succeed())
-	c, err := client.New(env.As(user), client.Options{Scheme: kube.NewScheme()})
+	c, err := env.UserIn(ctx, ns, clusterRole, user)
 	Expect(err).NotTo(HaveOccurred())
 	return c
 }

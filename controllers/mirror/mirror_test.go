@@ -318,7 +318,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		}
 		wg.Wait()
 		Eventually(func(g Gomega) {
-			g.Expect(listAlerts(g, ns)).To(BeEmpty())
+			g.Expect(testbuild.Alerts(g, k8s, ns)).To(BeEmpty())
 			var incs v1.IncidentList
 			g.Expect(k8s.List(ctx, &incs, client.InNamespace(ns))).To(Succeed())
 			g.Expect(incs.Items).To(BeEmpty())
@@ -703,7 +703,7 @@ var _ = Describe("The mirror off, and required without a database", func() {
 		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeZero())
 		Expect(k8s.Delete(ctx, leftover)).To(Succeed())
 		Eventually(func() bool {
-			return slices.ContainsFunc(listAlerts(Default, ns), func(a v1.Alert) bool { return a.Name == leftover.Name })
+			return slices.ContainsFunc(testbuild.Alerts(Default, k8s, ns), func(a v1.Alert) bool { return a.Name == leftover.Name })
 		}, settle, poll).Should(BeFalse())
 	})
 

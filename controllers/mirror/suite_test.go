@@ -14,7 +14,6 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
 	"github.com/alertbridge/alertbridge/internal/kube"
@@ -97,10 +96,4 @@ func readyz(g Gomega, op *testoperator.Operator, path string) (int, string) {
 	body, err := io.ReadAll(resp.Body)
 	g.Expect(err).NotTo(HaveOccurred())
 	return resp.StatusCode, string(body)
-}
-
-func listAlerts(g Gomega, ns string) []v1.Alert {
-	var list v1.AlertList
-	g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
-	return list.Items
 }

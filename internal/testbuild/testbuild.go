@@ -99,3 +99,11 @@ func Title(t string) AlertOption { return func(a *v1.Alert) { a.Spec.Title = t }
 func Named(name string) AlertOption {
 	return func(a *v1.Alert) { a.Name, a.GenerateName = name, "" }
 }
+
+// Alerts lists the Alerts of ns through c (a direct client: assertions
+// never read a cache).
+func Alerts(g gomega.Gomega, c client.Reader, ns string) []v1.Alert {
+	var list v1.AlertList
+	g.Expect(c.List(context.Background(), &list, client.InNamespace(ns))).To(gomega.Succeed())
+	return list.Items
+}
