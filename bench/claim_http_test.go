@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,49 +33,23 @@ func (r *run) claimAckHTTP() {
 		agents[i] = &httpapi.AgentClient{BaseURL: urls[i%len(urls)], Token: tok, HTTP: hc}
 	}
 	var retried atomic.Int64
-	var mu sync.Mutex
-	taken := 0
-	r.quiesce()
-	before := r.requests()
-	start := time.Now()
-	errs := make(chan error, len(agents))
-	var wg sync.WaitGroup
-	for i, ag := range agents {
+	elapsed, cost := r.drainLoops(n, len(agents), "the HTTP agents", func(i int) (int, error) {
 		owner := fmt.Sprintf("agent-%d", i)
-		wg.Go(func() {
-			for {
-				got, err := r.claimHTTP(ag, httpapi.ClaimRequest{Namespace: ns, Limit: r.size.Batch, Owner: owner}, &retried)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if got.NothingToClaim {
-					return
-				}
-				for _, a := range got.Alerts {
-					if _, err := ag.Ack(r.ctx, a.AlertRef, httpapi.AckRequest{Owner: owner, Note: "handled"}); err != nil {
-						errs <- fmt.Errorf("ack of %s: %w", a.AlertRef, err)
-						return
-					}
-				}
-				mu.Lock()
-				taken += len(got.Alerts)
-				mu.Unlock()
+		got, err := r.claimHTTP(agents[i], httpapi.ClaimRequest{Namespace: ns, Limit: r.size.Batch, Owner: owner}, &retried)
+		if err != nil {
+			return 0, err
+		}
+		if got.NothingToClaim {
+			return 0, errDrained
+		}
+		for _, a := range got.Alerts {
+			if _, err := agents[i].Ack(r.ctx, a.AlertRef, httpapi.AckRequest{Owner: owner, Note: "handled"}); err != nil {
+				return 0, fmt.Errorf("ack of %s: %w", a.AlertRef, err)
 			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	for err := range errs {
-		r.fatal(err)
-	}
-	if taken != n {
-		r.fatal(fmt.Errorf("the HTTP agents claimed %d of %d Alerts", taken, n))
-	}
+		}
+		return len(got.Alerts), nil
+	})
 	rate := float64(n) / elapsed.Seconds()
-	r.quiesce()
-	cost, _ := perUnit(r.requests().Sub(before), float64(n))
 	result := fmt.Sprintf("%.0f Alerts/s", rate)
 	if k := retried.Load(); k > 0 {
 		result += fmt.Sprintf(", %d claims retried after a 503", k)

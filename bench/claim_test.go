@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -159,49 +160,23 @@ func (r *run) drainGo() drained {
 	r.createNew(ns, n)
 	agents := r.agents(ns, r.size.Claimers)
 	var starts ackStarts
-	r.quiesce()
-	before := r.requests()
-	start := time.Now()
-	var mu sync.Mutex
-	taken := 0
-	errs := make(chan error, len(agents))
-	var wg sync.WaitGroup
-	for i, cl := range agents {
+	elapsed, cost := r.drainLoops(n, len(agents), "the agents", func(i int) (int, error) {
 		owner := fmt.Sprintf("agent-%d", i)
-		wg.Go(func() {
-			for {
-				got, err := cl.Claim(r.ctx, claim.Request{Namespace: ns, Limit: r.size.Batch, Owner: owner})
-				if errors.Is(err, claim.ErrNothingToClaim) {
-					return
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-				for j := range got {
-					starts.record(got[j].UID, time.Now())
-					if _, err := cl.Ack(r.ctx, client.ObjectKeyFromObject(&got[j]), owner, "handled"); err != nil {
-						errs <- err
-						return
-					}
-				}
-				mu.Lock()
-				taken += len(got)
-				mu.Unlock()
+		got, err := agents[i].Claim(r.ctx, claim.Request{Namespace: ns, Limit: r.size.Batch, Owner: owner})
+		if errors.Is(err, claim.ErrNothingToClaim) {
+			return 0, errDrained
+		}
+		if err != nil {
+			return 0, err
+		}
+		for j := range got {
+			starts.record(got[j].UID, time.Now())
+			if _, err := agents[i].Ack(r.ctx, client.ObjectKeyFromObject(&got[j]), owner, "handled"); err != nil {
+				return 0, err
 			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	for err := range errs {
-		r.fatal(err)
-	}
-	if taken != n {
-		r.fatal(fmt.Errorf("the agents claimed %d of %d Alerts", taken, n))
-	}
-	r.quiesce()
-	cost, _ := perUnit(r.requests().Sub(before), float64(n))
+		}
+		return len(got), nil
+	})
 	return drained{rate: float64(n) / elapsed.Seconds(), cost: cost, lags: r.mirrorLags(&starts)}
 }
 
@@ -227,57 +202,28 @@ func (r *run) claimAckCLI() {
 		}
 		return out, 0, err
 	}
-	var starts ackStarts
-	var mu sync.Mutex
-	taken := 0
-	r.quiesce()
-	before := r.requests()
-	start := time.Now()
-	errs := make(chan error, len(kubeconfigs))
-	var wg sync.WaitGroup
-	for i, kc := range kubeconfigs {
-		owner := fmt.Sprintf("agent-%d", i)
-		wg.Go(func() {
-			for {
-				out, code, err := alertbridge("alerts", "claim", "--kubeconfig", kc, "-n", ns, "--owner", owner,
-					"--limit", fmt.Sprint(r.size.Batch), "-o", "json")
-				if code == cli.ExitNothing {
-					return
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-				var list struct{ Items []v1.Alert }
-				if err := json.Unmarshal(out, &list); err != nil {
-					errs <- fmt.Errorf("alerts claim -o json printed %q: %w", out, err)
-					return
-				}
-				for _, a := range list.Items {
-					starts.record(a.UID, time.Now())
-					if _, _, err := alertbridge("alerts", "ack", a.Name, "--kubeconfig", kc, "-n", ns, "--owner", owner, "--note", "handled"); err != nil {
-						errs <- err
-						return
-					}
-				}
-				mu.Lock()
-				taken += len(list.Items)
-				mu.Unlock()
+	elapsed, cost := r.drainLoops(n, len(kubeconfigs), "the CLI loops", func(i int) (int, error) {
+		kc, owner := kubeconfigs[i], fmt.Sprintf("agent-%d", i)
+		out, code, err := alertbridge("alerts", "claim", "--kubeconfig", kc, "-n", ns, "--owner", owner,
+			"--limit", fmt.Sprint(r.size.Batch), "-o", "json")
+		if code == cli.ExitNothing {
+			return 0, errDrained
+		}
+		if err != nil {
+			return 0, err
+		}
+		var list struct{ Items []v1.Alert }
+		if err := json.Unmarshal(out, &list); err != nil {
+			return 0, fmt.Errorf("alerts claim -o json printed %q: %w", out, err)
+		}
+		for _, a := range list.Items {
+			if _, _, err := alertbridge("alerts", "ack", a.Name, "--kubeconfig", kc, "-n", ns, "--owner", owner, "--note", "handled"); err != nil {
+				return 0, err
 			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	for err := range errs {
-		r.fatal(err)
-	}
-	if taken != n {
-		r.fatal(fmt.Errorf("the CLI loops claimed %d of %d Alerts", taken, n))
-	}
+		}
+		return len(list.Items), nil
+	})
 	rate := float64(n) / elapsed.Seconds()
-	r.quiesce()
-	cost, _ := perUnit(r.requests().Sub(before), float64(n))
 	r.rep.addVs("5c", fmt.Sprintf("claim+ack, %d loops of the CLI: `alertbridge alerts claim --limit %d -o json`, then `alerts ack NAME` per Alert", r.size.Claimers, r.size.Batch),
 		fmt.Sprintf("%.1f Alerts/s", rate), comparison{value: rate, base: "1b", label: "of 1b", min: 0.8, metric: "cli/ceiling2"})
 	r.rep.path(fmt.Sprintf("claim+ack through the CLI, %d loops (per Alert: its share of a claim process plus one ack process)", r.size.Claimers), cost)
@@ -324,4 +270,47 @@ func (r *run) policyBinding() *unstructured.Unstructured {
 		r.fatal(fmt.Errorf("config/default installs no binding %s", statusPolicyBinding))
 	}
 	return objs[i]
+}
+
+// errDrained ends a claimer's loop: nothing is left to claim.
+var errDrained = errors.New("nothing left to claim")
+
+// drainLoops times loops claimers, each calling claimAck(i) (one claim and
+// the acks of what it got; it answers how many) until it answers
+// errDrained, and returns the time they took and the API requests per
+// Alert; it fails the run unless together they took n Alerts.
+func (r *run) drainLoops(n, loops int, who string, claimAck func(i int) (int, error)) (time.Duration, string) {
+	var taken atomic.Int64
+	r.quiesce()
+	before := r.requests()
+	start := time.Now()
+	errs := make(chan error, loops)
+	var wg sync.WaitGroup
+	for i := range loops {
+		wg.Go(func() {
+			for {
+				k, err := claimAck(i)
+				if errors.Is(err, errDrained) {
+					return
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				taken.Add(int64(k))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		r.fatal(err)
+	}
+	if got := taken.Load(); got != int64(n) {
+		r.fatal(fmt.Errorf("%s claimed %d of %d Alerts", who, got, n))
+	}
+	r.quiesce()
+	cost, _ := perUnit(r.requests().Sub(before), float64(n))
+	return elapsed, cost
 }
