@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alertbridge/alertbridge/internal/promtest"
-
 	"github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -21,6 +19,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/metrics"
+	"github.com/alertbridge/alertbridge/internal/promtest"
 	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 

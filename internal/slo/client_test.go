@@ -15,12 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alertbridge/alertbridge/internal/testhttp"
-
 	"k8s.io/utils/ptr"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/outbound"
+	"github.com/alertbridge/alertbridge/internal/testhttp"
 )
 
 // fakeProm serves /api/v1/query like Prometheus does, answering with the

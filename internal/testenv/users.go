@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,7 +50,7 @@ func (e *Env) UserIn(ctx context.Context, ns, clusterRole, user string, groups .
 	}
 	if attrs := firstGrant(role, ns); attrs != nil {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User: user, Groups: append(groups, "system:authenticated"), ResourceAttributes: attrs,
+			User: user, Groups: slices.Concat(groups, []string{"system:authenticated"}), ResourceAttributes: attrs,
 		}}
 		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, bindingWait, true, func(ctx context.Context) (bool, error) {
 			got, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
