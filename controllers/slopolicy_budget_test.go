@@ -179,4 +179,61 @@ var _ = Describe("SLOPolicy error budgets against a real Prometheus", Ordered, f
 			g.Expect(a.Status.Ack.By).To(Equal(controllers.BurnResolvedBy))
 		}, settle, poll).Should(Succeed())
 	})
+
+	It("resolves the page of a policy deleted while it burns, and of one deleted while the operator was down", func() {
+		// Each burning policy's firing key lives in its status, which goes
+		// with it: only the sweep of the policy's Alerts can end its page.
+		paging := func(service string) *v1.Alert {
+			GinkgoHelper()
+			reqs.Set(service, spikeErrors)
+			p := budgetPolicy(ns, service, prom.URL())
+			Expect(k8s.Create(ctx, p)).To(Succeed())
+			var a v1.Alert
+			Eventually(func(g Gomega) {
+				var got v1.SLOPolicy
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), &got)).To(Succeed())
+				g.Expect(got.Status.BurnAlerts).To(HaveLen(1))
+				g.Expect(got.Status.BurnAlerts[0].AlertRef).NotTo(BeEmpty())
+				g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: got.Status.BurnAlerts[0].AlertRef}, &a)).To(Succeed())
+				g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+				g.Expect(a.Status.Firing).NotTo(BeNil())
+				g.Expect(a.Status.Firing.Instances).To(HaveLen(1))
+			}, burnFlip, poll).Should(Succeed())
+			return &a
+		}
+		resolved := func(a *v1.Alert) {
+			GinkgoHelper()
+			Eventually(func(g Gomega) {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+				g.Expect(meta.IsStatusConditionTrue(a.Status.Conditions, v1.AlertConditionResolved)).To(BeTrue())
+				g.Expect(a.Status.Phase).To(Equal(v1.AlertAcked))
+				g.Expect(a.Status.Ack.By).To(Equal(controllers.BurnResolvedBy))
+				g.Expect(a.Status.Firing.Instances).To(BeEmpty())
+			}, settle, poll).Should(Succeed())
+		}
+		reqs.Set("search", spikeErrors) // its windows fill while payments pages
+		running, stopped := paging("payments"), paging("search")
+		Consistently(func(g Gomega) {
+			for _, a := range []*v1.Alert{running, stopped} {
+				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+				g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+				g.Expect(a.Status.Firing.Instances).To(HaveLen(1))
+			}
+		}, 2*slo.MinEvaluationInterval, time.Second).Should(Succeed(), "the evaluations' sweeps leave a live policy's page alone")
+
+		By("deleted while the operator runs: the deletion's reconcile resolves the page")
+		Expect(k8s.Delete(ctx, &v1.SLOPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "payments"}})).To(Succeed())
+		resolved(running)
+
+		By("deleted while the operator is down: the Alert, seen again at start, leads to the sweep")
+		stopOp()
+		stopOp = nil
+		Expect(k8s.Delete(ctx, &v1.SLOPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "search"}})).To(Succeed())
+		Consistently(func(g Gomega) []string {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(stopped), stopped)).To(Succeed())
+			return stopped.Status.Firing.Instances
+		}, quietFor, poll).Should(HaveLen(1), "nothing resolves it while the operator is down")
+		stopOp = startOperator(controllers.Options{})
+		resolved(stopped)
+	})
 })

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/clip"
@@ -33,6 +34,7 @@ const (
 type BurnIntake interface {
 	Ingest(ctx context.Context, req intake.Request) (intake.Result, error)
 	Resolve(ctx context.Context, namespace string, spec v1.AlertSpec, caller, key, by string, at time.Time) (intake.Result, error)
+	ResolveInstance(ctx context.Context, namespace string, spec v1.AlertSpec, hashed, by string, at time.Time) (intake.Result, error)
 }
 
 // The SLOPolicy controller raises slo_burn Alerts on its own account (the
@@ -214,4 +216,60 @@ func (r *SLOPolicyReconciler) writeBurnAlertRefs(ctx context.Context, p *v1.SLOP
 		}
 	}
 	return err
+}
+
+// sweepBurnAlerts resolves the firing instances of the slo_burn Alerts of
+// the policy ns/name that its status does not record: all of them once the
+// policy is gone (p nil), whose firing keys went with its status; those of
+// an earlier policy of the same name once it is recreated. Without it a
+// policy deleted while burning would leave its page firing for good.
+func (r *SLOPolicyReconciler) sweepBurnAlerts(ctx context.Context, ns, name string, p *v1.SLOPolicy, now time.Time) error {
+	var list v1.AlertList
+	if err := r.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{v1.OriginLabel: v1.OriginOperator}); err != nil {
+		return fmt.Errorf("failed to list the slo_burn Alerts of SLOPolicy %s/%s: %w", ns, name, err)
+	}
+	keep := map[string]bool{}
+	if p != nil {
+		for _, b := range p.Status.BurnAlerts {
+			keep[intake.HashKey(BurnCaller, burnKey(p, b))] = true
+		}
+	}
+	for i := range list.Items {
+		a := &list.Items[i]
+		if !isBurnAlertOf(a, name) {
+			continue
+		}
+		for _, inst := range a.Status.Firing.Instances {
+			if keep[inst] {
+				continue
+			}
+			if _, err := r.Intake.ResolveInstance(ctx, ns, a.Spec, inst, BurnResolvedBy, now); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("failed to resolve the slo_burn Alert %s of SLOPolicy %s/%s: %w", klog.KObj(a), ns, name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// isBurnAlertOf reports whether a is an slo_burn Alert the operator raised
+// for the policy name that still has a firing instance.
+func isBurnAlertOf(a *v1.Alert, name string) bool {
+	return a.Labels[v1.OriginLabel] == v1.OriginOperator && a.Spec.Kind == v1.AlertKindSLOBurn &&
+		a.Spec.Labels[v1.SLOBurnPolicyLabel] == name && a.Status.Firing != nil && len(a.Status.Firing.Instances) > 0
+}
+
+// policyOfOrphanBurn maps an slo_burn Alert still firing for a policy that
+// no longer exists to that policy, so that the sweep resolves it: after a
+// restart the deletion itself is never seen again, the Alert is. Alerts of
+// existing policies map to nothing (their evaluations sweep them).
+func (r *SLOPolicyReconciler) policyOfOrphanBurn(ctx context.Context, o client.Object) []reconcile.Request {
+	a, ok := o.(*v1.Alert)
+	if !ok || !isBurnAlertOf(a, a.Spec.Labels[v1.SLOBurnPolicyLabel]) {
+		return nil
+	}
+	key := client.ObjectKey{Namespace: a.Namespace, Name: a.Spec.Labels[v1.SLOBurnPolicyLabel]}
+	if err := r.Get(ctx, key, &v1.SLOPolicy{}); !apierrors.IsNotFound(err) {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: key}}
 }

@@ -88,10 +88,11 @@ type cachedSource struct {
 func (r *SLOPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var p v1.SLOPolicy
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.forgetSource(req.NamespacedName, "")
+		if !apierrors.IsNotFound(err) {
+			return reconcile.Result{}, err
 		}
-		return reconcile.Result{}, client.IgnoreNotFound(err)
+		r.forgetSource(req.NamespacedName, "")
+		return reconcile.Result{}, r.sweepBurnAlerts(ctx, req.Namespace, req.Name, nil, r.Clock.Now())
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("slopolicy", klog.KObj(&p))
 	ctx = ctrl.LoggerInto(ctx, log)
@@ -134,6 +135,9 @@ func (r *SLOPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	r.recordTransitions(before, &p)
 	// Raised after status holds each firing's since, so a retry reuses its key.
 	if err := r.writeBurnAlertRefs(ctx, &p, observed); err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.sweepBurnAlerts(ctx, p.Namespace, p.Name, &p, now); err != nil {
 		return reconcile.Result{}, err
 	}
 	metrics.GateDecisions.WithLabelValues(string(res.Decision)).Inc()
@@ -257,7 +261,8 @@ func (r *SLOPolicyReconciler) blockingIncident(ctx context.Context, p *v1.SLOPol
 }
 
 // SetupWithManager watches SLOPolicies (spec and bypass annotations, not
-// our own status writes) and the Incidents of their services.
+// our own status writes), the Incidents of their services, and slo_burn
+// Alerts left firing by a deleted policy.
 func (r *SLOPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.NewSource == nil {
 		r.NewSource = func(url string, auth slo.Auth, timeout time.Duration) (slo.Source, error) {
@@ -269,6 +274,7 @@ func (r *SLOPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1.SLOPolicy{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&v1.Incident{}, handler.EnqueueRequestsFromMapFunc(r.policiesOfIncident),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1.Alert{}, handler.EnqueueRequestsFromMapFunc(r.policyOfOrphanBurn)).
 		Complete(r)
 }
 

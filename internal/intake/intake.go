@@ -630,7 +630,13 @@ func holderOf(alerts []*v1.Alert, key string) *v1.Alert {
 // from such an instance and all of them resolved (alertstate.Resolve). A
 // resolution for a firing never seen is answered with an empty AlertRef.
 func (in *Intake) Resolve(ctx context.Context, namespace string, spec v1.AlertSpec, caller, key, by string, at time.Time) (Result, error) {
-	hashed := HashKey(caller, key)
+	return in.ResolveInstance(ctx, namespace, spec, HashKey(caller, key), by, at)
+}
+
+// ResolveInstance is Resolve for a firing instance named by its hash, as
+// status.firing.instances holds it: for a source that no longer knows the
+// key it counted with (an SLOPolicy deleted while it burned).
+func (in *Intake) ResolveInstance(ctx context.Context, namespace string, spec v1.AlertSpec, hashed, by string, at time.Time) (Result, error) {
 	fp := alertindex.KeyOfSpec(&spec)
 	for attempt := range maxAttempts {
 		if attempt > 0 {
