@@ -6,7 +6,6 @@ package promtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -34,15 +33,32 @@ type Server struct {
 }
 
 // Binary finds the prometheus executable (PROMETHEUS_BIN overrides).
-func Binary() (string, error) {
-	if b := os.Getenv("PROMETHEUS_BIN"); b != "" {
+func Binary() (string, error) { return binary("PROMETHEUS_BIN", "prometheus") }
+
+// binary finds the executable of Debian's package name, or the one the
+// environment variable env names.
+func binary(env, name string) (string, error) {
+	if b := os.Getenv(env); b != "" {
 		return b, nil
 	}
-	b, err := exec.LookPath("prometheus")
+	b, err := exec.LookPath(name)
 	if err != nil {
-		return "", errors.New("prometheus not found: run hack/ensure-packages.sh (Debian package prometheus)")
+		return "", fmt.Errorf("%s not found: run hack/ensure-packages.sh (Debian package %s)", name, name)
 	}
 	return b, nil
+}
+
+// workspace is a new temporary directory for a server and a free loopback
+// address for it to listen on.
+func workspace(name string) (dir, addr string, err error) {
+	if dir, err = os.MkdirTemp("", name+"-"); err != nil {
+		return "", "", fmt.Errorf("failed to create the %s directory: %w", name, err)
+	}
+	if addr, err = freeAddr(); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", "", err
+	}
+	return dir, addr, nil
 }
 
 // Start runs Prometheus scraping targets (host:port) every ScrapeInterval
@@ -58,9 +74,9 @@ func StartWithRules(ctx context.Context, rules string, targets ...string) (*Serv
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "promtest-")
+	dir, addr, err := workspace("prometheus")
 	if err != nil {
-		return nil, fmt.Errorf("failed to create the Prometheus directory: %w", err)
+		return nil, err
 	}
 	cfg := fmt.Sprintf(`global:
   scrape_interval: %[1]s
@@ -83,10 +99,6 @@ scrape_configs:
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return nil, fmt.Errorf("failed to write the Prometheus config: %w", err)
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
 	return start(ctx, "prometheus", dir, addr, bin,
 		"--config.file="+cfgFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
@@ -98,14 +110,7 @@ scrape_configs:
 // AlertmanagerBinary finds the prometheus-alertmanager executable
 // (ALERTMANAGER_BIN overrides).
 func AlertmanagerBinary() (string, error) {
-	if b := os.Getenv("ALERTMANAGER_BIN"); b != "" {
-		return b, nil
-	}
-	b, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		return "", errors.New("prometheus-alertmanager not found: run hack/ensure-packages.sh (Debian package prometheus-alertmanager)")
-	}
-	return b, nil
+	return binary("ALERTMANAGER_BIN", "prometheus-alertmanager")
 }
 
 // StartAlertmanager runs Alertmanager with conf (alertmanager.yml), alone
@@ -115,17 +120,13 @@ func StartAlertmanager(ctx context.Context, conf string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "amtest-")
+	dir, addr, err := workspace("alertmanager")
 	if err != nil {
-		return nil, fmt.Errorf("failed to create the Alertmanager directory: %w", err)
+		return nil, err
 	}
 	cfgFile := filepath.Join(dir, "alertmanager.yml")
 	if err := os.WriteFile(cfgFile, []byte(conf), 0o600); err != nil {
 		return nil, fmt.Errorf("failed to write the Alertmanager config: %w", err)
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
 	}
 	return start(ctx, "alertmanager", dir, addr, bin,
 		"--config.file="+cfgFile,
