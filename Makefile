@@ -61,7 +61,8 @@ chart: manifests ## Copy the CRDs, ClusterRoles, admission policies and dashboar
 	mkdir -p $(CHART)/crds $(CHART)/files/cluster $(CHART)/files/mirror $(CHART)/files/grafana $(CHART)/files/prometheus
 	cp config/crd/bases/*.yaml $(CHART)/crds/
 	cp config/rbac/role.yaml config/rbac/metrics_auth_role.yaml config/rbac/monitor_role.yaml config/rbac/agent_role.yaml \
-	  config/rbac/oncall_role.yaml config/rbac/viewer_role.yaml config/admission/*_policy.yaml $(CHART)/files/cluster/
+	  config/rbac/oncall_role.yaml config/rbac/viewer_role.yaml config/admission/*_policy.yaml \
+	  config/admission/operator_identity.yaml $(CHART)/files/cluster/
 	cp config/components/mirror-finalizer/mirror_finalizer.yaml $(CHART)/files/mirror/
 	cp config/grafana/alertbridge.json $(CHART)/files/grafana/
 	cp config/prometheus/metrics_service.yaml config/prometheus/servicemonitor.yaml config/prometheus/prometheusrule.yaml $(CHART)/files/prometheus/

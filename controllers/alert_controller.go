@@ -66,9 +66,6 @@ type AlertReconciler struct {
 // The Alert controller writes what the operator owns in an Alert's status:
 // the count, the fold journal, the first decision, the timers.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=patch
-// The virtual verb operate names the operator to the admission policies in
-// config/admission: only its holder writes the fields the operator owns.
-// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=operate
 // The Alert controller reads each namespace's AlertRoutingPolicy (dedupe
 // TTL, retry defaults).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch

@@ -172,28 +172,34 @@ var _ = Describe("Silences and the API server's admission policies", func() {
 			[]byte(`{"spec":{"createdBy":"carol@example.com"}}`)))).To(MatchError(ContainSubstring("spec.createdBy is immutable")))
 	})
 
-	It("lets the holder of operate, the operator's identity, name the caller it acts for (D1)", func() {
-		// The operator holds no create right on Silences today; whoever
-		// holds operate on alerts/status and may create Silences passes the
-		// policy as the operator would (an HTTP endpoint creating Silences
-		// for its callers, later).
+	It("lets only the operator, known by name, name the caller it acts for; every verb on every alertbridge resource does not", func() {
+		// A namespace admin's usual grant: every verb, virtual ones included.
 		Expect(k8s.Create(ctx, &rbacv1.Role{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "operate"},
-			Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"alerts/status"}, Verbs: []string{"operate"}},
-				{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"silences", "alerts"}, Verbs: []string{"create", "list"}},
-			},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-admin"},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"*"}, Verbs: []string{"*"}}},
 		})).To(Succeed())
 		Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "operate"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "operate"},
-			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "operator-like"}},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-admin"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "app-admin"},
+			Subjects: []rbacv1.Subject{
+				{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "app-admin@example.com"},
+				// The operator holds no create right on Silences; here it
+				// gets one, so only the policy's judgement is left.
+				{Kind: rbacv1.ServiceAccountKind, Namespace: env.Install.Namespace, Name: env.Install.ServiceAccount},
+			},
 		})).To(Succeed())
-		c, err := client.New(env.As("operator-like"), client.Options{Scheme: kube.NewScheme()})
+		admin, err := client.New(env.As("app-admin@example.com"), client.Options{Scheme: kube.NewScheme()})
+		Expect(err).NotTo(HaveOccurred())
+		forged := validSilence(ns)
+		forged.Spec.CreatedBy = oncallUser
+		Eventually(func() error { return createAs(admin, forged) }, "30s", "100ms").Should(MatchError(ContainSubstring(
+			"spec.createdBy must name you (app-admin@example.com), not " + oncallUser)))
+
+		operator, err := client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
 		Expect(err).NotTo(HaveOccurred())
 		s := validSilence(ns)
 		s.Spec.CreatedBy = oncallUser
-		Eventually(func() error { return createAs(c, s) }, "30s", "100ms").Should(Succeed())
+		Eventually(func() error { return createAs(operator, s) }, "30s", "100ms").Should(Succeed())
 	})
 
 	It("lets viewers read Silences and only on-call write them", func() {

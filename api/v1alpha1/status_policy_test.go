@@ -6,6 +6,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -177,6 +178,59 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 		orig = cur.DeepCopy()
 		Expect(alertstate.Requeue(&cur.Status, cur.Generation, time.Now().Add(2*time.Hour))).To(Equal(v1.ReasonLeaseExpired))
 		Expect(operator.Status().Patch(ctx, &cur, client.MergeFrom(orig))).To(Succeed(), "the operator returns an expired lease to New")
+	})
+
+	// The usual grant to an app team's admin: every verb on every
+	// alertbridge resource of the namespace, virtual verbs included. It is
+	// not the operator's identity: the policies know the operator by name.
+	Context("as a namespace admin holding every verb on ops.alertbridge.io", func() {
+		var admin client.Client
+		const adminUser = "app-admin@example.com"
+
+		BeforeEach(func() {
+			Expect(k8s.Create(ctx, &rbacv1.Role{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-admin"},
+				Rules:      []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"*"}, Verbs: []string{"*"}}},
+			})).To(Succeed())
+			Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-admin"},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "app-admin"},
+				Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: adminUser}},
+			})).To(Succeed())
+			var err error
+			admin, err = client.New(env.As(adminUser), client.Options{Scheme: kube.NewScheme()})
+			Expect(err).NotTo(HaveOccurred())
+			claimAs(agent1, "sofiia-supervisor", agent1User)
+		})
+
+		It("takes over no lease, acks in nobody else's name and writes nothing the operator owns", func() {
+			Eventually(func() error {
+				return patch(admin, map[string]any{"claim": map[string]any{"holderIdentity": "admin", "holderUser": adminUser}})
+			}, "30s", "100ms").Should(MatchError(ContainSubstring("is held by " + agent1User)))
+			Expect(patch(admin, map[string]any{"phase": "Acked", "ack": map[string]any{"by": agent1User, "at": now()}})).
+				To(MatchError(ContainSubstring("only the holder may ack it")))
+			Expect(patch(admin, map[string]any{"occurrences": 999})).
+				To(MatchError(ContainSubstring("status.occurrences: only the alertbridge operator writes this")))
+			var stored v1.Alert
+			Expect(k8s.Get(ctx, keyOf(a), &stored)).To(Succeed())
+			Expect(stored.Status.Claim.HolderUser).To(Equal(agent1User))
+			Expect(stored.Status.Phase).To(Equal(v1.AlertProcessing))
+			Expect(stored.Status.Occurrences).NotTo(BeEquivalentTo(999))
+		})
+
+		It("plants no intake key and no operator origin", func() {
+			planted := validAlert(ns)
+			planted.Annotations = map[string]string{v1.IngestKeyAnnotation: "someone-elses-key"}
+			Eventually(func() error { return admin.Create(ctx, planted) }, "30s", "100ms").
+				Should(MatchError(ContainSubstring("metadata.annotations[ops.alertbridge.io/ingest-key]: set only by the alertbridge operator")))
+			origin := validAlert(ns)
+			origin.Labels = map[string]string{v1.OriginLabel: v1.OriginOperator}
+			Expect(admin.Create(ctx, origin)).To(MatchError(ContainSubstring(
+				"metadata.labels[ops.alertbridge.io/origin]: \"operator\" marks the Alerts the alertbridge operator raises on its own account")))
+			Expect(operator.Create(ctx, origin)).To(Succeed())
+			Expect(admin.Patch(ctx, origin, client.RawPatch("application/merge-patch+json",
+				[]byte(`{"metadata":{"labels":{"ops.alertbridge.io/origin":null}}}`)))).To(MatchError(ContainSubstring("may neither set nor remove it")))
+		})
 	})
 
 	It("keeps the intake's annotations to the operator", func() {

@@ -9,8 +9,10 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
@@ -119,6 +121,23 @@ func withPhase(s *v1.AlertStatus, p v1.AlertPhase) {
 	}
 }
 
+// asOperator writes an Alert's status as the operator, whom the admission
+// policies exempt, so that the CRD's own rules alone judge the write: a
+// merge patch of what mutate changed (removals included), under the
+// resourceVersion read. a follows what was stored.
+func asOperator(a *v1.Alert, mutate func(*v1.AlertStatus)) error {
+	GinkgoHelper()
+	orig := a.DeepCopy()
+	mutate(&a.Status)
+	c, err := client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
+	Expect(err).NotTo(HaveOccurred())
+	if err := c.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		*a = *orig
+		return err
+	}
+	return nil
+}
+
 var _ = Describe("Alert phase transitions", func() {
 	var ns string
 	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "api-") })
@@ -140,11 +159,9 @@ var _ = Describe("Alert phase transitions", func() {
 				a := validAlert(ns)
 				Expect(k8s.Create(ctx, a)).To(Succeed())
 				for _, p := range pathTo[from] {
-					withPhase(&a.Status, p)
-					Expect(k8s.Status().Update(ctx, a)).To(Succeed(), "reaching %s", p)
+					Expect(asOperator(a, func(s *v1.AlertStatus) { withPhase(s, p) })).To(Succeed(), "reaching %s", p)
 				}
-				withPhase(&a.Status, to)
-				err := k8s.Status().Update(ctx, a)
+				err := asOperator(a, func(s *v1.AlertStatus) { withPhase(s, to) })
 				if allowed {
 					Expect(err).NotTo(HaveOccurred())
 					return
@@ -161,10 +178,8 @@ var _ = Describe("Alert phase transitions", func() {
 	It("refuses removing the phase", func() {
 		a := validAlert(ns)
 		Expect(k8s.Create(ctx, a)).To(Succeed())
-		withPhase(&a.Status, v1.AlertNew)
-		Expect(k8s.Status().Update(ctx, a)).To(Succeed())
-		a.Status.Phase = ""
-		err := k8s.Status().Update(ctx, a)
+		Expect(asOperator(a, func(s *v1.AlertStatus) { withPhase(s, v1.AlertNew) })).To(Succeed())
+		err := asOperator(a, func(s *v1.AlertStatus) { s.Phase = "" })
 		Expect(err).To(MatchError(ContainSubstring("status.phase")))
 	})
 
@@ -173,11 +188,12 @@ var _ = Describe("Alert phase transitions", func() {
 			a := validAlert(ns)
 			Expect(k8s.Create(ctx, a)).To(Succeed())
 			for _, step := range pathTo[p] {
-				withPhase(&a.Status, step)
-				if step == p {
-					strip(&a.Status)
-				}
-				err := k8s.Status().Update(ctx, a)
+				err := asOperator(a, func(s *v1.AlertStatus) {
+					withPhase(s, step)
+					if step == p {
+						strip(s)
+					}
+				})
 				if step == p {
 					Expect(err).To(MatchError(ContainSubstring(field)))
 					return
