@@ -33,9 +33,12 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate CRDs and the manager's ClusterRole (with each rule's reasons).
-	$(CONTROLLER_GEN) rbac:roleName=alertbridge-manager crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
-	go run ./hack/rbacreasons config/rbac/role.yaml
+manifests: controller-gen ## Generate CRDs and the ClusterRoles of the manager and the HTTP API (with each rule's reasons).
+	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=alertbridge-manager paths="./controllers/..." output:rbac:artifacts:config=config/rbac
+	go run ./hack/rbacreasons config/rbac/role.yaml controllers
+	$(CONTROLLER_GEN) rbac:roleName=alertbridge-api paths="./internal/httpapi/...;./internal/intake/..." output:rbac:artifacts:config=config/rbac/api
+	go run ./hack/rbacreasons config/rbac/api/role.yaml internal/httpapi internal/intake
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.
@@ -58,11 +61,13 @@ CHART := charts/alertbridge
 .PHONY: chart
 chart: manifests ## Copy the CRDs, ClusterRoles, admission policies and dashboards from config/ into the Helm chart.
 	rm -rf $(CHART)/crds $(CHART)/files
-	mkdir -p $(CHART)/crds $(CHART)/files/cluster $(CHART)/files/mirror $(CHART)/files/grafana $(CHART)/files/prometheus
+	mkdir -p $(CHART)/crds $(CHART)/files/cluster $(CHART)/files/mirror $(CHART)/files/grafana $(CHART)/files/prometheus $(CHART)/files/flowcontrol
 	cp config/crd/bases/*.yaml $(CHART)/crds/
 	cp config/rbac/role.yaml config/rbac/metrics_auth_role.yaml config/rbac/monitor_role.yaml config/rbac/agent_role.yaml \
 	  config/rbac/oncall_role.yaml config/rbac/viewer_role.yaml config/admission/*_policy.yaml \
 	  config/admission/operator_identity.yaml $(CHART)/files/cluster/
+	cp config/rbac/api/role.yaml $(CHART)/files/cluster/api_role.yaml
+	cp config/flowcontrol/flowcontrol.yaml $(CHART)/files/flowcontrol/
 	cp config/components/mirror-finalizer/mirror_finalizer.yaml $(CHART)/files/mirror/
 	cp config/grafana/alertbridge.json $(CHART)/files/grafana/
 	cp config/prometheus/metrics_service.yaml config/prometheus/servicemonitor.yaml config/prometheus/prometheusrule.yaml $(CHART)/files/prometheus/

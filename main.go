@@ -11,6 +11,6 @@ import (
 
 func main() {
 	root, app := cli.NewRoot()
-	root.AddCommand(newRunCommand(app), version.NewCommand())
+	root.AddCommand(newRunCommand(app), newServeCommand(app), version.NewCommand())
 	os.Exit(cli.Execute(root))
 }

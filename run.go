@@ -13,13 +13,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -27,7 +24,6 @@ import (
 	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
 	"github.com/alertbridge/alertbridge/internal/certs"
 	"github.com/alertbridge/alertbridge/internal/cli"
-	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/operator"
@@ -37,9 +33,6 @@ import (
 type runOptions struct {
 	metricsAddr      string
 	probeAddr        string
-	apiAddr          string
-	api              httpapi.Config
-	apiAudiences     []string
 	apiTLS           apiTLSFlags
 	leaderElect      bool
 	leaderElectionNS string
@@ -57,13 +50,15 @@ type runOptions struct {
 	zap              zap.Options
 }
 
-// apiTLSFlags say where the HTTP API's certificate comes from.
+// apiTLSFlags say which certificate the manager keeps for the HTTP API.
 type apiTLSFlags struct {
-	secret     string
-	namespace  string
-	service    string
-	extraNames []string
-	manage     bool
+	secret      string
+	namespace   string
+	caSecret    string
+	caConfigMap string
+	service     string
+	extraNames  []string
+	manage      bool
 }
 
 // mirrorFlags configure the PostgreSQL mirror.
@@ -80,8 +75,11 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	o := runOptions{zap: zap.Options{Development: false}}
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Run the operator (controllers, HTTP API, metrics)",
-		Args:  cobra.NoArgs,
+		Short: "Run the operator's controllers (and keep the HTTP API's certificate)",
+		Long: "Run the controllers of Alerts, Incidents, SLOPolicies, Silences and Receivers, the PostgreSQL mirror, " +
+			"and the issuer of the HTTP API's certificate. The HTTP API itself runs apart (alertbridge serve), " +
+			"as another ServiceAccount, so the process open to the network holds none of these rights.",
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return o.run(app)
 		},
@@ -90,21 +88,13 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "address of the metrics endpoint (:8443 for HTTPS, :8080 for HTTP); 0 turns it off")
 	f.BoolVar(&o.secureMetrics, "metrics-secure", true, "serve metrics over HTTPS with Kubernetes authn/authz")
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health probes")
-	f.StringVar(&o.apiAddr, "api-bind-address", ":8090", "address of the HTTP API; 0 turns it off")
-	f.BoolVar(&o.api.GateAnonymous, "gate-anonymous", false, "let callers without a token read release gates (Flagger webhooks send none)")
-	f.BoolVar(&o.api.DashboardAnonymous, "dashboard-anonymous", false, "let callers without a token read the dashboard JSON and page (all namespaces)")
-	f.BoolVar(&o.api.Insecure, "api-insecure", false, "serve the HTTP API over plain HTTP (tokens cross the network in clear text; for local development)")
-	f.StringSliceVar(&o.apiAudiences, "api-audiences", []string{httpapi.DefaultAudience}, "audiences a caller's token must be bound to (kubectl create token NAME --audience alertbridge); add the API server's audience to accept people's OIDC tokens")
-	f.StringVar(&o.apiTLS.secret, "api-tls-secret", "alertbridge-api-tls", "Secret holding the HTTP API's certificate (tls.crt, tls.key, ca.crt), read through the API and reloaded on change")
-	f.StringVar(&o.apiTLS.namespace, "api-tls-secret-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), defaultNamespace), "namespace of --api-tls-secret and of the Service the certificate is for")
+	f.StringVar(&o.apiTLS.secret, "api-tls-secret", "alertbridge-api-tls", "Secret the HTTP API serves its certificate from (tls.crt, tls.key, ca.crt): the leader issues and renews it; empty issues nothing")
+	f.StringVar(&o.apiTLS.namespace, "api-tls-secret-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), defaultNamespace), "namespace of --api-tls-secret, --api-ca-secret, --api-ca-configmap and of the Service the certificate is for")
+	f.StringVar(&o.apiTLS.caSecret, "api-ca-secret", "alertbridge-api-ca", "Secret holding the HTTP API's CA (ca.crt, ca.key), read by the leader alone")
+	f.StringVar(&o.apiTLS.caConfigMap, "api-ca-configmap", "alertbridge-api-ca", "ConfigMap the CA certificate (ca.crt, no key) is published in for clients")
 	f.StringVar(&o.apiTLS.service, "api-tls-service", "alertbridge-api", "Service whose DNS names (NAME, NAME.NS, NAME.NS.svc, NAME.NS.svc.cluster.local) the certificate carries")
 	f.StringSliceVar(&o.apiTLS.extraNames, "api-tls-extra-names", nil, "more DNS names or IP addresses the certificate carries (an Ingress host, another cluster domain)")
-	f.BoolVar(&o.apiTLS.manage, "api-tls-manage-secret", true, "the leader creates a self-signed CA and serving certificate in --api-tls-secret and renews them; false serves a Secret another tool keeps (cert-manager)")
-	f.StringVar(&o.api.CertFile, "api-tls-cert-file", "", "serve TLS from this certificate file instead of --api-tls-secret (read once at start)")
-	f.StringVar(&o.api.KeyFile, "api-tls-key-file", "", "private key of --api-tls-cert-file")
-	f.DurationVar(&o.api.ShutdownDelay, "api-shutdown-delay", httpapi.DefaultShutdownDelay, "on SIGTERM, how long the HTTP API goes on serving while readiness fails, so Services stop sending it requests")
-	f.DurationVar(&o.api.ShutdownTimeout, "api-shutdown-timeout", httpapi.DefaultShutdownTimeout, "on SIGTERM, after --api-shutdown-delay, how long requests in flight may take to finish")
-	f.StringVar(&o.api.DefaultNamespace, "default-namespace", "default", "namespace of ingested alerts whose request names none (no ?namespace= and no namespace label)")
+	f.BoolVar(&o.apiTLS.manage, "api-tls-manage-secret", true, "the leader creates a self-signed CA and serving certificate and renews them; false leaves --api-tls-secret to another tool (cert-manager) and only publishes its ca.crt")
 	f.Float32Var(&o.kubeQPS, "kube-api-qps", kube.OperatorQPS, "client-side limit of requests per second to the Kubernetes API; negative (the default) leaves limiting to the API server's Priority and Fairness (config/flowcontrol)")
 	f.IntVar(&o.kubeBurst, "kube-api-burst", kube.OperatorBurst, "client-side burst of requests to the Kubernetes API, with a positive --kube-api-qps")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
@@ -170,9 +160,6 @@ func (o *runOptions) run(app *cli.App) error {
 		// lease over on SIGTERM is safe, and a rolling update does not wait
 		// out a lease nobody renews.
 		LeaderElectionReleaseOnCancel: true,
-		// The HTTP API drains first; the controllers, caches and probes
-		// stop after it, within the same budget.
-		GracefulShutdownTimeout: ptr.To(max(defaultGracefulShutdown, o.api.ShutdownDelay+o.api.ShutdownTimeout+stopAfterAPI)),
 	})
 	if err != nil {
 		return fmt.Errorf("failed to create the manager: %w", err)
@@ -184,7 +171,6 @@ func (o *runOptions) run(app *cli.App) error {
 	}
 	if mirrorOpts.Store != nil {
 		defer mirrorOpts.Store.Close()
-		o.api.History = mirrorOpts.Store // list/dashboard/incidents read history
 	}
 	if err := operator.Setup(ctx, mgr, operator.Options{
 		Controllers: controllers.Options{
@@ -193,11 +179,9 @@ func (o *runOptions) run(app *cli.App) error {
 			DashboardURL:        o.dashboardURL,
 			NotificationBackoff: o.notifyBackoff,
 		},
-		Mirror: mirrorOpts,
+		Mirror:       mirrorOpts,
+		Certificates: o.certificates(),
 	}); err != nil {
-		return err
-	}
-	if err := o.addHTTPAPI(mgr); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -232,72 +216,27 @@ func (m *mirrorFlags) options(ctx context.Context) (mirrorctrl.Options, error) {
 	return o, nil
 }
 
-// addHTTPAPI runs the HTTP API (release gates, …) beside the controllers,
-// unless --api-bind-address is 0, over TLS unless --api-insecure.
-func (o *runOptions) addHTTPAPI(mgr manager.Manager) error {
-	if o.apiAddr == "0" || o.apiAddr == "" {
+// certificates says how the leader keeps the HTTP API's certificate: it
+// issues and renews it (or, with --api-tls-manage-secret=false, leaves
+// that to another tool) and publishes the CA certificate for clients. The
+// HTTP API (alertbridge serve) only reads the serving Secret. Nil with an
+// empty --api-tls-secret.
+func (o *runOptions) certificates() *certs.Options {
+	t := o.apiTLS
+	if t.secret == "" {
 		return nil
 	}
-	if (o.api.CertFile == "") != (o.api.KeyFile == "") {
-		return cli.Exit(cli.ExitUsage, fmt.Errorf("--api-tls-cert-file and --api-tls-key-file go together"))
+	names := slices.Concat(certs.ServiceNames(t.service, t.namespace), t.extraNames)
+	ctrl.Log.WithName("setup").Info("The leader keeps the HTTP API's certificate", "secret", klog.KRef(t.namespace, t.secret),
+		"managed", t.manage, "names", names, "caConfigMap", klog.KRef(t.namespace, t.caConfigMap))
+	return &certs.Options{
+		Secret:      types.NamespacedName{Namespace: t.namespace, Name: t.secret},
+		CASecret:    types.NamespacedName{Namespace: t.namespace, Name: t.caSecret},
+		CAConfigMap: types.NamespacedName{Namespace: t.namespace, Name: t.caConfigMap},
+		Names:       names, Manage: t.manage,
 	}
-	if o.api.Insecure && o.api.CertFile != "" {
-		return cli.Exit(cli.ExitUsage, fmt.Errorf("--api-insecure and --api-tls-cert-file exclude each other"))
-	}
-	if o.api.ShutdownDelay < 0 || o.api.ShutdownTimeout <= 0 {
-		return cli.Exit(cli.ExitUsage, fmt.Errorf("--api-shutdown-delay must not be negative and --api-shutdown-timeout must be positive"))
-	}
-	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
-	if err != nil {
-		return fmt.Errorf("failed to create the client of the HTTP API: %w", err)
-	}
-	log := ctrl.Log.WithName("setup")
-	cfg := o.api
-	cfg.Addr = o.apiAddr
-	switch {
-	case cfg.Insecure:
-		log.Info("The HTTP API serves plain HTTP (--api-insecure): tokens cross the network in clear text")
-	case cfg.CertFile != "":
-		log.Info("The HTTP API serves TLS from files", "cert", cfg.CertFile)
-	default:
-		t := o.apiTLS
-		names := slices.Concat(certs.ServiceNames(t.service, t.namespace), t.extraNames)
-		src, err := certs.Add(mgr, cs, certs.Options{
-			Secret: types.NamespacedName{Namespace: t.namespace, Name: t.secret}, Names: names, Manage: t.manage,
-		})
-		if err != nil {
-			return err
-		}
-		cfg.GetCertificate = src.GetCertificate
-		if err := mgr.AddReadyzCheck("api-certificate", src.Ready); err != nil {
-			return fmt.Errorf("failed to add the HTTP API's certificate check: %w", err)
-		}
-		log.Info("The HTTP API serves TLS from a Secret", "secret", klog.KRef(t.namespace, t.secret), "managed", t.manage, "names", names)
-	}
-	cfg.Audiences = o.apiAudiences
-	srv, err := httpapi.ForManager(mgr, cfg)
-	if err != nil {
-		return err
-	}
-	if err := mgr.Add(srv); err != nil {
-		return fmt.Errorf("failed to add the HTTP API: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("api", srv.ReadyCheck); err != nil {
-		return fmt.Errorf("failed to add the HTTP API's ready check: %w", err)
-	}
-	return nil
 }
 
-// Shutdown budget of the manager (the Deployment's
-// terminationGracePeriodSeconds is above it).
-const (
-	// defaultGracefulShutdown is controller-runtime's default.
-	defaultGracefulShutdown = 30 * time.Second
-	// stopAfterAPI is left for the controllers, caches and probes, which
-	// stop after the HTTP API.
-	stopAfterAPI = 10 * time.Second
-)
-
 // defaultNamespace is where config/default installs the operator; the
-// Deployment sets POD_NAMESPACE to the namespace it runs in.
+// Deployments set POD_NAMESPACE to the namespace they run in.
 const defaultNamespace = "alertbridge-system"

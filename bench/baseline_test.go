@@ -114,7 +114,7 @@ func (r *run) upsertBaseline() {
 	if _, err := r.db.Exec(r.ctx, "CREATE DATABASE bench"); err != nil && !strings.Contains(err.Error(), "already exists") {
 		r.fatal(err)
 	}
-	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/bench?sslmode=disable", r.env.PG.Port)
+	dsn := r.env.PG.DSNFor("postgres", r.env.PG.Password, "bench")
 	setup, err := pgx.Connect(r.ctx, dsn)
 	r.check(err)
 	defer func() { _ = setup.Close(r.ctx) }()

@@ -24,7 +24,10 @@ type FaultKind string
 const (
 	KillLeader   FaultKind = "kill-9-leader"
 	KillFollower FaultKind = "kill-9-follower"
-	SIGTERM      FaultKind = "sigterm-replica"
+	// KillAPI kills an HTTP API replica (the Deployment alertbridge-api).
+	KillAPI FaultKind = "kill-9-api"
+	// SIGTERM stops any replica, the manager's or the API's, as a rollout.
+	SIGTERM FaultKind = "sigterm-replica"
 	PGOutage     FaultKind = "postgres-immediate-stop"
 	APIServer    FaultKind = "kube-apiserver-stop"
 	EtcdStop     FaultKind = "etcd-kill-9"
@@ -37,7 +40,8 @@ type Fault struct {
 	At time.Duration `json:"at"`
 	// For is how long PostgreSQL, the API server or etcd stay down.
 	For time.Duration `json:"for,omitempty"`
-	// Replica picks the replica of a SIGTERM (an index, modulo replicas).
+	// Replica picks the replica of a SIGTERM (among all, manager's first)
+	// or of a KillAPI (among the API's): an index, modulo their number.
 	Replica int `json:"replica,omitempty"`
 }
 
@@ -46,7 +50,7 @@ func (f Fault) String() string {
 	if f.For > 0 {
 		s += fmt.Sprintf(" for %s", f.For.Round(100*time.Millisecond))
 	}
-	if f.Kind == SIGTERM {
+	if f.Kind == SIGTERM || f.Kind == KillAPI {
 		s += fmt.Sprintf(" (replica %d)", f.Replica)
 	}
 	return s
@@ -58,18 +62,19 @@ func (f Fault) String() string {
 // A run of at least 5 minutes holds PostgreSQL down for 60 s once.
 func Schedule(seed int64, d time.Duration) []Fault {
 	rng := seeded(seed, 0x5eed)
-	slot := 15 * time.Second
+	// Short runs (chaos-many's 90 s) inject every kind once.
+	slot := 12 * time.Second
 	if d >= 5*time.Minute {
 		slot = 25 * time.Second
 	}
 	n := max(3, int(d/slot))
 	slot = d / time.Duration(n)
 	head := []FaultKind{KillLeader, PGOutage}
-	rest := []FaultKind{KillFollower, SIGTERM, APIServer, EtcdStop}
+	rest := []FaultKind{KillFollower, SIGTERM, KillAPI, APIServer, EtcdStop}
 	rng.Shuffle(len(head), func(i, j int) { head[i], head[j] = head[j], head[i] })
 	rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
 	kinds := slices.Concat(head, rest)
-	all := []FaultKind{KillLeader, KillFollower, SIGTERM, PGOutage, APIServer, EtcdStop}
+	all := []FaultKind{KillLeader, KillFollower, SIGTERM, KillAPI, PGOutage, APIServer, EtcdStop}
 	var out []Fault
 	longPG := d >= 5*time.Minute
 	var at time.Duration
@@ -79,6 +84,9 @@ func Schedule(seed int64, d time.Duration) []Fault {
 			k = kinds[i]
 		}
 		f := Fault{Kind: k, At: at + time.Duration(rng.Int64N(int64(slot/4)))}
+		if f.At >= d {
+			break
+		}
 		switch k {
 		case PGOutage:
 			f.For = 5*time.Second + time.Duration(rng.Int64N(int64(10*time.Second)))
@@ -88,6 +96,8 @@ func Schedule(seed int64, d time.Duration) []Fault {
 		case APIServer, EtcdStop:
 			f.For = 2*time.Second + time.Duration(rng.Int64N(int64(5*time.Second)))
 		case SIGTERM:
+			f.Replica = rng.IntN(4)
+		case KillAPI:
 			f.Replica = rng.IntN(2)
 		}
 		out = append(out, f)
@@ -189,7 +199,7 @@ func (rn *runner) inject(ctx context.Context, f Fault, wg *sync.WaitGroup) *Inje
 	e := rn.env
 	var end time.Time // when the fault ended: the kill, or the restart
 	switch f.Kind {
-	case KillLeader, KillFollower, SIGTERM:
+	case KillLeader, KillFollower, SIGTERM, KillAPI:
 		leader := e.Leader()
 		var target *shipped.Replica
 		switch f.Kind {
@@ -201,8 +211,11 @@ func (rn *runner) inject(ctx context.Context, f Fault, wg *sync.WaitGroup) *Inje
 					target = r
 				}
 			}
+		case KillAPI:
+			target = e.APIReplicas[f.Replica%len(e.APIReplicas)]
 		default:
-			target = e.Replicas[f.Replica%len(e.Replicas)]
+			all := e.All()
+			target = all[f.Replica%len(all)]
 		}
 		if target == nil {
 			return fail(fmt.Errorf("no replica to hit (leader %v)", leader))
@@ -297,7 +310,7 @@ func (rn *runner) waitFailover(ctx context.Context, t0 time.Time) time.Duration 
 func (rn *runner) waitReady(ctx context.Context, t0 time.Time) time.Duration {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
 	defer cancel()
-	for _, r := range rn.env.Replicas {
+	for _, r := range rn.env.All() {
 		for wctx.Err() == nil {
 			// The kubelet restarts a replica that exited; WaitReady gives
 			// up on an exit, so it is asked again.

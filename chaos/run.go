@@ -160,12 +160,13 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	logf("ready: %d replicas, %d monitors, %d alertmanagers, %d agents; storm for %s", len(env.Replicas), cfg.Monitors, cfg.Alertmanagers, len(agents), cfg.Duration)
+	logf("ready: %d manager and %d API replicas, %d monitors, %d alertmanagers, %d agents; storm for %s",
+		len(env.Replicas), len(env.APIReplicas), cfg.Monitors, cfg.Alertmanagers, len(agents), cfg.Duration)
 
 	kctx, kstop := context.WithCancel(ctx)
 	var kwg sync.WaitGroup
 	kl := &kubelet{restarts: map[string]int{}}
-	for _, r := range env.Replicas {
+	for _, r := range env.All() {
 		kl.supervise(kctx, r, &kwg)
 	}
 	defer func() {

@@ -33,8 +33,8 @@ func TestScheduleIsSeeded(t *testing.T) {
 			t.Errorf("%s: a 60 s PostgreSQL outage: %t", d, long)
 		}
 	}
-	if got := kinds(Schedule(1, 90*time.Second)); len(got) != 6 {
-		t.Errorf("90 s inject %v, want all six kinds", got)
+	if got := kinds(Schedule(1, 90*time.Second)); len(got) != 7 {
+		t.Errorf("90 s inject %v, want all seven kinds", got)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -23,15 +22,10 @@ import (
 )
 
 // updateStatus re-reads a and applies mutate until the write is not a
-// conflict, as a careful client would.
+// conflict, as a careful client would, as the operator (what these specs
+// write is the operator's).
 func updateStatus(a *v1.Alert, mutate func(*v1.Alert)) {
-	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil {
-			return err
-		}
-		mutate(a)
-		return k8s.Status().Update(ctx, a)
-	})).To(Succeed())
+	testbuild.WriteStatus(Default, opK8s, a, mutate)
 }
 
 var _ = Describe("Alert controller", func() {

@@ -175,10 +175,11 @@ var _ = Describe("Alert folding after a crash", func() {
 				var other v1.Alert
 				Expect(k8s.Get(ctx, client.ObjectKeyFromObject(obj), &other)).To(Succeed())
 				if other.Status.Phase == "" {
+					orig := other.DeepCopy()
 					other.Status.Phase = v1.AlertNew
 					other.Status.Occurrences = 10
 					other.Status.LastSeenAt = &other.CreationTimestamp
-					Expect(k8s.Status().Update(ctx, &other)).To(Succeed())
+					Expect(opK8s.Status().Patch(ctx, &other, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))).To(Succeed())
 				}
 				return c.Patch(ctx, obj, patch, opts...)
 			},

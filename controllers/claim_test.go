@@ -21,8 +21,9 @@ import (
 func acceptedAlert(ns, host string) *v1.Alert {
 	a := testbuild.Alert(ns, testbuild.Host(host))
 	Expect(k8s.Create(ctx, a)).To(Succeed())
-	alertstate.MarkCanonical(&a.Status, "fp-"+host, a.CreationTimestamp, a.Generation)
-	Expect(k8s.Status().Update(ctx, a)).To(Succeed())
+	testbuild.WriteStatus(Default, opK8s, a, func(a *v1.Alert) {
+		alertstate.MarkCanonical(&a.Status, "fp-"+host, a.CreationTimestamp, a.Generation)
+	})
 	return a
 }
 

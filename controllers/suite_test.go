@@ -35,7 +35,10 @@ var (
 	scheme *runtime.Scheme
 	// k8s is a direct client: assertions never read a cache.
 	k8s client.Client
-	ctx context.Context
+	// opK8s is a direct client acting as the operator: specs that run
+	// without it write what it would have written as it.
+	opK8s client.Client
+	ctx   context.Context
 )
 
 func TestControllers(t *testing.T) {
@@ -54,6 +57,8 @@ var _ = BeforeSuite(func() {
 	cfg = env.Admin
 	scheme = kube.NewScheme()
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+	opK8s, err = env.OperatorClient()
 	Expect(err).NotTo(HaveOccurred())
 })
 

@@ -78,6 +78,15 @@ func appendTimeline(in *v1.Incident, typ v1.TimelineType) error {
 	})
 }
 
+// operatorClient acts as the operator, which alone may ack in another's
+// name (the admission policies exempt no administrator).
+func operatorClient() client.Client {
+	GinkgoHelper()
+	c, err := env.OperatorClient()
+	Expect(err).NotTo(HaveOccurred())
+	return c
+}
+
 func ackAlert(a *v1.Alert) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil {
@@ -86,9 +95,10 @@ func ackAlert(a *v1.Alert) error {
 		if a.Status.Phase != v1.AlertNew {
 			return fmt.Errorf("alert %s is %q, not New yet", a.Name, a.Status.Phase)
 		}
+		orig := a.DeepCopy()
 		a.Status.Phase = v1.AlertAcked
 		a.Status.Ack = &v1.AlertAck{By: "oncall", Note: "false positive", At: metav1.Now()}
-		return k8s.Status().Update(ctx, a)
+		return operatorClient().Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 	})
 }
 

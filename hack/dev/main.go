@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/alertbridge/alertbridge/internal/pgcluster"
@@ -67,55 +70,63 @@ func run(exitAfter time.Duration) error {
 		return err
 	}
 
-	// The operator runs as its own ServiceAccount under the shipped
-	// ClusterRole, never as an administrator.
-	opKubeconfig, err := testenv.Kubeconfig(env.Operator, env.Install.ServiceAccount)
+	// The controller manager and the HTTP API run as their own
+	// ServiceAccounts under the shipped ClusterRoles, never as an
+	// administrator.
+	opKcPath, err := writeKubeconfig(work, "operator.kubeconfig", env.Operator, env.Install.ServiceAccount)
 	if err != nil {
 		return err
 	}
-	opKcPath := filepath.Join(work, "operator.kubeconfig")
-	if err := os.WriteFile(opKcPath, opKubeconfig, 0o600); err != nil {
+	apiKcPath, err := writeKubeconfig(work, "api.kubeconfig", env.API, env.Install.APIServiceAccount)
+	if err != nil {
 		return err
 	}
 
-	say("starting PostgreSQL")
+	say("starting PostgreSQL (password authentication only; a role that may only read for the HTTP API)")
 	pg, err := pgcluster.Start(ctx)
 	if err != nil {
 		return err
 	}
 	defer pg.Stop()
-
-	// Plain HTTP here: the shipped Deployment serves TLS with a certificate
-	// the operator keeps in a Secret (README, "TLS and tokens").
-	say("starting the operator (bin/alertbridge run --api-insecure: the HTTP API on :8090 is plain HTTP, for local development)")
-	logPath := filepath.Join(work, "operator.log")
-	logFile, err := os.Create(logPath)
+	readerDSN, err := pg.CreateRole(ctx, readerRole)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = logFile.Close() }()
-	op := exec.Command(filepath.Join(root, "bin", "alertbridge"), "run", "--kubeconfig", opKcPath,
-		"--health-probe-bind-address", ":18081", "--duplicate-gc-delay", "30s", "--migrate", "--api-insecure",
-		"--dashboard-url", "http://127.0.0.1:8090")
-	// --mirror is left at optional: on, since a database URL is set. The
-	// probe of the mirror finalizer policy runs in the operator's own
-	// namespace, as in a pod (POD_NAMESPACE from the downward API).
-	op.Env = append(os.Environ(), "ALERT_DATABASE_URL="+pg.DSN(), "POD_NAMESPACE="+env.Install.Namespace)
-	op.Stdout, op.Stderr = logFile, logFile
-	if err := op.Start(); err != nil {
+	migrate := exec.CommandContext(ctx, filepath.Join(root, "bin", "alertbridge"), "migrate", "--dsn", pg.DSN(), "--grant-read-to", readerRole)
+	migrate.Stdout, migrate.Stderr = os.Stdout, os.Stderr
+	if err := migrate.Run(); err != nil {
+		return fmt.Errorf("alertbridge migrate: %w", err)
+	}
+
+	// As shipped: the manager issues the HTTP API's certificate (for the
+	// Service's names and the loopback address) and publishes its CA; the
+	// HTTP API serves TLS with it, on the loopback interface only.
+	say("starting the controller manager (bin/alertbridge run) and the HTTP API (bin/alertbridge serve, TLS on %s)", apiAddr)
+	op, err := startProcess(filepath.Join(work, "operator.log"), []string{"ALERT_DATABASE_URL=" + pg.DSN(), "POD_NAMESPACE=" + env.Install.Namespace},
+		filepath.Join(root, "bin", "alertbridge"), "run", "--kubeconfig", opKcPath,
+		"--health-probe-bind-address", "127.0.0.1:18081", "--duplicate-gc-delay", "30s",
+		"--api-tls-extra-names", "127.0.0.1,localhost", "--dashboard-url", "https://"+apiAddr)
+	if err != nil {
 		return err
 	}
-	defer func() {
-		_ = op.Process.Signal(syscall.SIGTERM)
-		_ = op.Wait()
-	}()
+	defer op.stop()
+	api, err := startProcess(filepath.Join(work, "api.log"), []string{"ALERT_DATABASE_URL=" + readerDSN, "POD_NAMESPACE=" + env.Install.Namespace},
+		filepath.Join(root, "bin", "alertbridge"), "serve", "--kubeconfig", apiKcPath,
+		"--api-bind-address", apiAddr, "--health-probe-bind-address", "127.0.0.1:18082")
+	if err != nil {
+		return err
+	}
+	defer api.stop()
 
 	// config/default installed the mirror finalizer policy and waited for it
 	// to apply, so every resource created from here on carries the finalizer;
 	// the samples wait for the operator to be ready all the same.
-	say("waiting for the operator to be ready")
+	say("waiting for the controller manager and the HTTP API to be ready")
 	if err := waitReady(ctx, "http://127.0.0.1:18081/readyz", 2*time.Minute); err != nil {
-		return fmt.Errorf("%w (see %s)", err, logPath)
+		return fmt.Errorf("%w (see %s)", err, op.log)
+	}
+	if err := waitReady(ctx, "http://127.0.0.1:18082/readyz", 2*time.Minute); err != nil {
+		return fmt.Errorf("%w (see %s)", err, api.log)
 	}
 
 	assets, err := testenv.AssetsDir()
@@ -183,6 +194,10 @@ func run(exitAfter time.Duration) error {
 	if err := kubectl("get", "alertbridge", "-A"); err != nil && ctx.Err() == nil {
 		return err
 	}
+	caPath := filepath.Join(work, "ca.crt")
+	if err := writeCA(ctx, env.Admin, env.Install.Namespace, caPath); err != nil {
+		return err
+	}
 
 	fmt.Printf(`
 alertbridge is running.
@@ -190,28 +205,99 @@ alertbridge is running.
   kubectl:       %s/kubectl
   CLI:           bin/alertbridge --kubeconfig %s …
   PostgreSQL:    %s
-  operator log:  %s
-  HTTP API:      http://127.0.0.1:8090 (plain HTTP: --api-insecure; tokens need --audience alertbridge)
+  logs:          %s (controllers), %s (HTTP API)
+  HTTP API:      https://%s (TLS; trust %s, the CA the ConfigMap alertbridge-api-ca publishes;
+                 tokens need --audience alertbridge)
+                 curl --cacert %s -H "Authorization: Bearer $TOKEN" https://%s/v1/alerts?namespace=prod
   Silence:       prod/gateway-rollout silences the sample Alert for 2h;
                  bin/alertbridge --kubeconfig %s -n prod silences expire gateway-rollout puts it back in play
-  dashboard:     http://127.0.0.1:8090/  (paste this token into the page:)
+  dashboard:     https://%s/  (the browser asks you to trust the local CA; paste this token into the page:)
   token:         %s/kubectl --kubeconfig %s create token %s -n default --audience alertbridge --duration 8h
   notifications: Receiver prod/dev-webhook → bin/alertbridge webhook-sink on %s; what it received: tail -f %s
 Press Ctrl-C to stop; everything started here is removed.
-`, kcPath, assets, kcPath, pg.DSN(), logPath, kcPath, assets, kcPath, dashboardSA, webhookSinkAddr, sink.log)
+`, kcPath, assets, kcPath, pg.DSN(), op.log, api.log, apiAddr, caPath, caPath, apiAddr, kcPath, apiAddr, assets, kcPath, dashboardSA, webhookSinkAddr, sink.log)
 
-	exited := make(chan error, 1)
-	go func() { exited <- op.Wait() }()
 	select {
 	case <-ctx.Done():
 		say("stopping")
 		return nil
-	case err := <-exited:
-		if err == nil {
-			err = errors.New("exited")
-		}
-		return fmt.Errorf("the operator stopped (see %s): %w", logPath, err)
+	case err := <-op.exited:
+		return fmt.Errorf("the controller manager stopped (see %s): %w", op.log, exitErr(err))
+	case err := <-api.exited:
+		return fmt.Errorf("the HTTP API stopped (see %s): %w", api.log, exitErr(err))
 	}
+}
+
+// apiAddr is where make dev's HTTP API listens: the loopback interface
+// only, never every interface.
+const apiAddr = "127.0.0.1:8090"
+
+// readerRole is the PostgreSQL role the HTTP API reads history as.
+const readerRole = "alertbridge_reader"
+
+func writeKubeconfig(dir, name string, cfg *rest.Config, user string) (string, error) {
+	kc, err := testenv.Kubeconfig(cfg, user)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	return path, os.WriteFile(path, kc, 0o600)
+}
+
+// process is one of make dev's alertbridge processes.
+type process struct {
+	cmd    *exec.Cmd
+	log    string
+	exited chan error
+}
+
+func startProcess(logPath string, env []string, name string, args ...string) (*process, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	p := &process{cmd: exec.Command(name, args...), log: logPath, exited: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	if err := p.cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return nil, err
+	}
+	go func() {
+		p.exited <- p.cmd.Wait()
+		_ = logFile.Close()
+	}()
+	return p, nil
+}
+
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(45 * time.Second):
+		_ = p.cmd.Process.Kill()
+	}
+}
+
+func exitErr(err error) error {
+	if err == nil {
+		return errors.New("exited")
+	}
+	return err
+}
+
+// writeCA saves the CA certificate the ConfigMap alertbridge-api-ca
+// publishes, for curl and the browser.
+func writeCA(ctx context.Context, cfg *rest.Config, ns, path string) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "alertbridge-api-ca", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("failed to read the HTTP API's CA: %w", err)
+	}
+	return os.WriteFile(path, []byte(cm.Data["ca.crt"]), 0o600)
 }
 
 // dashboardSA is the ServiceAccount whose token make dev prints for the

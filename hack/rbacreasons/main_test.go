@@ -109,23 +109,34 @@ func TestAnnotateRefusesARoleAndMarkersThatDisagree(t *testing.T) {
 	}
 }
 
-// TestShippedRoleIsAnnotated: config/rbac/role.yaml is what `make
-// manifests` writes from the markers of this repository.
-func TestShippedRoleIsAnnotated(t *testing.T) {
-	root := filepath.Join("..", "..")
-	markers, err := scan(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	role, err := os.ReadFile(filepath.Join(root, "config", "rbac", "role.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := annotate(role, markers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(out) != string(role) {
-		t.Fatal("config/rbac/role.yaml is stale: run `make manifests`")
+// TestShippedRolesAreAnnotated: the ClusterRoles of the controller
+// manager (config/rbac/role.yaml) and of the HTTP API
+// (config/rbac/api/role.yaml) are what `make manifests` writes from the
+// markers of their packages, run from the module root as make does.
+func TestShippedRolesAreAnnotated(t *testing.T) {
+	t.Chdir(filepath.Join("..", ".."))
+	for role, dirs := range map[string][]string{
+		filepath.Join("config", "rbac", "role.yaml"):        {"controllers"},
+		filepath.Join("config", "rbac", "api", "role.yaml"): {filepath.Join("internal", "httpapi"), filepath.Join("internal", "intake")},
+	} {
+		var markers []marker
+		for _, d := range dirs {
+			ms, err := scan(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			markers = append(markers, ms...)
+		}
+		data, err := os.ReadFile(role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := annotate(data, markers)
+		if err != nil {
+			t.Fatalf("%s: %v", role, err)
+		}
+		if string(out) != string(data) {
+			t.Errorf("%s is stale: run `make manifests`", role)
+		}
 	}
 }

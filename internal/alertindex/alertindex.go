@@ -7,6 +7,7 @@ package alertindex
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -29,11 +30,20 @@ func Key(a *v1.Alert) string { return fingerprint.LabelValue(Effective(a)) }
 // KeyOfSpec is Key for a spec that is not an object yet.
 func KeyOfSpec(s *v1.AlertSpec) string { return Key(&v1.Alert{Spec: *s}) }
 
-// Register adds the index to a cache.
+// registered remembers the caches that have the index: the Alert
+// controller and the HTTP intake each need it, and a process that runs both
+// (a test, a local run) has one cache, which refuses a second registration.
+var registered sync.Map
+
+// Register adds the index to a cache, once.
 func Register(ctx context.Context, indexer client.FieldIndexer) error {
+	if _, loaded := registered.LoadOrStore(indexer, true); loaded {
+		return nil
+	}
 	if err := indexer.IndexField(ctx, &v1.Alert{}, Field, func(o client.Object) []string {
 		return []string{Key(o.(*v1.Alert))}
 	}); err != nil {
+		registered.Delete(indexer)
 		return fmt.Errorf("failed to index Alerts by fingerprint: %w", err)
 	}
 	return nil

@@ -1,9 +1,18 @@
-// Package certs keeps the HTTP API's serving certificate in one Secret and
-// serves it from memory.
+// Package certs keeps the HTTP API's serving certificate and its CA in the
+// operator's namespace and serves the certificate from memory.
 //
-// A Rotator (on the leader only) creates a self-signed CA and a serving
-// certificate signed by it in the Secret, and renews them before they
-// expire. A Source (on every replica) watches that one Secret through the
+// Three objects, so that nothing reads a key it does not need:
+//   - the CA's Secret (ca.crt, ca.key), which only the Rotator reads;
+//   - the serving Secret (tls.crt, tls.key, ca.crt), which the HTTP API
+//     reads to serve TLS;
+//   - a ConfigMap holding ca.crt alone, which clients read to trust the
+//     API (like kube-root-ca.crt): whoever sets up agents needs no Secret.
+//
+// A Rotator (in the controller manager, on the leader only) creates the
+// self-signed CA and the serving certificate it signs, renews both before
+// they expire, and publishes the CA certificate; with a serving Secret kept
+// by another tool (cert-manager) it only publishes that Secret's ca.crt. A
+// Source (in every HTTP API replica) watches the serving Secret through the
 // API server and swaps the certificate the TLS server hands out, so a
 // renewal needs no restart and nothing depends on a kubelet mounting files.
 //
@@ -31,9 +40,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// Keys of the Secret. tls.crt, tls.key and ca.crt are what cert-manager
-// writes too, so a Source can serve a Secret cert-manager keeps; ca.key is
-// only read by the Rotator.
+// Keys of the Secrets and the ConfigMap. The serving Secret holds tls.crt,
+// tls.key and ca.crt, what cert-manager writes too, so a Source can serve a
+// Secret cert-manager keeps. The CA's Secret holds ca.crt and ca.key and is
+// read by the Rotator alone; clients read ca.crt from the ConfigMap, which
+// holds no key.
 const (
 	CertKey   = corev1.TLSCertKey
 	KeyKey    = corev1.TLSPrivateKeyKey
@@ -159,13 +170,10 @@ type plan struct {
 	reason string
 }
 
-// planFor looks at a Secret's data and says what a Rotator must issue for
-// names at now. The serving certificate is renewed when it is missing,
-// unreadable, not signed by the CA for server authentication, made for
-// other names, or two thirds through its life; the CA (and so the serving
-// certificate) when it is missing, unreadable or two thirds through.
-func planFor(data map[string][]byte, names []string, now time.Time) plan {
-	ca, err := parsePair(data[CACertKey], data[CAKeyKey])
+// planCA looks at the CA Secret's data at now: the CA is issued anew when
+// it is missing, unreadable, not a CA or two thirds through its life.
+func planCA(caData map[string][]byte, now time.Time) plan {
+	ca, err := parsePair(caData[CACertKey], caData[CAKeyKey])
 	switch {
 	case err != nil:
 		return plan{ca: true, cert: true, reason: "CA: " + err.Error()}
@@ -174,7 +182,15 @@ func planFor(data map[string][]byte, names []string, now time.Time) plan {
 	case !now.Before(renewAt(ca.cert)):
 		return plan{ca: true, cert: true, reason: "CA: due for renewal"}
 	}
-	leaf, err := parsePair(data[CertKey], data[KeyKey])
+	return plan{}
+}
+
+// planCert looks at the serving Secret's data at now: the serving
+// certificate is issued anew when it is missing, unreadable, not signed by
+// ca for server authentication, made for other names, or two thirds
+// through its life.
+func planCert(serving map[string][]byte, ca *keyPair, names []string, now time.Time) plan {
+	leaf, err := parsePair(serving[CertKey], serving[KeyKey])
 	if err != nil {
 		return plan{cert: true, reason: "certificate: " + err.Error()}
 	}
@@ -194,14 +210,14 @@ func planFor(data map[string][]byte, names []string, now time.Time) plan {
 	return plan{}
 }
 
-// nextRenewal is the earliest time the CA or serving certificate in data
-// is due; zero when either cannot be read.
-func nextRenewal(data map[string][]byte) time.Time {
-	ca, err := parsePair(data[CACertKey], data[CAKeyKey])
+// nextRenewal is the earliest time the CA or the serving certificate is
+// due; zero when either cannot be read.
+func nextRenewal(caData, serving map[string][]byte) time.Time {
+	ca, err := parsePair(caData[CACertKey], caData[CAKeyKey])
 	if err != nil {
 		return time.Time{}
 	}
-	leaf, err := parsePair(data[CertKey], data[KeyKey])
+	leaf, err := parsePair(serving[CertKey], serving[KeyKey])
 	if err != nil {
 		return time.Time{}
 	}

@@ -8,34 +8,71 @@ import (
 
 var testNames = []string{"alertbridge-api", "alertbridge-api.alertbridge-system.svc"}
 
-// secretData is what a Rotator writes at now.
-func secretData(t *testing.T, now time.Time, names []string) map[string][]byte {
+// issued is what a Rotator writes at now: the CA's data and the serving
+// Secret's.
+func issued(t *testing.T, now time.Time, names []string) (caData, serving map[string][]byte) {
 	t.Helper()
-	r := &Rotator{Names: names}
-	data, err := r.issue(nil, plan{ca: true, cert: true}, now)
+	ca, err := newCA("x", now, DefaultCAValidity)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return data
+	serving, err = (&Rotator{Names: names}).issueServing(ca, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{CACertKey: ca.certPEM, CAKeyKey: ca.keyPEM}, serving
 }
 
-func TestPlanFor(t *testing.T) {
-	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	fresh := secretData(t, now, testNames)
-	other := secretData(t, now, testNames)
-	with := func(kv ...any) map[string][]byte {
-		d := maps.Clone(fresh)
-		for i := 0; i < len(kv); i += 2 {
-			if kv[i+1] == nil {
-				delete(d, kv[i].(string))
-			} else {
-				d[kv[i].(string)] = kv[i+1].([]byte)
-			}
+// with is d with the keys of kv (key, value or nil to delete) changed.
+func with(d map[string][]byte, kv ...any) map[string][]byte {
+	d = maps.Clone(d)
+	for i := 0; i < len(kv); i += 2 {
+		if kv[i+1] == nil {
+			delete(d, kv[i].(string))
+		} else {
+			d[kv[i].(string)] = kv[i+1].([]byte)
 		}
-		return d
 	}
-	// A serving certificate of the fresh CA for other names.
-	ca, err := parsePair(fresh[CACertKey], fresh[CAKeyKey])
+	return d
+}
+
+func TestPlanCA(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	fresh, serving := issued(t, now, testNames)
+	other, _ := issued(t, now, testNames)
+	caLife := DefaultCAValidity + backdate
+	for _, tc := range []struct {
+		name string
+		data map[string][]byte
+		at   time.Time
+		want bool
+	}{
+		{"empty", nil, now, true},
+		{"fresh", fresh, now, false},
+		{"just before two thirds of its life", fresh, now.Add(caLife*2/3 - backdate - time.Minute), false},
+		{"two thirds of its life", fresh, now.Add(caLife*2/3 - backdate), true},
+		{"no key", with(fresh, CAKeyKey, nil), now, true},
+		{"key of another CA", with(fresh, CAKeyKey, other[CAKeyKey]), now, true},
+		{"garbage", with(fresh, CACertKey, []byte("not PEM")), now, true},
+		{"not a CA", map[string][]byte{CACertKey: serving[CertKey], CAKeyKey: serving[KeyKey]}, now, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := planCA(tc.data, tc.at)
+			if p.ca != tc.want || p.cert != tc.want {
+				t.Fatalf("plan %+v, want a new CA and certificate: %v", p, tc.want)
+			}
+			if p.ca && p.reason == "" {
+				t.Fatal("a renewal without a reason")
+			}
+		})
+	}
+}
+
+func TestPlanCert(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	caData, fresh := issued(t, now, testNames)
+	_, other := issued(t, now, testNames)
+	ca, err := parsePair(caData[CACertKey], caData[CAKeyKey])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,39 +80,31 @@ func TestPlanFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certLife, caLife := DefaultCertValidity+backdate, DefaultCAValidity+backdate
+	certLife := DefaultCertValidity + backdate
 	for _, tc := range []struct {
-		name     string
-		data     map[string][]byte
-		at       time.Time
-		ca, cert bool
+		name  string
+		data  map[string][]byte
+		names []string
+		at    time.Time
+		want  bool
 	}{
-		{"empty", nil, now, true, true},
-		{"fresh", fresh, now, false, false},
-		{"names in another order", fresh, now, false, false},
-		{"just before two thirds of the certificate's life", fresh, now.Add(certLife*2/3 - backdate - time.Minute), false, false},
-		{"two thirds of the certificate's life", fresh, now.Add(certLife*2/3 - backdate), false, true},
-		{"two thirds of the CA's life", fresh, now.Add(caLife*2/3 - backdate), true, true},
-		{"no CA key", with(CAKeyKey, nil), now, true, true},
-		{"CA key of another CA", with(CAKeyKey, other[CAKeyKey]), now, true, true},
-		{"garbage CA", with(CACertKey, []byte("not PEM")), now, true, true},
-		{"serving certificate is the CA", with(CACertKey, fresh[CertKey], CAKeyKey, fresh[KeyKey]), now, true, true},
-		{"no serving key", with(KeyKey, nil), now, false, true},
-		{"serving key of another certificate", with(KeyKey, other[KeyKey]), now, false, true},
-		{"signed by another CA", with(CertKey, other[CertKey], KeyKey, other[KeyKey]), now, false, true},
-		{"other names", with(CertKey, elsewhere.certPEM, KeyKey, elsewhere.keyPEM), now, false, true},
-		{"expired", fresh, now.Add(DefaultCertValidity + time.Hour), false, true},
+		{"empty", nil, testNames, now, true},
+		{"fresh", fresh, testNames, now, false},
+		{"names in another order", fresh, []string{testNames[1], testNames[0], testNames[1]}, now, false},
+		{"just before two thirds of its life", fresh, testNames, now.Add(certLife*2/3 - backdate - time.Minute), false},
+		{"two thirds of its life", fresh, testNames, now.Add(certLife*2/3 - backdate), true},
+		{"no key", with(fresh, KeyKey, nil), testNames, now, true},
+		{"key of another certificate", with(fresh, KeyKey, other[KeyKey]), testNames, now, true},
+		{"signed by another CA", with(fresh, CertKey, other[CertKey], KeyKey, other[KeyKey]), testNames, now, true},
+		{"other names", with(fresh, CertKey, elsewhere.certPEM, KeyKey, elsewhere.keyPEM), testNames, now, true},
+		{"expired", fresh, testNames, now.Add(DefaultCertValidity + time.Hour), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			names := testNames
-			if tc.name == "names in another order" {
-				names = []string{testNames[1], testNames[0], testNames[1]}
+			p := planCert(tc.data, ca, tc.names, tc.at)
+			if p.ca || p.cert != tc.want {
+				t.Fatalf("plan %+v, want a new certificate: %v (and never a new CA)", p, tc.want)
 			}
-			p := planFor(tc.data, names, tc.at)
-			if p.ca != tc.ca || p.cert != tc.cert {
-				t.Fatalf("plan %+v, want ca=%v cert=%v", p, tc.ca, tc.cert)
-			}
-			if (p.ca || p.cert) && p.reason == "" {
+			if p.cert && p.reason == "" {
 				t.Fatal("a renewal without a reason")
 			}
 		})
@@ -98,7 +127,7 @@ func TestServingNeverOutlivesItsCA(t *testing.T) {
 	if len(leaf.cert.DNSNames) != 1 || len(leaf.cert.IPAddresses) != 2 {
 		t.Fatalf("names %v, IPs %v", leaf.cert.DNSNames, leaf.cert.IPAddresses)
 	}
-	if p := planFor(map[string][]byte{CACertKey: ca.certPEM, CAKeyKey: ca.keyPEM, CertKey: leaf.certPEM, KeyKey: leaf.keyPEM},
+	if p := planCert(map[string][]byte{CertKey: leaf.certPEM, KeyKey: leaf.keyPEM}, ca,
 		[]string{"::1", "a", "127.0.0.1"}, now); p.ca || p.cert {
 		t.Fatalf("fresh pair with IPs: %+v", p)
 	}
@@ -109,15 +138,15 @@ func TestServingNeverOutlivesItsCA(t *testing.T) {
 
 func TestNextRenewal(t *testing.T) {
 	now := time.Now()
-	data := secretData(t, now, testNames)
-	leaf, err := parsePair(data[CertKey], data[KeyKey])
+	caData, serving := issued(t, now, testNames)
+	leaf, err := parsePair(serving[CertKey], serving[KeyKey])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := nextRenewal(data); !got.Equal(renewAt(leaf.cert)) {
+	if got := nextRenewal(caData, serving); !got.Equal(renewAt(leaf.cert)) {
 		t.Fatalf("next renewal %s, want the serving certificate's %s", got, renewAt(leaf.cert))
 	}
-	if got := nextRenewal(map[string][]byte{}); !got.IsZero() {
+	if got := nextRenewal(caData, map[string][]byte{}); !got.IsZero() {
 		t.Fatalf("next renewal of nothing: %s", got)
 	}
 }

@@ -33,15 +33,17 @@ const (
 
 var (
 	env *testenv.Env
-	// admin prepares and breaks things; operator is the operator's
-	// ServiceAccount under the shipped roles, as the Rotator and Source run.
-	admin, operator kubernetes.Interface
-	// key is the Secret config/rbac lets the operator keep.
-	key types.NamespacedName
+	// admin prepares and breaks things; operator is the controller
+	// manager's ServiceAccount and api the HTTP API's, under the shipped
+	// roles, as the Rotator and the Source run.
+	admin, operator, api kubernetes.Interface
+	// key, caKey and caMap are the objects config/rbac lets the manager
+	// keep: the serving Secret, the CA's Secret and the published CA.
+	key, caKey, caMap types.NamespacedName
 )
 
 // TestMain installs config/default into a real API server: the Rotator and
-// Source run under the shipped Role that names their one Secret.
+// Source run under the shipped Roles that name their objects.
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
 	var err error
@@ -51,7 +53,11 @@ func TestMain(m *testing.M) {
 	}
 	admin = kubernetes.NewForConfigOrDie(env.Admin)
 	operator = kubernetes.NewForConfigOrDie(env.Operator)
-	key = types.NamespacedName{Namespace: env.Install.Namespace, Name: "alertbridge-api-tls"}
+	api = kubernetes.NewForConfigOrDie(env.API)
+	ns := env.Install.Namespace
+	key = types.NamespacedName{Namespace: ns, Name: "alertbridge-api-tls"}
+	caKey = types.NamespacedName{Namespace: ns, Name: "alertbridge-api-ca"}
+	caMap = types.NamespacedName{Namespace: ns, Name: "alertbridge-api-ca"}
 	code := m.Run()
 	_ = env.Stop()
 	os.Exit(code)
@@ -59,19 +65,46 @@ func TestMain(m *testing.M) {
 
 var names = []string{"alertbridge-api", "alertbridge-api.alertbridge-system.svc", "127.0.0.1"}
 
-// fresh deletes the Secret so a spec starts from nothing.
+// rotator is the leader's Rotator as `alertbridge run` makes it.
+func rotator(clk *clocktesting.FakeClock) *certs.Rotator {
+	r := &certs.Rotator{Client: operator, Secret: key, CASecret: caKey, CAConfigMap: caMap, Names: names, Manage: true}
+	if clk != nil {
+		r.Clock = clk
+	}
+	return r
+}
+
+// fresh deletes the objects so a spec starts from nothing.
 func fresh(t *testing.T) {
 	t.Helper()
-	err := admin.CoreV1().Secrets(key.Namespace).Delete(context.Background(), key.Name, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
+	ctx := context.Background()
+	for _, n := range []string{key.Name, caKey.Name} {
+		if err := admin.CoreV1().Secrets(key.Namespace).Delete(ctx, n, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.CoreV1().ConfigMaps(caMap.Namespace).Delete(ctx, caMap.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
 }
 
-func secret(g Gomega) *corev1.Secret {
-	s, err := admin.CoreV1().Secrets(key.Namespace).Get(context.Background(), key.Name, metav1.GetOptions{})
+func secret(g Gomega) *corev1.Secret { return secretNamed(g, key) }
+
+func secretNamed(g Gomega, k types.NamespacedName) *corev1.Secret {
+	s, err := admin.CoreV1().Secrets(k.Namespace).Get(context.Background(), k.Name, metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	return s
+}
+
+// published is the CA certificate of the ConfigMap, as any authenticated
+// user reads it.
+func published(g Gomega) string {
+	reader, err := kubernetes.NewForConfig(env.As("someone@example.com"))
+	g.Expect(err).NotTo(HaveOccurred())
+	cm, err := reader.CoreV1().ConfigMaps(caMap.Namespace).Get(context.Background(), caMap.Name, metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cm.Data).To(HaveLen(1), "the ConfigMap holds ca.crt and nothing else")
+	return cm.Data[certs.CACertKey]
 }
 
 func leafOf(g Gomega, pemBytes []byte) *x509.Certificate {
@@ -91,21 +124,28 @@ func verify(g Gomega, s *corev1.Secret, name string, at time.Time) {
 	g.Expect(err).NotTo(HaveOccurred())
 }
 
-// TestRotatorCreatesAndRenews: from nothing the Rotator creates a CA and a
-// serving certificate for the names; later it renews the certificate with
-// the same CA (clients keep trusting it); a Secret someone broke is
-// repaired; and it only writes when something is due.
+// TestRotatorCreatesAndRenews: from nothing the Rotator creates a CA in its
+// own Secret, a serving certificate for the names in the serving Secret
+// (without the CA's key) and the CA certificate in the ConfigMap; later it
+// renews the certificate with the same CA (clients keep trusting it); a
+// Secret someone broke is repaired; and it only writes when something is
+// due.
 func TestRotatorCreatesAndRenews(t *testing.T) {
 	g := NewWithT(t)
 	fresh(t)
 	ctx := context.Background()
 	clk := clocktesting.NewFakeClock(time.Now())
-	r := &certs.Rotator{Client: operator, Secret: key, Names: names, Clock: clk}
+	r := rotator(clk)
 	wait, err := r.Ensure(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
 	first := secret(g)
 	g.Expect(first.Type).To(Equal(corev1.SecretTypeTLS))
-	g.Expect(first.Data).To(HaveKey(certs.CAKeyKey))
+	g.Expect(first.Data).To(HaveKey(certs.CACertKey))
+	g.Expect(first.Data).NotTo(HaveKey(certs.CAKeyKey), "the serving Secret, which the HTTP API reads, holds no CA key")
+	ca := secretNamed(g, caKey)
+	g.Expect(ca.Data).To(HaveKey(certs.CAKeyKey))
+	g.Expect(ca.Data[certs.CACertKey]).To(Equal(first.Data[certs.CACertKey]))
+	g.Expect(published(g)).To(Equal(string(first.Data[certs.CACertKey])))
 	verify(g, first, "alertbridge-api.alertbridge-system.svc", clk.Now())
 	verify(g, first, "127.0.0.1", clk.Now())
 	leaf := leafOf(g, first.Data[certs.CertKey])
@@ -115,6 +155,7 @@ func TestRotatorCreatesAndRenews(t *testing.T) {
 	_, err = r.Ensure(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(secret(g).ResourceVersion).To(Equal(first.ResourceVersion))
+	g.Expect(secretNamed(g, caKey).ResourceVersion).To(Equal(ca.ResourceVersion))
 
 	// Two thirds into the certificate's life: a new one, same CA.
 	clk.Step(leaf.NotAfter.Sub(clk.Now()) * 2 / 3)
@@ -137,6 +178,54 @@ func TestRotatorCreatesAndRenews(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 }
 
+// TestRotatorAdoptsTheCAOfAnOlderSecret: an install from before the CA had
+// a Secret of its own keeps ca.key in the serving Secret. The Rotator moves
+// that CA into its own Secret (clients keep trusting it), removes the key
+// from the serving Secret and publishes the CA certificate.
+func TestRotatorAdoptsTheCAOfAnOlderSecret(t *testing.T) {
+	g := NewWithT(t)
+	fresh(t)
+	ctx := context.Background()
+	g.Expect(rotator(nil).Ensure(ctx)).Error().NotTo(HaveOccurred())
+	ca, serving := secretNamed(g, caKey), secret(g)
+	old := serving.DeepCopy()
+	old.Data[certs.CAKeyKey] = ca.Data[certs.CAKeyKey]
+	_, err := admin.CoreV1().Secrets(key.Namespace).Update(ctx, old, metav1.UpdateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(admin.CoreV1().Secrets(caKey.Namespace).Delete(ctx, caKey.Name, metav1.DeleteOptions{})).To(Succeed())
+	g.Expect(admin.CoreV1().ConfigMaps(caMap.Namespace).Delete(ctx, caMap.Name, metav1.DeleteOptions{})).To(Succeed())
+
+	_, err = rotator(nil).Ensure(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(secretNamed(g, caKey).Data[certs.CACertKey]).To(Equal(ca.Data[certs.CACertKey]), "the CA clients trust is kept")
+	now := secret(g)
+	g.Expect(now.Data).NotTo(HaveKey(certs.CAKeyKey))
+	g.Expect(now.Data[certs.CertKey]).To(Equal(serving.Data[certs.CertKey]), "a good certificate is kept")
+	g.Expect(published(g)).To(Equal(string(ca.Data[certs.CACertKey])))
+}
+
+// TestRotatorPublishesASecretItDoesNotKeep: with another tool keeping the
+// serving Secret (cert-manager), the Rotator never writes it and publishes
+// its ca.crt.
+func TestRotatorPublishesASecretItDoesNotKeep(t *testing.T) {
+	g := NewWithT(t)
+	fresh(t)
+	ctx := context.Background()
+	r := &certs.Rotator{Client: operator, Secret: key, CASecret: caKey, CAConfigMap: caMap, Names: names}
+	_, err := r.Ensure(ctx)
+	g.Expect(err).NotTo(HaveOccurred(), "nothing to publish yet is not an error")
+	_, err = admin.CoreV1().ConfigMaps(caMap.Namespace).Get(ctx, caMap.Name, metav1.GetOptions{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+	// What cert-manager writes (here, made by a managing Rotator as admin).
+	g.Expect((&certs.Rotator{Client: admin, Secret: key, CASecret: caKey, CAConfigMap: caMap, Names: names, Manage: true}).Ensure(ctx)).
+		Error().NotTo(HaveOccurred())
+	issued := secret(g)
+	_, err = r.Ensure(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(secret(g).ResourceVersion).To(Equal(issued.ResourceVersion))
+	g.Expect(published(g)).To(Equal(string(issued.Data[certs.CACertKey])))
+}
+
 // TestRotatorsRace: replicas that race to create and renew the Secret (two
 // leaders for a moment) all succeed and leave one valid Secret.
 func TestRotatorsRace(t *testing.T) {
@@ -155,7 +244,7 @@ func TestRotatorsRace(t *testing.T) {
 		errs := make([]error, 4)
 		for i := range errs {
 			wg.Go(func() {
-				_, errs[i] = (&certs.Rotator{Client: operator, Secret: key, Names: names}).Ensure(context.Background())
+				_, errs[i] = rotator(nil).Ensure(context.Background())
 			})
 		}
 		wg.Wait()
@@ -177,8 +266,9 @@ func TestRotatorLoop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	clk := clocktesting.NewFakeClock(time.Now())
-	src := certs.NewSource(operator, key)
-	r := &certs.Rotator{Client: operator, Secret: key, Names: names, Clock: clk, Nudge: src.Changed()}
+	src := certs.NewSource(api, key)
+	r := rotator(clk)
+	r.Nudge = src.Changed()
 	done := make(chan error, 2)
 	go func() { done <- src.Start(ctx) }()
 	go func() { done <- r.Start(ctx) }()
@@ -220,13 +310,13 @@ func TestSourceReloads(t *testing.T) {
 	fresh(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	src := certs.NewSource(operator, key)
+	src := certs.NewSource(api, key)
 	go func() { _ = src.Start(ctx) }()
 	g.Consistently(ready(src)).WithTimeout(time.Second).WithPolling(poll).ShouldNot(Succeed())
 	_, err := src.GetCertificate(nil)
 	g.Expect(err).To(HaveOccurred())
 
-	r := &certs.Rotator{Client: operator, Secret: key, Names: names}
+	r := rotator(nil)
 	_, err = r.Ensure(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
 	serial := func(g Gomega) string {
@@ -257,23 +347,49 @@ func TestSourceReloads(t *testing.T) {
 
 func ready(src *certs.Source) func() error { return func() error { return src.Ready(nil) } }
 
-// TestRoleNamesOneSecret: the shipped Role lets the operator keep its
-// certificate's Secret, and neither change nor list nor watch any other
-// Secret in its namespace. (The ClusterRole's get on Secrets, for the
-// Secrets SLOPolicies name, is another matter.)
-func TestRoleNamesOneSecret(t *testing.T) {
+// TestRolesNameTheirObjects: the HTTP API may read the serving Secret and
+// no other Secret (not the CA's: it cannot mint certificates); the manager
+// may keep its certificate's objects and change no other Secret, nor list
+// or watch them; anyone signed in may read the published CA certificate
+// and no Secret.
+func TestRolesNameTheirObjects(t *testing.T) {
 	g := NewWithT(t)
+	fresh(t)
 	ctx := context.Background()
-	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "someone-elses", Namespace: key.Namespace}, StringData: map[string]string{"password": "x"}}
-	_, err := admin.CoreV1().Secrets(key.Namespace).Create(ctx, other, metav1.CreateOptions{})
+	_, err := rotator(nil).Ensure(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
+	ns := key.Namespace
+	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "someone-elses", Namespace: ns}, StringData: map[string]string{"password": "x"}}
+	_, err = admin.CoreV1().Secrets(ns).Create(ctx, other, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	forbidden := func(err error, what string) {
+		g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s: %v", what, err)
+	}
+
+	_, err = api.CoreV1().Secrets(ns).Get(ctx, key.Name, metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred(), "the API serves the serving Secret")
+	_, err = api.CoreV1().Secrets(ns).Get(ctx, caKey.Name, metav1.GetOptions{})
+	forbidden(err, "the API reads the CA's key")
+	_, err = api.CoreV1().Secrets(ns).Get(ctx, other.Name, metav1.GetOptions{})
+	forbidden(err, "the API reads another Secret")
+	_, err = api.CoreV1().Secrets(ns).Update(ctx, secret(g), metav1.UpdateOptions{})
+	forbidden(err, "the API changes the serving Secret")
+
 	other.StringData = map[string]string{"password": "mine now"}
-	_, err = operator.CoreV1().Secrets(key.Namespace).Update(ctx, other, metav1.UpdateOptions{})
-	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "update another Secret: %v", err)
-	_, err = operator.CoreV1().Secrets(key.Namespace).List(ctx, metav1.ListOptions{})
-	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "list every Secret: %v", err)
-	_, err = operator.CoreV1().Secrets(key.Namespace).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + other.Name})
-	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "watch another Secret: %v", err)
+	_, err = operator.CoreV1().Secrets(ns).Update(ctx, other, metav1.UpdateOptions{})
+	forbidden(err, "the manager updates another Secret")
+	_, err = operator.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+	forbidden(err, "the manager lists every Secret")
+	_, err = operator.CoreV1().Secrets(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + other.Name})
+	forbidden(err, "the manager watches another Secret")
 	_, err = operator.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: key.Name}}, metav1.CreateOptions{})
-	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "create a Secret in another namespace: %v", err)
+	forbidden(err, "the manager creates a Secret in another namespace")
+
+	someone, err := kubernetes.NewForConfig(env.As("someone@example.com"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(published(g)).NotTo(BeEmpty())
+	for _, n := range []string{key.Name, caKey.Name} {
+		_, err = someone.CoreV1().Secrets(ns).Get(ctx, n, metav1.GetOptions{})
+		forbidden(err, "anyone reads Secret "+n)
+	}
 }

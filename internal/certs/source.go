@@ -11,10 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -27,7 +24,8 @@ import (
 // allows) and swaps the certificate in memory on every change; until the
 // first one arrives, handshakes fail and Ready says why. A Secret that
 // cannot be read as a certificate, or its deletion, leaves the last good
-// certificate in service. It is a manager.Runnable on every replica.
+// certificate in service. It is a manager.Runnable on every HTTP API
+// replica.
 type Source struct {
 	client  kubernetes.Interface
 	secret  types.NamespacedName
@@ -49,19 +47,13 @@ func NewSource(c kubernetes.Interface, key types.NamespacedName) *Source {
 // NeedLeaderElection is false: every replica serves.
 func (*Source) NeedLeaderElection() bool { return false }
 
-// Changed receives a value after each change of the Secret (coalesced):
-// the Rotator's nudge.
+// Changed receives a value after each change of the Secret (coalesced).
 func (s *Source) Changed() <-chan struct{} { return s.changed }
 
 // Start watches the Secret until ctx ends.
 func (s *Source) Start(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithName("certs").WithValues("secret", klog.KRef(s.secret.Namespace, s.secret.Name))
-	factory := informers.NewSharedInformerFactoryWithOptions(s.client, 0,
-		informers.WithNamespace(s.secret.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", s.secret.Name).String()
-		}))
-	informer := factory.Core().V1().Secrets().Informer()
+	factory, informer := namedInformer(s.client, s.secret, secrets)
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.load(log, obj) },
 		UpdateFunc: func(_, obj any) { s.load(log, obj) },
@@ -100,12 +92,7 @@ func (s *Source) load(log logr.Logger, obj any) {
 		"notAfter", pair.Leaf.NotAfter, "serial", pair.Leaf.SerialNumber.Text(16))
 }
 
-func (s *Source) nudge() {
-	select {
-	case s.changed <- struct{}{}:
-	default:
-	}
-}
+func (s *Source) nudge() { nudge(s.changed) }
 
 // GetCertificate is tls.Config's: the Secret's current certificate.
 func (s *Source) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -126,29 +113,53 @@ func (s *Source) Ready(*http.Request) error {
 	return nil
 }
 
-// Options say which Secret serves the HTTP API and who keeps it.
+// Options say where the HTTP API's certificate and its CA live and who
+// keeps them.
 type Options struct {
+	// Secret is the serving Secret (tls.crt, tls.key, ca.crt).
 	Secret types.NamespacedName
+	// CASecret holds the CA's certificate and key when Manage is set.
+	CASecret types.NamespacedName
+	// CAConfigMap receives the CA certificate (ca.crt) for clients.
+	CAConfigMap types.NamespacedName
 	// Names are the serving certificate's DNS names and IP addresses.
 	Names []string
-	// Manage makes the leader create and renew a self-signed CA and
-	// serving certificate in the Secret; without it the Secret is kept by
-	// another tool (cert-manager) and only served.
+	// Manage makes the leader create and renew a self-signed CA and the
+	// serving certificate; without it the serving Secret is kept by
+	// another tool (cert-manager), and only its ca.crt is published.
 	Manage bool
 }
 
-// Add adds a Source for o to mgr (every replica) and, with o.Manage, a
-// Rotator (the leader), and returns the Source.
-func Add(mgr manager.Manager, c kubernetes.Interface, o Options) (*Source, error) {
-	src := NewSource(c, o.Secret)
+// AddIssuer adds to mgr (the controller manager) a Rotator for o, which
+// runs on the leader, and the watches that wake it when one of its objects
+// changes or goes.
+func AddIssuer(mgr manager.Manager, c kubernetes.Interface, o Options) error {
+	nudge := make(chan struct{}, 1)
+	watches := []manager.Runnable{
+		newWatch(c, o.Secret, secrets, nudge),
+		newWatch(c, o.CAConfigMap, configMaps, nudge),
+	}
+	if o.Manage {
+		watches = append(watches, newWatch(c, o.CASecret, secrets, nudge))
+	}
+	for _, w := range watches {
+		if err := mgr.Add(w); err != nil {
+			return fmt.Errorf("failed to add a watch of the HTTP API's certificate: %w", err)
+		}
+	}
+	r := &Rotator{Client: c, Secret: o.Secret, CASecret: o.CASecret, CAConfigMap: o.CAConfigMap, Names: o.Names, Manage: o.Manage, Nudge: nudge}
+	if err := mgr.Add(r); err != nil {
+		return fmt.Errorf("failed to add the serving certificate's Rotator: %w", err)
+	}
+	return nil
+}
+
+// AddSource adds to mgr (an HTTP API replica) a Source serving the
+// certificate of the Secret key, and returns it.
+func AddSource(mgr manager.Manager, c kubernetes.Interface, key types.NamespacedName) (*Source, error) {
+	src := NewSource(c, key)
 	if err := mgr.Add(src); err != nil {
 		return nil, fmt.Errorf("failed to add the serving certificate's Source: %w", err)
-	}
-	if !o.Manage {
-		return src, nil
-	}
-	if err := mgr.Add(&Rotator{Client: c, Secret: o.Secret, Names: o.Names, Nudge: src.Changed()}); err != nil {
-		return nil, fmt.Errorf("failed to add the serving certificate's Rotator: %w", err)
 	}
 	return src, nil
 }

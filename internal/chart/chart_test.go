@@ -132,8 +132,11 @@ var nonDefault = map[string]any{
 	"mirror":           map[string]any{"mode": "optional", "database": map[string]any{"secretName": "pg", "secretKey": "dsn"}},
 	"tls":              map[string]any{"secretName": "api-cert"},
 	"api": map[string]any{
+		"replicas":      4,
 		"gateAnonymous": true, "dashboardAnonymous": true,
 		"audiences": []any{"alertbridge", "https://oidc.example.com"},
+		"database":  map[string]any{"secretName": "pg-reader", "secretKey": "dsn"},
+		"extraArgs": []any{"--default-namespace=alerts"},
 	},
 	"extraArgs":           []any{"--alert-concurrency=8", "--duplicate-gc-delay=1m"},
 	"podDisruptionBudget": map[string]any{"maxUnavailable": 2},
@@ -174,33 +177,53 @@ func TestChartLints(t *testing.T) {
 
 func TestChartRendersTheValues(t *testing.T) {
 	objs := render(t, "ops-alerting", nonDefault)
-	var dep *unstructured.Unstructured
+	deployments := map[string]*unstructured.Unstructured{}
 	for _, u := range objs {
 		if u.GetKind() == "Deployment" {
-			dep = u
+			deployments[u.GetName()] = u
 		}
 	}
-	if dep == nil {
-		t.Fatal("no Deployment")
-	}
-	containers, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
-	c := containers[0].(map[string]any)
-	if c["image"] != "registry.example.com/platform/alertbridge:v1.2.3" {
-		t.Errorf("image %v", c["image"])
-	}
-	args := fmt.Sprint(c["args"])
-	for _, want := range []string{"--mirror=optional", "--api-tls-secret=api-cert", "--gate-anonymous", "--dashboard-anonymous",
-		"--api-audiences=alertbridge,https://oidc.example.com", "--alert-concurrency=8", "--duplicate-gc-delay=1m"} {
-		if !strings.Contains(args, want) {
-			t.Errorf("args %s lack %s", args, want)
+	for name, want := range map[string]struct {
+		args     []string
+		env      []string
+		replicas string
+	}{
+		"alertbridge-manager": {
+			args:     []string{"run", "--mirror=optional", "--api-tls-secret=api-cert", "--alert-concurrency=8", "--duplicate-gc-delay=1m"},
+			env:      []string{"name:pg", "key:dsn", "optional:true"},
+			replicas: "3",
+		},
+		"alertbridge-api": {
+			args: []string{"serve", "--api-tls-secret=api-cert", "--gate-anonymous", "--dashboard-anonymous",
+				"--api-audiences=alertbridge,https://oidc.example.com", "--default-namespace=alerts"},
+			env:      []string{"name:pg-reader", "key:dsn", "optional:true"},
+			replicas: "4",
+		},
+	} {
+		dep := deployments[name]
+		if dep == nil {
+			t.Fatalf("no Deployment %s", name)
 		}
-	}
-	env := fmt.Sprint(c["env"])
-	if !strings.Contains(env, "name:pg") || !strings.Contains(env, "optional:true") {
-		t.Errorf("with mirror optional the database Secret is pg and optional: %s", env)
-	}
-	if r, _, _ := unstructured.NestedFieldNoCopy(dep.Object, "spec", "replicas"); fmt.Sprint(r) != "3" {
-		t.Errorf("replicas %v", r)
+		containers, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+		c := containers[0].(map[string]any)
+		if c["image"] != "registry.example.com/platform/alertbridge:v1.2.3" {
+			t.Errorf("%s: image %v", name, c["image"])
+		}
+		args := fmt.Sprint(c["args"])
+		for _, w := range want.args {
+			if !strings.Contains(args, w) {
+				t.Errorf("%s: args %s lack %s", name, args, w)
+			}
+		}
+		env := fmt.Sprint(c["env"])
+		for _, w := range want.env {
+			if !strings.Contains(env, w) {
+				t.Errorf("%s: env %s lacks %s", name, env, w)
+			}
+		}
+		if r, _, _ := unstructured.NestedFieldNoCopy(dep.Object, "spec", "replicas"); fmt.Sprint(r) != want.replicas {
+			t.Errorf("%s: replicas %v, want %s", name, r, want.replicas)
+		}
 	}
 	// D3: the mirror finalizer policy is there exactly when the mirror may run.
 	for mode, want := range map[string]bool{"required": true, "optional": true, "off": false} {

@@ -51,7 +51,9 @@ var _ = Describe("alertbridge dashboard", func() {
 			{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen, Severity: v1.SeverityP1, Key: "k2",
 				DeliveryAttempts: v1.DeliveryAttempts{Attempts: 3, LastAttemptAt: &sent, LastError: "pagerduty answered HTTP 400 (Bad Request)"}},
 		}
-		Expect(k8s.Status().Patch(ctx, gw, client.MergeFrom(unrecorded))).To(Succeed())
+		asOperator, err := env.OperatorClient()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(asOperator.Status().Patch(ctx, gw, client.MergeFrom(unrecorded))).To(Succeed())
 
 		Eventually(func(g Gomega) {
 			d := dashboard("-n", ns, "--window", "240m")

@@ -33,8 +33,10 @@ import (
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
 
 // roles are the README table's columns, in order: the shipped ClusterRoles
@@ -477,8 +479,12 @@ var _ = Describe("The README's roles table", Ordered, func() {
 	BeforeAll(func() {
 		rows = readRolesTable()
 		var err error
-		srv, err = httpapi.ForManager(op.Manager, httpapi.Config{DefaultNamespace: "default"})
+		// The HTTP API as `alertbridge serve` runs it, as its own
+		// ServiceAccount, beside the operator the suite runs.
+		served, err := testoperator.StartAPI(env.API, serve.Options{HTTP: httpapi.Config{DefaultNamespace: "default"}})
 		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { Expect(served.Stop(settle)).To(Succeed()) })
+		srv = served.Server
 		api = httptest.NewServer(srv.Handler())
 		DeferCleanup(api.Close)
 	})

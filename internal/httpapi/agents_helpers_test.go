@@ -22,12 +22,14 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
 
-// agentAPI is the real operator with the HTTP API in front of it, built by
-// httpapi.ForManager as `alertbridge run` builds it, served over TLS as
-// shipped (httptest's certificate; client trusts it).
+// agentAPI is the real operator (its ServiceAccount) with the HTTP API in
+// front of it, built as `alertbridge serve` builds it (internal/serve, its
+// own ServiceAccount), served over TLS as shipped (httptest's certificate;
+// client trusts it).
 type agentAPI struct {
 	srv    *httptest.Server
 	server *httpapi.Server
@@ -45,11 +47,13 @@ func startAgentAPIWith(t testing.TB, cfg httpapi.Config) *agentAPI {
 	quietLogs.Do(func() { logf.SetLogger(logr.Discard()) })
 	op, err := testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: time.Minute})
 	must(t, err)
-	s, err := httpapi.ForManager(op.Manager, cfg)
+	api, err := testoperator.StartAPI(env.API, serve.Options{HTTP: cfg})
 	must(t, err)
+	s := api.Server
 	srv := httptest.NewTLSServer(s.Handler())
 	t.Cleanup(func() {
 		srv.Close()
+		must(t, api.Stop(settle))
 		must(t, op.Stop(settle))
 	})
 	return &agentAPI{srv: srv, server: s, url: srv.URL, client: srv.Client()}

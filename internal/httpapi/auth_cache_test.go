@@ -39,7 +39,7 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 func countingAuth(t testing.TB, ttl time.Duration, clk *clocktesting.FakeClock) (*httpapi.Authenticator, *reviewCounter) {
 	t.Helper()
 	n := &reviewCounter{}
-	c := rest.CopyConfig(env.Operator)
+	c := rest.CopyConfig(env.API)
 	c.Wrap(n.RoundTrip)
 	client, err := kubernetes.NewForConfig(c)
 	must(t, err)
@@ -55,7 +55,7 @@ func TestAuthCache(t *testing.T) {
 	policy(t, f.ns, "gateway", v1.DecisionAllow, v1.ReasonWithinObjectives, time.Second)
 	clk := clocktesting.NewFakeClock(time.Now())
 	auth, n := countingAuth(t, 0, clk)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{}, opK8s, auth, nil).Handler())
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, auth, nil).Handler())
 	t.Cleanup(srv.Close)
 	path := "/v1/gates/" + f.ns + "/gateway"
 	for range 20 {
@@ -90,7 +90,7 @@ func TestAuthCache(t *testing.T) {
 	}
 	// A negative TTL turns the cache off.
 	off, m := countingAuth(t, -1, nil)
-	srv2 := httptest.NewServer(httpapi.New(httpapi.Config{}, opK8s, off, nil).Handler())
+	srv2 := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, off, nil).Handler())
 	t.Cleanup(srv2.Close)
 	for range 5 {
 		call(t, srv2, http.MethodGet, path, f.allowed)

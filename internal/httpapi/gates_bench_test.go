@@ -19,8 +19,8 @@ func BenchmarkGate(b *testing.B) {
 	f := setup(b)
 	policy(b, f.ns, "gateway", v1.DecisionAllow, v1.ReasonWithinObjectives, time.Second)
 	cached := newServer(b, true)
-	uncached := httptest.NewServer(httpapi.New(httpapi.Config{GateAnonymous: true}, opK8s,
-		&httpapi.Authenticator{Client: opCS, CacheTTL: -1}, nil).Handler())
+	uncached := httptest.NewServer(httpapi.New(httpapi.Config{GateAnonymous: true}, apiK8s,
+		&httpapi.Authenticator{Client: apiCS, CacheTTL: -1}, nil).Handler())
 	b.Cleanup(uncached.Close)
 	for _, bc := range []struct {
 		name, token string

@@ -40,11 +40,15 @@ import (
 var (
 	// k8s and cfg are a cluster administrator's, for setting up and asserting.
 	k8s client.Client
-	// opK8s and opCS are the operator's (its ServiceAccount under the shipped
-	// ClusterRole): servers under test read and review with them.
+	// opK8s and opCS are the controller manager's (its ServiceAccount under
+	// the shipped ClusterRole): specs write as it what only it writes.
 	opK8s client.Client
 	opCS  kubernetes.Interface
-	env   *testenv.Env
+	// apiK8s and apiCS are the HTTP API's (its own ServiceAccount under its
+	// shipped ClusterRole): servers under test read and review with them.
+	apiK8s client.Client
+	apiCS  kubernetes.Interface
+	env    *testenv.Env
 )
 
 // TestMain runs the API against a real kube-apiserver, whose authenticator
@@ -70,6 +74,14 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		if opCS, err = kubernetes.NewForConfig(env.Operator); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if apiK8s, err = client.New(env.API, client.Options{Scheme: s}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if apiCS, err = kubernetes.NewForConfig(env.API); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -170,7 +182,7 @@ func call(t *testing.T, srv *httptest.Server, method, path, tok string) (int, ma
 
 func newServer(t testing.TB, anonymous bool) *httptest.Server {
 	t.Helper()
-	s := httpapi.New(httpapi.Config{GateAnonymous: anonymous}, opK8s, &httpapi.Authenticator{Client: opCS}, nil)
+	s := httpapi.New(httpapi.Config{GateAnonymous: anonymous}, apiK8s, &httpapi.Authenticator{Client: apiCS}, nil)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return srv
@@ -271,7 +283,7 @@ func TestStartServes(t *testing.T) {
 			must(t, err)
 			tc.cfg.Addr = l.Addr().String()
 			must(t, l.Close())
-			s := httpapi.New(tc.cfg, opK8s, &httpapi.Authenticator{Client: opCS}, nil)
+			s := httpapi.New(tc.cfg, apiK8s, &httpapi.Authenticator{Client: apiCS}, nil)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- s.Start(ctx) }()

@@ -28,6 +28,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/intake"
+	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
 
@@ -65,7 +66,11 @@ func startAPI(t testing.TB) *operator {
 	quietLogs.Do(func() { logf.SetLogger(logr.Discard()) })
 	started, err := testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: time.Second})
 	must(t, err)
-	mgr := started.Manager
+	// The HTTP API's own manager, as its ServiceAccount (alertbridge
+	// serve); the intake is built on it with a client that counts writes.
+	api, err := testoperator.StartAPI(env.API, serve.Options{})
+	must(t, err)
+	mgr := api.Manager
 	op := &operator{reader: mgr.GetClient()}
 	writer := interceptor.NewClient(noWatch{mgr.GetClient()}, interceptor.Funcs{
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
@@ -82,10 +87,11 @@ func startAPI(t testing.TB) *operator {
 		},
 	})
 	op.intake = &intake.Intake{Client: writer, Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
-	s := httpapi.New(httpapi.Config{Intake: op.intake, DefaultNamespace: "default"}, mgr.GetClient(), &httpapi.Authenticator{Client: opCS}, nil)
+	s := httpapi.New(httpapi.Config{Intake: op.intake, DefaultNamespace: "default"}, mgr.GetClient(), &httpapi.Authenticator{Client: apiCS}, nil)
 	op.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		op.srv.Close()
+		must(t, api.Stop(settle))
 		must(t, started.Stop(settle))
 	})
 	return op

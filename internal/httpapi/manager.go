@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 
 	"k8s.io/client-go/kubernetes"
@@ -8,18 +9,22 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/intake"
 )
 
-// ForManager builds the server as `alertbridge run` wires it into the
-// operator: it reads the manager's cache, reviews tokens and access with
-// the manager's identity, and counts ingested occurrences through one
-// Intake per process (which group-commits the occurrences of a fingerprint;
-// the cache has the fingerprint index the Alert controller registers).
-// The work queue, the tool endpoint and MCP write through an uncached
-// client of the manager's identity, for callers they authorise (DECISIONS D1).
+// ForManager builds the server as `alertbridge serve` wires it: it reads
+// the manager's cache, reviews tokens and access with the manager's
+// identity (the HTTP API's ServiceAccount), and counts ingested
+// occurrences through one Intake per process (which group-commits the
+// occurrences of a fingerprint, finding them by the fingerprint index it
+// registers on the cache). The work queue, the tool endpoint and MCP write
+// through an uncached client of that identity, for callers they authorise.
 // Tests build it the same way, so they serve what users are served.
 func ForManager(mgr manager.Manager, cfg Config) (*Server, error) {
+	if err := alertindex.Register(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return nil, err
+	}
 	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the client of the HTTP API: %w", err)

@@ -22,6 +22,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
@@ -39,11 +40,12 @@ func TestDashboardOnCallPathInABrowser(t *testing.T) {
 	quietLogs.Do(func() { logf.SetLogger(logr.Discard()) })
 	op, err := testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: longGC})
 	must(t, err)
-	server, err := httpapi.ForManager(op.Manager, httpapi.Config{DefaultNamespace: "default"})
+	api, err := testoperator.StartAPI(env.API, serve.Options{HTTP: httpapi.Config{DefaultNamespace: "default"}})
 	must(t, err)
-	srv := httptest.NewServer(server.Handler())
+	srv := httptest.NewServer(api.Server.Handler())
 	t.Cleanup(func() {
 		srv.Close()
+		must(t, api.Stop(settle))
 		must(t, op.Stop(settle))
 	})
 	ctx0 := context.Background()

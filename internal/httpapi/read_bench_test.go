@@ -49,8 +49,9 @@ func BenchmarkDashboard(b *testing.B) {
 		}
 		must(b, k8s.Create(ctx, a))
 		now := metav1.Now()
+		orig := a.DeepCopy()
 		a.Status = v1.AlertStatus{Phase: v1.AlertNew, Fingerprint: fmt.Sprintf("fp%d", i), Occurrences: int64(1 + i%7), FirstSeenAt: &now, LastSeenAt: &now}
-		must(b, k8s.Status().Update(ctx, a))
+		must(b, opK8s.Status().Patch(ctx, a, client.MergeFrom(orig)))
 		_, err := store.UpsertAlert(ctx, a)
 		must(b, err)
 	}
@@ -74,7 +75,7 @@ func BenchmarkDashboard(b *testing.B) {
 	}{{"cache", nil}, {"mirror", store}} {
 		b.Run(bc.name, func(b *testing.B) {
 			srv := httptest.NewServer(httpapi.New(httpapi.Config{DashboardAnonymous: true, History: bc.history}, informers,
-				&httpapi.Authenticator{Client: opCS}, nil).Handler())
+				&httpapi.Authenticator{Client: apiCS}, nil).Handler())
 			defer srv.Close()
 			url := srv.URL + "/v1/alerts/dashboard?namespace=" + ns + "&windowMinutes=0"
 			var d struct {

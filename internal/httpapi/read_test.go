@@ -31,6 +31,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/pgcluster"
 	"github.com/alertbridge/alertbridge/internal/query"
+	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 	"github.com/alertbridge/alertbridge/internal/testoperator"
@@ -66,11 +67,17 @@ func startOperator(t testing.TB, opts controllers.Options, with ...testoperator.
 	return &readOperator{mgr: op.Manager}
 }
 
-// serve runs the HTTP API of o with cfg.
+// serve runs the HTTP API beside o with cfg, as `alertbridge serve` runs
+// it (its own ServiceAccount and cache).
 func (o *readOperator) serve(t testing.TB, cfg httpapi.Config) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(httpapi.New(cfg, o.mgr.GetClient(), &httpapi.Authenticator{Client: opCS}, nil).Handler())
-	t.Cleanup(srv.Close)
+	api, err := testoperator.StartAPI(env.API, serve.Options{HTTP: cfg})
+	must(t, err)
+	srv := httptest.NewServer(api.Server.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		must(t, api.Stop(settle))
+	})
 	return srv
 }
 
@@ -450,7 +457,7 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	unrecorded := gw.DeepCopy()
 	gw.Status.Notifications = []v1.IncidentNotification{{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen,
 		Severity: v1.SeverityP1, Key: "k1", DeliveryAttempts: v1.DeliveryAttempts{Attempts: 1, LastAttemptAt: &sent, DeliveredAt: &sent}}}
-	must(t, k8s.Status().Patch(ctx, gw, client.MergeFrom(unrecorded)))
+	must(t, opK8s.Status().Patch(ctx, gw, client.MergeFrom(unrecorded))) // as the notification controller records it
 
 	paths := []string{
 		"/v1/alerts?namespace=" + ns + "&windowMinutes=0",

@@ -23,93 +23,97 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/certs"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
-	"github.com/alertbridge/alertbridge/internal/intake"
+	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testoperator"
 )
 
-// apiTLSSecret is the Secret config/manager serves and config/rbac lets
-// the operator keep (internal/certs checks that they agree).
-const apiTLSSecret = "alertbridge-api-tls"
+// The certificate's objects config/manager names and config/rbac lets the
+// manager keep (internal/certs checks that they agree).
+const (
+	apiTLSSecret   = "alertbridge-api-tls"
+	apiCASecret    = "alertbridge-api-ca"
+	apiCAConfigMap = "alertbridge-api-ca"
+)
 
-// shippedAPI is the HTTP API as `alertbridge run` serves it: the real
-// operator; the certificate kept in the shipped Secret by the operator's
-// Rotator and Source (its ServiceAccount under the shipped Role); TLS; the
-// default audience; a real listener.
+// shippedAPI is the HTTP API as shipped: `alertbridge serve`'s wiring
+// (internal/serve) as the HTTP API's ServiceAccount, serving over TLS, on a
+// real listener, the certificate that the real operator (`alertbridge
+// run`, as the manager's ServiceAccount under the shipped Role) keeps.
 type shippedAPI struct {
 	srv *httpapi.Server
 	// addr is where it listens (127.0.0.1), url its base URL there.
 	addr, url string
 	// host is the Service's DNS name, which the certificate is for.
 	host string
-	// stop tells the server to stop, as the manager does on SIGTERM.
-	stop context.CancelFunc
-	done chan error
-	// wait says whether Start returned in time, and what.
+	// stop tells the API to stop, as SIGTERM does.
+	stop func()
+	// wait says whether it stopped in time, and with what.
 	wait func() (returned bool, err error)
 }
 
 func startShipped(t testing.TB, cfg httpapi.Config) *shippedAPI {
 	t.Helper()
 	quietLogs.Do(func() { logf.SetLogger(logr.Discard()) })
-	op, err := testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: time.Second})
+	ns := env.Install.Namespace
+	op, err := testoperator.Start(env.Operator, controllers.Options{DuplicateGCDelay: time.Second},
+		testoperator.WithCertificates(certs.Options{
+			Secret:      types.NamespacedName{Namespace: ns, Name: apiTLSSecret},
+			CASecret:    types.NamespacedName{Namespace: ns, Name: apiCASecret},
+			CAConfigMap: types.NamespacedName{Namespace: ns, Name: apiCAConfigMap},
+			Names:       certs.ServiceNames("alertbridge-api", ns), Manage: true,
+		}))
 	must(t, err)
 	t.Cleanup(func() { must(t, op.Stop(settle)) })
-	mgr := op.Manager
-	ns := env.Install.Namespace
-	src, err := certs.Add(mgr, opCS, certs.Options{
-		Secret: types.NamespacedName{Namespace: ns, Name: apiTLSSecret},
-		Names:  certs.ServiceNames("alertbridge-api", ns), Manage: true,
-	})
-	must(t, err)
 	cfg.Addr = "127.0.0.1:" + freePort(t)
-	cfg.GetCertificate = src.GetCertificate
-	cfg.Intake = &intake.Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
 	if cfg.DefaultNamespace == "" {
 		cfg.DefaultNamespace = "default"
 	}
-	s := httpapi.New(cfg, mgr.GetClient(), &httpapi.Authenticator{Client: opCS}, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	api := &shippedAPI{srv: s, addr: cfg.Addr, url: "https://" + cfg.Addr, host: "alertbridge-api." + ns + ".svc", stop: cancel, done: make(chan error, 1)}
-	go func() { api.done <- s.Start(ctx) }()
+	api, err := testoperator.StartAPI(env.API, serve.Options{HTTP: cfg, TLSSecret: types.NamespacedName{Namespace: ns, Name: apiTLSSecret}})
+	must(t, err)
+	shipped := &shippedAPI{srv: api.Server, addr: cfg.Addr, url: "https://" + cfg.Addr, host: "alertbridge-api." + ns + ".svc", stop: api.Cancel}
 	var once sync.Once
-	var startErr error
+	var stopErr error
 	var returned bool
-	api.wait = func() (bool, error) {
+	shipped.wait = func() (bool, error) {
 		once.Do(func() {
-			select {
-			case startErr = <-api.done:
-				returned = true
-			case <-time.After(settle):
-			}
+			stopErr = api.Wait(settle)
+			returned = stopErr == nil || !strings.Contains(stopErr.Error(), "did not stop within")
 		})
-		return returned, startErr
+		return returned, stopErr
 	}
 	t.Cleanup(func() {
-		cancel()
-		if ok, _ := api.wait(); !ok {
+		api.Cancel()
+		if ok, _ := shipped.wait(); !ok {
 			t.Error("the HTTP API did not stop")
 		}
 	})
+	// Ready once a client trusting the published CA completes a request.
 	gomega.NewWithT(t).Eventually(func() error {
-		if err := src.Ready(nil); err != nil {
+		pool, _, err := readCA()
+		if err != nil {
 			return err
 		}
-		return s.ReadyCheck(nil)
+		resp, err := tlsClient(pool, shipped.host).Get(shipped.url + "/openapi.json")
+		if err != nil {
+			return err
+		}
+		return resp.Body.Close()
 	}, settle, poll).Should(gomega.Succeed())
-	return api
+	return shipped
 }
 
-// caPool is what a client trusts after `kubectl get secret alertbridge-api-tls
-// -o jsonpath='{.data.ca\.crt}'`.
+// caPool is what a client trusts after `kubectl get configmap
+// alertbridge-api-ca -o jsonpath='{.data.ca\.crt}'`.
 func caPool(t testing.TB) (*x509.CertPool, []byte) {
 	t.Helper()
 	pool, ca, err := readCA()
@@ -117,16 +121,23 @@ func caPool(t testing.TB) (*x509.CertPool, []byte) {
 	return pool, ca
 }
 
+// readCA reads the published CA certificate as an ordinary authenticated
+// user would: the ConfigMap holds no key, and anyone signed in may read it.
 func readCA() (*x509.CertPool, []byte, error) {
-	var s corev1.Secret
-	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: env.Install.Namespace, Name: apiTLSSecret}, &s); err != nil {
+	c, err := client.New(env.As("agent-installer@example.com"), client.Options{Scheme: kube.NewScheme()})
+	if err != nil {
 		return nil, nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(s.Data[certs.CACertKey]) {
-		return nil, nil, fmt.Errorf("no CA in Secret %s", apiTLSSecret)
+	var cm corev1.ConfigMap
+	if err := c.Get(context.Background(), types.NamespacedName{Namespace: env.Install.Namespace, Name: apiCAConfigMap}, &cm); err != nil {
+		return nil, nil, err
 	}
-	return pool, s.Data[certs.CACertKey], nil
+	ca := []byte(cm.Data[certs.CACertKey])
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, nil, fmt.Errorf("no CA in ConfigMap %s", apiCAConfigMap)
+	}
+	return pool, ca, nil
 }
 
 // tlsClient trusts pool and expects the server to be serverName; each request
@@ -152,10 +163,12 @@ func gateStatus(c *http.Client, url, tok string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// TestServesTLSFromSecret: the API serves the certificate the operator
+// TestServesTLSFromSecret: the API serves the certificate the manager
 // keeps in its Secret, for the Service's name, to clients trusting the
-// Secret's ca.crt; when the certificate changes (here the Secret is
-// deleted, so a new CA is made) the running server serves the new one.
+// CA certificate published in the ConfigMap; a new serving certificate
+// (the Secret deleted) is served without a restart and clients keep
+// trusting it; a new CA (its Secret deleted) is published, and the server
+// serves a certificate of it.
 func TestServesTLSFromSecret(t *testing.T) {
 	f := setup(t)
 	policy(t, f.ns, "gateway", v1.DecisionBlock, v1.ReasonLatencyP95Exceeded, time.Second)
@@ -173,16 +186,33 @@ func TestServesTLSFromSecret(t *testing.T) {
 			t.Fatalf("%s: %v, want a certificate error", name, err)
 		}
 	}
+	served := func() string {
+		conn, err := tls.Dial("tcp", api.addr, &tls.Config{RootCAs: pool, ServerName: api.host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}) //nolint:gosec // reads the serial only
+		if err != nil {
+			return err.Error()
+		}
+		defer func() { _ = conn.Close() }()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	first := served()
 
-	// A new CA and certificate, served without a restart.
+	// A new serving certificate of the same CA: served at once, trusted by
+	// the clients that already hold the CA.
 	must(t, k8s.Delete(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: env.Install.Namespace, Name: apiTLSSecret}}))
+	gomega.NewWithT(t).Eventually(served, settle, poll).ShouldNot(gomega.Equal(first))
+	if code, err := gateStatus(tlsClient(pool, api.host), url, f.allowed); err != nil || code != http.StatusForbidden {
+		t.Fatalf("with the same CA after a new certificate: %d %v", code, err)
+	}
+
+	// A new CA: published, and the server's certificate is of it.
+	must(t, k8s.Delete(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: env.Install.Namespace, Name: apiCASecret}}))
 	gomega.NewWithT(t).Eventually(func() error {
 		pool, ca, err := readCA()
 		if err != nil {
 			return err
 		}
 		if string(ca) == string(oldCA) {
-			return errors.New("the Secret has not been made again yet")
+			return errors.New("no new CA published yet")
 		}
 		if code, err := gateStatus(tlsClient(pool, api.host), url, f.allowed); err != nil || code != http.StatusForbidden {
 			return fmt.Errorf("with the new CA: %d %v", code, err)
@@ -196,7 +226,7 @@ func TestServesTLSFromSecret(t *testing.T) {
 
 // TestStartNeedsACertificate: plain HTTP is served only when asked for.
 func TestStartNeedsACertificate(t *testing.T) {
-	s := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0"}, opK8s, &httpapi.Authenticator{Client: opCS}, nil)
+	s := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0"}, apiK8s, &httpapi.Authenticator{Client: apiCS}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), serveTimeout)
 	defer cancel()
 	if err := s.Start(ctx); err == nil || !strings.Contains(err.Error(), "--api-insecure") {
@@ -247,7 +277,7 @@ func TestTokenAudience(t *testing.T) {
 	}
 
 	// --api-audiences=elsewhere: now only that audience.
-	other := httptest.NewServer(httpapi.New(httpapi.Config{}, opK8s, &httpapi.Authenticator{Client: opCS, Audiences: []string{"elsewhere"}}, nil).Handler())
+	other := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, &httpapi.Authenticator{Client: apiCS, Audiences: []string{"elsewhere"}}, nil).Handler())
 	t.Cleanup(other.Close)
 	if code, _ := call(t, other, http.MethodGet, path, f.allowed); code != http.StatusUnauthorized {
 		t.Errorf("alertbridge token with --api-audiences=elsewhere: %d", code)
@@ -258,7 +288,7 @@ func TestTokenAudience(t *testing.T) {
 	// Adding the API server's audience (the OIDC setting in the README)
 	// lets its tokens in too.
 	withAPI := httptest.NewServer(httpapi.New(httpapi.Config{}, opK8s, &httpapi.Authenticator{
-		Client: opCS, Audiences: append([]string{httpapi.DefaultAudience}, apiAudiences...),
+		Client: apiCS, Audiences: append([]string{httpapi.DefaultAudience}, apiAudiences...),
 	}, nil).Handler())
 	t.Cleanup(withAPI.Close)
 	for name, tok := range map[string]string{"the API server's audience": apiServers, "audience alertbridge": f.allowed} {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -176,6 +177,13 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 	if err := testenv.CreateOnceKindsAreKnown(ctx, operator, keyed(), client.DryRunAll); err != nil {
 		t.Errorf("the operator installed in %s is not recognised by the admission policies: %v", ns, err)
 	}
+	api, err := client.New(env.API, client.Options{Scheme: kube.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.CreateOnceKindsAreKnown(ctx, api, keyed(), client.DryRunAll); err != nil {
+		t.Errorf("the HTTP API installed in %s is not recognised by the admission policies: %v", ns, err)
+	}
 	monitor, err := client.New(env.As(user), client.Options{Scheme: kube.NewScheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +201,45 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "set only by the alertbridge operator") {
 		t.Errorf("a monitor setting %s: got %v, want the policy's refusal", v1.IngestKeyAnnotation, err)
+	}
+	// The names of the default namespace are nobody's operator here: a
+	// ServiceAccount alertbridge-manager made in alertbridge-system is
+	// refused like any other caller.
+	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: installer.DefaultNamespace}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "alertbridge-manager", Namespace: installer.DefaultNamespace}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "impostor", Namespace: metav1.NamespaceDefault},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "alertbridge-manager"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "alertbridge-manager", Namespace: installer.DefaultNamespace}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	impostorCfg, err := env.ServiceAccountConfig(installer.DefaultNamespace, "alertbridge-manager")
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor, err := client.New(impostorCfg, client.Options{Scheme: kube.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		err = impostor.Create(ctx, keyed(), client.DryRunAll)
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "is forbidden: User") || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "set only by the alertbridge operator") {
+		t.Errorf("alertbridge-manager of %s, with the manager's ClusterRole, setting %s: got %v, want the policy's refusal",
+			installer.DefaultNamespace, v1.IngestKeyAnnotation, err)
 	}
 
 	// The API server names the FlowSchema that classified a request.

@@ -189,11 +189,13 @@ var _ = Describe("Intake", func() {
 		s.DedupeTTL = &metav1.Duration{Duration: time.Second}
 		first, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: s})
 		Expect(err).NotTo(HaveOccurred())
-		var a v1.Alert
-		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: first.AlertRef}, &a)).To(Succeed())
-		a.Status.Phase = v1.AlertAcked
-		a.Status.Ack = &v1.AlertAck{By: "alice", At: metav1.Now()}
-		Expect(k8s.Status().Update(ctx, &a)).To(Succeed())
+		a := &v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: first.AlertRef}}
+		op, err := env.OperatorClient()
+		Expect(err).NotTo(HaveOccurred())
+		testbuild.WriteStatus(Default, op, a, func(a *v1.Alert) {
+			a.Status.Phase = v1.AlertAcked
+			a.Status.Ack = &v1.AlertAck{By: "alice", At: metav1.Now()}
+		})
 		second, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: s})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(second.AlertRef).NotTo(Equal(first.AlertRef))

@@ -215,3 +215,30 @@ func pendingOf(all []Migration, applied map[int]string) ([]Migration, error) {
 	}
 	return pending, nil
 }
+
+// GrantRead lets role read every table of the mirror, those migrations add
+// later included (default privileges of the user that migrates), and
+// nothing more: the HTTP API reads history with such a role, so that the
+// process open to the network cannot rewrite what the mirror recorded. The
+// role must exist; granting again is a no-op.
+func GrantRead(ctx context.Context, conn *pgx.Conn, role string) error {
+	if role == "" {
+		return errors.New("no role to grant reading to")
+	}
+	id := pgx.Identifier{role}.Sanitize()
+	var schema string
+	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return fmt.Errorf("failed to read the current schema: %w", err)
+	}
+	s := pgx.Identifier{schema}.Sanitize()
+	for _, stmt := range []string{
+		"GRANT USAGE ON SCHEMA " + s + " TO " + id,
+		"GRANT SELECT ON ALL TABLES IN SCHEMA " + s + " TO " + id,
+		"ALTER DEFAULT PRIVILEGES IN SCHEMA " + s + " GRANT SELECT ON TABLES TO " + id,
+	} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("failed to let role %s read the mirror (%s): %w", role, stmt, err)
+		}
+	}
+	return nil
+}

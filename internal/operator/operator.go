@@ -13,10 +13,12 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/alertbridge/alertbridge/controllers"
 	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
+	"github.com/alertbridge/alertbridge/internal/certs"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 )
 
@@ -28,10 +30,14 @@ type Options struct {
 	// Mirror configures the PostgreSQL mirror and the readiness it adds;
 	// a nil Store turns the mirror off.
 	Mirror mirrorctrl.Options
+	// Certificates, when set, has the leader keep the HTTP API's
+	// certificate and publish its CA (the HTTP API runs apart and only
+	// reads the serving Secret).
+	Certificates *certs.Options
 }
 
-// Setup registers the operator's metrics, the mirror's readiness check and
-// every controller with mgr. With --mirror=required and no database it
+// Setup registers the operator's metrics, the certificate issuer, the
+// mirror's readiness check and every controller with mgr. With --mirror=required and no database it
 // registers no controller at all: the operator must not run without
 // durable history, and its readiness says why.
 func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
@@ -45,6 +51,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	}
 	if err := metrics.RegisterMirror(health); err != nil {
 		return fmt.Errorf("failed to register the mirror's metrics: %w", err)
+	}
+	if o.Certificates != nil {
+		cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+		if err != nil {
+			return fmt.Errorf("failed to create the client of the certificate issuer: %w", err)
+		}
+		if err := certs.AddIssuer(mgr, cs, *o.Certificates); err != nil {
+			return err
+		}
 	}
 	if run, err := mirrorctrl.SetupReadiness(ctx, mgr, o.Mirror); err != nil || !run {
 		return err

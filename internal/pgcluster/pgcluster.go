@@ -2,14 +2,19 @@
 // server binaries (initdb + pg_ctl in a temporary directory, on a free
 // loopback port) for tests and the local dev environment, and removes it
 // afterwards. initdb refuses to run as root, so as root the cluster is run
-// as the postgres user.
+// as the postgres user. Every connection needs a password (scram-sha-256),
+// made at random for each cluster: a throwaway cluster on a shared machine
+// must not trust every local user.
 package pgcluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -24,9 +29,11 @@ import (
 type Cluster struct {
 	Dir  string
 	Port int
-	opts Options
-	bin  string
-	as   *user.User // nil: run as ourselves
+	// Password is the postgres superuser's.
+	Password string
+	opts     Options
+	bin      string
+	as       *user.User // nil: run as ourselves
 }
 
 // Options say how the server runs.
@@ -44,9 +51,45 @@ type Options struct {
 // defaultMaxConnections is enough for the suites' pools.
 const defaultMaxConnections = 200
 
-// DSN is the connection string of the alertbridge database.
-func (c *Cluster) DSN() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/alertbridge?sslmode=disable", c.Port)
+// DSN is the connection string of the alertbridge database, as the
+// superuser.
+func (c *Cluster) DSN() string { return c.DSNFor("postgres", c.Password, "alertbridge") }
+
+// DSNFor is the connection string of database as user with password.
+func (c *Cluster) DSNFor(user, password, database string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)),
+		Path: "/" + database, RawQuery: "sslmode=disable"}
+	return u.String()
+}
+
+// CreateDatabase creates another database, owned by the superuser.
+func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
+	return c.run(ctx, "createdb", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", "postgres", name)
+}
+
+// CreateRole creates a login role with a random password and no rights of
+// its own, and returns the connection string of the alertbridge database
+// as that role.
+func (c *Cluster) CreateRole(ctx context.Context, name string) (string, error) {
+	password, err := randomPassword()
+	if err != nil {
+		return "", err
+	}
+	// The name is the caller's constant; the password is hex.
+	sql := fmt.Sprintf(`CREATE ROLE %q LOGIN PASSWORD '%s'`, name, password)
+	if err := c.run(ctx, "psql", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", "postgres", "-d", "alertbridge",
+		"-v", "ON_ERROR_STOP=1", "-c", sql); err != nil {
+		return "", err
+	}
+	return c.DSNFor(name, password, "alertbridge"), nil
+}
+
+func randomPassword() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // BinDir finds the PostgreSQL server binaries (pg_ctl, initdb).
@@ -85,6 +128,9 @@ func StartWith(ctx context.Context, opts Options) (*Cluster, error) {
 		opts.MaxConnections = defaultMaxConnections
 	}
 	c := &Cluster{Dir: dir, opts: opts, bin: bin}
+	if c.Password, err = randomPassword(); err != nil {
+		return nil, err
+	}
 	if os.Geteuid() == 0 {
 		if c.as, err = user.Lookup("postgres"); err != nil {
 			return nil, fmt.Errorf("running as root needs the postgres user: %w", err)
@@ -95,7 +141,22 @@ func StartWith(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	if err := c.run(ctx, "initdb", "-D", c.data(), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync"); err != nil {
+	pwfile := filepath.Join(dir, "pwfile")
+	if err := os.WriteFile(pwfile, []byte(c.Password+"\n"), 0o600); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	if c.as != nil {
+		uid, _ := strconv.Atoi(c.as.Uid)
+		gid, _ := strconv.Atoi(c.as.Gid)
+		if err := os.Chown(pwfile, uid, gid); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	err = c.run(ctx, "initdb", "-D", c.data(), "-U", "postgres", "--auth=scram-sha-256", "--pwfile="+pwfile, "--encoding=UTF8", "--no-sync")
+	_ = os.Remove(pwfile)
+	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
@@ -103,7 +164,7 @@ func StartWith(ctx context.Context, opts Options) (*Cluster, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := c.run(ctx, "createdb", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", "postgres", "alertbridge"); err != nil {
+	if err := c.CreateDatabase(ctx, "alertbridge"); err != nil {
 		c.Stop()
 		return nil, err
 	}
@@ -167,6 +228,7 @@ func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
 		cmd = exec.CommandContext(ctx, path, args...) //nolint:gosec // see above
 	}
 	cmd.Dir = c.Dir
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+c.Password)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)

@@ -152,20 +152,29 @@ func (e *Env) APIServerName() string {
 }
 
 // APITLS is the TLS configuration of an HTTP API client: the CA from the
-// Secret the operator keeps (key ca.crt), as the README tells clients to
-// fetch it, and the Service's name to verify.
+// ConfigMap the operator publishes (key ca.crt, no key beside it), read as
+// an ordinary authenticated user may read it — as the README tells clients
+// to fetch it — and the Service's name to verify.
 func (e *Env) APITLS(ctx context.Context) (*tls.Config, error) {
-	name, _ := flagValue(e.ManagerContainer().Args, "--api-tls-secret")
+	name, _ := flagValue(e.ManagerContainer().Args, "--api-ca-configmap")
 	if name == "" {
-		name = "alertbridge-api-tls"
+		name = "alertbridge-api-ca"
 	}
-	var s corev1.Secret
-	if err := e.Admin.Get(ctx, client.ObjectKey{Namespace: e.Namespace(), Name: name}, &s); err != nil {
-		return nil, fmt.Errorf("failed to read the HTTP API's CA: %w", err)
+	c, err := client.New(e.Control.As("agent-installer@example.com"), client.Options{Scheme: kube.NewScheme()})
+	if err != nil {
+		return nil, err
+	}
+	var cm corev1.ConfigMap
+	err = wait.ExponentialBackoffWithContext(ctx, RetryBackoff, func(ctx context.Context) (bool, error) {
+		err := c.Get(ctx, client.ObjectKey{Namespace: e.Namespace(), Name: name}, &cm)
+		return err == nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the HTTP API's CA from ConfigMap %s: %w", name, err)
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(s.Data["ca.crt"]) {
-		return nil, errors.New("the Secret " + name + " holds no ca.crt")
+	if !pool.AppendCertsFromPEM([]byte(cm.Data["ca.crt"])) {
+		return nil, errors.New("the ConfigMap " + name + " holds no ca.crt")
 	}
 	return &tls.Config{RootCAs: pool, ServerName: e.APIServerName(), MinVersion: tls.VersionTLS12}, nil
 }
@@ -183,8 +192,8 @@ func (e *Env) APIClient(ctx context.Context) (*http.Client, error) {
 // APIURLs are the HTTP API's base URLs, one per replica: what a Service
 // would spread connections over.
 func (e *Env) APIURLs() []string {
-	out := make([]string, 0, len(e.Replicas))
-	for _, r := range e.Replicas {
+	out := make([]string, 0, len(e.APIReplicas))
+	for _, r := range e.APIReplicas {
 		out = append(out, r.APIURL)
 	}
 	return out

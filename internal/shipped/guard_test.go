@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,9 +61,13 @@ func TestShippedKeepsPace(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	defer func() { _ = e.Stop() }()
 
-	wantQPS, wantBurst := shippedLimits(t, e.ManagerContainer().Args)
-	g.Expect(wantQPS).To(BeNumerically("<", 0), "the Deployment turns client-side limiting on (--kube-api-qps=%v); the README and this guard rely on Priority and Fairness", wantQPS)
-	for _, r := range e.Replicas {
+	for _, r := range e.All() {
+		args := e.ManagerContainer().Args
+		if slices.Contains(e.APIReplicas, r) {
+			args = e.APIContainer().Args
+		}
+		wantQPS, wantBurst := shippedLimits(t, args)
+		g.Expect(wantQPS).To(BeNumerically("<", 0), "%s turns client-side limiting on (--kube-api-qps=%v); the README and this guard rely on Priority and Fairness", r.Name, wantQPS)
 		qps, burst, err := loggedLimits(r.Log())
 		g.Expect(err).NotTo(HaveOccurred(), "%s:\n%s", r.Name, r.Tail(20))
 		g.Expect([]float64{qps, burst}).To(Equal([]float64{wantQPS, wantBurst}),
@@ -98,7 +103,7 @@ func TestShippedKeepsPace(t *testing.T) {
 	// The ceiling, with the replicas stopped (SIGTERM, as the kubelet
 	// does): the operator's ServiceAccount, no client-side limit, a plain
 	// create plus the status write that makes an Alert New.
-	for _, r := range e.Replicas {
+	for _, r := range e.All() {
 		g.Expect(r.Stop()).To(Succeed())
 	}
 	ceiling := ceilingRate(ctx, g, e, guardNamespace(ctx, g, e.Admin, "guard-ceiling-"))

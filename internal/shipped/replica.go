@@ -17,7 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -48,19 +50,25 @@ type Replica struct {
 // which the kubelet kills.
 const defaultGracePeriod = 30 * time.Second
 
-// newReplica derives replica i's command line from the Deployment.
-func (e *Env) newReplica(ctx context.Context, i int) (*Replica, error) {
-	c := e.ManagerContainer()
+// newReplica derives replica i's command line from Deployment d (the
+// controller manager's or the HTTP API's): its container's arguments, its
+// ServiceAccount's kubeconfig.
+func (e *Env) newReplica(ctx context.Context, d *appsv1.Deployment, i int) (*Replica, error) {
+	c := container(d)
 	r := &Replica{
-		Name:    fmt.Sprintf("%s-%d", e.Deployment.Name, i),
-		LogPath: filepath.Join(e.Dir, fmt.Sprintf("%s-%d.log", e.Deployment.Name, i)),
+		Name:    fmt.Sprintf("%s-%d", d.Name, i),
+		LogPath: filepath.Join(e.Dir, fmt.Sprintf("%s-%d.log", d.Name, i)),
 		binary:  e.Binary,
 	}
-	args, addrs, err := bindLoopback(c.Args)
+	kubeconfig, serves := e.operator, []string{"health-probe"}
+	if d == e.APIDeployment {
+		kubeconfig, serves = e.api, []string{"api", "health-probe"}
+	}
+	args, addrs, err := bindLoopback(c.Args, serves)
 	if err != nil {
 		return nil, err
 	}
-	args = append(args, "--kubeconfig="+e.operator)
+	args = append(args, "--kubeconfig="+kubeconfig)
 	r.Args = args
 	insecure := hasFlag(c.Args, "--api-insecure")
 	if a := addrs["api"]; a != "" {
@@ -76,19 +84,19 @@ func (e *Env) newReplica(ctx context.Context, i int) (*Replica, error) {
 		}
 		r.MetricsURL = scheme + a
 	}
-	if r.Env, err = e.containerEnv(ctx, c, r.Name); err != nil {
+	if r.Env, err = e.containerEnv(ctx, d, r.Name); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
 // bindLoopback gives every --*-bind-address a free loopback port, and adds
-// --api-bind-address (which the Deployment leaves at its default :8090) and
-// --health-probe-bind-address when absent: two replicas on one host cannot
-// share a port. Addresses set to 0 (off) stay off. It returns the new
-// arguments and the address of each endpoint by flag name (api,
+// those of serves (e.g. api, which `alertbridge serve` leaves at its
+// default :8090, and health-probe) when absent: two replicas on one host
+// cannot share a port. Addresses set to 0 (off) stay off. It returns the
+// new arguments and the address of each endpoint by flag name (api,
 // health-probe, metrics).
-func bindLoopback(in []string) ([]string, map[string]string, error) {
+func bindLoopback(in, serves []string) ([]string, map[string]string, error) {
 	out := make([]string, 0, len(in)+2)
 	addrs := map[string]string{}
 	for i := 0; i < len(in); i++ {
@@ -119,7 +127,7 @@ func bindLoopback(in []string) ([]string, map[string]string, error) {
 		out = append(out, name+"="+a)
 		addrs[key] = a
 	}
-	for _, key := range []string{"api", "health-probe"} {
+	for _, key := range serves {
 		if _, ok := addrs[key]; ok {
 			continue
 		}
@@ -166,10 +174,14 @@ func freeLoopback() (string, error) {
 // values, the downward API, and keys of Secrets and ConfigMaps read from
 // the cluster. A missing Secret fails as CreateContainerConfigError would.
 // HOME is the only variable added (a container has one too).
-func (e *Env) containerEnv(ctx context.Context, c *corev1.Container, pod string) ([]string, error) {
+func (e *Env) containerEnv(ctx context.Context, d *appsv1.Deployment, pod string) ([]string, error) {
+	c := container(d)
 	env := []string{"HOME=" + e.Dir}
 	for _, v := range c.Env {
-		val, err := e.envValue(ctx, v, pod)
+		val, ok, err := e.envValue(ctx, d, v, pod)
+		if !ok {
+			continue // an optional Secret or key that is not there
+		}
 		if err != nil {
 			return nil, fmt.Errorf("container %s, env %s: %w", c.Name, v.Name, err)
 		}
@@ -181,47 +193,56 @@ func (e *Env) containerEnv(ctx context.Context, c *corev1.Container, pod string)
 	return env, nil
 }
 
-func (e *Env) envValue(ctx context.Context, v corev1.EnvVar, pod string) (string, error) {
+// envValue is v's value, and whether the variable is set at all (an
+// optional Secret or ConfigMap key that is missing leaves it unset).
+func (e *Env) envValue(ctx context.Context, d *appsv1.Deployment, v corev1.EnvVar, pod string) (string, bool, error) {
 	src := v.ValueFrom
 	switch {
 	case src == nil:
-		return v.Value, nil
+		return v.Value, true, nil
 	case src.FieldRef != nil:
 		switch src.FieldRef.FieldPath {
 		case "metadata.namespace":
-			return e.Namespace(), nil
+			return e.Namespace(), true, nil
 		case "metadata.name":
-			return pod, nil
+			return pod, true, nil
 		case "spec.serviceAccountName":
-			return e.Deployment.Spec.Template.Spec.ServiceAccountName, nil
+			return d.Spec.Template.Spec.ServiceAccountName, true, nil
 		case "status.podIP", "status.hostIP":
-			return "127.0.0.1", nil
+			return "127.0.0.1", true, nil
 		}
-		return "", fmt.Errorf("fieldRef %s is not supported", src.FieldRef.FieldPath)
+		return "", true, fmt.Errorf("fieldRef %s is not supported", src.FieldRef.FieldPath)
 	case src.SecretKeyRef != nil:
 		ref := src.SecretKeyRef
+		optional := ref.Optional != nil && *ref.Optional
 		var s corev1.Secret
 		if err := e.Admin.Get(ctx, client.ObjectKey{Namespace: e.Namespace(), Name: ref.Name}, &s); err != nil {
-			return "", fmt.Errorf("CreateContainerConfigError: Secret %q: %w", ref.Name, err)
+			if optional && apierrors.IsNotFound(err) {
+				return "", false, nil
+			}
+			return "", true, fmt.Errorf("CreateContainerConfigError: Secret %q: %w", ref.Name, err)
 		}
 		val, ok := s.Data[ref.Key]
 		if !ok {
-			return "", fmt.Errorf("CreateContainerConfigError: couldn't find key %s in Secret %s/%s", ref.Key, e.Namespace(), ref.Name)
+			if optional {
+				return "", false, nil
+			}
+			return "", true, fmt.Errorf("CreateContainerConfigError: couldn't find key %s in Secret %s/%s", ref.Key, e.Namespace(), ref.Name)
 		}
-		return string(val), nil
+		return string(val), true, nil
 	case src.ConfigMapKeyRef != nil:
 		ref := src.ConfigMapKeyRef
 		var cm corev1.ConfigMap
 		if err := e.Admin.Get(ctx, client.ObjectKey{Namespace: e.Namespace(), Name: ref.Name}, &cm); err != nil {
-			return "", fmt.Errorf("CreateContainerConfigError: ConfigMap %q: %w", ref.Name, err)
+			return "", true, fmt.Errorf("CreateContainerConfigError: ConfigMap %q: %w", ref.Name, err)
 		}
 		val, ok := cm.Data[ref.Key]
 		if !ok {
-			return "", fmt.Errorf("CreateContainerConfigError: couldn't find key %s in ConfigMap %s/%s", ref.Key, e.Namespace(), ref.Name)
+			return "", true, fmt.Errorf("CreateContainerConfigError: couldn't find key %s in ConfigMap %s/%s", ref.Key, e.Namespace(), ref.Name)
 		}
-		return val, nil
+		return val, true, nil
 	}
-	return "", errors.New("unsupported valueFrom")
+	return "", true, errors.New("unsupported valueFrom")
 }
 
 // Start starts the process (again, after Stop or Kill), appending to its log.

@@ -7,19 +7,21 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
 
 func TestBindLoopback(t *testing.T) {
-	in := []string{"run", "--leader-elect", "--metrics-bind-address=:8443", "--health-probe-bind-address", ":8081", "--other=x", "--pprof-bind-address=0"}
-	out, addrs, err := bindLoopback(in)
+	in := []string{"serve", "--metrics-bind-address=:8443", "--health-probe-bind-address", ":8081", "--other=x", "--pprof-bind-address=0"}
+	out, addrs, err := bindLoopback(in, []string{"api", "health-probe"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(out) != len(in)-1+1 { // the two-argument form becomes one, --api-bind-address is added
 		t.Fatalf("got %v", out)
 	}
-	for _, keep := range []string{"run", "--leader-elect", "--other=x", "--pprof-bind-address=0"} {
+	for _, keep := range []string{"serve", "--other=x", "--pprof-bind-address=0"} {
 		if !slices.Contains(out, keep) {
 			t.Errorf("%s was not kept: %v", keep, out)
 		}
@@ -33,7 +35,11 @@ func TestBindLoopback(t *testing.T) {
 			t.Errorf("%s: %v lacks its address %s", key, out, a)
 		}
 	}
-	if _, _, err := bindLoopback([]string{"--metrics-bind-address"}); err == nil {
+	run, addrs, err := bindLoopback([]string{"run", "--metrics-bind-address=:8443"}, []string{"health-probe"})
+	if err != nil || len(run) != 3 || addrs["api"] != "" {
+		t.Errorf("the manager gets a probe address and no API address: %v %v %v", run, addrs, err)
+	}
+	if _, _, err := bindLoopback([]string{"--metrics-bind-address"}, nil); err == nil {
 		t.Error("a flag without its value was accepted")
 	}
 }
@@ -53,20 +59,28 @@ func TestFlagValue(t *testing.T) {
 	}
 }
 
-// TestShippedDeployment: the harness runs config/default's one Deployment
-// with its manager container, its args and its environment as rendered.
-func TestShippedDeployment(t *testing.T) {
-	d, err := deploymentOf(filepath.Join(testenv.Root(), testenv.DefaultInstall))
+// TestShippedDeployments: the harness runs config/default's two
+// Deployments, the controller manager's `run` and the HTTP API's `serve`,
+// each as shipped, two replicas each.
+func TestShippedDeployments(t *testing.T) {
+	m, api, err := deploymentsOf(filepath.Join(testenv.Root(), testenv.DefaultInstall))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{Deployment: d}
-	c := e.ManagerContainer()
-	if c.Name != "manager" || len(c.Args) == 0 || c.Args[0] != "run" {
+	e := &Env{Deployment: m, APIDeployment: api}
+	if c := e.ManagerContainer(); c.Name != "manager" || len(c.Args) == 0 || c.Args[0] != "run" {
 		t.Fatalf("manager container %q runs %v", c.Name, c.Args)
 	}
-	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
-		t.Errorf("the shipped Deployment has %v replicas; DECISIONS D8 benchmarks two", d.Spec.Replicas)
+	if c := e.APIContainer(); c.Name != "api" || len(c.Args) == 0 || c.Args[0] != "serve" {
+		t.Fatalf("API container %q runs %v", c.Name, c.Args)
+	}
+	for _, d := range []*appsv1.Deployment{m, api} {
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+			t.Errorf("the shipped Deployment %s has %v replicas; benchmarks and chaos run two", d.Name, d.Spec.Replicas)
+		}
+	}
+	if m.Spec.Template.Spec.ServiceAccountName == api.Spec.Template.Spec.ServiceAccountName {
+		t.Errorf("the manager and the HTTP API run as the same ServiceAccount %s", m.Spec.Template.Spec.ServiceAccountName)
 	}
 	if e.Namespace() != "alertbridge-system" || e.APIServerName() != "alertbridge-api.alertbridge-system.svc" {
 		t.Errorf("namespace %s, API server name %s", e.Namespace(), e.APIServerName())

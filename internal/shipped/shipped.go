@@ -1,16 +1,19 @@
 // Package shipped runs alertbridge the way it ships, for benchmarks, the
 // "as shipped" tests and chaos runs: bin/alertbridge built from this
-// checkout and started as separate processes, as many as the Deployment's
-// replicas, with exactly the arguments and environment of the Deployment's
-// manager container in the kustomization (config/default), leader election
-// and all. Only what a laptop cannot give every pod changes: bind addresses
-// get free loopback ports, and --kubeconfig points at a kubeconfig with a
-// token of the operator's ServiceAccount (a pod gets it mounted).
+// checkout and started as separate processes, as many as each Deployment's
+// replicas — the controller manager (`alertbridge run`, leader election and
+// all) and the HTTP API (`alertbridge serve`) — with exactly the arguments
+// and environment of their containers in the kustomization
+// (config/default). Only what a laptop cannot give every pod changes: bind
+// addresses get free loopback ports, and --kubeconfig points at a
+// kubeconfig with a token of the Deployment's ServiceAccount (a pod gets it
+// mounted).
 //
 // Around the processes it does what an installer does: a control plane with
 // the kustomization installed (internal/testenv), a throwaway PostgreSQL
-// with durable settings, the database Secret the Deployment reads, and
-// `alertbridge migrate` before the first replica starts.
+// with durable settings, the database Secrets the Deployments read (the
+// manager's, and the HTTP API's read-only role), and `alertbridge migrate
+// --grant-read-to` before the first replica starts.
 package shipped
 
 import (
@@ -41,8 +44,9 @@ type Options struct {
 	// Install is the kustomization (relative to the module root) that is
 	// installed and whose Deployment is run; default testenv.DefaultInstall.
 	Install string
-	// Replicas overrides the Deployment's spec.replicas (0: as shipped).
-	Replicas int
+	// Replicas overrides the manager Deployment's spec.replicas (0: as
+	// shipped); APIReplicas the HTTP API's.
+	Replicas, APIReplicas int
 	// PostgresMaxConnections is the database's max_connections (default
 	// 300: the operator's pools plus a benchmark's own connections).
 	PostgresMaxConnections int
@@ -65,17 +69,20 @@ type Env struct {
 	Binary string
 	// Dir holds kubeconfigs and logs.
 	Dir string
-	// Deployment is the Deployment as the kustomization renders it.
-	Deployment *appsv1.Deployment
-	// Replicas are the operator processes, one per replica.
-	Replicas []*Replica
+	// Deployment is the controller manager's Deployment as the
+	// kustomization renders it; APIDeployment the HTTP API's.
+	Deployment, APIDeployment *appsv1.Deployment
+	// Replicas are the controller manager's processes, one per replica;
+	// APIReplicas the HTTP API's.
+	Replicas, APIReplicas []*Replica
 	// Admin is a cluster administrator's client, for setup and assertions.
 	Admin client.Client
 
-	opts     Options
-	operator string // the operator's kubeconfig
-	control  controlProcs
-	stopOnce sync.Once
+	opts Options
+	// operator and api are the kubeconfigs of the two ServiceAccounts.
+	operator, api string
+	control       controlProcs
+	stopOnce      sync.Once
 }
 
 // Timeouts of the setup.
@@ -112,7 +119,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := Build(ctx); err != nil {
 		return nil, err
 	}
-	if e.Deployment, err = deploymentOf(filepath.Join(testenv.Root(), opts.Install)); err != nil {
+	if e.Deployment, e.APIDeployment, err = deploymentsOf(filepath.Join(testenv.Root(), opts.Install)); err != nil {
 		return nil, err
 	}
 	if e.Control, err = testenv.StartWith(opts.Install); err != nil {
@@ -130,6 +137,13 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	}
 	e.operator = filepath.Join(e.Dir, "operator.kubeconfig")
 	if err := os.WriteFile(e.operator, kc, 0o600); err != nil {
+		return nil, err
+	}
+	if kc, err = testenv.Kubeconfig(e.Control.API, e.Control.Install.APIServiceAccount); err != nil {
+		return nil, err
+	}
+	e.api = filepath.Join(e.Dir, "api.kubeconfig")
+	if err := os.WriteFile(e.api, kc, 0o600); err != nil {
 		return nil, err
 	}
 	if !opts.NoOperators {
@@ -153,105 +167,159 @@ func Build(ctx context.Context) error {
 	return nil
 }
 
-// deploymentOf renders the kustomization and returns its one Deployment.
-func deploymentOf(dir string) (*appsv1.Deployment, error) {
+// deploymentsOf renders the kustomization and returns its two Deployments:
+// the controller manager's and the HTTP API's.
+func deploymentsOf(dir string) (manager, api *appsv1.Deployment, err error) {
 	objs, err := testenv.Build(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var found []*appsv1.Deployment
 	for _, u := range objs {
 		if u.GetKind() != "Deployment" {
 			continue
 		}
 		d := &appsv1.Deployment{}
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, d); err != nil {
-			return nil, fmt.Errorf("failed to read Deployment %s: %w", u.GetName(), err)
+			return nil, nil, fmt.Errorf("failed to read Deployment %s: %w", u.GetName(), err)
 		}
-		found = append(found, d)
+		switch d.Name {
+		case testenv.ManagerDeployment:
+			manager = d
+		case testenv.APIDeployment:
+			api = d
+		default:
+			return nil, nil, fmt.Errorf("%s renders an unknown Deployment %s", dir, d.Name)
+		}
 	}
-	if len(found) != 1 {
-		return nil, fmt.Errorf("%s renders %d Deployments, want one", dir, len(found))
+	if manager == nil || api == nil {
+		return nil, nil, fmt.Errorf("%s must render the Deployments %s and %s", dir, testenv.ManagerDeployment, testenv.APIDeployment)
 	}
-	return found[0], nil
+	return manager, api, nil
 }
 
-// ManagerContainer is the Deployment's operator container.
-func (e *Env) ManagerContainer() *corev1.Container {
-	cs := e.Deployment.Spec.Template.Spec.Containers
-	i := slices.IndexFunc(cs, func(c corev1.Container) bool { return c.Name == "manager" })
-	if i < 0 {
-		i = 0
-	}
-	return &cs[i]
-}
+// ManagerContainer is the controller manager's container.
+func (e *Env) ManagerContainer() *corev1.Container { return container(e.Deployment) }
+
+// APIContainer is the HTTP API's container.
+func (e *Env) APIContainer() *corev1.Container { return container(e.APIDeployment) }
+
+// container is d's only container.
+func container(d *appsv1.Deployment) *corev1.Container { return &d.Spec.Template.Spec.Containers[0] }
 
 // Namespace is where the operator runs.
 func (e *Env) Namespace() string { return e.Deployment.Namespace }
 
 // installDatabase does what the README asks of an installer when the
-// Deployment reads a database URL: a PostgreSQL, the Secret holding its
-// URL, and `alertbridge migrate` before the operator starts.
+// Deployments read a database URL: a PostgreSQL, the Secret holding the
+// manager's URL, `alertbridge migrate` before the operator starts, and, for
+// the HTTP API, a role that may only read (migrate --grant-read-to) and the
+// Secret holding its URL.
 func (e *Env) installDatabase(ctx context.Context) error {
-	c := e.ManagerContainer()
-	i := slices.IndexFunc(c.Env, func(v corev1.EnvVar) bool { return v.Name == "ALERT_DATABASE_URL" })
-	if i < 0 {
-		return nil // a mirror-off install
+	ref, err := databaseSecret(e.ManagerContainer())
+	if err != nil || ref == nil {
+		return err // a mirror-off install reads no database
 	}
-	ref := c.Env[i].ValueFrom
-	if ref == nil || ref.SecretKeyRef == nil {
-		return fmt.Errorf("the Deployment sets ALERT_DATABASE_URL without a secretKeyRef; an installer would not know where to put the URL")
-	}
-	var err error
 	if e.PG, err = pgcluster.StartWith(ctx, pgcluster.Options{Durable: true, MaxConnections: e.opts.PostgresMaxConnections}); err != nil {
 		return err
 	}
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: ref.SecretKeyRef.Name, Namespace: e.Namespace()},
-		StringData: map[string]string{ref.SecretKeyRef.Key: e.PG.DSN()},
+	if err := e.createSecret(ctx, ref, e.PG.DSN()); err != nil {
+		return err
 	}
-	if err := e.Admin.Create(ctx, secret); err != nil {
-		return fmt.Errorf("failed to create the database Secret: %w", err)
+	migrate := []string{"migrate", "--dsn", e.PG.DSN()}
+	reader, err := databaseSecret(e.APIContainer())
+	if err != nil {
+		return err
+	}
+	if reader != nil {
+		dsn, err := e.PG.CreateRole(ctx, readerRole)
+		if err != nil {
+			return err
+		}
+		if err := e.createSecret(ctx, reader, dsn); err != nil {
+			return err
+		}
+		migrate = append(migrate, "--grant-read-to", readerRole)
 	}
 	mctx, cancel := context.WithTimeout(ctx, migrateTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(mctx, e.Binary, "migrate", "--dsn", e.PG.DSN()).CombinedOutput() // #nosec G204 -- our own binary
+	out, err := exec.CommandContext(mctx, e.Binary, migrate...).CombinedOutput() // #nosec G204 -- our own binary
 	if err != nil {
 		return fmt.Errorf("alertbridge migrate: %w\n%s", err, out)
 	}
 	return nil
 }
 
-// StartOperators starts the Deployment's replicas and waits until each
-// answers /readyz.
-func (e *Env) StartOperators(ctx context.Context) error {
-	n := e.opts.Replicas
-	if n == 0 {
-		n = 1
-		if r := e.Deployment.Spec.Replicas; r != nil {
-			n = int(*r)
-		}
+// readerRole is the PostgreSQL role the HTTP API reads history as.
+const readerRole = "alertbridge_reader"
+
+// databaseSecret is where c reads ALERT_DATABASE_URL from; nil when it
+// reads none.
+func databaseSecret(c *corev1.Container) (*corev1.SecretKeySelector, error) {
+	i := slices.IndexFunc(c.Env, func(v corev1.EnvVar) bool { return v.Name == "ALERT_DATABASE_URL" })
+	if i < 0 {
+		return nil, nil
 	}
-	for i := range n {
-		r, err := e.newReplica(ctx, i)
-		if err != nil {
-			return err
+	ref := c.Env[i].ValueFrom
+	if ref == nil || ref.SecretKeyRef == nil {
+		return nil, fmt.Errorf("container %s sets ALERT_DATABASE_URL without a secretKeyRef; an installer would not know where to put the URL", c.Name)
+	}
+	return ref.SecretKeyRef, nil
+}
+
+func (e *Env) createSecret(ctx context.Context, ref *corev1.SecretKeySelector, value string) error {
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: e.Namespace()},
+		StringData: map[string]string{ref.Key: value},
+	}
+	if err := e.Admin.Create(ctx, secret); err != nil {
+		return fmt.Errorf("failed to create the database Secret %s: %w", ref.Name, err)
+	}
+	return nil
+}
+
+// StartOperators starts both Deployments' replicas, the controller
+// manager's first, and waits until each answers /readyz.
+func (e *Env) StartOperators(ctx context.Context) error {
+	for _, p := range []struct {
+		d        *appsv1.Deployment
+		override int
+		into     *[]*Replica
+	}{
+		{e.Deployment, e.opts.Replicas, &e.Replicas},
+		{e.APIDeployment, e.opts.APIReplicas, &e.APIReplicas},
+	} {
+		n := p.override
+		if n == 0 {
+			n = 1
+			if r := p.d.Spec.Replicas; r != nil {
+				n = int(*r)
+			}
 		}
-		e.Replicas = append(e.Replicas, r)
-		if err := r.Start(); err != nil {
-			return err
+		for i := range n {
+			r, err := e.newReplica(ctx, p.d, i)
+			if err != nil {
+				return err
+			}
+			*p.into = append(*p.into, r)
+			if err := r.Start(); err != nil {
+				return err
+			}
 		}
 	}
 	return e.WaitReady(ctx)
 }
 
+// All are every process: the manager's replicas, then the API's.
+func (e *Env) All() []*Replica { return slices.Concat(e.Replicas, e.APIReplicas) }
+
 // WaitReady waits until every running replica answers /readyz.
 func (e *Env) WaitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
+	all := e.All()
 	var wg sync.WaitGroup
-	errs := make([]error, len(e.Replicas))
-	for i, r := range e.Replicas {
+	errs := make([]error, len(all))
+	for i, r := range all {
 		wg.Go(func() { errs[i] = r.WaitReady(ctx) })
 	}
 	wg.Wait()
@@ -264,8 +332,9 @@ func (e *Env) Stop() error {
 	var errs []error
 	e.stopOnce.Do(func() {
 		var wg sync.WaitGroup
-		stopErrs := make([]error, len(e.Replicas))
-		for i, r := range e.Replicas {
+		all := e.All()
+		stopErrs := make([]error, len(all))
+		for i, r := range all {
 			wg.Go(func() { stopErrs[i] = r.Stop() })
 		}
 		wg.Wait()
@@ -287,7 +356,7 @@ func (e *Env) Stop() error {
 // Logs returns the last lines of every replica's log, for failure output.
 func (e *Env) Logs(lines int) string {
 	var b strings.Builder
-	for _, r := range e.Replicas {
+	for _, r := range e.All() {
 		fmt.Fprintf(&b, "--- %s (%s)\n%s\n", r.Name, r.LogPath, r.Tail(lines))
 	}
 	return b.String()

@@ -30,10 +30,11 @@ func withoutAddresses(args []string) []string {
 // errNotCounted is a 503 of the intake: retry.
 var errNotCounted = errors.New("503: not counted")
 
-// TestStartsAsShipped runs config/default's Deployment as the benchmarks
-// do: two processes with its arguments, both ready, one leader, each
-// serving the HTTP API over TLS to a monitor, both stopping cleanly on
-// SIGTERM.
+// TestStartsAsShipped runs config/default's Deployments as the benchmarks
+// do: two manager processes and two HTTP API processes with their
+// arguments, each as its own ServiceAccount, all ready, one leader, each
+// API replica serving the HTTP API over TLS to a monitor, all stopping
+// cleanly on SIGTERM.
 func TestStartsAsShipped(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -48,18 +49,35 @@ func TestStartsAsShipped(t *testing.T) {
 		}
 	}()
 
-	c := e.ManagerContainer()
-	if len(e.Replicas) != 2 {
-		t.Fatalf("%d replicas running, the Deployment ships 2", len(e.Replicas))
+	if len(e.Replicas) != 2 || len(e.APIReplicas) != 2 {
+		t.Fatalf("%d manager and %d API replicas running, the Deployments ship 2 each", len(e.Replicas), len(e.APIReplicas))
+	}
+	for _, p := range []struct {
+		c        *corev1.Container
+		replicas []*Replica
+		kube     string
+	}{{e.ManagerContainer(), e.Replicas, "operator.kubeconfig"}, {e.APIContainer(), e.APIReplicas, "api.kubeconfig"}} {
+		for _, r := range p.replicas {
+			if got, want := withoutAddresses(r.Args), withoutAddresses(p.c.Args); !slices.Equal(got, want) {
+				t.Errorf("%s runs %v, the Deployment %v", r.Name, got, want)
+			}
+			if !slices.ContainsFunc(r.Args, func(a string) bool { return strings.HasSuffix(a, "/"+p.kube) }) {
+				t.Errorf("%s does not run as its Deployment's ServiceAccount (%s): %v", r.Name, p.kube, r.Args)
+			}
+			if !slices.Contains(r.Env, "POD_NAMESPACE=alertbridge-system") {
+				t.Errorf("%s lacks POD_NAMESPACE in its environment %v", r.Name, r.Env)
+			}
+		}
 	}
 	for _, r := range e.Replicas {
-		if got, want := withoutAddresses(r.Args), withoutAddresses(c.Args); !slices.Equal(got, want) {
-			t.Errorf("%s runs %v, the Deployment %v", r.Name, got, want)
+		if !slices.Contains(r.Env, "ALERT_DATABASE_URL="+e.PG.DSN()) {
+			t.Errorf("%s lacks the mirror's database in its environment", r.Name)
 		}
-		for _, v := range []string{"POD_NAMESPACE=alertbridge-system", "ALERT_DATABASE_URL=" + e.PG.DSN()} {
-			if !slices.Contains(r.Env, v) {
-				t.Errorf("%s lacks %s in its environment %v", r.Name, v, r.Env)
-			}
+	}
+	for _, r := range e.APIReplicas {
+		i := slices.IndexFunc(r.Env, func(v string) bool { return strings.HasPrefix(v, "ALERT_DATABASE_URL=") })
+		if i < 0 || strings.Contains(r.Env[i], "//postgres:") {
+			t.Errorf("%s must read history as a role that may only read, not the superuser: %v", r.Name, r.Env)
 		}
 	}
 	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {

@@ -47,8 +47,9 @@ func envVar(c corev1.Container, name string) *corev1.EnvVar {
 
 // TestWithoutMirrorIsDefaultMinusTheMirror keeps config/without-mirror in
 // step with config/default: the same objects except the mirror finalizer
-// component, and the same Deployment except --mirror=off and no database
-// Secret.
+// component, the same manager Deployment except --mirror=off and no
+// database Secret, and the same HTTP API Deployment except no history
+// database Secret.
 func TestWithoutMirrorIsDefaultMinusTheMirror(t *testing.T) {
 	def, off := build(t, DefaultInstall), build(t, WithoutMirrorInstall)
 	component := build(t, MirrorFinalizerComponent)
@@ -64,13 +65,18 @@ func TestWithoutMirrorIsDefaultMinusTheMirror(t *testing.T) {
 		}
 		delete(def, id)
 	}
-	const dep = "Deployment alertbridge-system/alertbridge-manager"
-	if def[dep] == nil || off[dep] == nil {
-		t.Fatalf("both installs need %s", dep)
+	const dep, apiDep = "Deployment alertbridge-system/alertbridge-manager", "Deployment alertbridge-system/alertbridge-api"
+	for _, d := range []string{dep, apiDep} {
+		if def[d] == nil || off[d] == nil {
+			t.Fatalf("both installs need %s", d)
+		}
 	}
 	shipped, mirrorOff := deployment(t, def[dep]), deployment(t, off[dep])
-	delete(def, dep)
-	delete(off, dep)
+	api, apiOff := deployment(t, def[apiDep]), deployment(t, off[apiDep])
+	for _, d := range []string{dep, apiDep} {
+		delete(def, d)
+		delete(off, d)
+	}
 	for id := range def {
 		if !reflect.DeepEqual(def[id], off[id]) {
 			t.Errorf("%s differs between config/default and config/without-mirror", id)
@@ -106,40 +112,74 @@ func TestWithoutMirrorIsDefaultMinusTheMirror(t *testing.T) {
 	if !reflect.DeepEqual(want, mirrorOff) {
 		t.Errorf("config/without-mirror's Deployment must differ from config/default's only by --mirror=off and no ALERT_DATABASE_URL:\ngot  %+v\nwant %+v", mirrorOff.Spec.Template.Spec, want.Spec.Template.Spec)
 	}
+
+	// The HTTP API reads history with a role that may only read, if its
+	// Secret is there; without the mirror it reads none.
+	ac := api.Spec.Template.Spec.Containers[0]
+	reader := envVar(ac, "ALERT_DATABASE_URL")
+	switch {
+	case reader == nil || reader.ValueFrom == nil || reader.ValueFrom.SecretKeyRef == nil:
+		t.Errorf("the shipped HTTP API must read ALERT_DATABASE_URL from a Secret")
+	case reader.ValueFrom.SecretKeyRef.Name == db.ValueFrom.SecretKeyRef.Name:
+		t.Errorf("the HTTP API reads the manager's database Secret %s; it must read a role that may only read", db.ValueFrom.SecretKeyRef.Name)
+	case reader.ValueFrom.SecretKeyRef.Optional == nil || !*reader.ValueFrom.SecretKeyRef.Optional:
+		t.Errorf("the HTTP API's history Secret must be optional")
+	}
+	wantAPI := api.DeepCopy()
+	wac := &wantAPI.Spec.Template.Spec.Containers[0]
+	wac.Env = slices.DeleteFunc(wac.Env, func(e corev1.EnvVar) bool { return e.Name == "ALERT_DATABASE_URL" })
+	if !reflect.DeepEqual(wantAPI, apiOff) {
+		t.Errorf("config/without-mirror's HTTP API must differ from config/default's only by no ALERT_DATABASE_URL")
+	}
 }
 
-// TestNetworkPolicyComponentFitsTheDeployment keeps the NetworkPolicy
-// component in step with the Deployment: it selects the operator's pods
-// and admits exactly the HTTP API's and the metrics' container ports.
-func TestNetworkPolicyComponentFitsTheDeployment(t *testing.T) {
-	var np networkingv1.NetworkPolicy
+// TestNetworkPolicyComponentFitsTheDeployments keeps the NetworkPolicy
+// component in step with the Deployments: one policy per Deployment,
+// selecting its pods and admitting exactly the ports its container serves
+// to the network (the HTTP API's and the metrics', not the probes').
+func TestNetworkPolicyComponentFitsTheDeployments(t *testing.T) {
+	policies := map[string]networkingv1.NetworkPolicy{}
 	for _, u := range build(t, "config/components/network-policy") {
+		var np networkingv1.NetworkPolicy
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &np); err != nil {
 			t.Fatal(err)
 		}
+		policies[np.Name] = np
 	}
 	def := build(t, DefaultInstall)
-	d := deployment(t, def["Deployment alertbridge-system/alertbridge-manager"])
-	if np.Namespace != d.Namespace {
-		t.Fatalf("NetworkPolicy in %q, the operator in %q", np.Namespace, d.Namespace)
-	}
-	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
-	if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
-		t.Fatalf("the NetworkPolicy does not select the operator's pods (%v)", err)
-	}
-	want := map[int32]bool{}
-	for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
-		if p.Name == "api" || p.Name == "metrics" {
-			want[p.ContainerPort] = true
+	for _, name := range []string{ManagerDeployment, APIDeployment} {
+		d := deployment(t, def["Deployment alertbridge-system/"+name])
+		np, ok := policies[name]
+		if !ok {
+			t.Fatalf("no NetworkPolicy %s for the Deployment %s", name, name)
 		}
-	}
-	got := map[int32]bool{}
-	for _, rule := range np.Spec.Ingress {
-		for _, p := range rule.Ports {
-			got[p.Port.IntVal] = true
+		if np.Namespace != d.Namespace {
+			t.Fatalf("NetworkPolicy in %q, the Deployment in %q", np.Namespace, d.Namespace)
 		}
-	}
-	if !reflect.DeepEqual(got, want) || len(want) != 2 {
-		t.Fatalf("ingress ports %v, want the api and metrics ports %v", got, want)
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+			t.Fatalf("the NetworkPolicy %s does not select the Deployment's pods (%v)", name, err)
+		}
+		for _, other := range []string{ManagerDeployment, APIDeployment} {
+			o := deployment(t, def["Deployment alertbridge-system/"+other])
+			if other != name && sel.Matches(labels.Set(o.Spec.Template.Labels)) {
+				t.Errorf("the NetworkPolicy %s also selects the pods of %s", name, other)
+			}
+		}
+		want := map[int32]bool{}
+		for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
+			if p.Name == "api" || p.Name == "metrics" {
+				want[p.ContainerPort] = true
+			}
+		}
+		got := map[int32]bool{}
+		for _, rule := range np.Spec.Ingress {
+			for _, p := range rule.Ports {
+				got[p.Port.IntVal] = true
+			}
+		}
+		if !reflect.DeepEqual(got, want) || len(want) == 0 {
+			t.Errorf("%s: ingress ports %v, want the container's api and metrics ports %v", name, got, want)
+		}
 	}
 }

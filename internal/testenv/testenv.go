@@ -81,22 +81,38 @@ type Env struct {
 	*envtest.Environment
 	// Admin is a cluster administrator: tests prepare and assert with it.
 	Admin *rest.Config
-	// Operator authenticates as the operator's ServiceAccount with a
-	// TokenRequest token, under the shipped ClusterRole, with the client
-	// limits of `alertbridge run`.
+	// Operator authenticates as the controller manager's ServiceAccount
+	// with a TokenRequest token, under the shipped ClusterRole, with the
+	// client limits of `alertbridge run`.
 	Operator *rest.Config
+	// API authenticates as the HTTP API's ServiceAccount the same way, with
+	// the client limits of `alertbridge serve`.
+	API *rest.Config
 	// Install says where config/ installed the operator.
 	Install Install
 }
 
-// Install is where a kustomization put the operator.
+// The Deployments config/ ships.
+const (
+	ManagerDeployment = "alertbridge-manager"
+	APIDeployment     = "alertbridge-api"
+)
+
+// Install is where a kustomization put the operator: its namespace and the
+// ServiceAccounts of the controller manager and of the HTTP API.
 type Install struct {
-	Namespace      string
-	ServiceAccount string
+	Namespace         string
+	ServiceAccount    string
+	APIServiceAccount string
 }
 
-// Username is the operator's Kubernetes user name.
+// Username is the controller manager's Kubernetes user name.
 func (i Install) Username() string { return serviceaccount.MakeUsername(i.Namespace, i.ServiceAccount) }
+
+// APIUsername is the HTTP API's Kubernetes user name.
+func (i Install) APIUsername() string {
+	return serviceaccount.MakeUsername(i.Namespace, i.APIServiceAccount)
+}
 
 // Start starts a control plane and installs config/default into it.
 func Start() (*Env, error) { return StartWith(DefaultInstall) }
@@ -149,12 +165,18 @@ func (e *Env) install(objs []*unstructured.Unstructured) error {
 		case "CustomResourceDefinition":
 			continue // envtest installed them and waited for them to be served
 		case "Deployment":
-			e.Install = Install{Namespace: u.GetNamespace(), ServiceAccount: deploymentServiceAccount(u)}
+			e.Install.Namespace = u.GetNamespace()
+			switch u.GetName() {
+			case ManagerDeployment:
+				e.Install.ServiceAccount = deploymentServiceAccount(u)
+			case APIDeployment:
+				e.Install.APIServiceAccount = deploymentServiceAccount(u)
+			}
 		}
 		rest = append(rest, u)
 	}
-	if e.Install.ServiceAccount == "" {
-		return fmt.Errorf("the kustomization installs no Deployment with a serviceAccountName")
+	if e.Install.ServiceAccount == "" || e.Install.APIServiceAccount == "" {
+		return fmt.Errorf("the kustomization installs no %s and %s Deployments with a serviceAccountName", ManagerDeployment, APIDeployment)
 	}
 	if err := Apply(ctx, c, rest...); err != nil {
 		return err
@@ -173,7 +195,15 @@ func (e *Env) install(objs []*unstructured.Unstructured) error {
 		return err
 	}
 	kube.WithOperatorLimits(e.Operator)
-	return waitForRBAC(ctx, e.Admin, e.Install.Username(), serviceaccount.MakeGroupNames(e.Install.Namespace))
+	if e.API, err = e.serviceAccountConfig(ctx, e.Install.Namespace, e.Install.APIServiceAccount); err != nil {
+		return err
+	}
+	kube.WithOperatorLimits(e.API)
+	groups := serviceaccount.MakeGroupNames(e.Install.Namespace)
+	if err := waitForRBAC(ctx, e.Admin, e.Install.Username(), groups); err != nil {
+		return err
+	}
+	return waitForRBAC(ctx, e.Admin, e.Install.APIUsername(), groups)
 }
 
 func deploymentServiceAccount(u *unstructured.Unstructured) string {

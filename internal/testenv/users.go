@@ -76,3 +76,11 @@ func firstGrant(role *rbacv1.ClusterRole, ns string) *authorizationv1.ResourceAt
 	}
 	return nil
 }
+
+// OperatorClient is an uncached client acting as the controller manager's
+// ServiceAccount: specs set up, as the operator, what only the operator
+// may write (the admission policies exempt no one else, cluster
+// administrators included).
+func (e *Env) OperatorClient() (client.Client, error) {
+	return client.New(e.Operator, client.Options{Scheme: kube.NewScheme()})
+}

@@ -16,8 +16,11 @@ import (
 
 	"github.com/alertbridge/alertbridge/controllers"
 	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
+	"github.com/alertbridge/alertbridge/internal/certs"
+	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/operator"
+	"github.com/alertbridge/alertbridge/internal/serve"
 )
 
 // Operator is the real manager with every controller, started the way
@@ -39,6 +42,12 @@ type Option func(*operator.Options)
 // (it removes leftover finalizers and applies the in-cluster retention).
 func WithMirror(m mirrorctrl.Options) Option {
 	return func(o *operator.Options) { o.Mirror = m }
+}
+
+// WithCertificates has the operator keep the HTTP API's certificate, as
+// `alertbridge run` does with --api-tls-secret.
+func WithCertificates(c certs.Options) Option {
+	return func(o *operator.Options) { o.Certificates = &c }
 }
 
 // Start starts the operator against cfg and returns once its cache
@@ -108,5 +117,62 @@ func (o *Operator) Stop(timeout time.Duration) error {
 		return err
 	case <-time.After(timeout):
 		return fmt.Errorf("the operator did not stop within %s", timeout)
+	}
+}
+
+// API is the HTTP API on a manager of its own, started the way `alertbridge
+// serve` starts it (internal/serve), for tests that call it: as the HTTP
+// API's ServiceAccount (testenv.Env.API), beside an operator started as
+// the controller manager's.
+type API struct {
+	Manager ctrl.Manager
+	// Server is the API; tests serve its Handler (httptest) unless
+	// Options.HTTP.Addr made it listen itself.
+	Server *httpapi.Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// StartAPI starts the HTTP API against cfg and returns once its cache has
+// synced.
+func StartAPI(cfg *rest.Config, o serve.Options) (*API, error) {
+	mgr, err := serve.NewManager(cfg, serve.ManagerOptions{SkipNameValidation: true})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := serve.Setup(mgr, o)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &API{Manager: mgr, Server: srv, cancel: cancel, done: make(chan error, 1)}
+	go func() { a.done <- mgr.Start(ctx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		_ = a.Stop(time.Minute)
+		return nil, fmt.Errorf("the HTTP API's cache did not sync")
+	}
+	return a, nil
+}
+
+// Stop stops the API and waits up to timeout for it to finish.
+func (a *API) Stop(timeout time.Duration) error {
+	a.cancel()
+	return a.Wait(timeout)
+}
+
+// Cancel tells the API to stop, as SIGTERM does, without waiting.
+func (a *API) Cancel() { a.cancel() }
+
+// Wait waits up to timeout for the API to finish, once told to stop.
+func (a *API) Wait(timeout time.Duration) error {
+	select {
+	case err, ok := <-a.done:
+		if !ok {
+			return nil
+		}
+		close(a.done)
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("the HTTP API did not stop within %s", timeout)
 	}
 }

@@ -7,6 +7,17 @@ is called.
 
 {{- define "alertbridge.labels" -}}
 app.kubernetes.io/name: alertbridge
+{{ include "alertbridge.releaseLabels" . }}
+{{- end }}
+
+{{- /* The labels of the HTTP API's objects, as config/manager's. */}}
+{{- define "alertbridge.apiLabels" -}}
+app.kubernetes.io/name: alertbridge-api
+app.kubernetes.io/part-of: alertbridge
+{{ include "alertbridge.releaseLabels" . }}
+{{- end }}
+
+{{- define "alertbridge.releaseLabels" -}}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
