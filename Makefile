@@ -67,6 +67,7 @@ chart: manifests ## Copy the CRDs, ClusterRoles, admission policies and dashboar
 	  config/rbac/oncall_role.yaml config/rbac/viewer_role.yaml config/admission/*_policy.yaml \
 	  config/admission/operator_identity.yaml $(CHART)/files/cluster/
 	cp config/rbac/api/role.yaml $(CHART)/files/cluster/api_role.yaml
+	cp config/rbac/grants_roles.yaml $(CHART)/files/cluster/
 	cp config/flowcontrol/flowcontrol.yaml $(CHART)/files/flowcontrol/
 	cp config/components/mirror-finalizer/mirror_finalizer.yaml $(CHART)/files/mirror/
 	cp config/grafana/alertbridge.json $(CHART)/files/grafana/

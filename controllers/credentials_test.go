@@ -121,6 +121,9 @@ var _ = Describe("Credentials reach only where they were meant to go", func() {
 
 	BeforeEach(func() {
 		ns = testbuild.Namespace(Default, k8s, "ctl-")
+		// The namespace lets the operator use its credentials: what it may
+		// then do with them is what these specs judge.
+		grant(ns, controllers.CredentialsRole, controllers.TriageJobsRole)
 		DeferCleanup(startOperator(controllers.Options{TriageWebhookBackoff: poll}))
 		Expect(k8s.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "prom-creds", Namespace: ns},

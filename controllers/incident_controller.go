@@ -58,6 +58,9 @@ type IncidentReconciler struct {
 	WebhookBackoff time.Duration
 	// MirrorEnabled: only timeline entries the mirror wrote are trimmed.
 	MirrorEnabled bool
+	// Grants says how a namespace lets the operator read its Secrets and
+	// run triage Jobs.
+	Grants Grants
 }
 
 // The Incident controller labels Incidents made with kubectl with their
@@ -69,20 +72,13 @@ type IncidentReconciler struct {
 // The Incident controller reads the namespace's AlertRoutingPolicy (triage,
 // cooldown).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch
-// Triage creates a run's Job, owned by the Incident, from the policy's
-// jobTemplate, which only someone allowed to create Jobs there may set
-// (admission policy alertbridge-routing-credentials).
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=create
+// Triage Jobs (create jobs, get serviceaccounts) and the webhook's Secret
+// (get secrets) are not here: the operator holds those rights only in the
+// namespaces that grant them (the ClusterRoles alertbridge-triage-jobs and
+// alertbridge-credentials of config/rbac/grants_roles.yaml, bound there).
 // The Incident controller writes a closed Incident's postmortem draft into
 // a new ConfigMap.
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=create
-// Triage runs a Job only as a ServiceAccount the namespace admin annotated
-// ops.alertbridge.io/triage, which it reads first.
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
-// Triage reads a webhook's bearer token from the Secret the policy names
-// (one get by name, never list), which only someone allowed to get it may
-// name (alertbridge-routing-credentials); ServiceAccount tokens are refused.
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // The Incident controller records Events on Incidents.
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

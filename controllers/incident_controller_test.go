@@ -58,7 +58,11 @@ func createPolicy(ns string, spec v1.AlertRoutingPolicySpec) {
 	})).To(Succeed())
 }
 
+// createTriageSA creates the ServiceAccount triage Jobs run as, marked
+// for triage or not, in a namespace that lets the operator run them.
 func createTriageSA(ns, name string, marked bool) {
+	GinkgoHelper()
+	grant(ns, controllers.TriageJobsRole)
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
 	if marked {
 		sa.Annotations = map[string]string{v1.TriageServiceAccountAnnotation: "true"}
@@ -451,6 +455,7 @@ var _ = Describe("Incident conversion and triage", func() {
 			ObjectMeta: metav1.ObjectMeta{Name: "hook", Namespace: ns},
 			StringData: map[string]string{"token": "s3cret"},
 		})).To(Succeed())
+		grant(ns, controllers.CredentialsRole)
 		createPolicy(ns, v1.AlertRoutingPolicySpec{Triage: &v1.TriagePolicy{
 			Webhook: &v1.TriageWebhook{URL: url + "/triage", SecretRef: &v1.LocalObjectReference{Name: "hook"}},
 		}})

@@ -136,6 +136,9 @@ func (r *IncidentReconciler) createJob(ctx context.Context, inc *v1.Incident, tp
 	}
 	var sa corev1.ServiceAccount
 	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: inc.Namespace, Name: saName}, &sa)
+	if err := r.Grants.notGranted(err, inc.Namespace, "run triage Jobs", TriageJobsRole); isNotGranted(err) {
+		return r.notGranted(inc, err, announce), nil
+	}
 	if client.IgnoreNotFound(err) != nil {
 		return outcome{}, fmt.Errorf("failed to read ServiceAccount %s/%s: %w", inc.Namespace, saName, err)
 	}
@@ -153,6 +156,8 @@ func (r *IncidentReconciler) createJob(ctx context.Context, inc *v1.Incident, tp
 	}
 	err = r.Create(ctx, job)
 	switch {
+	case apierrors.IsForbidden(err):
+		return r.notGranted(inc, r.Grants.notGranted(err, inc.Namespace, "run triage Jobs", TriageJobsRole), announce), nil
 	case err == nil || apierrors.IsAlreadyExists(err):
 		return outcome{ok: true, reason: v1.ReasonJobCreated, message: "triage Job " + job.Name + " created"}, nil
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
@@ -163,6 +168,16 @@ func (r *IncidentReconciler) createJob(ctx context.Context, inc *v1.Incident, tp
 		return outcome{reason: v1.ReasonInvalidJobTemplate, message: msg}, nil
 	}
 	return outcome{}, fmt.Errorf("failed to create triage Job %s: %w", klog.KObj(job), err)
+}
+
+// notGranted is the outcome of a triage Job the namespace has not let the
+// operator run (or whose ServiceAccount it may not read).
+func (r *IncidentReconciler) notGranted(inc *v1.Incident, err error, announce bool) outcome {
+	msg := "no triage Job: " + err.Error()
+	if announce {
+		r.Recorder.Eventf(inc, nil, corev1.EventTypeWarning, v1.ReasonNotGranted, "Triage", "%s", msg)
+	}
+	return outcome{reason: v1.ReasonNotGranted, message: msg}
 }
 
 // deliverWebhook makes one delivery attempt of run and records it in d:
@@ -187,6 +202,9 @@ func (r *IncidentReconciler) deliverWebhook(ctx context.Context, inc *v1.Inciden
 	if wh.SecretRef != nil && wh.SecretRef.Name != "" {
 		var s corev1.Secret
 		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: inc.Namespace, Name: wh.SecretRef.Name}, &s); err != nil {
+			if err := r.Grants.notGranted(err, inc.Namespace, "read Secrets", CredentialsRole); isNotGranted(err) {
+				return giveUp(v1.ReasonNotGranted, "triage webhook not called: spec.triage.webhook.secretRef: "+err.Error()), nil
+			}
 			if client.IgnoreNotFound(err) != nil {
 				return outcome{}, fmt.Errorf("failed to read webhook Secret %s/%s: %w", inc.Namespace, wh.SecretRef.Name, err)
 			}

@@ -162,6 +162,10 @@ var _ = Describe("The operator's ClusterRole", func() {
 			}
 		}
 		for _, c := range []struct{ group, resource, verb string }{
+			// Reading Secrets and running triage Jobs: only where a
+			// namespace grants it (alertbridge-credentials,
+			// alertbridge-triage-jobs), never cluster-wide.
+			{"", "secrets", "get"}, {"batch", "jobs", "create"}, {"", "serviceaccounts", "get"}, {"", "pods", "create"},
 			{"", "secrets", "list"}, {"", "secrets", "watch"},
 			{"", "users", "impersonate"}, {"", "groups", "impersonate"}, {"", "serviceaccounts", "impersonate"},
 			{"", "serviceaccounts/token", "create"}, {"", "pods/exec", "create"},
@@ -174,5 +178,48 @@ var _ = Describe("The operator's ClusterRole", func() {
 		// The admission policies know the operator by name, not by a verb
 		// a wildcard grant would also hold.
 		Expect(allowedAnywhere(Default, operator, "ops.alertbridge.io", "alerts/status", "operate")).To(BeFalse())
+	})
+})
+
+var _ = Describe("The HTTP API's ClusterRole", func() {
+	// The process open to the network: what its token may do if it leaked.
+	It("writes alertbridge's kinds and makes reviews, and reaches no Secret, pod, Job or role anywhere", func() {
+		ns := env.Install.Namespace
+		api := identity{user: env.Install.APIUsername(), groups: append(serviceaccount.MakeGroupNames(ns), "system:authenticated")}
+		baseline := identity{user: serviceaccount.MakeUsername(ns, env.Install.APIServiceAccount+"-baseline"), groups: api.groups}
+		for _, w := range writesOf(api, servedResources()) {
+			f := strings.Fields(w)
+			if allowedAnywhere(Default, baseline, strings.TrimPrefix(f[0], "core"), f[1], f[2]) {
+				continue
+			}
+			Expect(f[0]).To(BeElementOf("ops.alertbridge.io", "authentication.k8s.io", "authorization.k8s.io"),
+				"the HTTP API may %s", w)
+		}
+		for _, c := range []struct{ group, resource, verb string }{
+			{"", "secrets", "get"}, {"", "secrets", "list"}, {"", "secrets", "watch"},
+			{"", "configmaps", "get"}, {"", "pods", "create"}, {"", "pods/exec", "create"}, {"batch", "jobs", "create"},
+			{"", "serviceaccounts", "get"}, {"", "serviceaccounts/token", "create"},
+			{"", "users", "impersonate"}, {"", "serviceaccounts", "impersonate"},
+			{"rbac.authorization.k8s.io", "rolebindings", "create"}, {"rbac.authorization.k8s.io", "clusterroles", "escalate"},
+			{"ops.alertbridge.io", "alerts", "delete"}, {"ops.alertbridge.io", "alertroutingpolicies", "update"},
+			{"ops.alertbridge.io", "receivers", "update"}, {"ops.alertbridge.io", "silences", "create"},
+			{"ops.alertbridge.io", "slopolicies", "update"},
+		} {
+			Expect(allowedAnywhere(Default, api, c.group, c.resource, c.verb)).To(BeFalse(),
+				fmt.Sprintf("the HTTP API may %s %s.%s", c.verb, c.resource, groupName(c.group)))
+		}
+		// In its own namespace: its certificate's Secret, read only.
+		sar := func(verb, name string) bool {
+			r := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: api.user, Groups: api.groups,
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Resource: "secrets", Verb: verb, Name: name},
+			}}
+			Expect(k8s.Create(ctx, r)).To(Succeed())
+			return r.Status.Allowed
+		}
+		Expect(sar("get", "alertbridge-api-tls")).To(BeTrue())
+		Expect(sar("update", "alertbridge-api-tls")).To(BeFalse())
+		Expect(sar("get", "alertbridge-api-ca")).To(BeFalse(), "the HTTP API reads the CA's key")
+		Expect(sar("get", "alertbridge-database")).To(BeFalse())
 	})
 })

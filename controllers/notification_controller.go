@@ -50,6 +50,8 @@ type NotificationReconciler struct {
 	Clock     clock.PassiveClock
 	// HTTPClient sends notifications (through internal/outbound).
 	HTTPClient *http.Client
+	// Grants says how a namespace lets the operator read its Secrets.
+	Grants Grants
 	// Backoff is the wait before a failed notification's second attempt;
 	// it doubles after each further failure (notify.Backoff).
 	Backoff time.Duration
@@ -84,10 +86,8 @@ type sentRecord struct {
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=patch
 // The notification controllers read the namespace's Receivers.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=receivers,verbs=get;list;watch
-// Notifications read a Receiver's credential from the Secret it names (one
-// get by name, never list), which only someone allowed to get it may name
-// (alertbridge-receiver-credentials); ServiceAccount tokens are refused.
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// A Receiver's Secret is read only in namespaces that grant it (the
+// ClusterRole alertbridge-credentials bound there).
 // The notification controllers record a notification given up as an Event.
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -216,7 +216,7 @@ func (r *NotificationReconciler) deliver(ctx context.Context, inc *v1.Incident, 
 }
 
 func (r *NotificationReconciler) attempt(ctx context.Context, inc *v1.Incident, j *notificationJob, now time.Time) notify.Result {
-	cred, cerr := credential(ctx, r.APIReader, j.receiver)
+	cred, cerr := credential(ctx, r.APIReader, r.Grants, j.receiver)
 	if cerr != nil {
 		return notify.Failed(cerr, cerr.retryable)
 	}

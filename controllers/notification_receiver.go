@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,7 +52,9 @@ type ReceiverReconciler struct {
 	Backoff      time.Duration
 	DashboardURL string
 	Gates        *notify.Gates
-	pending      *pendingSet
+	// Grants says how a namespace lets the operator read its Secrets.
+	Grants  Grants
+	pending *pendingSet
 
 	mu sync.Mutex
 	// checked is when each Receiver's Secret was last read.
@@ -117,7 +120,9 @@ func (r *ReceiverReconciler) checkReady(ctx context.Context, rcv *v1.Receiver, n
 		return every - now.Sub(last.at)
 	}
 	c := metav1.Condition{Type: v1.ReceiverConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonReceiverReady, ObservedGeneration: rcv.Generation}
-	if _, err := credential(ctx, r.APIReader, rcv); err != nil {
+	_, err := credential(ctx, r.APIReader, r.Grants, rcv)
+	credentialsCondition(rcv, err)
+	if err != nil {
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, err.reason, err.msg+"; nothing is sent until it is fixed"
 		if err.reason == v1.ReasonSecretNotAllowed && (ready == nil || ready.Reason != err.reason) {
 			r.Recorder.Eventf(rcv, nil, corev1.EventTypeWarning, v1.ReasonSecretNotAllowed, "Check", "%s", err.msg)
@@ -207,7 +212,7 @@ func (r *ReceiverReconciler) announce(ctx context.Context, rcv *v1.Receiver, now
 }
 
 func (r *ReceiverReconciler) attempt(ctx context.Context, rcv *v1.Receiver, d *v1.AlertDigest, items []v1.Alert, now time.Time) notify.Result {
-	cred, cerr := credential(ctx, r.APIReader, rcv)
+	cred, cerr := credential(ctx, r.APIReader, r.Grants, rcv)
 	if cerr != nil {
 		return notify.Failed(cerr, cerr.retryable)
 	}
@@ -339,4 +344,25 @@ func (r *ReceiverReconciler) receiversOfAlert(ctx context.Context, o client.Obje
 		}
 	}
 	return reqs
+}
+
+// credentialsCondition keeps the Receiver's CredentialsAvailable: True
+// once its Secret was read, False when it could not be for a reason that
+// is the namespace's to fix (not granted, missing, not allowed); a passing
+// failure leaves it as it was.
+func credentialsCondition(rcv *v1.Receiver, err *credentialError) {
+	c := metav1.Condition{Type: v1.ConditionCredentialsAvailable, Status: metav1.ConditionFalse, ObservedGeneration: rcv.Generation}
+	switch {
+	case err == nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, v1.ReasonCredentialsRead, "Secret "+rcv.Spec.SecretRef.Name+" read"
+	case err.reason == v1.ReasonNotGranted || err.reason == v1.ReasonSecretNotAllowed ||
+		(err.reason == v1.ReasonSecretMissing && strings.HasSuffix(err.msg, "not found")):
+		c.Reason, c.Message = err.reason, err.msg
+	case err.reason == v1.ReasonKeyMissing || err.reason == v1.ReasonInvalidSecret:
+		// The Secret was read; what it holds is Ready's to report.
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, v1.ReasonCredentialsRead, "Secret "+rcv.Spec.SecretRef.Name+" read"
+	default:
+		return
+	}
+	meta.SetStatusCondition(&rcv.Status.Conditions, c)
 }

@@ -51,12 +51,15 @@ func (e *credentialError) Error() string { return e.msg }
 // it may have named (admission policy alertbridge-receiver-credentials).
 // A ServiceAccount token is never used, whoever named it. The value is
 // never part of an error: for Slack it is the webhook URL.
-func credential(ctx context.Context, reader client.Reader, r *v1.Receiver) (string, *credentialError) {
+func credential(ctx context.Context, reader client.Reader, grants Grants, r *v1.Receiver) (string, *credentialError) {
 	ref, key := r.Spec.SecretRef, secretKey(r)
 	var s corev1.Secret
 	if err := reader.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: ref.Name}, &s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return "", &credentialError{v1.ReasonSecretMissing, fmt.Sprintf("spec.secretRef: Secret %s not found", ref.Name), true}
+		}
+		if err := grants.notGranted(err, r.Namespace, "read Secrets", CredentialsRole); isNotGranted(err) {
+			return "", &credentialError{v1.ReasonNotGranted, "spec.secretRef: " + err.Error(), true}
 		}
 		return "", &credentialError{v1.ReasonSecretMissing, fmt.Sprintf("spec.secretRef: Secret %s cannot be read now", ref.Name), true}
 	}

@@ -122,9 +122,12 @@ func (f *fakeReceiver) accepted() []fakeRequest {
 	return slices.DeleteFunc(f.all(), func(r fakeRequest) bool { return r.status >= 300 })
 }
 
+// createSecret creates a credential's Secret in ns, which grants the
+// operator the reading of its Secrets.
 func createSecret(ns, name string, data map[string]string) {
 	GinkgoHelper()
 	Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: data})).To(Succeed())
+	grant(ns, controllers.CredentialsRole)
 }
 
 func createReceiver(ns, name string, spec v1.ReceiverSpec) *v1.Receiver {

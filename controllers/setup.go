@@ -35,6 +35,10 @@ type Options struct {
 	// DashboardURL is the dashboard's external URL, linked from
 	// notifications (--dashboard-url); empty means no links.
 	DashboardURL string
+	// Grants says how a namespace lets the operator read the Secrets its
+	// objects name and run triage Jobs (internal/operator fills in the
+	// operator's ServiceAccount).
+	Grants Grants
 	// Only limits SetupAll to these controllers; empty means every one, as
 	// shipped. A spec of one controller runs it without the others, so a
 	// failure points at that controller.
@@ -77,7 +81,7 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	}{
 		{AlertController, func() error { return setupAlerts(ctx, mgr, opts, clk) }},
 		{IncidentController, func() error { return setupIncidents(mgr, opts, clk) }},
-		{SLOPolicyController, func() error { return setupSLOPolicies(mgr, clk) }},
+		{SLOPolicyController, func() error { return setupSLOPolicies(mgr, opts, clk) }},
 		{SilenceController, func() error { return setupSilences(mgr, clk) }},
 		{NotificationController, func() error { return setupNotifications(mgr, opts, clk) }},
 	}
@@ -107,13 +111,14 @@ func setupAlerts(ctx context.Context, mgr ctrl.Manager, opts Options, clk clock.
 	return nil
 }
 
-func setupSLOPolicies(mgr ctrl.Manager, clk clock.PassiveClock) error {
+func setupSLOPolicies(mgr ctrl.Manager, opts Options, clk clock.PassiveClock) error {
 	slos := &SLOPolicyReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("alertbridge-slopolicy"),
 		Clock:     clk,
 		Intake:    &intake.Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clk},
+		Grants:    opts.Grants,
 	}
 	if err := slos.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the SLOPolicy controller: %w", err)
@@ -141,6 +146,7 @@ func setupIncidents(mgr ctrl.Manager, opts Options, clk clock.PassiveClock) erro
 		Clock:          clk,
 		WebhookBackoff: opts.TriageWebhookBackoff,
 		MirrorEnabled:  opts.MirrorEnabled,
+		Grants:         opts.Grants,
 	}
 	if err := incidents.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the Incident controller: %w", err)
@@ -164,14 +170,14 @@ func setupNotifications(mgr ctrl.Manager, opts Options, clk clock.PassiveClock) 
 	n := &NotificationReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("alertbridge-notification"),
 		Clock: clk, Backoff: opts.NotificationBackoff, DashboardURL: opts.DashboardURL, MirrorEnabled: opts.MirrorEnabled,
-		Gates: gates, pending: pending,
+		Gates: gates, Grants: opts.Grants, pending: pending,
 	}
 	if err := n.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the notification controller: %w", err)
 	}
 	rc := &ReceiverReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("alertbridge-receiver"),
-		Clock: clk, Backoff: opts.NotificationBackoff, DashboardURL: opts.DashboardURL, Gates: gates, pending: pending,
+		Clock: clk, Backoff: opts.NotificationBackoff, DashboardURL: opts.DashboardURL, Gates: gates, Grants: opts.Grants, pending: pending,
 	}
 	if err := rc.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the Receiver controller: %w", err)

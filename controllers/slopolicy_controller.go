@@ -56,6 +56,8 @@ type SLOPolicyReconciler struct {
 	NewSource SourceFactory
 	// Intake raises and resolves the slo_burn Alerts.
 	Intake BurnIntake
+	// Grants says how a namespace lets the operator read its Secrets.
+	Grants Grants
 
 	// sources keeps one client (and its connections) per policy, replaced
 	// when the URL, timeout or credentials change.
@@ -76,11 +78,8 @@ type cachedSource struct {
 // The SLOPolicy controller blocks the gate on open Incidents of the service
 // (blockOnOpenIncidents).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch
-// The SLOPolicy controller reads the Prometheus credentials from the Secret
-// the SLOPolicy names in secretRef (one get by name, never list), which only
-// someone allowed to get it may name (alertbridge-slopolicy-credentials);
-// ServiceAccount tokens are refused.
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// The Prometheus credentials' Secret is read only in namespaces that grant
+// it (the ClusterRole alertbridge-credentials bound there).
 // The SLOPolicy controller records Events on SLOPolicies (gate, bypass).
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -102,7 +101,7 @@ func (r *SLOPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	observed := r.observe(ctx, &p, now)
+	observed, credErr := r.observe(ctx, &p, now)
 	bypassReq, bypassErr := slo.ParseBypass(p.Annotations)
 	bypass := slo.ResolveBypass(bypassReq, p.Status.Bypass, maxBypass(&p), now)
 	objectives, err := slo.ParseObjectives(p.Spec.Objectives)
@@ -127,6 +126,11 @@ func (r *SLOPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	before := p.DeepCopy()
 	setStatus(&p, res, observed, bypass, bypassErr, now)
 	setBudgetStatus(&p, observed)
+	secret := ""
+	if ref := p.Spec.Source.Prometheus.SecretRef; ref != nil {
+		secret = ref.Name
+	}
+	setCredentialsCondition(&p.Status.Conditions, secret, credErr, p.Generation)
 	p.Status.BurnAlerts = burns
 	if err := r.Status().Patch(ctx, &p, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return reconcile.Result{}, fmt.Errorf("failed to write the status of SLOPolicy %s: %w", klog.KObj(&p), err)
@@ -163,31 +167,44 @@ func maxBypass(p *v1.SLOPolicy) time.Duration {
 }
 
 // observe queries the policy's source; failures become SourceUnavailable.
-func (r *SLOPolicyReconciler) observe(ctx context.Context, p *v1.SLOPolicy, now time.Time) slo.Observation {
-	src, err := r.source(ctx, p)
-	if err != nil {
-		return slo.Observation{SourceErr: err}
+// It also returns what reading the credentials' Secret gave (nil when it
+// was read, or none is named).
+func (r *SLOPolicyReconciler) observe(ctx context.Context, p *v1.SLOPolicy, now time.Time) (slo.Observation, error) {
+	auth, credErr := r.credentials(ctx, p)
+	if credErr != nil {
+		return slo.Observation{SourceErr: credErr}, credErr
 	}
-	return slo.Observe(ctx, src, p, now)
+	src, err := r.source(ctx, p, auth)
+	if err != nil {
+		return slo.Observation{SourceErr: err}, nil
+	}
+	return slo.Observe(ctx, src, p, now), nil
 }
 
-func (r *SLOPolicyReconciler) source(ctx context.Context, p *v1.SLOPolicy) (slo.Source, error) {
-	prom := p.Spec.Source.Prometheus
-	var auth slo.Auth
-	if prom.SecretRef != nil {
-		var s corev1.Secret
-		key := types.NamespacedName{Namespace: p.Namespace, Name: prom.SecretRef.Name}
-		if err := r.APIReader.Get(ctx, key, &s); err != nil {
-			return nil, fmt.Errorf("failed to read spec.source.prometheus.secretRef %s: %w", prom.SecretRef.Name, err)
-		}
-		if err := refuseCredentials(&s, "spec.source.prometheus.secretRef"); err != nil {
-			return nil, err
-		}
-		var err error
-		if auth, err = slo.AuthFromSecret(s.Data); err != nil {
-			return nil, fmt.Errorf("secret %s of spec.source.prometheus.secretRef: %w", prom.SecretRef.Name, err)
-		}
+// credentials reads the Secret spec.source.prometheus.secretRef names (one
+// get by name), if any.
+func (r *SLOPolicyReconciler) credentials(ctx context.Context, p *v1.SLOPolicy) (slo.Auth, error) {
+	ref := p.Spec.Source.Prometheus.SecretRef
+	if ref == nil {
+		return slo.Auth{}, nil
 	}
+	var s corev1.Secret
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: ref.Name}, &s); err != nil {
+		return slo.Auth{}, fmt.Errorf("spec.source.prometheus.secretRef: failed to read Secret %s: %w", ref.Name,
+			r.Grants.notGranted(err, p.Namespace, "read Secrets", CredentialsRole))
+	}
+	if err := refuseCredentials(&s, "spec.source.prometheus.secretRef"); err != nil {
+		return slo.Auth{}, err
+	}
+	auth, err := slo.AuthFromSecret(s.Data)
+	if err != nil {
+		return slo.Auth{}, fmt.Errorf("secret %s of spec.source.prometheus.secretRef: %w", ref.Name, err)
+	}
+	return auth, nil
+}
+
+func (r *SLOPolicyReconciler) source(ctx context.Context, p *v1.SLOPolicy, auth slo.Auth) (slo.Source, error) {
+	prom := p.Spec.Source.Prometheus
 	timeout := min(maxQueryTimeout, max(slo.Interval(p), time.Second))
 	name := client.ObjectKeyFromObject(p)
 	key := fmt.Sprintf("%s|%s|%s", prom.URL, timeout, auth.Key())

@@ -351,7 +351,26 @@ var _ = Describe("SLOPolicy gate against a real Prometheus", Ordered, func() {
 		p := newSLOPolicy(ns, "tenant", front.URL, v1.GateStrict)
 		p.Spec.Source.Prometheus.SecretRef = &v1.LocalObjectReference{Name: "prom-creds"}
 		Expect(k8s.Create(ctx, p)).To(Succeed())
+		// The namespace has not let the operator read its Secrets: the
+		// gate blocks, and a condition says how to grant it.
 		expectGate(p, v1.DecisionBlock, v1.ReasonSourceUnavailable)
+		credentials := func(g Gomega) *metav1.Condition {
+			var got v1.SLOPolicy
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), &got)).To(Succeed())
+			c := meta.FindStatusCondition(got.Status.Conditions, v1.ConditionCredentialsAvailable)
+			g.Expect(c).NotTo(BeNil())
+			return c
+		}
+		Eventually(func(g Gomega) {
+			c := credentials(g)
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(v1.ReasonNotGranted))
+			g.Expect(c.Message).To(ContainSubstring("kubectl create rolebinding alertbridge-credentials -n " + ns +
+				" --clusterrole=alertbridge-credentials --serviceaccount=" + env.Install.Namespace + ":" + env.Install.ServiceAccount))
+		}, settle, poll).Should(Succeed())
+		grant(ns, controllers.CredentialsRole)
+		// Granted, but the Secret is not there yet.
+		Eventually(func(g Gomega) { g.Expect(credentials(g).Reason).To(Equal(v1.ReasonSecretMissing)) }, settle, poll).Should(Succeed())
 		var got v1.SLOPolicy
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), &got)).To(Succeed())
 		Expect(got.Status.Gate.Message).To(ContainSubstring("secretRef"))
@@ -361,6 +380,7 @@ var _ = Describe("SLOPolicy gate against a real Prometheus", Ordered, func() {
 			Data:       map[string][]byte{"token": []byte("s3cret"), "header.X-Scope-OrgID": []byte("tenant-a")},
 		})).To(Succeed())
 		expectGate(p, v1.DecisionAllow, v1.ReasonWithinObjectives)
+		Eventually(func(g Gomega) { g.Expect(credentials(g).Status).To(Equal(metav1.ConditionTrue)) }, settle, poll).Should(Succeed())
 	})
 
 	It("reports SourceUnavailable and blocks in Strict mode when Prometheus stops", func() {

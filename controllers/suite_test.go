@@ -108,3 +108,13 @@ func oncall(ns, user string) *claim.Claimer {
 	GinkgoHelper()
 	return &claim.Claimer{Client: userIn(ns, user, oncallGroup, "alertbridge-oncall")}
 }
+
+// grant lets the operator read the Secrets of ns (controllers.CredentialsRole)
+// or run triage Jobs there (controllers.TriageJobsRole), as a namespace
+// admin opting in does.
+func grant(ns string, roles ...string) {
+	GinkgoHelper()
+	for _, role := range roles {
+		Expect(env.Grant(ctx, ns, role)).To(Succeed())
+	}
+}

@@ -32,6 +32,26 @@ const (
 // operator never sends anywhere (a ServiceAccount token).
 const ReasonSecretNotAllowed = "SecretNotAllowed"
 
+// The operator reads the Secrets that SLOPolicies, Receivers and triage
+// webhooks name, and creates triage Jobs, only in namespaces whose admin
+// granted it that right: a RoleBinding there of the ClusterRole
+// alertbridge-credentials (get secrets) or alertbridge-triage-jobs (create
+// jobs, get serviceaccounts) to the operator's ServiceAccount. Nothing
+// grants them cluster-wide.
+const (
+	// ConditionCredentialsAvailable is True on an SLOPolicy or Receiver
+	// whose Secret the operator could read, False (reason NotGranted) when
+	// the namespace has not granted it the right, with the command that
+	// grants it in the message.
+	ConditionCredentialsAvailable = "CredentialsAvailable"
+	// ReasonCredentialsRead: the Secret was read.
+	ReasonCredentialsRead = "Read"
+	// ReasonNotGranted: the namespace has not granted the operator the
+	// right (reading its Secrets, or creating triage Jobs); also the reason
+	// of Receiver Ready and Incident TriageConfigured then.
+	ReasonNotGranted = "NotGranted"
+)
+
 // Severity ranks an Alert or Incident from P0 (worst) to P4.
 // +kubebuilder:validation:Enum=P0;P1;P2;P3;P4
 type Severity string

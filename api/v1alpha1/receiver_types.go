@@ -287,7 +287,7 @@ type ReceiverStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready.
+	// conditions: Ready, CredentialsAvailable.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -271,7 +271,8 @@ type SLOPolicyStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, SLOMet, ReleaseAllowed.
+	// conditions: Ready, SLOMet, ReleaseAllowed, and CredentialsAvailable
+	// while spec.source.prometheus.secretRef is set.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -149,6 +149,12 @@ func run(exitAfter time.Duration) error {
 	if err := kubectl("apply", "--server-side", "-f", filepath.Join(root, "config", "samples", "namespaces.yaml")); err != nil {
 		return err
 	}
+	// The Receiver's Secret is read only because prod grants it, as a
+	// namespace admin opts in; other namespaces keep their Secrets.
+	if err := kubectl("create", "rolebinding", "alertbridge-credentials", "-n", "prod", "--clusterrole=alertbridge-credentials",
+		"--serviceaccount="+env.Install.Namespace+":"+env.Install.ServiceAccount); err != nil {
+		return err
+	}
 	receiver := filepath.Join(work, "receiver.yaml")
 	if err := os.WriteFile(receiver, []byte(devReceiver), 0o600); err != nil {
 		return err

@@ -307,3 +307,33 @@ func namespace(name string) *unstructured.Unstructured {
 	u.SetLabels(map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
 	return u
 }
+
+// TestChartGrantsWhereListed: the chart binds the grant roles to the
+// manager's ServiceAccount in the namespaces its values list, and nowhere
+// else (with none listed, nowhere: config/default binds none).
+func TestChartGrantsWhereListed(t *testing.T) {
+	objs := render(t, "ops-alerting", map[string]any{"grants": map[string]any{
+		"credentials": []any{"prod", "staging"}, "triageJobs": []any{"prod"},
+	}})
+	got := map[string]bool{}
+	for _, u := range objs {
+		if u.GetKind() != "RoleBinding" || !strings.HasPrefix(u.GetName(), "alertbridge-credentials") && !strings.HasPrefix(u.GetName(), "alertbridge-triage-jobs") {
+			continue
+		}
+		role, _, _ := unstructured.NestedString(u.Object, "roleRef", "name")
+		subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+		if len(subjects) != 1 || fmt.Sprint(subjects[0]) != "map[kind:ServiceAccount name:alertbridge-manager namespace:ops-alerting]" {
+			t.Errorf("%s/%s binds %v, want the manager's ServiceAccount alone", u.GetNamespace(), u.GetName(), subjects)
+		}
+		got[role+" in "+u.GetNamespace()] = true
+	}
+	want := map[string]bool{"alertbridge-credentials in prod": true, "alertbridge-credentials in staging": true, "alertbridge-triage-jobs in prod": true}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("grants %v, want %v", got, want)
+	}
+	for _, u := range render(t, "ops-alerting", nil) {
+		if u.GetKind() == "RoleBinding" && (u.GetName() == "alertbridge-credentials" || u.GetName() == "alertbridge-triage-jobs") {
+			t.Errorf("the defaults grant %s in %s", u.GetName(), u.GetNamespace())
+		}
+	}
+}

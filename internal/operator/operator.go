@@ -13,6 +13,10 @@ import (
 	"context"
 	"fmt"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -52,14 +56,17 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := metrics.RegisterMirror(health); err != nil {
 		return fmt.Errorf("failed to register the mirror's metrics: %w", err)
 	}
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("failed to create a client of the operator: %w", err)
+	}
 	if o.Certificates != nil {
-		cs, err := kubernetes.NewForConfig(mgr.GetConfig())
-		if err != nil {
-			return fmt.Errorf("failed to create the client of the certificate issuer: %w", err)
-		}
 		if err := certs.AddIssuer(mgr, cs, *o.Certificates); err != nil {
 			return err
 		}
+	}
+	if o.Controllers.Grants.ServiceAccount.Name == "" {
+		o.Controllers.Grants.ServiceAccount = serviceAccount(ctx, cs)
 	}
 	if run, err := mirrorctrl.SetupReadiness(ctx, mgr, o.Mirror); err != nil || !run {
 		return err
@@ -70,4 +77,20 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return err
 	}
 	return mirrorctrl.Setup(ctx, mgr, o.Mirror, health)
+}
+
+// serviceAccount is the ServiceAccount the operator runs as, which a
+// namespace binds the grant roles to (the refusals say so); empty when it
+// runs as something else or cannot tell.
+func serviceAccount(ctx context.Context, cs kubernetes.Interface) types.NamespacedName {
+	r, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Info("Could not tell which ServiceAccount the operator runs as; refusals will not name it", "error", err.Error())
+		return types.NamespacedName{}
+	}
+	ns, name, err := serviceaccount.SplitUsername(r.Status.UserInfo.Username)
+	if err != nil {
+		return types.NamespacedName{}
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}
 }

@@ -84,3 +84,37 @@ func firstGrant(role *rbacv1.ClusterRole, ns string) *authorizationv1.ResourceAt
 func (e *Env) OperatorClient() (client.Client, error) {
 	return client.New(e.Operator, client.Options{Scheme: kube.NewScheme()})
 }
+
+// Grant binds, in ns, the grant ClusterRole role (alertbridge-credentials
+// or alertbridge-triage-jobs) to the operator's ServiceAccount, as a
+// namespace admin opting in does, and returns once the authorizer knows.
+func (e *Env) Grant(ctx context.Context, ns, role string) error {
+	admin, err := kubernetes.NewForConfig(e.Admin)
+	if err != nil {
+		return err
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: role},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: e.Install.Namespace, Name: e.Install.ServiceAccount}},
+	}
+	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("failed to grant %s in %s: %w", role, ns, err)
+	}
+	cr, err := admin.RbacV1().ClusterRoles().Get(ctx, role, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("failed to read ClusterRole %s: %w", role, err)
+	}
+	attrs := firstGrant(cr, ns)
+	if attrs == nil {
+		return nil
+	}
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: e.Install.Username(), Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + e.Install.Namespace, "system:authenticated"},
+		ResourceAttributes: attrs,
+	}}
+	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, bindingWait, true, func(ctx context.Context) (bool, error) {
+		got, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+		return err == nil && got.Status.Allowed, nil
+	})
+}

@@ -1,0 +1,101 @@
+package controllers_test
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/incident"
+	"github.com/alertbridge/alertbridge/internal/testbuild"
+)
+
+// The operator reads a namespace's Secrets and runs triage Jobs there only
+// once the namespace grants it (a RoleBinding of alertbridge-credentials or
+// alertbridge-triage-jobs): whatever an alertbridge object names, a
+// namespace that did not opt in keeps its Secrets and pods to itself, and
+// the object says, in a condition, what to bind.
+var _ = Describe("A namespace that grants the operator nothing", func() {
+	var ns string
+	// bind is the command each refusal must name.
+	bind := func(role string) string {
+		return "kubectl create rolebinding " + role + " -n " + ns + " --clusterrole=" + role +
+			" --serviceaccount=" + env.Install.Namespace + ":" + env.Install.ServiceAccount
+	}
+
+	BeforeEach(func() {
+		ns = testbuild.Namespace(Default, k8s, "grants-")
+		DeferCleanup(startOperator(controllers.Options{}))
+	})
+
+	It("keeps a Receiver's Secret from the operator, says how to grant it, and works once granted", func() {
+		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pd"},
+			StringData: map[string]string{"routingKey": "r0ut1ng"}})).To(Succeed())
+		r := createReceiver(ns, "pagerduty", v1.ReceiverSpec{Type: v1.ReceiverPagerDuty, URL: "http://127.0.0.1:1/v2/enqueue",
+			SecretRef: v1.SecretKeyReference{Name: "pd"}})
+		credentials := func(g Gomega) *metav1.Condition {
+			var got v1.Receiver
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(r), &got)).To(Succeed())
+			c := meta.FindStatusCondition(got.Status.Conditions, v1.ConditionCredentialsAvailable)
+			g.Expect(c).NotTo(BeNil())
+			return c
+		}
+		Eventually(func(g Gomega) {
+			ready := receiverReady(g, r)
+			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(ready.Reason).To(Equal(v1.ReasonNotGranted))
+			c := credentials(g)
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(v1.ReasonNotGranted))
+			g.Expect(c.Message).To(ContainSubstring(bind(controllers.CredentialsRole)))
+		}, settle, poll).Should(Succeed())
+
+		grant(ns, controllers.CredentialsRole)
+		// A Receiver not Ready is read again within recheckReady.
+		Eventually(func(g Gomega) {
+			g.Expect(receiverReady(g, r).Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(credentials(g).Status).To(Equal(metav1.ConditionTrue))
+		}, 2*settle, poll).Should(Succeed())
+	})
+
+	It("runs no triage Job, says how to grant it, and runs one once granted", func() {
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: triageSA, Namespace: ns,
+			Annotations: map[string]string{v1.TriageServiceAccountAnnotation: "true"}}}
+		Expect(k8s.Create(ctx, sa)).To(Succeed())
+		createPolicy(ns, jobPolicy(time.Millisecond))
+		first, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), incident.Options{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			inc := getIncident(g, ns, first.Incident.Name)
+			c := meta.FindStatusCondition(inc.Status.Conditions, v1.IncidentConditionTriageConfigured)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(v1.ReasonNotGranted))
+			g.Expect(c.Message).To(ContainSubstring(bind(controllers.TriageJobsRole)))
+		}, settle, poll).Should(Succeed())
+		Consistently(func(g Gomega) []string {
+			var names []string
+			for _, j := range listJobs(g, ns) {
+				names = append(names, j.Name)
+			}
+			return names
+		}, quietFor, poll).Should(BeEmpty())
+
+		grant(ns, controllers.TriageJobsRole)
+		second, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "b", v1.SeverityP2)), incident.Options{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			g.Expect(listJobs(g, ns)).NotTo(BeEmpty())
+			inc := getIncident(g, ns, second.Incident.Name)
+			c := meta.FindStatusCondition(inc.Status.Conditions, v1.IncidentConditionTriageConfigured)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(v1.ReasonJobCreated))
+		}, settle, poll).Should(Succeed())
+	})
+})
