@@ -155,6 +155,89 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 		})
 	})
 
+	Describe("SLOPolicy: only who may get a Secret chooses what is queried with it", func() {
+		// The answers of the queries show in status, so choosing them is
+		// reading whatever the Secret's credentials may read.
+		var p *v1.SLOPolicy
+		BeforeEach(func() {
+			p = sloPolicyWithSecret(ns, "gateway", "prom-creds")
+			p.Spec.Objectives.Availability = &v1.AvailabilityObjective{BudgetObjective: v1.BudgetObjective{Target: "99.9"}}
+			p.Spec.Objectives.Latency = &v1.LatencyObjective{BudgetObjective: v1.BudgetObjective{Target: "99"}, ThresholdMs: 300}
+			Expect(k8s.Create(ctx, p)).To(Succeed())
+		})
+		spec := func(fields map[string]any) map[string]any { return map[string]any{"spec": fields} }
+		objectives := func(fields map[string]any) map[string]any { return spec(map[string]any{"objectives": fields}) }
+		pageWindows := spec(map[string]any{"alerting": map[string]any{"page": map[string]any{
+			"windows": []any{map[string]any{"long": "2h", "short": "10m", "factor": "14.4"}},
+		}}})
+
+		DescribeTable("refuses a change of what is queried without get on the Secret, naming the field",
+			func(patch map[string]any, field string) {
+				Eventually(func() error { return mergePatch(owner, p, patch) }, rbacSettle, "100ms").Should(MatchError(ContainSubstring(
+					field + ": changing what the operator queries (and shows in status) with the credentials of Secret prom-creds " +
+						"needs get on that Secret, which " + ownerUser + " does not have in namespace " + ns)))
+			},
+			Entry("the latency query", prom(map[string]any{"latencyP95Query": `max(secret_metric)`}), "spec.source.prometheus.latencyP95Query"),
+			Entry("the error-rate query", prom(map[string]any{"errorRateQuery": `max(secret_metric)`}), "spec.source.prometheus.errorRateQuery"),
+			Entry("the service (in the default queries)", spec(map[string]any{"service": "payments"}), "spec.service"),
+			Entry("the env (in the default queries)", spec(map[string]any{"env": "staging"}), "spec.env"),
+			Entry("an objective not queried before", objectives(map[string]any{"errorRatePercent": "1.0"}), "spec.objectives.errorRatePercent"),
+			Entry("availability's error query", objectives(map[string]any{"availability": map[string]any{"errorQuery": `secret_metric`}}),
+				"spec.objectives.availability.errorQuery"),
+			Entry("availability's total query", objectives(map[string]any{"availability": map[string]any{"totalQuery": `secret_metric`}}),
+				"spec.objectives.availability.totalQuery"),
+			Entry("availability's window", objectives(map[string]any{"availability": map[string]any{"window": "7d"}}),
+				"spec.objectives.availability.window"),
+			Entry("latency's threshold (the bucket asked for)", objectives(map[string]any{"latency": map[string]any{"thresholdMs": 500}}),
+				"spec.objectives.latency.thresholdMs"),
+			Entry("latency's good query", objectives(map[string]any{"latency": map[string]any{"goodQuery": `secret_metric`}}),
+				"spec.objectives.latency.goodQuery"),
+			Entry("the burn-rate windows", pageWindows, "spec.alerting.page.windows"),
+		)
+
+		It("lets through, without get, what sends nothing new", func() {
+			Eventually(func() error { return owner.Get(ctx, keyOf(p), &v1.SLOPolicy{}) }, rbacSettle, "100ms").Should(Succeed())
+			for _, edit := range []struct {
+				what  string
+				patch map[string]any
+			}{
+				{"the objectives' values and targets", objectives(map[string]any{"latencyP95Ms": 500,
+					"availability": map[string]any{"target": "99.5"}, "latency": map[string]any{"target": "95"}})},
+				{"burn severities and switches", spec(map[string]any{"alerting": map[string]any{"page": map[string]any{"severity": "P2", "disabled": true}}})},
+				{"the gate", spec(map[string]any{"gate": map[string]any{"mode": "Warn", "noData": "Allow", "maxBypass": "48h",
+					"minErrorBudgetPercent": "10", "blockOnBurn": "ticket"}})},
+				{"the interval", spec(map[string]any{"evaluationInterval": "5m"})},
+				{"a bypass", bypass(inAnHour(), "INC-7", ownerUser)},
+				{"a label", map[string]any{"metadata": map[string]any{"labels": map[string]any{"team": "payments"}}}},
+				{"dropping an objective", objectives(map[string]any{"latency": nil})},
+			} {
+				Expect(mergePatch(owner, p, edit.patch)).To(Succeed(), edit.what)
+			}
+		})
+
+		It("lets who may get the Secret change what is queried, and asks nothing where no Secret is named", func() {
+			readOne(ns, ownerUser, "prom-creds")
+			Eventually(func() error {
+				return mergePatch(owner, p, prom(map[string]any{"latencyP95Query": `histogram_quantile(0.95, rate(x_bucket[5m]))`}))
+			}, rbacSettle, "100ms").Should(Succeed())
+			Expect(mergePatch(owner, p, pageWindows)).To(Succeed())
+			Expect(mergePatch(owner, p, spec(map[string]any{"service": "payments"}))).To(Succeed())
+
+			plain := sloPolicy(ns, "plain")
+			Expect(k8s.Create(ctx, plain)).To(Succeed())
+			Expect(mergePatch(owner, plain, prom(map[string]any{"errorRateQuery": `max(any_metric)`}))).To(Succeed())
+			Expect(mergePatch(owner, plain, spec(map[string]any{"env": "staging"}))).To(Succeed())
+		})
+
+		It("needs get again to name the Secret for queries changed while none was named", func() {
+			Eventually(func() error { return mergePatch(owner, p, prom(map[string]any{"secretRef": nil})) }, rbacSettle, "100ms").
+				Should(Succeed(), "without a Secret, nothing is sent with its credentials")
+			Expect(mergePatch(owner, p, prom(map[string]any{"latencyP95Query": `max(secret_metric)`}))).To(Succeed())
+			Expect(mergePatch(owner, p, prom(map[string]any{"secretRef": map[string]any{"name": "prom-creds"}}))).To(MatchError(ContainSubstring(
+				"spec.source.prometheus.secretRef: sending the credentials of Secret prom-creds needs get on that Secret")))
+		})
+	})
+
 	Describe("AlertRoutingPolicy: only who may get a Secret sends its token, only who may create Jobs configures them", func() {
 		webhook := func(fields map[string]any) map[string]any {
 			return map[string]any{"spec": map[string]any{"triage": map[string]any{"webhook": fields}}}
@@ -170,6 +253,11 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 				"spec.triage.webhook.secretRef: sending the token of Secret prom-creds needs get on that Secret, which " + ownerUser)))
 			Expect(k8s.Create(ctx, arp)).To(Succeed())
 			Expect(mergePatch(owner, arp, map[string]any{"spec": map[string]any{"allowedKinds": []string{"latency"}}})).To(Succeed())
+			// Only url and secretRef decide where the token goes; the rest
+			// chooses which of the namespace's Incidents are triaged, when.
+			Expect(mergePatch(owner, arp, map[string]any{"spec": map[string]any{
+				"triageCooldown": "1m", "signatureLabels": []string{"region"}, "incident": map[string]any{"auto": map[string]any{"minOccurrences": 1}},
+			}})).To(Succeed(), "what is triaged and when: RBAC alone")
 			Expect(mergePatch(owner, arp, webhook(map[string]any{"url": "https://anywhere.example"}))).To(MatchError(ContainSubstring(
 				"spec.triage.webhook.url: moving where the token of Secret prom-creds needs get on that Secret")))
 

@@ -71,6 +71,13 @@ var _ = Describe("Receivers: only who may get a Secret has the operator send it"
 
 		Expect(mergePatch(owner, r, spec(map[string]any{"events": []string{"Opened", "Resolved"}, "minSeverity": "P1"}))).
 			To(Succeed(), "which events, which severities: RBAC alone")
+		// The same place, the same credential, the operator's own format:
+		// which of the namespace's notifications go, and how often.
+		Expect(mergePatch(owner, r, spec(map[string]any{
+			"services": []string{"gateway"}, "envs": []string{"prod"}, "alerts": map[string]any{"minSeverity": "P2"},
+			"groupInterval": "1m", "rateLimit": map[string]any{"perMinute": 60, "burst": 20},
+		}))).To(Succeed(), "which services, envs and Alerts, how often: RBAC alone")
+		Expect(mergePatch(owner, r, spec(map[string]any{"alerts": nil}))).To(Succeed())
 		for field, patch := range map[string]map[string]any{
 			"spec.url: moving where the credential of":          spec(map[string]any{"url": "https://attacker.example/"}),
 			"spec.secretRef.key: choosing which key is sent of": spec(map[string]any{"secretRef": map[string]any{"name": "hook-key", "key": "routingKey"}}),
