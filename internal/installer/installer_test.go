@@ -242,28 +242,46 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 			installer.DefaultNamespace, v1.IngestKeyAnnotation, err)
 	}
 
-	// The API server names the FlowSchema that classified a request.
-	var fs flowcontrolv1.FlowSchema
-	if err := admin.Get(ctx, client.ObjectKey{Name: "alertbridge"}, &fs); err != nil {
-		t.Fatal(err)
-	}
-	if got := fs.Spec.Rules[0].Subjects[0].ServiceAccount.Namespace; got != ns {
-		t.Fatalf("the FlowSchema's subject is in %q, want %q", got, ns)
-	}
-	hc, err := rest.HTTPClientFor(env.Operator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, env.Operator.Host+"/apis/ops.alertbridge.io/v1alpha1/alerts?limit=1", http.NoBody)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	if got := resp.Header.Get("X-Kubernetes-PF-FlowSchema-UID"); got != string(fs.UID) {
-		t.Fatalf("the operator's request was classified by FlowSchema %q (HTTP %d), want alertbridge's %q", got, resp.StatusCode, fs.UID)
+	// Each identity's requests land in the FlowSchema made for them: the
+	// manager's, the HTTP API's, and the reviews the API makes for its
+	// callers, which a flood of made-up tokens fills apart from both.
+	for _, c := range []struct {
+		who        string
+		cfg        *rest.Config
+		method     string
+		path, body string
+		schema     string
+	}{
+		{"the manager", env.Operator, http.MethodGet, "/apis/ops.alertbridge.io/v1alpha1/alerts?limit=1", "", "alertbridge"},
+		{"the HTTP API", env.API, http.MethodGet, "/apis/ops.alertbridge.io/v1alpha1/alerts?limit=1", "", "alertbridge-api"},
+		{"the HTTP API's TokenReview", env.API, http.MethodPost, "/apis/authentication.k8s.io/v1/tokenreviews",
+			`{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"made-up","audiences":["alertbridge"]}}`, "alertbridge-reviews"},
+		{"the HTTP API's SubjectAccessReview", env.API, http.MethodPost, "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+			`{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"someone","resourceAttributes":{"verb":"get","resource":"pods"}}}`, "alertbridge-reviews"},
+	} {
+		var fs flowcontrolv1.FlowSchema
+		if err := admin.Get(ctx, client.ObjectKey{Name: c.schema}, &fs); err != nil {
+			t.Fatal(err)
+		}
+		if got := fs.Spec.Rules[0].Subjects[0].ServiceAccount.Namespace; got != ns {
+			t.Fatalf("the FlowSchema %s's subject is in %q, want %q", c.schema, got, ns)
+		}
+		hc, err := rest.HTTPClientFor(c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequestWithContext(ctx, c.method, c.cfg.Host+c.path, strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if got := resp.Header.Get("X-Kubernetes-PF-FlowSchema-UID"); got != string(fs.UID) {
+			t.Errorf("%s's request was classified by FlowSchema %q (HTTP %d), want %s's %q", c.who, got, resp.StatusCode, c.schema, fs.UID)
+		}
 	}
 }
