@@ -5,9 +5,14 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -97,5 +102,44 @@ var _ = Describe("A namespace that grants the operator nothing", func() {
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Reason).To(Equal(v1.ReasonJobCreated))
 		}, settle, poll).Should(Succeed())
+	})
+})
+
+// The review's attack, made for real (server-side dry-run, so nothing runs)
+// as each of alertbridge's identities: a privileged, hostPath, hostNetwork
+// Job in kube-system running as a cluster-admin-bound ServiceAccount, and a
+// read of Helm's release Secret by name. Neither identity may.
+var _ = Describe("alertbridge's identities", func() {
+	It("may not run a privileged Job in kube-system nor read a Helm release Secret", func() {
+		Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "installer", Namespace: "kube-system"}})).
+			To(Or(Succeed(), WithTransform(apierrors.IsAlreadyExists, BeTrue())))
+		Expect(k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "installer-cluster-admin"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "installer", Namespace: "kube-system"}},
+		})).To(Or(Succeed(), WithTransform(apierrors.IsAlreadyExists, BeTrue())))
+		release := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sh.helm.release.v1.platform.v1", Namespace: "kube-system"},
+			Type: "helm.sh/release.v1", StringData: map[string]string{"release": "H4sI..."}}
+		Expect(k8s.Create(ctx, release)).To(Or(Succeed(), WithTransform(apierrors.IsAlreadyExists, BeTrue())))
+
+		privileged := func() *batchv1.Job {
+			return &batchv1.Job{
+				ObjectMeta: metav1.ObjectMeta{Name: "owned", Namespace: "kube-system"},
+				Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+					ServiceAccountName: "installer", HostNetwork: true, RestartPolicy: corev1.RestartPolicyNever,
+					Volumes: []corev1.Volume{{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}},
+					Containers: []corev1.Container{{Name: "x", Image: "busybox", SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
+						VolumeMounts: []corev1.VolumeMount{{Name: "root", MountPath: "/host"}}}},
+				}}},
+			}
+		}
+		for name, cfg := range map[string]*rest.Config{"the controller manager": env.Operator, "the HTTP API": env.API} {
+			c, err := client.New(cfg, client.Options{Scheme: scheme})
+			Expect(err).NotTo(HaveOccurred())
+			err = c.Create(ctx, privileged(), client.DryRunAll)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s creating the Job: %v", name, err)
+			err = c.Get(ctx, client.ObjectKeyFromObject(release), &corev1.Secret{})
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s reading the Helm release Secret: %v", name, err)
+		}
 	})
 })
