@@ -71,8 +71,9 @@ var _ = Describe("Lease bounds with the operator", func() {
 		c := meta.FindStatusCondition(a.Status.Conditions, v1.AlertConditionClaimed)
 		Expect(c).NotTo(BeNil())
 		Expect(c.Status).To(Equal(metav1.ConditionTrue))
-		Expect(c.Message).To(ContainSubstring("renewTime 2999-01-01T00:00:00.000000Z was ahead of the operator's clock"))
-		Expect(c.Message).To(ContainSubstring("the operator shortened the lease to end at " + seen.Add(2*time.Second).UTC().Format(time.RFC3339)))
+		Expect(c.Message).To(HavePrefix("claimed by mallory (owner mallory); at " + seen.UTC().Format(time.RFC3339) +
+			" the operator shortened the lease to end at " + seen.Add(2*time.Second).UTC().Format(time.RFC3339) +
+			": renewTime 2999-01-01T00:00:00.000000Z was ahead of the operator's clock"))
 
 		By("nothing happens until the ceiling has passed on the operator's clock")
 		Consistently(func(g Gomega) {
@@ -95,7 +96,7 @@ var _ = Describe("Lease bounds with the operator", func() {
 		Expect(a.Status.Claim.LeaseDurationSeconds).To(BeEquivalentTo(3600))
 		Expect(a.Status.Claim.RenewTime.Time).To(BeTemporally("==", seen))
 		Expect(meta.FindStatusCondition(a.Status.Conditions, v1.AlertConditionClaimed).Message).
-			To(ContainSubstring("leaseDurationSeconds 86400 is longer than the namespace's maxLeaseDuration 1h0m0s"))
+			To(ContainSubstring("leaseDurationSeconds 86400 was longer than the namespace's maxLeaseDuration 1h0m0s"))
 	})
 
 	It("shortens the leases held now when the ceiling is lowered", func() {

@@ -231,8 +231,8 @@ func Clamp(s *v1.AlertStatus, maxLease time.Duration, now time.Time) string {
 	at := metav1.NewMicroTime(now.Truncate(time.Microsecond))
 	// Whole seconds left of the lease as written, rounded down: starting it
 	// now must not make it end later.
-	left := LeaseExpiry(s).Sub(at.Time) / time.Second
-	seconds := min(int64(c.LeaseDurationSeconds), int64(limit), int64(left))
+	left := int32(max(0, min(int64(LeaseExpiry(s).Sub(at.Time)/time.Second), MaxLeaseSeconds)))
+	seconds := min(c.LeaseDurationSeconds, limit, left)
 	if seconds < 1 {
 		return "" // it ends within the second: the timer returns it to New
 	}
@@ -242,15 +242,17 @@ func Clamp(s *v1.AlertStatus, maxLease time.Duration, now time.Time) string {
 			c.RenewTime.UTC().Format(metav1.RFC3339Micro), at.UTC().Format(metav1.RFC3339Micro)))
 	}
 	if long {
-		why = append(why, fmt.Sprintf("leaseDurationSeconds %d is longer than the namespace's maxLeaseDuration %s", c.LeaseDurationSeconds, maxLease))
+		why = append(why, fmt.Sprintf("leaseDurationSeconds %d was longer than the namespace's maxLeaseDuration %s", c.LeaseDurationSeconds, maxLease))
 	}
 	c.RenewTime = at
 	if c.AcquireTime.After(at.Time) {
 		c.AcquireTime = at
 	}
-	c.LeaseDurationSeconds = int32(seconds)
-	msg := fmt.Sprintf("%s; the operator shortened the lease to end at %s", strings.Join(why, ", and "),
-		LeaseExpiry(s).UTC().Format(time.RFC3339))
+	c.LeaseDurationSeconds = seconds
+	// The condition keeps this until the phase changes (a renewal may not
+	// touch it), so it says when, not only what.
+	msg := fmt.Sprintf("at %s the operator shortened the lease to end at %s: %s", at.UTC().Format(time.RFC3339),
+		LeaseExpiry(s).UTC().Format(time.RFC3339), strings.Join(why, ", and "))
 	setCondition(s, v1.AlertConditionClaimed, metav1.ConditionTrue, v1.ReasonLeaseHeld,
 		fmt.Sprintf("claimed by %s; %s", Holder(s), msg), 0, now)
 	return msg
