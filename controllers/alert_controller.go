@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -110,7 +111,7 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, key FingerprintKey) (re
 			return reconcile.Result{}, err
 		}
 	}
-	next, err := r.runTimers(ctx, alerts, now)
+	next, err := r.runTimers(ctx, pol, alerts, now)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -122,7 +123,8 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, key FingerprintKey) (re
 }
 
 // SetupWithManager registers the fingerprint index and the controller,
-// which watches Alerts and the Silences that match them.
+// which watches Alerts, the Silences that match them, and the
+// AlertRoutingPolicy whose ceiling bounds the leases held on them.
 func (r *AlertReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.DuplicateGCDelay <= 0 {
 		r.DuplicateGCDelay = DefaultDuplicateGCDelay
@@ -138,6 +140,9 @@ func (r *AlertReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 		WatchesRawSource(source.TypedKind(mgr.GetCache(), &v1.Alert{}, toKey)).
 		WatchesRawSource(source.TypedKind(mgr.GetCache(), &v1.Silence{},
 			handler.TypedEnqueueRequestsFromMapFunc(r.alertsOfSilence))).
+		WatchesRawSource(source.TypedKind(mgr.GetCache(), &v1.AlertRoutingPolicy{},
+			handler.TypedEnqueueRequestsFromMapFunc(r.heldAlertsOf),
+			predicate.TypedGenerationChangedPredicate[*v1.AlertRoutingPolicy]{})).
 		WithOptions(controller.TypedOptions[FingerprintKey]{
 			MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
 			// Conflicts are routine here; retry them quickly rather than with

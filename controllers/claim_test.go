@@ -17,11 +17,13 @@ import (
 )
 
 // acceptedAlert creates an Alert and makes the controller's first decision
-// (New) itself, for specs that run without the operator.
+// (New) itself, as the operator's ServiceAccount, for specs that run
+// without the operator.
 func acceptedAlert(ns, host string) *v1.Alert {
+	GinkgoHelper()
 	a := testbuild.Alert(ns, testbuild.Host(host))
 	Expect(k8s.Create(ctx, a)).To(Succeed())
-	testbuild.WriteStatus(Default, opK8s, a, func(a *v1.Alert) {
+	updateStatus(a, func(a *v1.Alert) {
 		alertstate.MarkCanonical(&a.Status, "fp-"+host, a.CreationTimestamp, a.Generation)
 	})
 	return a

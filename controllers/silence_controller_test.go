@@ -115,10 +115,9 @@ var _ = Describe("Silences", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(got).To(HaveLen(1))
 		Expect(got[0].Name).To(Equal(other.Name), "only the Alert nobody silenced")
+		at := metav1.NowMicro().UTC().Format(metav1.RFC3339Micro) // acquired when first renewed
 		raw, err := json.Marshal(map[string]any{"status": map[string]any{"phase": "Processing", "attempts": 1, "claim": map[string]any{
-			"holderIdentity": "agent-1", "holderUser": "agent-1",
-			"acquireTime": metav1.NowMicro().UTC().Format(metav1.RFC3339Micro), "renewTime": metav1.NowMicro().UTC().Format(metav1.RFC3339Micro),
-			"leaseDurationSeconds": 600,
+			"holderIdentity": "agent-1", "holderUser": "agent-1", "acquireTime": at, "renewTime": at, "leaseDurationSeconds": 600,
 		}}})
 		Expect(err).NotTo(HaveOccurred())
 		agentClient := userIn(ns, "agent-1", agentsGroup, "alertbridge-agent")

@@ -38,6 +38,7 @@ const (
 	ReasonFolded           = "FoldedIntoCanonical"
 	ReasonLeaseHeld        = "LeaseHeld"
 	ReasonLeaseExpired     = "LeaseExpired"
+	ReasonLeaseClamped     = "LeaseClamped"
 	ReasonAcked            = "Acked"
 	ReasonFailed           = "Failed"
 	ReasonRetryDue         = "RetryDue"
@@ -117,7 +118,11 @@ type AlertSpec struct {
 
 // AlertClaim is the lease an agent holds on a Processing Alert, shaped like
 // coordination.k8s.io Lease. It stays after the lease ends as a record of
-// the last holder; the phase says whether it is held.
+// the last holder; the phase says whether it is held. A lease ends when the
+// operator returns the Alert to New, which it does on its own clock once
+// renewTime + leaseDurationSeconds has passed: until then the holder may
+// renew, ack or fail it (nobody else can have claimed it), and no client's
+// clock decides otherwise. See docs/adr/lease-bounds.md.
 type AlertClaim struct {
 	// holderIdentity names the agent holding (or last holding) the lease:
 	// the free-form owner name of the runbook's loops (sofiia-supervisor).
@@ -136,26 +141,36 @@ type AlertClaim struct {
 
 	// acquireTime is when the current holder took the lease, in UTC with
 	// microseconds as every Kubernetes client writes a MicroTime (any other
-	// spelling would make the Alert unreadable to them).
+	// spelling would make the Alert unreadable to them). A claim writes it
+	// equal to renewTime, and a renewal leaves it alone.
 	// +required
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$`
 	AcquireTime metav1.MicroTime `json:"acquireTime"`
 
 	// renewTime is when the holder last renewed; the lease ends at
-	// renewTime + leaseDurationSeconds. Written like acquireTime.
+	// renewTime + leaseDurationSeconds. Written like acquireTime; a renewal
+	// never moves it back. The API server has no clock to judge it by, so
+	// the operator does: a renewTime more than a few seconds ahead of the
+	// operator's clock is moved back to it (acquireTime with it when that
+	// is later still), the lease never ending later for it (Warning Event
+	// LeaseClamped, said in the Claimed condition).
 	// +required
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$`
 	RenewTime metav1.MicroTime `json:"renewTime"`
 
-	// leaseDurationSeconds is the lock TTL.
+	// leaseDurationSeconds is the lock TTL, at most the namespace's
+	// AlertRoutingPolicy spec.maxLeaseDuration (1h without a policy). The
+	// API server refuses a claim or renewal asking for more where a policy
+	// exists; the operator shortens a longer lease where none does.
 	// +required
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=86400
 	LeaseDurationSeconds int32 `json:"leaseDurationSeconds"`
 
-	// leaseTransitions counts the times the lease changed hands.
+	// leaseTransitions counts the times the lease changed hands: a claim
+	// writes the previous claim's count plus one (0 for the first claim).
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	LeaseTransitions int32 `json:"leaseTransitions,omitempty"`

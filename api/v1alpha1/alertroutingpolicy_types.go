@@ -9,6 +9,7 @@ import (
 const (
 	DefaultDedupeTTL          = "30m"
 	DefaultProcessingLockTTL  = "10m"
+	DefaultMaxLeaseDuration   = "1h"
 	DefaultRetryAfter         = "5m"
 	DefaultTriageCooldown     = "15m"
 	DefaultIncidentDedupe     = "60m"
@@ -136,6 +137,7 @@ type SilencePolicy struct {
 
 // AlertRoutingPolicySpec is the namespace's alert routing configuration;
 // every field is optional.
+// +kubebuilder:validation:XValidation:rule="duration(has(self.processingLockTTL) ? self.processingLockTTL : '10m') <= duration(has(self.maxLeaseDuration) ? self.maxLeaseDuration : '1h')",messageExpression="'spec.maxLeaseDuration (' + (has(self.maxLeaseDuration) ? self.maxLeaseDuration : '1h, the default') + ') must be at least spec.processingLockTTL (' + (has(self.processingLockTTL) ? self.processingLockTTL : '10m, the default') + '): the default lease may not be longer than the longest one'",fieldPath=".maxLeaseDuration"
 type AlertRoutingPolicySpec struct {
 	// dedupeTTL default for Alerts without their own.
 	// +optional
@@ -148,6 +150,21 @@ type AlertRoutingPolicySpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	ProcessingLockTTL *metav1.Duration `json:"processingLockTTL,omitempty"`
+
+	// maxLeaseDuration is the longest lease anyone may hold on an Alert of
+	// the namespace, in one claim or one renewal: default 1h, at least
+	// processingLockTTL, at most 24h (the most leaseDurationSeconds
+	// accepts). The API server refuses a claim or renewal asking for more
+	// (admission policy alertbridge-lease-cap), the operator's own
+	// included, and the operator shortens a lease that is longer, or whose
+	// renewTime lies ahead of its clock, so that it ends at most this long
+	// after the operator saw it. Overrides per service, when they come, may
+	// lower it but never raise it: this is the namespace's ceiling.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="spec.maxLeaseDuration must be between 1s and 24h"
+	MaxLeaseDuration *metav1.Duration `json:"maxLeaseDuration,omitempty"`
 
 	// retryAfter is the default delay before a Failed Alert is New again.
 	// +optional

@@ -225,8 +225,9 @@ var _ = Describe("Silences and the API server's admission policies", func() {
 			Reason: v1.ReasonSilenceActive, Message: "silenced by Silence deploy until 2026-12-01T00:00:00Z"})
 		Expect(operator.Status().Patch(ctx, a, client.MergeFrom(orig))).To(Succeed())
 
+		at := now() // a claim is acquired when it is first renewed
 		claim := map[string]any{"status": map[string]any{"phase": "Processing", "attempts": 1, "claim": map[string]any{
-			"holderIdentity": "supervisor", "holderUser": agentUser, "acquireTime": now(), "renewTime": now(), "leaseDurationSeconds": 600,
+			"holderIdentity": "supervisor", "holderUser": agentUser, "acquireTime": at, "renewTime": at, "leaseDurationSeconds": 600,
 		}}}
 		body, err := json.Marshal(claim)
 		Expect(err).NotTo(HaveOccurred())

@@ -71,8 +71,9 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 
 	It("lets an agent claim only in its own name", func() {
 		Eventually(func() error {
+			at := now()
 			return patch(agent1, map[string]any{"phase": "Processing", "attempts": 1, "claim": map[string]any{
-				"holderIdentity": "supervisor", "holderUser": agent2User, "acquireTime": now(), "renewTime": now(), "leaseDurationSeconds": 600,
+				"holderIdentity": "supervisor", "holderUser": agent2User, "acquireTime": at, "renewTime": at, "leaseDurationSeconds": 600,
 			}})
 		}, "30s", "100ms").Should(MatchError(ContainSubstring("status.claim.holderUser must name you (" + agent1User + ")")))
 		claimAs(agent1, "supervisor", agent1User)

@@ -211,6 +211,11 @@ func (in *AlertRoutingPolicySpec) DeepCopyInto(out *AlertRoutingPolicySpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.MaxLeaseDuration != nil {
+		in, out := &in.MaxLeaseDuration, &out.MaxLeaseDuration
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.RetryAfter != nil {
 		in, out := &in.RetryAfter, &out.RetryAfter
 		*out = new(v1.Duration)

@@ -24,7 +24,9 @@ func LeaseExpiry(s *v1.AlertStatus) time.Time {
 	return s.Claim.RenewTime.Add(time.Duration(s.Claim.LeaseDurationSeconds) * time.Second)
 }
 
-// LeaseLive reports whether a Processing Alert's lease is still held at now.
+// LeaseLive reports whether a Processing Alert's lease has yet to reach its
+// end at now. Past it, the operator returns the Alert to New; until the
+// operator has, the holder still holds it (see CheckHolder).
 func LeaseLive(s *v1.AlertStatus, now time.Time) bool {
 	return s.Phase == v1.AlertProcessing && s.Claim != nil && now.Before(LeaseExpiry(s))
 }

@@ -3,6 +3,7 @@ package alertstate
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,9 +21,10 @@ type Caller struct {
 	User  string
 }
 
-// NotHolderError is returned when someone other than the holder of a live
-// lease tries to renew, ack or fail a Processing Alert, or when the caller's
-// own lease has run out (Expired). The CLI maps it to exit code 3.
+// NotHolderError is returned when someone other than the holder of a
+// lease tries to renew, ack or fail a Processing Alert, or anyone tries it
+// on an Alert that is not Processing (nobody holds it). The CLI maps it to
+// exit code 3.
 type NotHolderError struct {
 	// Alert names the Alert, when known.
 	Alert string
@@ -34,7 +36,8 @@ type NotHolderError struct {
 	Op string
 	// Phase is the Alert's phase when the caller asked.
 	Phase v1.AlertPhase
-	// Expired is true when the lease is no longer live.
+	// Expired is true when the lease's end has passed and the operator has
+	// yet to return the Alert to New; its holder still holds it until then.
 	Expired bool
 	// Until is when the lease ends (or ended).
 	Until time.Time
@@ -49,10 +52,8 @@ func (e *NotHolderError) Error() string {
 	switch {
 	case e.Phase != v1.AlertProcessing:
 		return fmt.Sprintf("status.claim: %s is %s, not Processing (last holder %s); nobody holds it, so it cannot be %s", alert, e.Phase, e.Holder, pastTense(e.Op))
-	case e.Expired && e.Holder == e.Caller:
-		return fmt.Sprintf("status.claim: your lease on %s (%s) expired at %s; the operator returns it to New, and another agent may claim it", alert, e.Holder, until)
 	case e.Expired:
-		return fmt.Sprintf("status.claim: %s was held by %s until %s; only the holder may %s it", alert, e.Holder, until, e.Op)
+		return fmt.Sprintf("status.claim: %s is held by %s, whose lease ran out at %s; the operator returns it to New, then it may be claimed; only the holder may %s it", alert, e.Holder, until, e.Op)
 	}
 	return fmt.Sprintf("status.claim: %s is held by %s until %s; only the holder may %s it", alert, e.Holder, until, e.Op)
 }
@@ -118,12 +119,16 @@ func Holder(s *v1.AlertStatus) Caller {
 	return Caller{Owner: s.Claim.HolderIdentity, User: s.Claim.HolderUser}
 }
 
-// CheckHolder returns nil when c holds the live lease of a Processing Alert
-// at now, else a *NotHolderError naming the holder. The API server enforces
-// the user part; this check answers early, in the same words, and keeps
-// loops of one user with different owner names apart.
+// CheckHolder returns nil when c holds the lease of a Processing Alert,
+// else a *NotHolderError naming the holder. A lease is held until the
+// operator returns the Alert to New: a claim takes New Alerts only, so
+// nobody else can hold it meanwhile, and no client's clock (now is only for
+// the wording) decides that the holder may no longer renew, ack or fail it
+// (docs/adr/lease-bounds.md). The API server enforces the user part; this
+// check answers early, in the same words, and keeps loops of one user with
+// different owner names apart.
 func CheckHolder(s *v1.AlertStatus, c Caller, op string, now time.Time) error {
-	if LeaseLive(s, now) && Holder(s) == c {
+	if s.Phase == v1.AlertProcessing && s.Claim != nil && Holder(s) == c {
 		return nil
 	}
 	return &NotHolderError{
@@ -133,7 +138,9 @@ func CheckHolder(s *v1.AlertStatus, c Caller, op string, now time.Time) error {
 }
 
 // Renew extends the holder's lease from now by ttl (zero keeps the current
-// duration). Only the holder of a live lease may renew.
+// duration). Only the holder may renew. renewTime never moves back, as the
+// API server requires: a caller whose clock is behind the last renewTime
+// (the operator's, after it shortened the lease) renews from that instead.
 func Renew(s *v1.AlertStatus, c Caller, ttl time.Duration, now time.Time) error {
 	if err := CheckHolder(s, c, "renew", now); err != nil {
 		return err
@@ -141,14 +148,16 @@ func Renew(s *v1.AlertStatus, c Caller, ttl time.Duration, now time.Time) error 
 	if ttl > 0 {
 		s.Claim.LeaseDurationSeconds = leaseSeconds(ttl)
 	}
-	s.Claim.RenewTime = metav1.NewMicroTime(now)
+	if t := metav1.NewMicroTime(now.Truncate(time.Microsecond)); t.After(s.Claim.RenewTime.Time) {
+		s.Claim.RenewTime = t
+	}
 	return nil
 }
 
 // Ack closes the Alert, recording c.User in ack.by. A Processing Alert may
-// only be acked by the holder of its live lease; a New or Failed one by
-// anyone the API server lets (on-call: a false positive; the operator:
-// resolved at source).
+// only be acked by the holder of its lease; a New or Failed one by anyone
+// the API server lets (on-call: a false positive; the operator: resolved at
+// source).
 func Ack(s *v1.AlertStatus, c Caller, note string, now time.Time) error {
 	switch s.Phase {
 	case v1.AlertProcessing:
@@ -167,7 +176,7 @@ func Ack(s *v1.AlertStatus, c Caller, note string, now time.Time) error {
 }
 
 // Fail hands a Processing Alert back for a retry after retryAfter,
-// recording the error. Only the holder of its live lease may fail it.
+// recording the error. Only the holder of its lease may fail it.
 func Fail(s *v1.AlertStatus, c Caller, lastError string, retryAfter time.Duration, now time.Time) error {
 	if err := CheckHolder(s, c, "fail", now); err != nil {
 		return err
@@ -184,6 +193,69 @@ func Fail(s *v1.AlertStatus, c Caller, lastError string, retryAfter time.Duratio
 // leaseSeconds rounds ttl up to whole seconds within the CRD's bounds.
 func leaseSeconds(ttl time.Duration) int32 {
 	return int32(max(1, min(int64((ttl+time.Second-1)/time.Second), MaxLeaseSeconds)))
+}
+
+// MaxClockSkew is how far ahead of the operator's clock a renewTime may lie
+// before the operator shortens the lease: clocks of well-run machines agree
+// far better than this, and a claim seen a moment after it was written lies
+// behind, never ahead.
+const MaxClockSkew = 5 * time.Second
+
+// CapSeconds is the longest lease, in the whole seconds leaseDurationSeconds
+// holds, that a namespace's maxLeaseDuration allows: rounded down, so that
+// a lease of that length is never refused by the API server.
+func CapSeconds(maxLease time.Duration) int32 {
+	return int32(max(1, min(int64(maxLease/time.Second), MaxLeaseSeconds)))
+}
+
+// Clamp bounds a Processing Alert's lease by the operator's clock (now) and
+// the namespace's ceiling (maxLease), which the API server cannot do for a
+// renewTime, having no clock, nor for a lease in a namespace without an
+// AlertRoutingPolicy. When renewTime lies more than MaxClockSkew ahead of
+// now, or leaseDurationSeconds is longer than the ceiling, the lease is
+// rewritten to start now (acquireTime no later) and to last no longer than
+// the ceiling: it then ends at most maxLease after now. It never ends later
+// than it did. It reports why it changed the lease ("" when it did not) and
+// says so in the Claimed condition.
+func Clamp(s *v1.AlertStatus, maxLease time.Duration, now time.Time) string {
+	if s.Phase != v1.AlertProcessing || s.Claim == nil {
+		return ""
+	}
+	c := s.Claim
+	limit := CapSeconds(maxLease)
+	ahead := c.RenewTime.Sub(now) > MaxClockSkew
+	long := c.LeaseDurationSeconds > limit
+	if !ahead && !long {
+		return ""
+	}
+	at := metav1.NewMicroTime(now.Truncate(time.Microsecond))
+	// Whole seconds left of the lease as written, rounded down: starting it
+	// now must not make it end later.
+	left := int32(max(0, min(int64(LeaseExpiry(s).Sub(at.Time)/time.Second), MaxLeaseSeconds)))
+	seconds := min(c.LeaseDurationSeconds, limit, left)
+	if seconds < 1 {
+		return "" // it ends within the second: the timer returns it to New
+	}
+	var why []string
+	if ahead {
+		why = append(why, fmt.Sprintf("renewTime %s was ahead of the operator's clock (%s)",
+			c.RenewTime.UTC().Format(metav1.RFC3339Micro), at.UTC().Format(metav1.RFC3339Micro)))
+	}
+	if long {
+		why = append(why, fmt.Sprintf("leaseDurationSeconds %d was longer than the namespace's maxLeaseDuration %s", c.LeaseDurationSeconds, maxLease))
+	}
+	c.RenewTime = at
+	if c.AcquireTime.After(at.Time) {
+		c.AcquireTime = at
+	}
+	c.LeaseDurationSeconds = seconds
+	// The condition keeps this until the phase changes (a renewal may not
+	// touch it), so it says when, not only what.
+	msg := fmt.Sprintf("at %s the operator shortened the lease to end at %s: %s", at.UTC().Format(time.RFC3339),
+		LeaseExpiry(s).UTC().Format(time.RFC3339), strings.Join(why, ", and "))
+	setCondition(s, v1.AlertConditionClaimed, metav1.ConditionTrue, v1.ReasonLeaseHeld,
+		fmt.Sprintf("claimed by %s; %s", Holder(s), msg), 0, now)
+	return msg
 }
 
 // ResolvedAtSource is the ack note of an Alert its source resolved.

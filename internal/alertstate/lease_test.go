@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
 
@@ -35,7 +38,7 @@ func wantNotHolder(t *testing.T, err error, holder Caller) {
 	}
 }
 
-func TestOnlyTheLiveHolderMayRenewAckOrFail(t *testing.T) {
+func TestOnlyTheHolderMayRenewAckOrFail(t *testing.T) {
 	ops := map[string]func(s *v1.AlertStatus, c Caller, now time.Time) error{
 		"renew": func(s *v1.AlertStatus, c Caller, now time.Time) error { return Renew(s, c, time.Minute, now) },
 		"ack":   func(s *v1.AlertStatus, c Caller, now time.Time) error { return Ack(s, c, "done", now) },
@@ -56,16 +59,113 @@ func TestOnlyTheLiveHolderMayRenewAckOrFail(t *testing.T) {
 			}
 			// Same owner name, another user: the user is what counts.
 			wantNotHolder(t, op(s, Caller{Owner: a1.Owner, User: "mallory"}, t0.Add(time.Second)), a1)
-			// The holder's own lease ran out: refused too (the lease was lost).
-			err = op(s, a1, t0.Add(time.Minute))
+			// Past the lease's end, others are told it ran out; it is still
+			// the holder's until the operator returns it to New.
+			err = op(s, caller("agent-2"), t0.Add(time.Hour))
 			wantNotHolder(t, err, a1)
-			if !err.(*NotHolderError).Expired {
-				t.Fatal("expired lease not reported as expired")
+			if !err.(*NotHolderError).Expired || !strings.Contains(err.Error(), "whose lease ran out at") {
+				t.Fatalf("a lease past its end not reported as such: %v", err)
 			}
-			if err := op(s, a1, t0.Add(59*time.Second)); err != nil {
-				t.Fatalf("holder refused: %v", err)
+			if err := op(s, a1, t0.Add(time.Hour)); err != nil {
+				t.Fatalf("the holder was refused before the operator returned the Alert to New: %v", err)
 			}
 		})
+	}
+	// Once the operator has, nobody holds it.
+	s := claimed(t, a1, time.Minute)
+	if Requeue(s, 1, t0.Add(time.Minute)) != v1.ReasonLeaseExpired {
+		t.Fatal("not requeued at the lease's end")
+	}
+	for name, op := range ops {
+		if name == "ack" {
+			continue // a New Alert is acked by whoever the API server lets (on-call)
+		}
+		var nh *NotHolderError
+		if err := op(s.DeepCopy(), a1, t0.Add(time.Minute)); !errors.As(err, &nh) || nh.Phase != v1.AlertNew {
+			t.Fatalf("%s of a requeued Alert by its last holder: %v", name, err)
+		}
+	}
+}
+
+func TestRenewNeverMovesRenewTimeBack(t *testing.T) {
+	a := caller("a")
+	s := claimed(t, a, time.Minute)
+	// The operator shortened the lease at its clock, ahead of this caller's.
+	s.Claim.RenewTime.Time = t0.Add(10 * time.Second)
+	if err := Renew(s, a, 2*time.Minute, t0.Add(8*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Claim.RenewTime.Time.Equal(t0.Add(10*time.Second)) || s.Claim.LeaseDurationSeconds != 120 {
+		t.Fatalf("renew behind the last renewTime wrote %+v", s.Claim)
+	}
+}
+
+func TestClampBoundsTheLeaseByTheOperatorsClockAndTheCeiling(t *testing.T) {
+	a := caller("a")
+	now := t0.Add(time.Hour)
+	far := time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name                   string
+		acquire, renew         time.Time
+		seconds                int32
+		maxLease               time.Duration
+		wantSeconds            int32
+		wantRenew, wantAcquire time.Time
+		wantClamped            bool
+		wantWhy                string
+	}{
+		{name: "renewTime in 2999", acquire: far, renew: far, seconds: 600, maxLease: time.Hour,
+			wantSeconds: 600, wantRenew: now, wantAcquire: now, wantClamped: true, wantWhy: "renewTime 2999-01-01T00:00:00.000000Z was ahead"},
+		{name: "renewTime in 2999 and a day's lease", acquire: t0, renew: far, seconds: 86400, maxLease: time.Hour,
+			wantSeconds: 3600, wantRenew: now, wantAcquire: t0, wantClamped: true, wantWhy: "at 2026-11-27T13:00:00Z the operator shortened the lease to end at 2026-11-27T14:00:00Z: renewTime 2999-01-01T00:00:00.000000Z was ahead of the operator's clock (2026-11-27T13:00:00.000000Z), and leaseDurationSeconds 86400 was longer than the namespace's maxLeaseDuration 1h0m0s"},
+		{name: "longer than the ceiling", acquire: now, renew: now, seconds: 7200, maxLease: 30 * time.Minute,
+			wantSeconds: 1800, wantRenew: now, wantAcquire: now, wantClamped: true, wantWhy: "leaseDurationSeconds 7200 was longer"},
+		{name: "longer than the ceiling, most of it gone: never extended", acquire: now.Add(-110 * time.Minute), renew: now.Add(-110 * time.Minute),
+			seconds: 7200, maxLease: time.Hour, wantSeconds: 600, wantRenew: now, wantAcquire: now.Add(-110 * time.Minute), wantClamped: true},
+		{name: "ahead within the tolerance", acquire: now.Add(MaxClockSkew), renew: now.Add(MaxClockSkew), seconds: 600, maxLease: time.Hour,
+			wantSeconds: 600, wantRenew: now.Add(MaxClockSkew), wantAcquire: now.Add(MaxClockSkew)},
+		{name: "at the ceiling", acquire: now, renew: now, seconds: 3600, maxLease: time.Hour,
+			wantSeconds: 3600, wantRenew: now, wantAcquire: now},
+		{name: "a fraction of a second left: the timer requeues it", acquire: now, renew: now.Add(-7199500 * time.Millisecond), seconds: 7200, maxLease: time.Hour,
+			wantSeconds: 7200, wantRenew: now.Add(-7199500 * time.Millisecond), wantAcquire: now},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := claimed(t, a, time.Minute)
+			s.Claim.AcquireTime.Time, s.Claim.RenewTime.Time, s.Claim.LeaseDurationSeconds = tc.acquire, tc.renew, tc.seconds
+			before := LeaseExpiry(s)
+			why := Clamp(s, tc.maxLease, now)
+			if (why != "") != tc.wantClamped || !strings.Contains(why, tc.wantWhy) {
+				t.Fatalf("clamp said %q", why)
+			}
+			c := s.Claim
+			if c.LeaseDurationSeconds != tc.wantSeconds || !c.RenewTime.Time.Equal(tc.wantRenew) || !c.AcquireTime.Time.Equal(tc.wantAcquire) {
+				t.Fatalf("clamp wrote %+v", c)
+			}
+			after := LeaseExpiry(s)
+			if after.After(before) {
+				t.Fatalf("clamp extended the lease from %s to %s", before, after)
+			}
+			if tc.wantClamped && after.After(now.Add(tc.maxLease)) {
+				t.Fatalf("clamped lease ends at %s, past the ceiling after %s", after, now)
+			}
+			cond := meta.FindStatusCondition(s.Conditions, v1.AlertConditionClaimed)
+			if tc.wantClamped && (cond == nil || cond.Status != metav1.ConditionTrue || !strings.Contains(cond.Message, "the operator shortened the lease")) {
+				t.Fatalf("Claimed condition %+v", cond)
+			}
+		})
+	}
+	if Clamp(&v1.AlertStatus{Phase: v1.AlertNew}, time.Hour, now) != "" {
+		t.Fatal("clamped an Alert nobody holds")
+	}
+}
+
+func TestCapSecondsRoundsDown(t *testing.T) {
+	for d, want := range map[time.Duration]int32{
+		time.Hour: 3600, 1500 * time.Millisecond: 1, 90500 * time.Millisecond: 90, 500 * time.Millisecond: 1, 48 * time.Hour: MaxLeaseSeconds,
+	} {
+		if got := CapSeconds(d); got != want {
+			t.Errorf("CapSeconds(%s) = %d, want %d", d, got, want)
+		}
 	}
 }
 

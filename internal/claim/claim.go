@@ -20,6 +20,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -68,6 +69,8 @@ type Request struct {
 	// Owner becomes claim.holderIdentity.
 	Owner string
 	// LockTTL is the lease; zero means the namespace's policy, else 10m.
+	// Longer than a namespace's maxLeaseDuration is refused
+	// (*LeaseTooLongError) before anything is taken.
 	LockTTL time.Duration
 	// Env and Service, when set, keep only Alerts of that env and service.
 	Env, Service string
@@ -115,7 +118,16 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 	}
 	now := c.now()
 	candidates := Candidates(items, r.Window, now)
-	ttls := map[string]time.Duration{}
+	policies := map[string]policy.Policy{}
+	if r.LockTTL > 0 {
+		// Refuse a lease a namespace does not allow before taking any
+		// Alert, not halfway through the batch.
+		for _, a := range candidates {
+			if _, err := c.lease(ctx, policies, a.Namespace, r.LockTTL); err != nil {
+				return nil, err
+			}
+		}
+	}
 	var got []v1.Alert
 	// Racing claimers would all collide on the oldest Alert. Each pick is a
 	// random one among the oldest need×spread remaining candidates, where
@@ -129,7 +141,7 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 		a := pending[i]
 		pending[i] = pending[0]
 		pending = pending[1:]
-		ttl, err := c.lockTTL(ctx, ttls, a.Namespace, r.LockTTL)
+		ttl, err := c.lease(ctx, policies, a.Namespace, r.LockTTL)
 		if err != nil {
 			return got, err
 		}
@@ -211,19 +223,53 @@ func (c *Claimer) take(ctx context.Context, a *v1.Alert, who alertstate.Caller, 
 	return false, fmt.Errorf("failed to claim Alert %s: %w", klog.KObj(a), err)
 }
 
-func (c *Claimer) lockTTL(ctx context.Context, cache map[string]time.Duration, ns string, flag time.Duration) (time.Duration, error) {
-	if flag > 0 {
-		return flag, nil
+// LeaseTooLongError refuses a lockTTL longer than a namespace allows: its
+// AlertRoutingPolicy's spec.maxLeaseDuration, 1h without one. It is
+// returned before anything is written: the API server would refuse such a
+// claim or renewal, or the operator shorten it.
+type LeaseTooLongError struct {
+	// Namespace is the namespace whose ceiling was exceeded.
+	Namespace string
+	// LockTTL is the lease asked for.
+	LockTTL time.Duration
+	// Max is the namespace's ceiling.
+	Max time.Duration
+}
+
+// Field is the refusal as an error of the request field at path.
+func (e *LeaseTooLongError) Field(path *field.Path) *field.Error {
+	return field.Invalid(path, e.LockTTL.String(), fmt.Sprintf(
+		"longer than namespace %s allows: a lease lasts at most %s there (its AlertRoutingPolicy's spec.maxLeaseDuration)", e.Namespace, e.Max))
+}
+
+func (e *LeaseTooLongError) Error() string { return e.Field(field.NewPath("lockTTL")).Error() }
+
+// lease is the lease to take or renew in ns: asked, or when zero the
+// namespace's processingLockTTL, and never longer than its ceiling. The
+// namespace's policy is read once per call (cache).
+func (c *Claimer) lease(ctx context.Context, cache map[string]policy.Policy, ns string, asked time.Duration) (time.Duration, error) {
+	p, ok := cache[ns]
+	if !ok {
+		var err error
+		if p, err = policy.Get(ctx, c.Client, ns); err != nil {
+			return 0, fmt.Errorf("failed to read the AlertRoutingPolicy of %s: %w", ns, err)
+		}
+		cache[ns] = p
 	}
-	if d, ok := cache[ns]; ok {
-		return d, nil
+	if asked > p.MaxLeaseDuration() {
+		return 0, &LeaseTooLongError{Namespace: ns, LockTTL: asked, Max: p.MaxLeaseDuration()}
 	}
-	p, err := policy.Get(ctx, c.Client, ns)
-	if err != nil {
-		return 0, fmt.Errorf("failed to read the AlertRoutingPolicy of %s: %w", ns, err)
+	if asked == 0 {
+		asked = p.ProcessingLockTTL()
 	}
-	cache[ns] = p.ProcessingLockTTL()
-	return cache[ns], nil
+	// In whole seconds, as leaseDurationSeconds holds it, within the ceiling
+	// (a policy older than the ceiling may have a longer default).
+	return min(asked, ceiling(p)), nil
+}
+
+// ceiling is the longest lease p allows, in whole seconds.
+func ceiling(p policy.Policy) time.Duration {
+	return time.Duration(alertstate.CapSeconds(p.MaxLeaseDuration())) * time.Second
 }
 
 // Candidates are the claimable Alerts of items last seen inside window
@@ -256,17 +302,32 @@ func oldestFirst(a, b *v1.Alert) int {
 	return cmp.Compare(a.Name, b.Name)
 }
 
-// Renew extends owner's live lease on the Alert by ttl (zero keeps its
-// duration).
+// Renew extends owner's lease on the Alert by ttl from now (zero keeps its
+// duration, shortened to the namespace's ceiling if that was lowered
+// since). A ttl longer than the namespace allows is refused
+// (*LeaseTooLongError) without a write.
 func (c *Claimer) Renew(ctx context.Context, key client.ObjectKey, owner string, ttl time.Duration) (*v1.Alert, error) {
+	p, err := policy.Get(ctx, c.Client, key.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the AlertRoutingPolicy of %s: %w", key.Namespace, err)
+	}
+	if ttl > p.MaxLeaseDuration() {
+		return nil, &LeaseTooLongError{Namespace: key.Namespace, LockTTL: ttl, Max: p.MaxLeaseDuration()}
+	}
+	limit := ceiling(p)
 	return c.update(ctx, key, "renew", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
-		return alertstate.Renew(&a.Status, who, ttl, now)
+		d := min(ttl, limit)
+		if d == 0 && a.Status.Claim != nil && time.Duration(a.Status.Claim.LeaseDurationSeconds)*time.Second > limit {
+			d = limit
+		}
+		return alertstate.Renew(&a.Status, who, d, now)
 	})
 }
 
 // Ack closes the Alert with note, recorded as acked by this Claimer's user.
-// A Processing Alert only by the holder of its live lease (owner); a New or
-// Failed one by anyone the API server allows (the on-call role).
+// A Processing Alert only by the holder of its lease (owner), until the
+// operator returns it to New; a New or Failed one by anyone the API server
+// allows (the on-call role).
 func (c *Claimer) Ack(ctx context.Context, key client.ObjectKey, owner, note string) (*v1.Alert, error) {
 	return c.update(ctx, key, "ack", owner, func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
 		return alertstate.Ack(&a.Status, who, note, now)

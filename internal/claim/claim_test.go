@@ -2,13 +2,18 @@ package claim
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
 // Only New Alerts are candidates: an expired lease or a due retry comes
@@ -80,5 +85,45 @@ func TestRequestKeepsEnvServiceAndAllowedNamespaces(t *testing.T) {
 	}
 	if asked["a"] != 1 || asked["b"] != 1 || asked["c"] != 1 {
 		t.Fatalf("asked %v", asked)
+	}
+}
+
+// A lease is what was asked, or the namespace's default, and never longer
+// than the namespace's ceiling: asking for more is refused, naming the
+// field and the ceiling.
+func TestLeaseStaysWithinTheNamespacesCeiling(t *testing.T) {
+	pol := func(ns string, spec v1.AlertRoutingPolicySpec) *v1.AlertRoutingPolicy {
+		return &v1.AlertRoutingPolicy{ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns}, Spec: spec}
+	}
+	d := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+	c := &Claimer{Client: fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithObjects(
+		pol("capped", v1.AlertRoutingPolicySpec{MaxLeaseDuration: d(30 * time.Minute)}),
+		// Written before the ceiling existed: its default is longer.
+		pol("older", v1.AlertRoutingPolicySpec{ProcessingLockTTL: d(2 * time.Hour)}),
+		pol("fraction", v1.AlertRoutingPolicySpec{ProcessingLockTTL: d(time.Second), MaxLeaseDuration: d(1500 * time.Millisecond)}),
+	).Build()}
+	for _, tc := range []struct {
+		ns          string
+		asked, want time.Duration
+		refused     string
+	}{
+		{ns: "none", want: 10 * time.Minute},
+		{ns: "none", asked: time.Hour, want: time.Hour},
+		{ns: "none", asked: time.Hour + time.Second, refused: "a lease lasts at most 1h0m0s there"},
+		{ns: "capped", asked: 30 * time.Minute, want: 30 * time.Minute},
+		{ns: "capped", asked: 31 * time.Minute, refused: `lockTTL: Invalid value: "31m0s": longer than namespace capped allows: a lease lasts at most 30m0s there`},
+		{ns: "older", want: time.Hour},
+		{ns: "fraction", asked: 1500 * time.Millisecond, want: time.Second},
+	} {
+		got, err := c.lease(context.Background(), map[string]policy.Policy{}, tc.ns, tc.asked)
+		var tl *LeaseTooLongError
+		switch {
+		case tc.refused != "":
+			if !errors.As(err, &tl) || !strings.Contains(err.Error(), tc.refused) {
+				t.Errorf("%s, %s: want a refusal saying %q, got %v, %v", tc.ns, tc.asked, tc.refused, got, err)
+			}
+		case err != nil || got != tc.want:
+			t.Errorf("%s, %s: got %v, %v; want %v", tc.ns, tc.asked, got, err, tc.want)
+		}
 	}
 }

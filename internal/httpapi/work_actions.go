@@ -205,6 +205,7 @@ func (s *Server) claimAlerts(ctx context.Context, u *User, r ClaimRequest) (*Cla
 		}
 	}
 	got, err := s.claimer(u).Claim(ctx, req)
+	err = lockTTLError(err)
 	res := &ClaimResult{Alerts: make([]WorkAlert, 0, len(got))}
 	for i := range got {
 		res.Alerts = append(res.Alerts, workAlert(&got[i]))
@@ -235,8 +236,22 @@ func (s *Server) renewAlert(ctx context.Context, u *User, at ref, r RenewRequest
 		return nil, invalid(errs)
 	}
 	return s.leaseAction(ctx, u, at, func(cl *claim.Claimer) (*v1.Alert, error) {
-		return cl.Renew(ctx, at.key(), s.leaseOwner(ctx, u, at, r.Owner), ttl)
+		a, err := cl.Renew(ctx, at.key(), s.leaseOwner(ctx, u, at, r.Owner), ttl)
+		return a, lockTTLError(err)
 	})
+}
+
+// lockTTLError answers a lockTTL longer than the namespace allows as the
+// 400 of that field. The claim library judges it against the namespace's
+// AlertRoutingPolicy (maxLeaseDuration) before it writes, so only once the
+// caller is authorised: nobody learns a namespace's ceiling without the
+// right to work in it.
+func lockTTLError(err error) error {
+	var tl *claim.LeaseTooLongError
+	if errors.As(err, &tl) {
+		return invalid(field.ErrorList{tl.Field(field.NewPath("lockTTL"))})
+	}
+	return err
 }
 
 // ackAlert is POST /v1/alerts/{namespace}/{name}/ack.

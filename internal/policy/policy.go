@@ -17,6 +17,7 @@ import (
 const (
 	DedupeTTL         = 30 * time.Minute
 	ProcessingLockTTL = 10 * time.Minute
+	MaxLeaseDuration  = time.Hour
 	RetryAfter        = 5 * time.Minute
 	TriageCooldown    = 15 * time.Minute
 	IncidentDedupe    = 60 * time.Minute
@@ -62,6 +63,12 @@ func (p Policy) DedupeTTL(a *v1.Alert) time.Duration {
 // ProcessingLockTTL is the default claim lease.
 func (p Policy) ProcessingLockTTL() time.Duration {
 	return or(p.Spec.ProcessingLockTTL, ProcessingLockTTL)
+}
+
+// MaxLeaseDuration is the longest lease of the namespace, in one claim or
+// one renewal.
+func (p Policy) MaxLeaseDuration() time.Duration {
+	return or(p.Spec.MaxLeaseDuration, MaxLeaseDuration)
 }
 
 // RetryAfter is the default delay before a Failed Alert is New again.
