@@ -87,6 +87,16 @@ const (
 	reviewTimeout = 10 * time.Second
 )
 
+// MaxReviewedNamespaces bounds the namespaces one request asks the API
+// server about on the caller's behalf, one SubjectAccessReview or a few
+// each: those of one GET /v1/permissions and the distinct namespaces of one
+// Alertmanager message (more are refused before any review), those a claim
+// without a namespace considers, and those a read across namespaces covers
+// for a caller who may not list cluster-wide (the most recently active
+// first; past them, name a namespace). With the cache, a caller's repeated
+// requests cost nothing more within DefaultAuthCacheTTL.
+const MaxReviewedNamespaces = 20
+
 // reviewRetries is how the library retries a review that failed for want
 // of an answer (5xx, reset connections): once, after half a second. Each
 // retry is another request to an API server that may already be
