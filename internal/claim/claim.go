@@ -60,7 +60,8 @@ type Claimer struct {
 // Request is one claim, as the runbook's claim(window_minutes, limit,
 // owner, lock_ttl_seconds).
 type Request struct {
-	// Namespace to claim in; empty means every namespace the caller may list.
+	// Namespace to claim in; empty means every namespace the caller may
+	// list, or those of Namespaces.
 	Namespace string
 	// Window keeps Alerts last seen within it; zero means no window.
 	Window time.Duration
@@ -74,10 +75,11 @@ type Request struct {
 	LockTTL time.Duration
 	// Env and Service, when set, keep only Alerts of that env and service.
 	Env, Service string
-	// Namespaces, when set, keeps only Alerts of the namespaces it allows
-	// (asked once per namespace): the HTTP API claims for a caller without a
-	// namespace only where the caller may claim.
-	Namespaces func(ctx context.Context, namespace string) (bool, error)
+	// Namespaces, when set (and Namespace is not), are the namespaces to
+	// claim in, listed one by one: the HTTP API claims for a caller who may
+	// not claim cluster-wide only where it found the caller may, without a
+	// cluster-wide LIST.
+	Namespaces []string
 }
 
 func (c *Claimer) now() time.Time {
@@ -108,14 +110,11 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 	if err != nil {
 		return nil, err
 	}
-	var list v1.AlertList
-	if err := c.Client.List(ctx, &list, client.InNamespace(r.Namespace), client.MatchingFieldsSelector{Selector: liveAlerts}); err != nil {
-		return nil, fmt.Errorf("failed to list Alerts: %w", err)
-	}
-	items, err := r.keep(ctx, list.Items)
+	items, err := c.list(ctx, r)
 	if err != nil {
 		return nil, err
 	}
+	items = r.keep(items)
 	now := c.now()
 	candidates := Candidates(items, r.Window, now)
 	policies := map[string]policy.Policy{}
@@ -162,34 +161,37 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 	return got, nil
 }
 
-// keep filters items by the request's env, service and namespaces.
-func (r Request) keep(ctx context.Context, items []v1.Alert) ([]v1.Alert, error) {
-	if r.Env == "" && r.Service == "" && r.Namespaces == nil {
-		return items, nil
+// list reads the Alerts that can still move in the request's namespaces.
+func (c *Claimer) list(ctx context.Context, r Request) ([]v1.Alert, error) {
+	namespaces := []string{r.Namespace}
+	if r.Namespace == "" && len(r.Namespaces) > 0 {
+		namespaces = r.Namespaces
 	}
-	allowed := map[string]bool{}
+	var items []v1.Alert
+	for _, ns := range namespaces {
+		var list v1.AlertList
+		if err := c.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFieldsSelector{Selector: liveAlerts}); err != nil {
+			return nil, fmt.Errorf("failed to list Alerts: %w", err)
+		}
+		items = append(items, list.Items...)
+	}
+	return items, nil
+}
+
+// keep filters items by the request's env and service.
+func (r Request) keep(items []v1.Alert) []v1.Alert {
+	if r.Env == "" && r.Service == "" {
+		return items
+	}
 	out := items[:0:0]
 	for i := range items {
 		a := &items[i]
 		if (r.Env != "" && a.Spec.Env != r.Env) || (r.Service != "" && a.Spec.Service != r.Service) {
 			continue
 		}
-		if r.Namespaces != nil {
-			ok, seen := allowed[a.Namespace]
-			if !seen {
-				var err error
-				if ok, err = r.Namespaces(ctx, a.Namespace); err != nil {
-					return nil, err
-				}
-				allowed[a.Namespace] = ok
-			}
-			if !ok {
-				continue
-			}
-		}
 		out = append(out, *a)
 	}
-	return out, nil
+	return out
 }
 
 // take writes the claim with the resourceVersion it read; false means
@@ -288,6 +290,45 @@ func Candidates(items []v1.Alert, window time.Duration, now time.Time) []*v1.Ale
 	}
 	slices.SortFunc(out, oldestFirst)
 	return out
+}
+
+// ClaimableNamespaces are the namespaces of items that hold a claimable
+// Alert, the one whose newest claimable Alert is newest first: a namespace
+// whose New Alerts only age is likely one no claimer serves, so a claim
+// that can look at a few namespaces only looks at it last.
+func ClaimableNamespaces(items []v1.Alert) []string {
+	newest := map[string]time.Time{}
+	for _, a := range Candidates(items, 0, time.Time{}) {
+		if t, ok := newest[a.Namespace]; !ok || a.CreationTimestamp.After(t) {
+			newest[a.Namespace] = a.CreationTimestamp.Time
+		}
+	}
+	out := make([]string, 0, len(newest))
+	for ns := range newest {
+		out = append(out, ns)
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		if c := newest[b].Compare(newest[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	return out
+}
+
+// WorkedNamespaces are the namespaces of items where user holds an Alert's
+// lease or acked one, sorted: where user has claimed before, and so likely
+// may claim again.
+func WorkedNamespaces(items []v1.Alert, user string) []string {
+	var out []string
+	for i := range items {
+		s := &items[i].Status
+		if (s.Claim != nil && s.Claim.HolderUser == user) || (s.Ack != nil && s.Ack.By == user) {
+			out = append(out, items[i].Namespace)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // oldestFirst orders by creation; the namespace and name break ties, since

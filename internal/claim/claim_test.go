@@ -58,33 +58,65 @@ func TestCandidatesAreNewAlertsInsideTheWindowOldestFirst(t *testing.T) {
 	}
 }
 
-// A request's env, service and namespace filter keep only what they name,
-// asking about each namespace once.
-func TestRequestKeepsEnvServiceAndAllowedNamespaces(t *testing.T) {
+// A request's env and service keep only what they name.
+func TestRequestKeepsEnvAndService(t *testing.T) {
 	mk := func(ns, service, env string) v1.Alert {
 		return v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ns + "-" + service + "-" + env},
 			Spec: v1.AlertSpec{Service: service, Env: env}}
 	}
-	items := []v1.Alert{mk("a", "gateway", "prod"), mk("a", "gateway", "staging"), mk("b", "gateway", "prod"),
-		mk("b", "db", "prod"), mk("c", "gateway", "prod"), mk("c", "gateway", "prod")}
-	asked := map[string]int{}
-	r := Request{Env: "prod", Service: "gateway", Namespaces: func(_ context.Context, ns string) (bool, error) {
-		asked[ns]++
-		return ns != "b", nil
-	}}
-	got, err := r.keep(context.Background(), items)
-	if err != nil {
-		t.Fatal(err)
-	}
+	items := []v1.Alert{mk("a", "gateway", "prod"), mk("a", "gateway", "staging"), mk("b", "db", "prod"), mk("c", "gateway", "prod")}
 	var names []string
-	for _, a := range got {
+	for _, a := range (Request{Env: "prod", Service: "gateway"}).keep(items) {
 		names = append(names, a.Name)
 	}
-	if !slices.Equal(names, []string{"a-gateway-prod", "c-gateway-prod", "c-gateway-prod"}) {
+	if !slices.Equal(names, []string{"a-gateway-prod", "c-gateway-prod"}) {
 		t.Fatalf("kept %v", names)
 	}
-	if asked["a"] != 1 || asked["b"] != 1 || asked["c"] != 1 {
-		t.Fatalf("asked %v", asked)
+}
+
+// The namespaces a claim across namespaces looks at are those holding a
+// claimable Alert, the one with the newest first; a namespace whose Alerts
+// are all taken, acked or silenced is not one of them.
+func TestClaimableNamespacesNewestFirst(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	mk := func(ns string, age time.Duration, phase v1.AlertPhase) v1.Alert {
+		return v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ns + "-" + age.String(), CreationTimestamp: metav1.NewTime(now.Add(-age))},
+			Status: v1.AlertStatus{Phase: phase}}
+	}
+	silenced := mk("silenced", time.Second, v1.AlertNew)
+	silenced.Status.Conditions = []metav1.Condition{{Type: v1.AlertConditionSilenced, Status: metav1.ConditionTrue}}
+	items := []v1.Alert{
+		mk("stale", 5*time.Hour, v1.AlertNew),
+		mk("busy", 6*time.Hour, v1.AlertNew),
+		mk("busy", time.Minute, v1.AlertNew),
+		mk("taken", time.Second, v1.AlertProcessing),
+		mk("done", time.Second, v1.AlertAcked),
+		mk("middle", time.Hour, v1.AlertNew),
+		silenced,
+	}
+	if got := ClaimableNamespaces(items); !slices.Equal(got, []string{"busy", "middle", "stale"}) {
+		t.Fatalf("got %v", got)
+	}
+	if got := ClaimableNamespaces(nil); len(got) != 0 {
+		t.Fatalf("no Alerts: %v", got)
+	}
+}
+
+// The namespaces a user worked in are those where it holds a lease or
+// acked an Alert.
+func TestWorkedNamespaces(t *testing.T) {
+	mk := func(ns string, s v1.AlertStatus) v1.Alert {
+		return v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns}, Status: s}
+	}
+	items := []v1.Alert{
+		mk("held", v1.AlertStatus{Phase: v1.AlertProcessing, Claim: &v1.AlertClaim{HolderUser: "agent"}}),
+		mk("acked", v1.AlertStatus{Phase: v1.AlertAcked, Ack: &v1.AlertAck{By: "agent"}}),
+		mk("acked", v1.AlertStatus{Phase: v1.AlertAcked, Ack: &v1.AlertAck{By: "agent"}}),
+		mk("others", v1.AlertStatus{Phase: v1.AlertProcessing, Claim: &v1.AlertClaim{HolderUser: "someone"}}),
+		mk("new", v1.AlertStatus{Phase: v1.AlertNew}),
+	}
+	if got := WorkedNamespaces(items, "agent"); !slices.Equal(got, []string{"acked", "held"}) {
+		t.Fatalf("got %v", got)
 	}
 }
 

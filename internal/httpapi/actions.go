@@ -22,9 +22,6 @@ import (
 // it as itself with the same library as the CLI, under the same admission
 // policies.
 
-// maxPermissionNamespaces bounds one GET /v1/permissions.
-const maxPermissionNamespaces = 50
-
 // Permissions is GET /v1/permissions: for each namespace asked, the actions
 // the caller may take there.
 type Permissions struct {
@@ -66,17 +63,26 @@ type BypassResult struct {
 	Message string `json:"message"`
 }
 
-// actionNeeds are the SubjectAccessReviews of each button in ns.
+// actionNeeds are the SubjectAccessReviews of each button in ns, each list
+// checked in order up to its first refusal. The write each action needs
+// comes first, so a caller who may write nothing here (a viewer, a
+// stranger) costs three reviews per namespace — patch alerts/status, patch
+// incidents, patch slopolicies — and one who may do everything nine; the
+// cache answers a question asked twice.
 func actionNeeds(ns string) map[string][]access {
 	return map[string][]access{
 		"ack": {{"patch", "alerts/status", ns, ""}, {"acknowledge", "alerts/status", ns, ""}},
-		"convert": {{"get", "alerts", ns, ""}, {"list", "incidents", ns, ""}, {"create", "incidents", ns, ""},
-			{"update", "incidents/status", ns, ""}, {"patch", "alerts/status", ns, ""}},
+		"convert": {{"patch", "alerts/status", ns, ""}, {"create", "incidents", ns, ""}, {"update", "incidents/status", ns, ""},
+			{"list", "incidents", ns, ""}, {"get", "alerts", ns, ""}},
 		"note":   {{"patch", "incidents", ns, ""}, {"update", "incidents/status", ns, ""}},
 		"state":  {{"patch", "incidents", ns, ""}},
-		"bypass": {{"get", resSLOPolicies, ns, ""}, {"patch", resSLOPolicies, ns, ""}},
+		"bypass": {{"patch", resSLOPolicies, ns, ""}, {"get", resSLOPolicies, ns, ""}},
 	}
 }
+
+// actionOrder is the order the buttons are checked in, so the reviews a
+// call makes do not depend on map order.
+var actionOrder = []string{"ack", "convert", "note", "state", "bypass"}
 
 // actionRoutes serve the page's permissions and the bypass.
 func (s *Server) actionRoutes() {
@@ -98,8 +104,8 @@ func (s *Server) permissions(ctx context.Context, u *User, nss []string) (*Permi
 	if len(nss) == 0 {
 		errs = append(errs, field.Required(field.NewPath("namespace"), "name one or more namespaces"))
 	}
-	if len(nss) > maxPermissionNamespaces {
-		errs = append(errs, field.TooMany(field.NewPath("namespace"), len(nss), maxPermissionNamespaces))
+	if len(nss) > MaxReviewedNamespaces {
+		errs = append(errs, field.TooMany(field.NewPath("namespace"), len(nss), MaxReviewedNamespaces))
 	}
 	for _, ns := range nss {
 		errs = append(errs, dnsLabel(field.NewPath("namespace"), ns, true)...)
@@ -110,8 +116,9 @@ func (s *Server) permissions(ctx context.Context, u *User, nss []string) (*Permi
 	out := &Permissions{User: u.Username, Namespaces: map[string]NamespaceActions{}}
 	for _, ns := range nss {
 		var a NamespaceActions
-		for name, needs := range actionNeeds(ns) {
-			ok, err := s.allowed(ctx, u, needs...)
+		needs := actionNeeds(ns)
+		for _, name := range actionOrder {
+			ok, err := s.allowed(ctx, u, needs[name]...)
 			if err != nil {
 				return nil, err
 			}

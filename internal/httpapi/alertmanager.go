@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -38,9 +39,11 @@ type AlertmanagerResponse struct {
 }
 
 // nsPlan is what one namespace of a message gets: whether the caller may
-// create Alerts there and the items mapped with its policy's rules.
+// create Alerts there (and read them, which the answer's detail needs), and
+// the items mapped with its policy's rules.
 type nsPlan struct {
 	allowed bool
+	reveal  bool
 	pol     policy.Policy
 	items   []alertmanager.Item
 }
@@ -50,7 +53,10 @@ type nsPlan struct {
 // 4xx is kept for a body that is unusable as a whole (or a caller allowed
 // nowhere), per-alert problems are per-item results, and a cluster that
 // cannot be reached gets 503 — a retry counts nothing twice, as each firing
-// instance is keyed by Alertmanager's fingerprint and startsAt.
+// instance is keyed by Alertmanager's fingerprint and startsAt. A message
+// whose alerts span more than MaxReviewedNamespaces namespaces is refused
+// with 400 before any access check: it would be refused again however often
+// it came back, so Alertmanager is right to drop it.
 func (s *Server) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
 	u, ok := s.auth.Authenticate(w, r, false)
 	if !ok {
@@ -79,9 +85,17 @@ func (s *Server) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
 	query := r.URL.Query().Get("namespace")
 	base := alertmanager.Rules{}.Map(msg)
 	nsOf := make([]string, len(base))
-	plans := map[string]*nsPlan{}
 	for i, it := range base {
 		nsOf[i] = cmp.Or(query, it.Namespace, s.cfg.DefaultNamespace, "default")
+	}
+	if n := len(slices.Compact(slices.Sorted(slices.Values(nsOf)))); n > MaxReviewedNamespaces {
+		metrics.IngestRejected.WithLabelValues(metrics.PathAlertmanager).Inc()
+		WriteError(w, http.StatusBadRequest, fmt.Sprintf("alerts[].labels.namespace: the message spans %d namespaces, more than the %d one message may; "+
+			"group the route by namespace (group_by: [namespace, ...]) or give each namespace its own receiver with ?namespace=", n, MaxReviewedNamespaces))
+		return
+	}
+	plans := map[string]*nsPlan{}
+	for i := range base {
 		if plans[nsOf[i]] != nil {
 			continue
 		}
@@ -127,6 +141,7 @@ func (s *Server) planNamespace(ctx context.Context, u *User, ns string, msg *ale
 	if !allowed {
 		return p, 0, nil
 	}
+	p.reveal = s.mayRead(ctx, u, ns)
 	if p.pol, err = policy.Get(ctx, s.reader, ns); err != nil {
 		return nil, http.StatusServiceUnavailable, errUnavailable("cannot read the AlertRoutingPolicy of namespace " + ns)
 	}
@@ -169,16 +184,16 @@ func (s *Server) amItem(ctx context.Context, u *User, ns string, p *nsPlan, it a
 		}
 		res, err := s.cfg.Intake.Resolve(ctx, ns, it.Spec, u.Username, it.Instance.Key(), ResolvedBy, at)
 		if apierrors.IsNotFound(err) {
-			return ItemResult{Result: intake.Result{Accepted: true}}, http.StatusOK // the Alert is gone: nothing to resolve
+			return ItemResult{IngestResult: IngestResult{Accepted: true}}, http.StatusOK // the Alert is gone: nothing to resolve
 		}
 		if err != nil {
-			return s.itemResult(ctx, metrics.PathAlertmanager, res, err)
+			return s.itemResult(ctx, metrics.PathAlertmanager, res, err, p.reveal)
 		}
-		return ItemResult{Result: res}, http.StatusOK
+		return ItemResult{IngestResult: ingestResult(res, p.reveal)}, http.StatusOK
 	}
 	res, err := s.cfg.Intake.Ingest(ctx, intake.Request{
 		Namespace: ns, Spec: it.Spec, Caller: u.Username, Key: it.Instance.Key(), Firing: true,
 		Annotations: map[string]string{v1.AlertmanagerFingerprintAnnotation: it.Instance.Fingerprint},
 	})
-	return s.itemResult(ctx, metrics.PathAlertmanager, res, err)
+	return s.itemResult(ctx, metrics.PathAlertmanager, res, err, p.reveal)
 }

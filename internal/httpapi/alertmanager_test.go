@@ -46,8 +46,10 @@ func TestAlertmanagerWebhook(t *testing.T) {
 	c := op.srv.Client()
 	for range 3 {
 		code, body := post(t, c, url, tok, amBody("firing", "fp1", "gw-1"))
+		// Alertmanager's monitor token may not read Alerts: it is told the
+		// instance was accepted, not the Alert's count (checked below).
 		res := body["results"].([]any)[0].(map[string]any)
-		if code != 200 || res["occurrences"] != float64(1) || res["fingerprint"] != "fp1" {
+		if code != 200 || res["accepted"] != true || res["fingerprint"] != "fp1" || res["occurrences"] != nil || res["alertRef"] != nil {
 			t.Fatalf("firing: %d %v", code, body)
 		}
 	}

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -8,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onsi/gomega"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	clocktesting "k8s.io/utils/clock/testing"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
@@ -36,25 +37,22 @@ type roundTripper func(*http.Request) (*http.Response, error)
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // countingAuth is an Authenticator whose review calls are counted.
-func countingAuth(t testing.TB, ttl time.Duration, clk *clocktesting.FakeClock) (*httpapi.Authenticator, *reviewCounter) {
+func countingAuth(t testing.TB, ttl time.Duration) (*httpapi.Authenticator, *reviewCounter) {
 	t.Helper()
 	n := &reviewCounter{}
 	c := rest.CopyConfig(env.API)
 	c.Wrap(n.RoundTrip)
 	client, err := kubernetes.NewForConfig(c)
 	must(t, err)
-	a := &httpapi.Authenticator{Client: client, CacheTTL: ttl}
-	if clk != nil {
-		a.Clock = clk
-	}
-	return a, n
+	return &httpapi.Authenticator{Client: client, CacheTTL: ttl}, n
 }
 
+// TokenReview and SubjectAccessReview answers, yes and no, are reused for
+// the cache's TTL, then asked again; a negative TTL turns the cache off.
 func TestAuthCache(t *testing.T) {
 	f := setup(t)
 	policy(t, f.ns, "gateway", v1.DecisionAllow, v1.ReasonWithinObjectives, time.Second)
-	clk := clocktesting.NewFakeClock(time.Now())
-	auth, n := countingAuth(t, 0, clk)
+	auth, n := countingAuth(t, 0)
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, auth, nil).Handler())
 	t.Cleanup(srv.Close)
 	path := "/v1/gates/" + f.ns + "/gateway"
@@ -80,22 +78,33 @@ func TestAuthCache(t *testing.T) {
 	if n.access.Load() != 3 {
 		t.Fatalf("%d SubjectAccessReviews, want 3", n.access.Load())
 	}
-	// Past the TTL the API server is asked again.
-	clk.Step(httpapi.DefaultAuthCacheTTL + time.Second)
-	if code, _ := call(t, srv, http.MethodGet, path, f.allowed); code != http.StatusOK {
-		t.Fatalf("after the TTL: %d", code)
+
+	// Past the TTL the API server is asked again (the library's caches keep
+	// real time: a short TTL, and the requests go on until it has passed).
+	short, m := countingAuth(t, time.Second)
+	srv1 := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, short, nil).Handler())
+	t.Cleanup(srv1.Close)
+	if code, _ := call(t, srv1, http.MethodGet, path, f.allowed); code != http.StatusOK || m.tokens.Load() != 1 || m.access.Load() != 1 {
+		t.Fatalf("first request: %d, %d TokenReviews, %d SubjectAccessReviews", code, m.tokens.Load(), m.access.Load())
 	}
-	if n.tokens.Load() != 4 || n.access.Load() != 4 {
-		t.Fatalf("after the TTL: %d TokenReviews, %d SubjectAccessReviews; want 4 and 4", n.tokens.Load(), n.access.Load())
-	}
+	gomega.NewWithT(t).Eventually(func() error {
+		if code, _ := call(t, srv1, http.MethodGet, path, f.allowed); code != http.StatusOK {
+			return fmt.Errorf("after the TTL: %d", code)
+		}
+		if m.tokens.Load() < 2 || m.access.Load() < 2 {
+			return fmt.Errorf("%d TokenReviews, %d SubjectAccessReviews: not asked again yet", m.tokens.Load(), m.access.Load())
+		}
+		return nil
+	}, settle, poll).Should(gomega.Succeed())
+
 	// A negative TTL turns the cache off.
-	off, m := countingAuth(t, -1, nil)
+	off, o := countingAuth(t, -1)
 	srv2 := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, off, nil).Handler())
 	t.Cleanup(srv2.Close)
 	for range 5 {
 		call(t, srv2, http.MethodGet, path, f.allowed)
 	}
-	if m.tokens.Load() != 5 || m.access.Load() != 5 {
-		t.Fatalf("cache off: %d TokenReviews, %d SubjectAccessReviews; want 5 and 5", m.tokens.Load(), m.access.Load())
+	if o.tokens.Load() != 5 || o.access.Load() != 5 {
+		t.Fatalf("cache off: %d TokenReviews, %d SubjectAccessReviews; want 5 and 5", o.tokens.Load(), o.access.Load())
 	}
 }

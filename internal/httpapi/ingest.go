@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,11 +53,50 @@ type FieldErrorBody struct {
 	Errors []FieldError `json:"errors"`
 }
 
+// IngestResult is what an ingest answers for one occurrence it counted.
+// Which Alert counted it, that Alert's count and whether it was folded into
+// an existing one are told only to a caller who may get Alerts in that
+// namespace: a monitor (which may only create Alerts) learns that its
+// occurrence was accepted, and whether a retry was replayed, never the names
+// or counts of Alerts it may not read.
+type IngestResult struct {
+	Accepted bool `json:"accepted"`
+	// Deduped, AlertRef and Occurrences: for callers who may get Alerts.
+	Deduped     *bool  `json:"deduped,omitempty"`
+	AlertRef    string `json:"alertRef,omitempty"`
+	Occurrences *int64 `json:"occurrences,omitempty"`
+	// Replayed: this Idempotency-Key (or Alertmanager instance) was
+	// counted before, and was not counted again.
+	Replayed bool `json:"replayed,omitempty"`
+}
+
 // ItemResult is the answer for one ingested alert.
 type ItemResult struct {
-	intake.Result
+	IngestResult
 	// Error says why this item was not counted.
 	Error string `json:"error,omitempty"`
+}
+
+// ingestResult is res as told to a caller who may (reveal) or may not get
+// Alerts in its namespace.
+func ingestResult(res intake.Result, reveal bool) IngestResult {
+	out := IngestResult{Accepted: res.Accepted, Replayed: res.Replayed}
+	if reveal {
+		out.Deduped, out.AlertRef, out.Occurrences = &res.Deduped, res.AlertRef, &res.Occurrences
+	}
+	return out
+}
+
+// mayRead says whether u may get Alerts in ns, and so be told which Alert
+// counted an occurrence (one SubjectAccessReview, cached). When it cannot be
+// asked, the answer tells less.
+func (s *Server) mayRead(ctx context.Context, u *User, ns string) bool {
+	ok, err := s.auth.Allowed(ctx, u, "get", v1.GroupVersion.Group, "alerts", ns, "")
+	if err != nil {
+		ctrl.LoggerFrom(ctx).V(1).Info("Cannot tell whether the caller may read Alerts; the ingest answer says less", "namespace", ns, "error", err.Error())
+		return false
+	}
+	return ok
 }
 
 // BatchResult answers {"alerts": [...]}, one result per alert in order.
@@ -100,7 +140,8 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), ingestTimeout)
 	defer cancel()
-	caller := UserFrom(r.Context()).Username // Require let only authenticated callers in
+	u := UserFrom(r.Context()) // Require let only authenticated callers in
+	reveal := s.mayRead(ctx, u, ns)
 	results := make([]ItemResult, len(specs))
 	codes := make([]int, len(specs))
 	forEach(len(specs), func(i int) {
@@ -108,8 +149,8 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 		if batch && key != "" {
 			k = key + "#" + strconv.Itoa(i)
 		}
-		res, err := s.cfg.Intake.Ingest(ctx, intake.Request{Namespace: ns, Spec: specs[i], Caller: caller, Key: k})
-		results[i], codes[i] = s.itemResult(ctx, metrics.PathAPI, res, err)
+		res, err := s.cfg.Intake.Ingest(ctx, intake.Request{Namespace: ns, Spec: specs[i], Caller: u.Username, Key: k})
+		results[i], codes[i] = s.itemResult(ctx, metrics.PathAPI, res, err, reveal)
 	})
 	code := http.StatusOK
 	for _, c := range codes {
@@ -123,7 +164,7 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, code, results[0].Error)
 			return
 		}
-		WriteJSON(w, code, results[0].Result)
+		WriteJSON(w, code, results[0].IngestResult)
 		return
 	}
 	if code < http.StatusInternalServerError {
@@ -150,8 +191,10 @@ func checkKinds(pol policy.Policy, specs []v1.AlertSpec, batch bool) field.Error
 }
 
 // itemResult turns an intake answer into an item result and the HTTP status
-// it calls for, counting it in the metrics.
-func (s *Server) itemResult(ctx context.Context, path string, res intake.Result, err error) (ItemResult, int) {
+// it calls for, counting it in the metrics. Unless reveal, the result and
+// the refusals name no Alert (a refusal of the API server's names the
+// object it refused, which may be the canonical Alert).
+func (s *Server) itemResult(ctx context.Context, path string, res intake.Result, err error, reveal bool) (ItemResult, int) {
 	if err == nil {
 		switch {
 		case res.Replayed:
@@ -159,10 +202,13 @@ func (s *Server) itemResult(ctx context.Context, path string, res intake.Result,
 		case res.Accepted && res.AlertRef != "":
 			metrics.IngestOccurrences.WithLabelValues(path, strconv.FormatBool(res.Deduped)).Inc()
 		}
-		return ItemResult{Result: res}, http.StatusOK
+		return ItemResult{IngestResult: ingestResult(res, reveal)}, http.StatusOK
 	}
 	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
 		metrics.IngestRejected.WithLabelValues(path).Inc()
+		if !reveal {
+			return ItemResult{Error: invalidCauses(err)}, http.StatusBadRequest
+		}
 		return ItemResult{Error: err.Error()}, http.StatusBadRequest
 	}
 	if errors.Is(err, intake.ErrBusy) {
@@ -177,14 +223,34 @@ func (s *Server) itemResult(ctx context.Context, path string, res intake.Result,
 	if apierrors.IsNotFound(err) {
 		// The only thing a create finds missing is the namespace.
 		metrics.IngestRejected.WithLabelValues(path).Inc()
+		if !reveal {
+			return ItemResult{Error: "namespace: not found"}, http.StatusNotFound
+		}
 		return ItemResult{Error: "namespace: " + err.Error()}, http.StatusNotFound
 	}
 	ctrl.LoggerFrom(ctx).Error(err, "Failed to count an ingested occurrence", "path", path)
 	msg := "the occurrence was not counted: " + err.Error() + "; retry (with the same Idempotency-Key to count it once)"
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		msg = "the occurrence was not confirmed in time; retry with the same Idempotency-Key to count it once"
+	case !reveal:
+		msg = "the occurrence was not counted; retry (with the same Idempotency-Key to count it once)"
 	}
 	return ItemResult{Error: msg}, http.StatusServiceUnavailable
+}
+
+// invalidCauses is the API server's refusal of an invalid Alert told by its
+// field causes only, without the object name its message starts with.
+func invalidCauses(err error) string {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Details == nil || len(status.Status().Details.Causes) == 0 {
+		return "the alert is invalid"
+	}
+	causes := make([]string, 0, len(status.Status().Details.Causes))
+	for _, c := range status.Status().Details.Causes {
+		causes = append(causes, c.Field+": "+c.Message)
+	}
+	return "the alert is invalid: " + strings.Join(causes, "; ")
 }
 
 // readBody reads the (size-limited) body: 413 when it is too large, 400 when

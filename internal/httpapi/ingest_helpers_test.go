@@ -122,6 +122,22 @@ func monitorToken(t testing.TB, ns string) string {
 	return token(t, ns, "monitor")
 }
 
+// readerToken mints a token of a ServiceAccount bound to the shipped
+// alertbridge-monitor and alertbridge-viewer roles in ns: a monitor that may
+// also read Alerts, and so is told which Alert counted its occurrence.
+func readerToken(t testing.TB, ns string) string {
+	t.Helper()
+	monitorRole(t)
+	for _, role := range []string{"alertbridge-monitor", "alertbridge-viewer"} {
+		must(t, k8s.Create(context.Background(), &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "reader-" + role, Namespace: ns},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "reader", Namespace: ns}},
+		}))
+	}
+	return token(t, ns, "reader")
+}
+
 // post sends body with tok (and extra headers) and decodes the JSON answer.
 func post(t testing.TB, c *http.Client, url, tok string, body []byte, hdr ...string) (int, map[string]any) {
 	t.Helper()

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -56,7 +57,8 @@ type docParam struct {
 
 var (
 	readQuery3 = []docParam{
-		{name: "namespace", desc: "one namespace (default: every namespace you may list)"},
+		{name: "namespace", desc: fmt.Sprintf("one namespace (default: every namespace you may list; without the right to list cluster-wide, "+
+			"the %d most recently active namespaces are checked: name one to read another)", MaxReviewedNamespaces)},
 		{name: "windowMinutes", desc: "only Alerts last seen within this many minutes (default 240; 0: no window); also window_minutes", typ: "integer"},
 		{name: "window_minutes", desc: "the runbook's name of windowMinutes", typ: "integer"},
 		{name: "statusIn", desc: "comma-separated phases: New, Processing, Acked, Failed, Deduplicated (any case); also status_in, status"},
@@ -83,8 +85,10 @@ var routeDocs = map[string]routeDoc{
 		query: readQuery3, ok: reflect.TypeFor[query.Dashboard](), errs: []int{400, 401, 403, 503}, auth: "optional"},
 	"GET /v1/alerts/trends": {summary: "Trends over the window", desc: "New Alerts per interval by status, occurrences by severity, gate decisions over time, MTTA and MTTR; from the mirror when it is on.",
 		query: readQuery3[:3], ok: reflect.TypeFor[query.Trends](), errs: []int{400, 401, 403, 503}, auth: "optional"},
-	"GET /v1/permissions": {summary: "The page's buttons", desc: "For each namespace, the actions your token's user may take there (SubjectAccessReviews made by the server).",
-		query: []docParam{{name: "namespace", desc: "a namespace; repeat for more (at most 50)"}}, ok: reflect.TypeFor[Permissions](),
+	"GET /v1/permissions": {summary: "The page's buttons", desc: fmt.Sprintf("For each namespace, the actions your token's user may take there "+
+		"(SubjectAccessReviews made by the server: at most 9 per namespace, 3 for a user who may change nothing there; answers cached %s). "+
+		"More than %d namespaces are refused with 400 before any review.", DefaultAuthCacheTTL, MaxReviewedNamespaces),
+		query: []docParam{{name: "namespace", desc: fmt.Sprintf("a namespace; repeat for more (at most %d)", MaxReviewedNamespaces)}}, ok: reflect.TypeFor[Permissions](),
 		errs: []int{400, 401, 503}, errType: reflect.TypeFor[Problem]()},
 	"POST /v1/slopolicies/{namespace}/{name}/bypass": {summary: "Set or clear the emergency bypass of a release gate", desc: "As `alertbridge slo bypass`: recorded in your name, capped by gate.maxBypass.",
 		body: reflect.TypeFor[BypassRequest](), ok: reflect.TypeFor[BypassResult]()},
@@ -98,15 +102,22 @@ var routeDocs = map[string]routeDoc{
 	"POST /v1/gates/{namespace}/{slopolicy}": {summary: "Read a release gate (webhooks that POST)", desc: "As GET; the body is ignored.",
 		query: []docParam{{name: "format", desc: "flagger: answer 403 when blocked"}}, bodySchema: anyObject, ok: reflect.TypeFor[Gate](),
 		errs: []int{401, 404, 503}, more: map[int]reflect.Type{http.StatusForbidden: reflect.TypeFor[gateOrError]()}, auth: "optional"},
-	"POST /v1/alerts": {summary: "Ingest alerts", desc: "One alert, or {\"alerts\": [...]} answered per item.",
+	"POST /v1/alerts": {summary: "Ingest alerts", desc: "One alert, or {\"alerts\": [...]} answered per item. deduped, alertRef and occurrences " +
+		"describe the Alert that counted the occurrence and are answered only to callers who may get Alerts in the namespace; " +
+		"a caller who may only create them (alertbridge-monitor) is told accepted (and replayed).",
 		query:      []docParam{{name: "namespace", desc: "namespace of the Alerts (default: the API's default namespace)"}},
 		headers:    []docParam{{name: IdempotencyKeyHeader, desc: "a retry with the same key counts once"}},
 		bodySchema: ingestBody, ok: reflect.TypeFor[ingestAnswer](), errs: []int{401, 403, 404, 413, 429, 503},
 		more: map[int]reflect.Type{http.StatusBadRequest: reflect.TypeFor[FieldErrorBody]()}},
-	"POST /v1/alertmanager": {summary: "Alertmanager webhook receiver", desc: "Payload version 4; per-alert results.",
+	"POST /v1/alertmanager": {summary: "Alertmanager webhook receiver", desc: fmt.Sprintf("Payload version 4; per-alert results, which name the Alert "+
+		"and its count only to callers who may get Alerts there. A message whose alerts span more than %d namespaces is refused with 400 "+
+		"before any access check (Alertmanager drops it: group the route by namespace).", MaxReviewedNamespaces),
 		query:      []docParam{{name: "namespace", desc: "namespace of the Alerts (default: the namespace label, else the API's default)"}},
 		bodySchema: anyObject, ok: reflect.TypeFor[AlertmanagerResponse](), errs: []int{400, 401, 403, 413, 503}},
-	"POST /v1/alerts/claim": {summary: "Claim Alerts", desc: "The oldest New Alerts under a lease held in your name; nothing to claim is 200 with nothingToClaim.",
+	"POST /v1/alerts/claim": {summary: "Claim Alerts", desc: fmt.Sprintf("The oldest New Alerts under a lease held in your name; nothing to claim is 200 "+
+		"with nothingToClaim. Without namespace, a caller who may not claim cluster-wide claims in the namespaces holding New Alerts where it may "+
+		"(list alerts, patch alerts/status), checking at most %d: those it worked in, then those with the newest New Alerts; "+
+		"allowed in none of them, 403: name the namespace.", MaxReviewedNamespaces),
 		body: reflect.TypeFor[ClaimRequest](), ok: reflect.TypeFor[ClaimResult]()},
 	"POST /v1/alerts/{namespace}/{name}/renew": {summary: "Renew your lease", body: reflect.TypeFor[RenewRequest](), ok: reflect.TypeFor[WorkAlert]()},
 	"POST /v1/alerts/{namespace}/{name}/ack": {summary: "Ack an Alert", desc: "Yours if Processing; one nobody holds needs the acknowledge verb (on-call).",
@@ -118,10 +129,11 @@ var routeDocs = map[string]routeDoc{
 	"POST /v1/incidents/{namespace}/{name}/close": {summary: "Close an Incident", body: reflect.TypeFor[IncidentCloseRequest](), ok: reflect.TypeFor[WorkIncident]()},
 	"POST /v1/incidents/{namespace}/{name}/state": {summary: "Move an Incident to another state", body: reflect.TypeFor[IncidentStateRequest](),
 		ok: reflect.TypeFor[WorkIncident]()},
-	"POST /v1/tools/execute": {summary: "The runbook's tool router", desc: "Validation failures answer 200 with accepted false and errors; other refusals keep their status.",
+	"POST /v1/tools/execute": {summary: "The runbook's tool router", desc: "Validation failures answer 200 with accepted false and errors; other refusals keep their status. " +
+		"ingest answers deduped, alert_ref and occurrences only to callers who may get Alerts in the namespace.",
 		headers: []docParam{{name: IdempotencyKeyHeader, desc: "ingest: a retry with the same key counts once"}},
 		body:    reflect.TypeFor[ToolRequest](), ok: reflect.TypeFor[ToolResult](), errs: []int{403, 404, 409, 413, 429, 503},
-		errType: reflect.TypeFor[ToolResult](), more: map[int]reflect.Type{http.StatusUnauthorized: reflect.TypeFor[ErrorBody]()}},
+		errType: reflect.TypeFor[ToolResult](), more: map[int]reflect.Type{http.StatusUnauthorized: reflect.TypeFor[ErrorBody](), http.StatusTooManyRequests: reflect.TypeFor[toolOrError]()}},
 	"POST /mcp": {summary: "MCP (streamable HTTP, stateless)", desc: "JSON-RPC 2.0 messages of the Model Context Protocol; tools: " + strings.Join(MCPTools, ", ") + ".",
 		bodySchema: anyObject, okSchema: anyObject, errs: []int{401}, more: map[int]reflect.Type{http.StatusAccepted: nil}},
 	"GET /mcp": {summary: "MCP server-to-client stream (not offered)", desc: "Answers 405: the endpoint is stateless.",
@@ -131,6 +143,11 @@ var routeDocs = map[string]routeDoc{
 
 // ingestAnswer documents POST /v1/alerts: one result, or one per item.
 type ingestAnswer struct{}
+
+// toolOrError documents a 429 of the tool endpoint: the tool's answer (an
+// ingest refused for now) or the error body (the client's tokens failed
+// review too often).
+type toolOrError struct{}
 
 // gateOrError documents a 403 of the gate: the Gate (format=flagger,
 // blocked) or the error body.
@@ -178,9 +195,13 @@ func (s *Server) buildOpenAPI() []byte {
 	doc := map[string]any{
 		"openapi": openAPIVersion,
 		"info": map[string]any{
-			"title":       "alertbridge HTTP API",
-			"version":     "v1",
-			"description": "Alerts, incidents and release gates as Kubernetes resources. Send a Kubernetes bearer token bound to the audience alertbridge (kubectl create token NAME --audience alertbridge); every action is judged with your RBAC rights.",
+			"title":   "alertbridge HTTP API",
+			"version": "v1",
+			"description": fmt.Sprintf("Alerts, incidents and release gates as Kubernetes resources. Send a Kubernetes bearer token bound to the audience "+
+				"alertbridge (kubectl create token NAME --audience alertbridge); every action is judged with your RBAC rights. A token that is empty, "+
+				"longer than %d bytes or not printable ASCII is refused (401) without a review; TokenReview and SubjectAccessReview answers are cached %s; "+
+				"a client (remote address) whose tokens failed review %d times gets 429 with Retry-After for tokens not yet reviewed, one more every %s.",
+				MaxTokenBytes, DefaultAuthCacheTTL, FailedReviewBurst, FailedReviewInterval),
 		},
 		"paths": paths,
 		"components": map[string]any{
@@ -243,6 +264,17 @@ func (s *Server) operation(route, path string, d routeDoc) map[string]any {
 	for _, code := range errs {
 		responses[strconv.Itoa(code)] = map[string]any{"description": http.StatusText(code), "content": jsonContent(s.answerSchema(errType))}
 	}
+	if d.auth != "none" {
+		// Every route that reads a token may refuse it before any review.
+		for code, why := range map[int]string{
+			http.StatusUnauthorized:    "no token, a malformed one, or one not valid for this API",
+			http.StatusTooManyRequests: "too many of this client's tokens failed review: retry after Retry-After",
+		} {
+			if _, ok := responses[strconv.Itoa(code)]; !ok && !slices.Contains(errs, code) {
+				responses[strconv.Itoa(code)] = map[string]any{"description": why, "content": jsonContent(s.answerSchema(errType))}
+			}
+		}
+	}
 	for code, t := range d.more {
 		r := map[string]any{"description": http.StatusText(code)}
 		if t != nil {
@@ -266,6 +298,8 @@ func (s *Server) answerSchema(t reflect.Type) *jsonschema.Schema {
 	switch t {
 	case reflect.TypeFor[ingestAnswer]():
 		return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{schemaOf(reflect.TypeFor[ItemResult]()), schemaOf(reflect.TypeFor[BatchResult]())}}
+	case reflect.TypeFor[toolOrError]():
+		return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{schemaOf(reflect.TypeFor[ToolResult]()), schemaOf(reflect.TypeFor[ErrorBody]())}}
 	case reflect.TypeFor[gateOrError]():
 		return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{schemaOf(reflect.TypeFor[Gate]()), schemaOf(reflect.TypeFor[ErrorBody]())}}
 	}

@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -318,7 +321,11 @@ func (s *Server) readPolicies(ctx context.Context, c *caller, ns string) ([]v1.S
 }
 
 // visible keeps the items in namespaces where the caller may list resource.
-// checked names a namespace already authorised by begin.
+// checked names a namespace already authorised by begin. A caller who may
+// not list cluster-wide is asked about at most MaxReviewedNamespaces
+// namespaces, those of the most recent items first: a read across more
+// covers the most recently active of them (a namespace named in the
+// request covers any).
 func visible[T any](ctx context.Context, c *caller, resource, checked string, items []T, nsOf func(*T) string) ([]T, error) {
 	if c.anonymous() {
 		return items, nil
@@ -332,21 +339,42 @@ func visible[T any](ctx context.Context, c *caller, resource, checked string, it
 			return items, nil
 		}
 	}
-	out := items[:0:0]
+	newest := map[string]time.Time{}
 	for i := range items {
-		ns := nsOf(&items[i])
-		if ns != checked || checked == "" {
-			ok, err := c.may(ctx, resource, ns)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
+		if ns := nsOf(&items[i]); ns != checked || checked == "" {
+			if t, seen := newest[ns]; !seen || recency(&items[i]).After(t) {
+				newest[ns] = recency(&items[i])
 			}
 		}
-		out = append(out, items[i])
+	}
+	unchecked := slices.SortedFunc(maps.Keys(newest), func(a, b string) int {
+		return cmp.Or(newest[b].Compare(newest[a]), cmp.Compare(a, b))
+	})
+	allowed, err := c.mayEach(ctx, resource, unchecked)
+	if err != nil {
+		return nil, err
+	}
+	out := items[:0:0]
+	for i := range items {
+		if ns := nsOf(&items[i]); (ns == checked && checked != "") || allowed[ns] {
+			out = append(out, items[i])
+		}
 	}
 	return out, nil
+}
+
+// recency is when an item was last active: an Alert's last occurrence, else
+// when the object was made.
+func recency(item any) time.Time {
+	switch o := item.(type) {
+	case *v1.Alert:
+		return query.LastSeen(o)
+	case *query.GateEvaluation:
+		return o.At
+	case metav1.Object:
+		return o.GetCreationTimestamp().Time
+	}
+	return time.Time{}
 }
 
 func namespaces(ns string) []string {

@@ -7,8 +7,8 @@ import (
 
 // caller is who sent a read request. A list without a namespace covers the
 // namespaces the caller may list, so a request may need several
-// SubjectAccessReviews (cluster-wide first, then one per namespace seen);
-// the Authenticator caches their answers.
+// SubjectAccessReviews (cluster-wide first, then one per namespace seen, at
+// most MaxReviewedNamespaces); the Authenticator caches their answers.
 type caller struct {
 	auth *Authenticator
 	// user is nil for an anonymous caller let in by --dashboard-anonymous.
@@ -41,4 +41,25 @@ func (c *caller) may(ctx context.Context, resource, namespace string) (bool, err
 		return true, nil
 	}
 	return c.auth.Allowed(ctx, c.user, "list", "ops.alertbridge.io", resource, namespace, "")
+}
+
+// mayEach reports for the first MaxReviewedNamespaces distinct namespaces
+// of nss, in order, whether the caller may list resource there; those past
+// them are not asked about and are not in the answer.
+func (c *caller) mayEach(ctx context.Context, resource string, nss []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, ns := range nss {
+		if _, asked := out[ns]; asked {
+			continue
+		}
+		if len(out) == MaxReviewedNamespaces {
+			break
+		}
+		ok, err := c.may(ctx, resource, ns)
+		if err != nil {
+			return nil, err
+		}
+		out[ns] = ok
+	}
+	return out, nil
 }

@@ -287,7 +287,7 @@ func TestTokenAudience(t *testing.T) {
 	}
 	// Adding the API server's audience (the OIDC setting in the README)
 	// lets its tokens in too.
-	withAPI := httptest.NewServer(httpapi.New(httpapi.Config{}, opK8s, &httpapi.Authenticator{
+	withAPI := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, &httpapi.Authenticator{
 		Client: apiCS, Audiences: append([]string{httpapi.DefaultAudience}, apiAudiences...),
 	}, nil).Handler())
 	t.Cleanup(withAPI.Close)

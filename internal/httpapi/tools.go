@@ -550,7 +550,8 @@ func (s *Server) toolIngest(ctx context.Context, u *User, r *http.Request, _ *To
 	ictx, cancel := context.WithTimeout(ctx, ingestTimeout)
 	defer cancel()
 	got, err := s.cfg.Intake.Ingest(ictx, intake.Request{Namespace: ns, Spec: specs[0], Caller: u.Username, Key: key})
-	item, code := s.itemResult(ictx, metrics.PathAPI, got, err)
+	reveal := s.mayRead(ctx, u, ns)
+	item, code := s.itemResult(ictx, metrics.PathAPI, got, err, reveal)
 	if code != http.StatusOK {
 		p := newProblem(code, item.Error)
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
@@ -562,9 +563,14 @@ func (s *Server) toolIngest(ctx context.Context, u *User, r *http.Request, _ *To
 		ctrl.LoggerFrom(ctx).V(1).Info("Tool ingest refused", "code", code, "error", item.Error)
 		return nil, p
 	}
-	res := &ToolResult{Deduped: &got.Deduped, Occurrences: &got.Occurrences, Replayed: got.Replayed}
-	if got.AlertRef != "" {
-		res.AlertRef = ns + "/" + got.AlertRef
+	// As POST /v1/alerts: the Alert that counted it only for a caller who
+	// may read it.
+	res := &ToolResult{Replayed: got.Replayed}
+	if reveal {
+		res.Deduped, res.Occurrences = &got.Deduped, &got.Occurrences
+		if got.AlertRef != "" {
+			res.AlertRef = ns + "/" + got.AlertRef
+		}
 	}
 	return res, nil
 }

@@ -188,21 +188,20 @@ func (s *Server) claimAlerts(ctx context.Context, u *User, r ClaimRequest) (*Cla
 		Namespace: r.Namespace, Window: window, Limit: limit, Owner: owner(r.Owner, u), LockTTL: ttl,
 		Env: r.Env, Service: r.Service,
 	}
-	needs := func(ns string) []access {
-		return []access{{"list", "alerts", ns, ""}, {"patch", "alerts/status", ns, ""}}
-	}
 	if r.Namespace != "" {
-		if err := s.authorize(ctx, u, needs(r.Namespace)...); err != nil {
+		if err := s.authorize(ctx, u, claimNeeds(r.Namespace)...); err != nil {
 			return nil, err
 		}
 	} else {
-		all, err := s.allowed(ctx, u, needs("")...)
-		if err != nil {
+		nss, everywhere, err := s.claimNamespaces(ctx, u)
+		switch {
+		case err != nil:
 			return nil, err
+		case !everywhere && len(nss) == 0:
+			return &ClaimResult{Alerts: []WorkAlert{}, NothingToClaim: true,
+				Message: "nothing to claim: no New Alert in the namespaces you may claim in"}, nil
 		}
-		if !all {
-			req.Namespaces = func(ctx context.Context, ns string) (bool, error) { return s.allowed(ctx, u, needs(ns)...) }
-		}
+		req.Namespaces = nss
 	}
 	got, err := s.claimer(u).Claim(ctx, req)
 	err = lockTTLError(err)
@@ -222,6 +221,58 @@ func (s *Server) claimAlerts(ctx context.Context, u *User, r ClaimRequest) (*Cla
 		res.Message = "the claim stopped early: " + err.Error()
 	}
 	return res, nil
+}
+
+// claimNeeds are the rights a claim in ns needs, as kubectl would: list
+// Alerts and patch their status.
+func claimNeeds(ns string) []access {
+	return []access{{"list", "alerts", ns, ""}, {"patch", "alerts/status", ns, ""}}
+}
+
+// claimNamespaces decides, before anything is listed from the API server,
+// where a claim without a namespace takes from: everywhere for a caller
+// who may claim cluster-wide; else the namespaces holding New Alerts in the
+// server's cache where the caller may claim. At most MaxReviewedNamespaces
+// namespaces are checked: first those the caller worked in (it holds or
+// acked an Alert there), then those whose New Alerts are the newest.
+// Allowed in one of them but with nothing New there is nothing to claim;
+// allowed in none is 403, asking for the namespace. No namespace holding a
+// New Alert is nothing to claim whoever asks.
+func (s *Server) claimNamespaces(ctx context.Context, u *User) (nss []string, everywhere bool, err error) {
+	if everywhere, err = s.allowed(ctx, u, claimNeeds("")...); err != nil || everywhere {
+		return nil, everywhere, err
+	}
+	var list v1.AlertList
+	if err := s.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, false, unavailableProblem("cannot read Alerts now: " + err.Error())
+	}
+	claimable := claim.ClaimableNamespaces(list.Items)
+	if len(claimable) == 0 {
+		return nil, false, nil
+	}
+	hasNew := make(map[string]bool, len(claimable))
+	for _, ns := range claimable {
+		hasNew[ns] = true
+	}
+	worked := claim.WorkedNamespaces(list.Items, u.Username)
+	order := slices.Concat(worked, slices.DeleteFunc(claimable, func(ns string) bool { return slices.Contains(worked, ns) }))
+	somewhere := false
+	for _, ns := range order[:min(len(order), MaxReviewedNamespaces)] {
+		ok, err := s.allowed(ctx, u, claimNeeds(ns)...)
+		if err != nil {
+			return nil, false, err
+		}
+		somewhere = somewhere || ok
+		if ok && hasNew[ns] {
+			nss = append(nss, ns)
+		}
+	}
+	if !somewhere {
+		return nil, false, newProblem(http.StatusForbidden, fmt.Sprintf("user %s may claim Alerts in none of the namespaces checked "+
+			"(those it worked in, then those with the newest New Alerts, at most %d): claiming needs list on alerts and patch on alerts/status "+
+			"(the alertbridge-agent role); name the namespace to claim in with namespace", u.Username, MaxReviewedNamespaces))
+	}
+	return nss, false, nil
 }
 
 // renewAlert is POST /v1/alerts/{namespace}/{name}/renew.
