@@ -9,6 +9,9 @@
 
 (() => {
   const PERMS_TTL_MS = 20000;
+  // PERMS_BATCH is the most namespaces one GET /v1/permissions may name
+  // (the server's MaxReviewedNamespaces).
+  const PERMS_BATCH = 20;
   let perms = { key: "", at: 0, namespaces: {} };
   let dialog = null;
 
@@ -47,14 +50,20 @@
     if (perms.key.split("|")[0] !== String(token())) document.getElementById("action-result")?.remove(); // another user
     if (!token() || nss.length === 0) return {};
     if (perms.key === key && Date.now() - perms.at < PERMS_TTL_MS) return perms.namespaces;
-    const q = new URLSearchParams();
-    for (const ns of nss) q.append("namespace", ns);
-    try {
-      const p = await call("GET", "/v1/permissions?" + q);
-      perms = { key, at: Date.now(), namespaces: p.namespaces || {} };
-    } catch (e) {
-      perms = { key, at: Date.now(), namespaces: {} }; // no buttons when it cannot be asked
+    // The server reviews at most PERMS_BATCH namespaces per call (it
+    // refuses more), so the page asks in batches of that size.
+    const namespaces = {};
+    for (let i = 0; i < nss.length; i += PERMS_BATCH) {
+      const q = new URLSearchParams();
+      for (const ns of nss.slice(i, i + PERMS_BATCH)) q.append("namespace", ns);
+      try {
+        const p = await call("GET", "/v1/permissions?" + q);
+        Object.assign(namespaces, p.namespaces || {});
+      } catch (e) {
+        // No buttons where it cannot be asked.
+      }
     }
+    perms = { key, at: Date.now(), namespaces };
     return perms.namespaces;
   }
 
