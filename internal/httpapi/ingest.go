@@ -220,6 +220,22 @@ func (s *Server) itemResult(ctx context.Context, path string, res intake.Result,
 		}
 		return ItemResult{Error: err.Error()}, code
 	}
+	if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "exceeded quota") {
+		// The namespace holds as many Alerts as its ResourceQuota allows:
+		// nothing was counted, and room comes back as retention deletes
+		// finished Alerts. A sender backs off (429); Alertmanager, which
+		// drops a batch answered 4xx, is told 503 and retries.
+		metrics.IngestRejected.WithLabelValues(path).Inc()
+		code := http.StatusTooManyRequests
+		if path == metrics.PathAlertmanager {
+			code = http.StatusServiceUnavailable
+		}
+		msg := "the occurrence was not counted: the namespace holds as many Alerts as its ResourceQuota allows; retry later"
+		if reveal {
+			msg += " (" + err.Error() + ")"
+		}
+		return ItemResult{Error: msg}, code
+	}
 	if apierrors.IsNotFound(err) {
 		// The only thing a create finds missing is the namespace.
 		metrics.IngestRejected.WithLabelValues(path).Inc()

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -298,4 +300,38 @@ func TestIngestStorm(t *testing.T) {
 
 func keyOf(ns string, name any) client.ObjectKey {
 	return client.ObjectKey{Namespace: ns, Name: fmt.Sprint(name)}
+}
+
+// TestIngestOverQuota: a namespace whose ResourceQuota is full refuses the
+// operator's create as it refuses anyone's; the sender is told to back off
+// (429; Alertmanager, which drops 4xx, 503), and nothing is counted.
+func TestIngestOverQuota(t *testing.T) {
+	g := gomega.NewWithT(t)
+	op := startAPI(t)
+	ns := testbuild.Namespace(g, k8s, "ingest-")
+	monitor := monitorToken(t, ns)
+	count := corev1.ResourceName("count/alerts.ops.alertbridge.io")
+	quota := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "alertbridge-alerts", Namespace: ns},
+		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{count: resource.MustParse("1")}}}
+	must(t, k8s.Create(context.Background(), quota))
+	// No quota controller runs here: write the status it would.
+	quota.Status = corev1.ResourceQuotaStatus{Hard: quota.Spec.Hard, Used: corev1.ResourceList{count: resource.MustParse("0")}}
+	must(t, k8s.Status().Update(context.Background(), quota))
+	url := op.srv.URL + "/v1/alerts?namespace=" + ns
+	c := op.srv.Client()
+	g.Eventually(func() int {
+		code, _ := post(t, c, url, monitor, []byte(oneAlert))
+		return code
+	}, settle, poll).Should(gomega.Equal(http.StatusOK))
+	other := `{"service":"payments","kind":"error_rate","title":"5xx above 1%"}`
+	code, body := post(t, c, url, monitor, []byte(other))
+	if code != http.StatusTooManyRequests || !strings.Contains(fmt.Sprint(body["message"]), "holds as many Alerts as its ResourceQuota allows") {
+		t.Fatalf("over quota: %d %v, want 429 saying the quota is full", code, body)
+	}
+	if code, _ := post(t, c, op.srv.URL+"/v1/alertmanager?namespace="+ns, monitor, amBody("firing", "x9", "pay-1")); code != http.StatusServiceUnavailable {
+		t.Fatalf("Alertmanager over quota: %d, want 503 (it retries)", code)
+	}
+	if n := len(alerts(t, ns)); n != 1 {
+		t.Fatalf("%d Alerts stored, want the one within the quota", n)
+	}
 }
