@@ -121,8 +121,10 @@ dev: envtest build ## Run alertbridge locally: control plane + PostgreSQL + oper
 	go run ./hack/dev
 
 .PHONY: run
-run: build ## Run the operator against the current kubeconfig.
-	$(LOCALBIN)/alertbridge run
+run: build ## Run the controllers (alertbridge run) and the HTTP API (alertbridge serve, plain HTTP on loopback) against the current kubeconfig.
+	$(LOCALBIN)/alertbridge run --health-probe-bind-address=127.0.0.1:18081 & pid=$$!; \
+	  trap 'kill $$pid' EXIT; \
+	  $(LOCALBIN)/alertbridge serve --api-insecure --api-bind-address=127.0.0.1:8090 --health-probe-bind-address=127.0.0.1:18082
 
 .PHONY: build-installer
 build-installer: manifests ## Write dist/install.yaml (config/default as one file) for IMG and NAMESPACE.
