@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	goflag "flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -44,10 +42,8 @@ type runOptions struct {
 	alertConcurrency int
 	dashboardURL     string
 	notifyBackoff    time.Duration
-	kubeQPS          float32
-	kubeBurst        int
 	mirror           mirrorFlags
-	zap              zap.Options
+	process          processFlags
 }
 
 // apiTLSFlags say which certificate the manager keeps for the HTTP API.
@@ -72,7 +68,7 @@ type mirrorFlags struct {
 }
 
 func newRunCommand(app *cli.App) *cobra.Command {
-	o := runOptions{zap: zap.Options{Development: false}}
+	o := runOptions{}
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the operator's controllers (and keep the HTTP API's certificate)",
@@ -95,8 +91,6 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.StringVar(&o.apiTLS.service, "api-tls-service", "alertbridge-api", "Service whose DNS names (NAME, NAME.NS, NAME.NS.svc, NAME.NS.svc.cluster.local) the certificate carries")
 	f.StringSliceVar(&o.apiTLS.extraNames, "api-tls-extra-names", nil, "more DNS names or IP addresses the certificate carries (an Ingress host, another cluster domain)")
 	f.BoolVar(&o.apiTLS.manage, "api-tls-manage-secret", true, "the leader creates a self-signed CA and serving certificate and renews them; false leaves --api-tls-secret to another tool (cert-manager) and only publishes its ca.crt")
-	f.Float32Var(&o.kubeQPS, "kube-api-qps", kube.OperatorQPS, "client-side limit of requests per second to the Kubernetes API; negative (the default) leaves limiting to the API server's Priority and Fairness (config/flowcontrol)")
-	f.IntVar(&o.kubeBurst, "kube-api-burst", kube.OperatorBurst, "client-side burst of requests to the Kubernetes API, with a positive --kube-api-qps")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election so only one replica is active")
 	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the leader election Lease; default $POD_NAMESPACE, else the namespace of the pod's ServiceAccount")
 	// Shorter than controller-runtime's 15s/10s/2s: a standby takes over
@@ -115,23 +109,19 @@ func newRunCommand(app *cli.App) *cobra.Command {
 	f.IntVar(&o.mirror.concurrency, "mirror-concurrency", mirrorctrl.DefaultConcurrency, "parallel mirror writes per kind")
 	f.DurationVar(&o.mirror.pruneInterval, "mirror-prune-interval", mirrorctrl.DefaultPruneInterval, "how often rows past the database retention are deleted")
 	f.StringVar(&o.mirror.probeNamespace, "mirror-probe-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), mirrorctrl.DefaultProbeNamespace), "the operator's own namespace ($POD_NAMESPACE), where it dry-runs an Alert to check the mirror finalizer policy")
-	goFlags := goflag.NewFlagSet("zap", goflag.ContinueOnError)
-	o.zap.BindFlags(goFlags)
-	f.AddGoFlagSet(goFlags)
+	o.process.bind(f)
 	return cmd
 }
 
 func (o *runOptions) run(app *cli.App) error {
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	o.process.setLogger()
 	if u, err := url.Parse(o.dashboardURL); o.dashboardURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 		return cli.Exit(cli.ExitUsage, fmt.Errorf("--dashboard-url %q must be an http or https URL", o.dashboardURL))
 	}
-	cfg, err := app.Kube.ToRESTConfig()
+	cfg, err := o.process.restConfig(app)
 	if err != nil {
-		return cli.Exit(cli.ExitUsage, fmt.Errorf("failed to load kubeconfig: %w", err))
+		return err
 	}
-	cfg.QPS, cfg.Burst = o.kubeQPS, o.kubeBurst
-	ctrl.Log.WithName("setup").Info("Kubernetes API client", "host", cfg.Host, "qps", cfg.QPS, "burst", cfg.Burst)
 	metricsOpts := metricsserver.Options{
 		BindAddress:   o.metricsAddr,
 		SecureServing: o.secureMetrics,

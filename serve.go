@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	goflag "flag"
 	"fmt"
 	"os"
 	"time"
@@ -10,11 +9,9 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
-	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/internal/version"
@@ -29,9 +26,7 @@ type serveOptions struct {
 	tlsSecret     string
 	tlsNamespace  string
 	databaseURL   string
-	kubeQPS       float32
-	kubeBurst     int
-	zap           zap.Options
+	process       processFlags
 }
 
 func newServeCommand(app *cli.App) *cobra.Command {
@@ -61,26 +56,20 @@ func newServeCommand(app *cli.App) *cobra.Command {
 	f.DurationVar(&o.api.ShutdownTimeout, "api-shutdown-timeout", httpapi.DefaultShutdownTimeout, "on SIGTERM, after --api-shutdown-delay, how long requests in flight may take to finish")
 	f.StringVar(&o.api.DefaultNamespace, "default-namespace", "default", "namespace of ingested alerts whose request names none (no ?namespace= and no namespace label)")
 	f.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL the list, dashboard and trends read history from (a role that may only SELECT); default $ALERT_DATABASE_URL, then $DATABASE_URL; none: the cluster alone")
-	f.Float32Var(&o.kubeQPS, "kube-api-qps", kube.OperatorQPS, "client-side limit of requests per second to the Kubernetes API; negative (the default) leaves limiting to the API server's Priority and Fairness (config/flowcontrol)")
-	f.IntVar(&o.kubeBurst, "kube-api-burst", kube.OperatorBurst, "client-side burst of requests to the Kubernetes API, with a positive --kube-api-qps")
-	goFlags := goflag.NewFlagSet("zap", goflag.ContinueOnError)
-	o.zap.BindFlags(goFlags)
-	f.AddGoFlagSet(goFlags)
+	o.process.bind(f)
 	return cmd
 }
 
 func (o *serveOptions) run(app *cli.App) error {
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	o.process.setLogger()
 	if err := o.validate(); err != nil {
 		return cli.Exit(cli.ExitUsage, err)
 	}
-	cfg, err := app.Kube.ToRESTConfig()
+	cfg, err := o.process.restConfig(app)
 	if err != nil {
-		return cli.Exit(cli.ExitUsage, fmt.Errorf("failed to load kubeconfig: %w", err))
+		return err
 	}
-	cfg.QPS, cfg.Burst = o.kubeQPS, o.kubeBurst
 	log := ctrl.Log.WithName("setup")
-	log.Info("Kubernetes API client", "host", cfg.Host, "qps", cfg.QPS, "burst", cfg.Burst)
 	mgr, err := serve.NewManager(cfg, serve.ManagerOptions{
 		MetricsAddr: o.metricsAddr, SecureMetrics: o.secureMetrics, ProbeAddr: o.probeAddr,
 		ShutdownBudget: max(defaultGracefulShutdown, o.api.ShutdownDelay+o.api.ShutdownTimeout+stopAfterAPI),

@@ -21,6 +21,22 @@ import (
 	"github.com/alertbridge/alertbridge/internal/testbuild"
 )
 
+// credentialsAvailable reads obj (a Receiver or an SLOPolicy) again and
+// returns its CredentialsAvailable condition.
+func credentialsAvailable(g Gomega, obj client.Object) *metav1.Condition {
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+	var conds []metav1.Condition
+	switch o := obj.(type) {
+	case *v1.Receiver:
+		conds = o.Status.Conditions
+	case *v1.SLOPolicy:
+		conds = o.Status.Conditions
+	}
+	c := meta.FindStatusCondition(conds, v1.ConditionCredentialsAvailable)
+	g.Expect(c).NotTo(BeNil())
+	return c
+}
+
 // The operator reads a namespace's Secrets and runs triage Jobs there only
 // once the namespace grants it (a RoleBinding of alertbridge-credentials or
 // alertbridge-triage-jobs): whatever an alertbridge object names, a
@@ -44,13 +60,7 @@ var _ = Describe("A namespace that grants the operator nothing", func() {
 			StringData: map[string]string{"routingKey": "r0ut1ng"}})).To(Succeed())
 		r := createReceiver(ns, "pagerduty", v1.ReceiverSpec{Type: v1.ReceiverPagerDuty, URL: "http://127.0.0.1:1/v2/enqueue",
 			SecretRef: v1.SecretKeyReference{Name: "pd"}})
-		credentials := func(g Gomega) *metav1.Condition {
-			var got v1.Receiver
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(r), &got)).To(Succeed())
-			c := meta.FindStatusCondition(got.Status.Conditions, v1.ConditionCredentialsAvailable)
-			g.Expect(c).NotTo(BeNil())
-			return c
-		}
+		credentials := func(g Gomega) *metav1.Condition { return credentialsAvailable(g, r.DeepCopy()) }
 		Eventually(func(g Gomega) {
 			ready := receiverReady(g, r)
 			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))

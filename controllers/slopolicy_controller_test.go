@@ -354,13 +354,7 @@ var _ = Describe("SLOPolicy gate against a real Prometheus", Ordered, func() {
 		// The namespace has not let the operator read its Secrets: the
 		// gate blocks, and a condition says how to grant it.
 		expectGate(p, v1.DecisionBlock, v1.ReasonSourceUnavailable)
-		credentials := func(g Gomega) *metav1.Condition {
-			var got v1.SLOPolicy
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), &got)).To(Succeed())
-			c := meta.FindStatusCondition(got.Status.Conditions, v1.ConditionCredentialsAvailable)
-			g.Expect(c).NotTo(BeNil())
-			return c
-		}
+		credentials := func(g Gomega) *metav1.Condition { return credentialsAvailable(g, p.DeepCopy()) }
 		Eventually(func(g Gomega) {
 			c := credentials(g)
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))

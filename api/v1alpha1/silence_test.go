@@ -173,23 +173,11 @@ var _ = Describe("Silences and the API server's admission policies", func() {
 	})
 
 	It("lets only the operator, known by name, name the caller it acts for; every verb on every alertbridge resource does not", func() {
-		// A namespace admin's usual grant: every verb, virtual ones included.
-		Expect(k8s.Create(ctx, &rbacv1.Role{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-admin"},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"*"}, Verbs: []string{"*"}}},
-		})).To(Succeed())
-		Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-admin"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "app-admin"},
-			Subjects: []rbacv1.Subject{
-				{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "app-admin@example.com"},
-				// The operator holds no create right on Silences; here it
-				// gets one, so only the policy's judgement is left.
-				{Kind: rbacv1.ServiceAccountKind, Namespace: env.Install.Namespace, Name: env.Install.ServiceAccount},
-			},
-		})).To(Succeed())
-		admin, err := client.New(env.As("app-admin@example.com"), client.Options{Scheme: kube.NewScheme()})
-		Expect(err).NotTo(HaveOccurred())
+		// A namespace admin's usual grant; the operator holds no create
+		// right on Silences, so here it gets one too, and only the policy's
+		// judgement is left.
+		admin := appAdmin(ns, "app-admin@example.com",
+			rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: env.Install.Namespace, Name: env.Install.ServiceAccount})
 		forged := validSilence(ns)
 		forged.Spec.CreatedBy = oncallUser
 		Eventually(func() error { return createAs(admin, forged) }, "30s", "100ms").Should(MatchError(ContainSubstring(

@@ -189,18 +189,7 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 		const adminUser = "app-admin@example.com"
 
 		BeforeEach(func() {
-			Expect(k8s.Create(ctx, &rbacv1.Role{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-admin"},
-				Rules:      []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"*"}, Verbs: []string{"*"}}},
-			})).To(Succeed())
-			Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-admin"},
-				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "app-admin"},
-				Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: adminUser}},
-			})).To(Succeed())
-			var err error
-			admin, err = client.New(env.As(adminUser), client.Options{Scheme: kube.NewScheme()})
-			Expect(err).NotTo(HaveOccurred())
+			admin = appAdmin(ns, adminUser)
 			claimAs(agent1, "sofiia-supervisor", agent1User)
 		})
 
@@ -252,6 +241,25 @@ func now() string { return metav1.NowMicro().UTC().Format(metav1.RFC3339Micro) }
 func userIn(ns, user, clusterRole string) client.Client {
 	GinkgoHelper()
 	c, err := env.UserIn(ctx, ns, clusterRole, user)
+	Expect(err).NotTo(HaveOccurred())
+	return c
+}
+
+// appAdmin gives user (and any further subjects) the usual grant of an app
+// team's admin in ns, every verb on every alertbridge resource, virtual
+// verbs included, and returns a client acting as user.
+func appAdmin(ns, user string, more ...rbacv1.Subject) client.Client {
+	GinkgoHelper()
+	Expect(k8s.Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-admin"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"*"}, Verbs: []string{"*"}}},
+	})).To(Succeed())
+	Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-admin"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "app-admin"},
+		Subjects:   append([]rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}}, more...),
+	})).To(Succeed())
+	c, err := client.New(env.As(user), client.Options{Scheme: kube.NewScheme()})
 	Expect(err).NotTo(HaveOccurred())
 	return c
 }

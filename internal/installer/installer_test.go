@@ -188,17 +188,7 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute) // the RoleBinding reaches the authorizer through informers
-	for {
-		err = monitor.Create(ctx, keyed(), client.DryRunAll)
-		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "alerts.ops.alertbridge.io is forbidden: User") || time.Now().After(deadline) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	err = onceBound(ctx, func() error { return monitor.Create(ctx, keyed(), client.DryRunAll) })
 	if err == nil || !strings.Contains(err.Error(), "set only by the alertbridge operator") {
 		t.Errorf("a monitor setting %s: got %v, want the policy's refusal", v1.IngestKeyAnnotation, err)
 	}
@@ -226,17 +216,7 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(time.Minute)
-	for {
-		err = impostor.Create(ctx, keyed(), client.DryRunAll)
-		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "is forbidden: User") || time.Now().After(deadline) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	err = onceBound(ctx, func() error { return impostor.Create(ctx, keyed(), client.DryRunAll) })
 	if err == nil || !strings.Contains(err.Error(), "set only by the alertbridge operator") {
 		t.Errorf("alertbridge-manager of %s, with the manager's ClusterRole, setting %s: got %v, want the policy's refusal",
 			installer.DefaultNamespace, v1.IngestKeyAnnotation, err)
@@ -282,6 +262,24 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 		_ = resp.Body.Close()
 		if got := resp.Header.Get("X-Kubernetes-PF-FlowSchema-UID"); got != string(fs.UID) {
 			t.Errorf("%s's request was classified by FlowSchema %q (HTTP %d), want %s's %q", c.who, got, resp.StatusCode, c.schema, fs.UID)
+		}
+	}
+}
+
+// onceBound calls create until RBAC stops refusing it (a RoleBinding reaches
+// the authorizer through informers, within a minute) and returns its last
+// answer: what the admission policies say.
+func onceBound(ctx context.Context, create func() error) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := create()
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "is forbidden: User") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
