@@ -61,27 +61,31 @@ func newIncident(ns, name string) *v1.Incident {
 	}
 }
 
-// appendTimeline adds one timeline entry the way the Incident controller
-// does: re-read, append with the next seq, write status, retry conflicts.
-func appendTimeline(in *v1.Incident, typ v1.TimelineType) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(in), in); err != nil {
-			return err
-		}
-		now := metav1.NowMicro()
-		seq := in.Status.TimelineSeq + 1
-		in.Status.Timeline = append(in.Status.Timeline, v1.TimelineEntry{Seq: seq, At: now, Type: typ, Message: fmt.Sprintf("entry %d", seq)})
-		in.Status.TimelineSeq = seq
-		t := metav1.NewTime(now.Time)
-		in.Status.LastActivityAt = &t
-		return k8s.Status().Update(ctx, in)
-	})
-}
-
 // patchStatus writes obj's status as the operator does: a merge patch from
 // orig under orig's resourceVersion (the operator may patch, not update).
 func patchStatus(orig, obj client.Object) error {
 	return asOperator.Status().Patch(ctx, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+}
+
+// noteAuthor is who the specs' notes name: the operator appends them as it
+// does a note made over HTTP, in the caller's name.
+const noteAuthor = "oncall@example.com"
+
+// appendTimeline adds one timeline entry the way the operator does for a
+// caller: re-read, append with the next seq and the caller as author, write
+// status, retry conflicts.
+func appendTimeline(in *v1.Incident, typ v1.TimelineType) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := asOperator.Get(ctx, client.ObjectKeyFromObject(in), in); err != nil {
+			return err
+		}
+		orig := in.DeepCopy()
+		now := metav1.NowMicro()
+		seq := in.Status.TimelineSeq + 1
+		in.Status.Timeline = append(in.Status.Timeline, v1.TimelineEntry{Seq: seq, At: now, Type: typ, Message: fmt.Sprintf("entry %d", seq), Author: noteAuthor})
+		in.Status.TimelineSeq = seq
+		return patchStatus(orig, in)
+	})
 }
 
 // ackAlert acks a New Alert in on-call's name, as the operator does for a
@@ -445,6 +449,10 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 					Scan(&rv, &events, &distinct, &minSeq, &maxSeq)).To(Succeed())
 				g.Expect(rv).To(Equal(in.ResourceVersion), "incident %s row is older than the object", in.Name)
 				g.Expect([]any{int64(events), int64(distinct), minSeq, maxSeq}).To(Equal([]any{want, want, int64(1), want}))
+				var authored int
+				g.Expect(db.QueryRow(ctx, `SELECT count(*) FROM incident_events WHERE incident_uid = $1 AND author = $2`, string(in.UID), noteAuthor).
+					Scan(&authored)).To(Succeed())
+				g.Expect(authored).To(Equal(entries), "incident %s: each note's author is mirrored", in.Name)
 			}
 			row, ok := alertRowOf(g, late)
 			g.Expect(ok).To(BeTrue())
