@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,7 +36,11 @@ var (
 	scheme *runtime.Scheme
 	// k8s is a direct client: assertions never read a cache.
 	k8s client.Client
-	ctx context.Context
+	// adminUser is the user k8s authenticates as: the admission policies
+	// judge its writes as anyone's, so what it writes in its own name
+	// (a conversion's entries) names it.
+	adminUser string
+	ctx       context.Context
 )
 
 func TestControllers(t *testing.T) {
@@ -55,6 +60,9 @@ var _ = BeforeSuite(func() {
 	scheme = kube.NewScheme()
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
+	review := &authenticationv1.SelfSubjectReview{}
+	Expect(k8s.Create(ctx, review)).To(Succeed())
+	adminUser = review.Status.UserInfo.Username
 })
 
 var _ = AfterSuite(func() {

@@ -184,22 +184,22 @@ func expectRetention(ns string, opts mirrorctrl.Options) (*v1.Alert, *v1.Inciden
 	Expect(k8s.Create(ctx, closed)).To(Succeed())
 	closeIncident(closed)
 	// The cooling Incident's signature stays in its triage cooldown for an
-	// hour: once the operator has run its triage, the cooldown is moved
-	// out, then the Incident is closed.
+	// hour: once the operator has opened it, a run is recorded with the
+	// cooldown moved out (as the operator would), then it is closed.
 	cooling := newIncident(ns, "cooling")
 	Expect(k8s.Create(ctx, cooling)).To(Succeed())
 	Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cooling), cooling)).To(Succeed())
-		g.Expect(cooling.Status.Triage).NotTo(BeNil())
-		g.Expect(cooling.Status.Triage.LastTriageAt).NotTo(BeNil())
+		g.Expect(cooling.Status.OpenedAt).NotTo(BeNil())
 	}, settle, poll).Should(Succeed())
 	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(cooling), cooling); err != nil {
+		if err := asOperator.Get(ctx, client.ObjectKeyFromObject(cooling), cooling); err != nil {
 			return err
 		}
-		until := metav1.NewTime(time.Now().Add(time.Hour))
-		cooling.Status.Triage.CooldownUntil = &until
-		return k8s.Status().Update(ctx, cooling)
+		orig := cooling.DeepCopy()
+		at, until := metav1.Now(), metav1.NewTime(time.Now().Add(time.Hour))
+		cooling.Status.Triage = &v1.TriageStatus{LastTriageAt: &at, CooldownUntil: &until}
+		return patchStatus(orig, cooling)
 	})).To(Succeed())
 	closeIncident(cooling)
 	Eventually(func(g Gomega) {
