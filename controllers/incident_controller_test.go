@@ -459,7 +459,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		Consistently(func(g Gomega) { g.Expect(listJobs(g, ns)).To(BeEmpty()) }, quietFor, poll).Should(Succeed())
 	})
 
-	It("starts no run for a ref to an Alert that is not linked to the Incident", func() {
+	It("starts no run for a ref to an Alert that is not linked to the Incident, nor for a triage on-call writes", func() {
 		createTriageSA(ns, triageSA, true)
 		createPolicy(ns, jobPolicy(stormCooldown))
 		inc := &v1.Incident{
@@ -483,6 +483,11 @@ var _ = Describe("Incident conversion and triage", func() {
 		Expect(inc.Status.AlertCount).To(BeEquivalentTo(2))
 		Expect(inc.Status.Triage.ObservedAlertCount).To(BeEquivalentTo(2))
 
+		By("on-call writes a run into status.triage: refused by the API server")
+		forged := fmt.Appendf(nil, `{"status":{"triage":{"runs":1,"observedAlertCount":2,"lastRunRef":{"name":"pwn"},"lastRunAlertRef":"$(id)","lastTriageAt":%q}}}`,
+			clk.Now().UTC().Format(time.RFC3339))
+		Expect(oc.Status().Patch(ctx, inc, client.RawPatch(types.MergePatchType, forged))).
+			To(MatchError(ContainSubstring("status.triage: only the alertbridge operator writes this")))
 		Consistently(func(g Gomega) {
 			g.Expect(listJobs(g, ns)).To(BeEmpty())
 			g.Expect(getIncident(g, ns, "manual").Status.Triage.Runs).To(BeZero())

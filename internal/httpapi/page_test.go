@@ -127,7 +127,7 @@ func TestDashboardPageInABrowser(t *testing.T) {
 	unrecorded := gw.DeepCopy()
 	gw.Status.Notifications = []v1.IncidentNotification{{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen,
 		Severity: v1.SeverityP1, Key: "k1", DeliveryAttempts: v1.DeliveryAttempts{Attempts: 1, LastAttemptAt: &sent, DeliveredAt: &sent}}}
-	must(t, k8s.Status().Patch(context.Background(), gw, client.MergeFrom(unrecorded)))
+	must(t, opK8s.Status().Patch(context.Background(), gw, client.MergeFrom(unrecorded))) // the operator's to write
 	blocks := testutil.ToFloat64(metrics.GateDecisions.WithLabelValues(string(v1.DecisionBlock)))
 	// The operator evaluates it: its Prometheus does not exist, so Block.
 	must(t, k8s.Create(context.Background(), &v1.SLOPolicy{

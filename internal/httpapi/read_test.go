@@ -483,7 +483,7 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	unrecorded := gw.DeepCopy()
 	gw.Status.Notifications = []v1.IncidentNotification{{Receiver: "pagerduty", Event: v1.NotifyOpened, Seq: 1, State: v1.IncidentOpen,
 		Severity: v1.SeverityP1, Key: "k1", DeliveryAttempts: v1.DeliveryAttempts{Attempts: 1, LastAttemptAt: &sent, DeliveredAt: &sent}}}
-	must(t, k8s.Status().Patch(ctx, gw, client.MergeFrom(unrecorded)))
+	must(t, opK8s.Status().Patch(ctx, gw, client.MergeFrom(unrecorded))) // the operator's to write
 
 	paths := []string{
 		"/v1/alerts?namespace=" + ns + "&windowMinutes=0",
