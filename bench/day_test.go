@@ -243,7 +243,7 @@ func (r *run) day() {
 					}
 					a := h.alert
 					if w.convert {
-						if _, err := incident.Convert(ctx, cl.Client, client.ObjectKeyFromObject(&a), incident.Options{MirrorOn: true}); err == nil {
+						if _, err := incident.Convert(ctx, cl.Client, client.ObjectKeyFromObject(&a), incident.Options{Caller: cl.User}); err == nil {
 							converted.Add(1)
 						} else if ctx.Err() == nil {
 							ackErrors.Add(1)

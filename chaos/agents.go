@@ -185,16 +185,13 @@ func (a *agent) loop(ctx context.Context) {
 	}
 }
 
-// work decides one claimed Alert: ack (most), fail for a retry, convert
-// into an Incident (as on-call) and ack, or walk away and let the lease
-// expire.
+// work decides one claimed Alert: ack (most), fail for a retry, ack and
+// then convert into an Incident (as on-call: while the agent holds the
+// Alert, nobody else may link it), or walk away and let the lease expire.
 func (a *agent) work(ctx context.Context, r *claimRecord) {
 	p := a.rng.IntN(100)
-	switch {
-	case p < 8:
+	if p < 8 {
 		return // abandoned: the lease expires, the operator hands it back
-	case p < 20:
-		a.convert(ctx, r)
 	}
 	op := "ack"
 	if p >= 80 {
@@ -213,6 +210,9 @@ func (a *agent) work(ctx context.Context, r *claimRecord) {
 	}
 	if code == http.StatusOK {
 		a.run.claims.addAction(actionRecord{uid: r.uid, ref: r.ref, owner: a.name, op: op, claimed: r.attempts, answered: w.Attempts, seq: seq})
+		if p < 20 {
+			a.convert(ctx, r)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/clip"
+	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/intake"
 )
 
@@ -42,7 +43,9 @@ import (
 //  4. Incidents. Every Alert a to-incident answered 200 for (created or
 //     appended) is in its Incident's alertRefs (or, the list being capped
 //     at 100 newest, counted by alertCount), and carries the
-//     incidentRef.
+//     incidentRef. Triage is the operator's alone: the last run bears the
+//     name the operator derives, and the operator's own entries (opened,
+//     triage, state, summaries) name no author.
 //  5. Gate. Every evaluation seen in the gate's answers decided Block
 //     exactly when its observed p95 is above the objective, and agrees
 //     with what the same Prometheus answers for the gate's query at the
@@ -303,6 +306,24 @@ func (rn *runner) checkIncidents(alerts []v1.Alert, incidents []v1.Incident) []s
 	for name, as := range linked {
 		if in := byName[name]; in != nil && in.Status.AlertCount < int64(len(as)) {
 			v = append(v, fmt.Sprintf("incident: %s counts %d Alerts, %d were appended to it", name, in.Status.AlertCount, len(as)))
+		}
+	}
+	for i := range incidents {
+		v = append(v, operatorsOwn(&incidents[i])...)
+	}
+	return v
+}
+
+// operatorsOwn checks what only the operator writes in an Incident's
+// status: its triage run's name and its own timeline entries.
+func operatorsOwn(in *v1.Incident) []string {
+	var v []string
+	if t := in.Status.Triage; t != nil && t.Runs > 0 && (t.LastRunRef == nil || t.LastRunRef.Name != incident.RunName(in.Name, t.Runs)) {
+		v = append(v, fmt.Sprintf("incident: %s's triage run %d is %v, not %s", in.Name, t.Runs, t.LastRunRef, incident.RunName(in.Name, t.Runs)))
+	}
+	for _, e := range in.Status.Timeline {
+		if e.Type != v1.TimelineNote && e.Type != v1.TimelineAlertAppended && e.Author != "" {
+			v = append(v, fmt.Sprintf("incident: %s's %s entry %d names %q: only the operator writes it", in.Name, e.Type, e.Seq, e.Author))
 		}
 	}
 	return v

@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/intake"
 )
 
@@ -43,5 +44,21 @@ func TestCheckKeysFindsAnOccurrenceCountedTwice(t *testing.T) {
 	v := rn.checkKeys(twice)
 	if len(v) != 1 || !strings.Contains(v[0], "fp1@2026-11-30T07:49:49Z") || !strings.Contains(v[0], "acked, new") {
 		t.Errorf("a key held by two counting Alerts: %v", v)
+	}
+}
+
+func TestOperatorsOwnFindsForgedTriageAndEntries(t *testing.T) {
+	in := &v1.Incident{ObjectMeta: metav1.ObjectMeta{Name: "inc-1"}, Spec: v1.IncidentSpec{State: v1.IncidentOpen}}
+	incident.AppendAlert(in, "a", time.Now(), "alice@example.com")
+	incident.ApplyOpen(in, time.Now(), nil)
+	incident.ApplyTriage(in, time.Now(), time.Minute, "a")
+	if v := operatorsOwn(in); len(v) != 0 {
+		t.Errorf("what the operator wrote: %v", v)
+	}
+	in.Status.Triage.LastRunRef.Name = "pwn"
+	in.Status.Timeline[1].Author = "cto@example.com"
+	v := operatorsOwn(in)
+	if len(v) != 2 || !strings.Contains(v[0], "is &{pwn}, not inc-1-triage-1") || !strings.Contains(v[1], `Opened entry 2 names "cto@example.com"`) {
+		t.Errorf("a forged run name and an operator entry in someone's name: %v", v)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/incident"
-	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
@@ -27,9 +26,8 @@ type AutoIncidentReconciler struct {
 	client.Client
 	// Direct reads and writes around the cache; conversions decide on fresh
 	// state.
-	Direct        client.Client
-	Clock         clock.PassiveClock
-	MirrorEnabled bool
+	Direct client.Client
+	Clock  clock.PassiveClock
 }
 
 // Automatic conversion (AlertRoutingPolicy incident.auto) reads Alerts.
@@ -37,10 +35,12 @@ type AutoIncidentReconciler struct {
 // Automatic conversion links a converted Alert to its Incident
 // (status.incidentRef).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=patch
-// Automatic conversion opens the Incident of a signature when none is active.
+// Automatic conversion creates the Incident of a signature when none is
+// active (spec only: the Incident controller opens it).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch;create
 // Automatic conversion appends the Alert to its Incident (alertRefs,
-// timeline, triage cooldown).
+// alertCount, an AlertAppended entry); the Incident controller decides
+// triage.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=patch
 
 // Reconcile converts one Alert when it qualifies.
@@ -49,7 +49,7 @@ func (r *AutoIncidentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.Get(ctx, req.NamespacedName, &a); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if a.Status.IncidentRef != nil || !a.Status.Phase.Absorbing() {
+	if !a.Status.Phase.Absorbing() || r.converted(ctx, &a) {
 		return ctrl.Result{}, nil
 	}
 	pol, err := policy.Get(ctx, r.Client, a.Namespace)
@@ -60,15 +60,28 @@ func (r *AutoIncidentReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, nil
 	}
 	// A reconciler: a conflict or a lost race goes back to the work queue.
-	res, err := incident.Convert(ctx, r.Direct, req.NamespacedName, incident.Options{Clock: r.Clock, MirrorOn: r.MirrorEnabled, Queued: true})
+	res, err := incident.Convert(ctx, r.Direct, req.NamespacedName, incident.Options{Clock: r.Clock, Queued: true})
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("failed to convert Alert %s: %w", klog.KObj(&a), err)
 	}
-	if res.Appended && !res.TriageStarted { // linked inside the signature's cooldown
-		metrics.TriageCooldownSkips.Inc()
-	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Alert converted", "incident", klog.KObj(res.Incident), "created", res.Created)
 	return ctrl.Result{}, nil
+}
+
+// converted reports whether the Alert's conversion is done: it is linked
+// to an Incident that records it (cached read; a stale one costs a no-op
+// Convert). A conversion links the Alert before it appends the ref, so an
+// interrupted one (a conflict returned to the queue) is finished here; an
+// Alert linked to an Incident that is gone is left alone, as before.
+func (r *AutoIncidentReconciler) converted(ctx context.Context, a *v1.Alert) bool {
+	if a.Status.IncidentRef == nil {
+		return false
+	}
+	var inc v1.Incident
+	if err := r.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: a.Status.IncidentRef.Name}, &inc); err != nil {
+		return true
+	}
+	return !inc.Spec.State.IsOpen() || incident.Recorded(&inc, a.Name)
 }
 
 // Qualifies reports whether the policy's auto conversion takes the Alert.

@@ -184,7 +184,7 @@ var _ = Describe("Credentials reach only where they were meant to go", func() {
 		createPolicy(ns, v1.AlertRoutingPolicySpec{Triage: &v1.TriagePolicy{Webhook: &v1.TriageWebhook{
 			URL: attacker.URL + "/triage", SecretRef: &v1.LocalObjectReference{Name: "builder-token"},
 		}}})
-		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP1)), incident.Options{})
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP1)), incident.Options{Caller: adminUser})
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) {
 			c := meta.FindStatusCondition(getIncident(g, ns, res.Incident.Name).Status.Conditions, v1.IncidentConditionTriageConfigured)
@@ -238,7 +238,7 @@ var _ = Describe("Credentials reach only where they were meant to go", func() {
 		createPolicy(ns, v1.AlertRoutingPolicySpec{Triage: &v1.TriagePolicy{Webhook: &v1.TriageWebhook{
 			URL: front.URL + "/hook-redirect", SecretRef: &v1.LocalObjectReference{Name: "prom-creds"},
 		}}})
-		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP1)), incident.Options{})
+		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP1)), incident.Options{Caller: adminUser})
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) {
 			c := meta.FindStatusCondition(getIncident(g, ns, res.Incident.Name).Status.Conditions, v1.IncidentConditionTriageConfigured)

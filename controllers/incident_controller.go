@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -39,15 +41,17 @@ const (
 	defaultTriageServiceAcc = "default"
 )
 
-// IncidentReconciler records an Incident's state transitions, carries out
-// the triage runs its status asks for, bounds its timeline and drafts the
-// postmortem on close. Deciding whether triage runs happens in the status
-// write that opens the Incident or appends an Alert (internal/incident), so
-// the cooldown holds however many writers race.
+// IncidentReconciler opens Incidents, decides and carries out their triage
+// runs, records their state transitions, bounds their timeline and drafts
+// the postmortem on close. Conversions only append Alert refs and entries;
+// the controller alone decides triage, in the optimistic write that moves
+// its cursor past the new refs (status.triage.observedAlertCount), so one
+// run starts per cooldown however many conversions race, and a run's
+// name, Alert and times are only ever the operator's.
 type IncidentReconciler struct {
 	client.Client
 	// APIReader reads around the cache where a stale read could repeat a
-	// triage run.
+	// triage run or miss an Alert's fresh link.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
@@ -66,16 +70,21 @@ type IncidentReconciler struct {
 // The Incident controller labels Incidents made with kubectl with their
 // signature.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch;patch
-// The Incident controller records the lifecycle, the timeline and the
-// triage runs in status.
+// The Incident controller opens Incidents and records the lifecycle, the
+// timeline and the triage runs in status.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=patch
 // The Incident controller reads the namespace's AlertRoutingPolicy (triage,
 // cooldown).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alertroutingpolicies,verbs=get;list;watch
+// Triage starts only for an appended Alert that exists and is linked to
+// the Incident, which the controller reads (by name).
+// +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts,verbs=get
+//
 // Triage Jobs (create jobs, get serviceaccounts) and the webhook's Secret
 // (get secrets) are not here: the operator holds those rights only in the
 // namespaces that grant them (the ClusterRoles alertbridge-triage-jobs and
 // alertbridge-credentials of config/rbac/grants_roles.yaml, bound there).
+//
 // The Incident controller writes a closed Incident's postmortem draft into
 // a new ConfigMap.
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=create
@@ -102,8 +111,8 @@ func (r *IncidentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	switch {
 	case inc.Spec.Signature != "" && inc.Labels[v1.SignatureLabel] != incident.SignatureHash(inc.Spec.Signature):
 		return ctrl.Result{}, r.labelSignature(ctx, &inc)
-	case inc.Status.OpenedAt == nil:
-		return ctrl.Result{}, r.open(ctx, &inc, pol)
+	case incident.Unseen(&inc):
+		return ctrl.Result{}, r.observe(ctx, &inc, pol)
 	case inc.Spec.State != inc.Status.ObservedState:
 		return ctrl.Result{}, r.recordState(ctx, &inc)
 	case incident.PendingRun(&inc) != nil && wait == 0:
@@ -128,37 +137,87 @@ func (r *IncidentReconciler) labelSignature(ctx context.Context, inc *v1.Inciden
 	return nil
 }
 
-// open records an Incident nobody opened yet (made with kubectl, or a
-// conversion that stopped between create and status write).
-func (r *IncidentReconciler) open(ctx context.Context, inc *v1.Incident, pol policy.Policy) error {
-	opened, skipped := false, false
+// observe takes in what the controller has not seen yet, in one write: it
+// opens a new Incident (openedAt, the Opened entry, a cooldown inherited
+// from the signature's previous Incidents), decides triage on the Alert
+// refs appended since its last look, and moves lastActivityAt when refs or
+// entries were appended. An Incident opened before the controller kept its
+// cursors is only adopted: its refs were triaged when they came.
+func (r *IncidentReconciler) observe(ctx context.Context, inc *v1.Incident, pol policy.Policy) error {
+	var opened, triaged bool
+	var skipped int
 	got, err := r.writer().Status(ctx, client.ObjectKeyFromObject(inc), func(fresh *v1.Incident) (bool, error) {
-		if fresh.Status.OpenedAt != nil {
+		opened, triaged, skipped = false, false, 0
+		if !incident.Unseen(fresh) {
 			return false, nil
 		}
-		var inherited *v1.TriageStatus
-		if fresh.Spec.Signature != "" {
-			sibs, err := incident.List(ctx, r.APIReader, fresh.Namespace, fresh.Spec.Signature)
-			if err != nil {
-				return false, err
-			}
-			inherited = incident.Inherited(sibs, fresh.Name)
+		now := r.Clock.Now()
+		if incident.Legacy(fresh) {
+			incident.Adopt(fresh)
+			return true, nil
 		}
-		skipped = !incident.ApplyOpen(fresh, r.Clock.Now(), pol.TriageCooldown(), fresh.Annotations[incident.FirstAlertAnnotation], inherited)
+		if fresh.Status.OpenedAt == nil {
+			var inherited *v1.TriageStatus
+			if fresh.Spec.Signature != "" {
+				sibs, err := incident.List(ctx, r.APIReader, fresh.Namespace, fresh.Spec.Signature)
+				if err != nil {
+					return false, err
+				}
+				inherited = incident.Inherited(sibs, fresh.Name)
+			}
+			incident.ApplyOpen(fresh, now, inherited)
+			opened = true
+		}
+		if incident.RefsUnseen(fresh) {
+			refs, alert := incident.NewRefs(fresh), ""
+			switch {
+			case !fresh.Spec.State.IsOpen():
+			case incident.InCooldown(fresh.Status.Triage, now):
+				skipped = len(refs)
+			default:
+				var err error
+				if alert, err = r.newestLinked(ctx, fresh, refs); err != nil {
+					return false, err
+				}
+			}
+			triaged = incident.ApplyTriage(fresh, now, pol.TriageCooldown(), alert)
+		}
+		incident.Observe(fresh, now)
 		setReady(fresh)
-		opened = true
 		return true, nil
 	})
 	if err != nil {
 		return err
 	}
-	if opened && skipped {
-		metrics.TriageCooldownSkips.Inc()
-	}
+	metrics.TriageCooldownSkips.Add(float64(skipped))
 	if opened {
 		r.Recorder.Eventf(got, nil, corev1.EventTypeNormal, EventOpened, "Open", "Incident opened (%s)", got.Spec.Severity)
 	}
+	if triaged {
+		ctrl.LoggerFrom(ctx).V(1).Info("Triage run decided", "run", got.Status.Triage.LastRunRef.Name, "alert", got.Status.Triage.LastRunAlertRef)
+	}
 	return nil
+}
+
+// newestLinked is the newest of refs naming an Alert that exists and whose
+// status.incidentRef names inc, read around the cache (a conversion links
+// the Alert just before it appends the ref); empty when none does. A ref
+// anyone appended to an Alert that is not linked here starts nothing.
+func (r *IncidentReconciler) newestLinked(ctx context.Context, inc *v1.Incident, refs []string) (string, error) {
+	for _, name := range slices.Backward(refs) {
+		var a v1.Alert
+		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: inc.Namespace, Name: name}, &a)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("failed to read Alert %s/%s: %w", inc.Namespace, name, err)
+		}
+		if a.Status.IncidentRef != nil && a.Status.IncidentRef.Name == inc.Name {
+			return name, nil
+		}
+	}
+	return "", nil
 }
 
 // recordState records a spec.state transition: timestamp, timeline, Event.

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +26,8 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/testbuild"
@@ -99,14 +102,23 @@ func countEntries(inc *v1.Incident, typ v1.TimelineType, contains string) int {
 	return n
 }
 
+// triageOf is the Incident's triage state, once the operator has decided
+// some.
+func triageOf(g Gomega, ns, name string) *v1.TriageStatus {
+	t := getIncident(g, ns, name).Status.Triage
+	g.Expect(t).NotTo(BeNil(), "the operator has decided no triage on Incident %s yet", name)
+	return t
+}
+
 func getIncident(g Gomega, ns, name string) *v1.Incident {
 	var inc v1.Incident
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &inc)).To(Succeed())
 	return &inc
 }
 
-// convertAll converts the Alerts from workers goroutines released at once.
-func convertAll(alerts []*v1.Alert, workers int, opts incident.Options) []*incident.Result {
+// convertAll converts the Alerts through c from workers goroutines released
+// at once.
+func convertAll(c client.Client, alerts []*v1.Alert, workers int, opts incident.Options) []*incident.Result {
 	results := make([]*incident.Result, len(alerts))
 	jobs := make(chan int)
 	start := make(chan struct{})
@@ -116,7 +128,7 @@ func convertAll(alerts []*v1.Alert, workers int, opts incident.Options) []*incid
 			defer GinkgoRecover()
 			<-start
 			for i := range jobs {
-				res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(alerts[i]), opts)
+				res, err := incident.Convert(ctx, c, client.ObjectKeyFromObject(alerts[i]), opts)
 				Expect(err).NotTo(HaveOccurred())
 				results[i] = res
 			}
@@ -129,6 +141,14 @@ func convertAll(alerts []*v1.Alert, workers int, opts incident.Options) []*incid
 	close(jobs)
 	wg.Wait()
 	return results
+}
+
+func names(alerts []*v1.Alert) []string {
+	out := make([]string, len(alerts))
+	for i, a := range alerts {
+		out[i] = a.Name
+	}
+	return out
 }
 
 func count[T any](xs []T, pred func(T) bool) int {
@@ -147,41 +167,70 @@ var _ = Describe("Incident conversion and triage", func() {
 		clk   *clocktesting.FakeClock
 		stop  func()
 		opts  incident.Options
+		oc    client.Client // on-call, through the shipped role
 		start = func() {
 			stop = startOperator(controllers.Options{Clock: clk, DuplicateGCDelay: gcDelay, TriageWebhookBackoff: 10 * time.Millisecond})
 		}
 	)
+	const olga = "olga@example.com"
 	BeforeEach(func() {
 		ns = testbuild.Namespace(Default, k8s, "ctl-")
 		clk = clocktesting.NewFakeClock(time.Now())
-		opts = incident.Options{Clock: clk}
+		oc = userIn(ns, olga, oncallGroup, "alertbridge-oncall")
+		opts = incident.Options{Clock: clk, Caller: olga}
 		start()
 		DeferCleanup(func() { stop() })
 	})
+	convert := func(a *v1.Alert) *incident.Result {
+		GinkgoHelper()
+		res, err := incident.Convert(ctx, oc, client.ObjectKeyFromObject(a), opts)
+		Expect(err).NotTo(HaveOccurred())
+		return res
+	}
+	// triaged waits for the operator to have decided on every ref of the
+	// Incident and returns it.
+	triaged := func(name string) *v1.Incident {
+		GinkgoHelper()
+		var inc *v1.Incident
+		Eventually(func(g Gomega) {
+			inc = getIncident(g, ns, name)
+			g.Expect(inc.Status.OpenedAt).NotTo(BeNil())
+			g.Expect(incident.Unseen(inc)).To(BeFalse())
+		}, settle, poll).Should(Succeed())
+		return inc
+	}
 
-	It("turns a storm of 50 alerts of one signature into one Incident, one triage Job and 49 cooldown skips", func() {
+	It("turns a storm of 50 alerts of one signature into one Incident and one triage Job, the operator deciding once", func() {
 		createTriageSA(ns, triageSA, true)
 		createPolicy(ns, jobPolicy(stormCooldown))
 		alerts := make([]*v1.Alert, 50)
 		for i := range alerts {
 			alerts[i] = sigAlert(ns, fmt.Sprintf("host-%02d", i), v1.SeverityP2)
 		}
-		results := convertAll(alerts, 10, opts)
+		skips := testutil.ToFloat64(metrics.TriageCooldownSkips)
+		results := convertAll(oc, alerts, 10, opts)
 
 		Expect(count(results, func(r *incident.Result) bool { return r.Created })).To(Equal(1))
-		// The operator may open the new Incident before its creator does, so
-		// at most one conversion reports the triage start; status is the record.
-		Expect(count(results, func(r *incident.Result) bool { return r.TriageStarted })).To(BeNumerically("<=", 1))
+		Expect(count(results, func(r *incident.Result) bool { return r.Appended })).To(Equal(50))
 		incs := listIncidents(Default, ns)
 		Expect(incs).To(HaveLen(1))
-		inc := &incs[0]
+		inc := triaged(incs[0].Name)
 		Expect(inc.Status.AlertCount).To(BeEquivalentTo(50))
 		Expect(inc.Status.AlertRefs).To(HaveLen(50))
 		Expect(inc.Status.Triage.Runs).To(BeEquivalentTo(1))
+		Expect(inc.Status.Triage.ObservedAlertCount).To(BeEquivalentTo(50))
 		Expect(countEntries(inc, v1.TimelineOpened, "")).To(Equal(1))
 		Expect(countEntries(inc, v1.TimelineTriageStarted, "")).To(Equal(1))
-		Expect(countEntries(inc, v1.TimelineAlertAppended, "triage skipped: signature in cooldown")).To(Equal(49))
-		Expect(countEntries(inc, v1.TimelineAlertAppended, "")).To(Equal(49))
+		Expect(countEntries(inc, v1.TimelineAlertAppended, "")).To(Equal(50))
+		for _, e := range inc.Status.Timeline {
+			if e.Type == v1.TimelineAlertAppended {
+				Expect(e.Author).To(Equal(olga), "entry %d", e.Seq)
+			} else {
+				Expect(e.Author).To(BeEmpty(), "the operator's entry %d", e.Seq)
+			}
+		}
+		// The refs the operator saw inside the cooldown it started.
+		Expect(testutil.ToFloat64(metrics.TriageCooldownSkips) - skips).To(BeNumerically("<=", 49))
 		Expect(inc.Labels).To(HaveKeyWithValue(v1.SignatureLabel, incident.SignatureHash("gateway/prod/latency")))
 		for _, a := range alerts {
 			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
@@ -204,6 +253,7 @@ var _ = Describe("Incident conversion and triage", func() {
 			g.Expect(cur.Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
 			g.Expect(meta.IsStatusConditionTrue(cur.Status.Conditions, v1.IncidentConditionTriageConfigured)).To(BeTrue())
 		}, settle, poll).Should(Succeed())
+		Expect(inc.Status.Triage.LastRunAlertRef).To(BeElementOf(names(alerts)))
 		Consistently(func(g Gomega) {
 			g.Expect(listJobs(g, ns)).To(HaveLen(1))
 			g.Expect(getIncident(g, ns, inc.Name).Status.Triage.Runs).To(BeEquivalentTo(1))
@@ -211,17 +261,19 @@ var _ = Describe("Incident conversion and triage", func() {
 
 		By("the same signature after the cooldown triages again")
 		clk.Step(stormCooldown + time.Second)
-		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "late", v1.SeverityP2)), opts)
-		Expect(err).NotTo(HaveOccurred())
+		late := sigAlert(ns, "late", v1.SeverityP2)
+		res := convert(late)
 		Expect(res.Created).To(BeFalse())
-		Expect(res.TriageStarted).To(BeTrue())
+		Expect(res.Appended).To(BeTrue())
 		Expect(res.Incident.Name).To(Equal(inc.Name))
-		Expect(res.Incident.Status.Triage.Runs).To(BeEquivalentTo(2))
 		Eventually(func(g Gomega) {
 			g.Expect(listJobs(g, ns)).To(ConsistOf(
 				HaveField("Name", incident.RunName(inc.Name, 1)),
 				HaveField("Name", incident.RunName(inc.Name, 2)),
 			))
+			t := getIncident(g, ns, inc.Name).Status.Triage
+			g.Expect(t.Runs).To(BeEquivalentTo(2))
+			g.Expect(t.LastRunAlertRef).To(Equal(late.Name))
 		}, settle, poll).Should(Succeed())
 	})
 
@@ -236,42 +288,36 @@ var _ = Describe("Incident conversion and triage", func() {
 				alerts = append(alerts, a)
 			}
 		}
-		results := convertAll(alerts, signatures*perSignature, opts)
+		results := convertAll(oc, alerts, signatures*perSignature, opts)
 		Expect(count(results, func(r *incident.Result) bool { return r.Created })).To(Equal(signatures))
 		incs := listIncidents(Default, ns)
 		Expect(incs).To(HaveLen(signatures))
 		for _, inc := range incs {
-			Expect(inc.Status.AlertCount).To(BeEquivalentTo(perSignature))
-			Expect(inc.Status.Triage.Runs).To(BeEquivalentTo(1))
-			Expect(incident.Seq(&inc)).To(BeEquivalentTo(1))
+			got := triaged(inc.Name)
+			Expect(got.Status.AlertCount).To(BeEquivalentTo(perSignature))
+			Expect(got.Status.Triage.Runs).To(BeEquivalentTo(1))
+			Expect(incident.Seq(got)).To(BeEquivalentTo(1))
 		}
 	})
 
 	It("caps the severity: a P0 alert with cap P1 opens a P1 Incident; a P3 alert stays P3", func() {
-		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP0)),
-			incident.Options{Clock: clk, SeverityCap: v1.SeverityP1})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(res.Incident.Spec.Severity).To(Equal(v1.SeverityP1))
-
+		opts.SeverityCap = v1.SeverityP1
+		Expect(convert(sigAlert(ns, "a", v1.SeverityP0)).Incident.Spec.Severity).To(Equal(v1.SeverityP1))
 		low := testbuild.Alert(ns, testbuild.Host("b"))
 		low.Spec.Kind, low.Spec.Severity = "errors", v1.SeverityP3
 		Expect(k8s.Create(ctx, low)).To(Succeed())
-		res, err = incident.Convert(ctx, k8s, client.ObjectKeyFromObject(low), incident.Options{Clock: clk, SeverityCap: v1.SeverityP1})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(res.Incident.Spec.Severity).To(Equal(v1.SeverityP3))
+		Expect(convert(low).Incident.Spec.Severity).To(Equal(v1.SeverityP3))
 	})
 
 	It("records state transitions, refuses a close without a note and drafts the postmortem on close", func() {
 		createPolicy(ns, v1.AlertRoutingPolicySpec{}) // no triage action configured
 		alert := sigAlert(ns, "a", v1.SeverityP1)
-		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(alert), opts)
-		Expect(err).NotTo(HaveOccurred())
-		key := client.ObjectKeyFromObject(res.Incident)
+		key := client.ObjectKeyFromObject(convert(alert).Incident)
 
 		By("a run without a configured action is still recorded, with a condition saying so")
 		Eventually(func(g Gomega) {
+			g.Expect(triageOf(g, ns, key.Name).DispatchedRuns).To(BeEquivalentTo(1))
 			inc := getIncident(g, ns, key.Name)
-			g.Expect(inc.Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
 			c := meta.FindStatusCondition(inc.Status.Conditions, v1.IncidentConditionTriageConfigured)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
@@ -286,7 +332,7 @@ var _ = Describe("Incident conversion and triage", func() {
 			return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 				inc := getIncident(Default, ns, key.Name)
 				inc.Spec.State = s
-				return k8s.Update(ctx, inc)
+				return oc.Update(ctx, inc)
 			})
 		}
 		waitState := func(s v1.IncidentState) *v1.Incident {
@@ -303,7 +349,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		clk.Step(time.Minute)
 		Expect(setState(v1.IncidentResolved)).To(Succeed())
 		Expect(waitState(v1.IncidentResolved).Status.ResolvedAt).NotTo(BeNil())
-		err = setState(v1.IncidentMitigating)
+		err := setState(v1.IncidentMitigating)
 		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "Resolved → Mitigating must be refused, got %v", err)
 		Expect(err.Error()).To(ContainSubstring("spec.state"))
 		Expect(setState(v1.IncidentOpen)).To(Succeed()) // reopen
@@ -316,10 +362,10 @@ var _ = Describe("Incident conversion and triage", func() {
 		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 		Expect(err.Error()).To(ContainSubstring("spec.note is required to close"))
 
-		_, err = incident.AddNote(ctx, k8s, key, "rolled back gateway v42", "alice", clk, false)
+		_, err = incident.AddNote(ctx, oc, key, "rolled back gateway v42", olga, clk)
 		Expect(err).NotTo(HaveOccurred())
 		clk.Step(time.Minute)
-		_, err = incident.Close(ctx, k8s, key, "false positive: synthetic probe misconfigured")
+		_, err = incident.Close(ctx, oc, key, "false positive: synthetic probe misconfigured")
 		Expect(err).NotTo(HaveOccurred())
 		var inc *v1.Incident
 		Eventually(func(g Gomega) {
@@ -328,12 +374,15 @@ var _ = Describe("Incident conversion and triage", func() {
 			g.Expect(inc.Status.PostmortemRef).NotTo(BeNil())
 		}, settle, poll).Should(Succeed())
 		Expect(countEntries(inc, v1.TimelineClosed, "false positive")).To(Equal(1))
-		Expect(countEntries(inc, v1.TimelineNote, "alice: rolled back")).To(Equal(1))
+		Expect(inc.Status.Timeline).To(ContainElement(MatchFields(IgnoreExtras, Fields{
+			"Type": Equal(v1.TimelineNote), "Message": Equal("rolled back gateway v42"), "Author": Equal(olga),
+		})))
 		var cm corev1.ConfigMap
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: inc.Status.PostmortemRef.Name}, &cm)).To(Succeed())
 		Expect(cm.OwnerReferences).To(ConsistOf(HaveField("UID", inc.UID)))
 		md := cm.Data[incident.PostmortemKey]
-		for _, want := range []string{"# Postmortem draft", "## Summary", "## Timeline", "## Linked alerts (1)", alert.Name, "## Triage runs", "## Durations", "Open for: 3m0s", "false positive"} {
+		for _, want := range []string{"# Postmortem draft", "## Summary", "## Timeline", "## Linked alerts (1)", alert.Name, "## Triage runs",
+			"## Durations", "Open for: 3m0s", "false positive", "| Note | " + olga + " |  | rolled back gateway v42 |"} {
 			Expect(md).To(ContainSubstring(want))
 		}
 
@@ -349,16 +398,16 @@ var _ = Describe("Incident conversion and triage", func() {
 	It("keeps the cooldown across an operator restart and hands it to the signature's next Incident", func() {
 		createTriageSA(ns, triageSA, true)
 		createPolicy(ns, jobPolicy(stormCooldown))
-		By("a run recorded while the operator is down is carried out once it is back")
+		By("a conversion made while the operator is down is opened and triaged once it is back")
 		stop()
-		first, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), opts)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(first.TriageStarted).To(BeTrue())
+		first := convert(sigAlert(ns, "a", v1.SeverityP2))
+		Expect(first.Incident.Status.OpenedAt).To(BeNil(), "only the operator opens")
+		Expect(first.Incident.Status.Triage).To(BeNil(), "only the operator decides triage")
 		Expect(listJobs(Default, ns)).To(BeEmpty())
 		start()
 		Eventually(func(g Gomega) {
 			g.Expect(listJobs(g, ns)).To(HaveLen(1))
-			g.Expect(getIncident(g, ns, first.Incident.Name).Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
+			g.Expect(triageOf(g, ns, first.Incident.Name).DispatchedRuns).To(BeEquivalentTo(1))
 		}, settle, poll).Should(Succeed())
 
 		By("restarting the manager mid-cooldown")
@@ -366,39 +415,35 @@ var _ = Describe("Incident conversion and triage", func() {
 		clk.Step(stormCooldown / 2)
 		start()
 		for _, host := range []string{"b", "c", "d"} {
-			res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, host, v1.SeverityP2)), opts)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(res.TriageStarted).To(BeFalse())
+			convert(sigAlert(ns, host, v1.SeverityP2))
 		}
+		inc := triaged(first.Incident.Name)
+		Expect(inc.Status.AlertCount).To(BeEquivalentTo(4))
 		Consistently(func(g Gomega) {
 			g.Expect(listJobs(g, ns)).To(HaveLen(1))
-			inc := getIncident(g, ns, first.Incident.Name)
-			g.Expect(inc.Status.Triage.Runs).To(BeEquivalentTo(1))
-			g.Expect(inc.Status.AlertCount).To(BeEquivalentTo(4))
+			g.Expect(getIncident(g, ns, first.Incident.Name).Status.Triage.Runs).To(BeEquivalentTo(1))
 		}, quietFor, poll).Should(Succeed())
 
 		By("a new Incident of the signature inherits the running cooldown")
-		_, err = incident.Close(ctx, k8s, client.ObjectKeyFromObject(first.Incident), "fixed")
+		_, err := incident.Close(ctx, oc, client.ObjectKeyFromObject(first.Incident), "fixed")
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) {
 			g.Expect(getIncident(g, ns, first.Incident.Name).Status.ObservedState).To(Equal(v1.IncidentClosed))
 		}, settle, poll).Should(Succeed())
 		closed := getIncident(Default, ns, first.Incident.Name)
 		Expect(incident.DeletableAt(closed, time.Second)).To(BeTemporally(">=", closed.Status.Triage.CooldownUntil.Time))
-		second, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "e", v1.SeverityP2)), opts)
-		Expect(err).NotTo(HaveOccurred())
+		second := convert(sigAlert(ns, "e", v1.SeverityP2))
 		Expect(second.Created).To(BeTrue())
 		Expect(second.Incident.Name).To(Equal(incident.Name("gateway/prod/latency", 2)))
-		Expect(second.TriageStarted).To(BeFalse())
-		Expect(second.Incident.Status.Triage.CooldownUntil.Time).To(BeTemporally("==", closed.Status.Triage.CooldownUntil.Time))
-		Expect(countEntries(second.Incident, v1.TimelineOpened, "(inherited)")).To(Equal(1))
+		next := triaged(second.Incident.Name)
+		Expect(next.Status.Triage.CooldownUntil.Time).To(BeTemporally("==", closed.Status.Triage.CooldownUntil.Time))
+		Expect(next.Status.Triage.Runs).To(BeZero())
+		Expect(countEntries(next, v1.TimelineOpened, "(inherited)")).To(Equal(1))
 		Consistently(func(g Gomega) { g.Expect(listJobs(g, ns)).To(HaveLen(1)) }, quietFor, poll).Should(Succeed())
 
 		By("once the inherited cooldown ends, the next alert triages the new Incident")
 		clk.Step(stormCooldown)
-		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "f", v1.SeverityP2)), opts)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(res.TriageStarted).To(BeTrue())
+		convert(sigAlert(ns, "f", v1.SeverityP2))
 		Eventually(func(g Gomega) {
 			g.Expect(listJobs(g, ns)).To(ContainElement(HaveField("Name", incident.RunName(second.Incident.Name, 1))))
 		}, settle, poll).Should(Succeed())
@@ -407,8 +452,7 @@ var _ = Describe("Incident conversion and triage", func() {
 	It("runs no Job as a ServiceAccount the namespace admin did not mark", func() {
 		createTriageSA(ns, triageSA, false)
 		createPolicy(ns, jobPolicy(stormCooldown))
-		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), opts)
-		Expect(err).NotTo(HaveOccurred())
+		res := convert(sigAlert(ns, "a", v1.SeverityP2))
 		Eventually(func(g Gomega) {
 			inc := getIncident(g, ns, res.Incident.Name)
 			c := meta.FindStatusCondition(inc.Status.Conditions, v1.IncidentConditionTriageConfigured)
@@ -417,6 +461,92 @@ var _ = Describe("Incident conversion and triage", func() {
 			g.Expect(c.Message).To(ContainSubstring(v1.TriageServiceAccountAnnotation))
 		}, settle, poll).Should(Succeed())
 		Consistently(func(g Gomega) { g.Expect(listJobs(g, ns)).To(BeEmpty()) }, quietFor, poll).Should(Succeed())
+	})
+
+	It("starts no run for a ref to an Alert that is not linked to the Incident, nor for a triage on-call writes", func() {
+		createTriageSA(ns, triageSA, true)
+		createPolicy(ns, jobPolicy(stormCooldown))
+		inc := &v1.Incident{
+			ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: ns},
+			Spec:       v1.IncidentSpec{Service: "gateway", Title: "customers report 502s", Signature: "gateway/prod/manual"},
+		}
+		Expect(oc.Create(ctx, inc)).To(Succeed())
+		triaged("manual")
+		elsewhere := sigAlert(ns, "elsewhere", v1.SeverityP1) // linked to nothing
+
+		By("on-call appends refs by hand, as kubectl would: one to no Alert, one to an Alert not linked here")
+		for _, ref := range []string{"no-such-alert", elsewhere.Name} {
+			Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cur := getIncident(Default, ns, "manual")
+				orig := cur.DeepCopy()
+				Expect(incident.AppendAlert(cur, ref, clk.Now(), olga)).To(BeTrue())
+				return oc.Status().Patch(ctx, cur, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+			})).To(Succeed())
+		}
+		inc = triaged("manual")
+		Expect(inc.Status.AlertCount).To(BeEquivalentTo(2))
+		Expect(inc.Status.Triage.ObservedAlertCount).To(BeEquivalentTo(2))
+
+		By("on-call writes a run into status.triage: refused by the API server")
+		forged := fmt.Appendf(nil, `{"status":{"triage":{"runs":1,"observedAlertCount":2,"lastRunRef":{"name":"pwn"},"lastRunAlertRef":"$(id)","lastTriageAt":%q}}}`,
+			clk.Now().UTC().Format(time.RFC3339))
+		Expect(oc.Status().Patch(ctx, inc, client.RawPatch(types.MergePatchType, forged))).
+			To(MatchError(ContainSubstring("status.triage: only the alertbridge operator writes this")))
+		Consistently(func(g Gomega) {
+			g.Expect(listJobs(g, ns)).To(BeEmpty())
+			g.Expect(getIncident(g, ns, "manual").Status.Triage.Runs).To(BeZero())
+		}, quietFor, poll).Should(Succeed())
+
+		By("an Alert converted into it starts the run")
+		opts.Signature = "gateway/prod/manual"
+		linked := sigAlert(ns, "linked", v1.SeverityP1)
+		Expect(convert(linked).Incident.Name).To(Equal("manual"))
+		Eventually(func(g Gomega) {
+			jobs := listJobs(g, ns)
+			g.Expect(jobs).To(HaveLen(1))
+			g.Expect(jobs[0].Name).To(Equal(incident.RunName("manual", 1)))
+			g.Expect(jobs[0].Spec.Template.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: incident.EnvAlert, Value: linked.Name}))
+		}, settle, poll).Should(Succeed())
+	})
+
+	It("leaves no Incident and no Job behind when the Alert's holder is someone else", func() {
+		createTriageSA(ns, triageSA, true)
+		createPolicy(ns, jobPolicy(stormCooldown))
+		held := sigAlert(ns, "held", v1.SeverityP1)
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(held), held)).To(Succeed())
+			g.Expect(held.Status.Phase).To(Equal(v1.AlertNew))
+		}, settle, poll).Should(Succeed())
+		supervisor := agent(ns, "system:serviceaccount:ops:supervisor")
+		got, err := supervisor.Claim(ctx, claim.Request{Namespace: ns, Limit: 1, Owner: "sofiia-supervisor", LockTTL: time.Hour})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got).To(HaveLen(1))
+
+		By("the conversion checks the holder first")
+		_, err = incident.Convert(ctx, oc, client.ObjectKeyFromObject(held), opts)
+		var nh *alertstate.NotHolderError
+		Expect(errors.As(err, &nh)).To(BeTrue(), "got %v", err)
+		Expect(err.Error()).To(ContainSubstring("is held by system:serviceaccount:ops:supervisor (owner sofiia-supervisor)"))
+		Expect(err.Error()).To(ContainSubstring("only the holder may convert it"))
+
+		By("without that check, the API server refuses the link, which comes first")
+		noCheck := opts
+		noCheck.Caller = ""
+		_, err = incident.Convert(ctx, oc, client.ObjectKeyFromObject(held), noCheck)
+		Expect(err).To(MatchError(ContainSubstring("is held by system:serviceaccount:ops:supervisor (owner sofiia-supervisor)")))
+		Consistently(func(g Gomega) {
+			g.Expect(listIncidents(g, ns)).To(BeEmpty())
+			g.Expect(listJobs(g, ns)).To(BeEmpty())
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(held), held)).To(Succeed())
+			g.Expect(held.Status.IncidentRef).To(BeNil())
+		}, quietFor, poll).Should(Succeed())
+
+		By("once the holder has acked it, on-call converts it")
+		_, err = supervisor.Ack(ctx, client.ObjectKeyFromObject(held), "sofiia-supervisor", "escalating")
+		Expect(err).NotTo(HaveOccurred())
+		res := convert(held)
+		Expect(res.Created).To(BeTrue())
+		Eventually(func(g Gomega) { g.Expect(listJobs(g, ns)).To(HaveLen(1)) }, settle, poll).Should(Succeed())
 	})
 
 	// webhookReceiver answers each POST with answer(n), n counting the POSTs
@@ -476,8 +606,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		})
 		webhookPolicy(hook.URL)
 		alert := sigAlert(ns, "a", v1.SeverityP1)
-		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(alert), opts)
-		Expect(err).NotTo(HaveOccurred())
+		res := convert(alert)
 		name, sig := res.Incident.Name, res.Incident.Spec.Signature
 
 		for attempt := 1; attempt <= 2; attempt++ {
@@ -533,8 +662,7 @@ var _ = Describe("Incident conversion and triage", func() {
 	It("gives up on a triage webhook that never accepts after its attempts, with the WebhookFailed condition", func() {
 		hook := newReceiver(func(string, int) int { return http.StatusBadGateway })
 		webhookPolicy(hook.URL)
-		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP1)), opts)
-		Expect(err).NotTo(HaveOccurred())
+		res := convert(sigAlert(ns, "a", v1.SeverityP1))
 		name, sig := res.Incident.Name, res.Incident.Spec.Signature
 		for attempt := 1; attempt < incident.WebhookAttempts; attempt++ {
 			Eventually(func(g Gomega) {
@@ -560,95 +688,127 @@ var _ = Describe("Incident conversion and triage", func() {
 		Consistently(postsOf(hook, sig), quietFor, poll).Should(Equal(incident.WebhookAttempts))
 	})
 
-	It("bounds the timeline to the newest 100, and with the mirror on trims only mirrored entries", func() {
-		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), opts)
+	// opConn is the operator's own client, for writes the specs make in its
+	// place (the mirror's cursor; a timeline a long outage filled).
+	opConn := func() client.Client {
+		c, err := client.New(env.Operator, client.Options{Scheme: scheme})
 		Expect(err).NotTo(HaveOccurred())
-		key := client.ObjectKeyFromObject(res.Incident)
+		return c
+	}
+
+	It("bounds the timeline to the newest 100, and with the mirror on trims only mirrored entries", func() {
+		key := client.ObjectKeyFromObject(convert(sigAlert(ns, "a", v1.SeverityP2)).Incident)
+		Eventually(func(g Gomega) {
+			g.Expect(triageOf(g, ns, key.Name).DispatchedRuns).To(BeEquivalentTo(1))
+		}, settle, poll).Should(Succeed())
+		base := triaged(key.Name).Status.TimelineSeq // AlertAppended, Opened, TriageStarted
 		addNotes := func(n int) {
 			for i := range n {
-				// mirrorOn=true: the library trims nothing here; the operator does.
-				_, err := incident.AddNote(ctx, k8s, key, fmt.Sprintf("note %d", i), "", clk, true)
+				// On-call only appends; the operator trims.
+				_, err := incident.AddNote(ctx, oc, key, fmt.Sprintf("note %d", i), olga, clk)
 				Expect(err).NotTo(HaveOccurred())
 			}
 		}
-		addNotes(110) // Opened + TriageStarted + 110 notes = seq 1..112
+		addNotes(110)
 		Eventually(func(g Gomega) {
 			inc := getIncident(g, ns, key.Name)
-			g.Expect(inc.Status.TimelineSeq).To(BeEquivalentTo(112))
+			g.Expect(inc.Status.TimelineSeq).To(Equal(base + 110))
 			g.Expect(inc.Status.Timeline).To(HaveLen(incident.MaxTimeline))
-			g.Expect(inc.Status.Timeline[0].Seq).To(BeEquivalentTo(13))
+			g.Expect(inc.Status.Timeline[0].Seq).To(Equal(base + 11))
 		}, settle, poll).Should(Succeed())
 
 		By("with the mirror on, entries the mirror has not written stay")
 		stop()
 		stop = startOperator(controllers.Options{Clock: clk, DuplicateGCDelay: gcDelay, MirrorEnabled: true})
-		addNotes(20) // seq 113..132: 120 entries, none mirrored
+		addNotes(20) // 120 entries, none mirrored
 		Consistently(func(g Gomega) {
 			g.Expect(getIncident(g, ns, key.Name).Status.Timeline).To(HaveLen(120))
 		}, quietFor, poll).Should(Succeed())
-		inc := getIncident(Default, ns, key.Name)
-		inc.Status.MirroredTimelineSeq = 20 // the mirror wrote up to seq 20
-		Expect(k8s.Status().Update(ctx, inc)).To(Succeed())
+		// As the mirror records it, as the operator: a merge patch of the one field.
+		mirrored := fmt.Appendf(nil, `{"status":{"mirroredTimelineSeq":%d}}`, base+18)
+		Expect(opConn().Status().Patch(ctx, getIncident(Default, ns, key.Name), client.RawPatch(types.MergePatchType, mirrored))).To(Succeed())
 		Eventually(func(g Gomega) {
 			inc := getIncident(g, ns, key.Name)
 			g.Expect(inc.Status.Timeline).To(HaveLen(112))
-			g.Expect(inc.Status.Timeline[0].Seq).To(BeEquivalentTo(21))
+			g.Expect(inc.Status.Timeline[0].Seq).To(Equal(base + 19))
 		}, settle, poll).Should(Succeed())
 	})
 
-	It("never refuses a write at the timeline's cap: with the mirror behind, the oldest entries are folded into one Summary", func() {
+	It("folds below the CRD's cap so on-call always has room, and refuses an append past it until the operator folds", func() {
 		// The mirror is on but has written nothing (PostgreSQL down): the
-		// operator may trim no entry, so only the cap bounds the timeline.
+		// operator may trim no entry, so only its fold cap bounds the timeline.
 		stop()
 		stop = startOperator(controllers.Options{Clock: clk, DuplicateGCDelay: gcDelay, MirrorEnabled: true})
-		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), incident.Options{Clock: clk, MirrorOn: true})
-		Expect(err).NotTo(HaveOccurred())
-		key := client.ObjectKeyFromObject(res.Incident)
-
-		By("filling the timeline to two entries below the cap, as a long outage would")
+		key := client.ObjectKeyFromObject(convert(sigAlert(ns, "a", v1.SeverityP2)).Incident)
 		Eventually(func(g Gomega) {
-			g.Expect(getIncident(g, ns, key.Name).Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
-		}, settle, poll).Should(Succeed())
-		var filled int64
-		Eventually(func() error {
-			inc := getIncident(Default, ns, key.Name)
-			for i := len(inc.Status.Timeline); i < incident.MaxTimelineEntries-2; i++ {
-				incident.ApplyNote(inc, clk.Now().Add(time.Duration(i)*time.Millisecond), fmt.Sprintf("while PostgreSQL is down %d", i), "")
-			}
-			filled = inc.Status.TimelineSeq
-			return k8s.Status().Update(ctx, inc) // a conflict with the operator is read again
+			g.Expect(triageOf(g, ns, key.Name).DispatchedRuns).To(BeEquivalentTo(1))
 		}, settle, poll).Should(Succeed())
 
-		By("on-call keeps writing notes past the cap, with the role's patch verb")
-		olga := userIn(ns, "olga@example.com", oncallGroup, "alertbridge-oncall")
+		// fill writes the operator's entries up to n, as a long outage would
+		// leave them, in the operator's place.
+		fill := func(n int) int64 {
+			var filled int64
+			Eventually(func() error {
+				inc := getIncident(Default, ns, key.Name)
+				orig := inc.DeepCopy()
+				for i := len(inc.Status.Timeline); i < n; i++ {
+					incident.AddEntry(inc, clk.Now().Add(time.Duration(i)*time.Millisecond), v1.TimelineStateChanged, fmt.Sprintf("while PostgreSQL is down %d", i), "")
+				}
+				inc.Status.ObservedTimelineSeq = inc.Status.TimelineSeq
+				filled = inc.Status.TimelineSeq
+				return opConn().Status().Patch(ctx, inc, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+			}, settle, poll).Should(Succeed())
+			return filled
+		}
+
+		By("filling the timeline to two entries below the fold cap")
+		filled := fill(incident.MaxTimelineEntries - 2)
+		Expect(filled).To(BeEquivalentTo(incident.MaxTimelineEntries - 2))
+
+		By("on-call keeps writing notes past the fold cap, with the role's patch verb; the operator folds")
 		before := testutil.ToFloat64(metrics.TimelineSummarised)
 		const notes = 12
 		for i := range notes {
 			clk.Step(time.Second)
-			_, err := incident.AddNote(ctx, olga, key, fmt.Sprintf("past the cap %d", i), "olga", clk, true)
+			_, err := incident.AddNote(ctx, oc, key, fmt.Sprintf("past the cap %d", i), olga, clk)
 			Expect(err).NotTo(HaveOccurred())
 		}
-		got := getIncident(Default, ns, key.Name)
+		var got *v1.Incident
+		Eventually(func(g Gomega) {
+			got = getIncident(g, ns, key.Name)
+			g.Expect(got.Status.Timeline).To(HaveLen(incident.MaxTimelineEntries))
+			g.Expect(got.Status.ObservedTimelineSeq).To(Equal(filled + notes))
+		}, settle, poll).Should(Succeed())
 		tl := got.Status.Timeline
 		Expect(got.Status.TimelineSeq).To(Equal(filled + notes))
-		Expect(tl).To(HaveLen(incident.MaxTimelineEntries))
 		summary := tl[0]
 		Expect(summary.Type).To(Equal(v1.TimelineSummary))
-		// 10 notes beyond the cap: 11 entries folded into one.
+		// 10 notes beyond the fold cap: 11 entries folded into one, however
+		// many operator writes it took.
 		Expect(summary.Summary).To(PointTo(MatchFields(IgnoreExtras, Fields{"FirstSeq": BeEquivalentTo(1), "Count": BeEquivalentTo(notes - 1)})))
 		Expect(summary.Seq).To(BeEquivalentTo(notes - 1))
 		Expect(summary.Message).To(ContainSubstring(fmt.Sprintf("%d timeline entries (seq 1 to %d", notes-1, notes-1)))
 		Expect(tl[1].Seq).To(Equal(summary.Seq + 1))
-		Expect(tl[len(tl)-1].Message).To(Equal(fmt.Sprintf("olga: past the cap %d", notes-1)))
+		Expect(tl[len(tl)-1]).To(MatchFields(IgnoreExtras, Fields{"Message": Equal(fmt.Sprintf("past the cap %d", notes-1)), "Author": Equal(olga)}))
 		Expect(testutil.ToFloat64(metrics.TimelineSummarised) - before).To(BeEquivalentTo(notes - 1))
-		Consistently(func(g Gomega) {
+
+		By("with the operator down, an append past the CRD's cap waits, then says why")
+		stop()
+		fill(incident.TimelineItems)
+		_, err := incident.AddNote(ctx, oc, key, "one too many", olga, clk)
+		Expect(err).To(MatchError(incident.ErrTimelineFull))
+		Expect(apierrors.IsConflict(err)).To(BeTrue(), "the CLI and HTTP API answer it as a write to retry (exit 5, 503)")
+		stop = startOperator(controllers.Options{Clock: clk, DuplicateGCDelay: gcDelay, MirrorEnabled: true})
+		Eventually(func(g Gomega) {
 			g.Expect(getIncident(g, ns, key.Name).Status.Timeline).To(HaveLen(incident.MaxTimelineEntries))
-		}, quietFor, poll).Should(Succeed())
+		}, settle, poll).Should(Succeed())
+		_, err = incident.AddNote(ctx, oc, key, "room again", olga, clk)
+		Expect(err).NotTo(HaveOccurred())
 
 		By("the mirror catches up: the summary and the rest go, down to the newest 100")
-		// As the mirror records it: a merge patch of the one field.
+		got = getIncident(Default, ns, key.Name)
 		mirrored := fmt.Appendf(nil, `{"status":{"mirroredTimelineSeq":%d}}`, got.Status.TimelineSeq)
-		Expect(k8s.Status().Patch(ctx, got, client.RawPatch(types.MergePatchType, mirrored))).To(Succeed())
+		Expect(opConn().Status().Patch(ctx, got, client.RawPatch(types.MergePatchType, mirrored))).To(Succeed())
 		Eventually(func(g Gomega) {
 			tl := getIncident(g, ns, key.Name).Status.Timeline
 			g.Expect(tl).To(HaveLen(incident.MaxTimeline))
@@ -661,8 +821,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		pol := jobPolicy(stormCooldown)
 		pol.Triage.JobTemplate.Spec.Template.Spec.Containers = nil
 		createPolicy(ns, pol)
-		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), opts)
-		Expect(err).NotTo(HaveOccurred())
+		res := convert(sigAlert(ns, "a", v1.SeverityP2))
 		Eventually(func(g Gomega) {
 			c := meta.FindStatusCondition(getIncident(g, ns, res.Incident.Name).Status.Conditions, v1.IncidentConditionTriageConfigured)
 			g.Expect(c).NotTo(BeNil())
@@ -672,20 +831,27 @@ var _ = Describe("Incident conversion and triage", func() {
 		Expect(listJobs(Default, ns)).To(BeEmpty())
 	})
 
-	It("opens and triages an Incident created with kubectl", func() {
+	It("opens an Incident created with kubectl, and triages it when an Alert is converted into it", func() {
 		inc := &v1.Incident{
 			ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: ns},
 			Spec:       v1.IncidentSpec{Service: "gateway", Title: "customers report 502s", Signature: "gateway/prod/manual"},
 		}
-		Expect(k8s.Create(ctx, inc)).To(Succeed())
+		Expect(oc.Create(ctx, inc)).To(Succeed())
 		Eventually(func(g Gomega) {
 			got := getIncident(g, ns, "manual")
 			g.Expect(got.Labels).To(HaveKeyWithValue(v1.SignatureLabel, incident.SignatureHash("gateway/prod/manual")))
 			g.Expect(got.Status.OpenedAt).NotTo(BeNil())
-			g.Expect(got.Status.Triage.Runs).To(BeEquivalentTo(1))
-			g.Expect(got.Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
 			g.Expect(countEntries(got, v1.TimelineOpened, "")).To(Equal(1))
 			g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, v1.IncidentConditionReady)).To(BeTrue())
+		}, settle, poll).Should(Succeed())
+		Expect(getIncident(Default, ns, "manual").Status.Triage).To(BeNil(), "no Alert, no run")
+		opts.Signature = "gateway/prod/manual"
+		Expect(convert(sigAlert(ns, "a", v1.SeverityP2)).Incident.Name).To(Equal("manual"))
+		Eventually(func(g Gomega) {
+			got := getIncident(g, ns, "manual")
+			g.Expect(got.Status.Triage).NotTo(BeNil())
+			g.Expect(got.Status.Triage.Runs).To(BeEquivalentTo(1))
+			g.Expect(got.Status.Triage.DispatchedRuns).To(BeEquivalentTo(1))
 		}, settle, poll).Should(Succeed())
 	})
 })

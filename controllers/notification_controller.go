@@ -88,6 +88,7 @@ type sentRecord struct {
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=receivers,verbs=get;list;watch
 // A Receiver's Secret is read only in namespaces that grant it (the
 // ClusterRole alertbridge-credentials bound there).
+//
 // The notification controllers record a notification given up as an Event.
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

@@ -162,7 +162,7 @@ func openIncident(ns, kind string, sev v1.Severity) *v1.Incident {
 	a := testbuild.Alert(ns, testbuild.Host("h1"))
 	a.Spec.Kind, a.Spec.Severity = kind, sev
 	Expect(k8s.Create(ctx, a)).To(Succeed())
-	res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(a), incident.Options{SeverityCap: v1.SeverityP0})
+	res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(a), incident.Options{SeverityCap: v1.SeverityP0, Caller: adminUser})
 	Expect(err).NotTo(HaveOccurred())
 	return res.Incident
 }

@@ -155,7 +155,7 @@ func setupIncidents(mgr ctrl.Manager, opts Options, clk clock.PassiveClock) erro
 	if err != nil {
 		return fmt.Errorf("failed to create a direct client: %w", err)
 	}
-	auto := &AutoIncidentReconciler{Client: mgr.GetClient(), Direct: direct, Clock: clk, MirrorEnabled: opts.MirrorEnabled}
+	auto := &AutoIncidentReconciler{Client: mgr.GetClient(), Direct: direct, Clock: clk}
 	if err := auto.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the automatic Incident conversion: %w", err)
 	}

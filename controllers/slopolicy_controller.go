@@ -80,6 +80,7 @@ type cachedSource struct {
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch
 // The Prometheus credentials' Secret is read only in namespaces that grant
 // it (the ClusterRole alertbridge-credentials bound there).
+//
 // The SLOPolicy controller records Events on SLOPolicies (gate, bypass).
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -38,7 +39,11 @@ var (
 	// opK8s is a direct client acting as the operator: specs that run
 	// without it write what it would have written as it.
 	opK8s client.Client
-	ctx   context.Context
+	// adminUser is the user k8s authenticates as: the admission policies
+	// judge its writes as anyone's, so what it writes in its own name
+	// (a conversion's entries) names it.
+	adminUser string
+	ctx       context.Context
 )
 
 func TestControllers(t *testing.T) {
@@ -60,6 +65,9 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	opK8s, err = env.OperatorClient()
 	Expect(err).NotTo(HaveOccurred())
+	review := &authenticationv1.SelfSubjectReview{}
+	Expect(k8s.Create(ctx, review)).To(Succeed())
+	adminUser = review.Status.UserInfo.Username
 })
 
 var _ = AfterSuite(func() {

@@ -111,8 +111,10 @@ type IncidentSpec struct {
 
 // TimelineEntry is one record of an Incident's history. It carries no CEL
 // rule: the timeline holds up to 1000 entries and a per-entry rule doubles
-// the cost of every status write (measured); Summary entries are written
-// only by internal/incident.
+// the cost of every status write (measured). Who may append which entries
+// is the admission policy alertbridge-incident-status's to judge: users
+// append Note and AlertAppended entries in their own name; the operator
+// writes the rest, and alone trims and folds.
 type TimelineEntry struct {
 	// seq numbers entries within the Incident; with the UID it is the
 	// mirror's unique key.
@@ -141,6 +143,14 @@ type TimelineEntry struct {
 	// +kubebuilder:validation:MaxLength=253
 	AlertRef string `json:"alertRef,omitempty"`
 
+	// author is the Kubernetes user who wrote the entry: the requesting
+	// user for entries users append (the admission policy makes it so),
+	// the caller for entries the operator appends on a caller's behalf
+	// over HTTP, and empty for the operator's own entries.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Author string `json:"author,omitempty"`
+
 	// summary is set on a Summary entry: it stands for the entries
 	// firstSeq..seq, which were folded into it before the mirror recorded
 	// them. Its at is the time of the newest of them.
@@ -168,7 +178,8 @@ type SummarisedEntries struct {
 	FirstAt metav1.MicroTime `json:"firstAt"`
 }
 
-// TriageStatus is the per-signature triage cooldown state.
+// TriageStatus is the per-signature triage cooldown state; only the
+// operator writes it.
 type TriageStatus struct {
 	// lastTriageAt is when triage last ran for this signature.
 	// +optional
@@ -178,12 +189,20 @@ type TriageStatus struct {
 	// +optional
 	CooldownUntil *metav1.Time `json:"cooldownUntil,omitempty"`
 
+	// observedAlertCount is the status.alertCount the operator last decided
+	// triage for: the Alert refs appended above it are new to it. Only the
+	// operator writes it.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	ObservedAlertCount int64 `json:"observedAlertCount,omitempty"`
+
 	// runs counts triage runs for this Incident.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	Runs int32 `json:"runs,omitempty"`
 
-	// lastRunRef names the last triage run (a Job name, or the webhook run id).
+	// lastRunRef names the last triage run (a Job name, or the webhook run
+	// id); the operator derives it from the Incident's name and runs.
 	// +optional
 	LastRunRef *LocalObjectReference `json:"lastRunRef,omitempty"`
 
@@ -243,7 +262,11 @@ type WebhookDelivery struct {
 	DeliveredAt *metav1.Time `json:"deliveredAt,omitempty"`
 }
 
-// IncidentStatus is the observed state of an Incident.
+// IncidentStatus is the observed state of an Incident. Others than the
+// operator may only append Alert refs (alertRefs, alertCount) and timeline
+// entries they author (timeline, timelineSeq): the admission policy
+// alertbridge-incident-status keeps every other field as the operator
+// wrote it.
 type IncidentStatus struct {
 	// observedGeneration is the generation the controller last acted on.
 	// +optional
@@ -269,10 +292,15 @@ type IncidentStatus struct {
 	ResolvedAt *metav1.Time `json:"resolvedAt,omitempty"`
 	// +optional
 	ClosedAt *metav1.Time `json:"closedAt,omitempty"`
+	// lastActivityAt is when the operator last saw the Incident change
+	// (opened, a state change, Alert refs or timeline entries it had not
+	// seen), on its own clock.
 	// +optional
 	LastActivityAt *metav1.Time `json:"lastActivityAt,omitempty"`
 
-	// alertRefs names the newest linked Alerts (at most 100).
+	// alertRefs names the newest linked Alerts (at most 100). Users append
+	// to it; the operator triages on the refs it has not seen yet, if the
+	// Alert's status.incidentRef names this Incident.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=100
@@ -289,9 +317,11 @@ type IncidentStatus struct {
 	Triage *TriageStatus `json:"triage,omitempty"`
 
 	// timeline holds the newest entries; with the mirror on, entries not yet
-	// mirrored are kept past the newest 100. At the cap (1000 entries, or
-	// 512 KiB of entries) the oldest unmirrored entries are folded into one
-	// Summary entry: a write is never refused for the timeline's size.
+	// mirrored are kept past the newest 100. Users only append; the operator
+	// trims and folds, in its own writes: past 900 entries (or 460 KiB) it
+	// folds the oldest unmirrored entries into one Summary entry, which
+	// leaves users 100 entries of room below this cap between two of its
+	// writes.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=1000
@@ -300,6 +330,13 @@ type IncidentStatus struct {
 	// timelineSeq is the seq of the newest timeline entry.
 	// +optional
 	TimelineSeq int64 `json:"timelineSeq,omitempty"`
+
+	// observedTimelineSeq is the timelineSeq the operator last saw: entries
+	// above it were appended by others since (it then moves
+	// lastActivityAt). Only the operator writes it.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	ObservedTimelineSeq int64 `json:"observedTimelineSeq,omitempty"`
 
 	// mirroredTimelineSeq is the highest timeline seq the PostgreSQL mirror
 	// has written; with the mirror on, only entries at or below it are

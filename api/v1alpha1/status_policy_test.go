@@ -159,10 +159,10 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 		Expect(patch(oncall, map[string]any{"phase": "Acked", "ack": map[string]any{"by": oncallUser, "at": now(), "note": "false positive"}})).To(Succeed())
 	})
 
-	It("lets only who may update incidents/status link an Incident", func() {
+	It("lets only who may patch incidents/status link an Incident", func() {
 		ref := map[string]any{"incidentRef": map[string]any{"name": "inc-1"}}
 		Eventually(func() error { return patch(agent1, ref) }, "30s", "100ms").
-			Should(MatchError(ContainSubstring("status.incidentRef: linking Alert " + a.Name + " to an Incident needs update on incidents/status")))
+			Should(MatchError(ContainSubstring("status.incidentRef: linking Alert " + a.Name + " to an Incident needs patch on incidents/status")))
 		Eventually(func() error { return patch(oncall, ref) }, "30s", "100ms").Should(Succeed())
 	})
 

@@ -35,7 +35,11 @@ var (
 	// k8s is a direct cluster-admin client, for setting up and asserting:
 	// assertions never read a cache.
 	k8s client.Client
-	ctx context.Context
+	// asOperator writes as the operator's ServiceAccount: what only the
+	// operator may write (the admission policies judge the administrator's
+	// writes as anyone's).
+	asOperator client.Client
+	ctx        context.Context
 )
 
 func TestMirror(t *testing.T) {
@@ -54,6 +58,8 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	scheme = kube.NewScheme()
 	k8s, err = client.New(env.Admin, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+	asOperator, err = client.New(env.Operator, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 })
 

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -200,8 +199,13 @@ func newIncidentNoteCommand(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			inc, err := incident.AddNote(cmd.Context(), c, client.ObjectKey{Namespace: ns, Name: args[0]}, note,
-				callerOrEmpty(cmd.Context(), c), nil, true)
+			// The Note entry names its author, as the API server
+			// authenticated them (the admission policy checks it).
+			user, err := whoami(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			inc, err := incident.AddNote(cmd.Context(), c, client.ObjectKey{Namespace: ns, Name: args[0]}, note, user, nil)
 			if err != nil {
 				return err
 			}
@@ -226,13 +230,6 @@ func incidentClient(app *App) (client.Client, string, error) {
 	}
 	ns, err := app.namespace()
 	return c, ns, err
-}
-
-// callerOrEmpty names the caller as the API server authenticated them;
-// empty when it cannot tell (a close is recorded either way).
-func callerOrEmpty(ctx context.Context, c client.Client) string {
-	name, _ := whoami(ctx, c)
-	return name
 }
 
 func incidentWithKind(inc *v1.Incident) *v1.Incident {

@@ -8,11 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/testbuild"
 	"github.com/alertbridge/alertbridge/internal/testenv"
 )
@@ -70,9 +74,50 @@ func TestIncidentsCLI(t *testing.T) {
 		t.Fatalf("convert: want a P1 Incident with one alert, got %s %s %d", inc.Kind, inc.Spec.Severity, inc.Status.AlertCount)
 	}
 
+	// No operator runs here: nothing has decided triage yet, and the CLI
+	// says who will.
 	code, out, stderr = runCLI(t, kubeconfig, "-n", ns, "incidents", "convert", second)
-	if code != ExitOK || !strings.Contains(out, "appended to incident/"+inc.Name) || !strings.Contains(out, "triage skipped") {
+	if code != ExitOK || !strings.Contains(out, "appended to incident/"+inc.Name) ||
+		!strings.Contains(out, "triage: the operator decides when it sees the Alert (0 runs so far)") {
 		t.Fatalf("second convert: exit %d, out %q, err %q", code, out, stderr)
+	}
+
+	// An Alert someone else holds is refused before anything is written
+	// (exit 3, naming the holder), as the API server would refuse the link.
+	held := newAlert("n3", v1.SeverityP0)
+	op, err := client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []func(a *v1.Alert) error{
+		func(a *v1.Alert) error {
+			alertstate.MarkCanonical(&a.Status, "fp-held", a.CreationTimestamp, a.Generation)
+			return nil
+		},
+		func(a *v1.Alert) error {
+			return alertstate.Claim(&a.Status, alertstate.Caller{Owner: "sofiia-supervisor", User: "system:serviceaccount:ops:supervisor"}, time.Hour, time.Now())
+		},
+	} {
+		var a v1.Alert
+		if err := op.Get(ctx, client.ObjectKey{Namespace: ns, Name: held}, &a); err != nil {
+			t.Fatal(err)
+		}
+		orig := a.DeepCopy()
+		if err := step(&a); err != nil {
+			t.Fatal(err)
+		}
+		if err := op.Status().Patch(ctx, &a, client.MergeFrom(orig)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, stderr = runCLI(t, kubeconfig, "-n", ns, "incidents", "convert", held)
+	if code != ExitNotHolder || !strings.Contains(stderr, "is held by system:serviceaccount:ops:supervisor (owner sofiia-supervisor)") ||
+		!strings.Contains(stderr, "only the holder may convert it") {
+		t.Fatalf("converting a held Alert: exit %d, out %q, err %q", code, out, stderr)
+	}
+	var heldAlert v1.Alert
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: held}, &heldAlert); err != nil || heldAlert.Status.IncidentRef != nil {
+		t.Fatalf("a refused conversion linked the Alert: %v %+v", err, heldAlert.Status.IncidentRef)
 	}
 
 	for _, tc := range []struct {
@@ -116,13 +161,21 @@ func TestIncidentsCLI(t *testing.T) {
 	if inc.Spec.State != v1.IncidentClosed || inc.Spec.Note != "fixed by rollback" {
 		t.Fatalf("want Closed with the note, got %s %q", inc.Spec.State, inc.Spec.Note)
 	}
+	// The entries name who wrote them, as the API server authenticated them.
+	review := &authenticationv1.SelfSubjectReview{}
+	if err := c.Create(ctx, review); err != nil {
+		t.Fatal(err)
+	}
 	notes := 0
 	for _, e := range inc.Status.Timeline {
-		if e.Type == v1.TimelineNote && strings.Contains(e.Message, "rolled back v42") {
+		if e.Type == v1.TimelineNote && e.Message == "rolled back v42" && e.Author == review.Status.UserInfo.Username {
 			notes++
+		}
+		if e.Type == v1.TimelineAlertAppended && e.Author != review.Status.UserInfo.Username {
+			t.Errorf("entry %d names %q", e.Seq, e.Author)
 		}
 	}
 	if notes != 1 {
-		t.Fatalf("want one Note entry, got %d: %+v", notes, inc.Status.Timeline)
+		t.Fatalf("want one Note entry by %s, got %d: %+v", review.Status.UserInfo.Username, notes, inc.Status.Timeline)
 	}
 }

@@ -25,7 +25,10 @@ func newToIncidentCommand(app *App) *cobra.Command {
 		Short: "Convert an Alert into an Incident (or append it to the open Incident of its signature)",
 		Long: `Appends the Alert to the open Incident of its signature that was active
 within the dedupe window, or creates a new Incident with the Alert's severity
-capped. Triage runs unless the signature is inside its cooldown.
+capped. The Alert is linked first (status.incidentRef), so an Alert someone
+else holds is refused (exit 3) before anything is created. The operator then
+decides whether the Alert starts a triage run: it does unless the signature
+is inside its cooldown.
 Unset flags fall back to the namespace's AlertRoutingPolicy, then to the
 built-in defaults (cap P1, window 60m).`,
 		Args: cobra.ExactArgs(1),
@@ -46,14 +49,17 @@ built-in defaults (cap P1, window 60m).`,
 			if err != nil {
 				return err
 			}
-			res, err := incident.Convert(cmd.Context(), c, client.ObjectKey{Namespace: ns, Name: args[0]}, incident.Options{
-				SeverityCap: v1.Severity(capFlag), DedupeWindow: window, Signature: sig,
-				// The CLI cannot know whether the mirror runs: trim only
-				// what is mirrored; the operator trims the rest.
-				MirrorOn: true,
-			})
+			// The AlertAppended entry names who converted, as the API
+			// server authenticated them (the admission policy checks it).
+			user, err := whoami(cmd.Context(), c)
 			if err != nil {
 				return err
+			}
+			res, err := incident.Convert(cmd.Context(), c, client.ObjectKey{Namespace: ns, Name: args[0]}, incident.Options{
+				SeverityCap: v1.Severity(capFlag), DedupeWindow: window, Signature: sig, Caller: user,
+			})
+			if err != nil {
+				return leaseError(err)
 			}
 			if out == "json" {
 				return printJSON(app.Out, incidentWithKind(res.Incident))
@@ -65,12 +71,8 @@ built-in defaults (cap P1, window 60m).`,
 			case !res.Appended:
 				verb = "already in"
 			}
-			triage := "triage skipped (signature in cooldown or already triaged)"
-			if res.TriageStarted {
-				triage = "triage started: " + res.Incident.Status.Triage.LastRunRef.Name
-			}
 			fmt.Fprintf(app.Out, "alert/%s %s incident/%s (%s, %d alerts); %s\n", args[0], verb, res.Incident.Name,
-				res.Incident.Spec.Severity, res.Incident.Status.AlertCount, triage)
+				res.Incident.Spec.Severity, res.Incident.Status.AlertCount, triageLine(res.Incident, time.Now()))
 			return nil
 		},
 	}
@@ -80,4 +82,24 @@ built-in defaults (cap P1, window 60m).`,
 	f.StringVar(&sig, "signature", "", "override the signature (default: service/env/kind plus the policy's signatureLabels)")
 	f.StringVarP(&out, "output", "o", "", "output format: json")
 	return cmd
+}
+
+// triageLine says what the Incident's status told about triage when it was
+// read: the operator decides on a new Alert when it sees it, so a
+// conversion can only say whether it has yet.
+func triageLine(inc *v1.Incident, now time.Time) string {
+	t := inc.Status.Triage
+	var runs int32
+	if t != nil {
+		runs = t.Runs
+	}
+	switch {
+	case incident.RefsUnseen(inc) && incident.InCooldown(t, now):
+		return fmt.Sprintf("triage: none while the signature is in cooldown, until %s", t.CooldownUntil.UTC().Format(time.RFC3339))
+	case incident.RefsUnseen(inc):
+		return fmt.Sprintf("triage: the operator decides when it sees the Alert (%d runs so far)", runs)
+	case t != nil && t.LastRunRef != nil:
+		return fmt.Sprintf("triage: %d runs, the last %s for alert/%s", runs, t.LastRunRef.Name, t.LastRunAlertRef)
+	}
+	return "triage: no run so far"
 }

@@ -34,10 +34,10 @@ type Permissions struct {
 type NamespaceActions struct {
 	// Ack: patch and acknowledge alerts/status (ack an Alert nobody holds).
 	Ack bool `json:"ack"`
-	// Convert: get alerts, list and create incidents, update
+	// Convert: get alerts, list and create incidents, patch
 	// incidents/status, patch alerts/status.
 	Convert bool `json:"convert"`
-	// Note: patch incidents and update incidents/status.
+	// Note: patch incidents and patch incidents/status.
 	Note bool `json:"note"`
 	// State: patch incidents (resolve, close).
 	State bool `json:"state"`
@@ -72,9 +72,9 @@ type BypassResult struct {
 func actionNeeds(ns string) map[string][]access {
 	return map[string][]access{
 		"ack": {{"patch", "alerts/status", ns, ""}, {"acknowledge", "alerts/status", ns, ""}},
-		"convert": {{"patch", "alerts/status", ns, ""}, {"create", "incidents", ns, ""}, {"update", "incidents/status", ns, ""},
+		"convert": {{"patch", "alerts/status", ns, ""}, {"create", "incidents", ns, ""}, {"patch", "incidents/status", ns, ""},
 			{"list", "incidents", ns, ""}, {"get", "alerts", ns, ""}},
-		"note":   {{"patch", "incidents", ns, ""}, {"update", "incidents/status", ns, ""}},
+		"note":   {{"patch", "incidents", ns, ""}, {"patch", "incidents/status", ns, ""}},
 		"state":  {{"patch", "incidents", ns, ""}},
 		"bypass": {{"patch", resSLOPolicies, ns, ""}, {"get", resSLOPolicies, ns, ""}},
 	}

@@ -123,8 +123,10 @@ var routeDocs = map[string]routeDoc{
 	"POST /v1/alerts/{namespace}/{name}/ack": {summary: "Ack an Alert", desc: "Yours if Processing; one nobody holds needs the acknowledge verb (on-call).",
 		body: reflect.TypeFor[AckRequest](), ok: reflect.TypeFor[WorkAlert]()},
 	"POST /v1/alerts/{namespace}/{name}/fail": {summary: "Fail your Alert for a retry", body: reflect.TypeFor[FailRequest](), ok: reflect.TypeFor[WorkAlert]()},
-	"POST /v1/alerts/{namespace}/{name}/to-incident": {summary: "Convert an Alert into an Incident", body: reflect.TypeFor[ToIncidentRequest](),
-		ok: reflect.TypeFor[ToIncidentResult]()},
+	"POST /v1/alerts/{namespace}/{name}/to-incident": {summary: "Convert an Alert into an Incident",
+		desc: "The Alert is linked first: one someone else holds is refused (409, naming the holder) and nothing is created. " +
+			"Whether it starts a triage run is the operator's decision, when it sees the Alert (triage.pending until then).",
+		body: reflect.TypeFor[ToIncidentRequest](), ok: reflect.TypeFor[ToIncidentResult]()},
 	"POST /v1/incidents/{namespace}/{name}/note":  {summary: "Note an Incident", body: reflect.TypeFor[IncidentNoteRequest](), ok: reflect.TypeFor[WorkIncident]()},
 	"POST /v1/incidents/{namespace}/{name}/close": {summary: "Close an Incident", body: reflect.TypeFor[IncidentCloseRequest](), ok: reflect.TypeFor[WorkIncident]()},
 	"POST /v1/incidents/{namespace}/{name}/state": {summary: "Move an Incident to another state", body: reflect.TypeFor[IncidentStateRequest](),

@@ -137,7 +137,8 @@ func TestOpenAPIDocumentsEveryRouteAndItsAnswers(t *testing.T) {
 	api.call(t, agent, http.MethodPost, "/v1/alerts/claim", httpapi.ClaimRequest{Namespace: ns, Service: "none"}, nil)
 
 	var conv httpapi.ToIncidentResult
-	api.call(t, oncall, http.MethodPost, alert(c, "to-incident"), httpapi.ToIncidentRequest{SeverityCap: "P1"}, &conv)
+	api.call(t, oncall, http.MethodPost, alert(c, "to-incident"), nil, nil) // 409: the agent holds it
+	api.call(t, oncall, http.MethodPost, alert(b, "to-incident"), httpapi.ToIncidentRequest{SeverityCap: "P1"}, &conv)
 	inc := "/v1/incidents/" + ns + "/" + conv.Incident.Name
 	api.call(t, oncall, http.MethodPost, inc+"/note", httpapi.IncidentNoteRequest{Note: "looking"}, nil)
 	api.call(t, oncall, http.MethodPost, inc+"/state", httpapi.IncidentStateRequest{State: "Resolved"}, nil)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,6 +28,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/pgcluster"
@@ -192,7 +194,7 @@ func TestReadEndpointsFromTheCache(t *testing.T) {
 	newAlert(t, ns, "gateway", "latency", "/v1/chat") // folds into the first
 	newAlert(t, ns, "gateway", "error_rate", "/v1/chat")
 	newAlert(t, ns, "payments", "latency", "/pay")
-	waitDecided(t, ns, 5)
+	alerts := waitDecided(t, ns, 5)
 	ctx := context.Background()
 	settleIncidents(t) // earlier specs' Incidents must not count below
 	runs, skips := testutil.ToFloat64(metrics.TriageRuns), testutil.ToFloat64(metrics.TriageCooldownSkips)
@@ -203,21 +205,29 @@ func TestReadEndpointsFromTheCache(t *testing.T) {
 	}))
 	must(t, k8s.Create(ctx, &v1.Incident{
 		ObjectMeta: metav1.ObjectMeta{Name: "pay", Namespace: ns},
-		Spec:       v1.IncidentSpec{Service: "payments", Title: "payments errors", Severity: v1.SeverityP2, State: v1.IncidentMitigating},
+		Spec: v1.IncidentSpec{Service: "payments", Title: "payments errors", Severity: v1.SeverityP2, State: v1.IncidentMitigating,
+			Signature: "payments/prod/latency"},
 	}))
-	// Two triage runs are dispatched and counted.
+	settleIncidents(t) // opened, and labelled with their signature
+	// The operator triages each when an Alert is converted into it: two
+	// runs, dispatched and counted.
+	convertInto(t, canonical(alerts, "gateway", "latency"), "")
+	convertInto(t, canonical(alerts, "payments", "latency"), "")
 	within(t, decideTimeout, func() error {
 		if got := testutil.ToFloat64(metrics.TriageRuns) - runs; got != 2 {
 			return errorf("triage runs " + strconv.FormatFloat(got, 'f', -1, 64))
 		}
 		return nil
 	})
-	// A second Incident of the signature inside its cooldown skips triage.
+	// A second Incident of the signature inherits its cooldown: an Alert
+	// converted into the signature skips triage.
 	must(t, k8s.Create(ctx, &v1.Incident{
 		ObjectMeta: metav1.ObjectMeta{Name: "gw-again", Namespace: ns},
 		Spec: v1.IncidentSpec{Service: "gateway", Title: "gateway slow again", Severity: v1.SeverityP3, State: v1.IncidentOpen,
 			Signature: "gateway/prod/latency"},
 	}))
+	settleIncidents(t)
+	convertInto(t, canonical(alerts, "gateway", "error_rate"), "gateway/prod/latency")
 	within(t, decideTimeout, func() error {
 		if got := testutil.ToFloat64(metrics.TriageCooldownSkips) - skips; got != 1 {
 			return errorf("cooldown skips " + strconv.FormatFloat(got, 'f', -1, 64))
@@ -284,8 +294,31 @@ func TestReadEndpointsFromTheCache(t *testing.T) {
 	}
 }
 
+// canonical is the Alert of service and kind that is not a folded duplicate.
+func canonical(alerts []v1.Alert, service, kind string) *v1.Alert {
+	for i := range alerts {
+		if a := &alerts[i]; a.Spec.Service == service && a.Spec.Kind == kind && a.Status.Phase != v1.AlertDeduplicated {
+			return a
+		}
+	}
+	return nil
+}
+
+// convertInto converts a, as the CLI does for whoever the test's
+// administrator is (its entry names them), into the open Incident of its
+// signature, or of sig when given.
+func convertInto(t testing.TB, a *v1.Alert, sig string) {
+	t.Helper()
+	review := &authenticationv1.SelfSubjectReview{}
+	must(t, k8s.Create(context.Background(), review))
+	_, err := incident.Convert(context.Background(), k8s, client.ObjectKeyFromObject(a),
+		incident.Options{Signature: sig, Caller: review.Status.UserInfo.Username})
+	must(t, err)
+}
+
 // settleIncidents waits until the operator has opened every Incident in
-// the cluster and dispatched its triage runs.
+// the cluster, seen all that was appended to it, and dispatched its triage
+// runs.
 func settleIncidents(t testing.TB) {
 	t.Helper()
 	within(t, decideTimeout, func() error {
@@ -295,7 +328,7 @@ func settleIncidents(t testing.TB) {
 		}
 		for _, inc := range list.Items {
 			tr := inc.Status.Triage
-			if inc.Status.OpenedAt == nil || (tr != nil && tr.DispatchedRuns < tr.Runs) {
+			if incident.Unseen(&inc) || (tr != nil && tr.DispatchedRuns < tr.Runs) {
 				return errorf("incident " + inc.Namespace + "/" + inc.Name + " is not settled")
 			}
 		}

@@ -117,10 +117,14 @@ type ToolResult struct {
 	// renew, ack, fail
 	Alert *ToolAlert `json:"alert,omitempty"`
 	// to_incident, incident_close, incident_note
-	Incident      *ToolIncident `json:"incident,omitempty"`
-	Created       *bool         `json:"created,omitempty"`
-	Appended      *bool         `json:"appended,omitempty"`
-	TriageStarted *bool         `json:"triage_started,omitempty"`
+	Incident *ToolIncident `json:"incident,omitempty"`
+	Created  *bool         `json:"created,omitempty"`
+	Appended *bool         `json:"appended,omitempty"`
+	// TriagePending: the operator has not yet decided whether the newest
+	// Alerts start a triage run (it does when it sees them).
+	TriagePending *bool  `json:"triage_pending,omitempty"`
+	TriageRuns    *int32 `json:"triage_runs,omitempty"`
+	LastTriageRun string `json:"last_triage_run,omitempty"`
 	// incidents_open
 	Incidents []ToolIncident `json:"incidents,omitzero"`
 	// dashboard: the answer of GET /v1/alerts/dashboard.
@@ -446,7 +450,8 @@ func (s *Server) toolToIncident(ctx context.Context, u *User, _ *http.Request, t
 		return nil, renamed(err, toolNames)
 	}
 	inc := toolIncident(&c.Incident.IncidentInfo, c.Incident.Note)
-	return &ToolResult{AlertRef: c.AlertRef, Incident: &inc, Created: &c.Created, Appended: &c.Appended, TriageStarted: &c.TriageStarted}, nil
+	return &ToolResult{AlertRef: c.AlertRef, Incident: &inc, Created: &c.Created, Appended: &c.Appended,
+		TriagePending: &c.Triage.Pending, TriageRuns: &c.Triage.Runs, LastTriageRun: c.Triage.LastRun}, nil
 }
 
 func (s *Server) toolIncidentClose(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {

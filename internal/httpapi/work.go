@@ -124,9 +124,25 @@ type ToIncidentResult struct {
 	Created bool `json:"created"`
 	// Appended is true when this call linked the Alert (false: it was already).
 	Appended bool `json:"appended"`
-	// TriageStarted is true when this call started a triage run.
-	TriageStarted bool   `json:"triageStarted"`
-	TriageRun     string `json:"triageRun,omitempty"`
+	// Triage is the Incident's triage as read after the conversion: the
+	// operator, not this call, decides whether the Alert starts a run,
+	// when it sees the Alert.
+	Triage IncidentTriage `json:"triage"`
+}
+
+// IncidentTriage is an Incident's triage state as read.
+type IncidentTriage struct {
+	// Pending is true while the operator has not seen the newest Alerts
+	// (this call's, usually) and so has not decided whether they start a
+	// run.
+	Pending bool `json:"pending"`
+	// Runs counts the Incident's triage runs so far.
+	Runs int32 `json:"runs"`
+	// LastRun names the last run (its Job), LastRunAlert the Alert it was for.
+	LastRun      string `json:"lastRun,omitempty"`
+	LastRunAlert string `json:"lastRunAlert,omitempty"`
+	// CooldownUntil: no new run for the signature before then.
+	CooldownUntil *time.Time `json:"cooldownUntil,omitempty"`
 }
 
 // WorkIncident is an Incident as the work queue answers it: the line of
@@ -165,11 +181,18 @@ func workIncident(inc *v1.Incident) WorkIncident {
 
 func toIncidentResult(alertRef string, res *incident.Result) ToIncidentResult {
 	out := ToIncidentResult{
-		AlertRef: alertRef, Incident: workIncident(res.Incident),
-		Created: res.Created, Appended: res.Appended, TriageStarted: res.TriageStarted,
+		AlertRef: alertRef, Incident: workIncident(res.Incident), Created: res.Created, Appended: res.Appended,
+		Triage: IncidentTriage{Pending: incident.RefsUnseen(res.Incident)},
 	}
-	if t := res.Incident.Status.Triage; res.TriageStarted && t != nil && t.LastRunRef != nil {
-		out.TriageRun = t.LastRunRef.Name
+	if t := res.Incident.Status.Triage; t != nil {
+		out.Triage.Runs, out.Triage.LastRunAlert = t.Runs, t.LastRunAlertRef
+		if t.LastRunRef != nil {
+			out.Triage.LastRun = t.LastRunRef.Name
+		}
+		if t.CooldownUntil != nil {
+			at := t.CooldownUntil.UTC()
+			out.Triage.CooldownUntil = &at
+		}
 	}
 	return out
 }

@@ -364,10 +364,13 @@ func (s *Server) leaseAction(ctx context.Context, u *User, at ref, op func(*clai
 }
 
 // toIncident is POST /v1/alerts/{namespace}/{name}/to-incident: what
-// `alertbridge alerts to-incident` needs — read the Alert, list, create and
-// update the status of Incidents, and link the Alert (patch alerts/status,
-// which the admission policy allows to those who may update
-// incidents/status).
+// `alertbridge alerts to-incident` needs — read the Alert, list and create
+// Incidents, append to their status (patch incidents/status), and link the
+// Alert (patch alerts/status, which the admission policy allows to those
+// who may patch incidents/status). The operator writes, so the rules the
+// admission policies would apply to the caller are applied here: an Alert
+// someone else holds is not the caller's to link (409 naming the holder,
+// before anything is written), and the entries name the caller.
 func (s *Server) toIncident(ctx context.Context, u *User, at ref, r ToIncidentRequest) (*ToIncidentResult, error) {
 	errs := at.validate(field.NewPath("alert"))
 	sev := v1.Severity(strings.ToUpper(r.SeverityCap))
@@ -386,15 +389,13 @@ func (s *Server) toIncident(ctx context.Context, u *User, at ref, r ToIncidentRe
 		access{"get", "alerts", at.ns, at.name},
 		access{"list", "incidents", at.ns, ""},
 		access{"create", "incidents", at.ns, ""},
-		access{"update", "incidents/status", at.ns, ""},
+		access{"patch", "incidents/status", at.ns, ""},
 		access{"patch", "alerts/status", at.ns, at.name},
 	); err != nil {
 		return nil, err
 	}
 	res, err := incident.Convert(ctx, s.cfg.Client, at.key(), incident.Options{
-		SeverityCap: sev, DedupeWindow: window, Signature: r.Signature, Clock: s.clock,
-		// As the CLI: trim only what is mirrored; the operator trims the rest.
-		MirrorOn: true,
+		SeverityCap: sev, DedupeWindow: window, Signature: r.Signature, Clock: s.clock, Caller: u.Username,
 	})
 	if err != nil {
 		return nil, err
@@ -403,8 +404,8 @@ func (s *Server) toIncident(ctx context.Context, u *User, at ref, r ToIncidentRe
 	return &out, nil
 }
 
-// noteIncident is POST /v1/incidents/{namespace}/{name}/note: the timeline
-// (incidents/status) and spec.note.
+// noteIncident is POST /v1/incidents/{namespace}/{name}/note: a Note entry
+// in the caller's name (incidents/status) and spec.note.
 func (s *Server) noteIncident(ctx context.Context, u *User, at ref, r IncidentNoteRequest) (*WorkIncident, error) {
 	errs := at.validate(field.NewPath("incident"))
 	if strings.TrimSpace(r.Note) == "" {
@@ -414,10 +415,10 @@ func (s *Server) noteIncident(ctx context.Context, u *User, at ref, r IncidentNo
 	if len(errs) > 0 {
 		return nil, invalid(errs)
 	}
-	if err := s.authorize(ctx, u, access{"patch", "incidents", at.ns, at.name}, access{"update", "incidents/status", at.ns, at.name}); err != nil {
+	if err := s.authorize(ctx, u, access{"patch", "incidents", at.ns, at.name}, access{"patch", "incidents/status", at.ns, at.name}); err != nil {
 		return nil, err
 	}
-	inc, err := incident.AddNote(ctx, s.cfg.Client, at.key(), r.Note, u.Username, s.clock, true)
+	inc, err := incident.AddNote(ctx, s.cfg.Client, at.key(), r.Note, u.Username, s.clock)
 	if err != nil {
 		return nil, err
 	}

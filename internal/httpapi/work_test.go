@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -128,9 +129,25 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 		!strings.Contains(p.Message, "incidents") {
 		t.Fatalf("agent converts: %d %+v", code, p)
 	}
+	// The agent holds it: on-call may not link it, as kubectl as on-call may
+	// not (the operator writes, so the API applies the holder rule to its
+	// caller), and nothing is left behind.
+	if code := api.call(t, oncall, http.MethodPost, "/v1/alerts/"+ns+"/"+last.Name+"/to-incident", nil, &p); code != http.StatusConflict ||
+		p.Holder == nil || p.Holder.User != agent.user || p.Holder.Owner != "sofiia-supervisor" ||
+		!strings.Contains(p.Message, "is held by "+agent.user+" (owner sofiia-supervisor)") || !strings.Contains(p.Message, "only the holder may convert it") {
+		t.Fatalf("on-call converts a held Alert: %d %+v", code, p)
+	}
+	var incs v1.IncidentList
+	must(t, k8s.List(context.Background(), &incs, client.InNamespace(ns)))
+	if a := getAlert(t, ns, last.Name); len(incs.Items) != 0 || a.Status.IncidentRef != nil {
+		t.Fatalf("a refused conversion left %d Incidents and incidentRef %+v", len(incs.Items), a.Status.IncidentRef)
+	}
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+last.Name+"/ack", httpapi.AckRequest{Owner: "sofiia-supervisor", Note: "escalated"}, &w); code != http.StatusOK {
+		t.Fatalf("ack: %d %+v", code, w)
+	}
 	var conv httpapi.ToIncidentResult
 	if code := api.call(t, oncall, http.MethodPost, "/v1/alerts/"+ns+"/"+last.Name+"/to-incident", httpapi.ToIncidentRequest{SeverityCap: "P1", DedupeWindow: "60m"}, &conv); code != http.StatusOK ||
-		!conv.Created || conv.Incident.Name == "" {
+		!conv.Created || !conv.Appended || conv.Incident.Name == "" || conv.Triage.Runs != 0 {
 		t.Fatalf("to-incident: %d %+v", code, conv)
 	}
 	if a := getAlert(t, ns, last.Name); a.Status.IncidentRef == nil || a.Status.IncidentRef.Name != conv.Incident.Name {
@@ -143,6 +160,15 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 	}
 	if code := api.call(t, oncall, http.MethodPost, incPath+"/note", httpapi.IncidentNoteRequest{Note: "looking"}, &inc); code != http.StatusOK || inc.Note != "looking" {
 		t.Fatalf("note: %d %+v %+v", code, inc, p)
+	}
+	// The operator wrote both entries, each in the caller's name.
+	var stored v1.Incident
+	must(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: conv.Incident.Name}, &stored))
+	for _, typ := range []v1.TimelineType{v1.TimelineAlertAppended, v1.TimelineNote} {
+		i := slices.IndexFunc(stored.Status.Timeline, func(e v1.TimelineEntry) bool { return e.Type == typ })
+		if i < 0 || stored.Status.Timeline[i].Author != oncall.user {
+			t.Fatalf("the %s entry names its author: %+v", typ, stored.Status.Timeline)
+		}
 	}
 	if code := api.call(t, oncall, http.MethodPost, incPath+"/state", httpapi.IncidentStateRequest{State: "mitigating", Note: "rolled back"}, &inc); code != http.StatusOK ||
 		inc.State != string(v1.IncidentMitigating) {

@@ -2,9 +2,15 @@
 // status: the signature that groups alerts, deterministic names, the bounded
 // timeline and alert list, the severity cap and the per-signature triage
 // cooldown. It knows nothing of reconcilers, the CLI or HTTP; all three call
-// it. The status changes are pure functions over an Incident; the writes
-// that apply them (convert.go) run under optimistic concurrency and
-// re-evaluate on conflict, so only one writer can start a triage run.
+// it.
+//
+// Its status changes come in two kinds. Conversions and notes make only the
+// writes anyone may make (AppendAlert, ApplyNote): append an Alert ref, and
+// timeline entries in the writer's name. Everything else is the operator's
+// (ApplyOpen, ApplyTriage, ApplyState, Observe, Trim): the admission policy
+// alertbridge-incident-status refuses it to everyone else, so nobody but
+// the operator decides a triage run, names its Job or writes a record it
+// relies on.
 package incident
 
 import (
@@ -26,17 +32,26 @@ const (
 	MaxAlertRefs = 100
 	// MaxTimeline is how many of the newest timeline entries status keeps
 	// when older ones may go: any with the mirror off, only mirrored ones
-	// with it on (unmirrored entries are kept past it, up to the cap).
+	// with it on (unmirrored entries are kept past it, up to the fold cap).
 	MaxTimeline = 100
-	// MaxTimelineEntries is the timeline's hard cap, the CRD's MaxItems on
-	// status.timeline: past it the oldest unmirrored entries are folded
-	// into one Summary entry, so no write is refused for it.
-	MaxTimelineEntries = 1000
-	// MaxTimelineBytes caps the timeline's encoded size the same way, so an
-	// Incident stays far below etcd's 1.5 MiB object limit whatever its
-	// messages hold (1000 entries of 1 KiB messages full of characters JSON
-	// escapes would not).
-	MaxTimelineBytes = 512 << 10
+	// TimelineItems is the CRD's MaxItems on status.timeline: the API
+	// server refuses a write that would hold more.
+	TimelineItems = 1000
+	// MaxTimelineEntries is where the operator folds: past it, its next
+	// write folds the oldest unmirrored entries into one Summary entry.
+	// Users may only append, so they cannot fold; the fold cap sits 100
+	// entries below TimelineItems to leave them that much room between two
+	// operator writes (each append is a watch event, so the operator's
+	// next write follows within one reconcile). An append that would go
+	// past TimelineItems is refused until the operator has folded.
+	MaxTimelineEntries = 900
+	// MaxTimelineBytes caps the timeline's encoded size the same way (at
+	// the same nine tenths of the 512 KiB it used to be), so an Incident
+	// stays far below etcd's 1.5 MiB object limit whatever its messages
+	// hold: 460 KiB, plus at worst 100 appended entries whose 1 KiB
+	// messages and authors are all characters JSON escapes (under 800 KiB),
+	// plus the rest of the object.
+	MaxTimelineBytes = 460 << 10
 	// maxSignature matches the CRD bound on spec.signature.
 	maxSignature = 256
 	// maxMessage matches the CRD bound on a timeline message.
@@ -46,10 +61,6 @@ const (
 // SeqLabel numbers the Incidents of one signature; it makes names
 // deterministic, so racing conversions create one Incident.
 const SeqLabel = "ops.alertbridge.io/incident-seq"
-
-// FirstAlertAnnotation names the Alert whose conversion created the
-// Incident; whoever opens the Incident first links that Alert.
-const FirstAlertAnnotation = "ops.alertbridge.io/first-alert"
 
 // Signature is the default incident signature of an Alert:
 // service/env/kind plus, in order, the chosen labels the Alert carries.
@@ -145,14 +156,19 @@ func DeletableAt(inc *v1.Incident, retention time.Duration) time.Time {
 	return at
 }
 
-// AddEntry appends a timeline entry with the next seq.
+// AddEntry appends one of the operator's own timeline entries (no author)
+// with the next seq.
 func AddEntry(inc *v1.Incident, at time.Time, typ v1.TimelineType, msg, alertRef string) {
+	addEntry(inc, at, typ, msg, alertRef, "")
+}
+
+func addEntry(inc *v1.Incident, at time.Time, typ v1.TimelineType, msg, alertRef, author string) {
 	if len(msg) > maxMessage {
 		msg = msg[:maxMessage]
 	}
 	inc.Status.TimelineSeq++
 	inc.Status.Timeline = append(inc.Status.Timeline, v1.TimelineEntry{
-		Seq: inc.Status.TimelineSeq, At: metav1.NewMicroTime(at), Type: typ, Message: msg, AlertRef: alertRef,
+		Seq: inc.Status.TimelineSeq, At: metav1.NewMicroTime(at), Type: typ, Message: msg, AlertRef: alertRef, Author: author,
 	})
 }
 
@@ -162,13 +178,13 @@ func AddEntry(inc *v1.Incident, at time.Time, typ v1.TimelineType, msg, alertRef
 // Past the newest MaxTimeline entries the oldest go while they may: any
 // with the mirror off; with it on (mirrorOn) only entries the mirror has
 // written (seq <= mirroredTimelineSeq), so nothing unmirrored is lost.
-// Past the hard cap (MaxTimelineEntries, MaxTimelineBytes), e.g. while
+// Past the fold cap (MaxTimelineEntries, MaxTimelineBytes), e.g. while
 // PostgreSQL is down, entries that may go go first; then the oldest
 // unmirrored entries are folded into one Summary entry carrying their
 // count, their seq range (its own seq is the newest one's, so the mirror
 // writes it once) and their time range. A Summary at the front absorbs the
-// next fold. So the cap never refuses a write, and nothing leaves the
-// cluster without a trace.
+// next fold. Nothing leaves the cluster without a trace. Only the
+// operator's writes call it (PatchStatus): users may only append.
 func Trim(inc *v1.Incident, mirrorOn bool) int64 {
 	tl := inc.Status.Timeline
 	mayGo := func(e *v1.TimelineEntry) bool { return !mirrorOn || e.Seq <= inc.Status.MirroredTimelineSeq }
@@ -242,7 +258,7 @@ const (
 
 // entrySize bounds the encoded (JSON) size of e from above.
 func entrySize(e *v1.TimelineEntry) int {
-	n := entryOverhead + jsonLen(e.Message) + jsonLen(e.AlertRef)
+	n := entryOverhead + jsonLen(e.Message) + jsonLen(e.AlertRef) + jsonLen(e.Author)
 	if e.Summary != nil {
 		n += summarySize - entryOverhead
 	}
@@ -275,73 +291,167 @@ func Linked(inc *v1.Incident, alert string) bool {
 	return slices.Contains(inc.Status.AlertRefs, alert)
 }
 
-func link(inc *v1.Incident, alert string, now time.Time) {
+// Appended reports whether the Incident shows alert appended: among
+// alertRefs, or named by an AlertAppended entry.
+func Appended(inc *v1.Incident, alert string) bool {
+	return Linked(inc, alert) ||
+		slices.ContainsFunc(inc.Status.Timeline, func(e v1.TimelineEntry) bool { return e.Type == v1.TimelineAlertAppended && e.AlertRef == alert })
+}
+
+// Recorded reports whether the Incident may record alert as appended, for
+// an Alert found linked to it: Appended, or, when the record is incomplete
+// (refs dropped past MaxAlertRefs and entries trimmed from the timeline),
+// that it cannot tell. Finishing a conversion then never counts an Alert
+// twice, at the price of one uncounted Alert when a conversion that linked
+// it stopped before its append and the Incident holds over 100 Alerts. A
+// conversion that has just linked the Alert itself knows better: it goes
+// by Appended (AppendAlert).
+func Recorded(inc *v1.Incident, alert string) bool {
+	if Appended(inc, alert) {
+		return true
+	}
+	tl := inc.Status.Timeline
+	refsComplete := inc.Status.AlertCount <= int64(len(inc.Status.AlertRefs))
+	timelineComplete := inc.Status.TimelineSeq == 0 || (len(tl) > 0 && tl[0].Seq == 1 && tl[0].Summary == nil)
+	return !refsComplete && !timelineComplete
+}
+
+// AppendAlert links alert to the Incident the way anyone allowed to patch
+// incidents/status may: the ref appended at the end of alertRefs (the
+// oldest dropped only to stay within MaxAlertRefs), alertCount one more,
+// and one AlertAppended entry in author's name (empty only for the
+// operator's own conversions). Whether it triages is the operator's to
+// decide when it sees the ref. It changes nothing, and reports false, when
+// the Incident shows the Alert appended already.
+func AppendAlert(inc *v1.Incident, alert string, now time.Time, author string) bool {
+	if Appended(inc, alert) {
+		return false
+	}
 	inc.Status.AlertRefs = append(inc.Status.AlertRefs, alert)
 	if n := len(inc.Status.AlertRefs) - MaxAlertRefs; n > 0 {
 		inc.Status.AlertRefs = slices.Delete(inc.Status.AlertRefs, 0, n)
 	}
 	inc.Status.AlertCount++
-	inc.Status.LastActivityAt = &metav1.Time{Time: now}
+	addEntry(inc, now, v1.TimelineAlertAppended, fmt.Sprintf("Alert %s appended", alert), alert, author)
+	return true
 }
 
-// startTriage records a triage run: only the writer whose status write
-// moves lastTriageAt starts it; the controller carries it out.
-func startTriage(inc *v1.Incident, now time.Time, cooldown time.Duration, alert string) {
-	t := inc.Status.Triage
-	if t == nil {
-		t = &v1.TriageStatus{}
-		inc.Status.Triage = t
+// ApplyNote appends a Note entry in author's name; the author is recorded
+// in the entry, not in its message.
+func ApplyNote(inc *v1.Incident, now time.Time, note, author string) {
+	addEntry(inc, now, v1.TimelineNote, note, "", author)
+}
+
+// ApplyOpen records that the operator opened the Incident: openedAt,
+// observedState, lastActivityAt and the Opened entry. inherited is the
+// triage state of the signature's previous Incidents: inside its cooldown
+// the new Incident inherits the cooldown, so its first Alert does not
+// triage again. Triage itself is ApplyTriage's, on the Alert refs.
+func ApplyOpen(inc *v1.Incident, now time.Time, inherited *v1.TriageStatus) {
+	inc.Status.OpenedAt = &metav1.Time{Time: now}
+	inc.Status.LastActivityAt = &metav1.Time{Time: now}
+	inc.Status.ObservedState = inc.Spec.State
+	msg := fmt.Sprintf("Incident opened (%s, %s)", inc.Spec.Severity, inc.Spec.Title)
+	if InCooldown(inherited, now) {
+		t := triage(inc)
+		t.LastTriageAt, t.CooldownUntil = inherited.LastTriageAt.DeepCopy(), inherited.CooldownUntil.DeepCopy()
+		msg += fmt.Sprintf("; signature in triage cooldown until %s (inherited)", inherited.CooldownUntil.UTC().Format(time.RFC3339))
+	}
+	AddEntry(inc, now, v1.TimelineOpened, msg, "")
+}
+
+func triage(inc *v1.Incident) *v1.TriageStatus {
+	if inc.Status.Triage == nil {
+		inc.Status.Triage = &v1.TriageStatus{}
+	}
+	return inc.Status.Triage
+}
+
+// observedAlerts is status.triage.observedAlertCount.
+func observedAlerts(inc *v1.Incident) int64 {
+	if t := inc.Status.Triage; t != nil {
+		return t.ObservedAlertCount
+	}
+	return 0
+}
+
+// Unseen reports whether the Incident holds something the operator has not
+// looked at yet: it is not opened, or Alert refs or timeline entries were
+// appended since its last look.
+func Unseen(inc *v1.Incident) bool {
+	return inc.Status.OpenedAt == nil || inc.Status.AlertCount != observedAlerts(inc) ||
+		inc.Status.TimelineSeq != inc.Status.ObservedTimelineSeq
+}
+
+// RefsUnseen reports whether Alert refs were appended since the operator
+// last decided triage.
+func RefsUnseen(inc *v1.Incident) bool {
+	return inc.Status.AlertCount != observedAlerts(inc)
+}
+
+// NewRefs are the Alert refs appended since the operator last decided
+// triage (status.triage.observedAlertCount), oldest first: as many of the
+// newest refs as alertCount passed it by, at most all alertRefs holds.
+func NewRefs(inc *v1.Incident) []string {
+	n := inc.Status.AlertCount - observedAlerts(inc)
+	refs := inc.Status.AlertRefs
+	if n <= 0 {
+		return nil
+	}
+	return refs[len(refs)-int(min(n, int64(len(refs)))):]
+}
+
+// ApplyTriage records the operator's decision on the new Alert refs
+// (NewRefs). alert is the newest of them the operator found to name an
+// Alert that exists and is linked to this Incident (its
+// status.incidentRef), or empty when none is. Outside the cooldown, an
+// open Incident starts one run for it: runs+1, lastTriageAt, cooldownUntil,
+// the run's deterministic name (RunName), lastRunAlertRef and a
+// TriageStarted entry. Inside the cooldown, or with no such Alert, it
+// records only that the refs were seen (observedAlertCount). It reports
+// whether a run started.
+func ApplyTriage(inc *v1.Incident, now time.Time, cooldown time.Duration, alert string) bool {
+	t := triage(inc)
+	t.ObservedAlertCount = inc.Status.AlertCount
+	if alert == "" || !inc.Spec.State.IsOpen() || InCooldown(t, now) {
+		return false
 	}
 	t.Runs++
 	t.LastTriageAt = &metav1.Time{Time: now}
 	t.CooldownUntil = &metav1.Time{Time: now.Add(cooldown)}
 	t.LastRunRef = &v1.LocalObjectReference{Name: RunName(inc.Name, t.Runs)}
 	t.LastRunAlertRef = alert
-	AddEntry(inc, now, v1.TimelineTriageStarted,
-		fmt.Sprintf("Triage run %s started; signature in cooldown until %s", t.LastRunRef.Name, t.CooldownUntil.UTC().Format(time.RFC3339)), alert)
-}
-
-// ApplyOpen records that the Incident opened: openedAt, the Opened entry,
-// the first Alert (if any) and the triage decision. inherited is the triage
-// state of the signature's previous Incidents: inside its cooldown, the new
-// Incident inherits it instead of triaging. It reports whether triage started.
-func ApplyOpen(inc *v1.Incident, now time.Time, cooldown time.Duration, firstAlert string, inherited *v1.TriageStatus) bool {
-	inc.Status.OpenedAt = &metav1.Time{Time: now}
-	inc.Status.LastActivityAt = &metav1.Time{Time: now}
-	inc.Status.ObservedState = inc.Spec.State
-	msg := fmt.Sprintf("Incident opened (%s, %s)", inc.Spec.Severity, inc.Spec.Title)
-	if firstAlert != "" {
-		msg = fmt.Sprintf("Incident opened from Alert %s (%s)", firstAlert, inc.Spec.Severity)
-		link(inc, firstAlert, now)
-	}
-	if InCooldown(inherited, now) {
-		inc.Status.Triage = &v1.TriageStatus{LastTriageAt: inherited.LastTriageAt, CooldownUntil: inherited.CooldownUntil}
-		AddEntry(inc, now, v1.TimelineOpened, msg+fmt.Sprintf("; triage skipped: signature in cooldown until %s (inherited)",
-			inherited.CooldownUntil.UTC().Format(time.RFC3339)), firstAlert)
-		return false
-	}
-	AddEntry(inc, now, v1.TimelineOpened, msg, firstAlert)
-	startTriage(inc, now, cooldown, firstAlert)
+	AddEntry(inc, now, v1.TimelineTriageStarted, fmt.Sprintf("Triage run %s started for Alert %s; signature in cooldown until %s",
+		t.LastRunRef.Name, alert, t.CooldownUntil.UTC().Format(time.RFC3339)), alert)
 	return true
 }
 
-// ApplyAppend links alert to an open Incident with one AlertAppended entry
-// and starts triage unless the signature is inside its cooldown. Linking an
-// Alert already among alertRefs changes nothing. It reports whether it
-// changed anything and whether triage started.
-func ApplyAppend(inc *v1.Incident, alert string, now time.Time, cooldown time.Duration) (appended, triaged bool) {
-	if Linked(inc, alert) {
-		return false, false
+// Observe records that the operator has seen the Incident as it is now:
+// lastActivityAt moves to now when Alert refs or timeline entries were
+// appended since its last look, and the cursors move to the newest.
+func Observe(inc *v1.Incident, now time.Time) {
+	if Unseen(inc) {
+		inc.Status.LastActivityAt = &metav1.Time{Time: now}
 	}
-	link(inc, alert, now)
-	if InCooldown(inc.Status.Triage, now) {
-		AddEntry(inc, now, v1.TimelineAlertAppended, fmt.Sprintf("Alert %s appended; triage skipped: signature in cooldown until %s",
-			alert, inc.Status.Triage.CooldownUntil.UTC().Format(time.RFC3339)), alert)
-		return true, false
+	Adopt(inc)
+}
+
+// Legacy reports whether the Incident was opened before the operator kept
+// its cursors (observedTimelineSeq, observedAlertCount): its refs were
+// triaged when they were appended, so they are not new. It must be asked
+// of the Incident as read, before the operator's changes.
+func Legacy(inc *v1.Incident) bool {
+	return inc.Status.OpenedAt != nil && inc.Status.ObservedTimelineSeq == 0 && inc.Status.TimelineSeq > 0 && observedAlerts(inc) == 0
+}
+
+// Adopt moves the cursors to the newest ref and entry without deciding
+// anything on them: what Observe does after its look, and all the operator
+// does with a Legacy Incident.
+func Adopt(inc *v1.Incident) {
+	if inc.Status.AlertCount != observedAlerts(inc) {
+		triage(inc).ObservedAlertCount = inc.Status.AlertCount
 	}
-	AddEntry(inc, now, v1.TimelineAlertAppended, fmt.Sprintf("Alert %s appended; triage started", alert), alert)
-	startTriage(inc, now, cooldown, alert)
-	return true, true
+	inc.Status.ObservedTimelineSeq = inc.Status.TimelineSeq
 }
 
 // ApplyState records a spec.state change the controller has not yet
@@ -371,16 +481,6 @@ func ApplyState(inc *v1.Incident, now time.Time) v1.IncidentState {
 		AddEntry(inc, now, v1.TimelineStateChanged, fmt.Sprintf("State changed from %s to %s", from, to), "")
 	}
 	return from
-}
-
-// ApplyNote records a note in the timeline.
-func ApplyNote(inc *v1.Incident, now time.Time, note, by string) {
-	msg := note
-	if by != "" {
-		msg = by + ": " + note
-	}
-	AddEntry(inc, now, v1.TimelineNote, msg, "")
-	inc.Status.LastActivityAt = &metav1.Time{Time: now}
 }
 
 // Inherited is the triage state with the latest cooldown among the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -74,47 +76,171 @@ func TestNamesAreDeterministicAndBounded(t *testing.T) {
 	}
 }
 
+// openIncident is an Incident a conversion made and the operator opened and
+// triaged: the first Alert appended by a user, then the operator's open and
+// triage decision.
 func openIncident(cooldown time.Duration) *v1.Incident {
 	inc := &v1.Incident{ObjectMeta: metav1.ObjectMeta{Name: "inc"}, Spec: v1.IncidentSpec{State: v1.IncidentOpen, Severity: v1.SeverityP1}}
-	ApplyOpen(inc, t0, cooldown, "first", nil)
+	AppendAlert(inc, "first", t0, "olga")
+	ApplyOpen(inc, t0, nil)
+	ApplyTriage(inc, t0, cooldown, "first")
+	Observe(inc, t0)
 	return inc
 }
 
-func TestCooldown(t *testing.T) {
+func TestTriageIsTheOperatorsDecisionOnNewRefs(t *testing.T) {
 	inc := openIncident(15 * time.Minute)
-	if inc.Status.Triage.Runs != 1 || inc.Status.AlertCount != 1 {
-		t.Fatalf("open: want one run and one alert, got %+v", inc.Status)
+	tr := inc.Status.Triage
+	if tr.Runs != 1 || tr.ObservedAlertCount != 1 || tr.LastRunRef.Name != "inc-triage-1" || tr.LastRunAlertRef != "first" || Unseen(inc) {
+		t.Fatalf("open: want one run for the first Alert, all seen, got %+v", tr)
 	}
-	if _, triaged := ApplyAppend(inc, "second", t0.Add(14*time.Minute), 15*time.Minute); triaged {
-		t.Fatal("append inside the cooldown must not triage")
+	last := inc.Status.Timeline[len(inc.Status.Timeline)-1]
+	if last.Type != v1.TimelineTriageStarted || last.Author != "" || last.AlertRef != "first" {
+		t.Fatalf("the run's entry is the operator's: %+v", last)
 	}
-	if appended, _ := ApplyAppend(inc, "second", t0.Add(14*time.Minute), 15*time.Minute); appended {
-		t.Fatal("appending an Alert twice must change nothing")
+
+	AppendAlert(inc, "second", t0.Add(14*time.Minute), "olga")
+	if !Unseen(inc) || !RefsUnseen(inc) || !slices.Equal(NewRefs(inc), []string{"second"}) {
+		t.Fatalf("a new ref is unseen: %v", NewRefs(inc))
 	}
-	if _, triaged := ApplyAppend(inc, "third", t0.Add(15*time.Minute), 15*time.Minute); !triaged {
-		t.Fatal("append at the end of the cooldown must triage")
+	entries := len(inc.Status.Timeline)
+	if ApplyTriage(inc, t0.Add(14*time.Minute), 15*time.Minute, "second") || inc.Status.Triage.Runs != 1 ||
+		inc.Status.Triage.ObservedAlertCount != 2 || len(inc.Status.Timeline) != entries {
+		t.Fatalf("inside the cooldown: no run and no entry, only the cursor: %+v", inc.Status.Triage)
 	}
-	if inc.Status.Triage.Runs != 2 || inc.Status.Triage.LastRunAlertRef != "third" || inc.Status.Triage.LastRunRef.Name != "inc-triage-2" {
-		t.Fatalf("second run not recorded: %+v", inc.Status.Triage)
+
+	AppendAlert(inc, "third", t0.Add(15*time.Minute), "olga")
+	AppendAlert(inc, "fourth", t0.Add(15*time.Minute), "olga")
+	if !slices.Equal(NewRefs(inc), []string{"third", "fourth"}) {
+		t.Fatalf("new refs: %v", NewRefs(inc))
+	}
+	if ApplyTriage(inc, t0.Add(15*time.Minute), 15*time.Minute, "") || inc.Status.Triage.ObservedAlertCount != 4 {
+		t.Fatal("no linked Alert among the new refs: no run, the cursor moves")
+	}
+	AppendAlert(inc, "fifth", t0.Add(15*time.Minute), "olga")
+	if !ApplyTriage(inc, t0.Add(15*time.Minute), 15*time.Minute, "fifth") {
+		t.Fatal("a linked Alert at the end of the cooldown must triage")
+	}
+	if tr := inc.Status.Triage; tr.Runs != 2 || tr.LastRunAlertRef != "fifth" || tr.LastRunRef.Name != "inc-triage-2" ||
+		!tr.CooldownUntil.Time.Equal(t0.Add(30*time.Minute)) {
+		t.Fatalf("second run not recorded: %+v", tr)
+	}
+
+	inc.Spec.State = v1.IncidentResolved
+	AppendAlert(inc, "late", t0.Add(time.Hour), "olga")
+	if ApplyTriage(inc, t0.Add(time.Hour), 15*time.Minute, "late") {
+		t.Fatal("an Incident that is not open is not triaged")
 	}
 
 	inherited := &v1.TriageStatus{LastTriageAt: &metav1.Time{Time: t0}, CooldownUntil: &metav1.Time{Time: t0.Add(time.Minute)}}
 	next := &v1.Incident{ObjectMeta: metav1.ObjectMeta{Name: "next"}, Spec: v1.IncidentSpec{State: v1.IncidentOpen}}
-	if ApplyOpen(next, t0.Add(30*time.Second), time.Hour, "x", inherited) {
+	AppendAlert(next, "x", t0.Add(30*time.Second), "olga")
+	ApplyOpen(next, t0.Add(30*time.Second), inherited)
+	if ApplyTriage(next, t0.Add(30*time.Second), time.Hour, "x") {
 		t.Fatal("a new Incident inside the inherited cooldown must not triage")
 	}
-	if !next.Status.Triage.CooldownUntil.Equal(inherited.CooldownUntil) || next.Status.Triage.Runs != 0 {
+	if !next.Status.Triage.CooldownUntil.Equal(inherited.CooldownUntil) || next.Status.Triage.Runs != 0 ||
+		!strings.Contains(next.Status.Timeline[1].Message, "(inherited)") {
 		t.Fatalf("cooldown not inherited: %+v", next.Status.Triage)
+	}
+}
+
+func TestAppendAlertIsWhatAUserMayWrite(t *testing.T) {
+	inc := openIncident(time.Hour)
+	before := inc.Status.DeepCopy()
+	if !AppendAlert(inc, "second", t0.Add(time.Minute), "olga") {
+		t.Fatal("a new Alert is appended")
+	}
+	e := inc.Status.Timeline[len(inc.Status.Timeline)-1]
+	if e.Type != v1.TimelineAlertAppended || e.Author != "olga" || e.AlertRef != "second" || e.Seq != before.TimelineSeq+1 {
+		t.Fatalf("entry: %+v", e)
+	}
+	// Only refs, count and timeline change: nothing the operator owns.
+	after := inc.Status.DeepCopy()
+	after.AlertRefs, after.AlertCount, after.Timeline, after.TimelineSeq = before.AlertRefs, before.AlertCount, before.Timeline, before.TimelineSeq
+	if !equality.Semantic.DeepEqual(after, before) {
+		t.Fatalf("an append changed more than refs, count and timeline: %+v", inc.Status)
+	}
+	if AppendAlert(inc, "second", t0.Add(time.Minute), "olga") {
+		t.Fatal("appending an Alert twice must change nothing")
+	}
+	ApplyNote(inc, t0, "rolled back", "olga")
+	if n := inc.Status.Timeline[len(inc.Status.Timeline)-1]; n.Message != "rolled back" || n.Author != "olga" {
+		t.Fatalf("a note names its author beside the message: %+v", n)
 	}
 }
 
 func TestAlertRefsAreBoundedAndCountExact(t *testing.T) {
 	inc := openIncident(time.Hour)
 	for i := range 250 {
-		ApplyAppend(inc, fmt.Sprintf("a%d", i), t0.Add(time.Second), time.Hour)
+		AppendAlert(inc, fmt.Sprintf("a%d", i), t0.Add(time.Second), "olga")
 	}
 	if len(inc.Status.AlertRefs) != MaxAlertRefs || inc.Status.AlertCount != 251 || inc.Status.AlertRefs[MaxAlertRefs-1] != "a249" {
 		t.Fatalf("got %d refs, count %d, newest %s", len(inc.Status.AlertRefs), inc.Status.AlertCount, inc.Status.AlertRefs[MaxAlertRefs-1])
+	}
+	if refs := NewRefs(inc); len(refs) != MaxAlertRefs || refs[0] != "a150" {
+		t.Fatalf("new refs are at most those alertRefs holds: %d from %s", len(refs), refs[0])
+	}
+}
+
+// TestRecorded: an Alert is recorded when its ref or its AlertAppended
+// entry is there; when the record is incomplete on both sides it cannot be
+// told, and an Alert found linked counts as recorded so that finishing a
+// conversion never counts it twice. A fresh link still appends.
+func TestRecorded(t *testing.T) {
+	inc := openIncident(time.Hour)
+	if !Recorded(inc, "first") || Recorded(inc, "never") {
+		t.Fatal("a complete record tells")
+	}
+	for i := range MaxAlertRefs {
+		AppendAlert(inc, fmt.Sprintf("a%d", i), t0, "olga")
+	}
+	if Linked(inc, "first") || !Recorded(inc, "first") || Recorded(inc, "never") {
+		t.Fatal("a ref dropped from alertRefs is still told by its entry")
+	}
+	Trim(inc, false)
+	if !Recorded(inc, "first") || !Recorded(inc, "never") {
+		t.Fatal("with both sides trimmed, an Alert found linked but not shown counts as recorded")
+	}
+	if Appended(inc, "never") || !AppendAlert(inc, "never", t0, "olga") || inc.Status.AlertCount != MaxAlertRefs+2 {
+		t.Fatal("a conversion that has just linked an Alert appends it to an Incident of over 100 Alerts")
+	}
+}
+
+// TestObserve: the operator's look moves lastActivityAt only for what others
+// appended since the last one; an Incident from before the cursors is
+// adopted as seen, triage included.
+func TestObserve(t *testing.T) {
+	inc := openIncident(time.Hour)
+	if Unseen(inc) || !inc.Status.LastActivityAt.Time.Equal(t0) {
+		t.Fatalf("opened: %+v", inc.Status)
+	}
+	ApplyNote(inc, t0, "looking", "olga")
+	if !Unseen(inc) || RefsUnseen(inc) {
+		t.Fatal("a note is unseen, but no ref")
+	}
+	Observe(inc, t0.Add(time.Minute))
+	if Unseen(inc) || !inc.Status.LastActivityAt.Time.Equal(t0.Add(time.Minute)) || inc.Status.ObservedTimelineSeq != inc.Status.TimelineSeq {
+		t.Fatalf("observed: %+v", inc.Status)
+	}
+	Observe(inc, t0.Add(time.Hour))
+	if !inc.Status.LastActivityAt.Time.Equal(t0.Add(time.Minute)) {
+		t.Fatal("nothing new: lastActivityAt stays")
+	}
+
+	legacy := openIncident(time.Hour)
+	legacy.Status.ObservedTimelineSeq, legacy.Status.Triage.ObservedAlertCount = 0, 0
+	if !Legacy(legacy) || !Unseen(legacy) {
+		t.Fatal("an Incident opened before the cursors is legacy")
+	}
+	Adopt(legacy)
+	if Unseen(legacy) || legacy.Status.Triage.ObservedAlertCount != 1 || !legacy.Status.LastActivityAt.Time.Equal(t0) {
+		t.Fatalf("adopted: %+v", legacy.Status)
+	}
+	fresh := &v1.Incident{Spec: v1.IncidentSpec{State: v1.IncidentOpen}}
+	AppendAlert(fresh, "a", t0, "olga")
+	if Legacy(fresh) {
+		t.Fatal("an Incident not opened yet is not legacy, whatever was appended before the operator saw it")
 	}
 }
 
@@ -398,12 +524,13 @@ func TestWebhookDeliveryRecord(t *testing.T) {
 func TestPostmortem(t *testing.T) {
 	inc := openIncident(time.Hour)
 	inc.Spec.Title, inc.Spec.Note = "p95 above 300ms", "rolled back"
-	ApplyAppend(inc, "second", t0.Add(time.Minute), time.Hour)
+	AppendAlert(inc, "second", t0.Add(time.Minute), "olga")
+	ApplyNote(inc, t0.Add(2*time.Minute), "rolled | back", "olga")
 	inc.Spec.State = v1.IncidentClosed
 	ApplyState(inc, t0.Add(42*time.Minute))
 	md := Postmortem(inc)
 	for _, want := range []string{"# Postmortem draft: p95 above 300ms", "| Closing note | rolled back |", "Open for: 42m0s",
-		"## Linked alerts (2)", "- `second`", "Runs: 1", "TriageStarted"} {
+		"## Linked alerts (2)", "- `second`", "Runs: 1", "TriageStarted", "| Note | olga |  | rolled \\| back |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("postmortem lacks %q:\n%s", want, md)
 		}
@@ -411,12 +538,13 @@ func TestPostmortem(t *testing.T) {
 }
 
 // BenchmarkAppendAtBound measures an append to an Incident whose alertRefs
-// and timeline are at their bounds (the steady state of a storm), against
-// BenchmarkAppendFresh, an append to a new Incident.
+// and timeline are at their bounds (the steady state of a storm; the
+// operator, not the append, keeps them there), against BenchmarkAppendFresh,
+// an append to a new Incident.
 func BenchmarkAppendAtBound(b *testing.B) {
 	inc := openIncident(time.Hour)
 	for i := range MaxTimeline + 10 {
-		ApplyAppend(inc, fmt.Sprintf("warm-%d", i), t0, time.Hour)
+		AppendAlert(inc, fmt.Sprintf("warm-%d", i), t0, "olga")
 		Trim(inc, false)
 	}
 	names := make([]string, b.N)
@@ -427,8 +555,7 @@ func BenchmarkAppendAtBound(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c := inc.DeepCopy() // each write starts from a fresh read
-		ApplyAppend(c, names[i], t0, time.Hour)
-		Trim(c, false)
+		AppendAlert(c, names[i], t0, "olga")
 	}
 }
 
@@ -437,7 +564,6 @@ func BenchmarkAppendFresh(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		c := inc.DeepCopy()
-		ApplyAppend(c, "a", t0, time.Hour)
-		Trim(c, false)
+		AppendAlert(c, "a", t0, "olga")
 	}
 }

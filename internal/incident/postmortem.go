@@ -51,9 +51,9 @@ func Postmortem(inc *v1.Incident) string {
 	if first := firstSeq(s.Timeline); first > 1 {
 		fmt.Fprintf(&b, "_The %d oldest entries were trimmed from the cluster (see the mirror)._\n\n", first-1)
 	}
-	b.WriteString("| # | at | type | alert | message |\n|---|---|---|---|---|\n")
+	b.WriteString("| # | at | type | by | alert | message |\n|---|---|---|---|---|---|\n")
 	for _, e := range s.Timeline {
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s |\n", e.Seq, e.At.UTC().Format(time.RFC3339), e.Type, e.AlertRef, oneLine(e.Message))
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s |\n", e.Seq, e.At.UTC().Format(time.RFC3339), e.Type, oneLine(e.Author), e.AlertRef, oneLine(e.Message))
 	}
 
 	fmt.Fprintf(&b, "\n## Linked alerts (%d)\n\n", s.AlertCount)

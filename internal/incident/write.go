@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -48,10 +49,44 @@ func (w Writer) do(ctx context.Context, what string, write func() error) error {
 	return kube.RetryConflictsWith(ctx, w.Retry, what, write)
 }
 
-// Status reads the Incident, applies mutate and writes its status
-// (PatchStatus); mutate returns false when nothing is to be written.
-// Every attempt starts from a fresh read, so mutate re-decides on it.
+// Status is the operator's status write: it reads the Incident, applies
+// mutate and writes its status (PatchStatus, which trims and folds the
+// timeline); mutate returns false when nothing is to be written. Every
+// attempt starts from a fresh read, so mutate re-decides on it.
 func (w Writer) Status(ctx context.Context, key client.ObjectKey, mutate func(*v1.Incident) (bool, error)) (*v1.Incident, error) {
+	return w.status(ctx, key, mutate, func(orig, inc *v1.Incident) error {
+		_, err := PatchStatus(ctx, w.Client, orig, inc, w.MirrorOn)
+		return err
+	})
+}
+
+// Append is the status write anyone allowed to patch incidents/status may
+// make, and the one conversions and notes make whoever runs them: mutate
+// may only append (AppendAlert, ApplyNote), and nothing is trimmed or
+// folded (that is the operator's, which alertbridge-incident-status
+// enforces). While the timeline holds as many entries as the CRD allows,
+// the write waits, as for a conflict, for the operator to fold it.
+func (w Writer) Append(ctx context.Context, key client.ObjectKey, mutate func(*v1.Incident) (bool, error)) (*v1.Incident, error) {
+	full := false
+	inc, err := w.status(ctx, key, mutate, func(orig, inc *v1.Incident) error {
+		full = len(inc.Status.Timeline) > TimelineItems
+		if full {
+			return apierrors.NewConflict(v1.GroupVersion.WithResource("incidents").GroupResource(), key.Name, ErrTimelineFull)
+		}
+		return w.Client.Status().Patch(ctx, inc, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	})
+	if err != nil && full {
+		// Still a conflict underneath: the CLI and the HTTP API say "try again".
+		return nil, fmt.Errorf("%w; %w", ErrTimelineFull, err)
+	}
+	return inc, err
+}
+
+// ErrTimelineFull says why an append waits.
+var ErrTimelineFull = fmt.Errorf("the timeline holds %d entries, as many as it may, until the alertbridge operator folds the oldest (it does so on its next write)", TimelineItems)
+
+func (w Writer) status(ctx context.Context, key client.ObjectKey, mutate func(*v1.Incident) (bool, error),
+	write func(orig, inc *v1.Incident) error) (*v1.Incident, error) {
 	var inc v1.Incident
 	err := w.do(ctx, "Incident "+key.String(), func() error {
 		inc = v1.Incident{}
@@ -63,8 +98,7 @@ func (w Writer) Status(ctx context.Context, key client.ObjectKey, mutate func(*v
 		if err != nil || !changed {
 			return err
 		}
-		_, err = PatchStatus(ctx, w.Client, orig, &inc, w.MirrorOn)
-		return err
+		return write(orig, &inc)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to update status of Incident %s: %w", key, err)
@@ -93,12 +127,18 @@ func (w Writer) Spec(ctx context.Context, key client.ObjectKey, mutate func(*v1.
 	return &inc, nil
 }
 
-// PatchStatus bounds inc's timeline (Trim) and writes inc's status as a
-// merge patch from orig under orig's resourceVersion; it writes nothing
-// when the status equals orig's. A conflict is returned as it is. Entries
-// the bound folded into a Summary are counted once the write lands.
+// PatchStatus is the operator's write of inc's status: it bounds the
+// timeline (Trim), keeps status.observedTimelineSeq on the newest entry
+// when orig had nothing unseen (the operator has seen its own entries),
+// and writes inc's status as a merge patch from orig under orig's
+// resourceVersion; it writes nothing when the status equals orig's. A
+// conflict is returned as it is. Entries the bound folded into a Summary
+// are counted once the write lands.
 func PatchStatus(ctx context.Context, c client.Client, orig, inc *v1.Incident, mirrorOn bool) (bool, error) {
 	folded := Trim(inc, mirrorOn)
+	if orig.Status.OpenedAt != nil && orig.Status.ObservedTimelineSeq == orig.Status.TimelineSeq {
+		inc.Status.ObservedTimelineSeq = inc.Status.TimelineSeq
+	}
 	if equality.Semantic.DeepEqual(orig.Status, inc.Status) {
 		return false, nil
 	}

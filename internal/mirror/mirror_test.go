@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -248,7 +249,8 @@ func TestIncidentTimelineExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.ResourceVersion = "6"
-	in.Status.Timeline = []v1.TimelineEntry{{Seq: 2, At: now, Type: v1.TimelineTriageStarted}, {Seq: 3, At: now, Type: v1.TimelineNote, Message: "n"}}
+	in.Status.Timeline = []v1.TimelineEntry{{Seq: 2, At: now, Type: v1.TimelineTriageStarted},
+		{Seq: 3, At: now, Type: v1.TimelineNote, Message: "n", Author: "alice@example.com"}}
 	if seq, err = s.UpsertIncident(ctx, in, 1); err != nil || seq != 3 {
 		t.Fatalf("seq=%d err=%v", seq, err)
 	}
@@ -258,6 +260,80 @@ func TestIncidentTimelineExactlyOnce(t *testing.T) {
 	}
 	if events != 3 || distinct != 3 || runs != 1 {
 		t.Fatalf("events=%d distinct=%d triage runs=%d, want 3, 3, 1", events, distinct, runs)
+	}
+	var authors []string
+	rows, err := c.Query(ctx, "SELECT author FROM incident_events ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authors, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || strings.Join(authors, ",") != ",,alice@example.com" {
+		t.Fatalf("authors %q (err %v): the note's author, none for the operator's entries", authors, err)
+	}
+}
+
+// TestTimelineAuthorMigration: a database at the previous schema, with
+// entries mirrored then, takes the author column by Migrate alone; the old
+// entries keep their rows (no author), new ones record theirs, and the
+// migration's SQL is harmless to run again.
+func TestTimelineAuthorMigration(t *testing.T) {
+	ctx := context.Background()
+	dsn := freshDB(t, ctx)
+	c := connect(t, ctx, dsn)
+	all, err := mirror.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The previous schema, as Migrate left it before the author column.
+	first := all[0]
+	for _, sql := range []string{
+		first.SQL,
+		"CREATE TABLE " + mirror.MigrationsTable + " (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+	} {
+		if _, err := c.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Exec(ctx, "INSERT INTO "+mirror.MigrationsTable+" (version, name, checksum) VALUES ($1, $2, $3)", first.Version, first.Name, first.Checksum); err != nil {
+		t.Fatal(err)
+	}
+	const uid = "33333333-3333-3333-3333-333333333333"
+	if _, err := c.Exec(ctx, `INSERT INTO incidents (uid, namespace, name, resource_version, service, env, severity, title, state, created_at)
+		VALUES ($1, 'prod', 'inc', 5, 'gateway', 'prod', 'P1', 't', 'Open', now())`, uid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `INSERT INTO incident_events (incident_uid, seq, namespace, incident_name, at, type, message)
+		VALUES ($1, 1, 'prod', 'inc', now(), 'Note', 'alice: from before')`, uid); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := mirror.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	applied, err := s.Migrate(ctx, mirror.MigrateOptions{})
+	if err != nil || !slices.Equal(applied, []int{2}) {
+		t.Fatalf("from the previous schema: applied %v (err %v), want [2]", applied, err)
+	}
+	if _, err := c.Exec(ctx, all[1].SQL); err != nil {
+		t.Fatalf("the migration run again: %v", err)
+	}
+	now := metav1.NowMicro()
+	in := &v1.Incident{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "inc", UID: uid, ResourceVersion: "6", CreationTimestamp: metav1.Now()},
+		Spec:       v1.IncidentSpec{Service: "gateway", Env: "prod", Severity: v1.SeverityP1, Title: "t", State: v1.IncidentOpen},
+		Status:     v1.IncidentStatus{TimelineSeq: 2, Timeline: []v1.TimelineEntry{{Seq: 2, At: now, Type: v1.TimelineNote, Message: "after", Author: "alice@example.com"}}},
+	}
+	if _, err := s.UpsertIncident(ctx, in, 1); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := c.Query(ctx, "SELECT message || '|' || author FROM incident_events ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || strings.Join(got, ",") != "alice: from before|,after|alice@example.com" {
+		t.Fatalf("events %q (err %v)", got, err)
 	}
 }
 

@@ -135,15 +135,16 @@ func (s *Store) UpsertAlert(ctx context.Context, a *v1.Alert) (bool, error) {
 	return tag.RowsAffected() > 0, nil
 }
 
-const insertEventSQL = `INSERT INTO incident_events (incident_uid, seq, namespace, incident_name, at, type, message, alert_ref)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (incident_uid, seq) DO NOTHING`
+const insertEventSQL = `INSERT INTO incident_events (incident_uid, seq, namespace, incident_name, at, type, message, alert_ref, author)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (incident_uid, seq) DO NOTHING`
 
 const insertTriageSQL = `INSERT INTO triage_runs (incident_uid, seq, namespace, incident_name, signature, service, started_at, message, alert_ref)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (incident_uid, seq) DO NOTHING`
 
 // UpsertIncident writes the Incident's row and appends its timeline entries
 // above afterSeq (each exactly once: the key is (incident_uid, seq)), with
-// one triage_runs row per TriageStarted entry, in one transaction. It
+// who wrote each (author), and one triage_runs row per TriageStarted entry,
+// in one transaction. It
 // returns the highest seq now in the database.
 func (s *Store) UpsertIncident(ctx context.Context, in *v1.Incident, afterSeq int64) (int64, error) {
 	args, err := incidentArgs(in)
@@ -161,7 +162,7 @@ func (s *Store) UpsertIncident(ctx context.Context, in *v1.Incident, afterSeq in
 				continue
 			}
 			at := e.At.UTC()
-			b.Queue(insertEventSQL, string(in.UID), e.Seq, in.Namespace, in.Name, at, string(e.Type), e.Message, e.AlertRef)
+			b.Queue(insertEventSQL, string(in.UID), e.Seq, in.Namespace, in.Name, at, string(e.Type), e.Message, e.AlertRef, e.Author)
 			if e.Type == v1.TimelineTriageStarted {
 				b.Queue(insertTriageSQL, string(in.UID), e.Seq, in.Namespace, in.Name, in.Spec.Signature, in.Spec.Service, at, e.Message, e.AlertRef)
 			}
