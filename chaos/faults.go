@@ -27,10 +27,10 @@ const (
 	// KillAPI kills an HTTP API replica (the Deployment alertbridge-api).
 	KillAPI FaultKind = "kill-9-api"
 	// SIGTERM stops any replica, the manager's or the API's, as a rollout.
-	SIGTERM FaultKind = "sigterm-replica"
-	PGOutage     FaultKind = "postgres-immediate-stop"
-	APIServer    FaultKind = "kube-apiserver-stop"
-	EtcdStop     FaultKind = "etcd-kill-9"
+	SIGTERM   FaultKind = "sigterm-replica"
+	PGOutage  FaultKind = "postgres-immediate-stop"
+	APIServer FaultKind = "kube-apiserver-stop"
+	EtcdStop  FaultKind = "etcd-kill-9"
 )
 
 // Fault is one scheduled fault.
