@@ -175,7 +175,7 @@ func (r *SLOPolicyReconciler) observe(ctx context.Context, p *v1.SLOPolicy, now 
 	if credErr != nil {
 		return slo.Observation{SourceErr: credErr}, credErr
 	}
-	src, err := r.source(ctx, p, auth)
+	src, err := r.source(p, auth)
 	if err != nil {
 		return slo.Observation{SourceErr: err}, nil
 	}
@@ -204,7 +204,7 @@ func (r *SLOPolicyReconciler) credentials(ctx context.Context, p *v1.SLOPolicy) 
 	return auth, nil
 }
 
-func (r *SLOPolicyReconciler) source(ctx context.Context, p *v1.SLOPolicy, auth slo.Auth) (slo.Source, error) {
+func (r *SLOPolicyReconciler) source(p *v1.SLOPolicy, auth slo.Auth) (slo.Source, error) {
 	prom := p.Spec.Source.Prometheus
 	timeout := min(maxQueryTimeout, max(slo.Interval(p), time.Second))
 	name := client.ObjectKeyFromObject(p)

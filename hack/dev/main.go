@@ -279,7 +279,10 @@ func startProcess(logPath string, env []string, name string, args ...string) (*p
 func (p *process) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.exited:
+	case err := <-p.exited:
+		if err != nil {
+			say("%s exited: %v", filepath.Base(p.log), err)
+		}
 	case <-time.After(45 * time.Second):
 		_ = p.cmd.Process.Kill()
 	}
