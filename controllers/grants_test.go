@@ -84,7 +84,7 @@ var _ = Describe("A namespace that grants the operator nothing", func() {
 			Annotations: map[string]string{v1.TriageServiceAccountAnnotation: "true"}}}
 		Expect(k8s.Create(ctx, sa)).To(Succeed())
 		createPolicy(ns, jobPolicy(time.Millisecond))
-		first, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), incident.Options{})
+		first, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), incident.Options{Caller: adminUser})
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) {
 			inc := getIncident(g, ns, first.Incident.Name)
@@ -103,7 +103,7 @@ var _ = Describe("A namespace that grants the operator nothing", func() {
 		}, quietFor, poll).Should(BeEmpty())
 
 		grant(ns, controllers.TriageJobsRole)
-		second, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "b", v1.SeverityP2)), incident.Options{})
+		second, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "b", v1.SeverityP2)), incident.Options{Caller: adminUser})
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) {
 			g.Expect(listJobs(g, ns)).NotTo(BeEmpty())
