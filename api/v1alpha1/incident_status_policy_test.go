@@ -13,7 +13,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/admission/plugin/policy/validating"
@@ -233,18 +232,7 @@ var _ = Describe("Who may write an Incident's status (alertbridge-incident-statu
 	// The usual grant to an app team's admin: every verb on every
 	// alertbridge resource of the namespace. It is not the operator.
 	It("refuses a namespace admin holding every verb the same", func() {
-		const adminUser = "app-admin@example.com"
-		Expect(k8s.Create(ctx, &rbacv1.Role{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-admin"},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"*"}, Verbs: []string{"*"}}},
-		})).To(Succeed())
-		Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-admin"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "app-admin"},
-			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: adminUser}},
-		})).To(Succeed())
-		admin, err := client.New(env.As(adminUser), client.Options{Scheme: kube.NewScheme()})
-		Expect(err).NotTo(HaveOccurred())
+		admin := appAdmin(ns, "app-admin@example.com")
 		refused(admin, map[string]any{"triage": map[string]any{"runs": 2}}, "status.triage: only the alertbridge operator writes this")
 	})
 })
