@@ -61,10 +61,12 @@ type TriageWebhook struct {
 
 	// secretRef names a Secret whose key token is sent as a bearer token.
 	// Who sets or changes it, or changes url while it is set, must be
-	// allowed to get that Secret (admission policy alertbridge-credentials).
-	// The token goes to url's origin only, never along a redirect to
-	// another; a Secret of type kubernetes.io/service-account-token is
-	// never sent.
+	// allowed to get that Secret (admission policy
+	// alertbridge-routing-credentials). The operator reads it only if the
+	// namespace grants it (the ClusterRole alertbridge-credentials bound to
+	// the operator there). The token goes to url's origin only, never along
+	// a redirect to another; a Secret of type
+	// kubernetes.io/service-account-token is never sent.
 	// +optional
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
 }
@@ -81,8 +83,9 @@ type TriagePolicy struct {
 	// jobTemplate is a batch/v1 JobTemplateSpec; the API server validates the
 	// Job when the operator creates it. Who sets or changes it must be
 	// allowed to create Jobs in the namespace (admission policy
-	// alertbridge-credentials): the operator creates for you only what you
-	// could create yourself.
+	// alertbridge-routing-credentials): the operator creates for you only
+	// what you could create yourself, and only if the namespace grants it
+	// (the ClusterRole alertbridge-triage-jobs bound to the operator there).
 	// +optional
 	// +kubebuilder:validation:Schemaless
 	// +kubebuilder:validation:Type=object

@@ -109,8 +109,11 @@ type PrometheusSource struct {
 
 	// secretRef names a Secret with keys token, username/password, ca.crt,
 	// and header.<Name> for extra headers (e.g. header.X-Scope-OrgID). Who
-	// sets or changes it, or changes url while it is set, must be allowed to
-	// get that Secret (admission policy alertbridge-credentials). The
+	// sets or changes it, or changes what is queried with it, must be
+	// allowed to get that Secret (admission policy
+	// alertbridge-slopolicy-credentials). The operator reads it only if the
+	// namespace grants it (the ClusterRole alertbridge-credentials bound to
+	// the operator there; the condition CredentialsAvailable says so). The
 	// credentials go to url's origin only, never along a redirect to
 	// another; a Secret of type kubernetes.io/service-account-token is
 	// never sent.
