@@ -75,6 +75,15 @@ var IntakeBatchOccurrences = prometheus.NewHistogram(prometheus.HistogramOpts{
 	Buckets: prometheus.ExponentialBuckets(1, 2, 11),
 })
 
+// IntakeForwarded counts the occurrences an HTTP API replica sent to the
+// replica that counts them (the holder of the intake Lease), by outcome:
+// counted there, counted here because the owner could not be reached
+// (nothing was sent), or unconfirmed (sent, and no answer came back).
+var IntakeForwarded = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "alertbridge_intake_forwarded_total",
+	Help: "Occurrences an HTTP API replica sent to the replica that counts them, by outcome (counted, local, unconfirmed).",
+}, []string{"outcome"})
+
 // TriageRuns counts triage runs the Incident controller dispatched (a
 // Job, a webhook, or only recorded when neither is configured).
 var TriageRuns = prometheus.NewCounter(prometheus.CounterOpts{
@@ -290,10 +299,18 @@ var BuildInfo = func() *prometheus.GaugeVec {
 	return g
 }()
 
+// RegisterAPI adds the HTTP API's metrics (ingest and intake) to
+// controller-runtime's registry: `alertbridge serve` counts occurrences,
+// the controller manager does not.
+func RegisterAPI() error {
+	return register(IngestOccurrences, IngestReplays, IngestRejected,
+		IntakeCommitSeconds, IntakeBatchOccurrences, IntakeForwarded, BuildInfo)
+}
+
 // Register adds alertbridge's metrics to controller-runtime's registry;
 // reader is the manager's cache, read at scrape time.
 func Register(reader client.Reader) error {
-	for _, c := range []prometheus.Collector{
+	return register(
 		IngestOccurrences, IngestReplays, IngestRejected, Folds, Requeues,
 		TriageRuns, TriageCooldownSkips, TimelineSummarised, GateDecisions, IntakeCommitSeconds, IntakeBatchOccurrences,
 		MirrorWrites, MirrorUp, MirrorFinalizerPolicyActive, BuildInfo,
@@ -305,7 +322,11 @@ func Register(reader client.Reader) error {
 				[]string{"phase"}, nil)},
 		&silencesByState{reader: reader, desc: prometheus.NewDesc("alertbridge_silences",
 			"Silences in the cluster by state (Pending, Active, Expired, Invalid).", []string{"state"}, nil)},
-	} {
+	)
+}
+
+func register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
 		if err := ctrlmetrics.Registry.Register(c); err != nil {
 			if _, ok := err.(prometheus.AlreadyRegisteredError); ok {
 				continue // a second manager in one process (tests)
