@@ -39,7 +39,7 @@ var _ = Describe("Alert controller", func() {
 		DeferCleanup(func() { stop() })
 	})
 
-	It("accepts a new Alert as canonical with its fingerprint label", func() {
+	It("accepts a new Alert as canonical, findable by its fingerprint without a label", func() {
 		a := testbuild.Alert(ns, testbuild.Host("n1"))
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Eventually(func(g Gomega) {
@@ -47,10 +47,15 @@ var _ = Describe("Alert controller", func() {
 			g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
 			g.Expect(a.Status.Occurrences).To(BeEquivalentTo(1))
 			g.Expect(a.Status.Fingerprint).To(Equal(alertindex.Key(a)))
-			g.Expect(a.Labels).To(HaveKeyWithValue(v1.FingerprintLabel, alertindex.Key(a)))
 			g.Expect(a.Status.FirstSeenAt).NotTo(BeNil())
 			g.Expect(a.Status.ObservedGeneration).To(Equal(a.Generation))
 		}, settle, poll).Should(Succeed())
+		// Deciding is one status write and no label patch: the API server
+		// finds the Alert by the fingerprint in its status.
+		Expect(a.Labels).NotTo(HaveKey(v1.FingerprintLabel))
+		var found v1.AlertList
+		Expect(k8s.List(ctx, &found, client.InNamespace(ns), client.MatchingFields{v1.FingerprintField: alertindex.Key(a)})).To(Succeed())
+		Expect(found.Items).To(ConsistOf(HaveField("Name", a.Name)))
 	})
 
 	It("folds 200 concurrent creates of 10 fingerprints into 10 canonicals with exact occurrences", func() {

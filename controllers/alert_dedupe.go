@@ -215,13 +215,12 @@ func (r *AlertReconciler) readFresh(ctx context.Context, c *v1.Alert) (*v1.Alert
 	return &a, nil
 }
 
-// makeCanonical labels a and makes it New with one occurrence, silenced
-// in the same write when a Silence is active: nobody may claim, convert or
-// notify it in between.
+// makeCanonical makes a New with one occurrence and its fingerprint in
+// status (a selectable field, so the API server finds an Alert by
+// fingerprint without a label patch: a new Alert costs its create and this
+// one status write), silenced in the same write when a Silence is active:
+// nobody may claim, convert or notify it in between.
 func (r *AlertReconciler) makeCanonical(ctx context.Context, a *v1.Alert, silences []silence.Rule, now time.Time) error {
-	if err := r.ensureFingerprintLabel(ctx, a); err != nil {
-		return err
-	}
 	orig := a.DeepCopy()
 	alertstate.MarkCanonical(&a.Status, alertindex.Effective(a), a.CreationTimestamp, a.Generation)
 	quiet := silence.Decide(a, silences, now)
@@ -232,24 +231,6 @@ func (r *AlertReconciler) makeCanonical(ctx context.Context, a *v1.Alert, silenc
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Alert accepted as canonical", "alert", klog.KObj(a))
 	r.recordSilencing(a, orig, quiet)
-	return nil
-}
-
-func (r *AlertReconciler) ensureFingerprintLabel(ctx context.Context, a *v1.Alert) error {
-	want := alertindex.Key(a)
-	if a.Labels[v1.FingerprintLabel] == want {
-		return nil
-	}
-	// Optimistic lock: the patch answers with the whole object, and a
-	// decision must never be made over a status someone wrote since our read.
-	patch := client.MergeFromWithOptions(a.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	if a.Labels == nil {
-		a.Labels = map[string]string{}
-	}
-	a.Labels[v1.FingerprintLabel] = want
-	if err := r.Patch(ctx, a, patch); err != nil {
-		return fmt.Errorf("failed to label Alert %s: %w", klog.KObj(a), err)
-	}
 	return nil
 }
 

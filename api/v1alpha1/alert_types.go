@@ -331,6 +331,7 @@ type AlertFiring struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=alrt,categories=alertbridge
 // +kubebuilder:selectablefield:JSONPath=`.status.phase`
+// +kubebuilder:selectablefield:JSONPath=`.status.fingerprint`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Service",type=string,JSONPath=`.spec.service`
 // +kubebuilder:printcolumn:name="Env",type=string,JSONPath=`.spec.env`,priority=1

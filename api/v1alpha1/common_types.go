@@ -2,8 +2,13 @@ package v1alpha1
 
 // Names shared by every kind; users and tests depend on them.
 const (
-	// FingerprintLabel carries the label-safe effective fingerprint of an Alert.
+	// FingerprintLabel carries the label-safe effective fingerprint of an
+	// Alert the HTTP intake or `alerts ingest` created.
 	FingerprintLabel = "ops.alertbridge.io/fingerprint"
+	// FingerprintField selects Alerts by the label-safe effective
+	// fingerprint the Alert controller records when it decides them
+	// (kubectl get alerts --field-selector status.fingerprint=…).
+	FingerprintField = "status.fingerprint"
 	// SignatureLabel carries a label-safe hash of an Incident's signature.
 	SignatureLabel = "ops.alertbridge.io/signature"
 	// MirrorFinalizer holds an object until its final state is in PostgreSQL.

@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertindex"
@@ -42,23 +43,23 @@ import (
 
 // Request is one occurrence to count.
 type Request struct {
-	Namespace string
-	Spec      v1.AlertSpec
+	Namespace string       `json:"namespace"`
+	Spec      v1.AlertSpec `json:"spec"`
 	// Caller is the authenticated user who sent the occurrence. Keys are
 	// scoped to it: one caller can neither replay nor suppress another's.
-	Caller string
+	Caller string `json:"caller"`
 	// Key makes the request idempotent: a request whose key was already
 	// counted (by the same Caller) within alertstate.KeyWindow counts
 	// nothing and is answered with Replayed. Empty: no key.
-	Key string
+	Key string `json:"key,omitempty"`
 	// Firing says Key names a firing instance of the source (Alertmanager's
 	// fingerprint and startsAt) that a later Resolve ends.
-	Firing bool
+	Firing bool `json:"firing,omitempty"`
 	// Annotations are set on an Alert this request creates.
-	Annotations map[string]string
+	Annotations map[string]string `json:"annotations,omitempty"`
 	// Labels are set on an Alert this request creates, beside the
 	// fingerprint label (e.g. the operator's own origin label).
-	Labels map[string]string
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Result is what the caller is told, per occurrence.
@@ -120,6 +121,13 @@ type waiter struct {
 type outcome struct {
 	res Result
 	err error
+}
+
+// ForManager returns an Intake that writes as mgr's identity and lists
+// Alerts by fingerprint from its cache (alertindex must be registered on
+// it before the cache starts).
+func ForManager(mgr manager.Manager) *Intake {
+	return &Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
 }
 
 // defaultMaxPending bounds the occurrences waiting on one fingerprint.
@@ -684,16 +692,19 @@ func (in *Intake) ResolveInstance(ctx context.Context, namespace string, spec v1
 }
 
 // liveHolder finds, reading the API server, the Alert of a fingerprint that
-// holds key. Every Alert that can hold a key carries the fingerprint label:
-// the intake labels what it creates, the controller what it decides.
+// holds key: a decided one (deciding writes status.fingerprint, which the
+// API server selects by) or one the intake created and the controller has
+// not decided yet (the intake labels what it creates).
 func (in *Intake) liveHolder(ctx context.Context, namespace, fp, key string) (*v1.Alert, error) {
-	var list v1.AlertList
-	if err := in.APIReader.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{v1.FingerprintLabel: fp}); err != nil {
-		return nil, fmt.Errorf("failed to list Alerts of fingerprint %s/%s: %w", namespace, fp, err)
-	}
-	alerts := make([]*v1.Alert, 0, len(list.Items))
-	for i := range list.Items {
-		alerts = append(alerts, &list.Items[i])
+	var alerts []*v1.Alert
+	for _, sel := range []client.ListOption{client.MatchingFields{v1.FingerprintField: fp}, client.MatchingLabels{v1.FingerprintLabel: fp}} {
+		var list v1.AlertList
+		if err := in.APIReader.List(ctx, &list, client.InNamespace(namespace), sel); err != nil {
+			return nil, fmt.Errorf("failed to list Alerts of fingerprint %s/%s: %w", namespace, fp, err)
+		}
+		for i := range list.Items {
+			alerts = append(alerts, &list.Items[i])
+		}
 	}
 	return holderOf(alerts, key), nil
 }
