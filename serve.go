@@ -26,6 +26,7 @@ type serveOptions struct {
 	tlsSecret     string
 	tlsNamespace  string
 	databaseURL   string
+	peers         serve.Peers
 	process       processFlags
 }
 
@@ -56,6 +57,12 @@ func newServeCommand(app *cli.App) *cobra.Command {
 	f.DurationVar(&o.api.ShutdownTimeout, "api-shutdown-timeout", httpapi.DefaultShutdownTimeout, "on SIGTERM, after --api-shutdown-delay, how long requests in flight may take to finish")
 	f.StringVar(&o.api.DefaultNamespace, "default-namespace", "default", "namespace of ingested alerts whose request names none (no ?namespace= and no namespace label)")
 	f.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL the list, dashboard and trends read history from (a role that may only SELECT); default $ALERT_DATABASE_URL, then $DATABASE_URL; none: the cluster alone")
+	f.StringVar(&o.peers.BindAddress, "intake-peer-bind-address", "0",
+		"address of the port the replicas send each other occurrences on (mutual TLS with the --api-tls-secret certificate): "+
+			"one replica, elected with a Lease, counts them all, so that two never write the same Alert; 0 turns it off and each replica counts what it is sent")
+	f.StringVar(&o.peers.Lease.Name, "intake-lease", "alertbridge-api-intake", "Lease the replicas elect the one that counts occurrences with")
+	f.StringVar(&o.peers.Lease.Namespace, "intake-lease-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), defaultNamespace), "namespace of --intake-lease")
+	f.StringVar(&o.peers.Host, "intake-peer-host", os.Getenv("POD_IP"), "this replica's address as the others reach it, when --intake-peer-bind-address names no host (default $POD_IP)")
 	o.process.bind(f)
 	return cmd
 }
@@ -93,9 +100,11 @@ func (o *serveOptions) run(app *cli.App) error {
 	case o.api.CertFile != "":
 		log.Info("The HTTP API serves TLS from files", "cert", o.api.CertFile)
 	}
+	o.peers.Name = cmp.Or(os.Getenv("POD_NAME"), hostname())
 	if _, err := serve.Setup(mgr, serve.Options{
 		HTTP:      o.api,
 		TLSSecret: types.NamespacedName{Namespace: o.tlsNamespace, Name: o.tlsSecret},
+		Peers:     o.peers,
 	}); err != nil {
 		return err
 	}
@@ -116,6 +125,16 @@ func (o *serveOptions) validate() error {
 		return fmt.Errorf("--api-shutdown-delay must not be negative and --api-shutdown-timeout must be positive")
 	}
 	return nil
+}
+
+// hostname names this replica in the intake's Lease when POD_NAME is unset
+// (a pod's hostname is its name).
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "alertbridge-api"
+	}
+	return h
 }
 
 // Shutdown budget of `alertbridge serve` (the Deployment's

@@ -30,7 +30,10 @@ type Source struct {
 	client  kubernetes.Interface
 	secret  types.NamespacedName
 	current atomic.Pointer[served]
-	changed chan struct{}
+	// previous is the certificate served before current: a replica that
+	// has not seen a rotation yet still presents it to its peers.
+	previous atomic.Pointer[served]
+	changed  chan struct{}
 }
 
 // served is the certificate in service and the PEM it was read from.
@@ -87,7 +90,9 @@ func (s *Source) load(log logr.Logger, obj any) {
 		log.Error(err, "The Secret holds no usable certificate; keeping the last one", "resourceVersion", sec.ResourceVersion)
 		return
 	}
-	s.current.Store(&served{cert: &pair, certPEM: certPEM, keyPEM: keyPEM})
+	if old := s.current.Swap(&served{cert: &pair, certPEM: certPEM, keyPEM: keyPEM}); old != nil {
+		s.previous.Store(old)
+	}
 	log.Info("Serving a new certificate", "resourceVersion", sec.ResourceVersion,
 		"notAfter", pair.Leaf.NotAfter, "serial", pair.Leaf.SerialNumber.Text(16))
 }
@@ -104,6 +109,25 @@ func (s *Source) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) 
 }
 
 var errNoCertificate = errors.New("no serving certificate yet")
+
+// GetClientCertificate is tls.Config's: the replica presents the serving
+// certificate to its peers.
+func (s *Source) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return s.GetCertificate(nil)
+}
+
+// Holds reports whether leaf (DER) is the certificate this Source serves,
+// or served before the last rotation. Only the HTTP API's replicas can read
+// the Secret's private key, so a peer that completes a handshake with that
+// certificate is one of them.
+func (s *Source) Holds(leaf []byte) bool {
+	for _, p := range []*served{s.current.Load(), s.previous.Load()} {
+		if p != nil && len(p.cert.Certificate) > 0 && bytes.Equal(p.cert.Certificate[0], leaf) {
+			return true
+		}
+	}
+	return false
+}
 
 // Ready is a healthz.Checker: ready once a certificate is loaded.
 func (s *Source) Ready(*http.Request) error {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -37,7 +36,7 @@ func ForManager(mgr manager.Manager, cfg Config) (*Server, error) {
 		}
 	}
 	if cfg.Intake == nil {
-		cfg.Intake = &intake.Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
+		cfg.Intake = intake.ForManager(mgr)
 	}
 	return New(cfg, mgr.GetClient(), &Authenticator{Client: cs, Audiences: cfg.Audiences}, nil), nil
 }

@@ -85,7 +85,7 @@ type Config struct {
 	// namespace (default "default").
 	DefaultNamespace string
 	// Intake counts ingested occurrences; nil turns the ingest endpoints off.
-	Intake *intake.Intake
+	Intake intake.Counter
 	// Client is an uncached client with the operator's identity: the work
 	// queue (claim, renew, ack, fail, to-incident, the incident actions),
 	// the tool endpoint and MCP write through it for callers they have

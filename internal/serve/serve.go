@@ -10,6 +10,7 @@ package serve
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -25,7 +26,9 @@ import (
 
 	"github.com/alertbridge/alertbridge/internal/certs"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/metrics"
 )
 
 // ManagerOptions are the process-level settings of `alertbridge serve`.
@@ -92,7 +95,26 @@ type Options struct {
 	// files, not Insecure), is the serving Secret the API watches and
 	// serves from.
 	TLSSecret types.NamespacedName
+	// Peers, when its BindAddress is set, makes the replicas elect one of
+	// them to count every occurrence and send it theirs (intake.Router).
+	Peers Peers
 }
+
+// Peers say how the HTTP API's replicas reach each other.
+type Peers struct {
+	// BindAddress is the peer port's address ("" or "0": each replica
+	// counts what it is sent).
+	BindAddress string
+	// Host is this replica's address as the others reach it (its pod IP),
+	// used when BindAddress names no host.
+	Host string
+	// Lease names the Lease the replicas elect the owner with; Name is this
+	// replica's name in it (its pod).
+	Lease types.NamespacedName
+	Name  string
+}
+
+func (p Peers) enabled() bool { return p.BindAddress != "" && p.BindAddress != "0" }
 
 // Setup adds the HTTP API to mgr: the certificate Source (with TLSSecret),
 // the server and their readiness checks. It returns the server.
@@ -116,6 +138,16 @@ func Setup(mgr manager.Manager, o Options) (*httpapi.Server, error) {
 			return nil, fmt.Errorf("failed to add the HTTP API's certificate check: %w", err)
 		}
 		log.Info("The HTTP API serves TLS from a Secret", "secret", o.TLSSecret.String())
+		if o.Peers.enabled() {
+			if cfg.Intake, err = addPeers(mgr, cs, src, o.Peers); err != nil {
+				return nil, err
+			}
+		}
+	} else if o.Peers.enabled() {
+		return nil, fmt.Errorf("the intake's peer port needs the certificate from a Secret: replicas prove to each other that they hold its key")
+	}
+	if err := metrics.RegisterAPI(); err != nil {
+		return nil, fmt.Errorf("failed to register the HTTP API's metrics: %w", err)
 	}
 	srv, err := httpapi.ForManager(mgr, cfg)
 	if err != nil {
@@ -135,3 +167,40 @@ func Setup(mgr manager.Manager, o Options) (*httpapi.Server, error) {
 	}
 	return srv, nil
 }
+
+// addPeers adds the peer port and the owner's election to mgr, and returns
+// the Router the HTTP API counts through.
+func addPeers(mgr manager.Manager, cs kubernetes.Interface, src *certs.Source, p Peers) (*intake.Router, error) {
+	l, err := net.Listen("tcp", p.BindAddress)
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen on the intake's peer address %s: %w", p.BindAddress, err)
+	}
+	host, port, err := net.SplitHostPort(l.Addr().String())
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if host = p.Host; host == "" {
+			return nil, fmt.Errorf("the intake's peer address %s names no host, and the pod's IP is unknown (POD_IP)", p.BindAddress)
+		}
+	}
+	serverTLS, clientTLS := intake.PeerTLS(src)
+	router := &intake.Router{
+		Local: intake.ForManager(mgr),
+		Peers: intake.NewPeerClient(clientTLS),
+	}
+	el := &intake.Elector{Client: cs, Lease: p.Lease, Name: p.Name, Address: net.JoinHostPort(host, port)}
+	router.Owner = el.Owner
+	if err := mgr.Add(el); err != nil {
+		return nil, fmt.Errorf("failed to add the intake's election: %w", err)
+	}
+	if err := mgr.Add(&intake.PeerServer{Listener: l, TLS: serverTLS, Handler: router.PeerHandler(), ShutdownTimeout: peerShutdown}); err != nil {
+		return nil, fmt.Errorf("failed to add the intake's peer port: %w", err)
+	}
+	ctrl.Log.WithName("setup").Info("Replicas send occurrences to the one that counts them", "peerAddress", el.Address, "lease", p.Lease.String())
+	return router, nil
+}
+
+// peerShutdown bounds how long forwarded occurrences in flight may take on
+// shutdown: about one commit.
+const peerShutdown = 30 * time.Second
