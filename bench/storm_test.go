@@ -5,13 +5,22 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/shipped"
 )
 
 // Retries of a storm sender that is told 503 (the intake's "busy").
@@ -82,9 +91,15 @@ func (r *run) storm(id string, senders int) {
 	}
 	r.quiesce()
 	before := r.requests()
+	batchesBefore := r.intakeBatches()
+	var by *bystander
+	if senders == slices.Max(r.size.Senders) {
+		by = r.startBystander()
+	}
 	start := time.Now()
 	r.check(parallel(n, senders, send))
 	elapsed := time.Since(start)
+	bystanding := by.stop()
 	lost := unconfirmed.Load()
 	acked := int64(n) - lost
 	rate := float64(acked) / elapsed.Seconds()
@@ -104,9 +119,14 @@ func (r *run) storm(id string, senders int) {
 		return occ >= acked && occ <= int64(n)
 	})
 	r.quiesce()
+	batches := r.intakeBatches().sub(batchesBefore)
 	cost, writes := perUnit(r.requests().Sub(before), float64(acked))
 	slices.Sort(lat)
 	result := fmt.Sprintf("%.0f occurrences/s, %.2f API writes/occurrence, latency p50 %s, p99 %s", rate, writes, ms(pct(lat, 50)), ms(pct(lat, 99)))
+	result += ", " + batches.String()
+	if bystanding != "" {
+		result += ", " + bystanding
+	}
 	if k := retries.Load(); k > 0 {
 		result += fmt.Sprintf(", %d retries after a 503 \"not counted\"", k)
 	}
@@ -137,4 +157,119 @@ func post(ctx context.Context, c *http.Client, url, token string, body []byte) (
 		return resp.StatusCode, "", nil
 	}
 	return resp.StatusCode, string(b), nil
+}
+
+// batchSizes is the intake's alertbridge_intake_batch_occurrences summed
+// over the HTTP API's replicas: how many occurrences each count write held.
+type batchSizes struct {
+	count   uint64
+	sum     float64
+	buckets map[float64]uint64
+}
+
+func (r *run) intakeBatches() batchSizes {
+	out := batchSizes{buckets: map[float64]uint64{}}
+	for _, rep := range r.env.APIReplicas {
+		fams, err := r.env.ReplicaMetrics(r.ctx, rep)
+		r.check(err)
+		c, s, b := shipped.Histogram(fams, "alertbridge_intake_batch_occurrences")
+		out.count += c
+		out.sum += s
+		for le, n := range b {
+			out.buckets[le] += n
+		}
+	}
+	return out
+}
+
+func (b batchSizes) sub(before batchSizes) batchSizes {
+	out := batchSizes{count: b.count - before.count, sum: b.sum - before.sum, buckets: map[float64]uint64{}}
+	for le, n := range b.buckets {
+		out.buckets[le] = n - before.buckets[le]
+	}
+	return out
+}
+
+// quantile is the upper bound of the bucket holding the q-th batch.
+func (b batchSizes) quantile(q float64) float64 {
+	bounds := slices.Sorted(maps.Keys(b.buckets))
+	for _, le := range bounds {
+		if float64(b.buckets[le]) >= q*float64(b.count) {
+			return le
+		}
+	}
+	return math.Inf(1)
+}
+
+func (b batchSizes) String() string {
+	if b.count == 0 {
+		return "no intake writes"
+	}
+	return fmt.Sprintf("%.1f occurrences per intake write (%d writes; batch p50 ≤ %g, p90 ≤ %g, p99 ≤ %g)",
+		b.sum/float64(b.count), b.count, b.quantile(0.5), b.quantile(0.9), b.quantile(0.99))
+}
+
+// bystander is another team's client during a storm: a ServiceAccount
+// that may read and create ConfigMaps in a namespace of its own, getting
+// and creating ConfigMaps ten times a second, as kubectl would. Priority
+// and Fairness must keep its latency down while the storm fills the API
+// server's queues.
+type bystander struct {
+	stopc chan struct{}
+	done  chan struct{}
+	lat   []time.Duration
+	errs  int
+}
+
+func (r *run) startBystander() *bystander {
+	ns := r.namespace("bystander-")
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench-bystander"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "create"}}},
+	}
+	if err := r.admin.Create(r.ctx, role); err != nil && !apierrors.IsAlreadyExists(err) {
+		r.check(err)
+	}
+	c, err := r.user(ns, "bystander", role.Name).Client()
+	r.check(err)
+	b := &bystander{stopc: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-b.stopc:
+				return
+			case <-tick.C:
+			}
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i), Namespace: ns}}
+			for _, op := range []func() error{
+				func() error { return c.Create(r.ctx, cm) },
+				func() error { return c.Get(r.ctx, client.ObjectKeyFromObject(cm), cm) },
+			} {
+				t := time.Now()
+				if err := op(); err != nil {
+					b.errs++
+				}
+				b.lat = append(b.lat, time.Since(t))
+			}
+		}
+	}()
+	return b
+}
+
+// stop ends the bystander and tells its latency.
+func (b *bystander) stop() string {
+	if b == nil {
+		return ""
+	}
+	close(b.stopc)
+	<-b.done
+	slices.Sort(b.lat)
+	out := fmt.Sprintf("another client's ConfigMap get/create meanwhile: p50 %s, p99 %s (%d requests", ms(pct(b.lat, 50)), ms(pct(b.lat, 99)), len(b.lat))
+	if b.errs > 0 {
+		out += fmt.Sprintf(", **%d failed**", b.errs)
+	}
+	return out + ")"
 }

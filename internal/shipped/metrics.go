@@ -2,6 +2,7 @@ package shipped
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"maps"
@@ -13,8 +14,13 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Request is one series of the API server's apiserver_request_total.
@@ -288,4 +294,78 @@ func (e *Env) Leader() *Replica {
 		}
 	}
 	return leader
+}
+
+// ReplicaMetrics scrapes replica r's /metrics as Prometheus would: with the
+// token of a ServiceAccount bound to the shipped alertbridge-metrics-reader
+// ClusterRole (the endpoint authenticates and authorises it with the API
+// server). The certificate is controller-runtime's self-signed one, which a
+// ServiceMonitor also skips verifying.
+func (e *Env) ReplicaMetrics(ctx context.Context, r *Replica) (map[string]*dto.MetricFamily, error) {
+	if r.MetricsURL == "" {
+		return nil, fmt.Errorf("%s serves no metrics", r.Name)
+	}
+	tok, err := e.metricsToken(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.MetricsURL+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // G402: controller-runtime's self-signed metrics certificate
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("failed to scrape %s: %w", r.Name, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s's /metrics answered %s", r.Name, resp.Status)
+	}
+	return parseMetrics(resp.Body)
+}
+
+// metricsToken is a token of ServiceAccount metrics-scraper in the install
+// namespace, bound cluster-wide to alertbridge-metrics-reader.
+func (e *Env) metricsToken(ctx context.Context) (string, error) {
+	e.scraperOnce.Do(func() {
+		ns, name := e.Namespace(), "metrics-scraper"
+		for _, obj := range []client.Object{
+			&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}},
+			&rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: "alertbridge-" + name},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "alertbridge-metrics-reader"},
+				Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}},
+			},
+		} {
+			if err := e.Admin.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+				e.scraperErr = err
+				return
+			}
+		}
+		u := &User{Namespace: ns, Name: name, env: e}
+		e.scraperToken, e.scraperErr = u.Token(ctx, "")
+	})
+	return e.scraperToken, e.scraperErr
+}
+
+// Histogram sums a histogram family's series: the count, the sum and the
+// cumulative count at each upper bound.
+func Histogram(fams map[string]*dto.MetricFamily, name string) (count uint64, sum float64, buckets map[float64]uint64) {
+	buckets = map[float64]uint64{}
+	f, ok := fams[name]
+	if !ok {
+		return 0, 0, buckets
+	}
+	for _, m := range f.GetMetric() {
+		h := m.GetHistogram()
+		count += h.GetSampleCount()
+		sum += h.GetSampleSum()
+		for _, b := range h.GetBucket() {
+			buckets[b.GetUpperBound()] += b.GetCumulativeCount()
+		}
+	}
+	return count, sum, buckets
 }

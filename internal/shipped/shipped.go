@@ -83,6 +83,10 @@ type Env struct {
 	operator, api string
 	control       controlProcs
 	stopOnce      sync.Once
+	// The token ReplicaMetrics scrapes with, made once.
+	scraperOnce  sync.Once
+	scraperToken string
+	scraperErr   error
 }
 
 // Timeouts of the setup.
