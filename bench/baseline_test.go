@@ -110,7 +110,14 @@ func upsertKey(senders int) string { return fmt.Sprintf("2@%d", senders) }
 // durable PostgreSQL (fsync and synchronous_commit on), with the same
 // occurrences over the same 20 fingerprints and as many connections as the
 // storm has senders.
-func (r *run) upsertBaseline() {
+// upsert counts one occurrence of fingerprint $1 (labels $2), as the
+// design alertbridge replaces does.
+const upsert = `INSERT INTO occurrences VALUES ($1, 'gateway', 'latency', 'p95 above 300ms', $2, 1, now(), now())
+	ON CONFLICT (fingerprint) DO UPDATE SET occurrences = occurrences.occurrences + 1, last_seen_at = excluded.last_seen_at`
+
+// upsertDSN creates the upsert's database and table if need be and
+// returns the database's URL.
+func (r *run) upsertDSN() string {
 	if _, err := r.db.Exec(r.ctx, "CREATE DATABASE bench"); err != nil && !strings.Contains(err.Error(), "already exists") {
 		r.fatal(err)
 	}
@@ -122,8 +129,14 @@ func (r *run) upsertBaseline() {
 		fingerprint text PRIMARY KEY, service text NOT NULL, kind text NOT NULL, title text NOT NULL,
 		labels jsonb NOT NULL, occurrences bigint NOT NULL, first_seen_at timestamptz NOT NULL, last_seen_at timestamptz NOT NULL)`)
 	r.check(err)
-	const upsert = `INSERT INTO occurrences VALUES ($1, 'gateway', 'latency', 'p95 above 300ms', $2, 1, now(), now())
-		ON CONFLICT (fingerprint) DO UPDATE SET occurrences = occurrences.occurrences + 1, last_seen_at = excluded.last_seen_at`
+	return dsn
+}
+
+func (r *run) upsertBaseline() {
+	dsn := r.upsertDSN()
+	setup, err := pgx.Connect(r.ctx, dsn)
+	r.check(err)
+	defer func() { _ = setup.Close(r.ctx) }()
 	for _, senders := range r.size.Senders {
 		_, err := setup.Exec(r.ctx, "TRUNCATE occurrences")
 		r.check(err)
