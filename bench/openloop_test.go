@@ -82,10 +82,11 @@ func offer(ctx context.Context, rate int, d time.Duration, send func(i int) (ok,
 				continue
 			}
 			sentAt[i] = true
+			j := i // i moves on before the goroutine runs
 			wg.Go(func() {
 				defer func() { <-sem }()
-				y, r, err := send(i)
-				lat[i] = time.Since(at)
+				y, r, err := send(j)
+				lat[j] = time.Since(at)
 				switch {
 				case err != nil:
 					other.Add(1)
