@@ -18,12 +18,14 @@ import (
 type processFlags struct {
 	kubeQPS   float32
 	kubeBurst int
+	pprofAddr string
 	zap       zap.Options
 }
 
 func (p *processFlags) bind(f *pflag.FlagSet) {
 	f.Float32Var(&p.kubeQPS, "kube-api-qps", kube.OperatorQPS, "client-side limit of requests per second to the Kubernetes API; negative (the default) leaves limiting to the API server's Priority and Fairness (config/flowcontrol)")
 	f.IntVar(&p.kubeBurst, "kube-api-burst", kube.OperatorBurst, "client-side burst of requests to the Kubernetes API, with a positive --kube-api-qps")
+	f.StringVar(&p.pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints, for profiling (plain HTTP, no authentication: bind it to localhost and reach it with kubectl port-forward); 0 turns it off")
 	goFlags := goflag.NewFlagSet("zap", goflag.ContinueOnError)
 	p.zap.BindFlags(goFlags)
 	f.AddGoFlagSet(goFlags)

@@ -137,6 +137,7 @@ func (o *runOptions) run(app *cli.App) error {
 		Cache:                  kube.CacheOptions(),
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: o.probeAddr,
+		PprofBindAddress:       o.process.pprofAddr,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "alertbridge.ops.alertbridge.io",
 		// In a pod POD_NAMESPACE is the ServiceAccount's namespace, which

@@ -78,7 +78,7 @@ func (o *serveOptions) run(app *cli.App) error {
 	}
 	log := ctrl.Log.WithName("setup")
 	mgr, err := serve.NewManager(cfg, serve.ManagerOptions{
-		MetricsAddr: o.metricsAddr, SecureMetrics: o.secureMetrics, ProbeAddr: o.probeAddr,
+		MetricsAddr: o.metricsAddr, SecureMetrics: o.secureMetrics, ProbeAddr: o.probeAddr, PprofAddr: o.process.pprofAddr,
 		ShutdownBudget: max(defaultGracefulShutdown, o.api.ShutdownDelay+o.api.ShutdownTimeout+stopAfterAPI),
 	})
 	if err != nil {

@@ -40,6 +40,8 @@ type ManagerOptions struct {
 	SecureMetrics bool
 	// ProbeAddr serves /healthz and /readyz ("0" or empty: off).
 	ProbeAddr string
+	// PprofAddr serves /debug/pprof ("0" or empty: off).
+	PprofAddr string
 	// ShutdownBudget bounds the manager's graceful shutdown; the HTTP API's
 	// own drain (delay + timeout) must fit in it.
 	ShutdownBudget time.Duration
@@ -72,6 +74,9 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	}
 	if opts.HealthProbeBindAddress == "" {
 		opts.HealthProbeBindAddress = "0"
+	}
+	if o.PprofAddr != "" {
+		opts.PprofBindAddress = o.PprofAddr
 	}
 	if o.ShutdownBudget > 0 {
 		opts.GracefulShutdownTimeout = ptr.To(o.ShutdownBudget)
