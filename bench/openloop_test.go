@@ -170,6 +170,7 @@ func (r *run) openIntake(d time.Duration, newPct int) int {
 		ns := r.namespace(fmt.Sprintf("open-%d-", rate))
 		tok, err := r.user(ns, "monitor", "alertbridge-monitor").APIToken(r.ctx)
 		r.check(err)
+		r.profile(d/4, fmt.Sprintf("open%d-%dnew", rate, newPct))
 		o := offer(r.ctx, rate, d, func(i int) (bool, bool, error) {
 			host := fmt.Sprintf("h%02d", i%stormFingerprints)
 			if newPct > 0 && i%100 < newPct {

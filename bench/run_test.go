@@ -89,7 +89,7 @@ func start(ctx context.Context, b *testing.B, s sizes) *run {
 	logf.SetLogger(logr.Discard())
 	r := &run{b: b, ctx: ctx, size: s, rep: newReport(s)}
 	r.say("building bin/alertbridge, starting the control plane and PostgreSQL (durable), migrating")
-	env, err := shipped.Start(ctx, shipped.Options{NoOperators: true})
+	env, err := shipped.Start(ctx, shipped.Options{NoOperators: true, Profile: os.Getenv("BENCH_PROFILE") != ""})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -95,6 +96,7 @@ func (r *run) storm(id string, senders int) {
 	var by *bystander
 	if senders == slices.Max(r.size.Senders) {
 		by = r.startBystander()
+		r.profile(0, fmt.Sprintf("storm%d", senders))
 	}
 	start := time.Now()
 	r.check(parallel(n, senders, send))
@@ -272,4 +274,20 @@ func (b *bystander) stop() string {
 		out += fmt.Sprintf(", **%d failed**", b.errs)
 	}
 	return out + ")"
+}
+
+// profile takes, with BENCH_PROFILE=DIR, CPU profiles of the API server
+// and every replica for BENCH_PROFILE_SECONDS (default 5) after a delay,
+// in the background, into DIR (read them with go tool pprof -top).
+func (r *run) profile(after time.Duration, name string) {
+	dir := os.Getenv("BENCH_PROFILE")
+	if dir == "" {
+		return
+	}
+	d := envDuration("BENCH_PROFILE_SECONDS", 5*time.Second)
+	go func() {
+		time.Sleep(after)
+		files, err := r.env.CPUProfiles(r.ctx, d, dir, name)
+		r.say("CPU profiles of %s (%s): %v %v", name, d, files, err)
+	}()
 }

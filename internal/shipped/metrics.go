@@ -3,12 +3,17 @@ package shipped
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -368,4 +373,70 @@ func Histogram(fams map[string]*dto.MetricFamily, name string) (count uint64, su
 		}
 	}
 	return count, sum, buckets
+}
+
+// CPUProfiles takes a CPU profile of d from the API server and from every
+// replica that serves /debug/pprof (Options.Profile), at once, and writes
+// them to dir as PREFIX-NAME.pprof (NAME: kube-apiserver or the replica's
+// name). It returns the files written.
+func (e *Env) CPUProfiles(ctx context.Context, d time.Duration, dir, prefix string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(e.Control.Admin)
+	if err != nil {
+		return nil, err
+	}
+	secs := strconv.Itoa(int(d.Seconds()))
+	fetch := map[string]func() ([]byte, error){
+		"kube-apiserver": func() ([]byte, error) {
+			return cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", secs).Timeout(d + time.Minute).DoRaw(ctx)
+		},
+	}
+	for _, r := range e.All() {
+		if r.PprofURL == "" {
+			continue
+		}
+		fetch[r.Name] = func() ([]byte, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.PprofURL+"/debug/pprof/profile?seconds="+secs, nil)
+			if err != nil {
+				return nil, err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			defer func() { _ = resp.Body.Close() }()
+			if resp.StatusCode != http.StatusOK {
+				return nil, fmt.Errorf("%s answered %s", r.Name, resp.Status)
+			}
+			return io.ReadAll(resp.Body)
+		}
+	}
+	var (
+		mu    sync.Mutex
+		files []string
+		errs  []error
+		wg    sync.WaitGroup
+	)
+	for name, f := range fetch {
+		wg.Go(func() {
+			b, err := f()
+			if err == nil {
+				path := filepath.Join(dir, prefix+"-"+name+".pprof")
+				if err = os.WriteFile(path, b, 0o600); err == nil {
+					mu.Lock()
+					files = append(files, path)
+					mu.Unlock()
+					return
+				}
+			}
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("profile of %s: %w", name, err))
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.Sort(files)
+	return files, errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,8 @@ type Replica struct {
 	// probes, the HTTP API (https unless --api-insecure) and the metrics
 	// endpoint ("" when off).
 	ProbeURL, APIURL, MetricsURL string
+	// PprofURL is the base URL of /debug/pprof, with Options.Profile.
+	PprofURL string
 	// LogPath is where its stdout and stderr go.
 	LogPath string
 
@@ -64,7 +67,11 @@ func (e *Env) newReplica(ctx context.Context, d *appsv1.Deployment, i int) (*Rep
 	if d == e.APIDeployment {
 		kubeconfig, serves = e.api, []string{"api", "health-probe"}
 	}
-	args, addrs, err := bindLoopback(c.Args, serves)
+	in := c.Args
+	if e.opts.Profile {
+		in = append(slices.Clone(in), "--pprof-bind-address=:6060")
+	}
+	args, addrs, err := bindLoopback(in, serves)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +83,9 @@ func (e *Env) newReplica(ctx context.Context, d *appsv1.Deployment, i int) (*Rep
 	}
 	if a := addrs["health-probe"]; a != "" {
 		r.ProbeURL = "http://" + a
+	}
+	if a := addrs["pprof"]; a != "" {
+		r.PprofURL = "http://" + a
 	}
 	if a := addrs["metrics"]; a != "" {
 		scheme := "https://"

@@ -57,6 +57,10 @@ type Options struct {
 	// NoOperators prepares everything but starts no replica (call
 	// StartOperators): a benchmark measures the bare API server first.
 	NoOperators bool
+	// Profile serves /debug/pprof on every replica (a loopback port, see
+	// Replica.PprofURL), for profiling a benchmark. The Deployments do
+	// not ship it.
+	Profile bool
 }
 
 // Env is a control plane with alertbridge installed and running as shipped.
