@@ -167,11 +167,11 @@ var _ = Describe("Alert folding after a crash", func() {
 	It("never overwrites a decision another writer made after its read", func() {
 		// Only the controller decides; a second controller (a leader
 		// handover) deciding right between this one's fresh read and its
-		// label patch must win, not be overwritten.
+		// status write must win, not be overwritten.
 		key, alerts := createAll(1)
 		a := alerts[0]
 		racing := interceptor.NewClient(noWatch{cache}, interceptor.Funcs{
-			Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 				var other v1.Alert
 				Expect(k8s.Get(ctx, client.ObjectKeyFromObject(obj), &other)).To(Succeed())
 				if other.Status.Phase == "" {
@@ -182,7 +182,7 @@ var _ = Describe("Alert folding after a crash", func() {
 						a.Status.LastSeenAt = &a.CreationTimestamp
 					})
 				}
-				return c.Patch(ctx, obj, patch, opts...)
+				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 			},
 		})
 		Eventually(func() error {

@@ -219,9 +219,19 @@ func PlanFor(inc *v1.Incident, entries []v1.IncidentNotification, r *v1.Receiver
 		p.Superseded = latest.Seq
 		p.Due = Later(p.Due, latest.NextAttemptAt.Time) // keep its backoff
 	}
+	if w.event == v1.NotifyOpened && inc.Status.AlertCount == 0 && len(inc.Status.AlertRefs) == 0 {
+		// A conversion creates the Incident, then appends its Alert to the
+		// status: announce it with that Alert, unless none comes (an
+		// Incident created by hand) within OpenedGrace.
+		p.Due = Later(p.Due, inc.CreationTimestamp.Add(OpenedGrace))
+	}
 	p.Due = Later(p.Due, now)
 	return p
 }
+
+// OpenedGrace is how long an Incident without Alerts waits to be announced
+// for its first Alert to be appended.
+const OpenedGrace = 5 * time.Second
 
 // Later is the later of a and b.
 func Later(a, b time.Time) time.Time {

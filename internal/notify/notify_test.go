@@ -297,3 +297,26 @@ func TestGatesOnePostAtATimePerReceiver(t *testing.T) {
 		t.Fatal("a receiver stays busy after End")
 	}
 }
+
+// TestOpenedWaitsForTheFirstAlert: a conversion creates the Incident and
+// then appends its Alert; the Opened notification waits (OpenedGrace) for
+// that Alert, so it does not announce an Incident of no Alerts, and goes
+// out at once when the Alert is there.
+func TestOpenedWaitsForTheFirstAlert(t *testing.T) {
+	r := receiver(v1.ReceiverSlack)
+	inc := openIncident()
+	inc.CreationTimestamp = metav1.NewTime(t0)
+	inc.Status.AlertCount = 0
+	if p := PlanFor(inc, nil, r, t0.Add(time.Second)); p.Entry == nil || !p.Due.Equal(t0.Add(OpenedGrace)) {
+		t.Fatalf("an Incident without Alerts is due %v, want %v (%+v)", p.Due, t0.Add(OpenedGrace), p)
+	}
+	inc.Status.AlertRefs, inc.Status.AlertCount = []string{"gateway-latency-x"}, 1
+	if p := PlanFor(inc, nil, r, t0.Add(time.Second)); p.Entry == nil || !p.Due.Equal(t0.Add(time.Second)) {
+		t.Fatalf("with its Alert it is due %v, want now (%+v)", p.Due, p)
+	}
+	// Created by hand, with no Alert ever: announced after the grace.
+	inc.Status.AlertRefs, inc.Status.AlertCount = nil, 0
+	if p := PlanFor(inc, nil, r, t0.Add(time.Minute)); p.Entry == nil || !p.Due.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("after the grace it is due %v, want now (%+v)", p.Due, p)
+	}
+}
