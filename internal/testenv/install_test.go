@@ -166,20 +166,29 @@ func TestNetworkPolicyComponentFitsTheDeployments(t *testing.T) {
 				t.Errorf("the NetworkPolicy %s also selects the pods of %s", name, other)
 			}
 		}
-		want := map[int32]bool{}
+		want, peers := map[int32]bool{}, int32(0)
 		for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
-			if p.Name == "api" || p.Name == "metrics" {
+			switch p.Name {
+			case "api", "metrics":
 				want[p.ContainerPort] = true
+			case "peers":
+				want[p.ContainerPort], peers = true, p.ContainerPort
 			}
 		}
 		got := map[int32]bool{}
 		for _, rule := range np.Spec.Ingress {
 			for _, p := range rule.Ports {
 				got[p.Port.IntVal] = true
+				// The replicas' peer port takes connections from the same
+				// Deployment's pods only.
+				if p.Port.IntVal == peers && (len(rule.From) != 1 || rule.From[0].PodSelector == nil ||
+					rule.From[0].NamespaceSelector != nil || !reflect.DeepEqual(rule.From[0].PodSelector.MatchLabels, np.Spec.PodSelector.MatchLabels)) {
+					t.Errorf("%s: the peer port %d is admitted from %+v, want the Deployment's own pods only", name, peers, rule.From)
+				}
 			}
 		}
 		if !reflect.DeepEqual(got, want) || len(want) == 0 {
-			t.Errorf("%s: ingress ports %v, want the container's api and metrics ports %v", name, got, want)
+			t.Errorf("%s: ingress ports %v, want the container's api, metrics and peer ports %v", name, got, want)
 		}
 	}
 }
