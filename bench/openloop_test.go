@@ -26,6 +26,8 @@ const (
 	openInFlight  = 4096
 	openMaxP99    = time.Second
 	openMaxRefuse = 0.01
+	// openConns is the HTTP connections per API replica.
+	openConns = 128
 )
 
 // openRates are the offered rates, occurrences per second.
@@ -162,7 +164,12 @@ func (r *run) openIntake(d time.Duration, newPct int) int {
 	for i := range clients {
 		c, err := r.env.APIClient(r.ctx)
 		r.check(err)
-		c.Transport.(*http.Transport).MaxIdleConnsPerHost = openInFlight
+		// As many connections as the largest closed-loop storm has senders,
+		// kept open: monitors and Alertmanager hold theirs, and a client
+		// that dials a new TLS connection for every request in flight
+		// measures handshakes, not the intake.
+		t := c.Transport.(*http.Transport)
+		t.MaxConnsPerHost, t.MaxIdleConnsPerHost = openConns, openConns
 		clients[i] = c
 	}
 	best := 0
