@@ -34,20 +34,9 @@ func TestOneReplicaCountsEveryOccurrence(t *testing.T) {
 	}
 	defer func() { _ = e.Stop() }()
 
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "owner-"}}
-	if err := e.Admin.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	u, err := e.User(ctx, ns.Name, "monitor", "alertbridge-monitor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := u.APIToken(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, tok := monitor(ctx, t, e, "owner-")
 	owner := waitOwner(ctx, t, e)
-	s := &storm{e: e, ns: ns.Name, tok: tok, urls: e.APIURLs()}
+	s := &storm{e: e, ns: ns, tok: tok, urls: e.APIURLs()}
 	if s.hc, err = e.APIClient(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -221,4 +210,24 @@ func (s *storm) expectCounted(ctx context.Context, t *testing.T) {
 	if err != nil {
 		t.Fatalf("the Alerts count %d occurrences, %d were answered 200", got, want)
 	}
+}
+
+// monitor creates a namespace (GenerateName prefix) with a ServiceAccount
+// bound to alertbridge-monitor, and returns the namespace and a token of
+// that account the HTTP API accepts.
+func monitor(ctx context.Context, t *testing.T, e *Env, prefix string) (string, string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}
+	if err := e.Admin.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.User(ctx, ns.Name, "monitor", "alertbridge-monitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := u.APIToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name, tok
 }

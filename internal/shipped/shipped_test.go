@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 )
@@ -86,18 +85,7 @@ func TestStartsAsShipped(t *testing.T) {
 		t.Fatalf("no replica became leader:\n%s", e.Logs(20))
 	}
 
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "shipped-"}}
-	if err := e.Admin.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	u, err := e.User(ctx, ns.Name, "monitor", "alertbridge-monitor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := u.APIToken(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, tok := monitor(ctx, t, e, "shipped-")
 	hc, err := e.APIClient(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +102,7 @@ func TestStartsAsShipped(t *testing.T) {
 		// right after an install the API server's mutating admission
 		// policies may not know the CRD yet, as a sender would see too.
 		err := retry.OnError(RetryBackoff, func(err error) bool { return errors.Is(err, errNotCounted) }, func() error {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/alerts?namespace="+ns.Name, bytes.NewBufferString(body))
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/alerts?namespace="+ns, bytes.NewBufferString(body))
 			req.Header.Set("Authorization", "Bearer "+tok)
 			resp, err := hc.Do(req)
 			if err != nil {
