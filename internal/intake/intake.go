@@ -156,8 +156,8 @@ func HashKey(caller, key string) string {
 	return fingerprint.Hash("ingest:" + caller + "\x00" + key)[:alertstate.KeyLen]
 }
 
-// The HTTP intake creates an Alert for a caller allowed to create it
-// (SubjectAccessReview), as the operator (DECISIONS D1).
+// The HTTP intake creates an Alert, as its own identity, for a caller a
+// SubjectAccessReview allowed to create it (docs/security.md).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts,verbs=get;list;watch;create
 // The HTTP intake counts occurrences into the canonical Alert's status.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts/status,verbs=patch
