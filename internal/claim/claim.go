@@ -13,17 +13,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -32,9 +36,21 @@ import (
 	"github.com/alertbridge/alertbridge/internal/query"
 )
 
-// maxSpread bounds how far past the oldest candidates a contended claimer
-// looks: 32 × the batch still needed.
+// maxSpread bounds how far past the oldest remaining candidates a
+// contended claimer looks: 32 × the batch still needed.
 const maxSpread = 32
+
+// A claim lists again after a conflict, at most maxLists times in all and
+// after at least relistAfter attempts since the last list: enough to see
+// claimers that started together with it. A LIST of a queue of a few
+// hundred Alerts costs the API server about as much CPU as a dozen status
+// writes, so reading the one Alert lost (learn) is the cheaper lesson once
+// the lists are spent; with only that, eight claimers that start together
+// took three times as many conflicts to learn each other.
+const (
+	maxLists    = 4
+	relistAfter = 4
+)
 
 // ErrNothingToClaim is returned by Claim when no Alert could be taken.
 var ErrNothingToClaim = errors.New("nothing to claim")
@@ -51,10 +67,114 @@ type Claimer struct {
 	Clock clock.PassiveClock
 	// Admit, when set, is asked before every write whether the caller may
 	// make it: op (claim, renew, ack or fail) on the Alert as just read. The
-	// HTTP API writes as the operator, whom the admission policies exempt
-	// (DECISIONS D1), so it applies their rules for its caller here; an
-	// error refuses the write and is returned as it is.
+	// HTTP API writes as the operator, whom the admission policies exempt,
+	// so it applies their rules for its caller here; an error refuses the
+	// write and is returned as it is.
 	Admit func(ctx context.Context, op string, a *v1.Alert) error
+	// Seen remembers the Alerts this Claimer claimed, so their renew, ack
+	// and fail need no read first; several Claimers may share one (the
+	// HTTP API's, one per request, do). Nil: each Claimer has its own.
+	Seen *Seen
+
+	ownSeen sync.Once
+}
+
+// Seen is what claimers remember between calls. The Alerts they hold, as
+// the API server answered the claim or renewal: the next write to one
+// carries that resourceVersion without reading it again, and a copy gone
+// stale (another writer changed the Alert since) costs a 409 and a read,
+// as a write without it would have cost the read. And the other claimers
+// seen holding leases, which decide the stripes a claim takes first.
+type Seen struct {
+	cache *lru.Cache
+
+	mu sync.Mutex
+	// holders are the claimers seen holding a lease, where, and when last.
+	holders map[seenHolder]time.Time
+}
+
+type seenHolder struct{ ns, holder string }
+
+// claimerMemory is how long a claimer is counted after it was last seen
+// holding a lease: long enough to span the gap between its batches.
+const claimerMemory = time.Minute
+
+// DefaultSeen is how many Alerts a Claimer's own Seen holds; one agent
+// rarely holds more at once, and a miss costs only the read.
+const DefaultSeen = 256
+
+// NewSeen holds up to size Alerts, the least recently used going first.
+func NewSeen(size int) *Seen { return &Seen{cache: lru.New(size), holders: map[seenHolder]time.Time{}} }
+
+// noteHolders remembers the holders of the live leases among items.
+func (s *Seen) noteHolders(items []v1.Alert, now time.Time) {
+	for i := range items {
+		if st := &items[i].Status; alertstate.LeaseLive(st, now) {
+			s.noteHolder(items[i].Namespace, holderKey(st.Claim.HolderUser, st.Claim.HolderIdentity), now)
+		}
+	}
+}
+
+// noteHolder remembers that holder held a lease in ns at now.
+func (s *Seen) noteHolder(ns, holder string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := seenHolder{ns: ns, holder: holder}
+	if now.After(s.holders[k]) {
+		s.holders[k] = now
+	}
+}
+
+// claimers counts the claimers seen in namespaces (none: anywhere) within
+// claimerMemory of now, and self; rank is self's place among them in a
+// fixed order, so claimers that have seen the same ones agree on it
+// without talking to each other.
+func (s *Seen) claimers(self string, namespaces []string, now time.Time) (n, rank int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := []string{self}
+	for k, at := range s.holders {
+		switch {
+		case now.Sub(at) > claimerMemory:
+			delete(s.holders, k)
+		case k.holder != self && (len(namespaces) == 0 || slices.Contains(namespaces, k.ns)):
+			all = append(all, k.holder)
+		}
+	}
+	// By a hash, not by name: claimers that have seen the same few others
+	// then fall at different places among them, not all last.
+	slices.SortFunc(all, func(a, b string) int { return cmp.Or(cmp.Compare(hashOf(a), hashOf(b)), cmp.Compare(a, b)) })
+	all = slices.Compact(all)
+	return len(all), slices.Index(all, self)
+}
+
+func (s *Seen) get(key client.ObjectKey) *v1.Alert {
+	if v, ok := s.cache.Get(key); ok {
+		return v.(*v1.Alert).DeepCopy()
+	}
+	return nil
+}
+
+// put keeps a while it is held; an Alert that left Processing is dropped,
+// as no holder writes it again.
+func (s *Seen) put(a *v1.Alert) {
+	key := client.ObjectKeyFromObject(a)
+	if a.Status.Phase != v1.AlertProcessing {
+		s.cache.Remove(key)
+		return
+	}
+	kept := a.DeepCopy()
+	kept.ManagedFields = nil // no write computed from the copy needs them
+	s.cache.Add(key, kept)
+}
+
+func (c *Claimer) seen() *Seen {
+	c.ownSeen.Do(func() {
+		if c.Seen == nil {
+			c.Seen = NewSeen(DefaultSeen)
+		}
+	})
+	return c.Seen
 }
 
 // Request is one claim, as the runbook's claim(window_minutes, limit,
@@ -127,32 +247,59 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 			}
 		}
 	}
+	seen := c.seen()
+	seen.noteHolders(items, now)
+	self := holderKey(who.User, who.Owner)
+	pending := hashed(candidates)
 	var got []v1.Alert
-	// Racing claimers would all collide on the oldest Alert. Each pick is a
-	// random one among the oldest need×spread remaining candidates, where
-	// need is what the batch still lacks: alone (no conflicts, spread 1) a
-	// claimer takes exactly the oldest Limit; every conflict it sees
-	// doubles spread, so racing claimers fan out instead of colliding.
 	spread := 1
-	for pending := candidates; len(got) < r.Limit && len(pending) > 0; {
-		w := min(len(pending), (r.Limit-len(got))*spread)
-		i := rand.IntN(w) //nolint:gosec // G404: spreading claimers needs no unpredictability
-		a := pending[i]
-		pending[i] = pending[0]
-		pending = pending[1:]
+	lists, sinceList := 1, relistAfter
+	for len(got) < r.Limit && len(pending) > 0 {
+		// Racing claimers would all reach for the oldest Alerts. Each takes
+		// its stripe of them first (see next), among the claimers it has
+		// seen. What its stripe does not fill (a claimer that stopped, or
+		// one not seen yet) it picks at random among the oldest need×spread
+		// of the rest; every conflict there doubles spread, so claimers that
+		// meet there fan out instead of colliding again.
+		need := r.Limit - len(got)
+		n, rank := seen.claimers(self, r.scope(), now)
+		i, own := next(pending, r.Limit, need, n, rank, spread)
+		a := pending[i].alert
+		pending = slices.Delete(pending, i, i+1)
 		ttl, err := c.lease(ctx, policies, a.Namespace, r.LockTTL)
 		if err != nil {
 			return got, err
 		}
 		ok, err := c.take(ctx, a, who, ttl)
-		if err != nil {
+		sinceList++
+		switch {
+		case err != nil:
 			return got, err
-		}
-		if !ok {
-			spread = min(spread*2, maxSpread)
+		case ok:
+			got = append(got, *a)
 			continue
+		case !own:
+			spread = min(spread*2, maxSpread)
 		}
-		got = append(got, *a)
+		// A conflict says the list is stale and another claimer is at
+		// work: list again (a few times a claim at most) to see who holds
+		// what now, so the stripes are cut among everyone claiming; past
+		// that, read the Alert lost in its own stripe to learn who took it.
+		switch {
+		case lists >= maxLists || sinceList < relistAfter:
+			if own {
+				c.learn(ctx, client.ObjectKeyFromObject(a), self)
+			}
+		default:
+			items, err := c.list(ctx, r)
+			if err != nil {
+				return got, err
+			}
+			now = c.now()
+			seen.noteHolders(items, now)
+			pending = hashed(Candidates(r.keep(items), r.Window, now))
+			lists, sinceList = lists+1, 0
+		}
 	}
 	if len(got) == 0 {
 		return nil, ErrNothingToClaim
@@ -161,11 +308,89 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 	return got, nil
 }
 
+// holderKey names a claimer: its user and owner.
+func holderKey(user, owner string) string { return user + "\x00" + owner }
+
+// candidate is a claimable Alert with the hash that places it in a stripe.
+type candidate struct {
+	alert *v1.Alert
+	hash  uint32
+}
+
+// hashed pairs each candidate with the hash of its namespace and name:
+// stable whenever and by whomever it is listed.
+func hashed(alerts []*v1.Alert) []candidate {
+	out := make([]candidate, len(alerts))
+	for i, a := range alerts {
+		out[i] = candidate{alert: a, hash: hashOf(a.Namespace + "/" + a.Name)}
+	}
+	return out
+}
+
+func hashOf(s string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(s))
+	return h.Sum32()
+}
+
+// next picks the candidate to try (index into pending, oldest first) and
+// says whether it was the claimer's by the stripes, the way SKIP LOCKED
+// spreads racing transactions over a table. The window is the oldest
+// limit×n×5/4 candidates, cut into n stripes by hash; each claimer's share
+// is the oldest limit of its stripe, and what a stripe holds beyond that
+// (the surplus, oldest first) is dealt round-robin among the n claimers,
+// for those whose stripe falls short. So n claimers that agree on n take
+// disjoint Alerts, oldest first within each share. Alone (n is 1) a
+// claimer's stripe is the window: it takes exactly the oldest. With no
+// share left, the pick is a random one among the oldest need×spread
+// candidates, need being what the batch still lacks.
+func next(pending []candidate, limit, need, n, rank, spread int) (int, bool) {
+	window := min(len(pending), (limit*n*5+3)/4)
+	counts := make([]int, n)
+	surplus, dealt := -1, 0
+	for i := range window {
+		k := int(pending[i].hash % uint32(n)) //nolint:gosec // G115: n counts claimers, far below 2^31
+		counts[k]++
+		share := limit
+		if k == rank {
+			// What it took is no longer pending: its share is what
+			// remains of the oldest limit, need of them.
+			share = need
+		}
+		switch {
+		case counts[k] <= share && k == rank:
+			return i, true
+		case counts[k] > share:
+			if surplus < 0 && dealt%n == rank {
+				surplus = i
+			}
+			dealt++
+		}
+	}
+	if surplus >= 0 {
+		return surplus, true
+	}
+	return rand.IntN(min(len(pending), need*spread)), false //nolint:gosec // G404: spreading claimers needs no unpredictability
+}
+
+// learn reads an Alert whose claim in the claimer's own stripe was refused
+// and remembers who took it: a claimer this one had not counted. A read
+// that fails teaches nothing.
+func (c *Claimer) learn(ctx context.Context, key client.ObjectKey, self string) {
+	var a v1.Alert
+	if err := c.Client.Get(ctx, key, &a); err != nil || a.Status.Claim == nil {
+		return
+	}
+	if k := holderKey(a.Status.Claim.HolderUser, a.Status.Claim.HolderIdentity); k != self {
+		c.seen().noteHolder(key.Namespace, k, c.now())
+	}
+}
+
 // list reads the Alerts that can still move in the request's namespaces.
 func (c *Claimer) list(ctx context.Context, r Request) ([]v1.Alert, error) {
-	namespaces := []string{r.Namespace}
-	if r.Namespace == "" && len(r.Namespaces) > 0 {
-		namespaces = r.Namespaces
+	namespaces := r.scope()
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
 	}
 	var items []v1.Alert
 	for _, ns := range namespaces {
@@ -176,6 +401,14 @@ func (c *Claimer) list(ctx context.Context, r Request) ([]v1.Alert, error) {
 		items = append(items, list.Items...)
 	}
 	return items, nil
+}
+
+// scope is the namespaces the request claims in; none means every one.
+func (r Request) scope() []string {
+	if r.Namespace != "" {
+		return []string{r.Namespace}
+	}
+	return r.Namespaces
 }
 
 // keep filters items by the request's env and service.
@@ -218,6 +451,7 @@ func (c *Claimer) take(ctx context.Context, a *v1.Alert, who alertstate.Caller, 
 	err := c.Client.Status().Patch(ctx, a, patch)
 	switch {
 	case err == nil:
+		c.seen().put(a)
 		return true, nil
 	case apierrors.IsConflict(err), apierrors.IsNotFound(err):
 		return false, nil
@@ -407,18 +641,16 @@ func (c *Claimer) caller(ctx context.Context, owner string) (alertstate.Caller, 
 
 // update applies op and writes with the resourceVersion it read, re-reading
 // and retrying on conflict and checking the holder again on every attempt:
-// a lease lost between two attempts is refused, never overwritten.
+// a lease lost between two attempts is refused, never overwritten. The
+// first attempt starts from the Alert as Seen holds it, when it does.
 func (c *Claimer) update(ctx context.Context, key client.ObjectKey, verb, owner string,
 	op func(*v1.Alert, alertstate.Caller, time.Time) error) (*v1.Alert, error) {
 	who, err := c.caller(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
-	a := &v1.Alert{}
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := c.Client.Get(ctx, key, a); err != nil {
-			return err
-		}
+	a := c.seen().get(key)
+	attempt := func() error {
 		if c.Admit != nil {
 			if err := c.Admit(ctx, verb, a); err != nil {
 				return err
@@ -433,9 +665,29 @@ func (c *Claimer) update(ctx context.Context, key client.ObjectKey, verb, owner 
 			return err
 		}
 		return c.Client.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	}
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		// A remembered copy may be stale whichever way it answers: only a
+		// write it wins stands; a refusal or a conflict is decided again
+		// on the Alert as read now.
+		if a != nil {
+			if err := attempt(); err == nil {
+				return nil
+			}
+		}
+		a = &v1.Alert{}
+		if err := c.Client.Get(ctx, key, a); err != nil {
+			return err
+		}
+		err := attempt()
+		if apierrors.IsConflict(err) {
+			a = nil
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to %s Alert %s: %w", verb, key, err)
 	}
+	c.seen().put(a)
 	return a, nil
 }

@@ -3,15 +3,21 @@ package claim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
@@ -157,5 +163,142 @@ func TestLeaseStaysWithinTheNamespacesCeiling(t *testing.T) {
 		case err != nil || got != tc.want:
 			t.Errorf("%s, %s: got %v, %v; want %v", tc.ns, tc.asked, got, err, tc.want)
 		}
+	}
+}
+
+// Claimers that agree on how many they are take disjoint stripes of the
+// oldest candidates, each oldest first, and between them the whole window;
+// alone, a claimer takes the oldest candidates in order.
+func TestStripesSplitTheOldestAmongClaimers(t *testing.T) {
+	var alerts []*v1.Alert
+	for i := range 100 {
+		alerts = append(alerts, &v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("a-%03d", i)}})
+	}
+	// drain takes need Alerts as the claimer of rank would, none refused.
+	drain := func(limit, n, rank int) []string {
+		pending := hashed(alerts)
+		var got []string
+		for need := limit; need > 0; need-- {
+			i, own := next(pending, limit, need, n, rank, 1)
+			if !own {
+				break
+			}
+			got = append(got, pending[i].alert.Name)
+			pending = slices.Delete(pending, i, i+1)
+		}
+		return got
+	}
+	const limit, n = 10, 4
+	taken := map[string]int{}
+	for rank := range n {
+		got := drain(limit, n, rank)
+		if !slices.IsSorted(got) {
+			t.Fatalf("rank %d took %v, not oldest first", rank, got)
+		}
+		for _, name := range got {
+			taken[name]++
+		}
+	}
+	for name, k := range taken {
+		if k > 1 {
+			t.Fatalf("%s taken by %d claimers", name, k)
+		}
+	}
+	if len(taken) < 3*limit {
+		t.Fatalf("%d claimers took %d Alerts from their own stripes, want most of their %d", n, len(taken), n*limit)
+	}
+	if got := drain(limit, 1, 0); !slices.Equal(got, []string{"a-000", "a-001", "a-002", "a-003", "a-004", "a-005", "a-006", "a-007", "a-008", "a-009"}) {
+		t.Fatalf("alone took %v, want the 10 oldest in order", got)
+	}
+}
+
+// Who is claiming is read from the live leases and remembered for a
+// while: expired leases and other namespaces do not count, and the caller
+// always does, once.
+func TestSeenCountsTheHoldersOfLiveLeases(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	held := func(ns, user, owner string, renewed time.Duration) v1.Alert {
+		return v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns}, Status: v1.AlertStatus{Phase: v1.AlertProcessing, Claim: &v1.AlertClaim{
+			HolderUser: user, HolderIdentity: owner, RenewTime: metav1.NewMicroTime(now.Add(-renewed)), LeaseDurationSeconds: 60}}}
+	}
+	s := NewSeen(1)
+	s.noteHolders([]v1.Alert{
+		held("a", "u", "agent-1", 0), held("a", "u", "agent-1", 0), held("a", "u", "agent-2", 0),
+		held("a", "v", "agent-1", 0), held("a", "u", "gone", time.Hour), held("a", "u", "agent-0", 0),
+		held("b", "w", "elsewhere", 0),
+		{Status: v1.AlertStatus{Phase: v1.AlertNew}},
+	}, now)
+	self := holderKey("u", "agent-0")
+	if n, rank := s.claimers(self, []string{"a"}, now); n != 4 || rank != 0 {
+		t.Fatalf("n %d rank %d, want 4 claimers in a (agent-0..2 of u, agent-1 of v) with agent-0 first", n, rank)
+	}
+	if n, _ := s.claimers(holderKey("x", "new"), []string{"a"}, now); n != 5 {
+		t.Fatalf("a newcomer sees %d claimers, want 5", n)
+	}
+	if n, _ := s.claimers(self, nil, now); n != 5 {
+		t.Fatalf("everywhere: %d claimers, want 5", n)
+	}
+	if n, _ := s.claimers(self, []string{"a"}, now.Add(claimerMemory+time.Second)); n != 1 {
+		t.Fatalf("after claimerMemory: %d claimers, want only self", n)
+	}
+}
+
+// The ack of an Alert this Claimer claimed writes with the resourceVersion
+// the claim returned, reading nothing; when another writer changed the
+// Alert since, the write is refused and the ack is decided again on the
+// Alert as read then.
+func TestAckAfterClaimWritesWithoutReading(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	mk := func(name string) *v1.Alert {
+		return &v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Status: v1.AlertStatus{Phase: v1.AlertNew}}
+	}
+	var gets atomic.Int32
+	kc := fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithStatusSubresource(&v1.Alert{}).
+		WithObjects(mk("kept"), mk("changed")).
+		WithInterceptorFuncs(interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, ok := obj.(*v1.Alert); ok {
+				gets.Add(1)
+			}
+			return c.Get(ctx, key, obj, opts...)
+		}}).Build()
+	c := &Claimer{Client: kc, User: "u", Clock: clocktesting.NewFakePassiveClock(now)}
+	who := alertstate.Caller{User: "u", Owner: "agent"}
+	for _, name := range []string{"kept", "changed"} {
+		a := &v1.Alert{}
+		if err := kc.Get(ctx, client.ObjectKey{Namespace: "ns", Name: name}, a); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := c.take(ctx, a, who, time.Minute); !ok || err != nil {
+			t.Fatalf("claim of %s: %v, %v", name, ok, err)
+		}
+	}
+	gets.Store(0)
+	a, err := c.Ack(ctx, client.ObjectKey{Namespace: "ns", Name: "kept"}, "agent", "done")
+	if err != nil || a.Status.Phase != v1.AlertAcked {
+		t.Fatalf("ack: %v, %v", a, err)
+	}
+	if n := gets.Load(); n != 0 {
+		t.Fatalf("the ack read the Alert %d times, want none", n)
+	}
+
+	// The operator returns "changed" to New behind the Claimer's back: the
+	// remembered copy says the agent holds it, the Alert says nobody does.
+	changed := &v1.Alert{}
+	if err := kc.Get(ctx, client.ObjectKey{Namespace: "ns", Name: "changed"}, changed); err != nil {
+		t.Fatal(err)
+	}
+	changed.Status.Phase, changed.Status.Claim = v1.AlertNew, nil
+	if err := kc.Status().Update(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	gets.Store(0)
+	_, err = c.Renew(ctx, client.ObjectKey{Namespace: "ns", Name: "changed"}, "agent", time.Minute)
+	var nh *alertstate.NotHolderError
+	if !errors.As(err, &nh) || nh.Phase != v1.AlertNew {
+		t.Fatalf("renew of an Alert returned to New: %v, want NotHolderError for phase New", err)
+	}
+	if n := gets.Load(); n != 1 {
+		t.Fatalf("the renew read the Alert %d times, want once after its copy was refused", n)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/intake"
 )
 
@@ -104,6 +105,9 @@ type Server struct {
 	reader client.Reader
 	auth   *Authenticator
 	clock  clock.PassiveClock
+	// seen remembers the Alerts this replica's claims took, so an agent's
+	// ack or renew that comes back to it writes without reading first.
+	seen *claim.Seen
 	// state is where Start is: starting, serving or draining.
 	state atomic.Int32
 	// doc is the OpenAPI document, built on first request.
@@ -124,7 +128,7 @@ func New(cfg Config, reader client.Reader, auth *Authenticator, clk clock.Passiv
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), reader: reader, auth: auth, clock: clk}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), reader: reader, auth: auth, clock: clk, seen: claim.NewSeen(claimsSeen)}
 	s.register()
 	return s
 }

@@ -65,8 +65,12 @@ func (s *Server) allowed(ctx context.Context, u *User, needs ...access) (bool, e
 // ack.by, renew, ack and fail check that u holds the lease, and admit
 // applies the admission policy's acknowledge rule.
 func (s *Server) claimer(u *User) *claim.Claimer {
-	return &claim.Claimer{Client: s.cfg.Client, User: u.Username, Clock: s.clock, Admit: s.admit(u)}
+	return &claim.Claimer{Client: s.cfg.Client, User: u.Username, Clock: s.clock, Admit: s.admit(u), Seen: s.seen}
 }
+
+// claimsSeen is how many claimed Alerts a replica remembers: forty agents'
+// batches of 25 in flight; a miss costs only the read.
+const claimsSeen = 1024
 
 // admit is the part of the admission policy alertbridge-alert-status that
 // the claim library does not check itself: a silenced Alert is not claimed
