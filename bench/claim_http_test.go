@@ -33,6 +33,7 @@ func (r *run) claimAckHTTP() {
 		agents[i] = &httpapi.AgentClient{BaseURL: urls[i%len(urls)], Token: tok, HTTP: hc}
 	}
 	var retried atomic.Int64
+	r.profile(2*time.Second, "claim5e")
 	elapsed, cost := r.drainLoops(n, len(agents), "the HTTP agents", func(i int) (int, error) {
 		owner := fmt.Sprintf("agent-%d", i)
 		got, err := r.claimHTTP(agents[i], httpapi.ClaimRequest{Namespace: ns, Limit: r.size.Batch, Owner: owner}, &retried)

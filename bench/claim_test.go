@@ -113,6 +113,9 @@ func (r *run) claimAckGo() {
 			}
 			r.waitPolicy(probe, policyOn)
 		}
+		if i == 0 {
+			r.profile(2*time.Second, "claim5a")
+		}
 		d := r.drainGo()
 		if policyOn {
 			on = append(on, d)
