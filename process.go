@@ -3,7 +3,11 @@ package main
 import (
 	goflag "flag"
 	"fmt"
+	"os"
+	"runtime/debug"
+	"strconv"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,8 +35,41 @@ func (p *processFlags) bind(f *pflag.FlagSet) {
 	f.AddGoFlagSet(goFlags)
 }
 
-// setLogger makes the flags' logger controller-runtime's.
-func (p *processFlags) setLogger() { ctrl.SetLogger(zap.New(zap.UseFlagOptions(&p.zap))) }
+// setup makes the flags' logger controller-runtime's and gives the Go
+// runtime the container's memory limit.
+func (p *processFlags) setup() {
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&p.zap)))
+	setMemoryLimit(ctrl.Log.WithName("setup"), os.Getenv)
+}
+
+// memoryLimitShare is the share of the container's memory limit the Go
+// runtime keeps its heap and stacks under; the rest is for what it does
+// not count (thread stacks of the OS, page-cache pressure, fragmentation).
+const memoryLimitShare = 0.9
+
+// setMemoryLimit sets the runtime's soft memory limit to memoryLimitShare
+// of MEMORY_LIMIT, the container's limits.memory in bytes as the
+// Deployment passes it through the downward API: close to the limit the
+// garbage collector runs more often instead of the kernel killing the
+// process. GOMEMLIMIT, when set, wins, as the Go runtime documents.
+func setMemoryLimit(log logr.Logger, getenv func(string) string) {
+	if getenv("GOMEMLIMIT") != "" {
+		log.Info("memory limit from GOMEMLIMIT", "bytes", debug.SetMemoryLimit(-1))
+		return
+	}
+	raw := getenv("MEMORY_LIMIT")
+	if raw == "" {
+		return
+	}
+	limit, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || limit <= 0 {
+		log.Info("ignoring MEMORY_LIMIT: not a positive number of bytes", "value", raw)
+		return
+	}
+	soft := int64(float64(limit) * memoryLimitShare)
+	debug.SetMemoryLimit(soft)
+	log.Info("memory limit from the container's", "containerBytes", limit, "goBytes", soft)
+}
 
 // restConfig is the process's Kubernetes client configuration, with the
 // flags' limits, logged once.

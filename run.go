@@ -114,7 +114,7 @@ func newRunCommand(app *cli.App) *cobra.Command {
 }
 
 func (o *runOptions) run(app *cli.App) error {
-	o.process.setLogger()
+	o.process.setup()
 	if u, err := url.Parse(o.dashboardURL); o.dashboardURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 		return cli.Exit(cli.ExitUsage, fmt.Errorf("--dashboard-url %q must be an http or https URL", o.dashboardURL))
 	}

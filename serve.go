@@ -68,7 +68,7 @@ func newServeCommand(app *cli.App) *cobra.Command {
 }
 
 func (o *serveOptions) run(app *cli.App) error {
-	o.process.setLogger()
+	o.process.setup()
 	if err := o.validate(); err != nil {
 		return cli.Exit(cli.ExitUsage, err)
 	}

@@ -380,6 +380,19 @@ func Histogram(fams map[string]*dto.MetricFamily, name string) (count uint64, su
 // them to dir as PREFIX-NAME.pprof (NAME: kube-apiserver or the replica's
 // name). It returns the files written.
 func (e *Env) CPUProfiles(ctx context.Context, d time.Duration, dir, prefix string) ([]string, error) {
+	return e.profiles(ctx, "profile?seconds="+strconv.Itoa(int(d.Seconds())), d, dir, prefix)
+}
+
+// HeapProfiles writes the heap profile (live objects at the last GC) of
+// the API server and every replica that serves /debug/pprof, as
+// CPUProfiles does.
+func (e *Env) HeapProfiles(ctx context.Context, dir, prefix string) ([]string, error) {
+	return e.profiles(ctx, "heap?gc=1", 0, dir, prefix)
+}
+
+// profiles fetches /debug/pprof/WHAT from each process at once; d is how
+// long the profile takes to answer.
+func (e *Env) profiles(ctx context.Context, what string, d time.Duration, dir, prefix string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
@@ -387,10 +400,11 @@ func (e *Env) CPUProfiles(ctx context.Context, d time.Duration, dir, prefix stri
 	if err != nil {
 		return nil, err
 	}
-	secs := strconv.Itoa(int(d.Seconds()))
+	path, query, _ := strings.Cut(what, "?")
+	key, val, _ := strings.Cut(query, "=")
 	fetch := map[string]func() ([]byte, error){
 		"kube-apiserver": func() ([]byte, error) {
-			return cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", secs).Timeout(d + time.Minute).DoRaw(ctx)
+			return cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/"+path).Param(key, val).Timeout(d + time.Minute).DoRaw(ctx)
 		},
 	}
 	for _, r := range e.All() {
@@ -398,7 +412,7 @@ func (e *Env) CPUProfiles(ctx context.Context, d time.Duration, dir, prefix stri
 			continue
 		}
 		fetch[r.Name] = func() ([]byte, error) {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.PprofURL+"/debug/pprof/profile?seconds="+secs, nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.PprofURL+"/debug/pprof/"+what, nil)
 			if err != nil {
 				return nil, err
 			}

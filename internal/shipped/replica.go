@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -222,6 +224,8 @@ func (e *Env) envValue(ctx context.Context, d *appsv1.Deployment, v corev1.EnvVa
 			return "127.0.0.1", true, nil
 		}
 		return "", true, fmt.Errorf("fieldRef %s is not supported", src.FieldRef.FieldPath)
+	case src.ResourceFieldRef != nil:
+		return resourceValue(container(d), src.ResourceFieldRef)
 	case src.SecretKeyRef != nil:
 		ref := src.SecretKeyRef
 		optional := ref.Optional != nil && *ref.Optional
@@ -494,4 +498,28 @@ func (r *Replica) acquiredLease() (time.Time, bool) {
 	}
 	_ = json.Unmarshal([]byte(line), &entry) // zap's JSON; the zero time otherwise
 	return entry.TS, true
+}
+
+// resourceValue is a resourceFieldRef's value as the kubelet gives it: the
+// container's request or limit divided by the divisor (1 by default),
+// rounded up. A limit the container does not set would be the node's
+// allocatable; the harness has no node, so that is refused.
+func resourceValue(c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, bool, error) {
+	if ref.ContainerName != "" && ref.ContainerName != c.Name {
+		return "", true, fmt.Errorf("resourceFieldRef of container %s: only the container's own is supported", ref.ContainerName)
+	}
+	kind, name, _ := strings.Cut(ref.Resource, ".")
+	list := c.Resources.Limits
+	if kind == "requests" {
+		list = c.Resources.Requests
+	}
+	q, ok := list[corev1.ResourceName(name)]
+	if !ok {
+		return "", true, fmt.Errorf("resourceFieldRef %s: the container sets none (the node's allocatable would be used; the harness has no node)", ref.Resource)
+	}
+	divisor := ref.Divisor
+	if divisor.IsZero() {
+		divisor = resource.MustParse("1")
+	}
+	return strconv.FormatInt(int64(math.Ceil(q.AsApproximateFloat64()/divisor.AsApproximateFloat64())), 10), true, nil
 }
