@@ -4,8 +4,10 @@
 // write carries the resourceVersion it read, so the API server lets exactly
 // one of N racing claimers win and answers the others 409 Conflict.
 //
-// It must be given an uncached client: a cache would make claimers race on
-// stale data and turn every claim into a conflict.
+// Its Client must read from the API server: every write is computed from
+// an Alert read through it or as a write returned it. Candidates may be
+// listed from a cache (Lister): a stale entry costs a 409, and the
+// stripes keep claimers off each other's Alerts anyway.
 package claim
 
 import (
@@ -59,6 +61,11 @@ var ErrNothingToClaim = errors.New("nothing to claim")
 type Claimer struct {
 	// Client must read from the API server, not a cache.
 	Client client.Client
+	// Lister, when set, is where candidates are listed from instead of
+	// Client: an informer cache that holds every Alert of the namespaces
+	// claimed in (the HTTP API's), so a claim costs the API server no LIST.
+	// What it lists is only read; the Alert a claim writes is a copy.
+	Lister client.Reader
 	// User is the Kubernetes user Client authenticates as: claims record it
 	// in claim.holderUser and acks in ack.by, as the API server requires.
 	// Empty: asked once from the API server (SelfSubjectReview).
@@ -264,7 +271,7 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 		need := r.Limit - len(got)
 		n, rank := seen.claimers(self, r.scope(), now)
 		i, own := next(pending, r.Limit, need, n, rank, spread)
-		a := pending[i].alert
+		a := pending[i].alert.DeepCopy() // what was listed may be a cache's own object
 		pending = slices.Delete(pending, i, i+1)
 		ttl, err := c.lease(ctx, policies, a.Namespace, r.LockTTL)
 		if err != nil {
@@ -395,7 +402,15 @@ func (c *Claimer) list(ctx context.Context, r Request) ([]v1.Alert, error) {
 	var items []v1.Alert
 	for _, ns := range namespaces {
 		var list v1.AlertList
-		if err := c.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFieldsSelector{Selector: liveAlerts}); err != nil {
+		var err error
+		if c.Lister != nil {
+			// A cache filters by exact-match fields only: Candidates leaves
+			// out what cannot be claimed. Nothing listed is written to.
+			err = c.Lister.List(ctx, &list, client.InNamespace(ns), client.UnsafeDisableDeepCopy)
+		} else {
+			err = c.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFieldsSelector{Selector: liveAlerts})
+		}
+		if err != nil {
 			return nil, fmt.Errorf("failed to list Alerts: %w", err)
 		}
 		items = append(items, list.Items...)

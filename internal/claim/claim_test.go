@@ -302,3 +302,59 @@ func TestAckAfterClaimWritesWithoutReading(t *testing.T) {
 		t.Fatalf("the renew read the Alert %d times, want once after its copy was refused", n)
 	}
 }
+
+// Candidates listed from a cache that is behind cost a refused write, never
+// a second holder, and what the cache holds is not written to.
+func TestClaimFromAStaleListerTakesOnlyWhatIsFree(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	mk := func(name string, age time.Duration) *v1.Alert {
+		return &v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, CreationTimestamp: metav1.NewTime(now.Add(-age))},
+			Status: v1.AlertStatus{Phase: v1.AlertNew}}
+	}
+	build := func(objs ...client.Object) client.WithWatch {
+		return fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithStatusSubresource(&v1.Alert{}).WithObjects(objs...).Build()
+	}
+	server := build(mk("oldest", 3*time.Minute), mk("middle", 2*time.Minute), mk("young", time.Minute))
+	// The cache lists all three as New, as the server had them a moment ago.
+	var cached v1.AlertList
+	if err := server.List(ctx, &cached); err != nil {
+		t.Fatal(err)
+	}
+	lister := build(&cached.Items[0], &cached.Items[1], &cached.Items[2])
+	// Meanwhile another claimer took the oldest.
+	other := &Claimer{Client: server, User: "v", Clock: clocktesting.NewFakePassiveClock(now)}
+	taken := &v1.Alert{}
+	if err := server.Get(ctx, client.ObjectKey{Namespace: "ns", Name: "oldest"}, taken); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := other.take(ctx, taken, alertstate.Caller{User: "v", Owner: "other"}, time.Minute); !ok || err != nil {
+		t.Fatalf("the other claimer: %v, %v", ok, err)
+	}
+
+	c := &Claimer{Client: server, Lister: lister, User: "u", Clock: clocktesting.NewFakePassiveClock(now)}
+	got, err := c.Claim(ctx, Request{Namespace: "ns", Limit: 3, Owner: "agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range got {
+		names = append(names, a.Name)
+	}
+	if !slices.Equal(names, []string{"middle", "young"}) {
+		t.Fatalf("took %v, want middle and young (oldest is held by another)", names)
+	}
+	held := &v1.Alert{}
+	if err := server.Get(ctx, client.ObjectKey{Namespace: "ns", Name: "oldest"}, held); err != nil || held.Status.Claim.HolderIdentity != "other" {
+		t.Fatalf("oldest: %v, %v; want it still held by other", held.Status.Claim, err)
+	}
+	var still v1.AlertList
+	if err := lister.List(ctx, &still); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range still.Items {
+		if a.Status.Phase != v1.AlertNew {
+			t.Fatalf("the cache's %s was written to: %s", a.Name, a.Status.Phase)
+		}
+	}
+}

@@ -63,9 +63,11 @@ func (s *Server) allowed(ctx context.Context, u *User, needs ...access) (bool, e
 
 // claimer works Alerts for u: claims record u as holderUser and acks as
 // ack.by, renew, ack and fail check that u holds the lease, and admit
-// applies the admission policy's acknowledge rule.
+// applies the admission policy's acknowledge rule. Candidates come from
+// the server's Alert cache, in namespaces where u was found allowed to
+// list Alerts, so a claim costs the API server no LIST.
 func (s *Server) claimer(u *User) *claim.Claimer {
-	return &claim.Claimer{Client: s.cfg.Client, User: u.Username, Clock: s.clock, Admit: s.admit(u), Seen: s.seen}
+	return &claim.Claimer{Client: s.cfg.Client, Lister: s.reader, User: u.Username, Clock: s.clock, Admit: s.admit(u), Seen: s.seen}
 }
 
 // claimsSeen is how many claimed Alerts a replica remembers: forty agents'
