@@ -125,7 +125,7 @@ type AlertSpec struct {
 // clock decides otherwise. See docs/adr/lease-bounds.md.
 type AlertClaim struct {
 	// holderIdentity names the agent holding (or last holding) the lease:
-	// the free-form owner name of the runbook's loops (sofiia-supervisor).
+	// the free-form owner name an agent loop goes by (e.g. triage-supervisor).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253

@@ -184,8 +184,7 @@ func (c *Claimer) seen() *Seen {
 	return c.Seen
 }
 
-// Request is one claim, as the runbook's claim(window_minutes, limit,
-// owner, lock_ttl_seconds).
+// Request is one claim: its window, limit, owner and lease.
 type Request struct {
 	// Namespace to claim in; empty means every namespace the caller may
 	// list, or those of Namespaces.

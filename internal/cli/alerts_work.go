@@ -12,7 +12,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/query"
 )
 
-// defaultWindow is the runbook's window_minutes=240.
+// defaultWindow keeps Alerts last seen in the past four hours.
 const defaultWindow = 240 * time.Minute
 
 type listOptions struct {

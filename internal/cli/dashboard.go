@@ -34,7 +34,7 @@ func newDashboardCommand(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dashboard",
 		Short: "Show the operational dashboard: counts by status, top signatures, latest alerts, open incidents, silences, gates",
-		Long: `Show the runbook's operational dashboard from the cluster — the same
+		Long: `Show the operational dashboard from the cluster — the same
 answer as GET /v1/alerts/dashboard and the page the operator serves.`,
 		Example: `  alertbridge dashboard -n prod --window 240m
   alertbridge dashboard -A --watch

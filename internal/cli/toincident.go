@@ -11,8 +11,8 @@ import (
 	"github.com/alertbridge/alertbridge/internal/incident"
 )
 
-// newToIncidentCommand is `alerts to-incident NAME` (the runbook's
-// alert_to_incident); it is also registered as `incidents convert`.
+// newToIncidentCommand is `alerts to-incident NAME`; it is also
+// registered as `incidents convert`.
 func newToIncidentCommand(app *App) *cobra.Command {
 	var (
 		capFlag string
