@@ -9,7 +9,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/silence"
 )
 
-// Dashboard is the runbook's operational dashboard
+// Dashboard is the operational dashboard
 // (GET /v1/alerts/dashboard), also shown by the page and the CLI.
 type Dashboard struct {
 	Namespace     string           `json:"namespace,omitempty"`
