@@ -102,7 +102,10 @@ func (r *SLOPolicyReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	observed, credErr := r.observe(ctx, &p, now)
+	// The SLIs are read at the whole second status records as
+	// lastEvaluatedAt: asked for that instant, Prometheus answers with the
+	// very figures the gate decided on, so anyone can check a decision.
+	observed, credErr := r.observe(ctx, &p, now.Truncate(time.Second))
 	bypassReq, bypassErr := slo.ParseBypass(p.Annotations)
 	bypass := slo.ResolveBypass(bypassReq, p.Status.Bypass, maxBypass(&p), now)
 	objectives, err := slo.ParseObjectives(p.Spec.Objectives)
