@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -173,13 +174,58 @@ func flagValue(args []string, flag string) (string, bool) {
 	return "", false
 }
 
+// freeLoopback is a loopback address for a replica to bind. The port is
+// below the kernel's ephemeral range: a port from that range, free when
+// picked, can be taken by any outgoing connection (the storm's clients
+// make thousands) before the replica binds it, or while a killed one is
+// restarted on it. Ports are not handed out twice by one process.
 func freeLoopback() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	lo, hi := portsBelowEphemeral()
+	for range 200 {
+		port := lo + rand.IntN(hi-lo) //nolint:gosec // G404: a port number needs no unpredictability
+		if !handedOut.claim(port) {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return l.Addr().String(), nil
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String(), nil
+	return "", errors.New("no free loopback port below the ephemeral range")
+}
+
+// handedOut are the ports freeLoopback gave out in this process.
+var handedOut = portSet{m: map[int]bool{}}
+
+type portSet struct {
+	mu sync.Mutex
+	m  map[int]bool
+}
+
+func (s *portSet) claim(port int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[port] {
+		return false
+	}
+	s.m[port] = true
+	return true
+}
+
+// portsBelowEphemeral is [10000, the ephemeral range's first port): Linux
+// says where that range starts; elsewhere 32768, Linux's default.
+func portsBelowEphemeral() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > lo+1000 {
+				hi = n
+			}
+		}
+	}
+	return lo, hi
 }
 
 // containerEnv resolves the container's environment as the kubelet would:

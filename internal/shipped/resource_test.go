@@ -1,6 +1,8 @@
 package shipped
 
 import (
+	"net"
+	"strconv"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,5 +33,27 @@ func TestResourceFieldRefAsTheKubeletGivesIt(t *testing.T) {
 	}
 	if _, _, err := resourceValue(c, &corev1.ResourceFieldSelector{Resource: "limits.cpu"}); err == nil {
 		t.Error("a limit the container does not set: want an error, the harness has no node's allocatable")
+	}
+}
+
+// Replicas bind ports below the ephemeral range, where no outgoing
+// connection can take them between the pick and the bind, and never the
+// same one twice.
+func TestFreeLoopbackPortsAreBelowTheEphemeralRange(t *testing.T) {
+	_, hi := portsBelowEphemeral()
+	seen := map[string]bool{}
+	for range 50 {
+		a, err := freeLoopback()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(a)
+		if n, _ := strconv.Atoi(port); n < 10000 || n >= hi {
+			t.Fatalf("%s is not in [10000, %d)", a, hi)
+		}
+		if seen[a] {
+			t.Fatalf("%s handed out twice", a)
+		}
+		seen[a] = true
 	}
 }
