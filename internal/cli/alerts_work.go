@@ -92,7 +92,7 @@ func newAlertsClaimCommand(app *App) *cobra.Command {
 retryAfter passed; Processing whose lease expired) last seen inside --window.
 Each is taken with an optimistic-lock status write, so of several racing
 claimers exactly one gets each Alert. Prints exactly the Alerts this call took.`,
-		Example: `  alertbridge alerts claim --owner sofiia-supervisor --limit 25 --window 240m --lock-ttl 10m -o json`,
+		Example: `  alertbridge alerts claim --owner triage-supervisor --limit 25 --window 240m --lock-ttl 10m -o json`,
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return o.run(cmd, app) },
 	}

@@ -16,7 +16,7 @@ import (
 // The page's actions. Ack, convert, note, resolve and close go through the
 // work-queue endpoints (work_actions.go); this file adds what the page needs
 // besides: which buttons a token's user may see, and the emergency bypass.
-// Both judge the caller as kubectl would (DECISIONS D1): the buttons are the
+// Both judge the caller as kubectl would (see docs/adr/two-identities.md): the buttons are the
 // answers of SubjectAccessReviews the server makes for the token's user, the
 // bypass needs what `alertbridge slo bypass` needs, and the operator writes
 // it as itself with the same library as the CLI, under the same admission
@@ -140,7 +140,7 @@ func (s *Server) permissions(ctx context.Context, u *User, nss []string) (*Permi
 	return out, nil
 }
 
-// The HTTP API writes the emergency bypass annotations on SLOPolicies for a caller allowed to patch them (SubjectAccessReview), as the operator (DECISIONS D1).
+// The HTTP API writes the emergency bypass annotations on SLOPolicies for a caller allowed to patch them (SubjectAccessReview), as the operator (see docs/adr/two-identities.md).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=slopolicies,verbs=patch
 
 // bypass is POST /v1/slopolicies/{namespace}/{name}/bypass: what

@@ -60,9 +60,9 @@ var (
 		{name: "namespace", desc: fmt.Sprintf("one namespace (default: every namespace you may list; without the right to list cluster-wide, "+
 			"the %d most recently active namespaces are checked: name one to read another)", MaxReviewedNamespaces)},
 		{name: "windowMinutes", desc: "only Alerts last seen within this many minutes (default 240; 0: no window); also window_minutes", typ: "integer"},
-		{name: "window_minutes", desc: "the runbook's name of windowMinutes", typ: "integer"},
+		{name: "window_minutes", desc: "another name of windowMinutes", typ: "integer"},
 		{name: "statusIn", desc: "comma-separated phases: New, Processing, Acked, Failed, Deduplicated (any case); also status_in, status"},
-		{name: "status_in", desc: "the runbook's name of statusIn"},
+		{name: "status_in", desc: "another name of statusIn"},
 		{name: "status", desc: "another name of statusIn"},
 		{name: "env", desc: "only this env"},
 		{name: "source", desc: "only this source"},

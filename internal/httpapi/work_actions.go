@@ -25,7 +25,7 @@ import (
 )
 
 // The actions behind the work-queue endpoints, the tool endpoint and the MCP
-// tools. Each judges the caller as kubectl would (DECISIONS D1): a
+// tools. Each judges the caller as kubectl would (see docs/adr/two-identities.md): a
 // SubjectAccessReview for every verb the same change made with kubectl or
 // the CLI needs, then the rules the admission policies would apply to the
 // caller (the claim names the caller, only the holder renews, acks or
@@ -75,8 +75,8 @@ func (s *Server) claimer(u *User) *claim.Claimer {
 const claimsSeen = 1024
 
 // admit is the part of the admission policy alertbridge-alert-status that
-// the claim library does not check itself: a silenced Alert is not claimed
-// (DECISIONS D4), and acking an Alert nobody holds needs the virtual verb
+// the claim library does not check itself: a silenced Alert is not claimed,
+// and acking an Alert nobody holds needs the virtual verb
 // acknowledge on alerts/status (on-call). It refuses with the policy's own
 // words.
 func (s *Server) admit(u *User) func(context.Context, string, *v1.Alert) error {
@@ -437,7 +437,7 @@ func (s *Server) closeIncident(ctx context.Context, u *User, at ref, r IncidentC
 	return s.setIncidentState(ctx, u, at, IncidentStateRequest{State: string(v1.IncidentClosed), Note: r.Note})
 }
 
-// The HTTP API notes, moves and closes Incidents (spec.state, spec.note) for a caller allowed to patch them (SubjectAccessReview), as the operator (DECISIONS D1).
+// The HTTP API notes, moves and closes Incidents (spec.state, spec.note) for a caller allowed to patch them (SubjectAccessReview), as the operator (see docs/adr/two-identities.md).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=patch
 
 // setIncidentState is POST /v1/incidents/{namespace}/{name}/state.

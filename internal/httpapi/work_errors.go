@@ -100,7 +100,7 @@ func nameSuffix(name string) string {
 }
 
 // unavailableProblem is a 503: the cluster could not be reached, or the
-// object kept changing under every retry (DECISIONS D6: no work queue here).
+// object kept changing under every retry (no work queue here to retry it later).
 func unavailableProblem(msg string) *problem {
 	p := newProblem(http.StatusServiceUnavailable, msg)
 	p.retryAfter = time.Second
