@@ -17,6 +17,7 @@ func (r *run) uniqueToNew() {
 	clients := r.clients(r.user(ns, "monitor", "alertbridge-monitor"), r.size.Creators)
 	r.quiesce()
 	before := r.requests()
+	r.profile(time.Second, "new")
 	start := time.Now()
 	created := make(chan error, 1)
 	go func() {

@@ -92,6 +92,7 @@ func benchmarkShipped(b *testing.B) {
 		{"new", "unique Alerts → New", r.uniqueToNew, false},
 		{"fold", "folds", r.folds, false},
 		{"storm", "HTTP storm", r.storms, false},
+		{"replay", "HTTP storm of replays (nothing to write)", r.replayStorms, false},
 		{"open", "open-loop capacity", r.openLoop, false},
 		{"paths", "claim and ack, per path", r.claimAckPaths, false},
 		{"claim", "claim+ack, Go client, the status policy on and off alternately", r.claimAckGo, false},

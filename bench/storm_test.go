@@ -96,8 +96,8 @@ func (r *run) storm(id string, senders int) {
 	var by *bystander
 	if senders == slices.Max(r.size.Senders) {
 		by = r.startBystander()
-		r.profile(0, fmt.Sprintf("storm%d", senders))
 	}
+	r.profile(time.Second, fmt.Sprintf("storm%d", senders))
 	start := time.Now()
 	r.check(parallel(n, senders, send))
 	elapsed := time.Since(start)
@@ -143,11 +143,19 @@ func (r *run) storm(id string, senders int) {
 // post sends one ingest request and returns the status code and, on
 // failure, the body.
 func post(ctx context.Context, c *http.Client, url, token string, body []byte) (int, string, error) {
+	return postKeyed(ctx, c, url, token, "", body)
+}
+
+// postKeyed is post with an Idempotency-Key (none if key is empty).
+func postKeyed(ctx context.Context, c *http.Client, url, token, key string, body []byte) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
