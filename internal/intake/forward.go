@@ -41,6 +41,20 @@ var ErrUnconfirmed = errors.New("the replica that counts this fingerprint did no
 // PeerPath is where a replica takes the occurrences its peers send it.
 const PeerPath = "/intake/v1/occurrences"
 
+// ResolvePath is where a replica takes the ends of firing instances its
+// peers send it.
+const ResolvePath = "/intake/v1/resolutions"
+
+// resolution is the end of a firing instance, as Counter.Resolve takes it.
+type resolution struct {
+	Namespace string       `json:"namespace"`
+	Spec      v1.AlertSpec `json:"spec"`
+	Caller    string       `json:"caller"`
+	Key       string       `json:"key"`
+	By        string       `json:"by"`
+	At        time.Time    `json:"at"`
+}
+
 // Router sends every occurrence to the replica that owns the writes (the
 // holder of the intake Lease, see Elector), so that one process group-
 // commits each fingerprint: with two replicas each counting what the
@@ -70,7 +84,7 @@ func (r *Router) Ingest(ctx context.Context, req Request) (Result, error) {
 	if self || addr == "" {
 		return r.Local.Ingest(ctx, req)
 	}
-	res, sent, err := r.forward(ctx, addr, req)
+	res, sent, err := r.forward(ctx, addr, PeerPath, req)
 	if !sent && ctx.Err() != nil {
 		return Result{}, ctx.Err() // the sender is gone: nothing was counted
 	}
@@ -89,10 +103,26 @@ func (r *Router) Ingest(ctx context.Context, req Request) (Result, error) {
 	return res, err
 }
 
-// Resolve ends a firing instance; it is rare beside counting, so it is
-// written from here under the resourceVersion it read, as every write is.
+// Resolve ends a firing instance where its fingerprint is owned, so that
+// the firing instances, like the counts, have one writer.
 func (r *Router) Resolve(ctx context.Context, namespace string, spec v1.AlertSpec, caller, key, by string, at time.Time) (Result, error) {
-	return r.Local.Resolve(ctx, namespace, spec, caller, key, by, at)
+	addr, self := r.Owner()
+	if self || addr == "" {
+		return r.Local.Resolve(ctx, namespace, spec, caller, key, by, at)
+	}
+	res, sent, err := r.forward(ctx, addr, ResolvePath, resolution{Namespace: namespace, Spec: spec, Caller: caller, Key: key, By: by, At: at})
+	if !sent && ctx.Err() != nil {
+		return Result{}, ctx.Err()
+	}
+	if !sent || errors.Is(err, ErrUnconfirmed) {
+		// Unlike a count, a resolution may be made twice: an ended
+		// instance stays ended, and the second finds nothing to write.
+		metrics.IntakeResolutionsForwarded.WithLabelValues("local").Inc()
+		ctrl.LoggerFrom(ctx).V(1).Info("Resolving locally: the intake's owner did not take it", "owner", addr, "error", fmt.Sprint(err))
+		return r.Local.Resolve(ctx, namespace, spec, caller, key, by, at)
+	}
+	metrics.IntakeResolutionsForwarded.WithLabelValues("resolved").Inc()
+	return res, err
 }
 
 // peerAnswer is the owner's answer to one forwarded occurrence.
@@ -137,16 +167,16 @@ func (e *peerError) err() error {
 	return errors.New(e.Message)
 }
 
-// forward sends req to the owner at addr; sent says whether the request
-// reached it (when not, nothing was counted there).
-func (r *Router) forward(ctx context.Context, addr string, req Request) (Result, bool, error) {
-	body, err := json.Marshal(req)
+// forward sends payload to path on the owner at addr; sent says whether
+// the request reached it (when not, nothing was done there).
+func (r *Router) forward(ctx context.Context, addr, path string, payload any) (Result, bool, error) {
+	body, err := json.Marshal(payload)
 	if err != nil {
 		return Result{}, false, err
 	}
 	wrote := false
 	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) { wrote = i.Err == nil }}
-	hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, "https://"+addr+PeerPath, bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, "https://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return Result{}, false, err
 	}
@@ -174,23 +204,41 @@ func (r *Router) forward(ctx context.Context, addr string, req Request) (Result,
 // smaller: the API server takes objects of at most 1.5 MiB).
 const maxPeerBody = 2 << 20
 
-// PeerHandler counts what peers send: always here, owner or not (see
-// Router).
+// PeerHandler counts and resolves what peers send: always here, owner or
+// not (see Router).
 func (r *Router) PeerHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PeerPath, func(w http.ResponseWriter, hr *http.Request) {
 		var req Request
-		dec := json.NewDecoder(http.MaxBytesReader(w, hr.Body, maxPeerBody))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			http.Error(w, "malformed occurrence: "+err.Error(), http.StatusBadRequest)
-			return
+		if decodePeer(w, hr, &req, "occurrence") {
+			res, err := r.Local.Ingest(hr.Context(), req)
+			answerPeer(w, res, err)
 		}
-		res, err := r.Local.Ingest(hr.Context(), req)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(peerAnswer{Result: res, Error: encodeError(err)})
+	})
+	mux.HandleFunc("POST "+ResolvePath, func(w http.ResponseWriter, hr *http.Request) {
+		var q resolution
+		if decodePeer(w, hr, &q, "resolution") {
+			res, err := r.Local.Resolve(hr.Context(), q.Namespace, q.Spec, q.Caller, q.Key, q.By, q.At)
+			answerPeer(w, res, err)
+		}
 	})
 	return mux
+}
+
+// decodePeer reads a peer's request into v, or answers 400 and says false.
+func decodePeer(w http.ResponseWriter, hr *http.Request, v any, what string) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, hr.Body, maxPeerBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		http.Error(w, "malformed "+what+": "+err.Error(), http.StatusBadRequest)
+		return false
+	}
+	return true
+}
+
+func answerPeer(w http.ResponseWriter, res Result, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(peerAnswer{Result: res, Error: encodeError(err)})
 }
 
 // Holder is the certificate both ends of a peer connection present: the

@@ -84,6 +84,15 @@ var IntakeForwarded = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Occurrences an HTTP API replica sent to the replica that counts them, by outcome (counted, local, unconfirmed).",
 }, []string{"outcome"})
 
+// IntakeResolutionsForwarded counts the ends of firing instances an HTTP
+// API replica sent to the replica that counts their fingerprint, by
+// outcome: resolved there, or resolved here because the owner could not
+// be reached or did not answer (a resolution may be made twice).
+var IntakeResolutionsForwarded = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "alertbridge_intake_resolutions_forwarded_total",
+	Help: "Ends of firing instances an HTTP API replica sent to the replica that counts them, by outcome (resolved, local).",
+}, []string{"outcome"})
+
 // TriageRuns counts triage runs the Incident controller dispatched (a
 // Job, a webhook, or only recorded when neither is configured).
 var TriageRuns = prometheus.NewCounter(prometheus.CounterOpts{
@@ -304,7 +313,7 @@ var BuildInfo = func() *prometheus.GaugeVec {
 // the controller manager does not.
 func RegisterAPI() error {
 	return register(IngestOccurrences, IngestReplays, IngestRejected,
-		IntakeCommitSeconds, IntakeBatchOccurrences, IntakeForwarded, BuildInfo)
+		IntakeCommitSeconds, IntakeBatchOccurrences, IntakeForwarded, IntakeResolutionsForwarded, BuildInfo)
 }
 
 // Register adds alertbridge's metrics to controller-runtime's registry;

@@ -64,6 +64,7 @@ func TestOneReplicaCountsEveryOccurrence(t *testing.T) {
 		t.Errorf("%v conflicts on Alert status for 1200 occurrences: two replicas write the same Alerts", conflicts)
 	}
 	s.expectCounted(ctx, t)
+	resolveThroughPeer(ctx, t, s, owner)
 
 	// The owner dies mid-storm: the survivor counts what it cannot send,
 	// then takes the Lease over; nothing is lost or doubled.
@@ -230,4 +231,68 @@ func monitor(ctx context.Context, t *testing.T, e *Env, prefix string) (string, 
 		t.Fatal(err)
 	}
 	return ns.Name, tok
+}
+
+// resolveThroughPeer fires an Alertmanager alert and resolves it, both
+// through the replica that does not own the intake: the owner writes the
+// firing instance and its end (the other replica counts it forwarded).
+func resolveThroughPeer(ctx context.Context, t *testing.T, s *storm, owner *Replica) {
+	t.Helper()
+	var peer *Replica
+	for _, r := range s.e.APIReplicas {
+		if r != owner {
+			peer = r
+		}
+	}
+	am := func(status, ends string) {
+		body := fmt.Appendf(nil, `{"version":"4","groupKey":"{}:{alertname=\"HighLatency\"}","status":%q,"receiver":"alertbridge",
+"groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://am",
+"alerts":[{"status":%q,"labels":{"alertname":"HighLatency","service":"checkout","severity":"critical","instance":"c-1"},
+"annotations":{"summary":"p95 above 300ms"},"startsAt":"2026-11-27T10:00:00Z","endsAt":%q,"fingerprint":"0a1b2c"}]}`, status, status, ends)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, peer.APIURL+"/v1/alertmanager?namespace="+s.ns, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+s.tok)
+		resp, err := s.hc.Do(req)
+		if err != nil {
+			t.Fatalf("Alertmanager %s: %v", status, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("Alertmanager %s: %s %s", status, resp.Status, b)
+		}
+	}
+	am("firing", "0001-01-01T00:00:00Z")
+	s.sent.Add(1) // an occurrence of its own Alert, which expectCounted counts too
+	am("resolved", "2026-11-27T10:05:00Z")
+	var list v1.AlertList
+	if err := s.e.Admin.List(ctx, &list, client.InNamespace(s.ns)); err != nil {
+		t.Fatal(err)
+	}
+	resolved := 0
+	for _, a := range list.Items {
+		if a.Spec.Service == "checkout" {
+			if a.Status.ResolvedAt == nil || a.Status.Phase != v1.AlertAcked {
+				t.Errorf("Alert %s after the resolution: phase %s, resolvedAt %v", a.Name, a.Status.Phase, a.Status.ResolvedAt)
+			}
+			resolved++
+		}
+	}
+	if resolved != 1 {
+		t.Errorf("%d Alerts of the resolved Alertmanager alert, want 1", resolved)
+	}
+	fams, err := s.e.ReplicaMetrics(ctx, peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forwarded float64
+	for _, m := range fams["alertbridge_intake_resolutions_forwarded_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "outcome" && l.GetValue() == "resolved" {
+				forwarded += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if forwarded != 1 {
+		t.Errorf("%s sent %v resolutions to the owner, want 1:\n%s", peer.Name, forwarded, peer.Log())
+	}
 }
