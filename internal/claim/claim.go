@@ -25,6 +25,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
@@ -98,6 +99,8 @@ type Seen struct {
 	mu sync.Mutex
 	// holders are the claimers seen holding a lease, where, and when last.
 	holders map[seenHolder]time.Time
+	// taking are the Alerts a claim sharing this Seen is writing now.
+	taking map[client.ObjectKey]struct{}
 }
 
 type seenHolder struct{ ns, holder string }
@@ -111,7 +114,39 @@ const claimerMemory = time.Minute
 const DefaultSeen = 256
 
 // NewSeen holds up to size Alerts, the least recently used going first.
-func NewSeen(size int) *Seen { return &Seen{cache: lru.New(size), holders: map[seenHolder]time.Time{}} }
+func NewSeen(size int) *Seen {
+	return &Seen{cache: lru.New(size), holders: map[seenHolder]time.Time{}, taking: map[client.ObjectKey]struct{}{}}
+}
+
+// begin reserves listed for one claim among those sharing s; false says
+// one of them holds a live lease on a newer version of it than was listed
+// (the list is behind) or is writing it now: a write would only be
+// refused. end releases the reservation.
+func (s *Seen) begin(listed *v1.Alert, now time.Time) bool {
+	key := client.ObjectKeyFromObject(listed)
+	if v, ok := s.cache.Get(key); ok {
+		held := v.(*v1.Alert)
+		// Only a list that is behind our copy is doubted: the Alert may
+		// have moved on without us since (acked or failed elsewhere).
+		newer, err := resourceversion.CompareResourceVersion(held.ResourceVersion, listed.ResourceVersion)
+		if err == nil && newer > 0 && alertstate.LeaseLive(&held.Status, now) {
+			return false
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, busy := s.taking[key]; busy {
+		return false
+	}
+	s.taking[key] = struct{}{}
+	return true
+}
+
+func (s *Seen) end(key client.ObjectKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.taking, key)
+}
 
 // noteHolders remembers the holders of the live leases among items.
 func (s *Seen) noteHolders(items []v1.Alert, now time.Time) {
@@ -272,11 +307,19 @@ func (c *Claimer) Claim(ctx context.Context, r Request) ([]v1.Alert, error) {
 		i, own := next(pending, r.Limit, need, n, rank, spread)
 		a := pending[i].alert.DeepCopy() // what was listed may be a cache's own object
 		pending = slices.Delete(pending, i, i+1)
+		key := client.ObjectKeyFromObject(a)
+		if !seen.begin(a, now) {
+			// Claims sharing this Seen (an HTTP API replica's) hold it or
+			// are taking it: no write, and nothing to learn.
+			continue
+		}
 		ttl, err := c.lease(ctx, policies, a.Namespace, r.LockTTL)
 		if err != nil {
+			seen.end(key)
 			return got, err
 		}
 		ok, err := c.take(ctx, a, who, ttl)
+		seen.end(key)
 		sinceList++
 		switch {
 		case err != nil:

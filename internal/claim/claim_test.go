@@ -358,3 +358,110 @@ func TestClaimFromAStaleListerTakesOnlyWhatIsFree(t *testing.T) {
 		}
 	}
 }
+
+// sharedSeenSetup is three New Alerts on a server, a lister that keeps
+// listing them as New (a cache that is behind), and a count of the claim
+// writes the server refused.
+func sharedSeenSetup(t *testing.T, now time.Time, patch func(obj client.Object)) (server, lister client.Client, refused *atomic.Int32) {
+	t.Helper()
+	ctx := context.Background()
+	mk := func(name string, age time.Duration) *v1.Alert {
+		return &v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, CreationTimestamp: metav1.NewTime(now.Add(-age))},
+			Status: v1.AlertStatus{Phase: v1.AlertNew}}
+	}
+	objs := []client.Object{mk("oldest", 3*time.Minute), mk("middle", 2*time.Minute), mk("young", time.Minute)}
+	refused = &atomic.Int32{}
+	server = fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithStatusSubresource(&v1.Alert{}).WithObjects(objs...).
+		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+			if patch != nil {
+				patch(obj)
+			}
+			err := c.SubResource(sub).Patch(ctx, obj, p, opts...)
+			if err != nil {
+				refused.Add(1)
+			}
+			return err
+		}}).Build()
+	var cached v1.AlertList
+	if err := server.List(ctx, &cached); err != nil {
+		t.Fatal(err)
+	}
+	lister = fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithObjects(&cached.Items[0], &cached.Items[1], &cached.Items[2]).Build()
+	return server, lister, refused
+}
+
+func names(alerts []v1.Alert) []string {
+	var out []string
+	for _, a := range alerts {
+		out = append(out, a.Name)
+	}
+	return out
+}
+
+// Claims that share a Seen (an HTTP API replica's, one Claimer per
+// request) do not reach for an Alert one of them took while the cache
+// they list from is behind: no write is refused.
+func TestClaimsSharingASeenSkipWhatTheyHold(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	server, lister, refused := sharedSeenSetup(t, now, nil)
+	seen := NewSeen(DefaultSeen)
+	claimer := func() *Claimer {
+		return &Claimer{Client: server, Lister: lister, User: "u", Seen: seen, Clock: clocktesting.NewFakePassiveClock(now)}
+	}
+	var got []string
+	for _, owner := range []string{"agent-1", "agent-2", "agent-3"} {
+		a, err := claimer().Claim(ctx, Request{Namespace: "ns", Limit: 1, Owner: owner})
+		if err != nil {
+			t.Fatalf("%s: %v", owner, err)
+		}
+		got = append(got, names(a)...)
+	}
+	if !slices.Equal(got, []string{"oldest", "middle", "young"}) {
+		t.Fatalf("took %v, want each Alert once, oldest first", got)
+	}
+	if n := refused.Load(); n != 0 {
+		t.Fatalf("%d claim writes refused, want none", n)
+	}
+}
+
+// Two claims sharing a Seen at once: the second passes over the Alert the
+// first is writing instead of racing it for the same resourceVersion.
+func TestClaimsSharingASeenDoNotRace(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	writing, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	server, lister, refused := sharedSeenSetup(t, now, func(obj client.Object) {
+		if obj.GetName() == "oldest" && first.CompareAndSwap(false, true) {
+			close(writing)
+			<-release
+		}
+	})
+	seen := NewSeen(DefaultSeen)
+	claimer := func() *Claimer {
+		return &Claimer{Client: server, Lister: lister, User: "u", Seen: seen, Clock: clocktesting.NewFakePassiveClock(now)}
+	}
+	type result struct {
+		got []v1.Alert
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := claimer().Claim(ctx, Request{Namespace: "ns", Limit: 1, Owner: "agent-1"})
+		done <- result{got, err}
+	}()
+	<-writing
+	second, err := claimer().Claim(ctx, Request{Namespace: "ns", Limit: 1, Owner: "agent-2"})
+	close(release)
+	r := <-done
+	if err != nil || r.err != nil {
+		t.Fatalf("claims: %v, %v", r.err, err)
+	}
+	if got := append(names(r.got), names(second)...); !slices.Equal(got, []string{"oldest", "middle"}) {
+		t.Fatalf("took %v, want oldest (the first claim) and middle (the second)", got)
+	}
+	if n := refused.Load(); n != 0 {
+		t.Fatalf("%d claim writes refused, want none", n)
+	}
+}
