@@ -105,13 +105,11 @@ func (r *run) baselineRows() {
 
 func upsertKey(senders int) string { return fmt.Sprintf("2@%d", senders) }
 
-// upsertBaseline is what the runbook's PostgreSQL design did per
-// occurrence: INSERT … ON CONFLICT DO UPDATE of a counter, on the same
-// durable PostgreSQL (fsync and synchronous_commit on), with the same
-// occurrences over the same 20 fingerprints and as many connections as the
-// storm has senders.
-// upsert counts one occurrence of fingerprint $1 (labels $2), as the
-// design alertbridge replaces does.
+// upsert counts one occurrence of fingerprint $1 (labels $2) the way a
+// PostgreSQL alert table does: INSERT … ON CONFLICT DO UPDATE of a
+// counter. upsertBaseline runs it on the same durable PostgreSQL (fsync
+// and synchronous_commit on), with the storm's occurrences over the same
+// 20 fingerprints and as many connections as the storm has senders.
 const upsert = `INSERT INTO occurrences VALUES ($1, 'gateway', 'latency', 'p95 above 300ms', $2, 1, now(), now())
 	ON CONFLICT (fingerprint) DO UPDATE SET occurrences = occurrences.occurrences + 1, last_seen_at = excluded.last_seen_at`
 
