@@ -9,9 +9,13 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -295,7 +299,47 @@ func (r *run) profile(after time.Duration, name string) {
 	d := envDuration("BENCH_PROFILE_SECONDS", 5*time.Second)
 	go func() {
 		time.Sleep(after)
+		before := sampleCPU()
 		files, err := r.env.CPUProfiles(r.ctx, d, dir, name)
 		r.say("CPU profiles of %s (%s): %v %v", name, d, files, err)
+		// The profiled processes are not all there is on the machine:
+		// etcd, PostgreSQL and the benchmark's own clients share it.
+		machine := sampleCPU().since(before)
+		r.check(os.WriteFile(filepath.Join(dir, name+"-machine.txt"), []byte(machine+"\n"), 0o600))
+		r.say("%s: %s", name, machine)
 	}()
+}
+
+// cpuSample is the machine's and this process's CPU time at one instant.
+type cpuSample struct {
+	at         time.Time
+	busy, self time.Duration
+}
+
+func sampleCPU() cpuSample {
+	s := cpuSample{at: time.Now()}
+	// /proc/stat's first line: user nice system idle iowait irq softirq
+	// steal ..., in clock ticks (100 a second).
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+		for i, v := range f[1:min(len(f), 9)] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			if i != 3 && i != 4 { // idle, iowait
+				s.busy += time.Duration(n) * 10 * time.Millisecond
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return s
+}
+
+// since says how many cores were busy between before and s, and how many
+// of them this process (the benchmark's clients) used.
+func (s cpuSample) since(before cpuSample) string {
+	wall := s.at.Sub(before.at).Seconds()
+	return fmt.Sprintf("the machine: %.2f of %d cores busy over %.1f s, of which the benchmark's own clients %.2f",
+		(s.busy-before.busy).Seconds()/wall, runtime.NumCPU(), wall, (s.self-before.self).Seconds()/wall)
 }
