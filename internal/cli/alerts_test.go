@@ -126,6 +126,33 @@ var _ = Describe("alertbridge alerts", func() {
 		Expect(r.code).To(Equal(cli.ExitForbidden), r.err)
 	})
 
+	It("acks several Alerts in one call, goes on past a refusal and exits with it", func() {
+		a1, a2, a3 := ingest("m1"), ingest("m2"), ingest("m3")
+		r := run("", "alerts", "claim", "-n", ns, "--owner", "agent-a", "--limit", "2", "-o", "json")
+		succeeded(r)
+		held := decode[list](r).Items
+		Expect(held).To(HaveLen(2))
+		other := run("", "alerts", "claim", "-n", ns, "--owner", "agent-b", "--limit", "1", "-o", "json")
+		succeeded(other)
+		theirs := decode[list](other).Items[0].Name
+		Expect([]string{a1.AlertRef, a2.AlertRef, a3.AlertRef}).To(ContainElement(theirs))
+
+		r = run("", "alerts", "ack", held[0].Name, theirs, held[1].Name, "-n", ns, "--owner", "agent-a", "--note", "fixed", "-o", "json")
+		Expect(r.code).To(Equal(cli.ExitNotHolder), r.err)
+		Expect(r.err).To(ContainSubstring(theirs + ": "))
+		Expect(r.err).To(ContainSubstring("owner agent-b"))
+		acked := decode[list](r).Items
+		Expect(acked).To(HaveLen(2))
+		for i, a := range acked {
+			Expect(a.Name).To(Equal(held[i].Name))
+			Expect(a.Status.Phase).To(Equal(v1.AlertAcked))
+			Expect(a.Status.Ack.Note).To(Equal("fixed"))
+		}
+		still := &v1.Alert{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: theirs}, still)).To(Succeed())
+		Expect(still.Status.Phase).To(Equal(v1.AlertProcessing))
+	})
+
 	It("lists with the runbook's filters, as a table or kubectl's JSON", func() {
 		ingest("l1")
 		ingest("l2")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -158,11 +159,11 @@ type leaseOptions struct {
 func newAlertsRenewCommand(app *App) *cobra.Command {
 	o := leaseOptions{}
 	cmd := &cobra.Command{
-		Use:   "renew NAME",
-		Short: "Extend your lease on a Processing Alert (exit 3 if you do not hold it)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "renew NAME...",
+		Short: "Extend your lease on Processing Alerts (exit 3 if you do not hold one)",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd, app, args[0], func(cl *claim.Claimer, key client.ObjectKey, owner string) (*v1.Alert, error) {
+			return o.run(cmd, app, args, func(cl *claim.Claimer, key client.ObjectKey, owner string) (*v1.Alert, error) {
 				return cl.Renew(cmd.Context(), key, owner, o.lockTTL)
 			})
 		},
@@ -176,12 +177,13 @@ func newAlertsRenewCommand(app *App) *cobra.Command {
 func newAlertsAckCommand(app *App) *cobra.Command {
 	o := leaseOptions{}
 	cmd := &cobra.Command{
-		Use:     "ack NAME",
-		Short:   "Ack an Alert: yours if Processing, or any New or Failed one (a false positive)",
-		Example: `  alertbridge alerts ack gateway-latency-x7k2p --note "false positive"`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "ack NAME...",
+		Short: "Ack Alerts: yours if Processing, or any New or Failed one (a false positive)",
+		Example: `  alertbridge alerts ack gateway-latency-x7k2p --note "false positive"
+  alertbridge alerts ack gateway-latency-x7k2p gateway-latency-q4m8d --note "fixed by the rollback"`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd, app, args[0], func(cl *claim.Claimer, key client.ObjectKey, owner string) (*v1.Alert, error) {
+			return o.run(cmd, app, args, func(cl *claim.Claimer, key client.ObjectKey, owner string) (*v1.Alert, error) {
 				return cl.Ack(cmd.Context(), key, owner, o.note)
 			})
 		},
@@ -195,12 +197,12 @@ func newAlertsAckCommand(app *App) *cobra.Command {
 func newAlertsFailCommand(app *App) *cobra.Command {
 	o := leaseOptions{}
 	cmd := &cobra.Command{
-		Use:     "fail NAME",
-		Short:   "Fail your Processing Alert; it is claimable again after --retry-after",
+		Use:     "fail NAME...",
+		Short:   "Fail your Processing Alerts; they are claimable again after --retry-after",
 		Example: `  alertbridge alerts fail gateway-latency-x7k2p --error "gateway timeout" --retry-after 5m`,
-		Args:    cobra.ExactArgs(1),
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd, app, args[0], func(cl *claim.Claimer, key client.ObjectKey, owner string) (*v1.Alert, error) {
+			return o.run(cmd, app, args, func(cl *claim.Claimer, key client.ObjectKey, owner string) (*v1.Alert, error) {
 				return cl.Fail(cmd.Context(), key, owner, o.lastError, o.retryAfter)
 			})
 		},
@@ -212,7 +214,11 @@ func newAlertsFailCommand(app *App) *cobra.Command {
 	return cmd
 }
 
-func (o *leaseOptions) run(cmd *cobra.Command, app *App, name string, op func(*claim.Claimer, client.ObjectKey, string) (*v1.Alert, error)) error {
+// run applies op to each named Alert with one client and one question of
+// who the caller is. Like kubectl with several names, it goes on past a
+// refusal: what succeeded is printed, each refusal is reported on stderr,
+// and the exit status is the first refusal's.
+func (o *leaseOptions) run(cmd *cobra.Command, app *App, names []string, op func(*claim.Claimer, client.ObjectKey, string) (*v1.Alert, error)) error {
 	if err := checkOutput(o.output); err != nil {
 		return err
 	}
@@ -228,12 +234,30 @@ func (o *leaseOptions) run(cmd *cobra.Command, app *App, name string, op func(*c
 	if err != nil {
 		return err
 	}
-	a, err := op(cl, client.ObjectKey{Namespace: ns, Name: name}, owner)
-	if err != nil {
-		return leaseError(err)
+	var done []v1.Alert
+	var refused []error
+	for _, name := range names {
+		a, err := op(cl, client.ObjectKey{Namespace: ns, Name: name}, owner)
+		if err != nil {
+			refused = append(refused, fmt.Errorf("%s: %w", name, leaseError(err)))
+			continue
+		}
+		done = append(done, *a)
 	}
-	if o.output == outputJSON {
-		return printJSON(app.Out, withKind(*a))
+	if len(done) > 0 {
+		if o.output == outputJSON && len(names) == 1 {
+			if err := printJSON(app.Out, withKind(done[0])); err != nil {
+				return err
+			}
+		} else if err := printAlerts(app.Out, o.output, done, false, time.Now()); err != nil {
+			return err
+		}
 	}
-	return printAlerts(app.Out, o.output, []v1.Alert{*a}, false, time.Now())
+	switch {
+	case len(refused) == 0:
+		return nil
+	case len(names) == 1:
+		return errors.Unwrap(refused[0]) // as before: the refusal, without the name
+	}
+	return Exit(ExitCode(refused[0]), errors.Join(refused...))
 }

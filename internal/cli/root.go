@@ -101,7 +101,7 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case apierrors.IsConflict(err):
 		// A write that kept meeting conflicts after its retries
-		// (kube.ContendedError): the object is busy, try again (D6).
+		// (kube.ContendedError): the object is busy, try again.
 		return ExitUnreachable
 	case isUnreachable(err):
 		return ExitUnreachable
