@@ -188,6 +188,13 @@ func (r *run) drainGo() drained {
 // each Alert it got, each loop a ServiceAccount bound to alertbridge-agent
 // with its token in a kubeconfig.
 func (r *run) claimAckCLI() {
+	r.claimAckCLIWith("5c", false)
+	r.claimAckCLIWith("5f", true)
+}
+
+// claimAckCLIWith drains n Alerts with 8 loops of the CLI: a claim, then
+// an ack process per Alert, or (batch) one ack of the whole claim.
+func (r *run) claimAckCLIWith(id string, batch bool) {
 	ns := r.namespace("cli-")
 	n := r.size.CLIClaims
 	r.createNew(ns, n)
@@ -213,7 +220,7 @@ func (r *run) claimAckCLI() {
 		}
 		return out, 0, err
 	}
-	r.profile(2*time.Second, "claim5c")
+	r.profile(2*time.Second, "claim"+id)
 	elapsed, cost := r.drainLoops(n, len(kubeconfigs), "the CLI loops", func(i int) (int, error) {
 		kc, owner := kubeconfigs[i], fmt.Sprintf("agent-%d", i)
 		out, code, err := alertbridge("alerts", "claim", "--kubeconfig", kc, "-n", ns, "--owner", owner,
@@ -228,18 +235,29 @@ func (r *run) claimAckCLI() {
 		if err := json.Unmarshal(out, &list); err != nil {
 			return 0, fmt.Errorf("alerts claim -o json printed %q: %w", out, err)
 		}
-		for _, a := range list.Items {
-			if _, _, err := alertbridge("alerts", "ack", a.Name, "--kubeconfig", kc, "-n", ns, "--owner", owner, "--note", "handled"); err != nil {
-				return 0, err
+		ack := []string{"alerts", "ack", "--kubeconfig", kc, "-n", ns, "--owner", owner, "--note", "handled"}
+		for j, a := range list.Items {
+			if !batch {
+				if _, _, err := alertbridge(append(ack, a.Name)...); err != nil {
+					return 0, err
+				}
+			} else if ack = append(ack, a.Name); j == len(list.Items)-1 {
+				if _, _, err := alertbridge(ack...); err != nil {
+					return 0, err
+				}
 			}
 		}
 		return len(list.Items), nil
 	})
 	rate := float64(n) / elapsed.Seconds()
-	r.rep.addVs("5c", fmt.Sprintf("claim+ack, %d loops of the CLI: `alertbridge alerts claim --limit %d -o json`, then `alerts ack NAME` per Alert", r.size.Claimers, r.size.Batch),
+	how, per, metric := "`alerts ack NAME` per Alert", "one ack process", "cli/ceiling2"
+	if batch {
+		how, per, metric = "one `alerts ack NAME...` of the batch", "its share of one ack process", "cli-batch/ceiling2"
+	}
+	r.rep.addVs(id, fmt.Sprintf("claim+ack, %d loops of the CLI: `alertbridge alerts claim --limit %d -o json`, then %s", r.size.Claimers, r.size.Batch, how),
 		fmt.Sprintf("%.1f Alerts/s; the CLI's %d processes used %.0f ms of CPU each, %.2f cores over the drain",
-			rate, procs.Load(), float64(cpu.Load())/float64(max(procs.Load(), 1))/1e6, float64(cpu.Load())/float64(elapsed)), comparison{value: rate, base: "1b", label: "of 1b", min: 0.8, metric: "cli/ceiling2"})
-	r.rep.path(fmt.Sprintf("claim+ack through the CLI, %d loops (per Alert: its share of a claim process plus one ack process)", r.size.Claimers), cost)
+			rate, procs.Load(), float64(cpu.Load())/float64(max(procs.Load(), 1))/1e6, float64(cpu.Load())/float64(elapsed)), comparison{value: rate, base: "1b", label: "of 1b", min: 0.5, metric: metric})
+	r.rep.path(fmt.Sprintf("claim+ack through the CLI, %d loops, %s (per Alert: its share of a claim process plus %s)", r.size.Claimers, how, per), cost)
 }
 
 // policyProbe is an agent and a New Alert in a namespace of their own, to
