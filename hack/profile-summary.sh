@@ -25,7 +25,9 @@ apiserver=(
 	'garbage collector|runtime.gcBgMarkWorker$'
 )
 replica=(
+	'HTTP connections (TLS, requests, answers)|net/http.\(\*conn\).serve$'
 	'TLS handshakes|crypto/tls.\(\*Conn\).HandshakeContext'
+	'forwarding to the owner|intake.\(\*Router\).forward$'
 	'intake (counting)|intake.\(\*Intake\).drain'
 	'ingest requests|httpapi.\(\*Server\).serveIngest'
 	'claims|claim.\(\*Claimer\).Claim$'
