@@ -135,7 +135,8 @@ func New(cfg Config, reader client.Reader, auth *Authenticator, clk clock.Passiv
 
 // handle serves pattern with h and records it in Routes.
 func (s *Server) handle(pattern string, h http.Handler) {
-	s.mux.Handle(pattern, h)
+	_, path := RoutePath(pattern)
+	s.mux.Handle(pattern, instrument(path, h))
 	s.routes = append(s.routes, pattern)
 }
 
@@ -169,9 +170,9 @@ func (s *Server) register() {
 	}
 	s.handle("GET /openapi.json", http.HandlerFunc(s.serveOpenAPI))
 	// Unmatched paths get a JSON error like every other answer.
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.mux.Handle("/", instrument(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "no endpoint "+r.Method+" "+r.URL.Path)
-	})
+	})))
 }
 
 // Handler is the full handler chain: size limit, then routes.

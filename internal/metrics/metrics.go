@@ -93,6 +93,27 @@ var IntakeResolutionsForwarded = prometheus.NewCounterVec(prometheus.CounterOpts
 	Help: "Ends of firing instances an HTTP API replica sent to the replica that counts them, by outcome (resolved, local).",
 }, []string{"outcome"})
 
+// HTTPRequests counts the HTTP API's answers by route (the path pattern
+// that matched, or "unmatched"), method and status code.
+var HTTPRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "alertbridge_http_requests_total",
+	Help: "Requests the HTTP API answered, by route pattern, method and status code.",
+}, []string{"route", "method", "code"})
+
+// HTTPRequestSeconds is how long the HTTP API took to answer, by route and
+// method: from 1 ms (a read from cache) to 16 s (a storm's queue).
+var HTTPRequestSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "alertbridge_http_request_duration_seconds",
+	Help:    "How long the HTTP API took to answer a request, by route pattern and method.",
+	Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+}, []string{"route", "method"})
+
+// HTTPInFlight is how many requests the HTTP API is answering now.
+var HTTPInFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+	Name: "alertbridge_http_requests_in_flight",
+	Help: "Requests the HTTP API is answering now.",
+})
+
 // TriageRuns counts triage runs the Incident controller dispatched (a
 // Job, a webhook, or only recorded when neither is configured).
 var TriageRuns = prometheus.NewCounter(prometheus.CounterOpts{
@@ -313,7 +334,8 @@ var BuildInfo = func() *prometheus.GaugeVec {
 // the controller manager does not.
 func RegisterAPI() error {
 	return register(IngestOccurrences, IngestReplays, IngestRejected,
-		IntakeCommitSeconds, IntakeBatchOccurrences, IntakeForwarded, IntakeResolutionsForwarded, BuildInfo)
+		IntakeCommitSeconds, IntakeBatchOccurrences, IntakeForwarded, IntakeResolutionsForwarded, BuildInfo,
+		HTTPRequests, HTTPRequestSeconds, HTTPInFlight)
 }
 
 // Register adds alertbridge's metrics to controller-runtime's registry;
