@@ -24,24 +24,9 @@ func (r *run) replayStorms() {
 }
 
 func (r *run) replayStorm(id string, senders int) {
-	ns := r.namespace(fmt.Sprintf("replay-%d-", senders))
-	tok, err := r.user(ns, "monitor", "alertbridge-monitor").APIToken(r.ctx)
-	r.check(err)
-	urls := r.env.APIURLs()
-	clients := make([]*http.Client, senders)
-	for i := range clients {
-		clients[i], err = r.env.APIClient(r.ctx)
-		r.check(err)
-	}
-	defer func() {
-		for _, c := range clients {
-			c.CloseIdleConnections()
-		}
-	}()
-	bodies := make([][]byte, stormFingerprints)
-	for i := range bodies {
-		bodies[i] = fmt.Appendf(nil, `{"service":"gateway","kind":"latency","title":"p95 above 300ms","labels":{"host":"h%02d"}}`, i)
-	}
+	st := r.stormSetup(fmt.Sprintf("replay-%d-", senders), senders)
+	defer st.done()
+	ns, tok, urls, clients, bodies := st.ns, st.tok, st.urls, st.clients, st.bodies
 	key := func(i int) string { return fmt.Sprintf("replay-%02d", i%stormFingerprints) }
 	// Count each key once, and let the owner see every Alert decided.
 	for i := range bodies {

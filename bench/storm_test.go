@@ -45,25 +45,43 @@ func (r *run) storms() {
 	}
 }
 
-func (r *run) storm(id string, senders int) {
-	ns := r.namespace(fmt.Sprintf("storm-%d-", senders))
-	tok, err := r.user(ns, "monitor", "alertbridge-monitor").APIToken(r.ctx)
+// stormSetup is what a storm's senders share: a namespace of their own
+// (GenerateName prefix), a monitor's token for it, both replicas' URLs,
+// one client (one TLS connection) per sender and the 20 fingerprints'
+// bodies. done closes the connections.
+type stormSetup struct {
+	ns, tok string
+	urls    []string
+	clients []*http.Client
+	bodies  [][]byte
+}
+
+func (r *run) stormSetup(prefix string, senders int) stormSetup {
+	s := stormSetup{ns: r.namespace(prefix), urls: r.env.APIURLs(), clients: make([]*http.Client, senders)}
+	var err error
+	s.tok, err = r.user(s.ns, "monitor", "alertbridge-monitor").APIToken(r.ctx)
 	r.check(err)
-	urls := r.env.APIURLs()
-	clients := make([]*http.Client, senders)
-	for i := range clients {
-		clients[i], err = r.env.APIClient(r.ctx)
+	for i := range s.clients {
+		s.clients[i], err = r.env.APIClient(r.ctx)
 		r.check(err)
 	}
-	defer func() {
-		for _, c := range clients {
-			c.CloseIdleConnections()
-		}
-	}()
-	bodies := make([][]byte, stormFingerprints)
-	for i := range bodies {
-		bodies[i] = fmt.Appendf(nil, `{"service":"gateway","kind":"latency","title":"p95 above 300ms","labels":{"host":"h%02d"}}`, i)
+	s.bodies = make([][]byte, stormFingerprints)
+	for i := range s.bodies {
+		s.bodies[i] = fmt.Appendf(nil, `{"service":"gateway","kind":"latency","title":"p95 above 300ms","labels":{"host":"h%02d"}}`, i)
 	}
+	return s
+}
+
+func (s stormSetup) done() {
+	for _, c := range s.clients {
+		c.CloseIdleConnections()
+	}
+}
+
+func (r *run) storm(id string, senders int) {
+	st := r.stormSetup(fmt.Sprintf("storm-%d-", senders), senders)
+	defer st.done()
+	ns, tok, urls, clients, bodies := st.ns, st.tok, st.urls, st.clients, st.bodies
 	n := r.size.Storm
 	lat := make([]time.Duration, n)
 	var retries, unconfirmed atomic.Int64

@@ -308,20 +308,8 @@ func TestAckAfterClaimWritesWithoutReading(t *testing.T) {
 func TestClaimFromAStaleListerTakesOnlyWhatIsFree(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-	mk := func(name string, age time.Duration) *v1.Alert {
-		return &v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, CreationTimestamp: metav1.NewTime(now.Add(-age))},
-			Status: v1.AlertStatus{Phase: v1.AlertNew}}
-	}
-	build := func(objs ...client.Object) client.WithWatch {
-		return fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithStatusSubresource(&v1.Alert{}).WithObjects(objs...).Build()
-	}
-	server := build(mk("oldest", 3*time.Minute), mk("middle", 2*time.Minute), mk("young", time.Minute))
 	// The cache lists all three as New, as the server had them a moment ago.
-	var cached v1.AlertList
-	if err := server.List(ctx, &cached); err != nil {
-		t.Fatal(err)
-	}
-	lister := build(&cached.Items[0], &cached.Items[1], &cached.Items[2])
+	server, lister, _ := sharedSeenSetup(t, now, nil)
 	// Meanwhile another claimer took the oldest.
 	other := &Claimer{Client: server, User: "v", Clock: clocktesting.NewFakePassiveClock(now)}
 	taken := &v1.Alert{}
