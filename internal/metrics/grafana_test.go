@@ -15,13 +15,19 @@ import (
 	_ "github.com/alertbridge/alertbridge/internal/operator"
 )
 
-// registeredMetrics is the name of every metric the operator registers.
+// registeredMetrics is the name of every metric the operator's two
+// programs register.
 func registeredMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	if err := metrics.Register(nil); err != nil { // Describe never reads
 		t.Fatal(err)
 	}
 	if err := metrics.RegisterMirror(nil); err != nil {
+		t.Fatal(err)
+	}
+	// alertbridge serve's (the HTTP API's), which the same ServiceMonitor
+	// scrapes.
+	if err := metrics.RegisterAPI(); err != nil {
 		t.Fatal(err)
 	}
 	registered := map[string]bool{}
