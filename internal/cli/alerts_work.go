@@ -216,8 +216,8 @@ func newAlertsFailCommand(app *App) *cobra.Command {
 
 // run applies op to each named Alert with one client and one question of
 // who the caller is. Like kubectl with several names, it goes on past a
-// refusal: what succeeded is printed, each refusal is reported on stderr,
-// and the exit status is the first refusal's.
+// refusal: what succeeded is printed, every refusal is returned with its
+// Alert's name, and the exit status is the first refusal's.
 func (o *leaseOptions) run(cmd *cobra.Command, app *App, names []string, op func(*claim.Claimer, client.ObjectKey, string) (*v1.Alert, error)) error {
 	if err := checkOutput(o.output); err != nil {
 		return err
@@ -235,11 +235,16 @@ func (o *leaseOptions) run(cmd *cobra.Command, app *App, names []string, op func
 		return err
 	}
 	var done []v1.Alert
-	var refused []error
+	var first error
+	var refused []error // each named, for several names
 	for _, name := range names {
 		a, err := op(cl, client.ObjectKey{Namespace: ns, Name: name}, owner)
 		if err != nil {
-			refused = append(refused, fmt.Errorf("%s: %w", name, leaseError(err)))
+			err = leaseError(err)
+			if first == nil {
+				first = err
+			}
+			refused = append(refused, fmt.Errorf("%s: %w", name, err))
 			continue
 		}
 		done = append(done, *a)
@@ -253,11 +258,8 @@ func (o *leaseOptions) run(cmd *cobra.Command, app *App, names []string, op func
 			return err
 		}
 	}
-	switch {
-	case len(refused) == 0:
-		return nil
-	case len(names) == 1:
-		return errors.Unwrap(refused[0]) // as before: the refusal, without the name
+	if first == nil || len(names) == 1 {
+		return first
 	}
-	return Exit(ExitCode(refused[0]), errors.Join(refused...))
+	return Exit(ExitCode(first), errors.Join(refused...))
 }
