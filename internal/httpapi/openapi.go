@@ -79,7 +79,7 @@ var (
 
 // routeDocs document every route the server may register, by pattern.
 var routeDocs = map[string]routeDoc{
-	"GET /v1/alerts": {summary: "List Alerts", desc: "Alerts last seen inside the window, newest first (the runbook's alert_ingest_tool.list).",
+	"GET /v1/alerts": {summary: "List Alerts", desc: "Alerts last seen inside the window, newest first (the tool endpoint's alert_ingest_tool list action, as REST).",
 		query: readQuery3, ok: reflect.TypeFor[query.AlertList](), errs: []int{400, 401, 403, 503}},
 	"GET /v1/alerts/dashboard": {summary: "The operational dashboard", desc: "Counts by status, top signatures, latest Alerts, open Incidents and gates.",
 		query: readQuery3, ok: reflect.TypeFor[query.Dashboard](), errs: []int{400, 401, 403, 503}, auth: "optional"},
@@ -131,7 +131,7 @@ var routeDocs = map[string]routeDoc{
 	"POST /v1/incidents/{namespace}/{name}/close": {summary: "Close an Incident", body: reflect.TypeFor[IncidentCloseRequest](), ok: reflect.TypeFor[WorkIncident]()},
 	"POST /v1/incidents/{namespace}/{name}/state": {summary: "Move an Incident to another state", body: reflect.TypeFor[IncidentStateRequest](),
 		ok: reflect.TypeFor[WorkIncident]()},
-	"POST /v1/tools/execute": {summary: "The runbook's tool router", desc: "Validation failures answer 200 with accepted false and errors; other refusals keep their status. " +
+	"POST /v1/tools/execute": {summary: "The tool router: one endpoint for agents that call tools by name", desc: "Validation failures answer 200 with accepted false and errors; other refusals keep their status. " +
 		"ingest answers deduped, alert_ref and occurrences only to callers who may get Alerts in the namespace.",
 		headers: []docParam{{name: IdempotencyKeyHeader, desc: "ingest: a retry with the same key counts once"}},
 		body:    reflect.TypeFor[ToolRequest](), ok: reflect.TypeFor[ToolResult](), errs: []int{403, 404, 409, 413, 429, 503},

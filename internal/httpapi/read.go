@@ -33,7 +33,8 @@ type History interface {
 
 // Read parameters.
 const (
-	// DefaultWindowMinutes is the runbook's window_minutes=240.
+	// DefaultWindowMinutes is four hours: recent enough for a work queue,
+	// long enough to span a shift's backlog.
 	DefaultWindowMinutes = 240
 	// MaxWindowMinutes is a year; windowMinutes=0 means no window.
 	MaxWindowMinutes = 525600

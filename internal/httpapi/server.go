@@ -163,7 +163,7 @@ func (s *Server) register() {
 	if s.cfg.Client != nil {
 		s.workRoutes()                                                    // claim, renew, ack, fail, to-incident, incidents
 		s.actionRoutes()                                                  // the page's permissions and bypass
-		s.handle("POST /v1/tools/execute", http.HandlerFunc(s.serveTool)) // the runbook's tool router
+		s.handle("POST /v1/tools/execute", http.HandlerFunc(s.serveTool)) // tools called by name (alert_ingest_tool, …)
 		mcp := s.mcpHandler()
 		s.handle("POST /mcp", mcp)
 		s.handle("GET /mcp", mcp) // 405: the MCP endpoint is stateless, see mcp.go

@@ -10,7 +10,7 @@ import (
 )
 
 // ConflictBackoff paces the retries of a write that met a 409 Conflict on
-// a path without a work queue (the CLI, the HTTP API, MCP; DECISIONS D6):
+// a path without a work queue (the CLI, the HTTP API, MCP):
 // a few attempts, each wait doubling and spread by full jitter so racing
 // callers do not collide again in step (at most ~0.75 s of waiting in
 // all). Reconcilers never use it: they return the conflict and the work

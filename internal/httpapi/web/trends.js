@@ -8,7 +8,7 @@
 (() => {
   const PHASE_COLORS = { New: "#1f6feb", Processing: "#9a6700", Acked: "#1a7f37", Failed: "#cf222e", Deduplicated: "#8c959f" };
   const SEVERITY_COLORS = { P0: "#6e0b0b", P1: "#cf222e", P2: "#d4a72c", P3: "#1f6feb", P4: "#8c959f" };
-  const DECISIONS = ["Allow", "Warn", "Block"];
+  const GATE_LEVELS = ["Allow", "Warn", "Block"];
   const GATE_COLORS = ["#2f81f7", "#bf3989", "#1a7f37", "#9a6700", "#8250df", "#cf222e", "#0969da", "#6e7781"];
   const HEIGHT = 220;
   const charts = {};
@@ -86,7 +86,7 @@
     const series = [{}];
     const data = [xs];
     t.gates.forEach((g, gi) => {
-      const pts = g.points.map((p) => ({ at: Date.parse(p.at) / 1000, level: DECISIONS.indexOf(p.decision) }));
+      const pts = g.points.map((p) => ({ at: Date.parse(p.at) / 1000, level: GATE_LEVELS.indexOf(p.decision) }));
       const offset = (gi - (t.gates.length - 1) / 2) * 0.08;
       data.push(xs.map((x) => {
         let v = null;
@@ -97,14 +97,14 @@
         label: g.namespace + "/" + g.name, stroke: GATE_COLORS[gi % GATE_COLORS.length], width: 3,
         // Points mark each decision, so a change minutes old still shows.
         paths: uPlot.paths.stepped({ align: 1 }), points: { show: true, size: 8, fill: GATE_COLORS[gi % GATE_COLORS.length] },
-        value: (u, v) => (v == null ? "" : DECISIONS[Math.round(v)]),
+        value: (u, v) => (v == null ? "" : GATE_LEVELS[Math.round(v)]),
       });
     });
     fig.dataset.decisions = t.gates.map((g) => g.name + ":" + g.points.map((p) => p.decision).join(">")).join(" ");
     const opts = {
       series, legend: { live: false },
       scales: { x: { time: true, range: () => [start, nowSec] }, y: { range: () => [-0.5, 2.5] } },
-      axes: [{}, { size: 56, splits: () => [0, 1, 2], values: (u, vals) => vals.map((v) => DECISIONS[v] || "") }],
+      axes: [{}, { size: 56, splits: () => [0, 1, 2], values: (u, vals) => vals.map((v) => GATE_LEVELS[v] || "") }],
       cursor: { drag: { x: false, y: false } },
     };
     draw(id, t.gates.map((g) => g.namespace + "/" + g.name).join(","), opts, data);
