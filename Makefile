@@ -92,17 +92,17 @@ fuzz: ## Fuzz each fuzz target for a bounded time (FUZZTIME, default 30s).
 	hack/fuzz.sh $(or $(FUZZTIME),30s)
 
 .PHONY: bench
-bench: envtest build ## Benchmark the shipped binary (two replicas, durable PostgreSQL); writes bench/results/ (not part of CI).
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test -count=1 -run '^$$' -bench '^BenchmarkShipped$$' -benchtime=1x -timeout 60m ./bench/
+bench: envtest build ## Benchmark the shipped binary (two replicas, durable PostgreSQL); writes test/bench/results/ (not part of CI).
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test -count=1 -run '^$$' -bench '^BenchmarkShipped$$' -benchtime=1x -timeout 60m ./test/bench/
 
 .PHONY: bench-long
 bench-long: envtest build ## make bench plus 10,000 live Alerts and a 10-minute "1M alerts a day" run (~35 min).
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) BENCH_LONG=1 go test -count=1 -run '^$$' -bench '^BenchmarkShipped$$' -benchtime=1x -timeout 120m ./bench/
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) BENCH_LONG=1 go test -count=1 -run '^$$' -bench '^BenchmarkShipped$$' -benchtime=1x -timeout 120m ./test/bench/
 
 .PHONY: chaos
 chaos: envtest build ## Seeded chaos run against the shipped binary (SEED, default 1; DURATION, default 5m; not part of CI).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) CHAOS_SEED=$(or $(SEED),1) CHAOS_DURATION=$(or $(DURATION),5m) \
-		go test -count=1 -v -run '^TestChaos$$' -timeout 40m ./chaos/
+		go test -count=1 -v -run '^TestChaos$$' -timeout 40m ./test/e2e/chaos/
 
 .PHONY: chaos-many
 chaos-many: envtest build ## N seeded chaos runs back to back (N, default 20; DURATION per seed, default 90s; SEED first seed, default 1).

@@ -18,7 +18,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/intake"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // updateStatus re-reads a and applies mutate until the write is not a

@@ -16,7 +16,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/claim"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // Bounds of the race specs; generous for a shared 2-core machine.

@@ -13,7 +13,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/claim"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // acceptedAlert creates an Alert and makes the controller's first decision

@@ -18,7 +18,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/incident"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // credentialsAvailable reads obj (a Receiver or an SLOPolicy) again and

@@ -30,7 +30,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/metrics"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // Cooldowns of the specs; time moves on a fake clock, so they can be long

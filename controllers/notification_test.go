@@ -30,8 +30,8 @@ import (
 	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/metrics"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
-	"github.com/alertbridge/alertbridge/internal/testoperator"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
 // notifyBackoff is the first wait between notification retries in these

@@ -12,9 +12,9 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
-	"github.com/alertbridge/alertbridge/internal/promtest"
 	"github.com/alertbridge/alertbridge/internal/slo"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/promtest"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // burnFlip bounds how long a burn takes to start or stop paging: the long

@@ -24,10 +24,10 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
-	"github.com/alertbridge/alertbridge/internal/promtest"
 	"github.com/alertbridge/alertbridge/internal/slo"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/promtest"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 // gateFlip bounds how long a gate may take to follow the exporter: a few

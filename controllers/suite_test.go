@@ -17,8 +17,8 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/kube"
-	"github.com/alertbridge/alertbridge/internal/testenv"
-	"github.com/alertbridge/alertbridge/internal/testoperator"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
 // Timeouts for Eventually/Consistently, named so intent is visible.

@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 n=${1:-20} duration=${2:-90s} first=${3:-1}
 out=bin/chaos
 mkdir -p "$out"
-go test -c -o "$out/chaos.test" ./chaos/ || exit 1
+go test -c -o "$out/chaos.test" ./test/e2e/chaos/ || exit 1
 failed=()
 for ((s = first; s < first + n; s++)); do
 	start=$(date +%s)

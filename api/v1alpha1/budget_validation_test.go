@@ -11,8 +11,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 func budgetPolicy(ns string) *v1.SLOPolicy {

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // rbacSettle bounds how long a new binding takes to reach the authorizer.

@@ -26,8 +26,8 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/kube"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 // These specs write an Incident's status the way kubectl does (raw merge

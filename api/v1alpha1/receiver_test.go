@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 func webhookReceiver(ns, name, url, secret string) *v1.Receiver {

@@ -20,8 +20,8 @@ import (
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/silence"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 func validSilence(ns string) *v1.Silence {

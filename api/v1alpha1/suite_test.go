@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/alertbridge/alertbridge/internal/kube"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 // These specs run against the API server alone, with no operator: they

@@ -28,9 +28,9 @@ import (
 	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/mirror"
-	"github.com/alertbridge/alertbridge/internal/pgcluster"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/pgcluster"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 // Timeouts of the mirror specs.

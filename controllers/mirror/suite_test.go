@@ -17,8 +17,8 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
 	"github.com/alertbridge/alertbridge/internal/kube"
-	"github.com/alertbridge/alertbridge/internal/testenv"
-	"github.com/alertbridge/alertbridge/internal/testoperator"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
 // Timeouts for Eventually/Consistently, named so intent is visible.

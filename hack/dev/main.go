@@ -23,8 +23,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/alertbridge/alertbridge/internal/pgcluster"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/pgcluster"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 func main() {

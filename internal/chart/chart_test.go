@@ -20,7 +20,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/chart"
 	"github.com/alertbridge/alertbridge/internal/installer"
 	"github.com/alertbridge/alertbridge/internal/kube"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 func render(t *testing.T, namespace string, values map[string]any) []*unstructured.Unstructured {

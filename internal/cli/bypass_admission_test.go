@@ -15,7 +15,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/cli"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // admissionSettle bounds how long the API server takes to enforce a new

@@ -17,8 +17,8 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/kube"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 // runCLI runs the real root command with args and returns the exit code

@@ -11,7 +11,7 @@ import (
 
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/mirror"
-	"github.com/alertbridge/alertbridge/internal/pgcluster"
+	"github.com/alertbridge/alertbridge/test/integration/pgcluster"
 )
 
 // schemaState is everything migrate may change: the tables and the

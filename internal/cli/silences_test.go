@@ -18,8 +18,8 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/cli"
-	"github.com/alertbridge/alertbridge/internal/promtest"
 	"github.com/alertbridge/alertbridge/internal/query"
+	"github.com/alertbridge/alertbridge/test/integration/promtest"
 )
 
 // as runs the CLI in f's namespace as id, a ServiceAccount bound to one

@@ -19,8 +19,8 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/kube"
-	"github.com/alertbridge/alertbridge/internal/testenv"
-	"github.com/alertbridge/alertbridge/internal/testoperator"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
 // Named bounds for Eventually.

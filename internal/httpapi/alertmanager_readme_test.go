@@ -28,7 +28,7 @@ import (
 
 	"github.com/alertbridge/alertbridge/internal/certs"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 // readmeReceivers is the alertmanager.yml block of the README, as written.

@@ -19,8 +19,8 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/metrics"
-	"github.com/alertbridge/alertbridge/internal/promtest"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/promtest"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // amBody is a webhook v4 message with one alert.

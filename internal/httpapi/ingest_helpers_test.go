@@ -29,7 +29,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/serve"
-	"github.com/alertbridge/alertbridge/internal/testoperator"
+	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
 // Bounds of the ingest specs.

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 const oneAlert = `{"service":"gateway","env":"prod","kind":"latency","severity":"P2","title":"p95 above 300ms","labels":{"route":"/v1/chat"}}`

@@ -18,7 +18,7 @@ import (
 	"github.com/onsi/gomega"
 
 	"github.com/alertbridge/alertbridge/internal/httpapi"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // validating checks every request and answer that passes through it

@@ -16,8 +16,8 @@ import (
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/mirror"
-	"github.com/alertbridge/alertbridge/internal/pgcluster"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/pgcluster"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // benchAlerts is how many Alerts the dashboard benchmark summarises.

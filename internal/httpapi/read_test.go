@@ -31,12 +31,12 @@ import (
 	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/mirror"
-	"github.com/alertbridge/alertbridge/internal/pgcluster"
 	"github.com/alertbridge/alertbridge/internal/query"
 	"github.com/alertbridge/alertbridge/internal/serve"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
-	"github.com/alertbridge/alertbridge/internal/testenv"
-	"github.com/alertbridge/alertbridge/internal/testoperator"
+	"github.com/alertbridge/alertbridge/test/integration/pgcluster"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
 // Bounds of the waits in the read specs.

@@ -33,8 +33,8 @@ import (
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/serve"
-	"github.com/alertbridge/alertbridge/internal/testbuild"
-	"github.com/alertbridge/alertbridge/internal/testoperator"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
 // The certificate's objects config/manager names and config/rbac lets the

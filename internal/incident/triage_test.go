@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/alertbridge/alertbridge/internal/testhttp"
+	"github.com/alertbridge/alertbridge/test/integration/testhttp"
 )
 
 // TestWebhookTokenStaysWithTheOrigin: the bearer token and the

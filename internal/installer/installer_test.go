@@ -24,7 +24,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/installer"
 	"github.com/alertbridge/alertbridge/internal/kube"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 const networkPolicy = "config/components/network-policy"

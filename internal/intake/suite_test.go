@@ -21,8 +21,8 @@ import (
 	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/kube"
-	"github.com/alertbridge/alertbridge/internal/testenv"
-	"github.com/alertbridge/alertbridge/internal/testoperator"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
 const (

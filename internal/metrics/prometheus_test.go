@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/alertbridge/alertbridge/internal/installer"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 func strict(t *testing.T, file string, into any) {

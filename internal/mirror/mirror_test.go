@@ -16,7 +16,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/mirror"
-	"github.com/alertbridge/alertbridge/internal/pgcluster"
+	"github.com/alertbridge/alertbridge/test/integration/pgcluster"
 )
 
 var pg *pgcluster.Cluster

@@ -1,7 +1,7 @@
 // Package operator puts the whole operator on a manager: the reconcilers of
 // package controllers, the PostgreSQL mirror of controllers/mirror, their
 // metrics and the mirror's readiness. `alertbridge run`, the test operator
-// (internal/testoperator) and the benchmarks share it, so tests run the
+// (test/integration/testoperator) and the benchmarks share it, so tests run the
 // operator exactly as it ships.
 //
 // It is the one place that knows both: controllers and controllers/mirror

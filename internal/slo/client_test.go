@@ -19,7 +19,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/outbound"
-	"github.com/alertbridge/alertbridge/internal/testhttp"
+	"github.com/alertbridge/alertbridge/test/integration/testhttp"
 )
 
 // fakeProm serves /api/v1/query like Prometheus does, answering with the

@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/promtest"
 	"github.com/alertbridge/alertbridge/internal/slo"
+	"github.com/alertbridge/alertbridge/test/integration/promtest"
 )
 
 // shortWindows are the workbook's conditions scaled down to seconds, so a

@@ -16,7 +16,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/incident"
-	"github.com/alertbridge/alertbridge/internal/shipped"
+	"github.com/alertbridge/alertbridge/test/e2e/shipped"
 )
 
 // The "1M alerts a day" mix: of every occurrence 20% is a new alert and

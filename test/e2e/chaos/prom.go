@@ -15,7 +15,7 @@ import (
 )
 
 // The SLOPolicy's service serves a latency histogram that a real
-// Prometheus (internal/promtest) scrapes: healthy (every request under
+// Prometheus (test/integration/promtest) scrapes: healthy (every request under
 // 100 ms) except during one seeded breach window, when half the requests
 // take 100–500 ms, which puts the p95 above the 300 ms objective. The
 // oracle asks the same Prometheus what the gate's query gave at each

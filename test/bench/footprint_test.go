@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/shipped"
+	"github.com/alertbridge/alertbridge/test/e2e/shipped"
 )
 
 // rssGoal is the operator's memory goal with 10,000 live Alerts.

@@ -22,7 +22,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/cli"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 // statusPolicyBinding binds the admission policy that judges claims and

@@ -60,7 +60,7 @@ const operatorTokenLifetime = 24 * time.Hour
 // Root is the module root, found from this file's location.
 func Root() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
 // AssetsDir is where the control plane binaries are: KUBEBUILDER_ASSETS

@@ -10,7 +10,7 @@
 // mounted).
 //
 // Around the processes it does what an installer does: a control plane with
-// the kustomization installed (internal/testenv), a throwaway PostgreSQL
+// the kustomization installed (test/integration/testenv), a throwaway PostgreSQL
 // with durable settings, the database Secrets the Deployments read (the
 // manager's, and the HTTP API's read-only role), and `alertbridge migrate
 // --grant-read-to` before the first replica starts.
@@ -35,8 +35,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/alertbridge/alertbridge/internal/kube"
-	"github.com/alertbridge/alertbridge/internal/pgcluster"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/pgcluster"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 // Options say what to run; the zero value runs config/default as shipped.

@@ -1,4 +1,4 @@
-package mirror_test
+package main
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 const module = "github.com/alertbridge/alertbridge"
@@ -30,11 +30,11 @@ func TestImportGraph(t *testing.T) {
 		pkg       string
 		forbidden []string
 	}{
-		{"controllers", []string{"controllers/mirror", "internal/operator", "internal/testoperator"}},
-		{"controllers/mirror", []string{"controllers", "internal/operator", "internal/testoperator"}},
-		{"internal/mirror", []string{"controllers", "controllers/mirror", "internal/operator", "internal/testoperator"}},
-		{"internal/serve", []string{"controllers", "controllers/mirror", "internal/operator", "internal/testoperator"}},
-		{"internal/httpapi", []string{"controllers", "controllers/mirror", "internal/operator", "internal/testoperator"}},
+		{"controllers", []string{"controllers/mirror", "internal/operator", "test/integration/testoperator"}},
+		{"controllers/mirror", []string{"controllers", "internal/operator", "test/integration/testoperator"}},
+		{"internal/mirror", []string{"controllers", "controllers/mirror", "internal/operator", "test/integration/testoperator"}},
+		{"internal/serve", []string{"controllers", "controllers/mirror", "internal/operator", "test/integration/testoperator"}},
+		{"internal/httpapi", []string{"controllers", "controllers/mirror", "internal/operator", "test/integration/testoperator"}},
 	} {
 		if _, ok := imports[module+"/"+c.pkg]; !ok {
 			t.Errorf("go list did not list %s", c.pkg)
@@ -50,6 +50,32 @@ func TestImportGraph(t *testing.T) {
 		if pathTo(imports, module+"/internal/operator", module+"/"+p) == nil {
 			t.Errorf("internal/operator does not reach %s: is the graph read right?", p)
 		}
+	}
+}
+
+// TestNoHarnessShips keeps what ships apart from what tests it: no package
+// the binary or another program could import (everything outside test/
+// and hack/) reaches a test harness, a test framework or envtest, and
+// every harness lives under test/.
+func TestNoHarnessShips(t *testing.T) {
+	imports := importGraph(t, ".", "./api/...", "./controllers/...", "./internal/...")
+	harness := []string{"testing", "github.com/onsi/ginkgo/v2", "github.com/onsi/gomega", "sigs.k8s.io/controller-runtime/pkg/envtest"}
+	for pkg := range imports {
+		if !strings.HasPrefix(pkg, module) {
+			continue
+		}
+		if strings.HasPrefix(pkg, module+"/test/") {
+			t.Errorf("%s is a test harness but a shipped package imports it", strings.TrimPrefix(pkg, module+"/"))
+			continue
+		}
+		for _, h := range harness {
+			if path := pathTo(imports, pkg, h); path != nil {
+				t.Errorf("%s reaches %s through %s: move the harness under test/", strings.TrimPrefix(pkg, module+"/"), h, strings.Join(path, " → "))
+			}
+		}
+	}
+	if pathTo(imports, module+"/internal/operator", module+"/controllers") == nil {
+		t.Error("internal/operator does not reach controllers: is the graph read right?")
 	}
 }
 

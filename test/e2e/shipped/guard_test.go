@@ -28,7 +28,7 @@ import (
 
 // The guard's sizes. The floor is a tenth of the ceiling: the shipped
 // binary reaches about a third of it on the shared 2-core machine
-// (bench/results, row 3 over row 1), and client-go's default limits (5
+// (test/bench/results, row 3 over row 1), and client-go's default limits (5
 // requests/s, the regression this guard exists for) less than a fiftieth.
 const (
 	guardAlerts   = 200

@@ -15,8 +15,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/alertbridge/alertbridge/internal/shipped"
-	"github.com/alertbridge/alertbridge/internal/testenv"
+	"github.com/alertbridge/alertbridge/test/e2e/shipped"
+	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
 // row is one line of the table.
@@ -269,7 +269,7 @@ func orDash(s string) string {
 	return s
 }
 
-// finish prints the report and writes it to bench/results.
+// finish prints the report and writes it to test/bench/results.
 func (r *run) finish() {
 	p := r.rep
 	r.noteRefusals()
@@ -279,7 +279,7 @@ func (r *run) finish() {
 	md := p.markdown()
 	fmt.Println()
 	fmt.Println(md)
-	dir := filepath.Join(testenv.Root(), "bench", "results")
+	dir := filepath.Join(testenv.Root(), "test", "bench", "results")
 	r.check(os.MkdirAll(dir, 0o750))
 	name := p.started.UTC().Format("2006-01-02") + "-" + p.commit
 	if p.size.Long {
@@ -294,7 +294,7 @@ func (r *run) finish() {
 	for _, f := range files {
 		r.check(os.WriteFile(filepath.Join(dir, f), []byte(md), 0o600))
 	}
-	r.say("wrote bench/results/%s.md", name)
+	r.say("wrote test/bench/results/%s.md", name)
 }
 
 // perUnit renders what a path cost the API server, per unit: writes by

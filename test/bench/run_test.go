@@ -22,7 +22,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/kube"
-	"github.com/alertbridge/alertbridge/internal/shipped"
+	"github.com/alertbridge/alertbridge/test/e2e/shipped"
 )
 
 // Bounds of the waits between measurements.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alertbridge/alertbridge/chaos"
+	"github.com/alertbridge/alertbridge/test/e2e/chaos"
 )
 
 // TestChaos is the 60-second run of `make test` (seed 1, a small storm),

@@ -29,8 +29,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/promtest"
-	"github.com/alertbridge/alertbridge/internal/shipped"
+	"github.com/alertbridge/alertbridge/test/e2e/shipped"
+	"github.com/alertbridge/alertbridge/test/integration/promtest"
 )
 
 // Config says how hard a run is.

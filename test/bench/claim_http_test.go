@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/alertbridge/alertbridge/internal/httpapi"
-	"github.com/alertbridge/alertbridge/internal/shipped"
+	"github.com/alertbridge/alertbridge/test/e2e/shipped"
 )
 
 // claimAckHTTP drains Alerts with 8 agents over the HTTP work queue, as an

@@ -1,8 +1,8 @@
 // Package bench measures alertbridge as it ships (`make bench`): the binary
 // built from this checkout, two replicas started with the Deployment's own
-// arguments (internal/shipped), a durable PostgreSQL, and users bound to the
+// arguments (test/e2e/shipped), a durable PostgreSQL, and users bound to the
 // shipped roles. BenchmarkShipped prints one table and writes it, with the
-// machine it ran on, to bench/results/. It asserts no time: the figures are
+// machine it ran on, to test/bench/results/. It asserts no time: the figures are
 // compared with baselines measured in the same run (the raw API server, a
 // plain PostgreSQL upsert), and the goals of the performance issue are
 // shown met or not.
