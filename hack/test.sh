@@ -2,6 +2,15 @@
 # The test command of the README and CI: every package's tests against a real
 # kube-apiserver + etcd (built once by hack/envtest-binaries.sh) and the real
 # PostgreSQL, Prometheus, Alertmanager and Chromium from Debian's packages.
+#
+# Most of the suites' time is waiting (for controllers, timers, Prometheus
+# scrapes), not computing, so two streams run side by side:
+#   - the Ginkgo suites, one after another, each with its specs spread over
+#     GINKGO_PROCS processes (default 3); every process starts a control
+#     plane of its own, so no spec shares a cluster with a spec beside it;
+#   - every other test (the plain Go tests of those packages too), one
+#     package at a time: each starts its own control plane or shipped
+#     topology and measures timers in seconds.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,6 +18,19 @@ KUBEBUILDER_ASSETS="$(hack/envtest-binaries.sh)"
 export KUBEBUILDER_ASSETS
 hack/ensure-packages.sh
 
-# -p 1: the envtest suites each start a control plane and measure timers in
-# seconds; on two cores they are steadier one package at a time.
-go test -count=1 -p 1 -timeout 60m "$@" ./...
+mapfile -t suite_files < <(grep -rl --include='*_test.go' 'RunSpecs(' .)
+mapfile -t suites < <(printf '%s\n' "${suite_files[@]}" | xargs -n1 dirname | sort -u)
+# The test functions that run the Ginkgo suites: the Ginkgo stream runs only
+# these, the Go stream everything else.
+entries="^($(awk '/^func Test[A-Za-z0-9_]*\(/ { match($0, /Test[A-Za-z0-9_]*/); f = substr($0, RSTART, RLENGTH) }
+	/RunSpecs\(/ { print f }' "${suite_files[@]}" | sort -u | paste -sd'|'))\$"
+
+# The ginkgo CLI is a tool of this module (go.mod), so its version is the
+# library's.
+go tool ginkgo run -p --procs="${GINKGO_PROCS:-3}" --timeout=60m --keep-going --no-color "${suites[@]}" -- -test.run="$entries" \
+	> >(sed -u 's/^/[ginkgo] /') 2>&1 &
+ginkgo_pid=$!
+status=0
+go test -count=1 -p 1 -timeout 60m -skip "$entries" ./... || status=$?
+wait "$ginkgo_pid" || status=$?
+exit "$status"

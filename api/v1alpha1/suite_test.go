@@ -7,6 +7,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/test/integration/testenv"
@@ -26,6 +28,9 @@ func TestAPI(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
+	// Logs go to the spec's output, which Ginkgo shows for a failed spec
+	// (and controller-runtime stops warning that no logger is set).
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx = context.Background()
 	var err error
 	env, err = testenv.Start()

@@ -15,6 +15,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/alertbridge/alertbridge/controllers"
@@ -44,6 +46,9 @@ func TestIntake(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
+	// Logs go to the spec's output, which Ginkgo shows for a failed spec
+	// (and controller-runtime stops warning that no logger is set).
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx = context.Background()
 	var err error
 	// The operator runs with the mirror off, installed so.
