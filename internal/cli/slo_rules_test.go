@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/onsi/gomega"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -30,7 +31,7 @@ func TestSLORules(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	var pr slo.PrometheusRule
+	var pr monitoringv1.PrometheusRule
 	if err := yaml.Unmarshal([]byte(out), &pr); err != nil {
 		t.Fatalf("not YAML: %v\n%s", err, out)
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"github.com/prometheus/prometheus/model/rulefmt"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -54,7 +56,7 @@ func TestRulesYAMLIsAPrometheusRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pr slo.PrometheusRule
+	var pr monitoringv1.PrometheusRule
 	if err := yaml.Unmarshal(out, &pr); err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +80,25 @@ func TestRulesYAMLIsAPrometheusRule(t *testing.T) {
 		`slo:error_ratio:rate5m{slopolicy="checkout",namespace="shop",objective="availability"} > 0.0144) or ` +
 		`(slo:error_ratio:rate6h{slopolicy="checkout",namespace="shop",objective="availability"} > 0.006 and ` +
 		`slo:error_ratio:rate30m{slopolicy="checkout",namespace="shop",objective="availability"} > 0.006)`
-	if page.Expr != wantExpr || page.Labels["severity"] != "critical" {
+	if page.Expr.String() != wantExpr || page.Labels["severity"] != "critical" {
 		t.Errorf("page rule = %+v\nwant expr %s", page, wantExpr)
+	}
+}
+
+// A rule Prometheus would refuse to load is refused before it is printed.
+func TestRuleFileRefusesWhatPrometheusWould(t *testing.T) {
+	for name, rule := range map[string]rulefmt.Rule{
+		"expression":  {Record: "slo:error_ratio:rate5m", Expr: "sum(rate(requests_total[5m])"},
+		"record name": {Record: "slo error ratio", Expr: "vector(1)"},
+		"both kinds":  {Record: "slo:x", Alert: "X", Expr: "vector(1)"},
+	} {
+		_, err := slo.RuleFile([]rulefmt.RuleGroup{{Name: "g", Rules: []rulefmt.Rule{rule}}})
+		if err == nil {
+			t.Errorf("%s: a broken rule was accepted", name)
+		}
+	}
+	if _, err := slo.RuleFile([]rulefmt.RuleGroup{{Name: "g", Rules: []rulefmt.Rule{{Record: "slo:x", Expr: "vector(1)"}}}}); err != nil {
+		t.Errorf("a valid rule was refused: %v", err)
 	}
 }
 
@@ -103,7 +122,7 @@ func TestRulesMatchTheOperator(t *testing.T) {
 	defer stop()
 
 	policies := []*v1.SLOPolicy{shortWindowPolicy("steady"), shortWindowPolicy("spike")}
-	var groups []slo.RuleGroup
+	var groups []rulefmt.RuleGroup
 	for _, p := range policies {
 		g, err := slo.RuleGroups(p)
 		if err != nil {
@@ -111,7 +130,7 @@ func TestRulesMatchTheOperator(t *testing.T) {
 		}
 		groups = append(groups, g...)
 	}
-	file, err := yaml.Marshal(map[string][]slo.RuleGroup{"groups": groups})
+	file, err := slo.RuleFile(groups)
 	if err != nil {
 		t.Fatal(err)
 	}
