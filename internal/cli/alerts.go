@@ -3,12 +3,10 @@ package cli
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,12 +23,6 @@ import (
 	"github.com/alertbridge/alertbridge/internal/clip"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/query"
-)
-
-// Output formats of -o.
-const (
-	outputTable = ""
-	outputJSON  = "json"
 )
 
 func newAlertsCommand(app *App) *cobra.Command {
@@ -115,17 +107,6 @@ func claimer(ctx context.Context, c client.Client, owner string) (*claim.Claimer
 	return &claim.Claimer{Client: c, User: user}, cmp.Or(owner, user), nil
 }
 
-func addOutputFlag(cmd *cobra.Command, out *string) {
-	cmd.Flags().StringVarP(out, "output", "o", outputTable, "output format: json, or empty for a table")
-}
-
-func checkOutput(out string) error {
-	if out != outputTable && out != outputJSON {
-		return Exit(ExitUsage, fmt.Errorf("--output %q is not supported: use json", out))
-	}
-	return nil
-}
-
 // leaseError maps the state machine's refusals to the documented exit codes:
 // a refusal the API server's admission policy gave because someone else
 // holds the Alert is "not the holder" too.
@@ -141,64 +122,41 @@ func leaseError(err error) error {
 	return err
 }
 
-// withKind sets apiVersion and kind, which typed clients leave empty, so
-// the JSON is what kubectl prints.
-func withKind(a v1.Alert) v1.Alert {
-	a.APIVersion = v1.GroupVersion.String()
-	a.Kind = "Alert"
-	return a
+// printAlerts prints Alerts as kubectl get does; single prints one Alert
+// as itself rather than in a List.
+func printAlerts(w io.Writer, output string, alerts []v1.Alert, single, withNamespace bool, now time.Time) error {
+	return printObjects(w, output, ptrs(alerts), single, withNamespace, func() *metav1.Table {
+		t := newTable("Name", "Phase", "Service", "Env", "Kind", "Severity", "Occurrences", "Holder", "Attempts", "Last Seen", "Title",
+			"Source:wide", "Fingerprint:wide", "Incident:wide", "Last Error:wide")
+		for i := range alerts {
+			a := &alerts[i]
+			holder := "<none>"
+			if alertstate.LeaseLive(&a.Status, now) {
+				holder = a.Status.Claim.HolderIdentity
+			}
+			incident := "<none>"
+			if a.Status.IncidentRef != nil {
+				incident = a.Status.IncidentRef.Name
+			}
+			addRow(t, a, a.Name, phaseOf(a), a.Spec.Service, a.Spec.Env, a.Spec.Kind, string(a.Spec.Severity),
+				fmt.Sprint(a.Status.Occurrences), holder, fmt.Sprint(a.Status.Attempts),
+				duration.HumanDuration(now.Sub(query.LastSeen(a))), clip.Mark(a.Spec.Title, 60),
+				orNone(a.Spec.Source), orNone(a.Status.Fingerprint), incident, orNone(clip.Mark(a.Status.LastError, 60)))
+		}
+		return t
+	}, "No Alerts found.")
 }
 
-func printJSON(w io.Writer, v any) error {
-	data, err := json.MarshalIndent(v, "", "    ")
-	if err != nil {
-		return fmt.Errorf("failed to encode JSON: %w", err)
+// ptrs is items as the pointers client.Object needs.
+func ptrs[T any, P interface {
+	*T
+	client.Object
+}](items []T) []P {
+	out := make([]P, len(items))
+	for i := range items {
+		out[i] = &items[i]
 	}
-	_, err = fmt.Fprintf(w, "%s\n", data)
-	return err
-}
-
-// alertList is kubectl's List envelope.
-type alertList struct {
-	APIVersion string          `json:"apiVersion"`
-	Kind       string          `json:"kind"`
-	Metadata   metav1.ListMeta `json:"metadata"`
-	Items      []v1.Alert      `json:"items"`
-}
-
-func printAlerts(w io.Writer, output string, alerts []v1.Alert, withNamespace bool, now time.Time) error {
-	if output == outputJSON {
-		l := alertList{APIVersion: "v1", Kind: "List", Items: make([]v1.Alert, 0, len(alerts))}
-		for _, a := range alerts {
-			l.Items = append(l.Items, withKind(a))
-		}
-		return printJSON(w, l)
-	}
-	if len(alerts) == 0 {
-		_, err := fmt.Fprintln(w, "No Alerts found.")
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	header := []string{"NAME", "PHASE", "SERVICE", "ENV", "KIND", "SEVERITY", "OCCURRENCES", "HOLDER", "ATTEMPTS", "LAST SEEN", "TITLE"}
-	if withNamespace {
-		header = append([]string{"NAMESPACE"}, header...)
-	}
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for i := range alerts {
-		a := &alerts[i]
-		holder := "<none>"
-		if alertstate.LeaseLive(&a.Status, now) {
-			holder = a.Status.Claim.HolderIdentity
-		}
-		row := []string{a.Name, phaseOf(a), a.Spec.Service, a.Spec.Env, a.Spec.Kind, string(a.Spec.Severity),
-			fmt.Sprint(a.Status.Occurrences), holder, fmt.Sprint(a.Status.Attempts),
-			duration.HumanDuration(now.Sub(query.LastSeen(a))), clip.Mark(a.Spec.Title, 60)}
-		if withNamespace {
-			row = append([]string{a.Namespace}, row...)
-		}
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
-	}
-	return tw.Flush()
+	return out
 }
 
 func phaseOf(a *v1.Alert) string {

@@ -79,7 +79,7 @@ operator's dedupe decision and prints {accepted, deduped, alertRef, occurrences}
 	f.StringVar(&o.spec.Fingerprint, "fingerprint", "", "fingerprint override")
 	f.DurationVar(&o.dedupeTTL, "dedupe-ttl", 0, "dedupe TTL (default: the AlertRoutingPolicy's, else 30m)")
 	f.DurationVar(&o.wait, "wait", 10*time.Second, "how long to wait for the operator's dedupe decision")
-	addOutputFlag(cmd, &o.output)
+	addDataOutputFlag(cmd, &o.output, "a table")
 	return cmd
 }
 
@@ -136,7 +136,7 @@ func flagErrors(errs field.ErrorList) error {
 }
 
 func (o *ingestOptions) run(ctx context.Context, stdin io.Reader, app *App) error {
-	if err := checkOutput(o.output); err != nil {
+	if err := checkDataOutput(o.output); err != nil {
 		return err
 	}
 	specs, err := o.specs(stdin)
@@ -227,16 +227,16 @@ func decision(ctx context.Context, c client.Client, a *v1.Alert, timeout time.Du
 }
 
 func printIngest(w io.Writer, output string, results []IngestResult) error {
-	if output == outputJSON {
-		if len(results) == 1 {
-			return printJSON(w, results[0])
+	var v any = map[string][]IngestResult{"results": results}
+	if len(results) == 1 {
+		v = results[0]
+	}
+	return printData(w, output, v, func() error {
+		tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+		fmt.Fprintln(tw, "ACCEPTED\tDEDUPED\tALERT\tOCCURRENCES")
+		for _, r := range results {
+			fmt.Fprintf(tw, "%t\t%t\t%s\t%d\n", r.Accepted, r.Deduped, r.AlertRef, r.Occurrences)
 		}
-		return printJSON(w, map[string][]IngestResult{"results": results})
-	}
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "ACCEPTED\tDEDUPED\tALERT\tOCCURRENCES")
-	for _, r := range results {
-		fmt.Fprintf(tw, "%t\t%t\t%s\t%d\n", r.Accepted, r.Deduped, r.AlertRef, r.Occurrences)
-	}
-	return tw.Flush()
+		return tw.Flush()
+	})
 }

@@ -2,10 +2,13 @@ package cli_test
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/cli"
@@ -153,7 +156,7 @@ var _ = Describe("alertbridge alerts", func() {
 		Expect(still.Status.Phase).To(Equal(v1.AlertProcessing))
 	})
 
-	It("lists with the runbook's filters, as a table or kubectl's JSON", func() {
+	It("lists with the filters of the alert queue, as a table or kubectl's JSON", func() {
 		ingest("l1")
 		ingest("l2")
 		r := run(`{"service":"search","kind":"latency","title":"slow","env":"staging","source":"monitor@node2"}`, "alerts", "ingest", "-n", ns, "-f", "-")
@@ -177,6 +180,63 @@ var _ = Describe("alertbridge alerts", func() {
 		r = run("", "alerts", "list", "-n", ns, "--status-in", "done")
 		Expect(r.code).To(Equal(cli.ExitUsage))
 		Expect(r.err).To(ContainSubstring("--status-in"))
+	})
+
+	It("prints in kubectl get's formats: wide, yaml, name, jsonpath, go-template and custom-columns", func() {
+		first := ingest("p1")
+		second := ingest("p2")
+		names := []string{first.AlertRef, second.AlertRef}
+		slices.Sort(names)
+
+		table := run("", "alerts", "list", "-n", ns)
+		succeeded(table)
+		Expect(table.out).To(MatchRegexp(`^NAME\s+PHASE\s+SERVICE\s+ENV\s+KIND\s+SEVERITY\s+OCCURRENCES\s+HOLDER\s+ATTEMPTS\s+LAST SEEN\s+TITLE\n`))
+		Expect(table.out).NotTo(ContainSubstring("FINGERPRINT"))
+		wide := run("", "alerts", "list", "-n", ns, "-o", "wide")
+		succeeded(wide)
+		Expect(wide.out).To(MatchRegexp(`TITLE\s+SOURCE\s+FINGERPRINT\s+INCIDENT\s+LAST ERROR\n`))
+		Expect(wide.out).To(ContainSubstring("monitor@node1"))
+
+		y := run("", "alerts", "list", "-n", ns, "-o", "yaml")
+		succeeded(y)
+		var l list
+		Expect(yaml.Unmarshal([]byte(y.out), &l)).To(Succeed(), y.out)
+		Expect(l.Kind).To(Equal("List"))
+		Expect(l.Items).To(HaveLen(2))
+		Expect(l.Items[0].APIVersion).To(Equal(v1.GroupVersion.String()))
+
+		name := run("", "alerts", "list", "-n", ns, "-o", "name")
+		succeeded(name)
+		Expect(strings.Fields(name.out)).To(ConsistOf("alert.ops.alertbridge.io/"+names[0], "alert.ops.alertbridge.io/"+names[1]))
+
+		jp := run("", "alerts", "list", "-n", ns, "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.occurrences}{\"\\n\"}{end}")
+		succeeded(jp)
+		Expect(strings.Fields(jp.out)).To(ConsistOf(names[0]+"=1", names[1]+"=1"))
+
+		tmpl := run("", "alerts", "list", "-n", ns, "-o", "go-template={{range .items}}{{.spec.service}} {{end}}")
+		succeeded(tmpl)
+		Expect(tmpl.out).To(Equal("gateway gateway "))
+
+		cc := run("", "alerts", "list", "-n", ns, "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase,HOST:.spec.labels.host")
+		succeeded(cc)
+		Expect(cc.out).To(MatchRegexp(`^NAME\s+PHASE\s+HOST\n`))
+		Expect(cc.out).To(MatchRegexp(names[0] + `\s+New\s+p[12]\n`))
+
+		// One Alert named is printed as itself, not in a List.
+		claimed := decode[list](run("", "alerts", "claim", "-n", ns, "--owner", "agent-a", "--limit", "1", "-o", "json"))
+		Expect(claimed.Items).To(HaveLen(1))
+		one := run("", "alerts", "renew", claimed.Items[0].Name, "-n", ns, "--owner", "agent-a", "-o", "yaml")
+		succeeded(one)
+		var renewed v1.Alert
+		Expect(yaml.Unmarshal([]byte(one.out), &renewed)).To(Succeed(), one.out)
+		Expect(renewed.Kind).To(Equal("Alert"))
+		Expect(renewed.Status.Claim.HolderIdentity).To(Equal("agent-a"))
+
+		for _, bad := range []string{"xml", "jsonpath={.items[", "custom-columns="} {
+			r := run("", "alerts", "list", "-n", ns, "-o", bad)
+			Expect(r.code).To(Equal(cli.ExitUsage), "-o %s: %s", bad, r.out)
+			Expect(r.err).To(ContainSubstring("--output"), "-o %s", bad)
+		}
 	})
 })
 

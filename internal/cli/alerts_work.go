@@ -72,7 +72,7 @@ func (o *listOptions) run(cmd *cobra.Command, app *App) error {
 	out := query.Alerts(list.Items, query.AlertFilter{
 		Window: o.window, Phases: phases, Env: o.env, Source: o.source, Service: o.service,
 	}, now)
-	return printAlerts(app.Out, o.output, out, o.allNamespaces, now)
+	return printAlerts(app.Out, o.output, out, false, o.allNamespaces, now)
 }
 
 type claimOptions struct {
@@ -132,7 +132,7 @@ func (o *claimOptions) run(cmd *cobra.Command, app *App) error {
 		Namespace: ns, Window: o.window, Limit: o.limit, Owner: owner, LockTTL: o.lockTTL,
 	})
 	if errors.Is(err, claim.ErrNothingToClaim) {
-		if perr := printAlerts(app.Out, o.output, nil, o.allNamespaces, time.Now()); perr != nil {
+		if perr := printAlerts(app.Out, o.output, nil, false, o.allNamespaces, time.Now()); perr != nil {
 			return perr
 		}
 		return Exit(ExitNothing, err)
@@ -140,7 +140,7 @@ func (o *claimOptions) run(cmd *cobra.Command, app *App) error {
 	if len(got) > 0 {
 		// Print what was taken even if the batch stopped on an error: the
 		// caller holds these leases.
-		if perr := printAlerts(app.Out, o.output, got, o.allNamespaces, time.Now()); perr != nil {
+		if perr := printAlerts(app.Out, o.output, got, false, o.allNamespaces, time.Now()); perr != nil {
 			return perr
 		}
 	}
@@ -250,11 +250,7 @@ func (o *leaseOptions) run(cmd *cobra.Command, app *App, names []string, op func
 		done = append(done, *a)
 	}
 	if len(done) > 0 {
-		if o.output == outputJSON && len(names) == 1 {
-			if err := printJSON(app.Out, withKind(done[0])); err != nil {
-				return err
-			}
-		} else if err := printAlerts(app.Out, o.output, done, false, time.Now()); err != nil {
+		if err := printAlerts(app.Out, o.output, done, len(names) == 1, false, time.Now()); err != nil {
 			return err
 		}
 	}

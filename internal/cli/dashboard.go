@@ -49,12 +49,12 @@ answer as GET /v1/alerts/dashboard and the page the operator serves.`,
 	f.BoolVarP(&o.all, "all-namespaces", "A", false, "across all namespaces")
 	f.BoolVarP(&o.watch, "watch", "w", false, "redraw every --interval until interrupted")
 	f.DurationVar(&o.interval, "interval", 2*time.Second, "refresh interval of --watch")
-	addOutputFlag(cmd, &o.output)
+	addDataOutputFlag(cmd, &o.output, "tables")
 	return cmd
 }
 
 func (o *dashboardOptions) run(ctx context.Context, app *App) error {
-	if err := checkOutput(o.output); err != nil {
+	if err := checkDataOutput(o.output); err != nil {
 		return err
 	}
 	if o.window < 0 {
@@ -84,11 +84,7 @@ func (o *dashboardOptions) run(ctx context.Context, app *App) error {
 		if o.watch && o.output == outputTable {
 			fmt.Fprint(app.Out, "\033[H\033[2J") // clear the terminal
 		}
-		if o.output == outputJSON {
-			err = printJSON(app.Out, d)
-		} else {
-			err = printDashboard(app.Out, d, o.all)
-		}
+		err = printData(app.Out, o.output, d, func() error { return printDashboard(app.Out, d, o.all) })
 		if err != nil || !o.watch {
 			return err
 		}

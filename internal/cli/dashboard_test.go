@@ -95,7 +95,7 @@ var _ = Describe("alertbridge dashboard", func() {
 
 	It("refuses bad flags with exit 1", func() {
 		Expect(run("", "dashboard", "--window", "-5m").code).To(Equal(cli.ExitUsage))
-		Expect(run("", "dashboard", "-o", "yaml").code).To(Equal(cli.ExitUsage))
+		Expect(run("", "dashboard", "-o", "wide").code).To(Equal(cli.ExitUsage))
 		Expect(run("", "dashboard", "--watch", "--interval", "10ms").code).To(Equal(cli.ExitUsage))
 	})
 })

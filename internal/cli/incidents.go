@@ -6,14 +6,15 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/clip"
 	"github.com/alertbridge/alertbridge/internal/incident"
 )
 
@@ -76,18 +77,14 @@ func newIncidentListCommand(app *App, use, short string, openOnly bool) *cobra.C
 				}
 				return b.CreationTimestamp.Compare(a.CreationTimestamp.Time)
 			})
-			if out == "json" {
-				l := map[string]any{"apiVersion": "v1", "kind": "List", "metadata": map[string]any{}, "items": incidentsWithKind(items)}
-				return printJSON(app.Out, l)
-			}
-			return printIncidents(app.Out, items, all)
+			return printIncidents(app.Out, out, items, all)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&service, "service", "", "only this service")
 	f.StringVar(&env, "env", "", "only this env")
 	f.BoolVarP(&all, "all-namespaces", "A", false, "list across all namespaces")
-	f.StringVarP(&out, "output", "o", "", "output format: json")
+	addOutputFlag(cmd, &out)
 	return cmd
 }
 
@@ -115,15 +112,15 @@ func newIncidentCloseCommand(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if out == "json" {
-				return printJSON(app.Out, incidentWithKind(inc))
+			if !isTable(out) {
+				return printObjects(app.Out, out, []*v1.Incident{inc}, true, false, nil, "")
 			}
 			fmt.Fprintf(app.Out, "incident/%s closed; the postmortem draft will be in configmap/%s\n", inc.Name, incident.PostmortemName(inc))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&note, "note", "", "why it is closed (required)")
-	cmd.Flags().StringVarP(&out, "output", "o", "", "output format: json")
+	addOutputFlag(cmd, &out)
 	return cmd
 }
 
@@ -157,15 +154,15 @@ func newIncidentStateCommand(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if out == "json" {
-				return printJSON(app.Out, incidentWithKind(inc))
+			if !isTable(out) {
+				return printObjects(app.Out, out, []*v1.Incident{inc}, true, false, nil, "")
 			}
 			fmt.Fprintf(app.Out, "incident/%s is %s\n", inc.Name, inc.Spec.State)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&note, "note", "", "why (required for Closed)")
-	cmd.Flags().StringVarP(&out, "output", "o", "", "output format: json")
+	addOutputFlag(cmd, &out)
 	return cmd
 }
 
@@ -209,15 +206,15 @@ func newIncidentNoteCommand(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if out == "json" {
-				return printJSON(app.Out, incidentWithKind(inc))
+			if !isTable(out) {
+				return printObjects(app.Out, out, []*v1.Incident{inc}, true, false, nil, "")
 			}
 			fmt.Fprintf(app.Out, "incident/%s noted\n", inc.Name)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&note, "note", "", "the note (required)")
-	cmd.Flags().StringVarP(&out, "output", "o", "", "output format: json")
+	addOutputFlag(cmd, &out)
 	return cmd
 }
 
@@ -232,38 +229,24 @@ func incidentClient(app *App) (client.Client, string, error) {
 	return c, ns, err
 }
 
-func incidentWithKind(inc *v1.Incident) *v1.Incident {
-	inc.APIVersion, inc.Kind = v1.GroupVersion.String(), "Incident"
-	return inc
-}
-
-func incidentsWithKind(items []v1.Incident) []v1.Incident {
-	for i := range items {
-		incidentWithKind(&items[i])
-	}
-	return items
-}
-
-func printIncidents(w io.Writer, items []v1.Incident, withNamespace bool) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	if withNamespace {
-		fmt.Fprint(tw, "NAMESPACE\t")
-	}
-	fmt.Fprintln(tw, "NAME\tSTATE\tSEVERITY\tSERVICE\tENV\tALERTS\tTRIAGE RUNS\tCOOLDOWN UNTIL\tAGE\tTITLE")
+func printIncidents(w io.Writer, output string, items []v1.Incident, withNamespace bool) error {
 	now := time.Now()
-	for _, inc := range items {
-		if withNamespace {
-			fmt.Fprintf(tw, "%s\t", inc.Namespace)
-		}
-		runs, until := int32(0), "-"
-		if t := inc.Status.Triage; t != nil {
-			runs = t.Runs
-			if t.CooldownUntil != nil && t.CooldownUntil.After(now) {
-				until = t.CooldownUntil.UTC().Format(time.RFC3339)
+	return printObjects(w, output, ptrs(items), false, withNamespace, func() *metav1.Table {
+		t := newTable("Name", "State", "Severity", "Service", "Env", "Alerts", "Triage Runs", "Cooldown Until", "Age", "Title",
+			"Signature:wide", "Note:wide")
+		for i := range items {
+			inc := &items[i]
+			runs, until := int32(0), "-"
+			if tr := inc.Status.Triage; tr != nil {
+				runs = tr.Runs
+				if tr.CooldownUntil != nil && tr.CooldownUntil.After(now) {
+					until = tr.CooldownUntil.UTC().Format(time.RFC3339)
+				}
 			}
+			addRow(t, inc, inc.Name, string(inc.Spec.State), string(inc.Spec.Severity), inc.Spec.Service, inc.Spec.Env,
+				fmt.Sprint(inc.Status.AlertCount), fmt.Sprint(runs), until, duration.HumanDuration(now.Sub(inc.CreationTimestamp.Time)),
+				clip.Mark(inc.Spec.Title, 60), orNone(inc.Spec.Signature), orNone(clip.Mark(inc.Spec.Note, 60)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", inc.Name, inc.Spec.State, inc.Spec.Severity, inc.Spec.Service,
-			inc.Spec.Env, inc.Status.AlertCount, runs, until, duration.HumanDuration(now.Sub(inc.CreationTimestamp.Time)), inc.Spec.Title)
-	}
-	return tw.Flush()
+		return t
+	}, "No Incidents found.")
 }

@@ -127,11 +127,12 @@ func TestIncidentsCLI(t *testing.T) {
 		want string
 	}{
 		{"open lists it", []string{"incidents", "open", "--service", "gateway"}, ExitOK, inc.Name},
-		{"open filters by service", []string{"incidents", "open", "--service", "billing"}, ExitOK, "NAME"},
+		{"open filters by service", []string{"incidents", "open", "--service", "billing"}, ExitOK, "No Incidents found."},
+		{"wide adds the signature", []string{"incidents", "open", "-o", "wide"}, ExitOK, "SIGNATURE"},
 		{"list -A shows namespaces", []string{"incidents", "list", "-A"}, ExitOK, ns},
 		{"unknown alert is not found", []string{"incidents", "convert", "nope"}, ExitNotFound, "not found"},
 		{"bad cap is a usage error", []string{"incidents", "convert", first, "--severity-cap", "P9"}, ExitUsage, "--severity-cap"},
-		{"bad output is a usage error", []string{"incidents", "list", "-o", "yaml"}, ExitUsage, "--output"},
+		{"bad output is a usage error", []string{"incidents", "list", "-o", "xml"}, ExitUsage, "--output"},
 		{"close needs a note", []string{"incidents", "close", inc.Name}, ExitUsage, "--note is required"},
 		{"note", []string{"incidents", "note", inc.Name, "--note", "rolled back v42"}, ExitOK, "noted"},
 		{"close", []string{"incidents", "close", inc.Name, "--note", "fixed by rollback"}, ExitOK, "closed"},

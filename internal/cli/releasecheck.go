@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -49,7 +48,7 @@ func newReleaseCheckCommand(app *App) *cobra.Command {
 	f.StringVar(&o.service, "service", "", "service to release (required unless --policy)")
 	f.StringVar(&o.env, "env", "prod", "env of the service")
 	f.StringVar(&o.policy, "policy", "", "check only this SLOPolicy")
-	f.StringVarP(&o.output, "output", "o", "", "output format: json, or empty for text")
+	addDataOutputFlag(cmd, &o.output, "a line per policy")
 	return cmd
 }
 
@@ -57,8 +56,8 @@ func (o *releaseCheckOptions) run(ctx context.Context, app *App) error {
 	if o.service == "" && o.policy == "" {
 		return Exit(ExitUsage, errors.New("--service (or --policy) is required"))
 	}
-	if o.output != "" && o.output != "json" {
-		return Exit(ExitUsage, fmt.Errorf("--output %q: only json is supported", o.output))
+	if err := checkDataOutput(o.output); err != nil {
+		return err
 	}
 	k, err := app.sloKube()
 	if err != nil {
@@ -80,16 +79,13 @@ func (o *releaseCheckOptions) run(ctx context.Context, app *App) error {
 			blocked = &results[len(results)-1]
 		}
 	}
-	if o.output == "json" {
-		enc := json.NewEncoder(app.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(results); err != nil {
-			return fmt.Errorf("failed to print the result: %w", err)
-		}
-	} else {
+	if err := printData(app.Out, o.output, results, func() error {
 		for _, r := range results {
 			fmt.Fprintf(app.Out, "slopolicy/%s\t%s\t%s\t%s\n", r.Policy, r.Decision, r.Reason, r.Message)
 		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	if blocked != nil {
 		return Exit(ExitBlocked, fmt.Errorf("release blocked by slopolicy/%s: %s: %s", blocked.Policy, blocked.Reason, blocked.Message))

@@ -184,8 +184,8 @@ func (o *silencesAddOptions) run(cmd *cobra.Command, app *App, args []string) er
 			fmt.Fprintf(app.Err, "warning: the operator did not judge silence/%s within %s; is it running?\n", s.Name, o.wait)
 		}
 	}
-	if o.output == outputJSON {
-		return printJSON(app.Out, withSilenceKind(*s))
+	if !isTable(o.output) {
+		return printObjects(app.Out, o.output, []*v1.Silence{s}, true, false, nil, "")
 	}
 	_, err = fmt.Fprintln(app.Out, s.Name)
 	return err
@@ -273,46 +273,17 @@ func (o *silencesListOptions) run(ctx context.Context, app *App) error {
 	return printSilences(app.Out, o.output, out, o.allNamespaces, now)
 }
 
-// withSilenceKind sets apiVersion and kind, as kubectl prints them.
-func withSilenceKind(s v1.Silence) v1.Silence {
-	s.APIVersion = v1.GroupVersion.String()
-	s.Kind = "Silence"
-	return s
-}
-
 func printSilences(w io.Writer, output string, items []v1.Silence, withNamespace bool, now time.Time) error {
-	if output == outputJSON {
-		l := struct {
-			APIVersion string          `json:"apiVersion"`
-			Kind       string          `json:"kind"`
-			Metadata   metav1.ListMeta `json:"metadata"`
-			Items      []v1.Silence    `json:"items"`
-		}{APIVersion: "v1", Kind: "List", Items: make([]v1.Silence, 0, len(items))}
-		for _, s := range items {
-			l.Items = append(l.Items, withSilenceKind(s))
+	return printObjects(w, output, ptrs(items), false, withNamespace, func() *metav1.Table {
+		t := newTable("Name", "State", "Matchers", "Starts", "Ends", "Created By", "Comment", "Starts At:wide", "Ends At:wide")
+		for i := range items {
+			s := &items[i]
+			addRow(t, s, s.Name, string(silence.StateOf(s, now)), clip.Mark(silence.String(s.Spec.Matchers), 80),
+				relative(silence.Start(s), now), relative(s.Spec.EndsAt.Time, now), s.Spec.CreatedBy, clip.Mark(s.Spec.Comment, 60),
+				silence.Start(s).UTC().Format(time.RFC3339), s.Spec.EndsAt.UTC().Format(time.RFC3339))
 		}
-		return printJSON(w, l)
-	}
-	if len(items) == 0 {
-		_, err := fmt.Fprintln(w, "No Silences found.")
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	header := []string{"NAME", "STATE", "MATCHERS", "STARTS", "ENDS", "CREATED BY", "COMMENT"}
-	if withNamespace {
-		header = append([]string{"NAMESPACE"}, header...)
-	}
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for i := range items {
-		s := &items[i]
-		row := []string{s.Name, string(silence.StateOf(s, now)), clip.Mark(silence.String(s.Spec.Matchers), 80),
-			relative(silence.Start(s), now), relative(s.Spec.EndsAt.Time, now), s.Spec.CreatedBy, clip.Mark(s.Spec.Comment, 60)}
-		if withNamespace {
-			row = append([]string{s.Namespace}, row...)
-		}
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
-	}
-	return tw.Flush()
+		return t
+	}, "No Silences found.")
 }
 
 // relative is t from now, kubectl's way: "in 2h", "5m ago".
@@ -436,8 +407,8 @@ func (o *silencesQueryOptions) run(ctx context.Context, app *App, args []string)
 		}
 	}
 	slices.SortFunc(out, func(a, b v1.Alert) int { return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
-	if o.output == outputJSON {
-		return printAlerts(app.Out, o.output, out, o.allNamespaces, time.Now())
+	if !isTable(o.output) {
+		return printAlerts(app.Out, o.output, out, false, o.allNamespaces, time.Now())
 	}
 	if len(out) == 0 {
 		_, err := fmt.Fprintf(app.Out, "No Alerts in play match %s.\n", silence.String(ms))

@@ -169,7 +169,7 @@ var _ = Describe("alertbridge silences", func() {
 			{[]string{"silences", "add", "service=gateway", "--comment", "x", "--end", "2020-01-01T00:00:00Z"}, "which is past"},
 			{[]string{"silences", "add", `service=~"(unclosed"`, "--comment", "x"}, "service"},
 			{[]string{"silences", "query"}, "give at least one matcher"},
-			{[]string{"silences", "list", "-o", "yaml"}, "--output"},
+			{[]string{"silences", "list", "-o", "xml"}, "--output"},
 		} {
 			r := f.as(oncall, "", c.args...)
 			Expect(r.code).To(Equal(cli.ExitUsage), "%v: %s%s", c.args, r.out, r.err)

@@ -61,8 +61,8 @@ built-in defaults (cap P1, window 60m).`,
 			if err != nil {
 				return leaseError(err)
 			}
-			if out == "json" {
-				return printJSON(app.Out, incidentWithKind(res.Incident))
+			if !isTable(out) {
+				return printObjects(app.Out, out, []*v1.Incident{res.Incident}, true, false, nil, "")
 			}
 			verb := "appended to"
 			switch {
@@ -80,7 +80,7 @@ built-in defaults (cap P1, window 60m).`,
 	f.StringVar(&capFlag, "severity-cap", "", "the Incident is never worse than this (P0..P4; default: policy, else P1)")
 	f.DurationVar(&window, "dedupe-window", 0, "an open Incident active within this window absorbs the Alert (default: policy, else 60m)")
 	f.StringVar(&sig, "signature", "", "override the signature (default: service/env/kind plus the policy's signatureLabels)")
-	f.StringVarP(&out, "output", "o", "", "output format: json")
+	addOutputFlag(cmd, &out)
 	return cmd
 }
 
