@@ -185,17 +185,21 @@ func WaitForPolicies(ctx context.Context, c client.Client) error {
 
 // The mutating sentinel marks the ConfigMap; the validating one refuses a
 // marked ConfigMap, so its refusal shows both kinds of policy are loaded.
+// Both select only the sentinel's own ConfigMaps and never fail on another
+// object: a suite's writes may run while a sentinel is still loaded (it is
+// deleted at once, but the API server unloads it a moment later).
 const sentinelYAML = `
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingAdmissionPolicy
 metadata: {name: %[1]s}
 spec:
   matchConstraints:
+    objectSelector: {matchLabels: {"%[2]s": "%[1]s"}}
     resourceRules:
       - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}
   matchConditions:
     - name: sentinel
-      expression: "has(object.metadata.labels) && object.metadata.labels['%[2]s'] == '%[1]s'"
+      expression: "has(object.metadata.labels) && '%[2]s' in object.metadata.labels && object.metadata.labels['%[2]s'] == '%[1]s'"
   failurePolicy: Fail
   reinvocationPolicy: Never
   mutations:
@@ -214,13 +218,14 @@ metadata: {name: %[1]s}
 spec:
   failurePolicy: Fail
   matchConstraints:
+    objectSelector: {matchLabels: {"%[2]s": "%[1]s"}}
     resourceRules:
       - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}
   matchConditions:
     - name: sentinel
-      expression: "has(object.metadata.labels) && object.metadata.labels['%[2]s'] == '%[1]s'"
+      expression: "has(object.metadata.labels) && '%[2]s' in object.metadata.labels && object.metadata.labels['%[2]s'] == '%[1]s'"
   validations:
-    - expression: "object.metadata.labels['%[2]s-mutated'] != 'true'"
+    - expression: "!('%[2]s-mutated' in object.metadata.labels)"
       message: "sentinel %[1]s"
 ---
 apiVersion: admissionregistration.k8s.io/v1
