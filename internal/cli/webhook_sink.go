@@ -141,10 +141,15 @@ func (s *webhookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	verdict, status := "signature not checked", http.StatusNoContent
 	if len(s.key) > 0 {
-		if err := notify.Verify(s.key, r.Header.Get(notify.HeaderTimestamp), r.Header.Get(notify.HeaderSignature), body, now, s.tolerance); err != nil {
+		err := notify.Verify(s.key, r.Header.Get(notify.HeaderTimestamp), r.Header.Get(notify.HeaderSignature), body, now, s.tolerance)
+		verdict = "signature valid"
+		if err == nil && r.Header.Get(notify.HeaderStandardSignature) != "" {
+			if err = notify.VerifyStandard(s.key, r.Header, body); err == nil {
+				verdict = "signatures valid (" + notify.HeaderSignature + " and Standard Webhooks)"
+			}
+		}
+		if err != nil {
 			verdict, status = "REJECTED: "+err.Error(), http.StatusUnauthorized
-		} else {
-			verdict = "signature valid"
 		}
 	}
 

@@ -11,6 +11,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/notify"
@@ -78,6 +79,35 @@ var _ = Describe("alertbridge webhook-sink", func() {
 		Expect(post(srv, body, now.Add(-10*time.Minute), signed)).To(Equal(http.StatusUnauthorized), "a replay of an old request")
 		Expect(post(srv, body, now, nil)).To(Equal(http.StatusUnauthorized), "unsigned")
 		Expect(out.String()).To(ContainSubstring("REJECTED: no valid X-Alertbridge-Timestamp header"))
+	})
+
+	It("checks the Standard Webhooks signature too when the request carries one", func() {
+		out := &syncBuffer{}
+		srv := httptest.NewServer(cli.NewWebhookSink(out, []byte(key), 5*time.Minute, func() time.Time { return now }))
+		DeferCleanup(srv.Close)
+		wh, err := standardwebhooks.NewWebhookRaw([]byte(key))
+		Expect(err).NotTo(HaveOccurred())
+		send := func(standardBody string) int {
+			GinkgoHelper()
+			req, err := http.NewRequest(http.MethodPost, srv.URL+"/alertbridge", strings.NewReader(body))
+			Expect(err).NotTo(HaveOccurred())
+			ts := now.Unix()
+			req.Header.Set(notify.HeaderTimestamp, strconv.FormatInt(ts, 10))
+			req.Header.Set(notify.HeaderSignature, signed(ts, []byte(body)))
+			sig, err := wh.Sign("uid-1/abcd1234/1/opened", now, []byte(standardBody))
+			Expect(err).NotTo(HaveOccurred())
+			req.Header.Set(standardwebhooks.HeaderWebhookID, "uid-1/abcd1234/1/opened")
+			req.Header.Set(standardwebhooks.HeaderWebhookTimestamp, strconv.FormatInt(ts, 10))
+			req.Header.Set(standardwebhooks.HeaderWebhookSignature, sig)
+			resp, err := srv.Client().Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(resp.Body.Close()).To(Succeed())
+			return resp.StatusCode
+		}
+		Expect(send(body)).To(Equal(http.StatusNoContent))
+		Expect(out.String()).To(ContainSubstring("signatures valid (X-Alertbridge-Signature and Standard Webhooks)"))
+		Expect(send(`{"other":"body"}`)).To(Equal(http.StatusUnauthorized), "a Standard Webhooks signature over another body")
+		Expect(out.String()).To(ContainSubstring("REJECTED: unable to verify payload"))
 	})
 
 	It("takes everything without a signing key, saying so", func() {

@@ -13,9 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alertbridge/alertbridge/internal/kube"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/kube"
 )
 
 // SchemaVersion names the version of the webhook's JSON (WebhookPayload).
@@ -28,6 +29,8 @@ const (
 	HeaderTimestamp      = "X-Alertbridge-Timestamp"
 	HeaderEvent          = "X-Alertbridge-Event"
 	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderStandardSignature is Standard Webhooks' signature header.
+	HeaderStandardSignature = standardwebhooks.HeaderWebhookSignature
 )
 
 // Webhook event names (WebhookPayload.event, X-Alertbridge-Event).
@@ -463,7 +466,43 @@ func webhook(t Target, p WebhookPayload) (*Message, error) {
 	h.Set(HeaderEvent, p.Event)
 	h.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
 	h.Set(HeaderSignature, Sign([]byte(t.Credential), ts, body))
+	if err := signStandard(h, []byte(t.Credential), p.ID, ts, body); err != nil {
+		return nil, err
+	}
 	return &Message{URL: t.Receiver.Spec.URL, Header: h, Body: body}, nil
+}
+
+// signStandard adds the Standard Webhooks headers (webhook-id,
+// webhook-timestamp, webhook-signature), signed by that scheme's library
+// with the same key, so a receiver can verify with any of its libraries
+// given the secret "whsec_" + base64(key). The id is the notification's
+// identity, the same on every retry, as the scheme asks.
+func signStandard(h http.Header, key []byte, id string, ts int64, body []byte) error {
+	if len(key) == 0 {
+		return nil // nothing to sign with; the scheme refuses an empty secret
+	}
+	wh, err := standardwebhooks.NewWebhookRaw(key)
+	if err != nil {
+		return fmt.Errorf("failed to sign the webhook: %w", err)
+	}
+	sig, err := wh.Sign(id, time.Unix(ts, 0), body)
+	if err != nil {
+		return fmt.Errorf("failed to sign the webhook: %w", err)
+	}
+	h.Set(standardwebhooks.HeaderWebhookID, id)
+	h.Set(standardwebhooks.HeaderWebhookTimestamp, strconv.FormatInt(ts, 10))
+	h.Set(standardwebhooks.HeaderWebhookSignature, sig)
+	return nil
+}
+
+// VerifyStandard checks the Standard Webhooks signature of a request, as
+// that scheme's library does. Its timestamp is the one Verify checks.
+func VerifyStandard(key []byte, h http.Header, body []byte) error {
+	wh, err := standardwebhooks.NewWebhookRaw(key)
+	if err != nil {
+		return err
+	}
+	return wh.VerifyIgnoringTimestamp(body, h)
 }
 
 // Sign is the X-Alertbridge-Signature of body sent at timestamp (Unix

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -166,6 +168,24 @@ func TestWebhookSignature(t *testing.T) {
 	}
 	if err := Verify([]byte("other"), ts, m.Header.Get(HeaderSignature), m.Body, t0, 5*time.Minute); err == nil {
 		t.Fatal("another key passes")
+	}
+	// The same request verifies with the Standard Webhooks library, given
+	// the key as that scheme writes secrets, and fails once tampered.
+	wh, err := standardwebhooks.NewWebhook("whsec_" + base64.StdEncoding.EncodeToString([]byte(key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get("webhook-id") != m.Header.Get("Idempotency-Key") || m.Header.Get("webhook-timestamp") != ts {
+		t.Fatalf("Standard Webhooks headers %v", m.Header)
+	}
+	if err := wh.VerifyIgnoringTimestamp(m.Body, m.Header); err != nil {
+		t.Fatalf("Standard Webhooks: %v", err)
+	}
+	if err := wh.VerifyIgnoringTimestamp(append([]byte(" "), m.Body...), m.Header); err == nil {
+		t.Fatal("Standard Webhooks: a changed body passes")
+	}
+	if err := VerifyStandard([]byte(key), m.Header, m.Body); err != nil {
+		t.Fatal(err)
 	}
 	wantKey := Key("inc-uid", "oncall", 2, v1.NotifyStateChanged)
 	if m.Header.Get("Idempotency-Key") != wantKey || m.Header.Get("X-Alertbridge-Event") != "incident.state_changed" {
