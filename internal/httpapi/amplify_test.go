@@ -133,8 +133,7 @@ func TestMadeUpTokensCostBoundedTokenReviews(t *testing.T) {
 	f := setup(t)
 	policy(t, f.ns, "gateway", v1.DecisionAllow, v1.ReasonWithinObjectives, time.Second)
 	clk := clocktesting.NewFakePassiveClock(time.Now())
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, &httpapi.Authenticator{Client: apiCS, Clock: clk}, nil).Handler())
-	t.Cleanup(srv.Close)
+	srv := authenticated(t, &httpapi.Authenticator{Client: apiCS, Clock: clk})
 	gate := srv.URL + "/v1/gates/" + f.ns + "/gateway"
 	if code, _, body := send(t, srv.Client(), http.MethodGet, gate, f.allowed, nil); code != http.StatusOK {
 		t.Fatalf("a valid token: %d %v", code, body)
@@ -192,8 +191,7 @@ func TestMadeUpTokensCostBoundedTokenReviews(t *testing.T) {
 	// A token refused once is refused again without a review, and tokens
 	// not shaped like JWTs (OpenShift's sha256~..., EKS's k8s-aws-v1...)
 	// are reviewed like any other.
-	other := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, &httpapi.Authenticator{Client: apiCS, Clock: clk}, nil).Handler())
-	t.Cleanup(other.Close)
+	other := authenticated(t, &httpapi.Authenticator{Client: apiCS, Clock: clk})
 	otherGate := other.URL + "/v1/gates/" + f.ns + "/gateway"
 	cost = costOf(t, func() {
 		for range 100 {
@@ -238,8 +236,7 @@ func TestMadeUpTokensCostBoundedTokenReviews(t *testing.T) {
 func TestConcurrentRequestsOfANewTokenCostOneReview(t *testing.T) {
 	f := setup(t)
 	policy(t, f.ns, "gateway", v1.DecisionAllow, v1.ReasonWithinObjectives, time.Second)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, &httpapi.Authenticator{Client: apiCS}, nil).Handler())
-	t.Cleanup(srv.Close)
+	srv := authenticated(t, &httpapi.Authenticator{Client: apiCS})
 	gate := srv.URL + "/v1/gates/" + f.ns + "/gateway"
 	const concurrent = 50
 	tr := &http.Transport{MaxIdleConnsPerHost: concurrent}
@@ -625,8 +622,7 @@ func TestAnOutageDoesNotTurnAFloodIntoReviews(t *testing.T) {
 	t.Cleanup(down.Close)
 	cs, err := kubernetes.NewForConfig(&rest.Config{Host: down.URL})
 	must(t, err)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, &httpapi.Authenticator{Client: cs, Clock: clocktesting.NewFakePassiveClock(time.Now())}, nil).Handler())
-	t.Cleanup(srv.Close)
+	srv := authenticated(t, &httpapi.Authenticator{Client: cs, Clock: clocktesting.NewFakePassiveClock(time.Now())})
 	codes := map[int]int{}
 	for i := range 30 {
 		code, _, _ := send(t, srv.Client(), http.MethodGet, srv.URL+"/v1/gates/ns/gateway", madeUpToken(i), nil)

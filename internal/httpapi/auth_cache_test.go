@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -53,8 +52,7 @@ func TestAuthCache(t *testing.T) {
 	f := setup(t)
 	policy(t, f.ns, "gateway", v1.DecisionAllow, v1.ReasonWithinObjectives, time.Second)
 	auth, n := countingAuth(t, 0)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, auth, nil).Handler())
-	t.Cleanup(srv.Close)
+	srv := authenticated(t, auth)
 	path := "/v1/gates/" + f.ns + "/gateway"
 	for range 20 {
 		if code, _ := call(t, srv, http.MethodGet, path, f.allowed); code != http.StatusOK {
@@ -82,8 +80,7 @@ func TestAuthCache(t *testing.T) {
 	// Past the TTL the API server is asked again (the library's caches keep
 	// real time: a short TTL, and the requests go on until it has passed).
 	short, m := countingAuth(t, time.Second)
-	srv1 := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, short, nil).Handler())
-	t.Cleanup(srv1.Close)
+	srv1 := authenticated(t, short)
 	if code, _ := call(t, srv1, http.MethodGet, path, f.allowed); code != http.StatusOK || m.tokens.Load() != 1 || m.access.Load() != 1 {
 		t.Fatalf("first request: %d, %d TokenReviews, %d SubjectAccessReviews", code, m.tokens.Load(), m.access.Load())
 	}
@@ -99,8 +96,7 @@ func TestAuthCache(t *testing.T) {
 
 	// A negative TTL turns the cache off.
 	off, o := countingAuth(t, -1)
-	srv2 := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, off, nil).Handler())
-	t.Cleanup(srv2.Close)
+	srv2 := authenticated(t, off)
 	for range 5 {
 		call(t, srv2, http.MethodGet, path, f.allowed)
 	}

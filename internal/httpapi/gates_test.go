@@ -33,8 +33,10 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 	"github.com/alertbridge/alertbridge/test/integration/testenv"
+	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
 var (
@@ -44,11 +46,10 @@ var (
 	// the shipped ClusterRole): specs write as it what only it writes.
 	opK8s client.Client
 	opCS  kubernetes.Interface
-	// apiK8s and apiCS are the HTTP API's (its own ServiceAccount under its
-	// shipped ClusterRole): servers under test read and review with them.
-	apiK8s client.Client
-	apiCS  kubernetes.Interface
-	env    *testenv.Env
+	// apiCS is the HTTP API's (its own ServiceAccount under its shipped
+	// ClusterRole): the Authenticators under test review with it.
+	apiCS kubernetes.Interface
+	env   *testenv.Env
 )
 
 // TestMain runs the API against a real kube-apiserver, whose authenticator
@@ -74,10 +75,6 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		if opCS, err = kubernetes.NewForConfig(env.Operator); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		if apiK8s, err = client.New(env.API, client.Options{Scheme: s}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -180,10 +177,33 @@ func call(t *testing.T, srv *httptest.Server, method, path, tok string) (int, ma
 	return resp.StatusCode, body
 }
 
+// newServer is the HTTP API as `alertbridge serve` sets it up, on a manager
+// of its own as the API's ServiceAccount, served by httptest.
 func newServer(t testing.TB, anonymous bool) *httptest.Server {
 	t.Helper()
-	s := httpapi.New(httpapi.Config{GateAnonymous: anonymous}, apiK8s, &httpapi.Authenticator{Client: apiCS}, nil)
-	srv := httptest.NewServer(s.Handler())
+	api, err := testoperator.StartAPI(env.API, serve.Options{HTTP: httpapi.Config{GateAnonymous: anonymous}})
+	must(t, err)
+	srv := httptest.NewServer(api.Server.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		must(t, api.Stop(time.Minute))
+	})
+	return srv
+}
+
+// authenticated serves auth in front of a handler that answers 200 with
+// {}, on the release gate's route with its access rule. The specs that
+// use it measure the Authenticator itself (its caches, limits, audiences
+// and failures), with settings no flag reaches or an API server that is
+// down, so the rest of the server is left out.
+func authenticated(t testing.TB, auth *httpapi.Authenticator) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(httpapi.GatePath, auth.Require(httpapi.GateAccess(false), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("{}"))
+	})))
+	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -283,10 +303,9 @@ func TestStartServes(t *testing.T) {
 			must(t, err)
 			tc.cfg.Addr = l.Addr().String()
 			must(t, l.Close())
-			s := httpapi.New(tc.cfg, apiK8s, &httpapi.Authenticator{Client: apiCS}, nil)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- s.Start(ctx) }()
+			api, err := testoperator.StartAPI(env.API, serve.Options{HTTP: tc.cfg})
+			must(t, err)
+			ctx := context.Background()
 
 			url := tc.scheme + "://" + tc.cfg.Addr + "/v1/gates/" + f.ns + "/gateway?format=flagger"
 			deadline := time.Now().Add(serveTimeout)
@@ -308,13 +327,7 @@ func TestStartServes(t *testing.T) {
 				}
 				<-tick.C
 			}
-			cancel()
-			select {
-			case err := <-done:
-				must(t, err)
-			case <-time.After(serveTimeout):
-				t.Fatal("server did not stop with its context")
-			}
+			must(t, api.Stop(serveTimeout))
 		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -68,10 +69,25 @@ func startAPI(t testing.TB) *operator {
 	must(t, err)
 	// The HTTP API's own manager, as its ServiceAccount (alertbridge
 	// serve); the intake is built on it with a client that counts writes.
-	api, err := testoperator.StartAPI(env.API, serve.Options{})
+	op := &operator{}
+	api, err := testoperator.StartAPI(env.API, serve.Options{HTTP: httpapi.Config{DefaultNamespace: "default"}}, func(mgr ctrl.Manager, o *serve.Options) {
+		op.reader = mgr.GetClient()
+		op.intake = countingIntake(mgr, op)
+		o.HTTP.Intake = op.intake
+	})
 	must(t, err)
-	mgr := api.Manager
-	op := &operator{reader: mgr.GetClient()}
+	op.srv = httptest.NewServer(api.Server.Handler())
+	t.Cleanup(func() {
+		op.srv.Close()
+		must(t, api.Stop(settle))
+		must(t, started.Stop(settle))
+	})
+	return op
+}
+
+// countingIntake is the intake on mgr, with a client that counts its writes
+// in op.writes.
+func countingIntake(mgr ctrl.Manager, op *operator) *intake.Intake {
 	writer := interceptor.NewClient(noWatch{mgr.GetClient()}, interceptor.Funcs{
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 			op.writes.Add(1)
@@ -86,15 +102,7 @@ func startAPI(t testing.TB) *operator {
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 		},
 	})
-	op.intake = &intake.Intake{Client: writer, Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
-	s := httpapi.New(httpapi.Config{Intake: op.intake, DefaultNamespace: "default"}, mgr.GetClient(), &httpapi.Authenticator{Client: apiCS}, nil)
-	op.srv = httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		op.srv.Close()
-		must(t, api.Stop(settle))
-		must(t, started.Stop(settle))
-	})
-	return op
+	return &intake.Intake{Client: writer, Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
 }
 
 // monitorRole installs the shipped alertbridge-monitor ClusterRole.

@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -10,15 +9,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 )
 
 // Every answer is counted and timed under its route's pattern, never the
 // request's own path; paths no route serves share one label.
 func TestAnswersAreCountedByRoute(t *testing.T) {
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{}, nil, &httpapi.Authenticator{}, nil).Handler())
-	defer srv.Close()
+	srv := newServer(t, false)
 	doc := metrics.HTTPRequests.WithLabelValues("/openapi.json", "get", "200")
 	gone := metrics.HTTPRequests.WithLabelValues("unmatched", "get", "404")
 	docBefore, goneBefore := testutil.ToFloat64(doc), testutil.ToFloat64(gone)

@@ -6,26 +6,28 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
-	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/mirror"
+	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/test/integration/pgcluster"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
+	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
 // benchAlerts is how many Alerts the dashboard benchmark summarises.
 const benchAlerts = 1000
 
 // BenchmarkDashboard measures GET /v1/alerts/dashboard over the same
-// benchAlerts Alerts answered from an informer cache and from the
-// PostgreSQL mirror, so the cost of reading history shows as a ratio.
+// benchAlerts Alerts, through the HTTP API as shipped, answered from its
+// cache and from the PostgreSQL mirror, so the cost of reading history
+// shows as a ratio.
 // Anonymous access keeps TokenReview/SubjectAccessReview out of both.
 func BenchmarkDashboard(b *testing.B) {
 	ctx := context.Background()
@@ -56,27 +58,18 @@ func BenchmarkDashboard(b *testing.B) {
 		must(b, err)
 	}
 
-	s := kube.NewScheme()
-	informers, err := cache.New(env.Operator, cache.Options{Scheme: s})
-	must(b, err)
-	cctx, stop := context.WithCancel(ctx)
-	b.Cleanup(stop)
-	// Inform the kinds the dashboard reads before timing.
-	for _, o := range []client.Object{&v1.Alert{}, &v1.Incident{}, &v1.SLOPolicy{}} {
-		_, err := informers.GetInformer(cctx, o)
-		must(b, err)
-	}
-	go func() { _ = informers.Start(cctx) }()
-	informers.WaitForCacheSync(cctx)
-
 	for _, bc := range []struct {
 		name    string
 		history httpapi.History
 	}{{"cache", nil}, {"mirror", store}} {
 		b.Run(bc.name, func(b *testing.B) {
-			srv := httptest.NewServer(httpapi.New(httpapi.Config{DashboardAnonymous: true, History: bc.history}, informers,
-				&httpapi.Authenticator{Client: apiCS}, nil).Handler())
-			defer srv.Close()
+			api, err := testoperator.StartAPI(env.API, serve.Options{HTTP: httpapi.Config{DashboardAnonymous: true, History: bc.history}})
+			must(b, err)
+			srv := httptest.NewServer(api.Server.Handler())
+			defer func() {
+				srv.Close()
+				must(b, api.Stop(time.Minute))
+			}()
 			url := srv.URL + "/v1/alerts/dashboard?namespace=" + ns + "&windowMinutes=0"
 			var d struct {
 				Counts map[string]int64 `json:"counts"`

@@ -122,9 +122,11 @@ const (
 	stateDraining
 )
 
-// New builds the server. reader reads the resources served (the manager's
-// cache in the operator); auth checks callers.
-func New(cfg Config, reader client.Reader, auth *Authenticator, clk clock.PassiveClock) *Server {
+// newServer builds the server. reader reads the resources served (the
+// manager's cache); auth checks callers. Only ForManager calls it, so
+// neither a test nor another package can build a server that is wired
+// otherwise than `alertbridge serve` wires it.
+func newServer(cfg Config, reader client.Reader, auth *Authenticator, clk clock.PassiveClock) *Server {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
@@ -146,13 +148,9 @@ func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 func (s *Server) register() {
 	s.readRoutes() // list, dashboard, open incidents, the page
-	gate := s.auth.Require(Access{
-		Group: "ops.alertbridge.io", Resource: "slopolicies", Verb: "get",
-		Namespace: pathValue("namespace"), Name: pathValue("slopolicy"),
-		AllowAnonymous: s.cfg.GateAnonymous,
-	}, http.HandlerFunc(s.serveGate))
-	s.handle("GET /v1/gates/{namespace}/{slopolicy}", gate)
-	s.handle("POST /v1/gates/{namespace}/{slopolicy}", gate)
+	gate := s.auth.Require(GateAccess(s.cfg.GateAnonymous), http.HandlerFunc(s.serveGate))
+	s.handle("GET "+GatePath, gate)
+	s.handle("POST "+GatePath, gate)
 	if s.cfg.Intake != nil {
 		s.handle("POST /v1/alerts", s.auth.Require(Access{
 			Group: v1.GroupVersion.Group, Resource: "alerts", Verb: "create",
@@ -328,6 +326,19 @@ func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// GatePath is the release gate's route.
+const GatePath = "/v1/gates/{namespace}/{slopolicy}"
+
+// GateAccess is who may read a release gate: whoever may get the
+// SLOPolicy, as kubectl would need it (anyone, with anonymous).
+func GateAccess(anonymous bool) Access {
+	return Access{
+		Group: "ops.alertbridge.io", Resource: "slopolicies", Verb: "get",
+		Namespace: pathValue("namespace"), Name: pathValue("slopolicy"),
+		AllowAnonymous: anonymous,
+	}
 }
 
 func pathValue(name string) func(*http.Request) string {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"strings"
 	"sync"
@@ -224,16 +223,12 @@ func TestServesTLSFromSecret(t *testing.T) {
 	}
 }
 
-// TestStartNeedsACertificate: plain HTTP is served only when asked for.
+// TestStartNeedsACertificate: plain HTTP is served only when asked for; the
+// API is not even set up without a certificate.
 func TestStartNeedsACertificate(t *testing.T) {
-	s := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0"}, apiK8s, &httpapi.Authenticator{Client: apiCS}, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), serveTimeout)
-	defer cancel()
-	if err := s.Start(ctx); err == nil || !strings.Contains(err.Error(), "--api-insecure") {
-		t.Fatalf("Start without a certificate: %v, want an error naming --api-insecure", err)
-	}
-	if s.ReadyCheck(nil) == nil {
-		t.Fatal("a server that did not start is ready")
+	_, err := testoperator.StartAPI(env.API, serve.Options{HTTP: httpapi.Config{Addr: "127.0.0.1:0"}})
+	if err == nil || !strings.Contains(err.Error(), "the HTTP API has no certificate") || !strings.Contains(err.Error(), "--api-insecure") {
+		t.Fatalf("set up without a certificate: %v, want an error saying it has none and naming the flags", err)
 	}
 }
 
@@ -277,8 +272,7 @@ func TestTokenAudience(t *testing.T) {
 	}
 
 	// --api-audiences=elsewhere: now only that audience.
-	other := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, &httpapi.Authenticator{Client: apiCS, Audiences: []string{"elsewhere"}}, nil).Handler())
-	t.Cleanup(other.Close)
+	other := authenticated(t, &httpapi.Authenticator{Client: apiCS, Audiences: []string{"elsewhere"}})
 	if code, _ := call(t, other, http.MethodGet, path, f.allowed); code != http.StatusUnauthorized {
 		t.Errorf("alertbridge token with --api-audiences=elsewhere: %d", code)
 	}
@@ -287,10 +281,9 @@ func TestTokenAudience(t *testing.T) {
 	}
 	// Adding the API server's audience (the OIDC setting in the README)
 	// lets its tokens in too.
-	withAPI := httptest.NewServer(httpapi.New(httpapi.Config{}, apiK8s, &httpapi.Authenticator{
+	withAPI := authenticated(t, &httpapi.Authenticator{
 		Client: apiCS, Audiences: append([]string{httpapi.DefaultAudience}, apiAudiences...),
-	}, nil).Handler())
-	t.Cleanup(withAPI.Close)
+	})
 	for name, tok := range map[string]string{"the API server's audience": apiServers, "audience alertbridge": f.allowed} {
 		if code, _ := call(t, withAPI, http.MethodGet, path, tok); code != http.StatusOK {
 			t.Errorf("%s with the API server's audience added: %d", name, code)

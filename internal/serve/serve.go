@@ -128,7 +128,7 @@ func Setup(mgr manager.Manager, o Options) (*httpapi.Server, error) {
 	log := ctrl.Log.WithName("setup")
 	if cfg.Addr != "" && !cfg.Insecure && cfg.CertFile == "" && cfg.GetCertificate == nil {
 		if o.TLSSecret.Name == "" {
-			return nil, fmt.Errorf("the HTTP API has no certificate: name its Secret, give it files, or ask for plain HTTP")
+			return nil, fmt.Errorf("the HTTP API has no certificate: name its Secret (--api-tls-secret), give it files (--api-tls-cert-file, --api-tls-key-file), or ask for plain HTTP (--api-insecure)")
 		}
 		cs, err := kubernetes.NewForConfig(mgr.GetConfig())
 		if err != nil {

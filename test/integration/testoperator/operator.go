@@ -134,11 +134,15 @@ type API struct {
 }
 
 // StartAPI starts the HTTP API against cfg and returns once its cache has
-// synced.
-func StartAPI(cfg *rest.Config, o serve.Options) (*API, error) {
+// synced. Each of with may set options from the API's own manager before
+// the API is set up on it (a test's intake built on that manager).
+func StartAPI(cfg *rest.Config, o serve.Options, with ...func(ctrl.Manager, *serve.Options)) (*API, error) {
 	mgr, err := serve.NewManager(cfg, serve.ManagerOptions{SkipNameValidation: true})
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range with {
+		f(mgr, &o)
 	}
 	srv, err := serve.Setup(mgr, o)
 	if err != nil {
