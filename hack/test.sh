@@ -4,13 +4,14 @@
 # PostgreSQL, Prometheus, Alertmanager and Chromium from Debian's packages.
 #
 # Most of the suites' time is waiting (for controllers, timers, Prometheus
-# scrapes), not computing, so two streams run side by side:
+# scrapes), not computing, so three streams run side by side:
 #   - the Ginkgo suites, one after another, each with its specs spread over
 #     GINKGO_PROCS processes (default 3); every process starts a control
 #     plane of its own, so no spec shares a cluster with a spec beside it;
-#   - every other test (the plain Go tests of those packages too), one
-#     package at a time: each starts its own control plane or shipped
-#     topology and measures timers in seconds.
+#   - the end-to-end packages (test/e2e: the shipped binary's topology and
+#     the chaos run), one at a time;
+#   - every other test (the plain Go tests of the Ginkgo packages too), one
+#     package at a time: each starts its own control plane or none.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,7 +22,7 @@ hack/ensure-packages.sh
 mapfile -t suite_files < <(grep -rl --include='*_test.go' 'RunSpecs(' .)
 mapfile -t suites < <(printf '%s\n' "${suite_files[@]}" | xargs -n1 dirname | sort -u)
 # The test functions that run the Ginkgo suites: the Ginkgo stream runs only
-# these, the Go stream everything else.
+# these, the other streams everything else.
 entries="^($(awk '/^func Test[A-Za-z0-9_]*\(/ { match($0, /Test[A-Za-z0-9_]*/); f = substr($0, RSTART, RLENGTH) }
 	/RunSpecs\(/ { print f }' "${suite_files[@]}" | sort -u | paste -sd'|'))\$"
 
@@ -30,7 +31,11 @@ entries="^($(awk '/^func Test[A-Za-z0-9_]*\(/ { match($0, /Test[A-Za-z0-9_]*/); 
 go tool ginkgo run -p --procs="${GINKGO_PROCS:-3}" --timeout=60m --keep-going --no-color "${suites[@]}" -- -test.run="$entries" \
 	> >(sed -u 's/^/[ginkgo] /') 2>&1 &
 ginkgo_pid=$!
+go test -count=1 -p 1 -timeout 60m ./test/e2e/... > >(sed -u 's/^/[e2e] /') 2>&1 &
+e2e_pid=$!
+mapfile -t others < <(go list ./... | grep -v "^$(go list -m)/test/e2e/")
 status=0
-go test -count=1 -p 1 -timeout 60m -skip "$entries" ./... || status=$?
+go test -count=1 -p 1 -timeout 60m -skip "$entries" "${others[@]}" || status=$?
+wait "$e2e_pid" || status=$?
 wait "$ginkgo_pid" || status=$?
 exit "$status"
