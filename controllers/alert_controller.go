@@ -24,8 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/alertindex"
-	"github.com/alertbridge/alertbridge/internal/dedupe"
+	"github.com/alertbridge/alertbridge/internal/fingerprint"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
@@ -83,7 +82,7 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, key FingerprintKey) (re
 	log := ctrl.LoggerFrom(ctx).WithValues("namespace", key.Namespace, "fingerprint", key.Fingerprint)
 	ctx = ctrl.LoggerInto(ctx, log)
 
-	items, err := alertindex.List(ctx, r.Client, key.Namespace, key.Fingerprint)
+	items, err := fingerprint.List(ctx, r.Client, key.Namespace, key.Fingerprint)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -94,7 +93,7 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, key FingerprintKey) (re
 	if len(alerts) == 0 {
 		return reconcile.Result{}, nil
 	}
-	slices.SortFunc(alerts, dedupe.ByCreation)
+	slices.SortFunc(alerts, fingerprint.ByCreation)
 
 	var pol policy.Policy
 	pol, err = policy.Get(ctx, r.Client, key.Namespace)
@@ -129,11 +128,11 @@ func (r *AlertReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 	if r.DuplicateGCDelay <= 0 {
 		r.DuplicateGCDelay = DefaultDuplicateGCDelay
 	}
-	if err := alertindex.Register(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := fingerprint.RegisterIndex(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	toKey := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, a *v1.Alert) []FingerprintKey {
-		return []FingerprintKey{{Namespace: a.Namespace, Fingerprint: alertindex.Key(a)}}
+		return []FingerprintKey{{Namespace: a.Namespace, Fingerprint: fingerprint.Key(a)}}
 	})
 	return builder.TypedControllerManagedBy[FingerprintKey](mgr).
 		Named("alert").

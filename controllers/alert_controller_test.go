@@ -14,9 +14,9 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
-	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/claim"
+	"github.com/alertbridge/alertbridge/internal/fingerprint"
 	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
@@ -46,7 +46,7 @@ var _ = Describe("Alert controller", func() {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
 			g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
 			g.Expect(a.Status.Occurrences).To(BeEquivalentTo(1))
-			g.Expect(a.Status.Fingerprint).To(Equal(alertindex.Key(a)))
+			g.Expect(a.Status.Fingerprint).To(Equal(fingerprint.Key(a)))
 			g.Expect(a.Status.FirstSeenAt).NotTo(BeNil())
 			g.Expect(a.Status.ObservedGeneration).To(Equal(a.Generation))
 		}, settle, poll).Should(Succeed())
@@ -54,7 +54,7 @@ var _ = Describe("Alert controller", func() {
 		// finds the Alert by the fingerprint in its status.
 		Expect(a.Labels).NotTo(HaveKey(v1.FingerprintLabel))
 		var found v1.AlertList
-		Expect(k8s.List(ctx, &found, client.InNamespace(ns), client.MatchingFields{v1.FingerprintField: alertindex.Key(a)})).To(Succeed())
+		Expect(k8s.List(ctx, &found, client.InNamespace(ns), client.MatchingFields{v1.FingerprintField: fingerprint.Key(a)})).To(Succeed())
 		Expect(found.Items).To(ConsistOf(HaveField("Name", a.Name)))
 	})
 

@@ -20,7 +20,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
-	"github.com/alertbridge/alertbridge/internal/alertindex"
+	"github.com/alertbridge/alertbridge/internal/fingerprint"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
@@ -46,7 +46,7 @@ var _ = Describe("Alert folding after a crash", func() {
 		Expect(err).NotTo(HaveOccurred())
 		mctx, cancel := context.WithCancel(ctx)
 		stopMgr = cancel
-		Expect(alertindex.Register(mctx, mgr.GetFieldIndexer())).To(Succeed())
+		Expect(fingerprint.RegisterIndex(mctx, mgr.GetFieldIndexer())).To(Succeed())
 		go func() {
 			defer GinkgoRecover()
 			Expect(mgr.Start(mctx)).To(Succeed())
@@ -76,7 +76,7 @@ var _ = Describe("Alert folding after a crash", func() {
 			Expect(k8s.Create(ctx, a)).To(Succeed())
 			alerts = append(alerts, a)
 		}
-		key := controllers.FingerprintKey{Namespace: ns, Fingerprint: alertindex.Key(alerts[0])}
+		key := controllers.FingerprintKey{Namespace: ns, Fingerprint: fingerprint.Key(alerts[0])}
 		Eventually(func(g Gomega) {
 			var list v1.AlertList
 			g.Expect(cache.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
@@ -208,7 +208,7 @@ var _ = Describe("Alert folding after a crash", func() {
 				g.Expect(false).To(BeTrue(), "created in different seconds")
 			}
 		}, settle, poll).Should(Succeed())
-		key := controllers.FingerprintKey{Namespace: ns, Fingerprint: alertindex.Key(first)}
+		key := controllers.FingerprintKey{Namespace: ns, Fingerprint: fingerprint.Key(first)}
 		undecided := func(o client.Object) bool { return o.GetName() == first.Name || o.GetName() == second.Name }
 		Eventually(func(g Gomega) {
 			var list v1.AlertList

@@ -13,9 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
-	"github.com/alertbridge/alertbridge/internal/dedupe"
+	"github.com/alertbridge/alertbridge/internal/fingerprint"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
 	"github.com/alertbridge/alertbridge/internal/silence"
@@ -41,7 +40,7 @@ func needsFold(alerts []*v1.Alert) bool {
 }
 
 // fold decides every undecided Alert of one fingerprint, oldest first: the
-// canonical dedupe.Canonical names for its creation time absorbs it (its
+// canonical fingerprint.Canonical names for its creation time absorbs it (its
 // count grows, it becomes Deduplicated), or it becomes the canonical (New,
 // one occurrence). The controller is the only one that decides Alerts.
 //
@@ -116,7 +115,7 @@ func (r *AlertReconciler) fold(ctx context.Context, pol policy.Policy, silences 
 			}
 			continue
 		}
-		target := dedupe.Canonical(fresh, pol, a.CreationTimestamp.Time)
+		target := fingerprint.Canonical(fresh, pol, a.CreationTimestamp.Time)
 		if target != canon || len(batch) == maxFoldBatch {
 			if err := r.foldInto(ctx, canon, orig, batch, byUID, now); err != nil {
 				return nil, err
@@ -175,7 +174,7 @@ func (r *AlertReconciler) foldRetry(ctx context.Context, a, h *v1.Alert, read bo
 		return err
 	}
 	orig := a.DeepCopy()
-	alertstate.MarkDuplicate(&a.Status, alertindex.Effective(a), alertstate.CanonicalName(h), a.CreationTimestamp, a.Generation, now)
+	alertstate.MarkDuplicate(&a.Status, fingerprint.Of(a), alertstate.CanonicalName(h), a.CreationTimestamp, a.Generation, now)
 	if err := r.patchStatus(ctx, a, orig); err != nil {
 		return fmt.Errorf("failed to fold Alert %s, a retry of an occurrence %s counted: %w", klog.KObj(a), h.Name, err)
 	}
@@ -222,7 +221,7 @@ func (r *AlertReconciler) readFresh(ctx context.Context, c *v1.Alert) (*v1.Alert
 // nobody may claim, convert or notify it in between.
 func (r *AlertReconciler) makeCanonical(ctx context.Context, a *v1.Alert, silences []silence.Rule, now time.Time) error {
 	orig := a.DeepCopy()
-	alertstate.MarkCanonical(&a.Status, alertindex.Effective(a), a.CreationTimestamp, a.Generation)
+	alertstate.MarkCanonical(&a.Status, fingerprint.Of(a), a.CreationTimestamp, a.Generation)
 	quiet := silence.Decide(a, silences, now)
 	silence.SetCondition(a, quiet, now)
 	firedBy(&a.Status, a)
@@ -280,7 +279,7 @@ func (r *AlertReconciler) finishFolds(ctx context.Context, canon *v1.Alert, byUI
 			continue // gone, or marked by an earlier run: counted here either way
 		}
 		orig := d.DeepCopy()
-		alertstate.MarkDuplicate(&d.Status, alertindex.Effective(d), canon.Name, d.CreationTimestamp, d.Generation, now)
+		alertstate.MarkDuplicate(&d.Status, fingerprint.Of(d), canon.Name, d.CreationTimestamp, d.Generation, now)
 		if err := r.patchStatus(ctx, d, orig); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue

@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/alertindex"
+	"github.com/alertbridge/alertbridge/internal/fingerprint"
 	"github.com/alertbridge/alertbridge/internal/policy"
 	"github.com/alertbridge/alertbridge/internal/silence"
 )
@@ -94,7 +94,7 @@ func (r *AlertReconciler) alertsOfSilence(ctx context.Context, s *v1.Silence) []
 		if a.Status.Phase == v1.AlertDeduplicated || !rule.Matches(silence.Labels(a)) {
 			continue
 		}
-		k := FingerprintKey{Namespace: a.Namespace, Fingerprint: alertindex.Key(a)}
+		k := FingerprintKey{Namespace: a.Namespace, Fingerprint: fingerprint.Key(a)}
 		if !seen[k] {
 			seen[k] = true
 			keys = append(keys, k)

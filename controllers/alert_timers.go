@@ -12,8 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/fingerprint"
 	"github.com/alertbridge/alertbridge/internal/gitops"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
@@ -125,7 +125,7 @@ func (r *AlertReconciler) heldAlertsOf(ctx context.Context, p *v1.AlertRoutingPo
 		if a.Status.Phase != v1.AlertProcessing {
 			continue
 		}
-		if k := (FingerprintKey{Namespace: a.Namespace, Fingerprint: alertindex.Key(a)}); !seen[k] {
+		if k := (FingerprintKey{Namespace: a.Namespace, Fingerprint: fingerprint.Key(a)}); !seen[k] {
 			seen[k] = true
 			keys = append(keys, k)
 		}

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/alertindex"
+	"github.com/alertbridge/alertbridge/internal/fingerprint"
 	"github.com/alertbridge/alertbridge/internal/ingest"
 )
 
@@ -157,7 +157,7 @@ func (o *ingestOptions) run(ctx context.Context, stdin io.Reader, app *App) erro
 		a := &v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: generateName(&s)}, Spec: s}
 		// Labelled at creation, as the HTTP intake does, so the operator
 		// need not write the label in before its decision.
-		a.Labels = map[string]string{v1.FingerprintLabel: alertindex.Key(a)}
+		a.Labels = map[string]string{v1.FingerprintLabel: fingerprint.Key(a)}
 		if err := c.Create(ctx, a); err != nil {
 			return fmt.Errorf("failed to create the Alert: %w", err)
 		}

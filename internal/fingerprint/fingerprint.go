@@ -1,6 +1,9 @@
-// Package fingerprint computes the stable identity of an alert firing. It is
-// pure: the same spec yields the same fingerprint in every process, which
-// lets the controller route work by fingerprint before any status is written.
+// Package fingerprint is the identity of an alert firing and the fold of
+// its occurrences: it computes the fingerprint (purely: the same spec
+// yields the same fingerprint in every process, which lets the controller
+// route work by fingerprint before any status is written), finds the
+// Alerts of a fingerprint in a cache (the index), and decides which of them
+// absorbs an occurrence (Canonical).
 package fingerprint
 
 import (

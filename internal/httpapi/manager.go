@@ -8,7 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
-	"github.com/alertbridge/alertbridge/internal/alertindex"
+	"github.com/alertbridge/alertbridge/internal/fingerprint"
 	"github.com/alertbridge/alertbridge/internal/intake"
 )
 
@@ -21,7 +21,7 @@ import (
 // through an uncached client of that identity, for callers they authorise.
 // Tests build it the same way, so they serve what users are served.
 func ForManager(mgr manager.Manager, cfg Config) (*Server, error) {
-	if err := alertindex.Register(context.Background(), mgr.GetFieldIndexer()); err != nil {
+	if err := fingerprint.RegisterIndex(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
 	cs, err := kubernetes.NewForConfig(mgr.GetConfig())

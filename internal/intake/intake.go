@@ -8,7 +8,7 @@
 // counts it succeeded, so an acknowledged occurrence survives any restart.
 //
 // The intake never decides an Alert. When the fingerprint has a canonical
-// Alert (dedupe.Canonical, the controller's own rule) it counts into it;
+// Alert (fingerprint.Canonical, the controller's own rule) it counts into it;
 // when it has none it creates an Alert for one occurrence and waits for the
 // controller to decide it, then counts the rest. Every write carries the
 // resourceVersion it read, so the controller's folds and the intake's
@@ -33,9 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/alertindex"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
-	"github.com/alertbridge/alertbridge/internal/dedupe"
 	"github.com/alertbridge/alertbridge/internal/fingerprint"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
@@ -80,7 +78,7 @@ var ErrBusy = errors.New("too many occurrences of this fingerprint are waiting; 
 type Intake struct {
 	// Client writes (uncached by nature).
 	Client client.Client
-	// Cache lists Alerts by fingerprint (alertindex registered).
+	// Cache lists Alerts by fingerprint (the fingerprint index registered).
 	Cache client.Reader
 	// APIReader reads around the cache after a conflict.
 	APIReader client.Reader
@@ -124,8 +122,8 @@ type outcome struct {
 }
 
 // ForManager returns an Intake that writes as mgr's identity and lists
-// Alerts by fingerprint from its cache (alertindex must be registered on
-// it before the cache starts).
+// Alerts by fingerprint from its cache (fingerprint.RegisterIndex must
+// have run on it before the cache starts).
 func ForManager(mgr manager.Manager) *Intake {
 	return &Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
 }
@@ -165,7 +163,7 @@ func HashKey(caller, key string) string {
 // Ingest counts one occurrence and returns once it is durable.
 func (in *Intake) Ingest(ctx context.Context, req Request) (Result, error) {
 	w := &waiter{req: req, key: HashKey(req.Caller, req.Key), done: make(chan outcome, 1)}
-	k := queueKey{req.Namespace, alertindex.KeyOfSpec(&req.Spec)}
+	k := queueKey{req.Namespace, fingerprint.KeyOfSpec(&req.Spec)}
 	in.mu.Lock()
 	if in.queues == nil {
 		in.queues = map[queueKey]*queue{}
@@ -314,7 +312,7 @@ func (in *Intake) step(ctx context.Context, k queueKey, q *queue, b *batch, firs
 		return 0, err
 	}
 	now := in.Clock.Now()
-	if canon := dedupe.Canonical(alerts, pol, now); canon != nil {
+	if canon := fingerprint.Canonical(alerts, pol, now); canon != nil {
 		return 0, in.countInto(ctx, q, canon, b, now)
 	}
 	if in.awaitingDecision(ctx, k.namespace, q, alerts) {
@@ -327,7 +325,7 @@ func (in *Intake) step(ctx context.Context, k queueKey, q *queue, b *batch, firs
 // write where the cache has not caught up with it, and forgets the Alert we
 // created once the cache shows it decided.
 func (in *Intake) alertsOf(ctx context.Context, k queueKey, q *queue) ([]*v1.Alert, error) {
-	items, err := alertindex.List(ctx, in.Cache, k.namespace, k.fingerprint)
+	items, err := fingerprint.List(ctx, in.Cache, k.namespace, k.fingerprint)
 	if err != nil {
 		return nil, err
 	}
@@ -462,7 +460,7 @@ func newAlert(w *waiter) *v1.Alert {
 	for k, v := range w.req.Labels {
 		a.Labels[k] = v
 	}
-	a.Labels[v1.FingerprintLabel] = alertindex.Key(a)
+	a.Labels[v1.FingerprintLabel] = fingerprint.Key(a)
 	for k, v := range w.req.Annotations {
 		a.Annotations[k] = v
 	}
@@ -645,7 +643,7 @@ func (in *Intake) Resolve(ctx context.Context, namespace string, spec v1.AlertSp
 // status.firing.instances holds it: for a source that no longer knows the
 // key it counted with (an SLOPolicy deleted while it burned).
 func (in *Intake) ResolveInstance(ctx context.Context, namespace string, spec v1.AlertSpec, hashed, by string, at time.Time) (Result, error) {
-	fp := alertindex.KeyOfSpec(&spec)
+	fp := fingerprint.KeyOfSpec(&spec)
 	for attempt := range maxAttempts {
 		if attempt > 0 {
 			select {
@@ -654,7 +652,7 @@ func (in *Intake) ResolveInstance(ctx context.Context, namespace string, spec v1
 			case <-time.After(backoff(attempt)):
 			}
 		}
-		items, err := alertindex.List(ctx, in.Cache, namespace, fp)
+		items, err := fingerprint.List(ctx, in.Cache, namespace, fp)
 		if err != nil {
 			return Result{}, err
 		}

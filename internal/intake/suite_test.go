@@ -20,7 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/alertbridge/alertbridge/controllers"
-	"github.com/alertbridge/alertbridge/internal/alertindex"
+	"github.com/alertbridge/alertbridge/internal/fingerprint"
 	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/test/integration/testenv"
@@ -109,7 +109,7 @@ func replicaIntake() *intake.Intake {
 	Expect(err).NotTo(HaveOccurred())
 	mctx, cancel := context.WithCancel(ctx)
 	DeferCleanup(cancel)
-	Expect(alertindex.Register(mctx, mgr.GetFieldIndexer())).To(Succeed())
+	Expect(fingerprint.RegisterIndex(mctx, mgr.GetFieldIndexer())).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(mctx)).To(Succeed())

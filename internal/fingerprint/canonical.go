@@ -1,10 +1,11 @@
-// Package dedupe is the one rule that decides which Alert absorbs an
-// occurrence of a fingerprint. The Alert controller applies it when it folds
-// Alerts created by anyone; the HTTP intake applies it before it counts a
-// batch into a canonical Alert. Only the controller decides Alerts that are
-// new: the intake either counts into the canonical this rule names, or
-// creates an Alert and leaves its decision to the controller.
-package dedupe
+package fingerprint
+
+// Canonical is the one rule that decides which Alert absorbs an occurrence
+// of a fingerprint. The Alert controller applies it when it folds Alerts
+// created by anyone; the HTTP intake applies it before it counts a batch
+// into a canonical Alert. Only the controller decides Alerts that are new:
+// the intake either counts into the canonical this rule names, or creates
+// an Alert and leaves its decision to the controller.
 
 import (
 	"cmp"
