@@ -135,6 +135,8 @@ type Authenticator struct {
 	// clients holds each client's failed-review limiter.
 	clientsMu sync.Mutex
 	clients   *utilcache.LRUExpireCache
+	// takeMu makes a limiter's check and reservation one step.
+	takeMu sync.Mutex
 	// flights makes concurrent reviews of one token from one client, and
 	// identical SubjectAccessReviews, one request.
 	flights singleflight.Group
@@ -304,10 +306,9 @@ func (a *Authenticator) review(ctx context.Context, client, token string) (*User
 	defer cancel()
 	v, err, _ := a.flights.Do("token\x01"+client+"\x01"+key, func() (any, error) {
 		now := a.now()
-		reservation := a.limiter(client).ReserveN(now, 1)
-		if delay := reservation.DelayFrom(now); !reservation.OK() || delay > 0 {
-			reservation.CancelAt(now)
-			return nil, &limitedError{client: client, retryAfter: max(1, int((delay+time.Second-1)/time.Second))}
+		reservation, retryAfter := a.take(client, now)
+		if reservation == nil {
+			return nil, &limitedError{client: client, retryAfter: retryAfter}
 		}
 		u, err := a.authenticate(shared, key, token)
 		if err == nil {
@@ -437,6 +438,22 @@ func (a *Authenticator) limiter(client string) *rate.Limiter {
 	l := rate.NewLimiter(rate.Every(FailedReviewInterval), FailedReviewBurst)
 	a.clients.Add(client, l, idle)
 	return l
+}
+
+// take reserves one failed review of client's at now, or says in how many
+// seconds one is free. It reserves only what is free at once: a
+// reservation for later, cancelled as a refused request's is, gives back
+// less than it took while other reservations follow it, so concurrent
+// refusals pushed a client's wait (and Retry-After) past one interval.
+func (a *Authenticator) take(client string, now time.Time) (*rate.Reservation, int) {
+	l := a.limiter(client)
+	a.takeMu.Lock()
+	defer a.takeMu.Unlock()
+	if tokens := l.TokensAt(now); tokens < 1 {
+		wait := time.Duration((1 - tokens) * float64(FailedReviewInterval))
+		return nil, max(1, int((wait+time.Second-1)/time.Second))
+	}
+	return l.ReserveN(now, 1), 0
 }
 
 // clientOf is who a request comes from, for the failed-review limit: its
