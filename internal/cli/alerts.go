@@ -124,7 +124,7 @@ func leaseError(err error) error {
 
 // printAlerts prints Alerts as kubectl get does; single prints one Alert
 // as itself rather than in a List.
-func printAlerts(w io.Writer, output string, alerts []v1.Alert, single, withNamespace bool, now time.Time) error {
+func printAlerts(w io.Writer, output outputFlags, alerts []v1.Alert, single, withNamespace bool, now time.Time) error {
 	return printObjects(w, output, ptrs(alerts), single, withNamespace, func() *metav1.Table {
 		t := newTable("Name", "Phase", "Service", "Env", "Kind", "Severity", "Occurrences", "Holder", "Attempts", "Last Seen", "Title",
 			"Source:wide", "Fingerprint:wide", "Incident:wide", "Last Error:wide")

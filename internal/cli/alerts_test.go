@@ -182,7 +182,7 @@ var _ = Describe("alertbridge alerts", func() {
 		Expect(r.err).To(ContainSubstring("--status-in"))
 	})
 
-	It("prints in kubectl get's formats: wide, yaml, name, jsonpath, go-template and custom-columns", func() {
+	It("prints in kubectl get's formats: wide, yaml, name, jsonpath, go-template and custom-columns, with or without headers", func() {
 		first := ingest("p1")
 		second := ingest("p2")
 		names := []string{first.AlertRef, second.AlertRef}
@@ -196,6 +196,12 @@ var _ = Describe("alertbridge alerts", func() {
 		succeeded(wide)
 		Expect(wide.out).To(MatchRegexp(`TITLE\s+SOURCE\s+FINGERPRINT\s+INCIDENT\s+LAST ERROR\n`))
 		Expect(wide.out).To(ContainSubstring("monitor@node1"))
+
+		bare := run("", "alerts", "list", "-n", ns, "--no-headers")
+		succeeded(bare)
+		Expect(strings.Split(strings.TrimSpace(bare.out), "\n")).To(HaveLen(2))
+		Expect(bare.out).NotTo(ContainSubstring("PHASE"))
+		Expect(run("", "alerts", "list", "-n", ns, "--status-in", "acked", "--no-headers").out).To(BeEmpty(), "no rows, nothing printed")
 
 		y := run("", "alerts", "list", "-n", ns, "-o", "yaml")
 		succeeded(y)
@@ -221,6 +227,9 @@ var _ = Describe("alertbridge alerts", func() {
 		succeeded(cc)
 		Expect(cc.out).To(MatchRegexp(`^NAME\s+PHASE\s+HOST\n`))
 		Expect(cc.out).To(MatchRegexp(names[0] + `\s+New\s+p[12]\n`))
+		ccBare := run("", "alerts", "list", "-n", ns, "--no-headers", "-o", "custom-columns=NAME:.metadata.name")
+		succeeded(ccBare)
+		Expect(strings.Fields(ccBare.out)).To(ConsistOf(names[0], names[1]))
 
 		// One Alert named is printed as itself, not in a List.
 		claimed := decode[list](run("", "alerts", "claim", "-n", ns, "--owner", "agent-a", "--limit", "1", "-o", "json"))

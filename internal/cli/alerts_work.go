@@ -22,7 +22,7 @@ type listOptions struct {
 	statusIn      []string
 	env, source   string
 	service       string
-	output        string
+	output        outputFlags
 }
 
 func newAlertsListCommand(app *App) *cobra.Command {
@@ -81,7 +81,7 @@ type claimOptions struct {
 	limit         int
 	window        time.Duration
 	lockTTL       time.Duration
-	output        string
+	output        outputFlags
 }
 
 func newAlertsClaimCommand(app *App) *cobra.Command {
@@ -153,7 +153,7 @@ type leaseOptions struct {
 	lastError  string
 	retryAfter time.Duration
 	lockTTL    time.Duration
-	output     string
+	output     outputFlags
 }
 
 func newAlertsRenewCommand(app *App) *cobra.Command {

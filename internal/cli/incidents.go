@@ -41,8 +41,9 @@ func newIncidentsCommand(app *App) *cobra.Command {
 
 func newIncidentListCommand(app *App, use, short string, openOnly bool) *cobra.Command {
 	var (
-		service, env, out string
-		all               bool
+		service, env string
+		out          outputFlags
+		all          bool
 	)
 	cmd := &cobra.Command{
 		Use:   use,
@@ -89,7 +90,8 @@ func newIncidentListCommand(app *App, use, short string, openOnly bool) *cobra.C
 }
 
 func newIncidentCloseCommand(app *App) *cobra.Command {
-	var note, out string
+	var note string
+	var out outputFlags
 	cmd := &cobra.Command{
 		Use:   "close NAME",
 		Short: "Close an Incident (a note is required; Closed is terminal)",
@@ -125,7 +127,8 @@ func newIncidentCloseCommand(app *App) *cobra.Command {
 }
 
 func newIncidentStateCommand(app *App) *cobra.Command {
-	var note, out string
+	var note string
+	var out outputFlags
 	cmd := &cobra.Command{
 		Use:   "state NAME Open|Mitigating|Resolved|Closed",
 		Short: "Move an Incident to another state (Closed needs --note)",
@@ -177,7 +180,8 @@ func parseState(s string) (v1.IncidentState, bool) {
 }
 
 func newIncidentNoteCommand(app *App) *cobra.Command {
-	var note, out string
+	var note string
+	var out outputFlags
 	cmd := &cobra.Command{
 		Use:   "note NAME",
 		Short: "Add a note to an Incident's timeline (and spec.note)",
@@ -229,7 +233,7 @@ func incidentClient(app *App) (client.Client, string, error) {
 	return c, ns, err
 }
 
-func printIncidents(w io.Writer, output string, items []v1.Incident, withNamespace bool) error {
+func printIncidents(w io.Writer, output outputFlags, items []v1.Incident, withNamespace bool) error {
 	now := time.Now()
 	return printObjects(w, output, ptrs(items), false, withNamespace, func() *metav1.Table {
 		t := newTable("Name", "State", "Severity", "Service", "Env", "Alerts", "Triage Runs", "Cooldown Until", "Age", "Title",

@@ -31,9 +31,16 @@ const (
 // objectFormats is what -o accepts where objects are printed.
 var objectFormats = strings.Join(get.NewGetPrintFlags().AllowedFormats(), "|")
 
-func addOutputFlag(cmd *cobra.Command, out *string) {
-	cmd.Flags().StringVarP(out, "output", "o", outputTable,
+// outputFlags are -o and --no-headers of a command that prints objects.
+type outputFlags struct {
+	format    string
+	noHeaders bool
+}
+
+func addOutputFlag(cmd *cobra.Command, out *outputFlags) {
+	cmd.Flags().StringVarP(&out.format, "output", "o", outputTable,
 		"output format: "+objectFormats+" (as kubectl get), or empty for a table")
+	cmd.Flags().BoolVar(&out.noHeaders, "no-headers", false, "print tables (the default, wide and custom-columns) without their header")
 }
 
 func addDataOutputFlag(cmd *cobra.Command, out *string, empty string) {
@@ -42,7 +49,7 @@ func addDataOutputFlag(cmd *cobra.Command, out *string, empty string) {
 
 // checkOutput refuses, before anything is read or written, a format no
 // printer takes (or a template that does not parse).
-func checkOutput(out string) error {
+func checkOutput(out outputFlags) error {
 	if _, err := objectPrinter(out, false); err != nil {
 		return Exit(ExitUsage, fmt.Errorf("--output: %w", err))
 	}
@@ -57,25 +64,29 @@ func checkDataOutput(out string) error {
 	return Exit(ExitUsage, fmt.Errorf("--output %q is not supported: use json or yaml", out))
 }
 
-func objectPrinter(format string, withNamespace bool) (printers.ResourcePrinter, error) {
+func objectPrinter(out outputFlags, withNamespace bool) (printers.ResourcePrinter, error) {
 	pf := get.NewGetPrintFlags()
-	pf.OutputFormat = &format
+	pf.OutputFormat = &out.format
+	pf.NoHeaders = &out.noHeaders
 	pf.HumanReadableFlags.WithNamespace = withNamespace
 	return pf.ToPrinter()
 }
 
-func isTable(format string) bool { return format == outputTable || format == outputWide }
+func isTable(out outputFlags) bool { return out.format == outputTable || out.format == outputWide }
 
 // printObjects prints objs as kubectl get does: a table (wide adds the
 // columns of priority 1), or, in any other format, one object when single
 // and a List otherwise. empty is said instead of an empty table.
-func printObjects[T client.Object](w io.Writer, format string, objs []T, single, withNamespace bool, table func() *metav1.Table, empty string) error {
-	p, err := objectPrinter(format, withNamespace)
+func printObjects[T client.Object](w io.Writer, out outputFlags, objs []T, single, withNamespace bool, table func() *metav1.Table, empty string) error {
+	p, err := objectPrinter(out, withNamespace)
 	if err != nil {
 		return Exit(ExitUsage, fmt.Errorf("--output: %w", err))
 	}
-	if isTable(format) {
+	if isTable(out) {
 		if len(objs) == 0 {
+			if out.noHeaders {
+				return nil // a script reading rows gets none
+			}
 			_, err := fmt.Fprintln(w, empty)
 			return err
 		}

@@ -78,7 +78,7 @@ type silencesAddOptions struct {
 	comment    string
 	name       string
 	wait       time.Duration
-	output     string
+	output     outputFlags
 }
 
 func newSilencesAddCommand(app *App) *cobra.Command {
@@ -217,7 +217,7 @@ func waitAccepted(ctx context.Context, c client.Client, s *v1.Silence, timeout t
 type silencesListOptions struct {
 	expired       bool
 	allNamespaces bool
-	output        string
+	output        outputFlags
 }
 
 func newSilencesListCommand(app *App) *cobra.Command {
@@ -273,7 +273,7 @@ func (o *silencesListOptions) run(ctx context.Context, app *App) error {
 	return printSilences(app.Out, o.output, out, o.allNamespaces, now)
 }
 
-func printSilences(w io.Writer, output string, items []v1.Silence, withNamespace bool, now time.Time) error {
+func printSilences(w io.Writer, output outputFlags, items []v1.Silence, withNamespace bool, now time.Time) error {
 	return printObjects(w, output, ptrs(items), false, withNamespace, func() *metav1.Table {
 		t := newTable("Name", "State", "Matchers", "Starts", "Ends", "Created By", "Comment", "Starts At:wide", "Ends At:wide")
 		for i := range items {
@@ -353,7 +353,7 @@ func expireSilence(ctx context.Context, w io.Writer, c client.Client, key client
 
 type silencesQueryOptions struct {
 	allNamespaces bool
-	output        string
+	output        outputFlags
 }
 
 func newSilencesQueryCommand(app *App) *cobra.Command {

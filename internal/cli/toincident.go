@@ -18,7 +18,7 @@ func newToIncidentCommand(app *App) *cobra.Command {
 		capFlag string
 		window  time.Duration
 		sig     string
-		out     string
+		out     outputFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "to-incident ALERT",
