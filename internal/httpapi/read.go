@@ -57,7 +57,7 @@ func (s *Server) readRoutes() {
 }
 
 // readParams are the query parameters of the read endpoints, each accepted
-// in camelCase and in the runbook's snake_case.
+// in camelCase and in snake_case (the tool endpoint's spelling).
 type readParams struct {
 	namespace string
 	filter    query.AlertFilter

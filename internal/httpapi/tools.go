@@ -25,11 +25,11 @@ import (
 	"github.com/alertbridge/alertbridge/internal/query"
 )
 
-// POST /v1/tools/execute is the runbook's tool router, unchanged: an agent
-// written for it sends {"tool": "alert_ingest_tool", "action": "claim",
-// "window_minutes": 240, ...} with the runbook's parameter names and reads
-// the runbook's answer fields (accepted, deduped, alert_ref, occurrences,
-// errors). Every action is the same code as the /v1 endpoints and MCP.
+// POST /v1/tools/execute is the tool endpoint: an agent sends {"tool":
+// "alert_ingest_tool", "action": "claim", "window_minutes": 240, ...} with
+// snake_case parameter names and reads snake_case answer fields (accepted,
+// deduped, alert_ref, occurrences, errors), the shape tool-calling agents
+// written against a SQL-backed alert queue already use. Every action is the same code as the /v1 endpoints and MCP.
 //
 // Validation failures answer HTTP 200 with accepted: false and the errors,
 // as the runbook's router did; every other refusal keeps its /v1 status

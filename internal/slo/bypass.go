@@ -37,7 +37,9 @@ func BypassAnnotations(until time.Time, reason, by string) map[string]string {
 // (nil or empty: clear the bypass), as `alertbridge slo bypass` and the
 // HTTP API do. It is a merge patch under the resourceVersion read, so a
 // bypass set or cleared by someone else in between is never overwritten
-// unseen; a conflict is read again and retried (DECISIONS D6). The
+// unseen; a conflict is read again and retried with jittered backoff
+// (kube.RetryConflicts), as a command or an HTTP request has no work queue
+// to return to. The
 // admission policies alertbridge-slopolicy-edit and alertbridge-bypass-by
 // judge the write.
 func WriteBypass(ctx context.Context, c client.Client, key client.ObjectKey, ann map[string]string) (*v1.SLOPolicy, error) {
