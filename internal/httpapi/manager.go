@@ -38,5 +38,5 @@ func ForManager(mgr manager.Manager, cfg Config) (*Server, error) {
 	if cfg.Intake == nil {
 		cfg.Intake = intake.ForManager(mgr)
 	}
-	return newServer(cfg, mgr.GetClient(), &Authenticator{Client: cs, Audiences: cfg.Audiences}, nil), nil
+	return newServer(cfg, mgr.GetClient(), &Authenticator{Client: cs, Audiences: cfg.Audiences}), nil
 }

@@ -126,11 +126,8 @@ const (
 // manager's cache); auth checks callers. Only ForManager calls it, so
 // neither a test nor another package can build a server that is wired
 // otherwise than `alertbridge serve` wires it.
-func newServer(cfg Config, reader client.Reader, auth *Authenticator, clk clock.PassiveClock) *Server {
-	if clk == nil {
-		clk = clock.RealClock{}
-	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), reader: reader, auth: auth, clock: clk, seen: claim.NewSeen(claimsSeen)}
+func newServer(cfg Config, reader client.Reader, auth *Authenticator) *Server {
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), reader: reader, auth: auth, clock: clock.RealClock{}, seen: claim.NewSeen(claimsSeen)}
 	s.register()
 	return s
 }
