@@ -295,11 +295,10 @@ func (r *AlertReconciler) finishFolds(ctx context.Context, canon *v1.Alert, byUI
 	return nil
 }
 
-// patchStatus writes a's status as a merge patch from orig under orig's
-// resourceVersion: only what changed is sent, and a write someone else made
-// since our read is a conflict, never overwritten.
+// patchStatus writes a's status, changed from orig, through the one Alert
+// status writer: a conflict goes back to the work queue.
 func (r *AlertReconciler) patchStatus(ctx context.Context, a, orig *v1.Alert) error {
-	return r.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	return alertstate.Writer{Client: r.Client}.Patch(ctx, a, orig)
 }
 
 // firedBy records in s the firing instance that created a, if one did: an

@@ -194,6 +194,36 @@ type AlertAck struct {
 	At metav1.Time `json:"at"`
 }
 
+// Who writes each field of AlertStatus. Every writer goes through one
+// path, alertstate.Writer: a merge patch under the resourceVersion it read,
+// so writers of the same field never overwrite each other, they conflict
+// and decide again. "Controller" is the operator's Alert controller,
+// "intake" the counting of HTTP, Alertmanager and SLO-burn occurrences on
+// the fingerprint's owner, "claimer" an agent (CLI, HTTP API, MCP, Go
+// client) holding or taking the lease, "conversion" whoever converts the
+// Alert into an Incident (a person, an agent, the auto-incident controller).
+//
+//	field                       written by
+//	observedGeneration          controller
+//	conditions Deduplicated     controller
+//	conditions Silenced         controller
+//	conditions Claimed          claimer; controller when a lease ends or is shortened
+//	conditions Resolved         intake
+//	phase                       controller: the first decision (New or Deduplicated),
+//	                            and Processing or Failed back to New on its timers;
+//	                            claimer: New to Processing, Processing to Acked or Failed;
+//	                            intake: to Acked when the source resolves an unheld Alert
+//	fingerprint, firstSeenAt    controller (first decision)
+//	occurrences, lastSeenAt,    intake (occurrences it counts);
+//	ingestKeys                  controller (duplicates created as Alerts, which it folds)
+//	firing                      intake; controller for an Alert a firing created
+//	duplicateOf, pendingFolds   controller
+//	claim, attempts             claimer; controller shortens a lease (claim only)
+//	lastError, retryAfter       claimer (fail)
+//	ack                         claimer (ack); intake (resolved at source)
+//	resolvedAt                  intake
+//	incidentRef                 conversion
+
 // AlertStatus is the observed state of an Alert.
 // +kubebuilder:validation:XValidation:rule="!has(self.phase) || self.phase != 'Processing' || has(self.claim)",message="status.claim is required when status.phase is Processing",fieldPath=".claim"
 // +kubebuilder:validation:XValidation:rule="!has(self.phase) || self.phase != 'Deduplicated' || (has(self.duplicateOf) && size(self.duplicateOf) > 0)",message="status.duplicateOf is required when status.phase is Deduplicated",fieldPath=".duplicateOf"

@@ -3,7 +3,7 @@
 // move Alerts through these functions, so the transitions, conditions and
 // bookkeeping are the same whoever writes them. The API server enforces the
 // same transition table with CEL; these functions never produce a transition
-// it would refuse.
+// it would refuse. Writer is the one path that writes what they decide.
 package alertstate
 
 import (

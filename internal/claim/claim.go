@@ -27,7 +27,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/lru"
@@ -35,6 +34,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/policy"
 	"github.com/alertbridge/alertbridge/internal/query"
 )
@@ -504,8 +504,9 @@ func (c *Claimer) take(ctx context.Context, a *v1.Alert, who alertstate.Caller, 
 	} else if err != nil {
 		return false, err
 	}
-	patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
-	err := c.Client.Status().Patch(ctx, a, patch)
+	// One attempt: a conflict means another claimer took it first, and the
+	// claim moves on to another candidate.
+	err := alertstate.Writer{Client: c.Client}.Patch(ctx, a, orig)
 	switch {
 	case err == nil:
 		c.seen().put(a)
@@ -696,9 +697,10 @@ func (c *Claimer) caller(ctx context.Context, owner string) (alertstate.Caller, 
 	return alertstate.Caller{Owner: owner, User: c.User}, nil
 }
 
-// update applies op and writes with the resourceVersion it read, re-reading
-// and retrying on conflict and checking the holder again on every attempt:
-// a lease lost between two attempts is refused, never overwritten. The
+// update applies op and writes with the resourceVersion it read, checking
+// the holder again on every attempt: a lease lost between two attempts is
+// refused, never overwritten. A conflict is retried on a fresh read
+// (kube.ConflictBackoff: a command or a request has no work queue). The
 // first attempt starts from the Alert as Seen holds it, when it does.
 func (c *Claimer) update(ctx context.Context, key client.ObjectKey, verb, owner string,
 	op func(*v1.Alert, alertstate.Caller, time.Time) error) (*v1.Alert, error) {
@@ -706,41 +708,21 @@ func (c *Claimer) update(ctx context.Context, key client.ObjectKey, verb, owner 
 	if err != nil {
 		return nil, err
 	}
-	a := c.seen().get(key)
-	attempt := func() error {
+	w := alertstate.Writer{Client: c.Client, Retry: kube.ConflictBackoff}
+	a, err := w.Update(ctx, key, c.seen().get(key), func(a *v1.Alert) (bool, error) {
 		if c.Admit != nil {
 			if err := c.Admit(ctx, verb, a); err != nil {
-				return err
+				return false, err
 			}
 		}
-		orig := a.DeepCopy()
 		if err := op(a, who, c.now()); err != nil {
 			var nh *alertstate.NotHolderError
 			if errors.As(err, &nh) {
 				nh.Alert = a.Name
 			}
-			return err
+			return false, err
 		}
-		return c.Client.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
-	}
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		// A remembered copy may be stale whichever way it answers: only a
-		// write it wins stands; a refusal or a conflict is decided again
-		// on the Alert as read now.
-		if a != nil {
-			if err := attempt(); err == nil {
-				return nil
-			}
-		}
-		a = &v1.Alert{}
-		if err := c.Client.Get(ctx, key, a); err != nil {
-			return err
-		}
-		err := attempt()
-		if apierrors.IsConflict(err) {
-			a = nil
-		}
-		return err
+		return true, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to %s Alert %s: %w", verb, key, err)

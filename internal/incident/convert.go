@@ -311,30 +311,27 @@ func (cv *converter) link(ctx context.Context, a *v1.Alert, incident string) (bo
 	key := client.ObjectKeyFromObject(a)
 	known := refName(a.Status.IncidentRef)
 	linked := false
-	write := func() error {
-		*a = v1.Alert{}
-		if err := cv.Client.Get(ctx, key, a); err != nil {
-			return err
-		}
+	w := alertstate.Writer{Client: cv.Client, Reader: cv.reader(), Retry: cv.Retry}
+	got, err := w.Update(ctx, key, nil, func(a *v1.Alert) (bool, error) {
+		linked = false
 		if err := cv.mayLink(a); err != nil {
-			return err
+			return false, err
 		}
 		switch refName(a.Status.IncidentRef) {
 		case incident:
-			return nil
+			return false, nil
 		case known:
 		default:
-			return errRelinked
+			return false, errRelinked
 		}
-		orig := a.DeepCopy()
 		a.Status.IncidentRef = &v1.LocalObjectReference{Name: incident}
-		if err := cv.Client.Status().Patch(ctx, a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return err
-		}
 		linked = true
-		return nil
+		return true, nil
+	})
+	if got != nil {
+		*a = *got
 	}
-	if err := cv.do(ctx, "Alert "+key.String(), write); err != nil {
+	if err != nil {
 		if errors.Is(err, errRelinked) {
 			return false, err
 		}

@@ -28,6 +28,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -127,6 +128,14 @@ type outcome struct {
 func ForManager(mgr manager.Manager) *Intake {
 	return &Intake{Client: mgr.GetClient(), Cache: mgr.GetCache(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{}}
 }
+
+// resolveBackoff paces the retries of a resolution that met a conflict: it
+// races the counting writes of its fingerprint, which a storm makes
+// frequent, so it tries as often as a batch does.
+var resolveBackoff = wait.Backoff{Steps: maxAttempts, Duration: 2 * time.Millisecond, Factor: 2, Jitter: 1, Cap: maxBackoff}
+
+// errUndecided: the Alert a resolution names has no phase yet.
+var errUndecided = errors.New("the controller has not decided the Alert yet")
 
 // defaultMaxPending bounds the occurrences waiting on one fingerprint.
 const defaultMaxPending = 20000
@@ -407,8 +416,9 @@ func (in *Intake) countInto(ctx context.Context, q *queue, canon *v1.Alert, b *b
 	if c.Status.LastSeenAt == nil || now.After(c.Status.LastSeenAt.Time) {
 		c.Status.LastSeenAt = &metav1.Time{Time: now}
 	}
-	patch := client.MergeFromWithOptions(canon, client.MergeFromWithOptimisticLock{})
-	if err := in.Client.Status().Patch(ctx, c, patch); err != nil {
+	// One attempt: on a conflict the fingerprint's queue reads again and
+	// counts the batch anew (commit).
+	if err := (alertstate.Writer{Client: in.Client}).Patch(ctx, c, canon); err != nil {
 		return err
 	}
 	q.lastWritten = c.DeepCopy()
@@ -669,24 +679,23 @@ func (in *Intake) ResolveInstance(ctx context.Context, namespace string, spec v1
 				return Result{Accepted: true}, err
 			}
 		}
-		var a v1.Alert
-		if err := in.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: alertstate.CanonicalName(h)}, &a); err != nil {
-			return Result{}, fmt.Errorf("failed to read Alert %s/%s: %w", namespace, alertstate.CanonicalName(h), err)
-		}
-		if a.Status.Phase == "" {
+		key := client.ObjectKey{Namespace: namespace, Name: alertstate.CanonicalName(h)}
+		w := alertstate.Writer{Client: in.Client, Reader: in.APIReader, Retry: resolveBackoff}
+		a, err := w.Update(ctx, key, nil, func(a *v1.Alert) (bool, error) {
+			if a.Status.Phase == "" {
+				return false, errUndecided
+			}
+			return alertstate.Resolve(&a.Status, hashed, alertstate.Caller{User: by}, at, in.Clock.Now()), nil
+		})
+		switch {
+		case errors.Is(err, errUndecided):
 			continue // the controller has not decided it yet: its firing is recorded then
+		case err != nil:
+			return Result{}, fmt.Errorf("failed to resolve Alert %s: %w", key, err)
 		}
-		res := Result{Accepted: true, Deduped: true, AlertRef: a.Name, Occurrences: a.Status.Occurrences}
-		orig := a.DeepCopy()
-		if !alertstate.Resolve(&a.Status, hashed, alertstate.Caller{User: by}, at, in.Clock.Now()) {
-			return res, nil
-		}
-		err = in.Client.Status().Patch(ctx, &a, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
-		if err == nil || !apierrors.IsConflict(err) {
-			return res, err
-		}
+		return Result{Accepted: true, Deduped: true, AlertRef: a.Name, Occurrences: a.Status.Occurrences}, nil
 	}
-	return Result{}, errors.New("failed to resolve the Alert: too much contention")
+	return Result{}, errors.New("failed to resolve the Alert: the controller has not decided it yet")
 }
 
 // liveHolder finds, reading the API server, the Alert of a fingerprint that
