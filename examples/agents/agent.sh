@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The agent loop of the runbook against alertbridge's tool endpoint, with
-# curl only: claim 25 -> work -> ack, or fail with a retry. An agent written
-# for the runbook's router works the same way: change the base URL, send a
+# An agent loop against alertbridge's tool endpoint, with curl only: claim
+# 25 -> work -> ack, or fail with a retry. An agent written for a
+# snake_case tool router works the same way: change the base URL, send a
 # bearer token.
 #
 #   ALERTBRIDGE_URL=https://alertbridge.alertbridge-system.svc:8090 \
@@ -34,7 +34,7 @@ while true; do
     title=$(grep -o "\"alert_ref\":\"$ref\"[^}]*" <<<"$claimed" | grep -o '"title":"[^"]*"' | cut -d'"' -f4)
     if [[ $title == *unhandled* ]]; then
       # A 409 means the lease ran out and someone else holds it now.
-      tool "{\"tool\":\"alert_ingest_tool\",\"action\":\"fail\",\"alert_ref\":\"$ref\",\"error\":\"no runbook\",\"retry_after_seconds\":300}" >/dev/null &&
+      tool "{\"tool\":\"alert_ingest_tool\",\"action\":\"fail\",\"alert_ref\":\"$ref\",\"error\":\"no remediation known\",\"retry_after_seconds\":300}" >/dev/null &&
         echo "failed $ref" || echo "could not fail $ref"
     else
       tool "{\"tool\":\"alert_ingest_tool\",\"action\":\"ack\",\"alert_ref\":\"$ref\",\"note\":\"handled by $OWNER\"}" >/dev/null &&

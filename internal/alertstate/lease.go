@@ -11,8 +11,8 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 )
 
-// Caller is who works an Alert: the owner name an agent loop goes by (the
-// runbook's sofiia-supervisor, recorded as claim.holderIdentity) and the
+// Caller is who works an Alert: the owner name an agent loop goes by (e.g.
+// triage-supervisor, recorded as claim.holderIdentity) and the
 // Kubernetes user the API server authenticated (claim.holderUser, ack.by).
 // The API server's admission policy enforces the user; the owner lets one
 // user run several loops that keep out of each other's leases.

@@ -1,7 +1,7 @@
 // Package ingest decodes the HTTP ingest JSON — one alert, or
 // {"alerts": [...]} — into Alert specs. The JSON fields are the Alert spec
-// fields in camelCase; the runbook's snake_case names (dedupe_ttl_minutes, …)
-// are accepted too. Every problem comes back as a field error naming the
+// fields in camelCase; snake_case names (dedupe_ttl_minutes, …), as
+// tool-calling agents send them, are accepted too. Every problem comes back as a field error naming the
 // field, so a monitor learns what to fix before anything reaches the API
 // server. Pure: the CLI and the HTTP API both call it.
 package ingest

@@ -1,6 +1,7 @@
 package mirror
 
-// DSN environment variables, in the order the runbook reads them.
+// DSN environment variables, in the order they are read: the alert-specific
+// one first, then the conventional DATABASE_URL.
 const (
 	EnvAlertDatabaseURL = "ALERT_DATABASE_URL"
 	EnvDatabaseURL      = "DATABASE_URL"

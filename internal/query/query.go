@@ -1,4 +1,4 @@
-// Package query answers the runbook's read questions over Alerts, Incidents
+// Package query answers the read questions of on-call over Alerts, Incidents
 // and SLOPolicies — list with filters, the operational dashboard (counts by
 // status, top signatures, latest alerts, open incidents, gates) — as pure
 // functions over objects, so the CLI, the HTTP API and the page give the
@@ -45,7 +45,7 @@ func LastSeen(a *v1.Alert) time.Time {
 	return a.CreationTimestamp.Time
 }
 
-// AlertFilter is the runbook's list filter; zero fields match everything.
+// AlertFilter is the Alert list's filter; zero fields match everything.
 type AlertFilter struct {
 	// Window keeps Alerts last seen inside it; 0 keeps all.
 	Window  time.Duration

@@ -133,7 +133,7 @@ func (a *agent) run(ctx context.Context, once bool) error {
 // handle so that it comes back after retryAfter.
 func work(_ context.Context, al alert) error {
 	if strings.Contains(al.Title, "unhandled") {
-		return fmt.Errorf("no runbook for %s/%s", al.Service, al.Kind)
+		return fmt.Errorf("no remediation known for %s/%s", al.Service, al.Kind)
 	}
 	log.Printf("handled %s (%s)", al.AlertRef, al.Title)
 	return nil
