@@ -233,7 +233,7 @@ func newSilencesListCommand(app *App) *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVarP(&o.expired, "expired", "e", false, "show the expired Silences instead")
 	f.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "list across every namespace you may list")
-	addOutputFlag(cmd, &o.output)
+	addListOutputFlags(cmd, &o.output)
 	return cmd
 }
 
@@ -371,7 +371,7 @@ service, env, kind, severity, alertname (= kind) and namespace.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), app, args) },
 	}
 	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "match the Alerts of every namespace you may list")
-	addOutputFlag(cmd, &o.output)
+	addListOutputFlags(cmd, &o.output)
 	return cmd
 }
 
