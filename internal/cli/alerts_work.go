@@ -132,7 +132,7 @@ func (o *claimOptions) run(cmd *cobra.Command, app *App) error {
 		Namespace: ns, Window: o.window, Limit: o.limit, Owner: owner, LockTTL: o.lockTTL,
 	})
 	if errors.Is(err, claim.ErrNothingToClaim) {
-		if perr := printAlerts(app.Out, o.output, nil, false, o.allNamespaces, time.Now()); perr != nil {
+		if perr := printAlerts(app.Out, o.output.afterWrite(app.Err), nil, false, o.allNamespaces, time.Now()); perr != nil {
 			return perr
 		}
 		return Exit(ExitNothing, err)
@@ -140,7 +140,7 @@ func (o *claimOptions) run(cmd *cobra.Command, app *App) error {
 	if len(got) > 0 {
 		// Print what was taken even if the batch stopped on an error: the
 		// caller holds these leases.
-		if perr := printAlerts(app.Out, o.output, got, false, o.allNamespaces, time.Now()); perr != nil {
+		if perr := printAlerts(app.Out, o.output.afterWrite(app.Err), got, false, o.allNamespaces, time.Now()); perr != nil {
 			return perr
 		}
 	}
@@ -250,7 +250,7 @@ func (o *leaseOptions) run(cmd *cobra.Command, app *App, names []string, op func
 		done = append(done, *a)
 	}
 	if len(done) > 0 {
-		if err := printAlerts(app.Out, o.output, done, len(names) == 1, false, time.Now()); err != nil {
+		if err := printAlerts(app.Out, o.output.afterWrite(app.Err), done, len(names) == 1, false, time.Now()); err != nil {
 			return err
 		}
 	}

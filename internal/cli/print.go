@@ -42,6 +42,28 @@ type outputFlags struct {
 	// human holds --show-labels, -L and --sort-by; nil where the command
 	// does not take them.
 	human *get.HumanPrintFlags
+	// warn, when set, is where a --sort-by field found wanting is told of
+	// (see afterWrite).
+	warn io.Writer
+}
+
+// afterWrite is out for printing what a command has written (claimed,
+// renewed, acked, failed): the write is done and its result must be seen,
+// so a --sort-by field that the objects do not have is warned of on
+// errOut and the objects are printed in the command's order.
+func (out outputFlags) afterWrite(errOut io.Writer) outputFlags {
+	out.warn = errOut
+	return out
+}
+
+// unsorted is out without --sort-by.
+func (out outputFlags) unsorted() outputFlags {
+	if out.human != nil {
+		h, none := *out.human, ""
+		h.SortBy = &none
+		out.human = &h
+	}
+	return out
 }
 
 func addOutputFlag(cmd *cobra.Command, out *outputFlags) {
@@ -212,10 +234,6 @@ func describeValue(v any) string {
 // and a List otherwise; --sort-by orders either. empty is said instead of
 // an empty table.
 func printObjects[T client.Object](w io.Writer, out outputFlags, objs []T, single, withNamespace bool, table func() *metav1.Table, empty string) error {
-	p, err := objectPrinter(out, withNamespace)
-	if err != nil {
-		return Exit(ExitUsage, fmt.Errorf("--output: %w", err))
-	}
 	items := make([]unstructured.Unstructured, 0, len(objs))
 	for _, o := range objs {
 		u, err := toUnstructured(o)
@@ -226,8 +244,16 @@ func printObjects[T client.Object](w io.Writer, out outputFlags, objs []T, singl
 	}
 	if len(items) > 0 {
 		if err := checkSortField(out.sortBy(), items[0].GetKind(), items); err != nil {
-			return err
+			if out.warn == nil {
+				return err
+			}
+			fmt.Fprintf(out.warn, "warning: %v; printed unsorted\n", err)
+			out = out.unsorted()
 		}
+	}
+	p, err := objectPrinter(out, withNamespace)
+	if err != nil {
+		return Exit(ExitUsage, fmt.Errorf("--output: %w", err))
 	}
 	if isTable(out) {
 		if len(objs) == 0 {

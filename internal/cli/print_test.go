@@ -148,6 +148,14 @@ func TestBadListFlagsAreRefusedNamingTheFlag(t *testing.T) {
 			}
 		}
 	}
+	// After a write (claim, renew, ack, fail) the result is printed all the
+	// same, in the command's order, with a warning.
+	var warned bytes.Buffer
+	out, err := printed(t, listFlags(t, "--sort-by", ".spec.nothing", "--no-headers").afterWrite(&warned), threeAlerts())
+	if err != nil || strings.Join(rowNames(out), " ") != "b c a" ||
+		warned.String() != "warning: --sort-by \".spec.nothing\": no Alert printed has this field; printed unsorted\n" {
+		t.Errorf("after a write: %v, rows %q, warning %q", err, out, warned.String())
+	}
 	// Nothing to sort, nothing to refuse: kubectl get says so too.
 	if _, err := printed(t, listFlags(t, "--sort-by", ".spec.nothing"), nil); err != nil {
 		t.Errorf("an empty list: %v", err)
