@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -245,6 +246,82 @@ var _ = Describe("alertbridge alerts", func() {
 			r := run("", "alerts", "list", "-n", ns, "-o", bad)
 			Expect(r.code).To(Equal(cli.ExitUsage), "-o %s: %s", bad, r.out)
 			Expect(r.err).To(ContainSubstring("--output"), "-o %s", bad)
+		}
+
+		// --sort-by orders the table's rows and a List's items, as kubectl
+		// get does. p1 is seen again: the newest, and counted twice. The
+		// two fields order the Alerts in opposite ways, so no fixed order
+		// passes both. (--status-in leaves out the Deduplicated Alert the
+		// second p1 was until the operator removes it.)
+		again := ingest("p1")
+		Expect(again.AlertRef).To(Equal(first.AlertRef))
+		live := []string{"--status-in", "new,processing"}
+		byCount := []string{second.AlertRef, first.AlertRef}
+		byHost := []string{first.AlertRef, second.AlertRef}
+		rows := func(args ...string) []string {
+			GinkgoHelper()
+			r := run("", append(append([]string{"alerts", "list", "-n", ns, "--no-headers"}, live...), args...)...)
+			succeeded(r)
+			var names []string
+			for _, line := range strings.Split(strings.TrimSpace(r.out), "\n") {
+				names = append(names, strings.Fields(line)[0])
+			}
+			return names
+		}
+		Expect(rows("--sort-by", ".status.occurrences")).To(Equal(byCount))
+		Expect(rows("--sort-by", "{.spec.labels.host}", "-o", "wide")).To(Equal(byHost))
+		Expect(rows("--sort-by", "status.occurrences", "-o", "custom-columns=NAME:.metadata.name")).To(Equal(byCount))
+		itemNames := func(l list) []string {
+			var names []string
+			for _, a := range l.Items {
+				names = append(names, a.Name)
+			}
+			return names
+		}
+		listed := func(args ...string) result {
+			return run("", append(append([]string{"alerts", "list", "-n", ns}, live...), args...)...)
+		}
+		Expect(itemNames(decode[list](listed("-o", "json", "--sort-by", ".status.occurrences")))).To(Equal(byCount))
+		Expect(itemNames(decode[list](listed("-o", "json", "--sort-by", ".spec.labels.host")))).To(Equal(byHost))
+		y = listed("-o", "yaml", "--sort-by", ".status.occurrences")
+		succeeded(y)
+		l = list{}
+		Expect(yaml.Unmarshal([]byte(y.out), &l)).To(Succeed(), y.out)
+		Expect(itemNames(l)).To(Equal(byCount))
+		name = listed("-o", "name", "--sort-by", ".spec.labels.host")
+		succeeded(name)
+		Expect(strings.Fields(name.out)).To(Equal([]string{"alert.ops.alertbridge.io/" + byHost[0], "alert.ops.alertbridge.io/" + byHost[1]}))
+
+		// --show-labels and -L print metadata.labels, as kubectl get does.
+		var a v1.Alert
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: first.AlertRef}, &a)).To(Succeed())
+		fp := a.Labels[v1.FingerprintLabel]
+		Expect(fp).NotTo(BeEmpty())
+		labelled := listed("-L", v1.FingerprintLabel, "--label-columns", "absent", "--show-labels")
+		succeeded(labelled)
+		Expect(labelled.out).To(MatchRegexp(`^NAME\s+PHASE\s+.*\s+TITLE\s+FINGERPRINT\s+ABSENT\s+LABELS\n`))
+		Expect(labelled.out).To(MatchRegexp(first.AlertRef + `\s.*\s` + regexp.QuoteMeta(fp) + `\s+\S*` + regexp.QuoteMeta(v1.FingerprintLabel+"="+fp)))
+		wideLabels := listed("-o", "wide", "-L", v1.FingerprintLabel)
+		succeeded(wideLabels)
+		Expect(wideLabels.out).To(MatchRegexp(`LAST ERROR\s+FINGERPRINT\n`))
+
+		// Bad label and sort flags are refused, naming the flag, before
+		// anything is printed.
+		for _, bad := range [][]string{
+			{"--sort-by", "{.metadata.name"},
+			{"--sort-by", ".spec.nothing"},
+			{"--sort-by", ".metadata.labels", "-o", "json"},
+			{"--show-labels", "-o", "yaml"},
+			{"-L", "host", "-o", "custom-columns=NAME:.metadata.name"},
+		} {
+			r := run("", append([]string{"alerts", "list", "-n", ns}, bad...)...)
+			Expect(r.code).To(Equal(cli.ExitUsage), "%v: %s", bad, r.out)
+			Expect(r.out).To(BeEmpty(), "%v", bad)
+			flag := bad[0]
+			if flag == "-L" {
+				flag = "--label-columns"
+			}
+			Expect(r.err).To(ContainSubstring(flag), "%v", bad)
 		}
 	})
 })

@@ -42,7 +42,7 @@ func newAlertsListCommand(app *App) *cobra.Command {
 	f.StringVar(&o.env, "env", "", "only this env")
 	f.StringVar(&o.source, "source", "", "only this source, e.g. monitor@node1")
 	f.StringVar(&o.service, "service", "", "only this service")
-	addOutputFlag(cmd, &o.output)
+	addListOutputFlags(cmd, &o.output)
 	return cmd
 }
 
@@ -103,7 +103,7 @@ claimers exactly one gets each Alert. Prints exactly the Alerts this call took.`
 	f.IntVar(&o.limit, "limit", 25, "most Alerts to claim")
 	f.DurationVar(&o.window, "window", defaultWindow, "only Alerts last seen inside this window; 0 for all")
 	f.DurationVar(&o.lockTTL, "lock-ttl", 0, "lease duration (default: the AlertRoutingPolicy's processingLockTTL, else 10m)")
-	addOutputFlag(cmd, &o.output)
+	addListOutputFlags(cmd, &o.output)
 	return cmd
 }
 
@@ -132,7 +132,7 @@ func (o *claimOptions) run(cmd *cobra.Command, app *App) error {
 		Namespace: ns, Window: o.window, Limit: o.limit, Owner: owner, LockTTL: o.lockTTL,
 	})
 	if errors.Is(err, claim.ErrNothingToClaim) {
-		if perr := printAlerts(app.Out, o.output, nil, false, o.allNamespaces, time.Now()); perr != nil {
+		if perr := printAlerts(app.Out, o.output.afterWrite(app.Err), nil, false, o.allNamespaces, time.Now()); perr != nil {
 			return perr
 		}
 		return Exit(ExitNothing, err)
@@ -140,7 +140,7 @@ func (o *claimOptions) run(cmd *cobra.Command, app *App) error {
 	if len(got) > 0 {
 		// Print what was taken even if the batch stopped on an error: the
 		// caller holds these leases.
-		if perr := printAlerts(app.Out, o.output, got, false, o.allNamespaces, time.Now()); perr != nil {
+		if perr := printAlerts(app.Out, o.output.afterWrite(app.Err), got, false, o.allNamespaces, time.Now()); perr != nil {
 			return perr
 		}
 	}
@@ -170,7 +170,7 @@ func newAlertsRenewCommand(app *App) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.owner, "owner", "", "lease holder identity (default: your user name)")
 	cmd.Flags().DurationVar(&o.lockTTL, "lock-ttl", 0, "new lease duration from now (default: keep the current one)")
-	addOutputFlag(cmd, &o.output)
+	addListOutputFlags(cmd, &o.output)
 	return cmd
 }
 
@@ -190,7 +190,7 @@ func newAlertsAckCommand(app *App) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.owner, "owner", "", "who acks: the lease holder (default: your user name)")
 	cmd.Flags().StringVar(&o.note, "note", "", "why, e.g. \"false positive\"")
-	addOutputFlag(cmd, &o.output)
+	addListOutputFlags(cmd, &o.output)
 	return cmd
 }
 
@@ -210,7 +210,7 @@ func newAlertsFailCommand(app *App) *cobra.Command {
 	cmd.Flags().StringVar(&o.owner, "owner", "", "lease holder identity (default: your user name)")
 	cmd.Flags().StringVar(&o.lastError, "error", "", "what went wrong (recorded as status.lastError)")
 	cmd.Flags().DurationVar(&o.retryAfter, "retry-after", 0, "delay before a retry (default: the AlertRoutingPolicy's retryAfter, else 5m)")
-	addOutputFlag(cmd, &o.output)
+	addListOutputFlags(cmd, &o.output)
 	return cmd
 }
 
@@ -250,7 +250,7 @@ func (o *leaseOptions) run(cmd *cobra.Command, app *App, names []string, op func
 		done = append(done, *a)
 	}
 	if len(done) > 0 {
-		if err := printAlerts(app.Out, o.output, done, len(names) == 1, false, time.Now()); err != nil {
+		if err := printAlerts(app.Out, o.output.afterWrite(app.Err), done, len(names) == 1, false, time.Now()); err != nil {
 			return err
 		}
 	}

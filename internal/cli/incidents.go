@@ -85,7 +85,7 @@ func newIncidentListCommand(app *App, use, short string, openOnly bool) *cobra.C
 	f.StringVar(&service, "service", "", "only this service")
 	f.StringVar(&env, "env", "", "only this env")
 	f.BoolVarP(&all, "all-namespaces", "A", false, "list across all namespaces")
-	addOutputFlag(cmd, &out)
+	addListOutputFlags(cmd, &out)
 	return cmd
 }
 

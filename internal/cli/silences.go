@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,8 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/clip"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/query"
 	"github.com/alertbridge/alertbridge/internal/silence"
 )
 
@@ -233,7 +234,7 @@ func newSilencesListCommand(app *App) *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVarP(&o.expired, "expired", "e", false, "show the expired Silences instead")
 	f.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "list across every namespace you may list")
-	addOutputFlag(cmd, &o.output)
+	addListOutputFlags(cmd, &o.output)
 	return cmd
 }
 
@@ -371,7 +372,7 @@ service, env, kind, severity, alertname (= kind) and namespace.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), app, args) },
 	}
 	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "match the Alerts of every namespace you may list")
-	addOutputFlag(cmd, &o.output)
+	addListOutputFlags(cmd, &o.output)
 	return cmd
 }
 
@@ -407,28 +408,29 @@ func (o *silencesQueryOptions) run(ctx context.Context, app *App, args []string)
 		}
 	}
 	slices.SortFunc(out, func(a, b v1.Alert) int { return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
-	if !isTable(o.output) {
-		return printAlerts(app.Out, o.output, out, false, o.allNamespaces, time.Now())
-	}
-	if len(out) == 0 {
-		_, err := fmt.Fprintf(app.Out, "No Alerts in play match %s.\n", silence.String(ms))
+	now := time.Now()
+	if err := printObjects(app.Out, o.output, ptrs(out), false, o.allNamespaces, func() *metav1.Table {
+		t := newTable("Name", "Phase", "Service", "Env", "Kind", "Severity", "Occurrences", "Silenced",
+			"Holder:wide", "Last Seen:wide", "Title:wide", "Source:wide", "Fingerprint:wide")
+		for i := range out {
+			a := &out[i]
+			holder := "<none>"
+			if alertstate.LeaseLive(&a.Status, now) {
+				holder = a.Status.Claim.HolderIdentity
+			}
+			addRow(t, a, a.Name, phaseOf(a), a.Spec.Service, a.Spec.Env, a.Spec.Kind, string(a.Spec.Severity),
+				fmt.Sprint(a.Status.Occurrences), cmp.Or(silence.SilencedBy(&a.Status), "-"),
+				holder, duration.HumanDuration(now.Sub(query.LastSeen(a))), clip.Mark(a.Spec.Title, 60),
+				orNone(a.Spec.Source), orNone(a.Status.Fingerprint))
+		}
+		return t
+	}, fmt.Sprintf("No Alerts in play match %s.", silence.String(ms))); err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(app.Out, 0, 8, 3, ' ', 0)
-	header := []string{"NAME", "PHASE", "SERVICE", "ENV", "KIND", "SEVERITY", "OCCURRENCES", "SILENCED"}
-	if o.allNamespaces {
-		header = append([]string{"NAMESPACE"}, header...)
+	// The count and the matcher set as read go to stderr, as kubectl get
+	// says "No resources found", so that stdout holds only the table.
+	if isTable(o.output) && len(out) > 0 {
+		fmt.Fprintf(app.Err, "Alerts in play that %s matches: %d\n", silence.String(ms), len(out))
 	}
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for i := range out {
-		a := &out[i]
-		row := []string{a.Name, string(a.Status.Phase), a.Spec.Service, a.Spec.Env, a.Spec.Kind, string(a.Spec.Severity),
-			fmt.Sprint(a.Status.Occurrences), cmp.Or(silence.SilencedBy(&a.Status), "-")}
-		if o.allNamespaces {
-			row = append([]string{a.Namespace}, row...)
-		}
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
-	}
-	fmt.Fprintf(tw, "\nAlerts in play that %s matches: %d\n", silence.String(ms), len(out))
-	return tw.Flush()
+	return nil
 }

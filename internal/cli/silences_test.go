@@ -54,11 +54,34 @@ var _ = Describe("alertbridge silences", func() {
 		// query: which Alerts would service=gateway env=prod silence?
 		r := f.as(oncall, "", "silences", "query", "service=gateway", "env=prod")
 		Expect(r.code).To(Equal(cli.ExitOK), r.err)
-		Expect(r.out).To(MatchRegexp(a.Name + `\s+New\s+gateway\s+prod\s+latency\s+P3\s+1\s+-`))
-		Expect(r.out).To(ContainSubstring(`Alerts in play that {service="gateway", env="prod"} matches: 1`))
+		Expect(r.out).To(MatchRegexp(`^NAME\s+PHASE\s+SERVICE\s+ENV\s+KIND\s+SEVERITY\s+OCCURRENCES\s+SILENCED\n`+
+			a.Name+`\s+New\s+gateway\s+prod\s+latency\s+P3\s+1\s+-\n$`), "stdout holds the table alone")
+		Expect(r.err).To(Equal(`Alerts in play that {service="gateway", env="prod"} matches: 1` + "\n"))
+		// The printers of every list: wide, --no-headers, name, custom-columns.
+		r = f.as(oncall, "", "silences", "query", "service=gateway", "-o", "wide")
+		Expect(r.code).To(Equal(cli.ExitOK), r.err)
+		Expect(r.out).To(MatchRegexp(`^NAME\s+PHASE.*\s+SILENCED\s+HOLDER\s+LAST SEEN\s+TITLE\s+SOURCE\s+FINGERPRINT\n` +
+			a.Name + `\s+New\s+.*\s+p95 above 300ms\s`))
+		r = f.as(oncall, "", "silences", "query", "service=gateway", "--no-headers")
+		Expect(r.code).To(Equal(cli.ExitOK), r.err)
+		Expect(r.out).To(MatchRegexp(`^` + a.Name + `\s+New\s+gateway\s+prod\s+latency\s+P3\s+1\s+-\n$`))
+		r = f.as(oncall, "", "silences", "query", "service=gateway", "-o", "name")
+		Expect(r.code).To(Equal(cli.ExitOK), r.err)
+		Expect(r.out).To(Equal("alert.ops.alertbridge.io/" + a.Name + "\n"))
+		Expect(r.err).To(BeEmpty(), "no count line beside machine-readable output")
+		r = f.as(oncall, "", "silences", "query", "service=gateway", "-o", "custom-columns=ALERT:.metadata.name,HOST:.spec.labels.host")
+		Expect(r.code).To(Equal(cli.ExitOK), r.err)
+		Expect(r.out).To(MatchRegexp(`^ALERT\s+HOST\n` + a.Name + `\s+` + a.Spec.Labels["host"] + `\n$`))
+		r = run("", "silences", "query", "service=gateway", "-A", "--show-labels", "--sort-by", ".status.occurrences")
+		Expect(r.code).To(Equal(cli.ExitOK), r.err)
+		Expect(r.out).To(MatchRegexp(`^NAMESPACE\s+NAME\s+.*\s+SILENCED\s+LABELS\n`))
+		Expect(r.out).To(MatchRegexp(f.ns + `\s+` + a.Name + `\s+New\s`))
 		r = f.as(viewer, "", "silences", "query", "service=payments")
 		Expect(r.code).To(Equal(cli.ExitOK), r.err)
-		Expect(r.out).To(ContainSubstring(`No Alerts in play match {service="payments"}.`))
+		Expect(r.out).To(Equal(`No Alerts in play match {service="payments"}.` + "\n"))
+		r = f.as(viewer, "", "silences", "query", "service=payments", "--no-headers")
+		Expect(r.code).To(Equal(cli.ExitOK), r.err)
+		Expect(r.out).To(BeEmpty())
 
 		// add, amtool's way; the API server records on-call as the creator
 		// and add waits until the operator applies it.
