@@ -72,7 +72,7 @@ var _ = Describe("Alert folding after a crash", func() {
 	createAll := func(n int) (controllers.FingerprintKey, []*v1.Alert) {
 		var alerts []*v1.Alert
 		for range n {
-			a := testbuild.Alert(ns, testbuild.Host("crash"))
+			a := testbuild.MakeAlert("", ns).Host("crash").Obj()
 			Expect(k8s.Create(ctx, a)).To(Succeed())
 			alerts = append(alerts, a)
 		}

@@ -41,7 +41,7 @@ const (
 )
 
 func sigAlert(ns, host string, sev v1.Severity) *v1.Alert {
-	a := testbuild.Alert(ns, testbuild.Host(host))
+	a := testbuild.MakeAlert("", ns).Host(host).Obj()
 	a.Spec.Severity = sev
 	Expect(k8s.Create(ctx, a)).To(Succeed())
 	return a
@@ -282,7 +282,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		var alerts []*v1.Alert
 		for s := range signatures {
 			for h := range perSignature {
-				a := testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("h%d", h)))
+				a := testbuild.MakeAlert("", ns).Host(fmt.Sprintf("h%d", h)).Obj()
 				a.Spec.Kind = fmt.Sprintf("kind_%d", s)
 				Expect(k8s.Create(ctx, a)).To(Succeed())
 				alerts = append(alerts, a)
@@ -303,7 +303,7 @@ var _ = Describe("Incident conversion and triage", func() {
 	It("caps the severity: a P0 alert with cap P1 opens a P1 Incident; a P3 alert stays P3", func() {
 		opts.SeverityCap = v1.SeverityP1
 		Expect(convert(sigAlert(ns, "a", v1.SeverityP0)).Incident.Spec.Severity).To(Equal(v1.SeverityP1))
-		low := testbuild.Alert(ns, testbuild.Host("b"))
+		low := testbuild.MakeAlert("", ns).Host("b").Obj()
 		low.Spec.Kind, low.Spec.Severity = "errors", v1.SeverityP3
 		Expect(k8s.Create(ctx, low)).To(Succeed())
 		Expect(convert(low).Incident.Spec.Severity).To(Equal(v1.SeverityP3))
@@ -879,16 +879,16 @@ var _ = Describe("Automatic Incident conversion", func() {
 		createPolicy(ns, v1.AlertRoutingPolicySpec{Incident: &v1.IncidentPolicy{
 			Auto: &v1.AutoIncident{MinOccurrences: 2, MinSeverity: v1.SeverityP2},
 		}})
-		minor := testbuild.Alert(ns, testbuild.Host("quiet"))
+		minor := testbuild.MakeAlert("", ns).Host("quiet").Obj()
 		minor.Spec.Severity = v1.SeverityP3
 		Expect(k8s.Create(ctx, minor)).To(Succeed())
-		minorAgain := testbuild.Alert(ns, testbuild.Host("quiet"))
+		minorAgain := testbuild.MakeAlert("", ns).Host("quiet").Obj()
 		minorAgain.Spec.Severity = v1.SeverityP3
 		Expect(k8s.Create(ctx, minorAgain)).To(Succeed())
 		first := sigAlert(ns, "loud", v1.SeverityP1)
 		Consistently(func(g Gomega) { g.Expect(listIncidents(g, ns)).To(BeEmpty()) }, quietFor, poll).Should(Succeed())
 
-		second := testbuild.Alert(ns, testbuild.Host("loud"))
+		second := testbuild.MakeAlert("", ns).Host("loud").Obj()
 		second.Spec.Severity = v1.SeverityP1
 		Expect(k8s.Create(ctx, second)).To(Succeed())
 		Eventually(func(g Gomega) {

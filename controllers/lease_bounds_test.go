@@ -40,7 +40,7 @@ var _ = Describe("Lease bounds with the operator", func() {
 
 	newAlert := func() *v1.Alert {
 		GinkgoHelper()
-		a := testbuild.Alert(ns, testbuild.Host("leased"))
+		a := testbuild.MakeAlert("", ns).Host("leased").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectPhase(a, v1.AlertNew)
 		return a

@@ -159,7 +159,7 @@ func expectReady(r *v1.Receiver) {
 // would, once the Receivers exist.
 func openIncident(ns, kind string, sev v1.Severity) *v1.Incident {
 	GinkgoHelper()
-	a := testbuild.Alert(ns, testbuild.Host("h1"))
+	a := testbuild.MakeAlert("", ns).Host("h1").Obj()
 	a.Spec.Kind, a.Spec.Severity = kind, sev
 	Expect(k8s.Create(ctx, a)).To(Succeed())
 	res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(a), incident.Options{SeverityCap: v1.SeverityP0, Caller: adminUser})

@@ -93,17 +93,17 @@ var _ = Describe("Silences", func() {
 	It("silence a matching Alert that is still counted, refuse its claim, and put it back in play at endsAt on the operator's timer", func() {
 		baseline := acceptLatency(testbuild.Namespace(Default, k8s, "ctl-"), 3)
 		s := silenceFor(ns, nil, time.Now().Add(time.Hour), "service", "gateway", "host", "db-1")
-		a := testbuild.Alert(ns, testbuild.Host("db-1"))
+		a := testbuild.MakeAlert("", ns).Host("db-1").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectPhase(a, v1.AlertNew)
 		expectSilenced(a, s.Name)
-		other := testbuild.Alert(ns, testbuild.Host("db-2"))
+		other := testbuild.MakeAlert("", ns).Host("db-2").Obj()
 		Expect(k8s.Create(ctx, other)).To(Succeed())
 		expectPhase(other, v1.AlertNew)
 		Expect(other.Status.Conditions).To(BeEmpty(), "an Alert the Silence does not match gets no condition")
 
 		// Ingested, deduplicated and counted all the same.
-		Expect(k8s.Create(ctx, testbuild.Alert(ns, testbuild.Host("db-1")))).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlert("", ns).Host("db-1").Obj())).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
 			g.Expect(a.Status.Occurrences).To(BeEquivalentTo(2))
@@ -157,7 +157,7 @@ var _ = Describe("Silences", func() {
 	It("let an agent claim a silenced Alert once the Silence's endsAt passes, with no action by anyone", func() {
 		end := time.Now().Add(4 * time.Second).Truncate(time.Second)
 		s := silenceFor(ns, nil, end, "host", "expiring")
-		a := testbuild.Alert(ns, testbuild.Host("expiring"))
+		a := testbuild.MakeAlert("", ns).Host("expiring").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectSilenced(a, s.Name)
 		claimer := agent(ns, "agent-1")
@@ -184,7 +184,7 @@ var _ = Describe("Silences", func() {
 
 	It("start silencing at startsAt on the operator's timer", func() {
 		baseline := acceptLatency(testbuild.Namespace(Default, k8s, "ctl-"), 3)
-		a := testbuild.Alert(ns, testbuild.Host("later"))
+		a := testbuild.MakeAlert("", ns).Host("later").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectPhase(a, v1.AlertNew)
 		start := time.Now().Add(3 * time.Second).Truncate(time.Second)
@@ -206,7 +206,7 @@ var _ = Describe("Silences", func() {
 			Spec: v1.SilenceSpec{EndsAt: metav1.NewTime(time.Now().Add(time.Hour)), Comment: "web rollout",
 				Matchers: []v1.SilenceMatcher{{Name: "host", Operator: v1.MatchRegexp, Value: "web-(1|2)"}}},
 		})
-		a1, a2 := testbuild.Alert(ns, testbuild.Host("web-1")), testbuild.Alert(ns, testbuild.Host("web-2"))
+		a1, a2 := testbuild.MakeAlert("", ns).Host("web-1").Obj(), testbuild.MakeAlert("", ns).Host("web-2").Obj()
 		Expect(k8s.Create(ctx, a1)).To(Succeed())
 		Expect(k8s.Create(ctx, a2)).To(Succeed())
 		expectSilenced(a1, s.Name)
@@ -249,7 +249,7 @@ var _ = Describe("Silences", func() {
 
 	It("not apply a Silence longer than the namespace allows, and say why", func() {
 		createPolicy(ns, v1.AlertRoutingPolicySpec{Silences: &v1.SilencePolicy{MaxDuration: &metav1.Duration{Duration: 30 * time.Minute}}})
-		a := testbuild.Alert(ns, testbuild.Host("long"))
+		a := testbuild.MakeAlert("", ns).Host("long").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectPhase(a, v1.AlertNew)
 		s := silenceFor(ns, nil, time.Now().Add(2*time.Hour), "host", "long")

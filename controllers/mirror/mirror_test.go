@@ -173,8 +173,8 @@ func expectRetention(ns string, opts mirrorctrl.Options) (*v1.Alert, *v1.Inciden
 	})).To(Succeed())
 	stop := startOperator(opts)
 	defer stop()
-	done := testbuild.Alert(ns, testbuild.Host("done"))
-	tracked := testbuild.Alert(ns, testbuild.Host("tracked"))
+	done := testbuild.MakeAlert("", ns).Host("done").Obj()
+	tracked := testbuild.MakeAlert("", ns).Host("tracked").Obj()
 	tracked.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "app:ops.alertbridge.io/Alert:" + ns + "/tracked"}
 	for _, a := range []*v1.Alert{done, tracked} {
 		Expect(k8s.Create(ctx, a)).To(Succeed())
@@ -279,7 +279,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 
 	It("keeps an ingested alert and its row across an operator restart (the runbook's persistence check)", func() {
 		stop := startOperator(mirrorOptions(store))
-		a := testbuild.Alert(ns, testbuild.Host("persist"))
+		a := testbuild.MakeAlert("", ns).Host("persist").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Expect(a.Finalizers).To(ContainElement(v1.MirrorFinalizer), "the admission policy adds the finalizer at creation")
 		Eventually(func(g Gomega) {
@@ -318,7 +318,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		for i := range n {
 			wg.Go(func() {
 				defer GinkgoRecover()
-				var obj client.Object = testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("gone-%d", i)))
+				var obj client.Object = testbuild.MakeAlert("", ns).Host(fmt.Sprintf("gone-%d", i)).Obj()
 				if i%5 == 0 {
 					obj = newIncident(ns, fmt.Sprintf("gone-%d", i))
 				}
@@ -377,7 +377,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		alertObjs := make([]*v1.Alert, alerts)
 		incObjs := make([]*v1.Incident, incidents)
 		for i := range alerts {
-			alertObjs[i] = testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("burst-%d", i)))
+			alertObjs[i] = testbuild.MakeAlert("", ns).Host(fmt.Sprintf("burst-%d", i)).Obj()
 		}
 		for i := range incidents {
 			incObjs[i] = newIncident(ns, fmt.Sprintf("burst-%d", i))
@@ -417,7 +417,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(mirrorctrl.ReasonDatabaseUnavailable))
 		Expect(gauge("alertbridge_mirror_up")).To(BeZero())
 		// The rest of the operator keeps working while the database is down.
-		late := testbuild.Alert(ns, testbuild.Host("during-outage"))
+		late := testbuild.MakeAlert("", ns).Host("during-outage").Obj()
 		Expect(k8s.Create(ctx, late)).To(Succeed())
 		Eventually(func(g Gomega) v1.AlertPhase {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(late), late)).To(Succeed())
@@ -483,7 +483,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	It("holds folded duplicates the Alert controller deletes until their Deduplicated row is written", func() {
 		stop := startOperator(mirrorOptions(store))
 		defer stop()
-		first, second := testbuild.Alert(ns, testbuild.Host("same")), testbuild.Alert(ns, testbuild.Host("same"))
+		first, second := testbuild.MakeAlert("", ns).Host("same").Obj(), testbuild.MakeAlert("", ns).Host("same").Obj()
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		Expect(k8s.Create(ctx, second)).To(Succeed())
 		// Created in the same second, the name decides which one is canonical.
@@ -573,7 +573,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 			Should(Satisfy(apierrors.IsNotFound), "the operator installs no admission policy")
 		// The mirror itself goes on: new objects get the finalizer from the
 		// reconciler instead, and their rows are written.
-		late := testbuild.Alert(ns, testbuild.Host("no-policy"))
+		late := testbuild.MakeAlert("", ns).Host("no-policy").Obj()
 		Expect(k8s.Create(ctx, late)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(late), late)).To(Succeed())
@@ -618,7 +618,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		stop := startOperator(opts)
 		defer stop()
 		Expect(gauge("alertbridge_mirror_enabled")).To(BeZero())
-		a := testbuild.Alert(ns, testbuild.Host("unmirrored"))
+		a := testbuild.MakeAlert("", ns).Host("unmirrored").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Expect(a.Finalizers).To(ContainElement(v1.MirrorFinalizer), "the policy is installed, though it should not be")
 		Eventually(func(g Gomega) {
@@ -671,7 +671,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		// makes the operator unready: ingest and the controllers go on.
 		Expect(pg.Halt(ctx)).To(Succeed())
 		halted = true
-		a := testbuild.Alert(ns, testbuild.Host("during-outage"))
+		a := testbuild.MakeAlert("", ns).Host("during-outage").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Eventually(func(g Gomega) v1.AlertPhase {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
@@ -697,7 +697,7 @@ func freshDatabase(db *pgxpool.Pool, pg *pgcluster.Cluster, prefix string) strin
 var _ = Describe("The mirror off, and required without a database", func() {
 	It("with the mirror off, adds no finalizer and removes leftovers so deletion never hangs", func() {
 		ns := testbuild.Namespace(Default, k8s, "mirror-")
-		leftover := testbuild.Alert(ns, testbuild.Host("leftover"))
+		leftover := testbuild.MakeAlert("", ns).Host("leftover").Obj()
 		leftover.Finalizers = []string{v1.MirrorFinalizer}
 		Expect(k8s.Create(ctx, leftover)).To(Succeed())
 		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
@@ -714,7 +714,7 @@ var _ = Describe("The mirror off, and required without a database", func() {
 			g.Expect(leftover.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
 		}, settle, poll).Should(Succeed())
 		// config/without-mirror ships no finalizer policy.
-		probe := testbuild.Alert(ns, testbuild.Host("probe"))
+		probe := testbuild.MakeAlert("", ns).Host("probe").Obj()
 		Expect(k8s.Create(ctx, probe, client.DryRunAll)).To(Succeed())
 		Expect(probe.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
 		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeZero())
@@ -739,7 +739,7 @@ var _ = Describe("The mirror off, and required without a database", func() {
 		}, settle, poll).Should(Succeed())
 		// Nothing runs without durable history: no decision, and a
 		// finalizer stays for the mirror that will write the row.
-		a := testbuild.Alert(ns, testbuild.Host("waits"))
+		a := testbuild.MakeAlert("", ns).Host("waits").Obj()
 		a.Finalizers = []string{v1.MirrorFinalizer}
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Consistently(func(g Gomega) {
