@@ -114,8 +114,7 @@ var _ = Describe("Alert controller", func() {
 		first := testbuild.MakeAlert("", ns).Host("n1").Obj()
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		expectPhase(first, v1.AlertNew)
-		dup := testbuild.MakeAlert("", ns).Host("n1").Obj()
-		dup.Labels = map[string]string{"kustomize.toolkit.fluxcd.io/name": "alerts"}
+		dup := testbuild.MakeAlert("", ns).Host("n1").MetaLabel("kustomize.toolkit.fluxcd.io/name", "alerts").Obj()
 		Expect(k8s.Create(ctx, dup)).To(Succeed())
 		expectPhase(dup, v1.AlertDeduplicated)
 		Consistently(func() error {
@@ -165,8 +164,7 @@ var _ = Describe("Alert controller", func() {
 			_, err = oncall(ns, "alice").Ack(ctx, client.ObjectKeyFromObject(first), "alice", "handled")
 			Expect(err).NotTo(HaveOccurred())
 
-			retry := testbuild.MakeAlert("", ns).Host("retry").Obj()
-			retry.Annotations = map[string]string{v1.IngestKeyAnnotation: key}
+			retry := testbuild.MakeAlert("", ns).Host("retry").Annotation(v1.IngestKeyAnnotation, key).Obj()
 			Expect(operator.Create(ctx, retry)).To(Succeed())
 			expectPhase(retry, v1.AlertDeduplicated)
 			Expect(retry.Status.DuplicateOf).To(Equal(first.Name))
@@ -180,8 +178,7 @@ var _ = Describe("Alert controller", func() {
 	)
 
 	It("does not fold a repeat that comes after the dedupe TTL", func() {
-		first := testbuild.MakeAlert("", ns).Host("n1").Obj()
-		first.Spec.DedupeTTL = &metav1.Duration{Duration: time.Second}
+		first := testbuild.MakeAlert("", ns).Host("n1").DedupeTTL(time.Second).Obj()
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		expectPhase(first, v1.AlertNew)
 		// creationTimestamp has second resolution: wait until a later create

@@ -23,17 +23,14 @@ const oncallUser = "alice@example.com"
 // on-call creates through the shipped role, as kubectl would.
 func silenceFor(ns string, start *time.Time, end time.Time, matchers ...string) *v1.Silence {
 	GinkgoHelper()
-	s := &v1.Silence{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "deploy-", Namespace: ns},
-		Spec:       v1.SilenceSpec{EndsAt: metav1.NewTime(end), Comment: "deploy"},
-	}
+	s := testbuild.MakeSilence("", ns).GenerateName("deploy-").EndsAt(end).Comment("deploy")
 	if start != nil {
-		s.Spec.StartsAt = &metav1.Time{Time: *start}
+		s.StartsAt(*start)
 	}
 	for i := 0; i < len(matchers); i += 2 {
-		s.Spec.Matchers = append(s.Spec.Matchers, v1.SilenceMatcher{Name: matchers[i], Operator: v1.MatchEqual, Value: matchers[i+1]})
+		s.Matcher(matchers[i], v1.MatchEqual, matchers[i+1])
 	}
-	return createSilence(s)
+	return createSilence(s.Obj())
 }
 
 func createSilence(s *v1.Silence) *v1.Silence {
@@ -201,11 +198,8 @@ var _ = Describe("Silences", func() {
 	})
 
 	It("follow a Silence's matchers as they change, and let go at once when it is deleted", func() {
-		s := createSilence(&v1.Silence{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "deploy-", Namespace: ns},
-			Spec: v1.SilenceSpec{EndsAt: metav1.NewTime(time.Now().Add(time.Hour)), Comment: "web rollout",
-				Matchers: []v1.SilenceMatcher{{Name: "host", Operator: v1.MatchRegexp, Value: "web-(1|2)"}}},
-		})
+		s := createSilence(testbuild.MakeSilence("", ns).GenerateName("deploy-").Comment("web rollout").
+			Matcher("host", v1.MatchRegexp, "web-(1|2)").EndsAt(time.Now().Add(time.Hour)).Obj())
 		a1, a2 := testbuild.MakeAlert("", ns).Host("web-1").Obj(), testbuild.MakeAlert("", ns).Host("web-2").Obj()
 		Expect(k8s.Create(ctx, a1)).To(Succeed())
 		Expect(k8s.Create(ctx, a2)).To(Succeed())
@@ -225,9 +219,7 @@ var _ = Describe("Silences", func() {
 	})
 
 	It("not convert a silenced Alert automatically, and convert it once the Silence is expired", func() {
-		createPolicy(ns, v1.AlertRoutingPolicySpec{Incident: &v1.IncidentPolicy{
-			Auto: &v1.AutoIncident{MinOccurrences: 1, MinSeverity: v1.SeverityP2},
-		}})
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns).AutoIncident(1, v1.SeverityP2))
 		s := silenceFor(ns, nil, time.Now().Add(time.Hour), "host", "maintenance")
 		a := sigAlert(ns, "maintenance", v1.SeverityP1)
 		expectSilenced(a, s.Name)
@@ -248,7 +240,7 @@ var _ = Describe("Silences", func() {
 	})
 
 	It("not apply a Silence longer than the namespace allows, and say why", func() {
-		createPolicy(ns, v1.AlertRoutingPolicySpec{Silences: &v1.SilencePolicy{MaxDuration: &metav1.Duration{Duration: 30 * time.Minute}}})
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns).SilenceMaxDuration(30 * time.Minute))
 		a := testbuild.MakeAlert("", ns).Host("long").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectPhase(a, v1.AlertNew)

@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -54,11 +53,7 @@ func mirrorOffOptions() mirrorctrl.Options {
 }
 
 func newIncident(ns, name string) *v1.Incident {
-	return &v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1.IncidentSpec{Service: "gateway", Title: "gateway is slow", Severity: v1.SeverityP1,
-			Signature: "gateway/prod/latency", State: v1.IncidentOpen},
-	}
+	return testbuild.MakeIncident(name, ns).Severity(v1.SeverityP1).Signature("gateway/prod/latency").State(v1.IncidentOpen).Obj()
 }
 
 // patchStatus writes obj's status as the operator does: a merge patch from
@@ -117,10 +112,6 @@ func gauge(name string) float64 {
 	return 0
 }
 
-func newPolicy(ns string) *v1.AlertRoutingPolicy {
-	return &v1.AlertRoutingPolicy{ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns}}
-}
-
 // mirroredReason is the reason of the Mirrored condition users see on the
 // namespace's AlertRoutingPolicy ("" while it has none).
 func mirroredReason(g Gomega, ns string) string {
@@ -164,18 +155,11 @@ func gone(g Gomega, obj client.Object) bool {
 // Alert and Incident.
 func expectRetention(ns string, opts mirrorctrl.Options) (*v1.Alert, *v1.Incident) {
 	GinkgoHelper()
-	Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
-		Spec: v1.AlertRoutingPolicySpec{
-			Retention:      &v1.RetentionPolicy{ResolvedInCluster: &metav1.Duration{Duration: time.Second}},
-			TriageCooldown: &metav1.Duration{Duration: time.Second},
-		},
-	})).To(Succeed())
+	Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).Retention(time.Second, 0).TriageCooldown(time.Second).Obj())).To(Succeed())
 	stop := startOperator(opts)
 	defer stop()
 	done := testbuild.MakeAlert("", ns).Host("done").Obj()
-	tracked := testbuild.MakeAlert("", ns).Host("tracked").Obj()
-	tracked.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "app:ops.alertbridge.io/Alert:" + ns + "/tracked"}
+	tracked := testbuild.MakeAlert("", ns).Host("tracked").Annotation("argocd.argoproj.io/tracking-id", "app:ops.alertbridge.io/Alert:"+ns+"/tracked").Obj()
 	for _, a := range []*v1.Alert{done, tracked} {
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Eventually(func() error { return ackAlert(a) }, settle, poll).Should(Succeed())
@@ -221,10 +205,7 @@ func expectRetention(ns string, opts mirrorctrl.Options) (*v1.Alert, *v1.Inciden
 // probeAlert is an Alert like the operator's probe of the finalizer policy,
 // without the label that marks it as the operator's own.
 func probeAlert(ns string) *v1.Alert {
-	return &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: ns},
-		Spec:       v1.AlertSpec{Service: "alertbridge", Kind: "mirror_probe", Title: "probe"},
-	}
+	return testbuild.MakeAlert("", ns).GenerateName("probe-").Service("alertbridge").Kind("mirror_probe").Title("probe").Source("").Obj()
 }
 
 type alertRow struct {
@@ -345,7 +326,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	})
 
 	It("loses and doubles nothing when PostgreSQL stops in the middle of 500 changes", func() {
-		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).Obj())).To(Succeed())
 		stop := startOperator(mirrorOptions(store))
 		defer stop()
 		const (
@@ -512,11 +493,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	It("records one row per SLO evaluation and per gate bypass", func() {
 		stop := startOperator(mirrorOptions(store))
 		defer stop()
-		p := &v1.SLOPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: "gateway", Namespace: ns},
-			Spec: v1.SLOPolicySpec{Service: "gateway", Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
-				Source: v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://prometheus:9090"}}},
-		}
+		p := testbuild.MakeSLOPolicy("gateway", ns).Obj()
 		Expect(k8s.Create(ctx, p)).To(Succeed())
 		Expect(p.Finalizers).To(ContainElement(v1.MirrorFinalizer))
 		base := time.Now().Truncate(time.Second)
@@ -550,7 +527,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	})
 
 	It("reports whether the finalizer policy is in effect, and never installs, deletes or exits over it", func() {
-		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).Obj())).To(Succeed())
 		metrics.MirrorFinalizerPolicyActive.Set(0)
 		stop := startOperator(mirrorOptions(store))
 		defer stop() // fails the spec if the operator exited meanwhile
@@ -591,10 +568,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 
 	It("checks the finalizer policy with a probe in its own namespace that no allowedKinds refuses", func() {
 		own := env.Install.Namespace
-		p := &v1.AlertRoutingPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: own},
-			Spec:       v1.AlertRoutingPolicySpec{AllowedKinds: []string{"latency"}},
-		}
+		p := testbuild.MakeAlertRoutingPolicy(own).AllowedKinds("latency").Obj()
 		Expect(k8s.Create(ctx, p)).To(Succeed())
 		DeferCleanup(func() { Expect(k8s.Delete(ctx, p)).To(Succeed()) })
 		// The namespace's list is in effect, for the operator's identity
@@ -612,7 +586,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	})
 
 	It("with --mirror=off, mirrors nothing even with a database, and says the finalizer policy should not be installed", func() {
-		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).Obj())).To(Succeed())
 		opts := mirrorOptions(store)
 		opts.Mode = mirrorctrl.Off
 		stop := startOperator(opts)
@@ -635,7 +609,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	})
 
 	It("with --mirror=required, is ready once PostgreSQL answered with a current schema, and stays ready through an outage", func() {
-		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).Obj())).To(Succeed())
 		fresh, err := mirror.Open(ctx, freshDatabase(db, pg, "ready"))
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(fresh.Close)
@@ -700,7 +674,7 @@ var _ = Describe("The mirror off, and required without a database", func() {
 		leftover := testbuild.MakeAlert("", ns).Host("leftover").Obj()
 		leftover.Finalizers = []string{v1.MirrorFinalizer}
 		Expect(k8s.Create(ctx, leftover)).To(Succeed())
-		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).Obj())).To(Succeed())
 		stop := startOperator(mirrorOffOptions())
 		defer stop()
 		Expect(gauge("alertbridge_mirror_enabled")).To(BeZero())

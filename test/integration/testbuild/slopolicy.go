@@ -124,6 +124,20 @@ func (w *SLOPolicyWrapper) TicketWindows(windows ...v1.BurnRateWindow) *SLOPolic
 	return w
 }
 
+// DisableBurn raises no Alert for the burn-rate condition c (page or
+// ticket), whose windows the gate may still block on.
+func (w *SLOPolicyWrapper) DisableBurn(c v1.BurnCondition) *SLOPolicyWrapper {
+	cond := &w.alerting().Page
+	if c == v1.BurnTicket {
+		cond = &w.alerting().Ticket
+	}
+	if *cond == nil {
+		*cond = &v1.BurnRateCondition{}
+	}
+	(*cond).Disabled = true
+	return w
+}
+
 // Alerting sets spec.alerting whole.
 func (w *SLOPolicyWrapper) Alerting(a *v1.BurnRateAlerting) *SLOPolicyWrapper {
 	w.obj.Spec.Alerting = a
