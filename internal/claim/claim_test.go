@@ -93,7 +93,7 @@ func TestClaimableNamespacesNewestFirst(t *testing.T) {
 		mk("taken", time.Second, v1.AlertProcessing).Val(),
 		mk("done", time.Second, v1.AlertAcked).Val(),
 		mk("middle", time.Hour, v1.AlertNew).Val(),
-		mk("silenced", time.Second, v1.AlertNew).Condition(metav1.Condition{Type: v1.AlertConditionSilenced, Status: metav1.ConditionTrue}).Val(),
+		mk("silenced", time.Second, v1.AlertNew).Conditions(metav1.Condition{Type: v1.AlertConditionSilenced, Status: metav1.ConditionTrue}).Val(),
 	}
 	if got := ClaimableNamespaces(items); !slices.Equal(got, []string{"busy", "middle", "stale"}) {
 		t.Fatalf("got %v", got)

@@ -103,7 +103,7 @@ func TestBuildDashboard(t *testing.T) {
 
 func TestDashboardSilences(t *testing.T) {
 	ended := seen("ended", time.Minute).Phase(v1.AlertNew).Occurrences(1).
-		Condition(metav1.Condition{Type: v1.AlertConditionSilenced, Status: metav1.ConditionFalse, Reason: v1.ReasonSilenceEnded}).Val()
+		Conditions(metav1.Condition{Type: v1.AlertConditionSilenced, Status: metav1.ConditionFalse, Reason: v1.ReasonSilenceEnded}).Val()
 	items := []v1.Alert{
 		seen("gw-new", time.Minute).Phase(v1.AlertNew).Occurrences(5).Silenced("silenced by Silence deploy until 2026-11-27T14:00:00Z").Val(),
 		seen("gw-failed", time.Minute).Kind("error_rate").Phase(v1.AlertFailed).Occurrences(1).Silenced("silenced by Silence deploy until 2026-11-27T14:00:00Z").Val(),

@@ -172,15 +172,15 @@ func (w *AlertWrapper) IncidentRef(name string) *AlertWrapper {
 	return w
 }
 
-// Condition adds a status condition.
-func (w *AlertWrapper) Condition(c metav1.Condition) *AlertWrapper {
-	w.obj.Status.Conditions = append(w.obj.Status.Conditions, c)
+// Conditions adds status conditions.
+func (w *AlertWrapper) Conditions(cs ...metav1.Condition) *AlertWrapper {
+	w.obj.Status.Conditions = append(w.obj.Status.Conditions, cs...)
 	return w
 }
 
 // Silenced adds the condition Silenced=True, reason SilenceActive, with
 // message (a silence's "silenced by Silence … until …").
 func (w *AlertWrapper) Silenced(message string) *AlertWrapper {
-	return w.Condition(metav1.Condition{Type: v1.AlertConditionSilenced, Status: metav1.ConditionTrue,
+	return w.Conditions(metav1.Condition{Type: v1.AlertConditionSilenced, Status: metav1.ConditionTrue,
 		Reason: v1.ReasonSilenceActive, Message: message})
 }

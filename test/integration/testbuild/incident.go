@@ -122,8 +122,8 @@ func (w *IncidentWrapper) Notifications(n ...v1.IncidentNotification) *IncidentW
 	return w
 }
 
-// Condition adds a status condition.
-func (w *IncidentWrapper) Condition(c metav1.Condition) *IncidentWrapper {
-	w.obj.Status.Conditions = append(w.obj.Status.Conditions, c)
+// Conditions adds status conditions.
+func (w *IncidentWrapper) Conditions(cs ...metav1.Condition) *IncidentWrapper {
+	w.obj.Status.Conditions = append(w.obj.Status.Conditions, cs...)
 	return w
 }

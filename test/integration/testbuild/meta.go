@@ -61,6 +61,22 @@ func (o objectMeta[W]) MetaLabel(k, v string) W {
 	return o.self
 }
 
+// MetaLabels adds metadata labels; a nil map adds none.
+func (o objectMeta[W]) MetaLabels(labels map[string]string) W {
+	for k, v := range labels {
+		o.MetaLabel(k, v)
+	}
+	return o.self
+}
+
+// Annotations adds annotations; a nil map adds none.
+func (o objectMeta[W]) Annotations(annotations map[string]string) W {
+	for k, v := range annotations {
+		o.Annotation(k, v)
+	}
+	return o.self
+}
+
 // Annotation adds the annotation k=v.
 func (o objectMeta[W]) Annotation(k, v string) W {
 	if o.m.Annotations == nil {

@@ -97,8 +97,8 @@ func (w *ReceiverWrapper) RateLimit(perMinute, burst int32) *ReceiverWrapper {
 	return w
 }
 
-// Condition adds a status condition.
-func (w *ReceiverWrapper) Condition(c metav1.Condition) *ReceiverWrapper {
-	w.obj.Status.Conditions = append(w.obj.Status.Conditions, c)
+// Conditions adds status conditions.
+func (w *ReceiverWrapper) Conditions(cs ...metav1.Condition) *ReceiverWrapper {
+	w.obj.Status.Conditions = append(w.obj.Status.Conditions, cs...)
 	return w
 }

@@ -147,8 +147,8 @@ func (w *AlertRoutingPolicyWrapper) Alertmanager(m *v1.AlertmanagerMapping) *Ale
 	return w
 }
 
-// Condition adds a status condition.
-func (w *AlertRoutingPolicyWrapper) Condition(c metav1.Condition) *AlertRoutingPolicyWrapper {
-	w.obj.Status.Conditions = append(w.obj.Status.Conditions, c)
+// Conditions adds status conditions.
+func (w *AlertRoutingPolicyWrapper) Conditions(cs ...metav1.Condition) *AlertRoutingPolicyWrapper {
+	w.obj.Status.Conditions = append(w.obj.Status.Conditions, cs...)
 	return w
 }

@@ -90,8 +90,8 @@ func (w *SilenceWrapper) CreatedBy(user string) *SilenceWrapper {
 // State sets status.state.
 func (w *SilenceWrapper) State(s v1.SilenceState) *SilenceWrapper { w.obj.Status.State = s; return w }
 
-// Condition adds a status condition.
-func (w *SilenceWrapper) Condition(c metav1.Condition) *SilenceWrapper {
-	w.obj.Status.Conditions = append(w.obj.Status.Conditions, c)
+// Conditions adds status conditions.
+func (w *SilenceWrapper) Conditions(cs ...metav1.Condition) *SilenceWrapper {
+	w.obj.Status.Conditions = append(w.obj.Status.Conditions, cs...)
 	return w
 }

@@ -223,8 +223,8 @@ func (w *SLOPolicyWrapper) Bypass(b *v1.BypassStatus) *SLOPolicyWrapper {
 	return w
 }
 
-// Condition adds a status condition.
-func (w *SLOPolicyWrapper) Condition(c metav1.Condition) *SLOPolicyWrapper {
-	w.obj.Status.Conditions = append(w.obj.Status.Conditions, c)
+// Conditions adds status conditions.
+func (w *SLOPolicyWrapper) Conditions(cs ...metav1.Condition) *SLOPolicyWrapper {
+	w.obj.Status.Conditions = append(w.obj.Status.Conditions, cs...)
 	return w
 }
