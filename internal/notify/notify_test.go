@@ -274,8 +274,7 @@ func TestGatesLimitAndHoldBack(t *testing.T) {
 
 func TestGatesOnePostAtATimePerReceiver(t *testing.T) {
 	var g Gates
-	a, b := &v1.Receiver{}, &v1.Receiver{}
-	a.UID, b.UID = "a", "b"
+	a, b := testbuild.MakeReceiver("a", "").UID("a").Obj(), testbuild.MakeReceiver("b", "").UID("b").Obj()
 	now := time.Unix(1000, 0)
 	if !g.Begin(a, now) {
 		t.Fatal("an idle receiver is busy")
