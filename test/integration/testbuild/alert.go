@@ -136,12 +136,6 @@ func (w *AlertWrapper) DuplicateOf(name string) *AlertWrapper {
 // Claim sets status.claim.
 func (w *AlertWrapper) Claim(c *v1.AlertClaim) *AlertWrapper { w.obj.Status.Claim = c; return w }
 
-// Lease sets status.claim to a lease holder took at renewed, for seconds.
-func (w *AlertWrapper) Lease(holder string, renewed time.Time, seconds int32) *AlertWrapper {
-	return w.Claim(&v1.AlertClaim{HolderIdentity: holder, AcquireTime: metav1.NewMicroTime(renewed),
-		RenewTime: metav1.NewMicroTime(renewed), LeaseDurationSeconds: seconds})
-}
-
 // Attempts sets status.attempts, the claims so far.
 func (w *AlertWrapper) Attempts(n int32) *AlertWrapper { w.obj.Status.Attempts = n; return w }
 

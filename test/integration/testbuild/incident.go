@@ -92,12 +92,6 @@ func (w *IncidentWrapper) LastActivity(t time.Time) *IncidentWrapper {
 // AlertCount sets status.alertCount.
 func (w *IncidentWrapper) AlertCount(n int64) *IncidentWrapper { w.obj.Status.AlertCount = n; return w }
 
-// AlertRefs sets status.alertRefs.
-func (w *IncidentWrapper) AlertRefs(names ...string) *IncidentWrapper {
-	w.obj.Status.AlertRefs = names
-	return w
-}
-
 // Triage sets status.triage.
 func (w *IncidentWrapper) Triage(t *v1.TriageStatus) *IncidentWrapper {
 	w.obj.Status.Triage = t

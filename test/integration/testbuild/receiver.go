@@ -66,18 +66,6 @@ func (w *ReceiverWrapper) Events(events ...v1.NotificationEvent) *ReceiverWrappe
 	return w
 }
 
-// MinSeverity sets spec.minSeverity.
-func (w *ReceiverWrapper) MinSeverity(s v1.Severity) *ReceiverWrapper {
-	w.obj.Spec.MinSeverity = s
-	return w
-}
-
-// Services sets spec.services.
-func (w *ReceiverWrapper) Services(s ...string) *ReceiverWrapper { w.obj.Spec.Services = s; return w }
-
-// Envs sets spec.envs.
-func (w *ReceiverWrapper) Envs(e ...string) *ReceiverWrapper { w.obj.Spec.Envs = e; return w }
-
 // Alerts sets spec.alerts: new Alerts of minSeverity or worse are
 // announced too.
 func (w *ReceiverWrapper) Alerts(minSeverity v1.Severity) *ReceiverWrapper {
@@ -88,12 +76,6 @@ func (w *ReceiverWrapper) Alerts(minSeverity v1.Severity) *ReceiverWrapper {
 // GroupInterval sets spec.groupInterval.
 func (w *ReceiverWrapper) GroupInterval(d time.Duration) *ReceiverWrapper {
 	w.obj.Spec.GroupInterval = duration(d)
-	return w
-}
-
-// RateLimit sets spec.rateLimit.
-func (w *ReceiverWrapper) RateLimit(perMinute, burst int32) *ReceiverWrapper {
-	w.obj.Spec.RateLimit = v1.ReceiverRateLimit{PerMinute: perMinute, Burst: burst}
 	return w
 }
 

@@ -64,12 +64,6 @@ func (w *AlertRoutingPolicyWrapper) AllowedKinds(kinds ...string) *AlertRoutingP
 	return w
 }
 
-// SignatureLabels sets spec.signatureLabels.
-func (w *AlertRoutingPolicyWrapper) SignatureLabels(labels ...string) *AlertRoutingPolicyWrapper {
-	w.obj.Spec.SignatureLabels = labels
-	return w
-}
-
 func (w *AlertRoutingPolicyWrapper) incident() *v1.IncidentPolicy {
 	if w.obj.Spec.Incident == nil {
 		w.obj.Spec.Incident = &v1.IncidentPolicy{}

@@ -138,12 +138,6 @@ func (w *SLOPolicyWrapper) DisableBurn(c v1.BurnCondition) *SLOPolicyWrapper {
 	return w
 }
 
-// Alerting sets spec.alerting whole.
-func (w *SLOPolicyWrapper) Alerting(a *v1.BurnRateAlerting) *SLOPolicyWrapper {
-	w.obj.Spec.Alerting = a
-	return w
-}
-
 func (w *SLOPolicyWrapper) alerting() *v1.BurnRateAlerting {
 	if w.obj.Spec.Alerting == nil {
 		w.obj.Spec.Alerting = &v1.BurnRateAlerting{}
@@ -166,12 +160,6 @@ func (w *SLOPolicyWrapper) NoData(p v1.NoDataPolicy) *SLOPolicyWrapper {
 // MaxBypass sets spec.gate.maxBypass.
 func (w *SLOPolicyWrapper) MaxBypass(d time.Duration) *SLOPolicyWrapper {
 	w.obj.Spec.Gate.MaxBypass = duration(d)
-	return w
-}
-
-// BlockOnOpenIncidents sets spec.gate.blockOnOpenIncidents.
-func (w *SLOPolicyWrapper) BlockOnOpenIncidents(s v1.Severity) *SLOPolicyWrapper {
-	w.obj.Spec.Gate.BlockOnOpenIncidents = &s
 	return w
 }
 
