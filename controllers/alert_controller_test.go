@@ -40,7 +40,7 @@ var _ = Describe("Alert controller", func() {
 	})
 
 	It("accepts a new Alert as canonical, findable by its fingerprint without a label", func() {
-		a := testbuild.Alert(ns, testbuild.Host("n1"))
+		a := testbuild.MakeAlert("", ns).Host("n1").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
@@ -66,7 +66,7 @@ var _ = Describe("Alert controller", func() {
 			wg.Go(func() {
 				defer GinkgoRecover()
 				for i := range jobs {
-					Expect(k8s.Create(ctx, testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("host-%d", i%fingerprints))))).To(Succeed())
+					Expect(k8s.Create(ctx, testbuild.MakeAlert("", ns).Host(fmt.Sprintf("host-%d", i%fingerprints)).Obj())).To(Succeed())
 				}
 			})
 		}
@@ -93,10 +93,10 @@ var _ = Describe("Alert controller", func() {
 	})
 
 	It("marks a folded duplicate Deduplicated before deleting it", func() {
-		first := testbuild.Alert(ns, testbuild.Host("n1"))
+		first := testbuild.MakeAlert("", ns).Host("n1").Obj()
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		expectPhase(first, v1.AlertNew)
-		dup := testbuild.Alert(ns, testbuild.Host("n1"))
+		dup := testbuild.MakeAlert("", ns).Host("n1").Obj()
 		Expect(k8s.Create(ctx, dup)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(dup), dup)).To(Succeed())
@@ -111,11 +111,10 @@ var _ = Describe("Alert controller", func() {
 	})
 
 	It("keeps a GitOps-tracked duplicate", func() {
-		first := testbuild.Alert(ns, testbuild.Host("n1"))
+		first := testbuild.MakeAlert("", ns).Host("n1").Obj()
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		expectPhase(first, v1.AlertNew)
-		dup := testbuild.Alert(ns, testbuild.Host("n1"))
-		dup.Labels = map[string]string{"kustomize.toolkit.fluxcd.io/name": "alerts"}
+		dup := testbuild.MakeAlert("", ns).Host("n1").MetaLabel("kustomize.toolkit.fluxcd.io/name", "alerts").Obj()
 		Expect(k8s.Create(ctx, dup)).To(Succeed())
 		expectPhase(dup, v1.AlertDeduplicated)
 		Consistently(func() error {
@@ -124,14 +123,14 @@ var _ = Describe("Alert controller", func() {
 	})
 
 	It("does not fold into an Acked canonical", func() {
-		first := testbuild.Alert(ns, testbuild.Host("n1"))
+		first := testbuild.MakeAlert("", ns).Host("n1").Obj()
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		expectPhase(first, v1.AlertNew)
 		updateStatus(first, func(a *v1.Alert) {
 			a.Status.Phase = v1.AlertAcked
 			a.Status.Ack = &v1.AlertAck{By: "alice", Note: "false positive", At: metav1.Now()}
 		})
-		next := testbuild.Alert(ns, testbuild.Host("n1"))
+		next := testbuild.MakeAlert("", ns).Host("n1").Obj()
 		Expect(k8s.Create(ctx, next)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(next), next)).To(Succeed())
@@ -151,7 +150,7 @@ var _ = Describe("Alert controller", func() {
 			operator, err := client.New(env.Operator, client.Options{Scheme: scheme})
 			Expect(err).NotTo(HaveOccurred())
 			key := intake.HashKey("system:serviceaccount:monitoring:alertmanager", "0c5d799cc254ff8e@2026-11-30T07:49:49Z")
-			first := testbuild.Alert(ns, testbuild.Host("retry"))
+			first := testbuild.MakeAlert("", ns).Host("retry").Obj()
 			heldBy(first, key)
 			Expect(operator.Create(ctx, first)).To(Succeed())
 			expectPhase(first, v1.AlertNew)
@@ -165,8 +164,7 @@ var _ = Describe("Alert controller", func() {
 			_, err = oncall(ns, "alice").Ack(ctx, client.ObjectKeyFromObject(first), "alice", "handled")
 			Expect(err).NotTo(HaveOccurred())
 
-			retry := testbuild.Alert(ns, testbuild.Host("retry"))
-			retry.Annotations = map[string]string{v1.IngestKeyAnnotation: key}
+			retry := testbuild.MakeAlert("", ns).Host("retry").Annotation(v1.IngestKeyAnnotation, key).Obj()
 			Expect(operator.Create(ctx, retry)).To(Succeed())
 			expectPhase(retry, v1.AlertDeduplicated)
 			Expect(retry.Status.DuplicateOf).To(Equal(first.Name))
@@ -180,15 +178,14 @@ var _ = Describe("Alert controller", func() {
 	)
 
 	It("does not fold a repeat that comes after the dedupe TTL", func() {
-		first := testbuild.Alert(ns, testbuild.Host("n1"))
-		first.Spec.DedupeTTL = &metav1.Duration{Duration: time.Second}
+		first := testbuild.MakeAlert("", ns).Host("n1").DedupeTTL(time.Second).Obj()
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		expectPhase(first, v1.AlertNew)
 		// creationTimestamp has second resolution: wait until a later create
 		// is certainly past lastSeenAt + 1s.
 		Eventually(time.Now, 5*time.Second, poll).
 			Should(BeTemporally(">", first.Status.LastSeenAt.Add(2*time.Second)))
-		next := testbuild.Alert(ns, testbuild.Host("n1"))
+		next := testbuild.MakeAlert("", ns).Host("n1").Obj()
 		Expect(k8s.Create(ctx, next)).To(Succeed())
 		expectPhase(next, v1.AlertNew)
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())
@@ -198,7 +195,7 @@ var _ = Describe("Alert controller", func() {
 	Context("timers", func() {
 		var a *v1.Alert
 		BeforeEach(func() {
-			a = testbuild.Alert(ns, testbuild.Host("timer"))
+			a = testbuild.MakeAlert("", ns).Host("timer").Obj()
 			Expect(k8s.Create(ctx, a)).To(Succeed())
 			expectPhase(a, v1.AlertNew)
 		})

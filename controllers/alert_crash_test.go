@@ -72,7 +72,7 @@ var _ = Describe("Alert folding after a crash", func() {
 	createAll := func(n int) (controllers.FingerprintKey, []*v1.Alert) {
 		var alerts []*v1.Alert
 		for range n {
-			a := testbuild.Alert(ns, testbuild.Host("crash"))
+			a := testbuild.MakeAlert("", ns).Host("crash").Obj()
 			Expect(k8s.Create(ctx, a)).To(Succeed())
 			alerts = append(alerts, a)
 		}
@@ -198,8 +198,8 @@ var _ = Describe("Alert folding after a crash", func() {
 		// they share a second (creationTimestamp's resolution).
 		var first, second *v1.Alert
 		Eventually(func(g Gomega) {
-			first = testbuild.Alert(ns, testbuild.Host("stale"), testbuild.Named(fmt.Sprintf("zz-first-%d", time.Now().UnixNano())))
-			second = testbuild.Alert(ns, testbuild.Host("stale"), testbuild.Named(fmt.Sprintf("aa-second-%d", time.Now().UnixNano())))
+			first = testbuild.MakeAlert(fmt.Sprintf("zz-first-%d", time.Now().UnixNano()), ns).Host("stale").Obj()
+			second = testbuild.MakeAlert(fmt.Sprintf("aa-second-%d", time.Now().UnixNano()), ns).Host("stale").Obj()
 			g.Expect(k8s.Create(ctx, first)).To(Succeed())
 			g.Expect(k8s.Create(ctx, second)).To(Succeed())
 			if !first.CreationTimestamp.Equal(&second.CreationTimestamp) {

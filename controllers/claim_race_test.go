@@ -38,7 +38,7 @@ func createAlerts(ns string, n int) {
 		wg.Go(func() {
 			defer GinkgoRecover()
 			for i := range jobs {
-				Expect(k8s.Create(ctx, testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("h%04d", i))))).To(Succeed())
+				Expect(k8s.Create(ctx, testbuild.MakeAlert("", ns).Host(fmt.Sprintf("h%04d", i)).Obj())).To(Succeed())
 			}
 		})
 	}
@@ -303,7 +303,7 @@ func acceptLatency(ns string, n int) time.Duration {
 	GinkgoHelper()
 	var slowest time.Duration
 	for i := range n {
-		a := testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("baseline-%d", i)))
+		a := testbuild.MakeAlert("", ns).Host(fmt.Sprintf("baseline-%d", i)).Obj()
 		start := time.Now()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectPhase(a, v1.AlertNew)

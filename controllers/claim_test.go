@@ -21,7 +21,7 @@ import (
 // without the operator.
 func acceptedAlert(ns, host string) *v1.Alert {
 	GinkgoHelper()
-	a := testbuild.Alert(ns, testbuild.Host(host))
+	a := testbuild.MakeAlert("", ns).Host(host).Obj()
 	Expect(k8s.Create(ctx, a)).To(Succeed())
 	updateStatus(a, func(a *v1.Alert) {
 		alertstate.MarkCanonical(&a.Status, "fp-"+host, a.CreationTimestamp, a.Generation)

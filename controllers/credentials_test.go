@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -67,16 +66,7 @@ func promAnswer(w http.ResponseWriter, _ *http.Request) {
 }
 
 func credentialPolicy(ns, name, url, secret string) *v1.SLOPolicy {
-	return &v1.SLOPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1.SLOPolicySpec{
-			Service: name, Env: "staging",
-			Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
-			Source: v1.SLOSource{Prometheus: v1.PrometheusSource{
-				URL: url, SecretRef: &v1.LocalObjectReference{Name: secret},
-			}},
-		},
-	}
+	return testbuild.MakeSLOPolicy(name, ns).Service(name).Env("staging").PrometheusURL(url).SecretRef(secret).Obj()
 }
 
 func readyOf(g Gomega, p *v1.SLOPolicy) *metav1.Condition {
@@ -181,9 +171,7 @@ var _ = Describe("Credentials reach only where they were meant to go", func() {
 			g.Expect(eventReasons(g, ns, p.Name)).To(ContainElement(controllers.EventSecretRefused))
 		}, settle, poll).Should(Succeed())
 
-		createPolicy(ns, v1.AlertRoutingPolicySpec{Triage: &v1.TriagePolicy{Webhook: &v1.TriageWebhook{
-			URL: attacker.URL + "/triage", SecretRef: &v1.LocalObjectReference{Name: "builder-token"},
-		}}})
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns).TriageWebhook(attacker.URL+"/triage", "builder-token"))
 		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP1)), incident.Options{Caller: adminUser})
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) {
@@ -235,9 +223,7 @@ var _ = Describe("Credentials reach only where they were meant to go", func() {
 			g.Expect(eventReasons(g, ns, chatty.Name)).To(ContainElement(controllers.EventReleaseBlocked))
 		}, settle, poll).Should(Succeed())
 
-		createPolicy(ns, v1.AlertRoutingPolicySpec{Triage: &v1.TriagePolicy{Webhook: &v1.TriageWebhook{
-			URL: front.URL + "/hook-redirect", SecretRef: &v1.LocalObjectReference{Name: "prom-creds"},
-		}}})
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns).TriageWebhook(front.URL+"/hook-redirect", "prom-creds"))
 		res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP1)), incident.Options{Caller: adminUser})
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) {

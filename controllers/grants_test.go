@@ -58,8 +58,7 @@ var _ = Describe("A namespace that grants the operator nothing", func() {
 	It("keeps a Receiver's Secret from the operator, says how to grant it, and works once granted", func() {
 		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pd"},
 			StringData: map[string]string{"routingKey": "r0ut1ng"}})).To(Succeed())
-		r := createReceiver(ns, "pagerduty", v1.ReceiverSpec{Type: v1.ReceiverPagerDuty, URL: "http://127.0.0.1:1/v2/enqueue",
-			SecretRef: v1.SecretKeyReference{Name: "pd"}})
+		r := createReceiver(testbuild.MakeReceiver("pagerduty", ns).Type(v1.ReceiverPagerDuty).URL("http://127.0.0.1:1/v2/enqueue").Secret("pd", ""))
 		credentials := func(g Gomega) *metav1.Condition { return credentialsAvailable(g, r.DeepCopy()) }
 		Eventually(func(g Gomega) {
 			ready := receiverReady(g, r)
@@ -83,7 +82,7 @@ var _ = Describe("A namespace that grants the operator nothing", func() {
 		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: triageSA, Namespace: ns,
 			Annotations: map[string]string{v1.TriageServiceAccountAnnotation: "true"}}}
 		Expect(k8s.Create(ctx, sa)).To(Succeed())
-		createPolicy(ns, jobPolicy(time.Millisecond))
+		createPolicy(jobPolicy(ns, time.Millisecond))
 		first, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(sigAlert(ns, "a", v1.SeverityP2)), incident.Options{Caller: adminUser})
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) {

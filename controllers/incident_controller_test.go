@@ -41,8 +41,7 @@ const (
 )
 
 func sigAlert(ns, host string, sev v1.Severity) *v1.Alert {
-	a := testbuild.Alert(ns, testbuild.Host(host))
-	a.Spec.Severity = sev
+	a := testbuild.MakeAlert("", ns).Host(host).Severity(sev).Obj()
 	Expect(k8s.Create(ctx, a)).To(Succeed())
 	return a
 }
@@ -55,10 +54,9 @@ func triageJobTemplate() *batchv1.JobTemplateSpec {
 	}}}}
 }
 
-func createPolicy(ns string, spec v1.AlertRoutingPolicySpec) {
-	Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns}, Spec: spec,
-	})).To(Succeed())
+func createPolicy(p *testbuild.AlertRoutingPolicyWrapper) {
+	GinkgoHelper()
+	Expect(k8s.Create(ctx, p.Obj())).To(Succeed())
 }
 
 // createTriageSA creates the ServiceAccount triage Jobs run as, marked
@@ -73,11 +71,10 @@ func createTriageSA(ns, name string, marked bool) {
 	Expect(k8s.Create(ctx, sa)).To(Succeed())
 }
 
-func jobPolicy(cooldown time.Duration) v1.AlertRoutingPolicySpec {
-	return v1.AlertRoutingPolicySpec{
-		TriageCooldown: &metav1.Duration{Duration: cooldown},
-		Triage:         &v1.TriagePolicy{ServiceAccountName: triageSA, JobTemplate: triageJobTemplate()},
-	}
+// jobPolicy is the routing policy of ns that triages with a Job as
+// triageSA, at most once per cooldown.
+func jobPolicy(ns string, cooldown time.Duration) *testbuild.AlertRoutingPolicyWrapper {
+	return testbuild.MakeAlertRoutingPolicy(ns).TriageCooldown(cooldown).TriageJob(triageSA, triageJobTemplate())
 }
 
 func listIncidents(g Gomega, ns string) []v1.Incident {
@@ -202,7 +199,7 @@ var _ = Describe("Incident conversion and triage", func() {
 
 	It("turns a storm of 50 alerts of one signature into one Incident and one triage Job, the operator deciding once", func() {
 		createTriageSA(ns, triageSA, true)
-		createPolicy(ns, jobPolicy(stormCooldown))
+		createPolicy(jobPolicy(ns, stormCooldown))
 		alerts := make([]*v1.Alert, 50)
 		for i := range alerts {
 			alerts[i] = sigAlert(ns, fmt.Sprintf("host-%02d", i), v1.SeverityP2)
@@ -282,7 +279,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		var alerts []*v1.Alert
 		for s := range signatures {
 			for h := range perSignature {
-				a := testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("h%d", h)))
+				a := testbuild.MakeAlert("", ns).Host(fmt.Sprintf("h%d", h)).Obj()
 				a.Spec.Kind = fmt.Sprintf("kind_%d", s)
 				Expect(k8s.Create(ctx, a)).To(Succeed())
 				alerts = append(alerts, a)
@@ -303,14 +300,13 @@ var _ = Describe("Incident conversion and triage", func() {
 	It("caps the severity: a P0 alert with cap P1 opens a P1 Incident; a P3 alert stays P3", func() {
 		opts.SeverityCap = v1.SeverityP1
 		Expect(convert(sigAlert(ns, "a", v1.SeverityP0)).Incident.Spec.Severity).To(Equal(v1.SeverityP1))
-		low := testbuild.Alert(ns, testbuild.Host("b"))
-		low.Spec.Kind, low.Spec.Severity = "errors", v1.SeverityP3
+		low := testbuild.MakeAlert("", ns).Host("b").Kind("errors").Severity(v1.SeverityP3).Obj()
 		Expect(k8s.Create(ctx, low)).To(Succeed())
 		Expect(convert(low).Incident.Spec.Severity).To(Equal(v1.SeverityP3))
 	})
 
 	It("records state transitions, refuses a close without a note and drafts the postmortem on close", func() {
-		createPolicy(ns, v1.AlertRoutingPolicySpec{}) // no triage action configured
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns)) // no triage action configured
 		alert := sigAlert(ns, "a", v1.SeverityP1)
 		key := client.ObjectKeyFromObject(convert(alert).Incident)
 
@@ -397,7 +393,7 @@ var _ = Describe("Incident conversion and triage", func() {
 
 	It("keeps the cooldown across an operator restart and hands it to the signature's next Incident", func() {
 		createTriageSA(ns, triageSA, true)
-		createPolicy(ns, jobPolicy(stormCooldown))
+		createPolicy(jobPolicy(ns, stormCooldown))
 		By("a conversion made while the operator is down is opened and triaged once it is back")
 		stop()
 		first := convert(sigAlert(ns, "a", v1.SeverityP2))
@@ -451,7 +447,7 @@ var _ = Describe("Incident conversion and triage", func() {
 
 	It("runs no Job as a ServiceAccount the namespace admin did not mark", func() {
 		createTriageSA(ns, triageSA, false)
-		createPolicy(ns, jobPolicy(stormCooldown))
+		createPolicy(jobPolicy(ns, stormCooldown))
 		res := convert(sigAlert(ns, "a", v1.SeverityP2))
 		Eventually(func(g Gomega) {
 			inc := getIncident(g, ns, res.Incident.Name)
@@ -465,11 +461,8 @@ var _ = Describe("Incident conversion and triage", func() {
 
 	It("starts no run for a ref to an Alert that is not linked to the Incident, nor for a triage on-call writes", func() {
 		createTriageSA(ns, triageSA, true)
-		createPolicy(ns, jobPolicy(stormCooldown))
-		inc := &v1.Incident{
-			ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: ns},
-			Spec:       v1.IncidentSpec{Service: "gateway", Title: "customers report 502s", Signature: "gateway/prod/manual"},
-		}
+		createPolicy(jobPolicy(ns, stormCooldown))
+		inc := testbuild.MakeIncident("manual", ns).Title("customers report 502s").Signature("gateway/prod/manual").Obj()
 		Expect(oc.Create(ctx, inc)).To(Succeed())
 		triaged("manual")
 		elsewhere := sigAlert(ns, "elsewhere", v1.SeverityP1) // linked to nothing
@@ -511,7 +504,7 @@ var _ = Describe("Incident conversion and triage", func() {
 
 	It("leaves no Incident and no Job behind when the Alert's holder is someone else", func() {
 		createTriageSA(ns, triageSA, true)
-		createPolicy(ns, jobPolicy(stormCooldown))
+		createPolicy(jobPolicy(ns, stormCooldown))
 		held := sigAlert(ns, "held", v1.SeverityP1)
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(held), held)).To(Succeed())
@@ -586,9 +579,7 @@ var _ = Describe("Incident conversion and triage", func() {
 			StringData: map[string]string{"token": "s3cret"},
 		})).To(Succeed())
 		grant(ns, controllers.CredentialsRole)
-		createPolicy(ns, v1.AlertRoutingPolicySpec{Triage: &v1.TriagePolicy{
-			Webhook: &v1.TriageWebhook{URL: url + "/triage", SecretRef: &v1.LocalObjectReference{Name: "hook"}},
-		}})
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns).TriageWebhook(url+"/triage", "hook"))
 	}
 	delivery := func(g Gomega, name string) *v1.WebhookDelivery {
 		inc := getIncident(g, ns, name)
@@ -820,9 +811,9 @@ var _ = Describe("Incident conversion and triage", func() {
 
 	It("reports an invalid job template with the API server's field error", func() {
 		createTriageSA(ns, triageSA, true)
-		pol := jobPolicy(stormCooldown)
-		pol.Triage.JobTemplate.Spec.Template.Spec.Containers = nil
-		createPolicy(ns, pol)
+		tmpl := triageJobTemplate()
+		tmpl.Spec.Template.Spec.Containers = nil
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns).TriageCooldown(stormCooldown).TriageJob(triageSA, tmpl))
 		res := convert(sigAlert(ns, "a", v1.SeverityP2))
 		Eventually(func(g Gomega) {
 			c := meta.FindStatusCondition(getIncident(g, ns, res.Incident.Name).Status.Conditions, v1.IncidentConditionTriageConfigured)
@@ -834,10 +825,7 @@ var _ = Describe("Incident conversion and triage", func() {
 	})
 
 	It("opens an Incident created with kubectl, and triages it when an Alert is converted into it", func() {
-		inc := &v1.Incident{
-			ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: ns},
-			Spec:       v1.IncidentSpec{Service: "gateway", Title: "customers report 502s", Signature: "gateway/prod/manual"},
-		}
+		inc := testbuild.MakeIncident("manual", ns).Title("customers report 502s").Signature("gateway/prod/manual").Obj()
 		Expect(oc.Create(ctx, inc)).To(Succeed())
 		Eventually(func(g Gomega) {
 			got := getIncident(g, ns, "manual")
@@ -876,20 +864,15 @@ var _ = Describe("Automatic Incident conversion", func() {
 	})
 
 	It("converts an Alert once it reaches minOccurrences at or above minSeverity", func() {
-		createPolicy(ns, v1.AlertRoutingPolicySpec{Incident: &v1.IncidentPolicy{
-			Auto: &v1.AutoIncident{MinOccurrences: 2, MinSeverity: v1.SeverityP2},
-		}})
-		minor := testbuild.Alert(ns, testbuild.Host("quiet"))
-		minor.Spec.Severity = v1.SeverityP3
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns).AutoIncident(2, v1.SeverityP2))
+		minor := testbuild.MakeAlert("", ns).Host("quiet").Severity(v1.SeverityP3).Obj()
 		Expect(k8s.Create(ctx, minor)).To(Succeed())
-		minorAgain := testbuild.Alert(ns, testbuild.Host("quiet"))
-		minorAgain.Spec.Severity = v1.SeverityP3
+		minorAgain := testbuild.MakeAlert("", ns).Host("quiet").Severity(v1.SeverityP3).Obj()
 		Expect(k8s.Create(ctx, minorAgain)).To(Succeed())
 		first := sigAlert(ns, "loud", v1.SeverityP1)
 		Consistently(func(g Gomega) { g.Expect(listIncidents(g, ns)).To(BeEmpty()) }, quietFor, poll).Should(Succeed())
 
-		second := testbuild.Alert(ns, testbuild.Host("loud"))
-		second.Spec.Severity = v1.SeverityP1
+		second := testbuild.MakeAlert("", ns).Host("loud").Severity(v1.SeverityP1).Obj()
 		Expect(k8s.Create(ctx, second)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(first), first)).To(Succeed())

@@ -40,7 +40,7 @@ var _ = Describe("Lease bounds with the operator", func() {
 
 	newAlert := func() *v1.Alert {
 		GinkgoHelper()
-		a := testbuild.Alert(ns, testbuild.Host("leased"))
+		a := testbuild.MakeAlert("", ns).Host("leased").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectPhase(a, v1.AlertNew)
 		return a
@@ -54,9 +54,7 @@ var _ = Describe("Lease bounds with the operator", func() {
 	}
 
 	It("moves a renewTime in 2999 back to the operator's clock, and returns the Alert to New once the ceiling has passed", func() {
-		createPolicy(ns, v1.AlertRoutingPolicySpec{
-			ProcessingLockTTL: &metav1.Duration{Duration: time.Second}, MaxLeaseDuration: &metav1.Duration{Duration: 2 * time.Second},
-		})
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns).ProcessingLockTTL(time.Second).MaxLeaseDuration(2 * time.Second))
 		a := newAlert()
 		far := time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)
 		Expect(patchStatus(agent, a, rawClaim(mallory, far, 2, 0, 1))).To(Succeed(), "admission has no clock to refuse it by")
@@ -100,7 +98,7 @@ var _ = Describe("Lease bounds with the operator", func() {
 	})
 
 	It("shortens the leases held now when the ceiling is lowered", func() {
-		createPolicy(ns, v1.AlertRoutingPolicySpec{})
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns))
 		a := newAlert()
 		Expect(patchStatus(agent, a, rawClaim(mallory, clk.Now(), 3600, 0, 1))).To(Succeed())
 		Consistently(func(g Gomega) {

@@ -130,12 +130,14 @@ func createSecret(ns, name string, data map[string]string) {
 	grant(ns, controllers.CredentialsRole)
 }
 
-func createReceiver(ns, name string, spec v1.ReceiverSpec) *v1.Receiver {
+// createReceiver creates the Receiver b builds, with a groupInterval of 1s
+// unless b sets one.
+func createReceiver(b *testbuild.ReceiverWrapper) *v1.Receiver {
 	GinkgoHelper()
-	if spec.GroupInterval == nil {
-		spec.GroupInterval = &metav1.Duration{Duration: time.Second}
+	r := b.Obj()
+	if r.Spec.GroupInterval == nil {
+		b.GroupInterval(time.Second)
 	}
-	r := &v1.Receiver{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
 	Expect(k8s.Create(ctx, r)).To(Succeed())
 	return r
 }
@@ -159,8 +161,7 @@ func expectReady(r *v1.Receiver) {
 // would, once the Receivers exist.
 func openIncident(ns, kind string, sev v1.Severity) *v1.Incident {
 	GinkgoHelper()
-	a := testbuild.Alert(ns, testbuild.Host("h1"))
-	a.Spec.Kind, a.Spec.Severity = kind, sev
+	a := testbuild.MakeAlert("", ns).Host("h1").Kind(kind).Severity(sev).Obj()
 	Expect(k8s.Create(ctx, a)).To(Succeed())
 	res, err := incident.Convert(ctx, k8s, client.ObjectKeyFromObject(a), incident.Options{SeverityCap: v1.SeverityP0, Caller: adminUser})
 	Expect(err).NotTo(HaveOccurred())
@@ -179,9 +180,7 @@ var _ = Describe("Notifications", func() {
 		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff, DashboardURL: dashboardURL}))
 		pd := newFakeReceiver(http.StatusAccepted)
 		createSecret(ns, "pagerduty", map[string]string{"routingKey": "R0UTING-KEY-1"})
-		rcv := createReceiver(ns, "pagerduty", v1.ReceiverSpec{
-			Type: v1.ReceiverPagerDuty, URL: pd.URL + "/v2/enqueue", SecretRef: v1.SecretKeyReference{Name: "pagerduty"},
-		})
+		rcv := createReceiver(testbuild.MakeReceiver("pagerduty", ns).Type(v1.ReceiverPagerDuty).URL(pd.URL+"/v2/enqueue").Secret("pagerduty", ""))
 		expectReady(rcv)
 		inc := openIncident(ns, "latency", v1.SeverityP1)
 
@@ -242,9 +241,7 @@ var _ = Describe("Notifications", func() {
 		pd := newFakeReceiver(http.StatusAccepted)
 		pd.failures.Store(3)
 		createSecret(ns, "pagerduty", map[string]string{"routingKey": "R0UTING-KEY-2"})
-		createReceiver(ns, "pagerduty", v1.ReceiverSpec{
-			Type: v1.ReceiverPagerDuty, URL: pd.URL + "/v2/enqueue", SecretRef: v1.SecretKeyReference{Name: "pagerduty"},
-		})
+		createReceiver(testbuild.MakeReceiver("pagerduty", ns).Type(v1.ReceiverPagerDuty).URL(pd.URL+"/v2/enqueue").Secret("pagerduty", ""))
 		inc := openIncident(ns, "latency", v1.SeverityP2)
 		Eventually(func(g Gomega) {
 			got := notificationsOf(g, inc)
@@ -285,10 +282,8 @@ var _ = Describe("Notifications", func() {
 		hook.hold.Store(true)
 		createSecret(ns, "pagerduty", map[string]string{"routingKey": "R0UTING-KEY-3"})
 		createSecret(ns, "hook", map[string]string{"signingKey": "k"})
-		createReceiver(ns, "pagerduty", v1.ReceiverSpec{
-			Type: v1.ReceiverPagerDuty, URL: pd.URL + "/v2/enqueue", SecretRef: v1.SecretKeyReference{Name: "pagerduty"},
-		})
-		createReceiver(ns, "automation", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: hook.URL, SecretRef: v1.SecretKeyReference{Name: "hook"}})
+		createReceiver(testbuild.MakeReceiver("pagerduty", ns).Type(v1.ReceiverPagerDuty).URL(pd.URL+"/v2/enqueue").Secret("pagerduty", ""))
+		createReceiver(testbuild.MakeReceiver("automation", ns).URL(hook.URL).Secret("hook", ""))
 		inc := openIncident(ns, "latency", v1.SeverityP1)
 
 		// Both POSTs are on the wire, unanswered, when the operator stops:
@@ -338,7 +333,7 @@ var _ = Describe("Notifications", func() {
 		slack := newFakeReceiver(http.StatusOK)
 		hook := slack.URL + "/services/T000/B000/XXXXSECRET"
 		createSecret(ns, "slack", map[string]string{"webhookURL": hook})
-		rcv := createReceiver(ns, "team-channel", v1.ReceiverSpec{Type: v1.ReceiverSlack, SecretRef: v1.SecretKeyReference{Name: "slack"}})
+		rcv := createReceiver(testbuild.MakeReceiver("team-channel", ns).Type(v1.ReceiverSlack).Secret("slack", ""))
 		expectReady(rcv)
 		inc := openIncident(ns, "error_rate", v1.SeverityP2)
 		Eventually(slack.accepted, settle, poll).Should(HaveLen(1))
@@ -370,7 +365,7 @@ var _ = Describe("Notifications", func() {
 		hook := newFakeReceiver(http.StatusNoContent)
 		const signingKey = "whsec-0a1b2c"
 		createSecret(ns, "hook", map[string]string{"signingKey": signingKey})
-		createReceiver(ns, "automation", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: hook.URL + "/alertbridge", SecretRef: v1.SecretKeyReference{Name: "hook"}})
+		createReceiver(testbuild.MakeReceiver("automation", ns).URL(hook.URL+"/alertbridge").Secret("hook", ""))
 		inc := openIncident(ns, "latency", v1.SeverityP3)
 		Eventually(hook.accepted, settle, poll).Should(HaveLen(1))
 		inc = getIncident(Default, ns, inc.Name)
@@ -415,8 +410,8 @@ var _ = Describe("Notifications", func() {
 		}
 		delivered, retrying, pendingBefore := deliveries(metrics.ResultDelivered), deliveries(metrics.ResultRetrying), pending()
 		createSecret(ns, "hook", map[string]string{"signingKey": "k"})
-		createReceiver(ns, "flaky", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: flaky.URL, SecretRef: v1.SecretKeyReference{Name: "hook"}})
-		createReceiver(ns, "audit", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: audit.URL, SecretRef: v1.SecretKeyReference{Name: "hook"}})
+		createReceiver(testbuild.MakeReceiver("flaky", ns).URL(flaky.URL).Secret("hook", ""))
+		createReceiver(testbuild.MakeReceiver("audit", ns).URL(audit.URL).Secret("hook", ""))
 		kinds := []string{"latency", "error_rate", "saturation", "disk_full", "cert_expiry"}
 		var incs []*v1.Incident
 		for _, k := range kinds {
@@ -471,8 +466,8 @@ var _ = Describe("Notifications", func() {
 		stuck, audit := newFakeReceiver(http.StatusOK), newFakeReceiver(http.StatusOK)
 		stuck.hang.Store(true)
 		createSecret(ns, "hook", map[string]string{"signingKey": "k"})
-		createReceiver(ns, "stuck", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: stuck.URL, SecretRef: v1.SecretKeyReference{Name: "hook"}})
-		createReceiver(ns, "audit", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: audit.URL, SecretRef: v1.SecretKeyReference{Name: "hook"}})
+		createReceiver(testbuild.MakeReceiver("stuck", ns).URL(stuck.URL).Secret("hook", ""))
+		createReceiver(testbuild.MakeReceiver("audit", ns).URL(audit.URL).Secret("hook", ""))
 		// More Incidents than the notification controller has workers.
 		kinds := []string{"latency", "error_rate", "saturation", "disk_full", "cert_expiry", "queue_depth", "restarts", "oom"}
 		var incs []*v1.Incident
@@ -511,8 +506,8 @@ var _ = Describe("Notifications", func() {
 		mgr := op.Manager
 		hook := newFakeReceiver(http.StatusOK)
 		createSecret(ns, "hook", map[string]string{"signingKey": "k"})
-		createReceiver(ns, "automation", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: hook.URL, SecretRef: v1.SecretKeyReference{Name: "hook"}})
-		createPolicy(ns, v1.AlertRoutingPolicySpec{Incident: &v1.IncidentPolicy{Auto: &v1.AutoIncident{MinOccurrences: 1, MinSeverity: v1.SeverityP3}}})
+		createReceiver(testbuild.MakeReceiver("automation", ns).URL(hook.URL).Secret("hook", ""))
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns).AutoIncident(1, v1.SeverityP3))
 
 		// The HTTP intake's path: occurrences counted into their canonical
 		// Alerts, ten fingerprints of one signature.
@@ -553,17 +548,10 @@ var _ = Describe("Notifications", func() {
 	It("never announces a silenced Alert, and announces it when its Silence ends", func() {
 		hook := newFakeReceiver(http.StatusOK)
 		createSecret(ns, "hook", map[string]string{"signingKey": "k"})
-		createReceiver(ns, "new-alerts", v1.ReceiverSpec{
-			Type: v1.ReceiverWebhook, URL: hook.URL, SecretRef: v1.SecretKeyReference{Name: "hook"},
-			Events: []v1.NotificationEvent{}, Alerts: &v1.ReceiverAlerts{MinSeverity: v1.SeverityP2},
-		})
+		createReceiver(testbuild.MakeReceiver("new-alerts", ns).URL(hook.URL).Secret("hook", "").Events().Alerts(v1.SeverityP2))
 		// A real Silence, there before the Alerts: the Alert controller
 		// silences the quiet one in the same write that makes it New.
-		sil := &v1.Silence{
-			ObjectMeta: metav1.ObjectMeta{Name: "maintenance-42", Namespace: ns},
-			Spec: v1.SilenceSpec{Matchers: []v1.SilenceMatcher{{Name: "host", Operator: v1.MatchEqual, Value: "quiet"}},
-				EndsAt: metav1.NewTime(time.Now().Add(time.Hour)), Comment: "maintenance"},
-		}
+		sil := testbuild.MakeSilence("maintenance-42", ns).Matcher("host", v1.MatchEqual, "quiet").EndsAt(time.Now().Add(time.Hour)).Obj()
 		Expect(k8s.Create(ctx, sil)).To(Succeed())
 		loud, quiet, minor := sigAlert(ns, "loud", v1.SeverityP1), sigAlert(ns, "quiet", v1.SeverityP1), sigAlert(ns, "minor", v1.SeverityP3)
 		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff}))
@@ -608,8 +596,8 @@ var _ = Describe("Notifications", func() {
 			StringData: map[string]string{"token": "sa-token-9a0f", "signingKey": "sa-token-9a0f"},
 		})).To(Succeed())
 		createSecret(ns, "hook", map[string]string{"signingKey": "k"})
-		sa := createReceiver(ns, "sa", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: attacker.URL, SecretRef: v1.SecretKeyReference{Name: "builder-token"}})
-		createReceiver(ns, "redirected", v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: front.URL + "/hook", SecretRef: v1.SecretKeyReference{Name: "hook"}})
+		sa := createReceiver(testbuild.MakeReceiver("sa", ns).URL(attacker.URL).Secret("builder-token", ""))
+		createReceiver(testbuild.MakeReceiver("redirected", ns).URL(front.URL+"/hook").Secret("hook", ""))
 		Eventually(func(g Gomega) {
 			c := receiverReady(g, sa)
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))

@@ -23,17 +23,14 @@ const oncallUser = "alice@example.com"
 // on-call creates through the shipped role, as kubectl would.
 func silenceFor(ns string, start *time.Time, end time.Time, matchers ...string) *v1.Silence {
 	GinkgoHelper()
-	s := &v1.Silence{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "deploy-", Namespace: ns},
-		Spec:       v1.SilenceSpec{EndsAt: metav1.NewTime(end), Comment: "deploy"},
-	}
+	s := testbuild.MakeSilence("", ns).GenerateName("deploy-").EndsAt(end).Comment("deploy")
 	if start != nil {
-		s.Spec.StartsAt = &metav1.Time{Time: *start}
+		s.StartsAt(*start)
 	}
 	for i := 0; i < len(matchers); i += 2 {
-		s.Spec.Matchers = append(s.Spec.Matchers, v1.SilenceMatcher{Name: matchers[i], Operator: v1.MatchEqual, Value: matchers[i+1]})
+		s.Matcher(matchers[i], v1.MatchEqual, matchers[i+1])
 	}
-	return createSilence(s)
+	return createSilence(s.Obj())
 }
 
 func createSilence(s *v1.Silence) *v1.Silence {
@@ -93,17 +90,17 @@ var _ = Describe("Silences", func() {
 	It("silence a matching Alert that is still counted, refuse its claim, and put it back in play at endsAt on the operator's timer", func() {
 		baseline := acceptLatency(testbuild.Namespace(Default, k8s, "ctl-"), 3)
 		s := silenceFor(ns, nil, time.Now().Add(time.Hour), "service", "gateway", "host", "db-1")
-		a := testbuild.Alert(ns, testbuild.Host("db-1"))
+		a := testbuild.MakeAlert("", ns).Host("db-1").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectPhase(a, v1.AlertNew)
 		expectSilenced(a, s.Name)
-		other := testbuild.Alert(ns, testbuild.Host("db-2"))
+		other := testbuild.MakeAlert("", ns).Host("db-2").Obj()
 		Expect(k8s.Create(ctx, other)).To(Succeed())
 		expectPhase(other, v1.AlertNew)
 		Expect(other.Status.Conditions).To(BeEmpty(), "an Alert the Silence does not match gets no condition")
 
 		// Ingested, deduplicated and counted all the same.
-		Expect(k8s.Create(ctx, testbuild.Alert(ns, testbuild.Host("db-1")))).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlert("", ns).Host("db-1").Obj())).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
 			g.Expect(a.Status.Occurrences).To(BeEquivalentTo(2))
@@ -157,7 +154,7 @@ var _ = Describe("Silences", func() {
 	It("let an agent claim a silenced Alert once the Silence's endsAt passes, with no action by anyone", func() {
 		end := time.Now().Add(4 * time.Second).Truncate(time.Second)
 		s := silenceFor(ns, nil, end, "host", "expiring")
-		a := testbuild.Alert(ns, testbuild.Host("expiring"))
+		a := testbuild.MakeAlert("", ns).Host("expiring").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectSilenced(a, s.Name)
 		claimer := agent(ns, "agent-1")
@@ -184,7 +181,7 @@ var _ = Describe("Silences", func() {
 
 	It("start silencing at startsAt on the operator's timer", func() {
 		baseline := acceptLatency(testbuild.Namespace(Default, k8s, "ctl-"), 3)
-		a := testbuild.Alert(ns, testbuild.Host("later"))
+		a := testbuild.MakeAlert("", ns).Host("later").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectPhase(a, v1.AlertNew)
 		start := time.Now().Add(3 * time.Second).Truncate(time.Second)
@@ -201,12 +198,9 @@ var _ = Describe("Silences", func() {
 	})
 
 	It("follow a Silence's matchers as they change, and let go at once when it is deleted", func() {
-		s := createSilence(&v1.Silence{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "deploy-", Namespace: ns},
-			Spec: v1.SilenceSpec{EndsAt: metav1.NewTime(time.Now().Add(time.Hour)), Comment: "web rollout",
-				Matchers: []v1.SilenceMatcher{{Name: "host", Operator: v1.MatchRegexp, Value: "web-(1|2)"}}},
-		})
-		a1, a2 := testbuild.Alert(ns, testbuild.Host("web-1")), testbuild.Alert(ns, testbuild.Host("web-2"))
+		s := createSilence(testbuild.MakeSilence("", ns).GenerateName("deploy-").Comment("web rollout").
+			Matcher("host", v1.MatchRegexp, "web-(1|2)").EndsAt(time.Now().Add(time.Hour)).Obj())
+		a1, a2 := testbuild.MakeAlert("", ns).Host("web-1").Obj(), testbuild.MakeAlert("", ns).Host("web-2").Obj()
 		Expect(k8s.Create(ctx, a1)).To(Succeed())
 		Expect(k8s.Create(ctx, a2)).To(Succeed())
 		expectSilenced(a1, s.Name)
@@ -225,9 +219,7 @@ var _ = Describe("Silences", func() {
 	})
 
 	It("not convert a silenced Alert automatically, and convert it once the Silence is expired", func() {
-		createPolicy(ns, v1.AlertRoutingPolicySpec{Incident: &v1.IncidentPolicy{
-			Auto: &v1.AutoIncident{MinOccurrences: 1, MinSeverity: v1.SeverityP2},
-		}})
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns).AutoIncident(1, v1.SeverityP2))
 		s := silenceFor(ns, nil, time.Now().Add(time.Hour), "host", "maintenance")
 		a := sigAlert(ns, "maintenance", v1.SeverityP1)
 		expectSilenced(a, s.Name)
@@ -248,8 +240,8 @@ var _ = Describe("Silences", func() {
 	})
 
 	It("not apply a Silence longer than the namespace allows, and say why", func() {
-		createPolicy(ns, v1.AlertRoutingPolicySpec{Silences: &v1.SilencePolicy{MaxDuration: &metav1.Duration{Duration: 30 * time.Minute}}})
-		a := testbuild.Alert(ns, testbuild.Host("long"))
+		createPolicy(testbuild.MakeAlertRoutingPolicy(ns).SilenceMaxDuration(30 * time.Minute))
+		a := testbuild.MakeAlert("", ns).Host("long").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		expectPhase(a, v1.AlertNew)
 		s := silenceFor(ns, nil, time.Now().Add(2*time.Hour), "host", "long")

@@ -6,8 +6,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -32,27 +30,12 @@ const (
 // page conditions scaled from hours to seconds (1h/5m → 60s/10s, 6h/30m →
 // 2m/20s, same factors), so a real Prometheus fills them within a minute.
 func budgetPolicy(ns, service, url string) *v1.SLOPolicy {
-	return &v1.SLOPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: service, Namespace: ns},
-		Spec: v1.SLOPolicySpec{
-			Service: service,
-			Env:     "staging",
-			Objectives: v1.SLOObjectives{Availability: &v1.AvailabilityObjective{
-				BudgetObjective: v1.BudgetObjective{Target: "99.9", Window: "10m"},
-			}},
-			Source: v1.SLOSource{Prometheus: v1.PrometheusSource{URL: url}},
-			Alerting: &v1.BurnRateAlerting{
-				Page: &v1.BurnRateCondition{Windows: []v1.BurnRateWindow{
-					{Long: "60s", Short: "10s", Factor: "14.4"}, {Long: "2m", Short: "20s", Factor: "6"},
-				}},
-				Ticket: &v1.BurnRateCondition{Disabled: true, Windows: []v1.BurnRateWindow{
-					{Long: "5m", Short: "30s", Factor: "1"},
-				}},
-			},
-			Gate:               v1.GateSpec{Mode: v1.GateStrict, NoData: v1.NoDataBlock, BlockOnBurn: ptr.To(v1.BurnPage)},
-			EvaluationInterval: &metav1.Duration{Duration: slo.MinEvaluationInterval},
-		},
-	}
+	return testbuild.MakeSLOPolicy(service, ns).Service(service).Env("staging").PrometheusURL(url).
+		NoObjectives().Availability("99.9", "10m").
+		PageWindows(v1.BurnRateWindow{Long: "60s", Short: "10s", Factor: "14.4"}, v1.BurnRateWindow{Long: "2m", Short: "20s", Factor: "6"}).
+		TicketWindows(v1.BurnRateWindow{Long: "5m", Short: "30s", Factor: "1"}).DisableBurn(v1.BurnTicket).
+		GateMode(v1.GateStrict).NoData(v1.NoDataBlock).BlockOnBurn(v1.BurnPage).
+		EvaluationInterval(slo.MinEvaluationInterval).Obj()
 }
 
 func burnAlerts(g Gomega, ns string) []v1.Alert {
@@ -88,10 +71,7 @@ var _ = Describe("SLOPolicy error budgets against a real Prometheus", Ordered, f
 		ns = testbuild.Namespace(Default, k8s, "ctl-")
 		// The namespace allows only latency Alerts: the operator's own
 		// slo_burn Alerts are exempt (D9).
-		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
-			Spec:       v1.AlertRoutingPolicySpec{AllowedKinds: []string{"latency"}},
-		})).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).AllowedKinds("latency").Obj())).To(Succeed())
 	})
 
 	AfterAll(func() {
@@ -222,13 +202,13 @@ var _ = Describe("SLOPolicy error budgets against a real Prometheus", Ordered, f
 		}, 2*slo.MinEvaluationInterval, time.Second).Should(Succeed(), "the evaluations' sweeps leave a live policy's page alone")
 
 		By("deleted while the operator runs: the deletion's reconcile resolves the page")
-		Expect(k8s.Delete(ctx, &v1.SLOPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "payments"}})).To(Succeed())
+		Expect(k8s.Delete(ctx, testbuild.MakeSLOPolicy("payments", ns).Obj())).To(Succeed())
 		resolved(running)
 
 		By("deleted while the operator is down: the Alert, seen again at start, leads to the sweep")
 		stopOp()
 		stopOp = nil
-		Expect(k8s.Delete(ctx, &v1.SLOPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "search"}})).To(Succeed())
+		Expect(k8s.Delete(ctx, testbuild.MakeSLOPolicy("search", ns).Obj())).To(Succeed())
 		Consistently(func(g Gomega) []string {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(stopped), stopped)).To(Succeed())
 			return stopped.Status.Firing.Instances

@@ -114,19 +114,9 @@ var (
 )
 
 func newSLOPolicy(ns, service, url string, mode v1.GateMode) *v1.SLOPolicy {
-	return &v1.SLOPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: service, Namespace: ns},
-		Spec: v1.SLOPolicySpec{
-			Service:    service,
-			Env:        "staging",
-			Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300), ErrorRatePercent: ptr.To("1.0")},
-			Source: v1.SLOSource{Prometheus: v1.PrometheusSource{
-				URL: url, LatencyP95Query: shortLatencyQuery, ErrorRateQuery: shortErrorRateQuery,
-			}},
-			Gate:               v1.GateSpec{Mode: mode, NoData: v1.NoDataBlock, MaxBypass: &metav1.Duration{Duration: time.Hour}},
-			EvaluationInterval: &metav1.Duration{Duration: slo.MinEvaluationInterval},
-		},
-	}
+	return testbuild.MakeSLOPolicy(service, ns).Service(service).Env("staging").ErrorRatePercent("1.0").
+		PrometheusURL(url).Queries(shortLatencyQuery, shortErrorRateQuery).
+		GateMode(mode).NoData(v1.NoDataBlock).MaxBypass(time.Hour).EvaluationInterval(slo.MinEvaluationInterval).Obj()
 }
 
 // gateOf returns a matcher-friendly view of the policy's gate.
@@ -294,17 +284,11 @@ var _ = Describe("SLOPolicy gate against a real Prometheus", Ordered, func() {
 		Expect(k8s.Create(ctx, p)).To(Succeed())
 		expectGate(p, v1.DecisionAllow, v1.ReasonWithinObjectives)
 
-		minor := &v1.Incident{
-			ObjectMeta: metav1.ObjectMeta{Name: "minor", Namespace: ns},
-			Spec:       v1.IncidentSpec{Service: "incident", Env: "staging", Severity: v1.SeverityP3, Title: "minor", State: v1.IncidentOpen},
-		}
+		minor := testbuild.MakeIncident("minor", ns).Service("incident").Env("staging").Severity(v1.SeverityP3).Title("minor").State(v1.IncidentOpen).Obj()
 		Expect(k8s.Create(ctx, minor)).To(Succeed())
 		Consistently(func(g Gomega) v1.GateDecision { d, _ := gateOf(g, p); return d }, quietFor, poll).Should(Equal(v1.DecisionAllow))
 
-		major := &v1.Incident{
-			ObjectMeta: metav1.ObjectMeta{Name: "major", Namespace: ns},
-			Spec:       v1.IncidentSpec{Service: "incident", Env: "staging", Severity: v1.SeverityP1, Title: "major", State: v1.IncidentOpen},
-		}
+		major := testbuild.MakeIncident("major", ns).Service("incident").Env("staging").Severity(v1.SeverityP1).Title("major").State(v1.IncidentOpen).Obj()
 		Expect(k8s.Create(ctx, major)).To(Succeed())
 		expectGate(p, v1.DecisionBlock, v1.ReasonOpenIncident)
 

@@ -3,7 +3,6 @@ package v1alpha1_test
 import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -15,47 +14,34 @@ import (
 var _ = Describe("AlertRoutingPolicy allowedKinds at admission", func() {
 	It("refuses a kind the namespace's policy does not allow, naming spec.kind", func() {
 		ns := testbuild.Namespace(Default, k8s, "api-")
-		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
-			Spec:       v1.AlertRoutingPolicySpec{AllowedKinds: []string{"latency", "error_rate"}},
-		})).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).AllowedKinds("latency", "error_rate").Obj())).To(Succeed())
 		// A new policy takes a moment to apply.
 		Eventually(func() error {
-			a := validAlert(ns)
-			a.Spec.Kind = "disk_full"
-			return k8s.Create(ctx, a)
+			return k8s.Create(ctx, testbuild.MakeAlert("", ns).Kind("disk_full").Obj())
 		}, "30s", "200ms").Should(MatchError(And(
 			ContainSubstring(`spec.kind: "disk_full" is not allowed`),
 			ContainSubstring("latency, error_rate"))))
-		Expect(k8s.Create(ctx, validAlert(ns))).To(Succeed(), "an allowed kind is still accepted")
+		Expect(k8s.Create(ctx, testbuild.MakeAlert("", ns).Obj())).To(Succeed(), "an allowed kind is still accepted")
 	})
 
 	It("accepts any kind where no policy (or an empty list) restricts it", func() {
 		ns := testbuild.Namespace(Default, k8s, "api-")
-		a := validAlert(ns)
-		a.Spec.Kind = "disk_full"
-		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlert("", ns).Kind("disk_full").Obj())).To(Succeed())
 
 		other := testbuild.Namespace(Default, k8s, "api-")
-		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: other}})).To(Succeed())
-		b := validAlert(other)
-		b.Spec.Kind = "disk_full"
-		Expect(k8s.Create(ctx, b)).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(other).Obj())).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlert("", other).Kind("disk_full").Obj())).To(Succeed())
 	})
 
 	It("exempts the operator's own Alerts (labelled origin=operator), not those it creates for callers nor anyone else's", func() {
 		ns := testbuild.Namespace(Default, k8s, "api-")
-		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
-			Spec:       v1.AlertRoutingPolicySpec{AllowedKinds: []string{"latency"}},
-		})).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).AllowedKinds("latency").Obj())).To(Succeed())
 		probe := func(own bool) *v1.Alert {
-			a := validAlert(ns)
-			a.Spec.Kind = "mirror_probe"
+			a := testbuild.MakeAlert("", ns).Kind("mirror_probe")
 			if own {
-				a.Labels = map[string]string{v1.OriginLabel: v1.OriginOperator}
+				a.MetaLabel(v1.OriginLabel, v1.OriginOperator)
 			}
-			return a
+			return a.Obj()
 		}
 		operator, err := client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
 		Expect(err).NotTo(HaveOccurred())

@@ -36,9 +36,7 @@ var _ = Describe("Finalizers on Alerts (alertbridge-alert-origin)", func() {
 		Expect(err).NotTo(HaveOccurred())
 	})
 	withFinalizers := func(finalizers ...string) *v1.Alert {
-		a := validAlert(ns)
-		a.Finalizers = finalizers
-		return a
+		return testbuild.MakeAlert("", ns).Finalizers(finalizers...).Obj()
 	}
 
 	It("refuses a monitor's own finalizer, naming metadata.finalizers", func() {
@@ -50,7 +48,7 @@ var _ = Describe("Finalizers on Alerts (alertbridge-alert-origin)", func() {
 	})
 
 	It("lets a monitor create a plain Alert, which gets the mirror's finalizer, or one naming the mirror's itself", func() {
-		plain := validAlert(ns)
+		plain := testbuild.MakeAlert("", ns).Obj()
 		Eventually(func() error { return monitor.Create(ctx, plain) }, rbacSettle, "100ms").Should(Succeed())
 		var stored v1.Alert
 		Expect(k8s.Get(ctx, keyOf(plain), &stored)).To(Succeed())
@@ -73,7 +71,7 @@ var _ = Describe("Finalizers on Alerts (alertbridge-alert-origin)", func() {
 		grant(ns, editorUser, rbacv1.PolicyRule{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"alerts"}, Verbs: []string{"get", "patch"}})
 		editor, err := client.New(env.As(editorUser), client.Options{Scheme: kube.NewScheme()})
 		Expect(err).NotTo(HaveOccurred())
-		a := validAlert(ns)
+		a := testbuild.MakeAlert("", ns).Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		addHold := client.RawPatch("application/json-patch+json", []byte(`[{"op":"add","path":"/metadata/finalizers/-","value":"`+hold+`"}]`))
 		Eventually(func() error { return editor.Patch(ctx, a.DeepCopy(), addHold) }, rbacSettle, "100ms").Should(MatchError(And(

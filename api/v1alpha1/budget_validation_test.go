@@ -7,7 +7,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -15,17 +14,9 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
-func budgetPolicy(ns string) *v1.SLOPolicy {
-	return &v1.SLOPolicy{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "budget-", Namespace: ns},
-		Spec: v1.SLOPolicySpec{
-			Service: "checkout",
-			Objectives: v1.SLOObjectives{
-				Availability: &v1.AvailabilityObjective{BudgetObjective: v1.BudgetObjective{Target: "99.9"}},
-			},
-			Source: v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://prometheus:9090"}},
-		},
-	}
+// budgetPolicy is an SLOPolicy with an availability objective alone.
+func budgetPolicy(ns string) *testbuild.SLOPolicyWrapper {
+	return testbuild.MakeSLOPolicy("", ns).GenerateName("budget-").Service("checkout").NoObjectives().Availability("99.9", "")
 }
 
 var _ = Describe("SLOPolicy error-budget validation", func() {
@@ -33,7 +24,7 @@ var _ = Describe("SLOPolicy error-budget validation", func() {
 	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "api-") })
 
 	It("accepts an availability objective alone and defaults its window to 28d", func() {
-		p := budgetPolicy(ns)
+		p := budgetPolicy(ns).Obj()
 		Expect(k8s.Create(ctx, p)).To(Succeed())
 		Expect(p.Spec.Objectives.Availability.Window).To(Equal(v1.SLOWindow("28d")))
 	})
@@ -54,45 +45,35 @@ var _ = Describe("SLOPolicy error-budget validation", func() {
 	})
 
 	DescribeTable("refuses bad input with the field's name",
-		func(mutate func(p *v1.SLOPolicy), field, msg string) {
+		func(mutate func(p *testbuild.SLOPolicyWrapper), field, msg string) {
 			p := budgetPolicy(ns)
 			mutate(p)
-			err := k8s.Create(ctx, p)
+			err := k8s.Create(ctx, p.Obj())
 			Expect(err).To(MatchError(ContainSubstring(field)))
 			Expect(err).To(MatchError(ContainSubstring(msg)))
 		},
-		Entry("target 0", func(p *v1.SLOPolicy) { p.Spec.Objectives.Availability.Target = "0.0" },
+		Entry("target 0", func(p *testbuild.SLOPolicyWrapper) { p.Availability("0.0", "") },
 			"spec.objectives.availability.target", "greater than 0 and less than 100"),
-		Entry("target 100", func(p *v1.SLOPolicy) { p.Spec.Objectives.Availability.Target = "100" },
+		Entry("target 100", func(p *testbuild.SLOPolicyWrapper) { p.Availability("100", "") },
 			"spec.objectives.availability.target", "should match"),
-		Entry("a window in weeks", func(p *v1.SLOPolicy) { p.Spec.Objectives.Availability.Window = "4w" },
+		Entry("a window in weeks", func(p *testbuild.SLOPolicyWrapper) { p.Availability("99.9", "4w") },
 			"spec.objectives.availability.window", "should match"),
-		Entry("a window over 90d", func(p *v1.SLOPolicy) { p.Spec.Objectives.Availability.Window = "91d" },
+		Entry("a window over 90d", func(p *testbuild.SLOPolicyWrapper) { p.Availability("99.9", "91d") },
 			"spec.objectives.availability.window", "at most 90d"),
-		Entry("both errorQuery and goodQuery", func(p *v1.SLOPolicy) {
-			p.Spec.Objectives.Availability.ErrorQuery = `errors_total`
-			p.Spec.Objectives.Availability.GoodQuery = `good_total`
+		Entry("both errorQuery and goodQuery", func(p *testbuild.SLOPolicyWrapper) {
+			p.AvailabilityQueries(`errors_total`, `good_total`, "")
 		}, "spec.objectives.availability", "errorQuery or goodQuery, not both"),
-		Entry("a latency objective without thresholdMs", func(p *v1.SLOPolicy) {
-			p.Spec.Objectives.Latency = &v1.LatencyObjective{BudgetObjective: v1.BudgetObjective{Target: "99"}}
-		}, "spec.objectives.latency.thresholdMs", "greater than or equal to 1"),
-		Entry("a short window not shorter than its long one", func(p *v1.SLOPolicy) {
-			p.Spec.Alerting = &v1.BurnRateAlerting{Page: &v1.BurnRateCondition{Windows: []v1.BurnRateWindow{
-				{Long: "1h", Short: "60m", Factor: "14.4"},
-			}}}
+		Entry("a latency objective without thresholdMs", func(p *testbuild.SLOPolicyWrapper) { p.Latency("99", 0, "") },
+			"spec.objectives.latency.thresholdMs", "greater than or equal to 1"),
+		Entry("a short window not shorter than its long one", func(p *testbuild.SLOPolicyWrapper) {
+			p.PageWindows(v1.BurnRateWindow{Long: "1h", Short: "60m", Factor: "14.4"})
 		}, "spec.alerting.page.windows[0]", "short must be shorter than long"),
-		Entry("a factor of 0", func(p *v1.SLOPolicy) {
-			p.Spec.Alerting = &v1.BurnRateAlerting{Ticket: &v1.BurnRateCondition{Windows: []v1.BurnRateWindow{
-				{Long: "3d", Short: "6h", Factor: "0"},
-			}}}
+		Entry("a factor of 0", func(p *testbuild.SLOPolicyWrapper) {
+			p.TicketWindows(v1.BurnRateWindow{Long: "3d", Short: "6h", Factor: "0"})
 		}, "spec.alerting.ticket.windows[0].factor", "greater than 0"),
-		Entry("an unknown blockOnBurn", func(p *v1.SLOPolicy) {
-			c := v1.BurnCondition("always")
-			p.Spec.Gate.BlockOnBurn = &c
-		}, "spec.gate.blockOnBurn", "Unsupported value"),
-		Entry("minErrorBudgetPercent over 100", func(p *v1.SLOPolicy) {
-			v := "101"
-			p.Spec.Gate.MinErrorBudgetPercent = &v
-		}, "spec.gate.minErrorBudgetPercent", "should match"),
+		Entry("an unknown blockOnBurn", func(p *testbuild.SLOPolicyWrapper) { p.BlockOnBurn("always") },
+			"spec.gate.blockOnBurn", "Unsupported value"),
+		Entry("minErrorBudgetPercent over 100", func(p *testbuild.SLOPolicyWrapper) { p.MinErrorBudgetPercent("101") },
+			"spec.gate.minErrorBudgetPercent", "should match"),
 	)
 })

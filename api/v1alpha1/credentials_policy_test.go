@@ -15,7 +15,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -75,7 +74,7 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 	Describe("SLOPolicy: on-call may only bypass", func() {
 		var p *v1.SLOPolicy
 		BeforeEach(func() {
-			p = sloPolicy(ns, "gateway")
+			p = testbuild.MakeSLOPolicy("gateway", ns).Obj()
 			Expect(k8s.Create(ctx, p)).To(Succeed())
 		})
 
@@ -130,8 +129,7 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 
 	Describe("SLOPolicy: only who may get a Secret sends its credentials", func() {
 		It("refuses naming, or moving the URL of, a Secret the user may not read, and allows it once they may", func() {
-			withSecret := sloPolicy(ns, "gateway")
-			withSecret.Spec.Source.Prometheus.SecretRef = &v1.LocalObjectReference{Name: "prom-creds"}
+			withSecret := testbuild.MakeSLOPolicy("gateway", ns).SecretRef("prom-creds").Obj()
 			Eventually(func() error { return owner.Create(ctx, withSecret.DeepCopy()) }, rbacSettle, "100ms").Should(MatchError(ContainSubstring(
 				"spec.source.prometheus.secretRef: sending the credentials of Secret prom-creds needs get on that Secret, which " +
 					ownerUser + " does not have in namespace " + ns)))
@@ -150,7 +148,7 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 			}, rbacSettle, "100ms").Should(Succeed())
 			Expect(mergePatch(owner, withSecret, prom(map[string]any{"secretRef": map[string]any{"name": "other-creds"}}))).
 				To(MatchError(ContainSubstring("Secret other-creds needs get")), "get on one Secret is not get on another")
-			Expect(owner.Create(ctx, sloPolicyWithSecret(ns, "api", "prom-creds"))).To(Succeed())
+			Expect(owner.Create(ctx, testbuild.MakeSLOPolicy("api", ns).Service("api").SecretRef("prom-creds").Obj())).To(Succeed())
 			Expect(mergePatch(owner, withSecret, prom(map[string]any{"secretRef": nil}))).To(Succeed(), "dropping a secretRef needs nothing")
 		})
 	})
@@ -160,9 +158,7 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 		// reading whatever the Secret's credentials may read.
 		var p *v1.SLOPolicy
 		BeforeEach(func() {
-			p = sloPolicyWithSecret(ns, "gateway", "prom-creds")
-			p.Spec.Objectives.Availability = &v1.AvailabilityObjective{BudgetObjective: v1.BudgetObjective{Target: "99.9"}}
-			p.Spec.Objectives.Latency = &v1.LatencyObjective{BudgetObjective: v1.BudgetObjective{Target: "99"}, ThresholdMs: 300}
+			p = testbuild.MakeSLOPolicy("gateway", ns).SecretRef("prom-creds").Availability("99.9", "").Latency("99", 300, "").Obj()
 			Expect(k8s.Create(ctx, p)).To(Succeed())
 		})
 		spec := func(fields map[string]any) map[string]any { return map[string]any{"spec": fields} }
@@ -223,7 +219,7 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 			Expect(mergePatch(owner, p, pageWindows)).To(Succeed())
 			Expect(mergePatch(owner, p, spec(map[string]any{"service": "payments"}))).To(Succeed())
 
-			plain := sloPolicy(ns, "plain")
+			plain := testbuild.MakeSLOPolicy("plain", ns).Service("plain").Obj()
 			Expect(k8s.Create(ctx, plain)).To(Succeed())
 			Expect(mergePatch(owner, plain, prom(map[string]any{"errorRateQuery": `max(any_metric)`}))).To(Succeed())
 			Expect(mergePatch(owner, plain, spec(map[string]any{"env": "staging"}))).To(Succeed())
@@ -247,8 +243,7 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 		}
 
 		It("refuses a webhook secretRef, or moving its URL, without get on the Secret", func() {
-			arp := routingPolicy(ns)
-			arp.Spec.Triage = &v1.TriagePolicy{Webhook: &v1.TriageWebhook{URL: "https://triage.example", SecretRef: &v1.LocalObjectReference{Name: "prom-creds"}}}
+			arp := testbuild.MakeAlertRoutingPolicy(ns).TriageWebhook("https://triage.example", "prom-creds").Obj()
 			Eventually(func() error { return owner.Create(ctx, arp.DeepCopy()) }, rbacSettle, "100ms").Should(MatchError(ContainSubstring(
 				"spec.triage.webhook.secretRef: sending the token of Secret prom-creds needs get on that Secret, which " + ownerUser)))
 			Expect(k8s.Create(ctx, arp)).To(Succeed())
@@ -269,9 +264,7 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 		})
 
 		It("refuses a job template, or a new ServiceAccount for it, without create on Jobs", func() {
-			tmpl := jobTemplate("registry.example/triage:1")
-			arp := routingPolicy(ns)
-			arp.Spec.Triage = &v1.TriagePolicy{ServiceAccountName: "triage", JobTemplate: tmpl}
+			arp := testbuild.MakeAlertRoutingPolicy(ns).TriageJob("triage", jobTemplate("registry.example/triage:1")).Obj()
 			Eventually(func() error { return owner.Create(ctx, arp.DeepCopy()) }, rbacSettle, "100ms").Should(MatchError(ContainSubstring(
 				"spec.triage.jobTemplate: the operator creates triage Jobs from this in your stead, and " + ownerUser +
 					" may not create Jobs in namespace " + ns)))
@@ -289,9 +282,8 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 		})
 
 		It("needs nothing to drop a template or a webhook", func() {
-			arp := routingPolicy(ns)
-			arp.Spec.Triage = &v1.TriagePolicy{JobTemplate: jobTemplate("registry.example/triage:1"),
-				Webhook: &v1.TriageWebhook{URL: "https://triage.example", SecretRef: &v1.LocalObjectReference{Name: "prom-creds"}}}
+			arp := testbuild.MakeAlertRoutingPolicy(ns).TriageJob("", jobTemplate("registry.example/triage:1")).
+				TriageWebhook("https://triage.example", "prom-creds").Obj()
 			Expect(k8s.Create(ctx, arp)).To(Succeed())
 			Eventually(func() error {
 				return mergePatch(owner, arp, triage(map[string]any{"jobTemplate": nil, "webhook": nil}))
@@ -301,9 +293,7 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 	})
 
 	It("keeps reading and updating an SLOPolicy stored before the interval and maxBypass bounds", func() {
-		legacy := sloPolicy(ns, "legacy")
-		legacy.Spec.EvaluationInterval = &metav1.Duration{Duration: time.Second}
-		legacy.Spec.Gate.MaxBypass = &metav1.Duration{Duration: 720 * time.Hour}
+		legacy := testbuild.MakeSLOPolicy("legacy", ns).Service("legacy").EvaluationInterval(time.Second).MaxBypass(720 * time.Hour).Obj()
 		storeInEtcd(legacy)
 		var got v1.SLOPolicy
 		Eventually(func() error { return k8s.Get(ctx, keyOf(legacy), &got) }, rbacSettle, "100ms").Should(Succeed())
@@ -322,27 +312,6 @@ var _ = Describe("Whoever configures an action must hold its rights", func() {
 			To(Succeed())
 	})
 })
-
-func sloPolicy(ns, name string) *v1.SLOPolicy {
-	return &v1.SLOPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1.SLOPolicySpec{
-			Service:    name,
-			Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
-			Source:     v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://prometheus:9090"}},
-		},
-	}
-}
-
-func sloPolicyWithSecret(ns, name, secret string) *v1.SLOPolicy {
-	p := sloPolicy(ns, name)
-	p.Spec.Source.Prometheus.SecretRef = &v1.LocalObjectReference{Name: secret}
-	return p
-}
-
-func routingPolicy(ns string) *v1.AlertRoutingPolicy {
-	return &v1.AlertRoutingPolicy{ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns}}
-}
 
 func jobTemplate(image string) *batchv1.JobTemplateSpec {
 	return &batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{

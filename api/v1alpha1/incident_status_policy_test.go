@@ -69,7 +69,7 @@ var _ = Describe("Who may write an Incident's status (alertbridge-incident-statu
 		Expect(err).NotTo(HaveOccurred())
 		oncall = userIn(ns, oncallUser, "alertbridge-oncall")
 
-		inc = validIncident(ns)
+		inc = validIncident(ns).Obj()
 		Expect(k8s.Create(ctx, inc)).To(Succeed())
 		orig := inc.DeepCopy()
 		opened(inc)

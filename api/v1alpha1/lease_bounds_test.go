@@ -37,7 +37,7 @@ var _ = Describe("Lease bounds at admission", func() {
 		Expect(err).NotTo(HaveOccurred())
 		agent = userIn(ns, agentUser, "alertbridge-agent")
 		// No operator runs in this suite: the spec writes its first decision.
-		a = validAlert(ns)
+		a = testbuild.MakeAlert("", ns).Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		orig := a.DeepCopy()
 		alertstate.MarkCanonical(&a.Status, "fp", a.CreationTimestamp, a.Generation)
@@ -75,10 +75,7 @@ var _ = Describe("Lease bounds at admission", func() {
 	}
 
 	It("refuses a claim or renewal longer than the namespace's maxLeaseDuration, the operator's too, naming the field and the ceiling", func() {
-		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
-			Spec:       v1.AlertRoutingPolicySpec{MaxLeaseDuration: &metav1.Duration{Duration: 30 * time.Minute}},
-		})).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).MaxLeaseDuration(30*time.Minute).Obj())).To(Succeed())
 		ceiling := "spec.maxLeaseDuration 30m0s (1800 seconds)"
 		tooLong := func(seconds int) OmegaMatcher {
 			return MatchError(And(
@@ -157,14 +154,14 @@ var _ = Describe("AlertRoutingPolicy maxLeaseDuration", func() {
 	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "api-") })
 
 	policy := func(lockTTL, maxLease time.Duration) *v1.AlertRoutingPolicy {
-		p := &v1.AlertRoutingPolicy{ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns}}
+		p := testbuild.MakeAlertRoutingPolicy(ns)
 		if lockTTL > 0 {
-			p.Spec.ProcessingLockTTL = &metav1.Duration{Duration: lockTTL}
+			p.ProcessingLockTTL(lockTTL)
 		}
 		if maxLease > 0 {
-			p.Spec.MaxLeaseDuration = &metav1.Duration{Duration: maxLease}
+			p.MaxLeaseDuration(maxLease)
 		}
-		return p
+		return p.Obj()
 	}
 
 	DescribeTable("accepts a ceiling from processingLockTTL to 24h",

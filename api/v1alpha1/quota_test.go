@@ -49,14 +49,14 @@ var _ = Describe("A ResourceQuota bounds Alerts per namespace", func() {
 
 		// The quota's status reaches the admission plugin's cache a moment
 		// after it is written; until then it answers "status unknown".
-		Eventually(func() error { return monitor.Create(ctx, validAlert(ns)) }, rbacSettle, "100ms").Should(Succeed())
-		Expect(operator.Create(ctx, validAlert(ns))).To(Succeed())
-		Expect(monitor.Create(ctx, validAlert(ns))).To(Succeed())
+		Eventually(func() error { return monitor.Create(ctx, testbuild.MakeAlert("", ns).Obj()) }, rbacSettle, "100ms").Should(Succeed())
+		Expect(operator.Create(ctx, testbuild.MakeAlert("", ns).Obj())).To(Succeed())
+		Expect(monitor.Create(ctx, testbuild.MakeAlert("", ns).Obj())).To(Succeed())
 
 		overQuota := "exceeded quota: alertbridge-alerts, requested: count/alerts.ops.alertbridge.io=1, " +
 			"used: count/alerts.ops.alertbridge.io=3, limited: count/alerts.ops.alertbridge.io=3"
 		for who, c := range map[string]client.Client{"monitor": monitor, "operator": operator} {
-			err := c.Create(ctx, validAlert(ns))
+			err := c.Create(ctx, testbuild.MakeAlert("", ns).Obj())
 			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s: %v", who, err)
 			Expect(err).To(MatchError(ContainSubstring(overQuota)), who)
 		}

@@ -21,13 +21,6 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
-func webhookReceiver(ns, name, url, secret string) *v1.Receiver {
-	return &v1.Receiver{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1.ReceiverSpec{Type: v1.ReceiverWebhook, URL: url, SecretRef: v1.SecretKeyReference{Name: secret}},
-	}
-}
-
 // These specs write Receivers the way kubectl does, as users bound to the
 // shipped roles, plus a Role of the kind a team that keeps its own
 // Receivers would get (none of the shipped roles writes them).
@@ -63,7 +56,7 @@ var _ = Describe("Receivers: only who may get a Secret has the operator send it"
 	spec := func(fields map[string]any) map[string]any { return map[string]any{"spec": fields} }
 
 	It("refuses naming a Secret, or moving where it goes, or how it is used, without get on it", func() {
-		r := webhookReceiver(ns, "automation", "https://hooks.example/alertbridge", "hook-key")
+		r := testbuild.MakeReceiver("automation", ns).Obj()
 		Eventually(func() error { return owner.Create(ctx, r.DeepCopy()) }, rbacSettle, "100ms").Should(MatchError(ContainSubstring(
 			"spec.secretRef: sending the credential of Secret hook-key needs get on that Secret, which " + ownerUser +
 				" does not have in namespace " + ns)))
@@ -92,23 +85,23 @@ var _ = Describe("Receivers: only who may get a Secret has the operator send it"
 			Should(Succeed())
 		Expect(mergePatch(owner, r, spec(map[string]any{"secretRef": map[string]any{"name": "other-key"}}))).
 			To(MatchError(ContainSubstring("Secret other-key needs get")), "get on one Secret is not get on another")
-		Expect(owner.Create(ctx, webhookReceiver(ns, "second", "https://hooks.example/", "hook-key"))).To(Succeed())
+		Expect(owner.Create(ctx, testbuild.MakeReceiver("second", ns).URL("https://hooks.example/").Obj())).To(Succeed())
 	})
 
 	It("lets on-call read Receivers, not write them", func() {
-		r := webhookReceiver(ns, "automation", "https://hooks.example/alertbridge", "hook-key")
+		r := testbuild.MakeReceiver("automation", ns).Obj()
 		Expect(k8s.Create(ctx, r)).To(Succeed())
 		Eventually(func() error { return oncall.Get(ctx, client.ObjectKeyFromObject(r), &v1.Receiver{}) }, rbacSettle, "100ms").Should(Succeed())
 		Expect(oncall.List(ctx, &v1.ReceiverList{}, client.InNamespace(ns))).To(Succeed())
 		err := mergePatch(oncall, r, spec(map[string]any{"minSeverity": "P0"}))
 		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
-		err = oncall.Create(ctx, webhookReceiver(ns, "mine", "https://hooks.example/", "hook-key"))
+		err = oncall.Create(ctx, testbuild.MakeReceiver("mine", ns).URL("https://hooks.example/").Obj())
 		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
 	})
 
 	DescribeTable("refuses a Receiver that cannot work, naming the field",
 		func(edit func(*v1.Receiver), message string) {
-			r := webhookReceiver(ns, "bad", "https://hooks.example/", "hook-key")
+			r := testbuild.MakeReceiver("bad", ns).URL("https://hooks.example/").Obj()
 			edit(r)
 			Expect(k8s.Create(ctx, r)).To(MatchError(ContainSubstring(message)))
 		},
@@ -135,7 +128,7 @@ var _ = Describe("Receivers: only who may get a Secret has the operator send it"
 		Expect(k8s.Create(ctx, quiet)).To(MatchError(ContainSubstring("spec.events: a Receiver must be told about something")))
 		quiet.Object["spec"].(map[string]any)["alerts"] = map[string]any{"minSeverity": "P1"}
 		Expect(k8s.Create(ctx, quiet)).To(Succeed(), "new Alerts only")
-		r := webhookReceiver(ns, "defaults", "https://hooks.example/", "hook-key")
+		r := testbuild.MakeReceiver("defaults", ns).URL("https://hooks.example/").Obj()
 		Expect(k8s.Create(ctx, r)).To(Succeed())
 		Expect(r.Spec.Events).To(Equal(v1.IncidentEvents))
 		Expect(r.Spec.GroupInterval.Duration).To(Equal(10 * time.Second))

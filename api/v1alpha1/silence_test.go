@@ -24,17 +24,11 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
-func validSilence(ns string) *v1.Silence {
+// validSilence is a two-hour Silence of the gateway from now, not yet
+// created.
+func validSilence(ns string) *testbuild.SilenceWrapper {
 	start := time.Now().UTC().Truncate(time.Second)
-	return &v1.Silence{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "deploy-", Namespace: ns},
-		Spec: v1.SilenceSpec{
-			Matchers: []v1.SilenceMatcher{{Name: "service", Operator: v1.MatchEqual, Value: "gateway"}},
-			StartsAt: &metav1.Time{Time: start},
-			EndsAt:   metav1.NewTime(start.Add(2 * time.Hour)),
-			Comment:  "deploy",
-		},
-	}
+	return testbuild.MakeSilence("", ns).GenerateName("deploy-").StartsAt(start).EndsAt(start.Add(2 * time.Hour)).Comment("deploy")
 }
 
 var _ = Describe("Silence validation", func() {
@@ -42,17 +36,14 @@ var _ = Describe("Silence validation", func() {
 	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "api-") })
 
 	It("defaults the operator to =", func() {
-		s := validSilence(ns)
-		s.Spec.Matchers[0].Operator = ""
-		s.Spec.CreatedBy = "admin"
+		s := validSilence(ns).Matchers(v1.SilenceMatcher{Name: "service", Value: "gateway"}).CreatedBy("admin").Obj()
 		Expect(k8s.Create(ctx, s)).To(Succeed())
 		Expect(s.Spec.Matchers[0].Operator).To(Equal(v1.MatchEqual))
 	})
 
 	DescribeTable("refuses invalid Silences naming the field",
 		func(mutate func(*v1.Silence), want string) {
-			s := validSilence(ns)
-			s.Spec.CreatedBy = "admin"
+			s := validSilence(ns).CreatedBy("admin").Obj()
 			mutate(s)
 			err := k8s.Create(ctx, s)
 			Expect(err).To(HaveOccurred())
@@ -94,9 +85,7 @@ var _ = Describe("Silence validation", func() {
 			{{Name: "a", Operator: v1.MatchNotRegexp, Value: "x*"}},
 			{{Name: "a", Operator: v1.MatchNotRegexp, Value: "x+"}},
 		} {
-			s := validSilence(ns)
-			s.Spec.CreatedBy = "admin"
-			s.Spec.Matchers = ms
+			s := validSilence(ns).CreatedBy("admin").Matchers(ms...).Obj()
 			compiled, err := silence.Compile(ms)
 			Expect(err).NotTo(HaveOccurred())
 			err = k8s.Create(ctx, s, client.DryRunAll)
@@ -105,8 +94,7 @@ var _ = Describe("Silence validation", func() {
 	})
 
 	It("keeps spec.createdBy as it was", func() {
-		s := validSilence(ns)
-		s.Spec.CreatedBy = "admin"
+		s := validSilence(ns).CreatedBy("admin").Obj()
 		Expect(k8s.Create(ctx, s)).To(Succeed())
 		changed := s.DeepCopy()
 		changed.Spec.CreatedBy = "someone-else"
@@ -149,16 +137,14 @@ var _ = Describe("Silences and the API server's admission policies", func() {
 
 	It("fills spec.createdBy in with the requesting user, and refuses anyone else's name", func() {
 		oncall := userIn(ns, oncallUser, "alertbridge-oncall")
-		s := validSilence(ns)
+		s := validSilence(ns).Obj()
 		Eventually(func() error { return oncall.Create(ctx, s) }, "30s", "100ms").Should(Succeed())
 		Expect(s.Spec.CreatedBy).To(Equal(oncallUser))
 
-		forged := validSilence(ns)
-		forged.Spec.CreatedBy = "bob@example.com"
+		forged := validSilence(ns).CreatedBy("bob@example.com").Obj()
 		Expect(createAs(oncall, forged)).To(MatchError(ContainSubstring(
 			"spec.createdBy must name you (" + oncallUser + "), not bob@example.com")))
-		mine := validSilence(ns)
-		mine.Spec.CreatedBy = oncallUser
+		mine := validSilence(ns).CreatedBy(oncallUser).Obj()
 		Expect(createAs(oncall, mine)).To(Succeed())
 
 		// Expiring someone else's Silence is a patch of endsAt, which keeps
@@ -178,15 +164,13 @@ var _ = Describe("Silences and the API server's admission policies", func() {
 		// judgement is left.
 		admin := appAdmin(ns, "app-admin@example.com",
 			rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: env.Install.Namespace, Name: env.Install.ServiceAccount})
-		forged := validSilence(ns)
-		forged.Spec.CreatedBy = oncallUser
+		forged := validSilence(ns).CreatedBy(oncallUser).Obj()
 		Eventually(func() error { return createAs(admin, forged) }, "30s", "100ms").Should(MatchError(ContainSubstring(
 			"spec.createdBy must name you (app-admin@example.com), not " + oncallUser)))
 
 		operator, err := client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
 		Expect(err).NotTo(HaveOccurred())
-		s := validSilence(ns)
-		s.Spec.CreatedBy = oncallUser
+		s := validSilence(ns).CreatedBy(oncallUser).Obj()
 		Eventually(func() error { return createAs(operator, s) }, "30s", "100ms").Should(Succeed())
 	})
 
@@ -194,7 +178,7 @@ var _ = Describe("Silences and the API server's admission policies", func() {
 		viewer := userIn(ns, viewerUser, "alertbridge-viewer")
 		agent := userIn(ns, agentUser, "alertbridge-agent")
 		Eventually(func() error { return viewer.List(ctx, &v1.SilenceList{}, client.InNamespace(ns)) }, "30s", "100ms").Should(Succeed())
-		Expect(viewer.Create(ctx, validSilence(ns))).To(MatchError(ContainSubstring(`cannot create resource "silences"`)))
+		Expect(viewer.Create(ctx, validSilence(ns).Obj())).To(MatchError(ContainSubstring(`cannot create resource "silences"`)))
 		Eventually(func() error { return agent.List(ctx, &v1.AlertList{}, client.InNamespace(ns)) }, "30s", "100ms").Should(Succeed())
 		Expect(agent.List(ctx, &v1.SilenceList{}, client.InNamespace(ns))).To(MatchError(ContainSubstring(`cannot list resource "silences"`)))
 	})
@@ -203,7 +187,7 @@ var _ = Describe("Silences and the API server's admission policies", func() {
 		operator, err := client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
 		Expect(err).NotTo(HaveOccurred())
 		agent := userIn(ns, agentUser, "alertbridge-agent")
-		a := validAlert(ns)
+		a := testbuild.MakeAlert("", ns).Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		// The operator decides the Alert and silences it (no operator runs
 		// in this suite: the spec writes as the operator).

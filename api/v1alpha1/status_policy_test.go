@@ -43,7 +43,7 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 
 		// The operator decides the Alert (there is no operator running in
 		// this suite, so the spec writes its decision as the operator).
-		a = validAlert(ns)
+		a = testbuild.MakeAlert("", ns).Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		orig := a.DeepCopy()
 		alertstate.MarkCanonical(&a.Status, "fp", a.CreationTimestamp, a.Generation)
@@ -209,12 +209,10 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 		})
 
 		It("plants no intake key and no operator origin", func() {
-			planted := validAlert(ns)
-			planted.Annotations = map[string]string{v1.IngestKeyAnnotation: "someone-elses-key"}
+			planted := testbuild.MakeAlert("", ns).Annotation(v1.IngestKeyAnnotation, "someone-elses-key").Obj()
 			Eventually(func() error { return admin.Create(ctx, planted) }, "30s", "100ms").
 				Should(MatchError(ContainSubstring("metadata.annotations[ops.alertbridge.io/ingest-key]: set only by the alertbridge operator")))
-			origin := validAlert(ns)
-			origin.Labels = map[string]string{v1.OriginLabel: v1.OriginOperator}
+			origin := testbuild.MakeAlert("", ns).MetaLabel(v1.OriginLabel, v1.OriginOperator).Obj()
 			Expect(admin.Create(ctx, origin)).To(MatchError(ContainSubstring(
 				"metadata.labels[ops.alertbridge.io/origin]: \"operator\" marks the Alerts the alertbridge operator raises on its own account")))
 			Expect(operator.Create(ctx, origin)).To(Succeed())
@@ -225,11 +223,10 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 
 	It("keeps the intake's annotations to the operator", func() {
 		monitor := userIn(ns, "system:serviceaccount:monitoring:node1", "alertbridge-monitor")
-		planted := validAlert(ns)
-		planted.Annotations = map[string]string{v1.IngestKeyAnnotation: "someone-elses-key"}
+		planted := testbuild.MakeAlert("", ns).Annotation(v1.IngestKeyAnnotation, "someone-elses-key").Obj()
 		Eventually(func() error { return monitor.Create(ctx, planted.DeepCopy()) }, "30s", "100ms").
 			Should(MatchError(ContainSubstring("metadata.annotations[ops.alertbridge.io/ingest-key]: set only by the alertbridge operator")))
-		Expect(monitor.Create(ctx, validAlert(ns))).To(Succeed(), "a plain Alert is the monitor's to create")
+		Expect(monitor.Create(ctx, testbuild.MakeAlert("", ns).Obj())).To(Succeed(), "a plain Alert is the monitor's to create")
 		Expect(operator.Create(ctx, planted)).To(Succeed())
 	})
 })

@@ -16,23 +16,12 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
-func validAlert(ns string) *v1.Alert {
-	return &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns},
-		Spec: v1.AlertSpec{
-			Service: "gateway",
-			Kind:    "latency",
-			Title:   "p95 above 300ms",
-		},
-	}
-}
-
 var _ = Describe("Alert validation", func() {
 	var ns string
 	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "api-") })
 
 	It("defaults env and severity", func() {
-		a := validAlert(ns)
+		a := testbuild.MakeAlert("", ns).Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Expect(a.Spec.Env).To(Equal("prod"))
 		Expect(a.Spec.Severity).To(Equal(v1.SeverityP3))
@@ -40,7 +29,7 @@ var _ = Describe("Alert validation", func() {
 
 	DescribeTable("refuses invalid Alerts naming the field",
 		func(mutate func(*v1.Alert), field string) {
-			a := validAlert(ns)
+			a := testbuild.MakeAlert("", ns).Obj()
 			mutate(a)
 			err := k8s.Create(ctx, a)
 			Expect(err).To(HaveOccurred())
@@ -68,7 +57,7 @@ var _ = Describe("Alert validation", func() {
 	)
 
 	It("keeps the spec immutable and the stored Alert intact", func() {
-		a := validAlert(ns)
+		a := testbuild.MakeAlert("", ns).Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		changed := a.DeepCopy()
 		changed.Spec.Title = "something else"
@@ -156,7 +145,7 @@ var _ = Describe("Alert phase transitions", func() {
 				verb = "accepts"
 			}
 			It(fmt.Sprintf("%s %q → %q", verb, from, to), func() {
-				a := validAlert(ns)
+				a := testbuild.MakeAlert("", ns).Obj()
 				Expect(k8s.Create(ctx, a)).To(Succeed())
 				for _, p := range pathTo[from] {
 					Expect(asOperator(a, func(s *v1.AlertStatus) { withPhase(s, p) })).To(Succeed(), "reaching %s", p)
@@ -176,7 +165,7 @@ var _ = Describe("Alert phase transitions", func() {
 	}
 
 	It("refuses removing the phase", func() {
-		a := validAlert(ns)
+		a := testbuild.MakeAlert("", ns).Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Expect(asOperator(a, func(s *v1.AlertStatus) { withPhase(s, v1.AlertNew) })).To(Succeed())
 		err := asOperator(a, func(s *v1.AlertStatus) { s.Phase = "" })
@@ -185,7 +174,7 @@ var _ = Describe("Alert phase transitions", func() {
 
 	DescribeTable("requires the fields of a phase",
 		func(p v1.AlertPhase, strip func(*v1.AlertStatus), field string) {
-			a := validAlert(ns)
+			a := testbuild.MakeAlert("", ns).Obj()
 			Expect(k8s.Create(ctx, a)).To(Succeed())
 			for _, step := range pathTo[p] {
 				err := asOperator(a, func(s *v1.AlertStatus) {

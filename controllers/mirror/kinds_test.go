@@ -4,19 +4,15 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 func TestAckedAlertOutlivesItsKeys(t *testing.T) {
 	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	acked := func(keyed bool) *v1.Alert {
-		a := &v1.Alert{}
-		a.Status.Phase = v1.AlertAcked
-		a.Status.LastSeenAt = &metav1.Time{Time: t0}
-		a.Status.Ack = &v1.AlertAck{By: "agent-1", At: metav1.NewTime(t0.Add(time.Minute))}
+		a := testbuild.MakeAlert("a", "prod").Phase(v1.AlertAcked).LastSeen(t0).Ack("agent-1", "", t0.Add(time.Minute)).Obj()
 		if keyed {
 			alertstate.AddKeys(&a.Status, t0, "0123456789abcdef")
 		}

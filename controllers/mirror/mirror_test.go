@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -54,11 +53,7 @@ func mirrorOffOptions() mirrorctrl.Options {
 }
 
 func newIncident(ns, name string) *v1.Incident {
-	return &v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1.IncidentSpec{Service: "gateway", Title: "gateway is slow", Severity: v1.SeverityP1,
-			Signature: "gateway/prod/latency", State: v1.IncidentOpen},
-	}
+	return testbuild.MakeIncident(name, ns).Severity(v1.SeverityP1).Signature("gateway/prod/latency").State(v1.IncidentOpen).Obj()
 }
 
 // patchStatus writes obj's status as the operator does: a merge patch from
@@ -117,10 +112,6 @@ func gauge(name string) float64 {
 	return 0
 }
 
-func newPolicy(ns string) *v1.AlertRoutingPolicy {
-	return &v1.AlertRoutingPolicy{ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns}}
-}
-
 // mirroredReason is the reason of the Mirrored condition users see on the
 // namespace's AlertRoutingPolicy ("" while it has none).
 func mirroredReason(g Gomega, ns string) string {
@@ -164,18 +155,11 @@ func gone(g Gomega, obj client.Object) bool {
 // Alert and Incident.
 func expectRetention(ns string, opts mirrorctrl.Options) (*v1.Alert, *v1.Incident) {
 	GinkgoHelper()
-	Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
-		Spec: v1.AlertRoutingPolicySpec{
-			Retention:      &v1.RetentionPolicy{ResolvedInCluster: &metav1.Duration{Duration: time.Second}},
-			TriageCooldown: &metav1.Duration{Duration: time.Second},
-		},
-	})).To(Succeed())
+	Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).Retention(time.Second, 0).TriageCooldown(time.Second).Obj())).To(Succeed())
 	stop := startOperator(opts)
 	defer stop()
-	done := testbuild.Alert(ns, testbuild.Host("done"))
-	tracked := testbuild.Alert(ns, testbuild.Host("tracked"))
-	tracked.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "app:ops.alertbridge.io/Alert:" + ns + "/tracked"}
+	done := testbuild.MakeAlert("", ns).Host("done").Obj()
+	tracked := testbuild.MakeAlert("", ns).Host("tracked").Annotation("argocd.argoproj.io/tracking-id", "app:ops.alertbridge.io/Alert:"+ns+"/tracked").Obj()
 	for _, a := range []*v1.Alert{done, tracked} {
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Eventually(func() error { return ackAlert(a) }, settle, poll).Should(Succeed())
@@ -221,10 +205,7 @@ func expectRetention(ns string, opts mirrorctrl.Options) (*v1.Alert, *v1.Inciden
 // probeAlert is an Alert like the operator's probe of the finalizer policy,
 // without the label that marks it as the operator's own.
 func probeAlert(ns string) *v1.Alert {
-	return &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: ns},
-		Spec:       v1.AlertSpec{Service: "alertbridge", Kind: "mirror_probe", Title: "probe"},
-	}
+	return testbuild.MakeAlert("", ns).GenerateName("probe-").Service("alertbridge").Kind("mirror_probe").Title("probe").Source("").Obj()
 }
 
 type alertRow struct {
@@ -279,7 +260,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 
 	It("keeps an ingested alert and its row across an operator restart (the runbook's persistence check)", func() {
 		stop := startOperator(mirrorOptions(store))
-		a := testbuild.Alert(ns, testbuild.Host("persist"))
+		a := testbuild.MakeAlert("", ns).Host("persist").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Expect(a.Finalizers).To(ContainElement(v1.MirrorFinalizer), "the admission policy adds the finalizer at creation")
 		Eventually(func(g Gomega) {
@@ -318,7 +299,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		for i := range n {
 			wg.Go(func() {
 				defer GinkgoRecover()
-				var obj client.Object = testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("gone-%d", i)))
+				var obj client.Object = testbuild.MakeAlert("", ns).Host(fmt.Sprintf("gone-%d", i)).Obj()
 				if i%5 == 0 {
 					obj = newIncident(ns, fmt.Sprintf("gone-%d", i))
 				}
@@ -345,7 +326,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	})
 
 	It("loses and doubles nothing when PostgreSQL stops in the middle of 500 changes", func() {
-		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).Obj())).To(Succeed())
 		stop := startOperator(mirrorOptions(store))
 		defer stop()
 		const (
@@ -377,7 +358,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		alertObjs := make([]*v1.Alert, alerts)
 		incObjs := make([]*v1.Incident, incidents)
 		for i := range alerts {
-			alertObjs[i] = testbuild.Alert(ns, testbuild.Host(fmt.Sprintf("burst-%d", i)))
+			alertObjs[i] = testbuild.MakeAlert("", ns).Host(fmt.Sprintf("burst-%d", i)).Obj()
 		}
 		for i := range incidents {
 			incObjs[i] = newIncident(ns, fmt.Sprintf("burst-%d", i))
@@ -417,7 +398,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		Eventually(func(g Gomega) string { return mirroredReason(g, ns) }, settle, poll).Should(Equal(mirrorctrl.ReasonDatabaseUnavailable))
 		Expect(gauge("alertbridge_mirror_up")).To(BeZero())
 		// The rest of the operator keeps working while the database is down.
-		late := testbuild.Alert(ns, testbuild.Host("during-outage"))
+		late := testbuild.MakeAlert("", ns).Host("during-outage").Obj()
 		Expect(k8s.Create(ctx, late)).To(Succeed())
 		Eventually(func(g Gomega) v1.AlertPhase {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(late), late)).To(Succeed())
@@ -483,7 +464,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	It("holds folded duplicates the Alert controller deletes until their Deduplicated row is written", func() {
 		stop := startOperator(mirrorOptions(store))
 		defer stop()
-		first, second := testbuild.Alert(ns, testbuild.Host("same")), testbuild.Alert(ns, testbuild.Host("same"))
+		first, second := testbuild.MakeAlert("", ns).Host("same").Obj(), testbuild.MakeAlert("", ns).Host("same").Obj()
 		Expect(k8s.Create(ctx, first)).To(Succeed())
 		Expect(k8s.Create(ctx, second)).To(Succeed())
 		// Created in the same second, the name decides which one is canonical.
@@ -512,11 +493,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	It("records one row per SLO evaluation and per gate bypass", func() {
 		stop := startOperator(mirrorOptions(store))
 		defer stop()
-		p := &v1.SLOPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: "gateway", Namespace: ns},
-			Spec: v1.SLOPolicySpec{Service: "gateway", Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
-				Source: v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://prometheus:9090"}}},
-		}
+		p := testbuild.MakeSLOPolicy("gateway", ns).Obj()
 		Expect(k8s.Create(ctx, p)).To(Succeed())
 		Expect(p.Finalizers).To(ContainElement(v1.MirrorFinalizer))
 		base := time.Now().Truncate(time.Second)
@@ -550,7 +527,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	})
 
 	It("reports whether the finalizer policy is in effect, and never installs, deletes or exits over it", func() {
-		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).Obj())).To(Succeed())
 		metrics.MirrorFinalizerPolicyActive.Set(0)
 		stop := startOperator(mirrorOptions(store))
 		defer stop() // fails the spec if the operator exited meanwhile
@@ -573,7 +550,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 			Should(Satisfy(apierrors.IsNotFound), "the operator installs no admission policy")
 		// The mirror itself goes on: new objects get the finalizer from the
 		// reconciler instead, and their rows are written.
-		late := testbuild.Alert(ns, testbuild.Host("no-policy"))
+		late := testbuild.MakeAlert("", ns).Host("no-policy").Obj()
 		Expect(k8s.Create(ctx, late)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(late), late)).To(Succeed())
@@ -591,10 +568,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 
 	It("checks the finalizer policy with a probe in its own namespace that no allowedKinds refuses", func() {
 		own := env.Install.Namespace
-		p := &v1.AlertRoutingPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: own},
-			Spec:       v1.AlertRoutingPolicySpec{AllowedKinds: []string{"latency"}},
-		}
+		p := testbuild.MakeAlertRoutingPolicy(own).AllowedKinds("latency").Obj()
 		Expect(k8s.Create(ctx, p)).To(Succeed())
 		DeferCleanup(func() { Expect(k8s.Delete(ctx, p)).To(Succeed()) })
 		// The namespace's list is in effect, for the operator's identity
@@ -612,13 +586,13 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	})
 
 	It("with --mirror=off, mirrors nothing even with a database, and says the finalizer policy should not be installed", func() {
-		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).Obj())).To(Succeed())
 		opts := mirrorOptions(store)
 		opts.Mode = mirrorctrl.Off
 		stop := startOperator(opts)
 		defer stop()
 		Expect(gauge("alertbridge_mirror_enabled")).To(BeZero())
-		a := testbuild.Alert(ns, testbuild.Host("unmirrored"))
+		a := testbuild.MakeAlert("", ns).Host("unmirrored").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Expect(a.Finalizers).To(ContainElement(v1.MirrorFinalizer), "the policy is installed, though it should not be")
 		Eventually(func(g Gomega) {
@@ -635,7 +609,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 	})
 
 	It("with --mirror=required, is ready once PostgreSQL answered with a current schema, and stays ready through an outage", func() {
-		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).Obj())).To(Succeed())
 		fresh, err := mirror.Open(ctx, freshDatabase(db, pg, "ready"))
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(fresh.Close)
@@ -671,7 +645,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		// makes the operator unready: ingest and the controllers go on.
 		Expect(pg.Halt(ctx)).To(Succeed())
 		halted = true
-		a := testbuild.Alert(ns, testbuild.Host("during-outage"))
+		a := testbuild.MakeAlert("", ns).Host("during-outage").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Eventually(func(g Gomega) v1.AlertPhase {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
@@ -697,10 +671,10 @@ func freshDatabase(db *pgxpool.Pool, pg *pgcluster.Cluster, prefix string) strin
 var _ = Describe("The mirror off, and required without a database", func() {
 	It("with the mirror off, adds no finalizer and removes leftovers so deletion never hangs", func() {
 		ns := testbuild.Namespace(Default, k8s, "mirror-")
-		leftover := testbuild.Alert(ns, testbuild.Host("leftover"))
+		leftover := testbuild.MakeAlert("", ns).Host("leftover").Obj()
 		leftover.Finalizers = []string{v1.MirrorFinalizer}
 		Expect(k8s.Create(ctx, leftover)).To(Succeed())
-		Expect(k8s.Create(ctx, newPolicy(ns))).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).Obj())).To(Succeed())
 		stop := startOperator(mirrorOffOptions())
 		defer stop()
 		Expect(gauge("alertbridge_mirror_enabled")).To(BeZero())
@@ -714,7 +688,7 @@ var _ = Describe("The mirror off, and required without a database", func() {
 			g.Expect(leftover.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
 		}, settle, poll).Should(Succeed())
 		// config/without-mirror ships no finalizer policy.
-		probe := testbuild.Alert(ns, testbuild.Host("probe"))
+		probe := testbuild.MakeAlert("", ns).Host("probe").Obj()
 		Expect(k8s.Create(ctx, probe, client.DryRunAll)).To(Succeed())
 		Expect(probe.Finalizers).NotTo(ContainElement(v1.MirrorFinalizer))
 		Eventually(func() float64 { return gauge("alertbridge_mirror_finalizer_policy_active") }, settle, poll).Should(BeZero())
@@ -739,7 +713,7 @@ var _ = Describe("The mirror off, and required without a database", func() {
 		}, settle, poll).Should(Succeed())
 		// Nothing runs without durable history: no decision, and a
 		// finalizer stays for the mirror that will write the row.
-		a := testbuild.Alert(ns, testbuild.Host("waits"))
+		a := testbuild.MakeAlert("", ns).Host("waits").Obj()
 		a.Finalizers = []string{v1.MirrorFinalizer}
 		Expect(k8s.Create(ctx, a)).To(Succeed())
 		Consistently(func(g Gomega) {

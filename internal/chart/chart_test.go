@@ -20,6 +20,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/chart"
 	"github.com/alertbridge/alertbridge/internal/installer"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
@@ -289,11 +290,7 @@ func TestChartAppliesToTheAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "keyed-", Namespace: metav1.NamespaceDefault,
-			Annotations: map[string]string{v1.IngestKeyAnnotation: "k1"}},
-		Spec: v1.AlertSpec{Service: "gateway", Kind: "latency", Title: "p95 above 300ms"},
-	}
+	a := testbuild.MakeAlert("", metav1.NamespaceDefault).GenerateName("keyed-").Annotation(v1.IngestKeyAnnotation, "k1").Obj()
 	if err := testenv.CreateOnceKindsAreKnown(ctx, op, a, client.DryRunAll); err != nil {
 		t.Fatalf("the chart's operator in %s is not recognised by the admission policies: %v", ns, err)
 	}

@@ -20,31 +20,30 @@ import (
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/policy"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // Only New Alerts are candidates: an expired lease or a due retry comes
 // back as New on the operator's timer, never by a claimer's clock.
 func TestCandidatesAreNewAlertsInsideTheWindowOldestFirst(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(-d)); return &t }
-	mk := func(name string, created time.Duration, s v1.AlertStatus) v1.Alert {
-		return v1.Alert{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: *at(created)}, Status: s}
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	created := func(name string, d time.Duration) *testbuild.AlertWrapper {
+		return testbuild.MakeAlert(name, "").Created(ago(d))
 	}
 	expired := &v1.AlertClaim{HolderIdentity: "x", RenewTime: metav1.NewMicroTime(now.Add(-time.Hour)), LeaseDurationSeconds: 60}
 	live := &v1.AlertClaim{HolderIdentity: "x", RenewTime: metav1.NewMicroTime(now), LeaseDurationSeconds: 60}
-	deleting := mk("deleting", time.Minute, v1.AlertStatus{Phase: v1.AlertNew})
-	deleting.DeletionTimestamp = at(0)
 	items := []v1.Alert{
-		mk("new-young", time.Minute, v1.AlertStatus{Phase: v1.AlertNew}),
-		mk("stale", 2*time.Hour, v1.AlertStatus{Phase: v1.AlertProcessing, Claim: expired}),
-		mk("held", 3*time.Hour, v1.AlertStatus{Phase: v1.AlertProcessing, Claim: live}),
-		mk("failed-due", time.Hour, v1.AlertStatus{Phase: v1.AlertFailed, RetryAfter: at(time.Second)}),
-		mk("failed-later", time.Hour, v1.AlertStatus{Phase: v1.AlertFailed, RetryAfter: at(-time.Minute)}),
-		mk("too-old", 5*time.Hour, v1.AlertStatus{Phase: v1.AlertNew}),
-		mk("old-but-seen", 5*time.Hour, v1.AlertStatus{Phase: v1.AlertNew, LastSeenAt: at(time.Minute)}),
-		mk("acked", time.Minute, v1.AlertStatus{Phase: v1.AlertAcked}),
-		mk("undecided", time.Minute, v1.AlertStatus{}),
-		deleting,
+		created("new-young", time.Minute).Phase(v1.AlertNew).Val(),
+		created("stale", 2*time.Hour).Phase(v1.AlertProcessing).Claim(expired).Val(),
+		created("held", 3*time.Hour).Phase(v1.AlertProcessing).Claim(live).Val(),
+		created("failed-due", time.Hour).Phase(v1.AlertFailed).RetryAfter(ago(time.Second)).Val(),
+		created("failed-later", time.Hour).Phase(v1.AlertFailed).RetryAfter(ago(-time.Minute)).Val(),
+		created("too-old", 5*time.Hour).Phase(v1.AlertNew).Val(),
+		created("old-but-seen", 5*time.Hour).Phase(v1.AlertNew).LastSeen(ago(time.Minute)).Val(),
+		created("acked", time.Minute).Phase(v1.AlertAcked).Val(),
+		created("undecided", time.Minute).Val(),
+		created("deleting", time.Minute).Phase(v1.AlertNew).Deleting(now).Val(),
 	}
 	var got []string
 	for _, a := range Candidates(items, 4*time.Hour, now) {
@@ -67,8 +66,7 @@ func TestCandidatesAreNewAlertsInsideTheWindowOldestFirst(t *testing.T) {
 // A request's env and service keep only what they name.
 func TestRequestKeepsEnvAndService(t *testing.T) {
 	mk := func(ns, service, env string) v1.Alert {
-		return v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ns + "-" + service + "-" + env},
-			Spec: v1.AlertSpec{Service: service, Env: env}}
+		return testbuild.MakeAlert(ns+"-"+service+"-"+env, ns).Service(service).Env(env).Val()
 	}
 	items := []v1.Alert{mk("a", "gateway", "prod"), mk("a", "gateway", "staging"), mk("b", "db", "prod"), mk("c", "gateway", "prod")}
 	var names []string
@@ -85,20 +83,17 @@ func TestRequestKeepsEnvAndService(t *testing.T) {
 // are all taken, acked or silenced is not one of them.
 func TestClaimableNamespacesNewestFirst(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	mk := func(ns string, age time.Duration, phase v1.AlertPhase) v1.Alert {
-		return v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ns + "-" + age.String(), CreationTimestamp: metav1.NewTime(now.Add(-age))},
-			Status: v1.AlertStatus{Phase: phase}}
+	mk := func(ns string, age time.Duration, phase v1.AlertPhase) *testbuild.AlertWrapper {
+		return testbuild.MakeAlert(ns+"-"+age.String(), ns).Created(now.Add(-age)).Phase(phase)
 	}
-	silenced := mk("silenced", time.Second, v1.AlertNew)
-	silenced.Status.Conditions = []metav1.Condition{{Type: v1.AlertConditionSilenced, Status: metav1.ConditionTrue}}
 	items := []v1.Alert{
-		mk("stale", 5*time.Hour, v1.AlertNew),
-		mk("busy", 6*time.Hour, v1.AlertNew),
-		mk("busy", time.Minute, v1.AlertNew),
-		mk("taken", time.Second, v1.AlertProcessing),
-		mk("done", time.Second, v1.AlertAcked),
-		mk("middle", time.Hour, v1.AlertNew),
-		silenced,
+		mk("stale", 5*time.Hour, v1.AlertNew).Val(),
+		mk("busy", 6*time.Hour, v1.AlertNew).Val(),
+		mk("busy", time.Minute, v1.AlertNew).Val(),
+		mk("taken", time.Second, v1.AlertProcessing).Val(),
+		mk("done", time.Second, v1.AlertAcked).Val(),
+		mk("middle", time.Hour, v1.AlertNew).Val(),
+		mk("silenced", time.Second, v1.AlertNew).Conditions(metav1.Condition{Type: v1.AlertConditionSilenced, Status: metav1.ConditionTrue}).Val(),
 	}
 	if got := ClaimableNamespaces(items); !slices.Equal(got, []string{"busy", "middle", "stale"}) {
 		t.Fatalf("got %v", got)
@@ -111,15 +106,13 @@ func TestClaimableNamespacesNewestFirst(t *testing.T) {
 // The namespaces a user worked in are those where it holds a lease or
 // acked an Alert.
 func TestWorkedNamespaces(t *testing.T) {
-	mk := func(ns string, s v1.AlertStatus) v1.Alert {
-		return v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns}, Status: s}
-	}
+	in := func(ns string) *testbuild.AlertWrapper { return testbuild.MakeAlert("", ns) }
 	items := []v1.Alert{
-		mk("held", v1.AlertStatus{Phase: v1.AlertProcessing, Claim: &v1.AlertClaim{HolderUser: "agent"}}),
-		mk("acked", v1.AlertStatus{Phase: v1.AlertAcked, Ack: &v1.AlertAck{By: "agent"}}),
-		mk("acked", v1.AlertStatus{Phase: v1.AlertAcked, Ack: &v1.AlertAck{By: "agent"}}),
-		mk("others", v1.AlertStatus{Phase: v1.AlertProcessing, Claim: &v1.AlertClaim{HolderUser: "someone"}}),
-		mk("new", v1.AlertStatus{Phase: v1.AlertNew}),
+		in("held").Phase(v1.AlertProcessing).Claim(&v1.AlertClaim{HolderUser: "agent"}).Val(),
+		in("acked").Phase(v1.AlertAcked).Ack("agent", "", time.Time{}).Val(),
+		in("acked").Phase(v1.AlertAcked).Ack("agent", "", time.Time{}).Val(),
+		in("others").Phase(v1.AlertProcessing).Claim(&v1.AlertClaim{HolderUser: "someone"}).Val(),
+		in("new").Phase(v1.AlertNew).Val(),
 	}
 	if got := WorkedNamespaces(items, "agent"); !slices.Equal(got, []string{"acked", "held"}) {
 		t.Fatalf("got %v", got)
@@ -130,15 +123,11 @@ func TestWorkedNamespaces(t *testing.T) {
 // than the namespace's ceiling: asking for more is refused, naming the
 // field and the ceiling.
 func TestLeaseStaysWithinTheNamespacesCeiling(t *testing.T) {
-	pol := func(ns string, spec v1.AlertRoutingPolicySpec) *v1.AlertRoutingPolicy {
-		return &v1.AlertRoutingPolicy{ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns}, Spec: spec}
-	}
-	d := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
 	c := &Claimer{Client: fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithObjects(
-		pol("capped", v1.AlertRoutingPolicySpec{MaxLeaseDuration: d(30 * time.Minute)}),
+		testbuild.MakeAlertRoutingPolicy("capped").MaxLeaseDuration(30*time.Minute).Obj(),
 		// Written before the ceiling existed: its default is longer.
-		pol("older", v1.AlertRoutingPolicySpec{ProcessingLockTTL: d(2 * time.Hour)}),
-		pol("fraction", v1.AlertRoutingPolicySpec{ProcessingLockTTL: d(time.Second), MaxLeaseDuration: d(1500 * time.Millisecond)}),
+		testbuild.MakeAlertRoutingPolicy("older").ProcessingLockTTL(2*time.Hour).Obj(),
+		testbuild.MakeAlertRoutingPolicy("fraction").ProcessingLockTTL(time.Second).MaxLeaseDuration(1500*time.Millisecond).Obj(),
 	).Build()}
 	for _, tc := range []struct {
 		ns          string
@@ -172,7 +161,7 @@ func TestLeaseStaysWithinTheNamespacesCeiling(t *testing.T) {
 func TestStripesSplitTheOldestAmongClaimers(t *testing.T) {
 	var alerts []*v1.Alert
 	for i := range 100 {
-		alerts = append(alerts, &v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("a-%03d", i)}})
+		alerts = append(alerts, testbuild.MakeAlert(fmt.Sprintf("a-%03d", i), "ns").Obj())
 	}
 	// drain takes need Alerts as the claimer of rank would, none refused.
 	drain := func(limit, n, rank int) []string {
@@ -218,15 +207,15 @@ func TestStripesSplitTheOldestAmongClaimers(t *testing.T) {
 func TestSeenCountsTheHoldersOfLiveLeases(t *testing.T) {
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	held := func(ns, user, owner string, renewed time.Duration) v1.Alert {
-		return v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns}, Status: v1.AlertStatus{Phase: v1.AlertProcessing, Claim: &v1.AlertClaim{
-			HolderUser: user, HolderIdentity: owner, RenewTime: metav1.NewMicroTime(now.Add(-renewed)), LeaseDurationSeconds: 60}}}
+		return testbuild.MakeAlert("", ns).Phase(v1.AlertProcessing).Claim(&v1.AlertClaim{
+			HolderUser: user, HolderIdentity: owner, RenewTime: metav1.NewMicroTime(now.Add(-renewed)), LeaseDurationSeconds: 60}).Val()
 	}
 	s := NewSeen(1)
 	s.noteHolders([]v1.Alert{
 		held("a", "u", "agent-1", 0), held("a", "u", "agent-1", 0), held("a", "u", "agent-2", 0),
 		held("a", "v", "agent-1", 0), held("a", "u", "gone", time.Hour), held("a", "u", "agent-0", 0),
 		held("b", "w", "elsewhere", 0),
-		{Status: v1.AlertStatus{Phase: v1.AlertNew}},
+		testbuild.MakeAlert("", "").Phase(v1.AlertNew).Val(),
 	}, now)
 	self := holderKey("u", "agent-0")
 	if n, rank := s.claimers(self, []string{"a"}, now); n != 4 || rank != 0 {
@@ -250,9 +239,7 @@ func TestSeenCountsTheHoldersOfLiveLeases(t *testing.T) {
 func TestAckAfterClaimWritesWithoutReading(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-	mk := func(name string) *v1.Alert {
-		return &v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Status: v1.AlertStatus{Phase: v1.AlertNew}}
-	}
+	mk := func(name string) *v1.Alert { return testbuild.MakeAlert(name, "ns").Phase(v1.AlertNew).Obj() }
 	var gets atomic.Int32
 	kc := fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithStatusSubresource(&v1.Alert{}).
 		WithObjects(mk("kept"), mk("changed")).
@@ -354,8 +341,7 @@ func sharedSeenSetup(t *testing.T, now time.Time, patch func(obj client.Object))
 	t.Helper()
 	ctx := context.Background()
 	mk := func(name string, age time.Duration) *v1.Alert {
-		return &v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, CreationTimestamp: metav1.NewTime(now.Add(-age))},
-			Status: v1.AlertStatus{Phase: v1.AlertNew}}
+		return testbuild.MakeAlert(name, "ns").Created(now.Add(-age)).Phase(v1.AlertNew).Obj()
 	}
 	objs := []client.Object{mk("oldest", 3*time.Minute), mk("middle", 2*time.Minute), mk("young", time.Minute)}
 	refused = &atomic.Int32{}

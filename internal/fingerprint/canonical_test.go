@@ -4,28 +4,18 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/policy"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
-
-func alert(name string, created time.Time, phase v1.AlertPhase, lastSeen time.Time) *v1.Alert {
-	a := &v1.Alert{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(created)}}
-	a.Status.Phase = phase
-	if !lastSeen.IsZero() {
-		a.Status.LastSeenAt = &metav1.Time{Time: lastSeen}
-	}
-	return a
-}
 
 func TestCanonical(t *testing.T) {
 	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	pol := policy.Policy{} // the built-in dedupe TTL, 30m
-	older := alert("a", t0, v1.AlertProcessing, t0.Add(time.Minute))
-	newer := alert("b", t0.Add(time.Second), v1.AlertNew, t0.Add(2*time.Minute))
-	acked := alert("c", t0.Add(2*time.Second), v1.AlertAcked, t0.Add(3*time.Minute))
-	undecided := alert("d", t0.Add(3*time.Second), "", time.Time{})
+	older := testbuild.MakeAlert("a", "").Created(t0).Phase(v1.AlertProcessing).LastSeen(t0.Add(time.Minute)).Obj()
+	newer := testbuild.MakeAlert("b", "").Created(t0.Add(time.Second)).Phase(v1.AlertNew).LastSeen(t0.Add(2 * time.Minute)).Obj()
+	acked := testbuild.MakeAlert("c", "").Created(t0.Add(2 * time.Second)).Phase(v1.AlertAcked).LastSeen(t0.Add(3 * time.Minute)).Obj()
+	undecided := testbuild.MakeAlert("d", "").Created(t0.Add(3 * time.Second)).Obj()
 	for _, tc := range []struct {
 		name   string
 		alerts []*v1.Alert
@@ -37,7 +27,10 @@ func TestCanonical(t *testing.T) {
 		{"exactly at the TTL still folds", []*v1.Alert{newer}, t0.Add(32 * time.Minute), "b"},
 		{"past the TTL starts a new Alert", []*v1.Alert{newer}, t0.Add(32*time.Minute + time.Nanosecond), ""},
 		{"Acked and undecided absorb nothing", []*v1.Alert{acked, undecided}, t0, ""},
-		{"creation ties broken by name", []*v1.Alert{alert("y", t0, v1.AlertNew, t0), alert("x", t0, v1.AlertNew, t0)}, t0, "y"},
+		{"creation ties broken by name", []*v1.Alert{
+			testbuild.MakeAlert("y", "").Created(t0).Phase(v1.AlertNew).LastSeen(t0).Obj(),
+			testbuild.MakeAlert("x", "").Created(t0).Phase(v1.AlertNew).LastSeen(t0).Obj(),
+		}, t0, "y"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := ""

@@ -3,9 +3,7 @@ package gitops
 import (
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 func TestManaged(t *testing.T) {
@@ -22,7 +20,7 @@ func TestManaged(t *testing.T) {
 		{"flux helm", map[string]string{"helm.toolkit.fluxcd.io/name": "alerts"}, nil, true},
 	}
 	for _, c := range cases {
-		a := &v1.Alert{ObjectMeta: metav1.ObjectMeta{Labels: c.labels, Annotations: c.annotations}}
+		a := testbuild.MakeAlert("a", "prod").MetaLabels(c.labels).Annotations(c.annotations).Obj()
 		if got := Managed(a); got != c.want {
 			t.Errorf("%s: Managed = %v, want %v", c.name, got, c.want)
 		}

@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
@@ -61,10 +61,7 @@ func stormAlerts(ctx context.Context, b *testing.B, c client.Client, n int) []cl
 	}
 	keys := make([]client.ObjectKey, n)
 	for i := range keys {
-		a := &v1.Alert{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns.Name},
-			Spec:       v1.AlertSpec{Service: "gateway", Kind: "latency", Title: "p95", Labels: map[string]string{"host": fmt.Sprint(i)}},
-		}
+		a := testbuild.MakeAlert("", ns.Name).Title("p95").Host(fmt.Sprint(i)).Obj()
 		if err := c.Create(ctx, a); err != nil {
 			b.Fatal(err)
 		}

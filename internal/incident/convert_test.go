@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // TestConvertCountsPastTheBounds: past 100 Alerts, with the operator
@@ -27,10 +27,7 @@ func TestConvertCountsPastTheBounds(t *testing.T) {
 	const n = 150
 	keys := make([]client.ObjectKey, n)
 	for i := range keys {
-		a := &v1.Alert{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: fmt.Sprintf("a-%03d", i)},
-			Spec:       v1.AlertSpec{Service: "gateway", Kind: "latency", Title: "p95", Labels: map[string]string{"host": fmt.Sprint(i)}},
-		}
+		a := testbuild.MakeAlert(fmt.Sprintf("a-%03d", i), "prod").Title("p95").Host(fmt.Sprint(i)).Obj()
 		if err := c.Create(ctx, a); err != nil {
 			t.Fatal(err)
 		}

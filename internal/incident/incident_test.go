@@ -18,14 +18,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 var t0 = time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC)
-
-func alert(host string, labels map[string]string) *v1.Alert {
-	a := &v1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "a-" + host}, Spec: v1.AlertSpec{Service: "gateway", Kind: "latency", Labels: labels}}
-	return a
-}
 
 func TestSignature(t *testing.T) {
 	for _, tc := range []struct {
@@ -34,10 +30,10 @@ func TestSignature(t *testing.T) {
 		labels []string
 		want   string
 	}{
-		{"hosts meet in one signature", alert("h1", map[string]string{"host": "h1"}), nil, "gateway/prod/latency"},
-		{"chosen labels are added sorted", alert("h1", map[string]string{"route": "/v1", "region": "eu", "host": "h1"}),
+		{"hosts meet in one signature", testbuild.MakeAlert("a-h1", "").Host("h1").Obj(), nil, "gateway/prod/latency"},
+		{"chosen labels are added sorted", testbuild.MakeAlert("a-h1", "").Labels("route", "/v1", "region", "eu", "host", "h1").Obj(),
 			[]string{"route", "region", "route"}, "gateway/prod/latency/region=eu/route=/v1"},
-		{"absent chosen labels are skipped", alert("h1", nil), []string{"route"}, "gateway/prod/latency"},
+		{"absent chosen labels are skipped", testbuild.MakeAlert("a-h1", "").Obj(), []string{"route"}, "gateway/prod/latency"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Signature(tc.a, tc.labels); got != tc.want {
@@ -45,7 +41,7 @@ func TestSignature(t *testing.T) {
 			}
 		})
 	}
-	long := alert("x", map[string]string{"route": strings.Repeat("r", 300)})
+	long := testbuild.MakeAlert("a-x", "").Labels("route", strings.Repeat("r", 300)).Obj()
 	if s := Signature(long, []string{"route"}); len(s) > maxSignature {
 		t.Fatalf("signature of %d characters exceeds the CRD bound", len(s))
 	}
@@ -80,7 +76,7 @@ func TestNamesAreDeterministicAndBounded(t *testing.T) {
 // triaged: the first Alert appended by a user, then the operator's open and
 // triage decision.
 func openIncident(cooldown time.Duration) *v1.Incident {
-	inc := &v1.Incident{ObjectMeta: metav1.ObjectMeta{Name: "inc"}, Spec: v1.IncidentSpec{State: v1.IncidentOpen, Severity: v1.SeverityP1}}
+	inc := testbuild.MakeIncident("inc", "").State(v1.IncidentOpen).Severity(v1.SeverityP1).Obj()
 	AppendAlert(inc, "first", t0, "olga")
 	ApplyOpen(inc, t0, nil)
 	ApplyTriage(inc, t0, cooldown, "first")
@@ -133,7 +129,7 @@ func TestTriageIsTheOperatorsDecisionOnNewRefs(t *testing.T) {
 	}
 
 	inherited := &v1.TriageStatus{LastTriageAt: &metav1.Time{Time: t0}, CooldownUntil: &metav1.Time{Time: t0.Add(time.Minute)}}
-	next := &v1.Incident{ObjectMeta: metav1.ObjectMeta{Name: "next"}, Spec: v1.IncidentSpec{State: v1.IncidentOpen}}
+	next := testbuild.MakeIncident("next", "").State(v1.IncidentOpen).Obj()
 	AppendAlert(next, "x", t0.Add(30*time.Second), "olga")
 	ApplyOpen(next, t0.Add(30*time.Second), inherited)
 	if ApplyTriage(next, t0.Add(30*time.Second), time.Hour, "x") {
@@ -237,7 +233,7 @@ func TestObserve(t *testing.T) {
 	if Unseen(legacy) || legacy.Status.Triage.ObservedAlertCount != 1 || !legacy.Status.LastActivityAt.Time.Equal(t0) {
 		t.Fatalf("adopted: %+v", legacy.Status)
 	}
-	fresh := &v1.Incident{Spec: v1.IncidentSpec{State: v1.IncidentOpen}}
+	fresh := testbuild.MakeIncident("fresh", "").State(v1.IncidentOpen).Obj()
 	AppendAlert(fresh, "a", t0, "olga")
 	if Legacy(fresh) {
 		t.Fatal("an Incident not opened yet is not legacy, whatever was appended before the operator saw it")

@@ -24,6 +24,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/installer"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
@@ -162,13 +163,7 @@ func TestInstallIntoAnotherNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyed := func() *v1.Alert {
-		return &v1.Alert{
-			ObjectMeta: metav1.ObjectMeta{
-				GenerateName: "keyed-", Namespace: metav1.NamespaceDefault,
-				Annotations: map[string]string{v1.IngestKeyAnnotation: "k1"},
-			},
-			Spec: v1.AlertSpec{Service: "gateway", Kind: "latency", Title: "p95 above 300ms"},
-		}
+		return testbuild.MakeAlert("", metav1.NamespaceDefault).GenerateName("keyed-").Annotation(v1.IngestKeyAnnotation, "k1").Obj()
 	}
 	operator, err := client.New(env.Operator, client.Options{Scheme: kube.NewScheme()})
 	if err != nil {

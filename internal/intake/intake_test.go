@@ -189,7 +189,7 @@ var _ = Describe("Intake", func() {
 		s.DedupeTTL = &metav1.Duration{Duration: time.Second}
 		first, err := in.Ingest(ctx, intake.Request{Namespace: ns, Spec: s})
 		Expect(err).NotTo(HaveOccurred())
-		a := &v1.Alert{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: first.AlertRef}}
+		a := testbuild.MakeAlert(first.AlertRef, ns).Obj()
 		op, err := env.OperatorClient()
 		Expect(err).NotTo(HaveOccurred())
 		testbuild.WriteStatus(Default, op, a, func(a *v1.Alert) {

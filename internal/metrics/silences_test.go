@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // TestSilencedGauges checks the silenced Alerts (in play, Silenced=True)
@@ -19,11 +20,10 @@ func TestSilencedGauges(t *testing.T) {
 	silenced := []metav1.Condition{{Type: v1.AlertConditionSilenced, Status: metav1.ConditionTrue, Reason: v1.ReasonSilenceActive}}
 	ended := []metav1.Condition{{Type: v1.AlertConditionSilenced, Status: metav1.ConditionFalse, Reason: v1.ReasonSilenceEnded}}
 	alert := func(name string, phase v1.AlertPhase, conds []metav1.Condition) *v1.Alert {
-		return &v1.Alert{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "prod"},
-			Status: v1.AlertStatus{Phase: phase, Conditions: conds}}
+		return testbuild.MakeAlert(name, "prod").Phase(phase).Conditions(conds...).Obj()
 	}
 	sil := func(name string, state v1.SilenceState) *v1.Silence {
-		return &v1.Silence{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "prod"}, Status: v1.SilenceStatus{State: state}}
+		return testbuild.MakeSilence(name, "prod").State(state).Obj()
 	}
 	c := fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithObjects(
 		alert("a", v1.AlertNew, silenced), alert("b", v1.AlertNew, silenced), alert("c", v1.AlertNew, ended),

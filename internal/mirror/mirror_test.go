@@ -12,11 +12,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/test/integration/pgcluster"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 var pg *pgcluster.Cluster
@@ -183,13 +183,11 @@ func openStore(t *testing.T, ctx context.Context) (*mirror.Store, *pgx.Conn) {
 	return s, connect(t, ctx, dsn)
 }
 
-func alert(rv string, phase v1.AlertPhase) *v1.Alert {
-	return &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "a", UID: types.UID("11111111-1111-1111-1111-111111111111"),
-			ResourceVersion: rv, CreationTimestamp: metav1.Now()},
-		Spec:   v1.AlertSpec{Service: "gateway", Env: "prod", Kind: "latency", Severity: v1.SeverityP2, Title: "t"},
-		Status: v1.AlertStatus{Phase: phase, Occurrences: 1},
-	}
+// version is the Alert prod/a (always one UID) at resourceVersion rv, as
+// the mirror is handed it.
+func version(rv string) *testbuild.AlertWrapper {
+	return testbuild.MakeAlert("a", "prod").UID("11111111-1111-1111-1111-111111111111").ResourceVersion(rv).Created(time.Now()).
+		Env("prod").Severity(v1.SeverityP2).Title("t").Occurrences(1)
 }
 
 func TestUpsertNeverMovesBackwards(t *testing.T) {
@@ -214,7 +212,7 @@ func TestUpsertNeverMovesBackwards(t *testing.T) {
 		{"42", v1.AlertProcessing, false, "Acked", "100"},  // late, out-of-order reconcile
 		{"100", v1.AlertProcessing, false, "Acked", "100"}, // replay of the same version
 	} {
-		changed, err := s.UpsertAlert(ctx, alert(step.rv, step.phase))
+		changed, err := s.UpsertAlert(ctx, version(step.rv).Phase(step.phase).Obj())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +221,7 @@ func TestUpsertNeverMovesBackwards(t *testing.T) {
 			t.Fatalf("after rv %s: changed=%v row=(%s,%s), want changed=%v row=(%s,%s)", step.rv, changed, phase, rv, step.wantChanged, step.wantPhase, step.wantRV)
 		}
 	}
-	if _, err := s.UpsertAlert(ctx, alert("01", v1.AlertNew)); err == nil {
+	if _, err := s.UpsertAlert(ctx, version("01").Phase(v1.AlertNew).Obj()); err == nil {
 		t.Fatal("a malformed resourceVersion was accepted")
 	}
 }
@@ -232,14 +230,10 @@ func TestIncidentTimelineExactlyOnce(t *testing.T) {
 	ctx := context.Background()
 	s, c := openStore(t, ctx)
 	now := metav1.NowMicro()
-	in := &v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "inc", UID: "22222222-2222-2222-2222-222222222222", ResourceVersion: "5", CreationTimestamp: metav1.Now()},
-		Spec:       v1.IncidentSpec{Service: "gateway", Env: "prod", Severity: v1.SeverityP1, Title: "t", Signature: "gateway/prod/latency", State: v1.IncidentOpen},
-		Status: v1.IncidentStatus{Timeline: []v1.TimelineEntry{
-			{Seq: 1, At: now, Type: v1.TimelineOpened},
-			{Seq: 2, At: now, Type: v1.TimelineTriageStarted, AlertRef: "a"},
-		}},
-	}
+	in := testbuild.MakeIncident("inc", "prod").UID("22222222-2222-2222-2222-222222222222").ResourceVersion("5").Created(time.Now()).
+		Env("prod").Severity(v1.SeverityP1).Title("t").Signature("gateway/prod/latency").State(v1.IncidentOpen).
+		Timeline(v1.TimelineEntry{Seq: 1, At: now, Type: v1.TimelineOpened}, v1.TimelineEntry{Seq: 2, At: now, Type: v1.TimelineTriageStarted, AlertRef: "a"}).
+		Obj()
 	seq, err := s.UpsertIncident(ctx, in, 0)
 	if err != nil || seq != 2 {
 		t.Fatalf("seq=%d err=%v", seq, err)
@@ -319,11 +313,9 @@ func TestTimelineAuthorMigration(t *testing.T) {
 		t.Fatalf("the migration run again: %v", err)
 	}
 	now := metav1.NowMicro()
-	in := &v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "inc", UID: uid, ResourceVersion: "6", CreationTimestamp: metav1.Now()},
-		Spec:       v1.IncidentSpec{Service: "gateway", Env: "prod", Severity: v1.SeverityP1, Title: "t", State: v1.IncidentOpen},
-		Status:     v1.IncidentStatus{TimelineSeq: 2, Timeline: []v1.TimelineEntry{{Seq: 2, At: now, Type: v1.TimelineNote, Message: "after", Author: "alice@example.com"}}},
-	}
+	in := testbuild.MakeIncident("inc", "prod").UID(uid).ResourceVersion("6").Created(time.Now()).
+		Env("prod").Severity(v1.SeverityP1).Title("t").State(v1.IncidentOpen).
+		TimelineSeq(2).Timeline(v1.TimelineEntry{Seq: 2, At: now, Type: v1.TimelineNote, Message: "after", Author: "alice@example.com"}).Obj()
 	if _, err := s.UpsertIncident(ctx, in, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -342,16 +334,9 @@ func TestSLOPolicyRowsOncePerEvaluationAndBypass(t *testing.T) {
 	s, c := openStore(t, ctx)
 	at := metav1.NewTime(time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC))
 	until := metav1.NewTime(at.Add(time.Hour))
-	p := &v1.SLOPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "gw", UID: "33333333-3333-3333-3333-333333333333"},
-		Spec:       v1.SLOPolicySpec{Service: "gateway", Env: "prod"},
-		Status: v1.SLOPolicyStatus{
-			LastEvaluatedAt: &at,
-			Observed:        &v1.ObservedSLIs{LatencyP95Ms: "312.5", ErrorRatePercent: "garbage"},
-			Gate:            &v1.GateStatus{Decision: v1.DecisionBlock, Reason: v1.ReasonLatencyP95Exceeded},
-			Bypass:          &v1.BypassStatus{Active: true, Until: &until, Reason: "hotfix", By: "alice"},
-		},
-	}
+	p := testbuild.MakeSLOPolicy("gw", "prod").UID("33333333-3333-3333-3333-333333333333").Env("prod").
+		LastEvaluated(at.Time).Observed("312.5", "garbage").Gate(v1.DecisionBlock, v1.ReasonLatencyP95Exceeded).
+		Bypass(&v1.BypassStatus{Active: true, Until: &until, Reason: "hotfix", By: "alice"}).Obj()
 	for range 3 {
 		if err := s.RecordSLOPolicy(ctx, p); err != nil {
 			t.Fatal(err)
@@ -378,8 +363,7 @@ func TestPruneDeletesOldFinishedRowsInBatches(t *testing.T) {
 	s, c := openStore(t, ctx)
 	// 25 acked alerts in ns "old", 5 live ones, 10 acked in "kept".
 	for i := range 40 {
-		a := alert("1", v1.AlertAcked)
-		a.UID = types.UID(strings.Repeat("0", 8) + "-0000-0000-0000-" + leftPad(i))
+		a := version("1").UID(strings.Repeat("0", 8) + "-0000-0000-0000-" + leftPad(i)).Phase(v1.AlertAcked).Obj()
 		switch {
 		case i < 25:
 			a.Namespace = "old"

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/query"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // TestReadBackGivesTheSameAnswers writes Alerts and Incidents with every
@@ -23,48 +23,32 @@ func TestReadBackGivesTheSameAnswers(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	at := func(ago time.Duration) *metav1.Time { m := metav1.NewTime(now.Add(-ago)); return &m }
 
-	full := v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "gateway-acked", UID: types.UID("uid-acked"), ResourceVersion: "10",
-			CreationTimestamp: *at(2 * time.Hour), DeletionTimestamp: at(time.Minute)},
-		Spec: v1.AlertSpec{Service: "gateway", Env: "prod", Kind: "latency", Severity: v1.SeverityP1, Title: "p95 above 300ms",
-			Message: "p95 975ms", Source: "monitor@node1", Labels: map[string]string{"route": "/v1/chat"}},
-		Status: v1.AlertStatus{Phase: v1.AlertAcked, Fingerprint: "fp1", Occurrences: 7, FirstSeenAt: at(2 * time.Hour), LastSeenAt: at(10 * time.Minute),
-			Claim: &v1.AlertClaim{HolderIdentity: "agent-cto"}, Attempts: 2, LastError: "gateway timeout",
-			Ack: &v1.AlertAck{By: "alertmanager", Note: "resolved at source", At: *at(5 * time.Minute)}, ResolvedAt: at(5 * time.Minute),
-			IncidentRef: &v1.LocalObjectReference{Name: "inc-1"}},
-	}
-	processing := v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "gateway-held", UID: types.UID("uid-held"), ResourceVersion: "11", CreationTimestamp: *at(time.Hour)},
-		Spec:       v1.AlertSpec{Service: "gateway", Env: "prod", Kind: "error_rate", Severity: v1.SeverityP2, Title: "5xx"},
-		Status: v1.AlertStatus{Phase: v1.AlertProcessing, Fingerprint: "fp2", Occurrences: 1, LastSeenAt: at(time.Minute),
-			Claim: &v1.AlertClaim{HolderIdentity: "agent-oncall"}, Attempts: 1},
-	}
-	old := v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "staging", Name: "old", UID: types.UID("uid-old"), ResourceVersion: "12", CreationTimestamp: *at(9 * time.Hour)},
-		Spec:       v1.AlertSpec{Service: "db", Env: "staging", Kind: "disk", Severity: v1.SeverityP3, Title: "disk"},
-		Status:     v1.AlertStatus{Phase: v1.AlertNew, Occurrences: 1},
-	}
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	full := testbuild.MakeAlert("gateway-acked", "prod").UID("uid-acked").ResourceVersion("10").Created(ago(2*time.Hour)).Deleting(ago(time.Minute)).
+		Env("prod").Severity(v1.SeverityP1).Message("p95 975ms").Labels("route", "/v1/chat").
+		Phase(v1.AlertAcked).StatusFingerprint("fp1").Occurrences(7).FirstSeen(ago(2*time.Hour)).LastSeen(ago(10*time.Minute)).
+		Claim(&v1.AlertClaim{HolderIdentity: "agent-cto"}).Attempts(2).LastError("gateway timeout").
+		Ack("alertmanager", "resolved at source", ago(5*time.Minute)).ResolvedAt(ago(5 * time.Minute)).IncidentRef("inc-1").Val()
+	processing := testbuild.MakeAlert("gateway-held", "prod").UID("uid-held").ResourceVersion("11").Created(ago(time.Hour)).
+		Env("prod").Kind("error_rate").Severity(v1.SeverityP2).Title("5xx").
+		Phase(v1.AlertProcessing).StatusFingerprint("fp2").Occurrences(1).LastSeen(ago(time.Minute)).
+		Claim(&v1.AlertClaim{HolderIdentity: "agent-oncall"}).Attempts(1).Val()
+	old := testbuild.MakeAlert("old", "staging").UID("uid-old").ResourceVersion("12").Created(ago(9 * time.Hour)).
+		Service("db").Env("staging").Kind("disk").Severity(v1.SeverityP3).Title("disk").Phase(v1.AlertNew).Occurrences(1).Val()
 	alerts := []v1.Alert{full, processing, old}
 	for i := range alerts {
 		if _, err := s.UpsertAlert(ctx, &alerts[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	open := v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "inc-1", UID: types.UID("uid-inc-1"), ResourceVersion: "20", CreationTimestamp: *at(time.Hour)},
-		Spec:       v1.IncidentSpec{Service: "gateway", Env: "prod", Severity: v1.SeverityP1, Title: "gateway slow", Signature: "gateway/prod/latency", State: v1.IncidentMitigating},
-		Status: v1.IncidentStatus{OpenedAt: at(time.Hour), LastActivityAt: at(3 * time.Minute), AlertCount: 3,
-			Triage: &v1.TriageStatus{Runs: 1, LastTriageAt: at(time.Hour), CooldownUntil: at(-14 * time.Minute)}},
-	}
-	closed := v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "inc-0", UID: types.UID("uid-inc-0"), ResourceVersion: "21", CreationTimestamp: *at(3 * time.Hour)},
-		Spec:       v1.IncidentSpec{Service: "gateway", Env: "prod", Severity: v1.SeverityP2, Title: "old", State: v1.IncidentClosed, Note: "fixed"},
-	}
-	deletedOpen := v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "inc-gone", UID: types.UID("uid-inc-gone"), ResourceVersion: "22",
-			CreationTimestamp: *at(3 * time.Hour), DeletionTimestamp: at(time.Hour)},
-		Spec: v1.IncidentSpec{Service: "gateway", Env: "prod", Severity: v1.SeverityP2, Title: "deleted while open", State: v1.IncidentOpen},
-	}
+	open := testbuild.MakeIncident("inc-1", "prod").UID("uid-inc-1").ResourceVersion("20").Created(ago(time.Hour)).
+		Env("prod").Severity(v1.SeverityP1).Title("gateway slow").Signature("gateway/prod/latency").State(v1.IncidentMitigating).
+		OpenedAt(ago(time.Hour)).LastActivity(ago(3 * time.Minute)).AlertCount(3).
+		Triage(&v1.TriageStatus{Runs: 1, LastTriageAt: at(time.Hour), CooldownUntil: at(-14 * time.Minute)}).Val()
+	closed := testbuild.MakeIncident("inc-0", "prod").UID("uid-inc-0").ResourceVersion("21").Created(ago(3 * time.Hour)).
+		Env("prod").Severity(v1.SeverityP2).Title("old").State(v1.IncidentClosed).Note("fixed").Val()
+	deletedOpen := testbuild.MakeIncident("inc-gone", "prod").UID("uid-inc-gone").ResourceVersion("22").Created(ago(3 * time.Hour)).Deleting(ago(time.Hour)).
+		Env("prod").Severity(v1.SeverityP2).Title("deleted while open").State(v1.IncidentOpen).Val()
 	for _, in := range []*v1.Incident{&open, &closed, &deletedOpen} {
 		if _, err := s.UpsertIncident(ctx, in, 0); err != nil {
 			t.Fatal(err)

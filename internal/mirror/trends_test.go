@@ -7,10 +7,10 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/query"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // TestTrendsFromHistory writes Alerts, Incidents and a gate's evaluations,
@@ -21,31 +21,25 @@ func TestTrendsFromHistory(t *testing.T) {
 	s, _ := openStore(t, ctx)
 	now := time.Now().UTC().Truncate(time.Second)
 	at := func(ago time.Duration) *metav1.Time { m := metav1.NewTime(now.Add(-ago)); return &m }
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	var alerts []v1.Alert
 	for i, sev := range []v1.Severity{v1.SeverityP1, v1.SeverityP2, v1.SeverityP2, v1.SeverityP3} {
-		a := v1.Alert{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "a" + string(rune('0'+i)), UID: types.UID("uid-a" + string(rune('0'+i))),
-				ResourceVersion: "1", CreationTimestamp: *at(time.Duration(10*i+5) * time.Minute)},
-			Spec: v1.AlertSpec{Service: "gateway", Env: "prod", Kind: "latency", Severity: sev, Title: "t"},
-			Status: v1.AlertStatus{Phase: v1.AlertNew, Occurrences: int64(3 * (i + 1)),
-				FirstSeenAt: at(time.Duration(10*i+5) * time.Minute), LastSeenAt: at(time.Minute)},
-		}
+		a := testbuild.MakeAlert("a"+string(rune('0'+i)), "prod").UID("uid-a" + string(rune('0'+i))).ResourceVersion("1").
+			Created(ago(time.Duration(10*i+5) * time.Minute)).Env("prod").Severity(sev).Title("t").
+			Phase(v1.AlertNew).Occurrences(int64(3 * (i + 1))).FirstSeen(ago(time.Duration(10*i+5) * time.Minute)).LastSeen(ago(time.Minute))
 		if i == 1 {
-			a.Status.Phase = v1.AlertAcked
-			a.Status.Ack = &v1.AlertAck{By: "sofiia", At: *at(3 * time.Minute)}
+			a.Phase(v1.AlertAcked).Ack("sofiia", "", ago(3*time.Minute))
 		}
-		alerts = append(alerts, a)
+		alerts = append(alerts, a.Val())
+	}
+	incident := func(name string, created time.Duration, state v1.IncidentState) *testbuild.IncidentWrapper {
+		return testbuild.MakeIncident(name, "prod").UID("uid-" + name).ResourceVersion("1").Created(ago(created)).
+			Env("prod").Severity(v1.SeverityP1).Title("t").State(state).OpenedAt(ago(created))
 	}
 	incidents := []v1.Incident{
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "resolved", UID: "uid-i1", ResourceVersion: "1", CreationTimestamp: *at(time.Hour)},
-			Spec:   v1.IncidentSpec{Service: "gateway", Env: "prod", Severity: v1.SeverityP1, Title: "t", State: v1.IncidentResolved},
-			Status: v1.IncidentStatus{OpenedAt: at(time.Hour), ResolvedAt: at(20 * time.Minute)}},
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "closed", UID: "uid-i2", ResourceVersion: "1", CreationTimestamp: *at(2 * time.Hour)},
-			Spec:   v1.IncidentSpec{Service: "gateway", Env: "prod", Severity: v1.SeverityP1, Title: "t", State: v1.IncidentClosed},
-			Status: v1.IncidentStatus{OpenedAt: at(2 * time.Hour), ClosedAt: at(30 * time.Minute)}},
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "open", UID: "uid-i3", ResourceVersion: "1", CreationTimestamp: *at(time.Hour)},
-			Spec:   v1.IncidentSpec{Service: "gateway", Env: "prod", Severity: v1.SeverityP1, Title: "t", State: v1.IncidentOpen},
-			Status: v1.IncidentStatus{OpenedAt: at(time.Hour)}},
+		incident("resolved", time.Hour, v1.IncidentResolved).ResolvedAt(ago(20 * time.Minute)).Val(),
+		incident("closed", 2*time.Hour, v1.IncidentClosed).ClosedAt(ago(30 * time.Minute)).Val(),
+		incident("open", time.Hour, v1.IncidentOpen).Val(),
 	}
 	for i := range alerts {
 		if _, err := s.UpsertAlert(ctx, &alerts[i]); err != nil {
@@ -57,7 +51,7 @@ func TestTrendsFromHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	policy := v1.SLOPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "gw", UID: "uid-slo"}, Spec: v1.SLOPolicySpec{Service: "gateway", Env: "prod"}}
+	policy := testbuild.MakeSLOPolicy("gw", "prod").UID("uid-slo").Env("prod").Val()
 	for _, ev := range []struct {
 		ago      time.Duration
 		decision v1.GateDecision

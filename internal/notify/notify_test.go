@@ -8,25 +8,19 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 var t0 = time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
 
 func receiver(typ v1.ReceiverType, events ...v1.NotificationEvent) *v1.Receiver {
-	r := &v1.Receiver{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "oncall", UID: "rcv-uid", CreationTimestamp: metav1.NewTime(t0.Add(-time.Hour))},
-		Spec:       v1.ReceiverSpec{Type: typ, Events: events, GroupInterval: &metav1.Duration{Duration: 10 * time.Second}},
-	}
-	return r
+	return testbuild.MakeReceiver("oncall", "prod").UID("rcv-uid").Created(t0.Add(-time.Hour)).
+		Type(typ).URL("").Events(events...).GroupInterval(10 * time.Second).Obj()
 }
 
 func openIncident() *v1.Incident {
-	return &v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "inc-1", UID: "inc-uid"},
-		Spec: v1.IncidentSpec{Service: "gateway", Env: "prod", Severity: v1.SeverityP2, Title: "p95 above 300ms",
-			Signature: "gateway/prod/latency", State: v1.IncidentOpen},
-		Status: v1.IncidentStatus{OpenedAt: &metav1.Time{Time: t0}, ObservedState: v1.IncidentOpen, AlertCount: 3},
-	}
+	return testbuild.MakeIncident("inc-1", "prod").UID("inc-uid").Env("prod").Severity(v1.SeverityP2).Title("p95 above 300ms").
+		Signature("gateway/prod/latency").State(v1.IncidentOpen).OpenedAt(t0).ObservedState(v1.IncidentOpen).AlertCount(3).Obj()
 }
 
 // deliver runs the plan's entry as delivered at now and records it.
@@ -280,8 +274,7 @@ func TestGatesLimitAndHoldBack(t *testing.T) {
 
 func TestGatesOnePostAtATimePerReceiver(t *testing.T) {
 	var g Gates
-	a, b := &v1.Receiver{}, &v1.Receiver{}
-	a.UID, b.UID = "a", "b"
+	a, b := testbuild.MakeReceiver("a", "").UID("a").Obj(), testbuild.MakeReceiver("b", "").UID("b").Obj()
 	now := time.Unix(1000, 0)
 	if !g.Begin(a, now) {
 		t.Fatal("an idle receiver is busy")

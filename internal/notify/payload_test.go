@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 func jsonEqual(t *testing.T, got []byte, want string) {
@@ -208,24 +209,18 @@ func TestAlertsDigest(t *testing.T) {
 	r := receiver(v1.ReceiverWebhook)
 	r.Spec.URL = "https://hooks.example/"
 	r.Spec.Alerts = &v1.ReceiverAlerts{MinSeverity: v1.SeverityP2}
-	alert := func(name string, sev v1.Severity, created time.Time, phase v1.AlertPhase) v1.Alert {
-		return v1.Alert{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: name, CreationTimestamp: metav1.NewTime(created)},
-			Spec:       v1.AlertSpec{Service: "gateway", Env: "prod", Kind: "latency", Severity: sev, Title: name},
-			Status:     v1.AlertStatus{Phase: phase, Occurrences: 1},
-		}
+	alert := func(name string, sev v1.Severity, created time.Time) *testbuild.AlertWrapper {
+		return testbuild.MakeAlert(name, "prod").Env("prod").Severity(sev).Title(name).Created(created).Occurrences(1)
 	}
-	silenced := alert("silenced", v1.SeverityP1, t0.Add(2*time.Second), v1.AlertNew)
-	silenced.Status.Conditions = []metav1.Condition{{Type: v1.AlertConditionSilenced, Status: metav1.ConditionTrue, Reason: "Silenced",
-		LastTransitionTime: metav1.NewTime(t0.Add(2 * time.Second))}}
 	alerts := []v1.Alert{
-		alert("old", v1.SeverityP1, t0.Add(-time.Minute), v1.AlertNew),
-		alert("b-new", v1.SeverityP1, t0.Add(time.Second), v1.AlertNew),
-		alert("a-new", v1.SeverityP2, t0.Add(time.Second), v1.AlertProcessing),
-		alert("minor", v1.SeverityP3, t0.Add(time.Second), v1.AlertNew),
-		alert("acked", v1.SeverityP1, t0.Add(time.Second), v1.AlertAcked),
-		alert("dup", v1.SeverityP1, t0.Add(time.Second), v1.AlertDeduplicated),
-		silenced,
+		alert("old", v1.SeverityP1, t0.Add(-time.Minute)).Phase(v1.AlertNew).Val(),
+		alert("b-new", v1.SeverityP1, t0.Add(time.Second)).Phase(v1.AlertNew).Val(),
+		alert("a-new", v1.SeverityP2, t0.Add(time.Second)).Phase(v1.AlertProcessing).Val(),
+		alert("minor", v1.SeverityP3, t0.Add(time.Second)).Phase(v1.AlertNew).Val(),
+		alert("acked", v1.SeverityP1, t0.Add(time.Second)).Phase(v1.AlertAcked).Val(),
+		alert("dup", v1.SeverityP1, t0.Add(time.Second)).Phase(v1.AlertDeduplicated).Val(),
+		alert("silenced", v1.SeverityP1, t0.Add(2*time.Second)).Phase(v1.AlertNew).Conditions(metav1.Condition{Type: v1.AlertConditionSilenced,
+			Status: metav1.ConditionTrue, Reason: "Silenced", LastTransitionTime: metav1.NewTime(t0.Add(2 * time.Second))}).Val(),
 	}
 	now := t0.Add(10 * time.Second)
 	through := Cutoff(alerts, now)
@@ -237,7 +232,7 @@ func TestAlertsDigest(t *testing.T) {
 		t.Fatalf("digest %v", names(got))
 	}
 	// An undecided Alert holds the cutoff back.
-	undecided := alert("undecided", v1.SeverityP1, t0.Add(3*time.Second), "")
+	undecided := alert("undecided", v1.SeverityP1, t0.Add(3*time.Second)).Val()
 	if c := Cutoff(append(alerts, undecided), now); !c.Equal(t0.Add(2 * time.Second)) {
 		t.Fatalf("cutoff with an undecided Alert %s", c)
 	}

@@ -3,20 +3,19 @@ package query
 import (
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 func TestDashboardBudgets(t *testing.T) {
-	p := v1.SLOPolicy{ObjectMeta: metav1.ObjectMeta{Name: "checkout", Namespace: "shop"}, Spec: v1.SLOPolicySpec{Service: "checkout", Env: "prod"}}
+	p := testbuild.MakeSLOPolicy("checkout", "shop").Service("checkout").Env("prod").Val()
 	p.Status.Objectives = []v1.ObjectiveStatus{{
 		Name: v1.ObjectiveAvailability, Target: "99.9", Window: "28d", SLIPercent: "99.95",
 		ErrorBudgetRemainingPercent: "50", ErrorBudgetRemainingMinutes: "20.16",
 		BurnRates: []v1.BurnRateStatus{{Window: "5m", Rate: "20"}, {Window: "1h", Rate: "15"}},
 		Burning:   []v1.BurnCondition{v1.BurnPage},
 	}}
-	plain := v1.SLOPolicy{ObjectMeta: metav1.ObjectMeta{Name: "instant", Namespace: "shop"}}
+	plain := testbuild.MakeSLOPolicy("instant", "shop").Val()
 	// The gate line of each policy, as BuildDashboard lists them.
 	if g := gate(&plain); len(g.Budgets) != 0 {
 		t.Fatalf("a policy without objectives has budgets %+v", g.Budgets)

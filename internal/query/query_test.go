@@ -7,17 +7,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-func alert(name, service, env, kind string, phase v1.AlertPhase, occ int64, ago time.Duration) v1.Alert {
-	seen := metav1.NewTime(now.Add(-ago))
-	return v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "prod", CreationTimestamp: seen},
-		Spec:       v1.AlertSpec{Service: service, Env: env, Kind: kind, Severity: v1.SeverityP2, Title: name, Source: "monitor@node1"},
-		Status:     v1.AlertStatus{Phase: phase, Occurrences: occ, LastSeenAt: &seen},
-	}
+// seen is a P2 Alert of the gateway's latency in prod, created and last
+// seen ago; a spec sets what else it is about.
+func seen(name string, ago time.Duration) *testbuild.AlertWrapper {
+	t := now.Add(-ago)
+	return testbuild.MakeAlert(name, "prod").Env("prod").Severity(v1.SeverityP2).Title(name).Created(t).LastSeen(t)
 }
 
 func TestParsePhases(t *testing.T) {
@@ -32,10 +31,10 @@ func TestParsePhases(t *testing.T) {
 
 func TestAlertsFilterAndOrder(t *testing.T) {
 	items := []v1.Alert{
-		alert("old", "gateway", "prod", "latency", v1.AlertNew, 1, 5*time.Hour),
-		alert("a", "gateway", "prod", "latency", v1.AlertNew, 3, time.Hour),
-		alert("b", "gateway", "staging", "latency", v1.AlertFailed, 1, 30*time.Minute),
-		alert("c", "payments", "prod", "error_rate", v1.AlertAcked, 1, 10*time.Minute),
+		seen("old", 5*time.Hour).Phase(v1.AlertNew).Occurrences(1).Val(),
+		seen("a", time.Hour).Phase(v1.AlertNew).Occurrences(3).Val(),
+		seen("b", 30*time.Minute).Env("staging").Phase(v1.AlertFailed).Occurrences(1).Val(),
+		seen("c", 10*time.Minute).Service("payments").Kind("error_rate").Phase(v1.AlertAcked).Occurrences(1).Val(),
 	}
 	cases := []struct {
 		name string
@@ -69,17 +68,17 @@ func TestAlertsFilterAndOrder(t *testing.T) {
 
 func TestBuildDashboard(t *testing.T) {
 	items := []v1.Alert{
-		alert("a", "gateway", "prod", "latency", v1.AlertNew, 7, time.Hour),
-		alert("a-dup", "gateway", "prod", "latency", v1.AlertDeduplicated, 0, time.Hour),
-		alert("b", "gateway", "prod", "latency", v1.AlertProcessing, 2, 20*time.Minute),
-		alert("c", "payments", "prod", "error_rate", v1.AlertAcked, 1, 10*time.Minute),
-		alert("undecided", "payments", "prod", "error_rate", "", 0, time.Minute),
-		alert("old", "db", "prod", "disk", v1.AlertNew, 100, 10*time.Hour),
+		seen("a", time.Hour).Phase(v1.AlertNew).Occurrences(7).Val(),
+		seen("a-dup", time.Hour).Phase(v1.AlertDeduplicated).Val(),
+		seen("b", 20*time.Minute).Phase(v1.AlertProcessing).Occurrences(2).Val(),
+		seen("c", 10*time.Minute).Service("payments").Kind("error_rate").Phase(v1.AlertAcked).Occurrences(1).Val(),
+		seen("undecided", time.Minute).Service("payments").Kind("error_rate").Val(),
+		seen("old", 10*time.Hour).Service("db").Kind("disk").Phase(v1.AlertNew).Occurrences(100).Val(),
 	}
 	incidents := []v1.Incident{
-		{ObjectMeta: metav1.ObjectMeta{Name: "p3", Namespace: "prod"}, Spec: v1.IncidentSpec{Service: "db", State: v1.IncidentOpen, Severity: v1.SeverityP3}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "closed", Namespace: "prod"}, Spec: v1.IncidentSpec{Service: "db", State: v1.IncidentClosed, Severity: v1.SeverityP0}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "p1", Namespace: "prod"}, Spec: v1.IncidentSpec{Service: "gateway", State: v1.IncidentMitigating, Severity: v1.SeverityP1}},
+		testbuild.MakeIncident("p3", "prod").Service("db").State(v1.IncidentOpen).Severity(v1.SeverityP3).Val(),
+		testbuild.MakeIncident("closed", "prod").Service("db").State(v1.IncidentClosed).Severity(v1.SeverityP0).Val(),
+		testbuild.MakeIncident("p1", "prod").Service("gateway").State(v1.IncidentMitigating).Severity(v1.SeverityP1).Val(),
 	}
 	d := BuildDashboard(items, incidents, nil, nil, "prod", 240*time.Minute, now)
 	want := map[string]int64{"New": 1, "Processing": 1, "Acked": 1, "Failed": 0, "Deduplicated": 1}
@@ -102,30 +101,20 @@ func TestBuildDashboard(t *testing.T) {
 	}
 }
 
-func silenced(a v1.Alert, by string) v1.Alert {
-	a.Status.Conditions = []metav1.Condition{{Type: v1.AlertConditionSilenced, Status: metav1.ConditionTrue,
-		Reason: v1.ReasonSilenceActive, Message: "silenced by Silence " + by + " until 2026-11-27T14:00:00Z"}}
-	return a
-}
-
 func TestDashboardSilences(t *testing.T) {
-	ended := alert("ended", "gateway", "prod", "latency", v1.AlertNew, 1, time.Minute)
-	ended.Status.Conditions = []metav1.Condition{{Type: v1.AlertConditionSilenced, Status: metav1.ConditionFalse, Reason: v1.ReasonSilenceEnded}}
+	ended := seen("ended", time.Minute).Phase(v1.AlertNew).Occurrences(1).
+		Conditions(metav1.Condition{Type: v1.AlertConditionSilenced, Status: metav1.ConditionFalse, Reason: v1.ReasonSilenceEnded}).Val()
 	items := []v1.Alert{
-		silenced(alert("gw-new", "gateway", "prod", "latency", v1.AlertNew, 5, time.Minute), "deploy"),
-		silenced(alert("gw-failed", "gateway", "prod", "error_rate", v1.AlertFailed, 1, time.Minute), "deploy"),
+		seen("gw-new", time.Minute).Phase(v1.AlertNew).Occurrences(5).Silenced("silenced by Silence deploy until 2026-11-27T14:00:00Z").Val(),
+		seen("gw-failed", time.Minute).Kind("error_rate").Phase(v1.AlertFailed).Occurrences(1).Silenced("silenced by Silence deploy until 2026-11-27T14:00:00Z").Val(),
 		// Acked is out of play: not counted as silenced even if it was.
-		silenced(alert("gw-acked", "gateway", "prod", "latency", v1.AlertAcked, 1, time.Minute), "deploy"),
-		alert("db", "db", "prod", "disk", v1.AlertNew, 1, time.Minute),
+		seen("gw-acked", time.Minute).Phase(v1.AlertAcked).Occurrences(1).Silenced("silenced by Silence deploy until 2026-11-27T14:00:00Z").Val(),
+		seen("db", time.Minute).Service("db").Kind("disk").Phase(v1.AlertNew).Occurrences(1).Val(),
 		ended,
 	}
 	window := func(name string, start, end time.Duration, ms ...v1.SilenceMatcher) v1.Silence {
-		s := v1.Silence{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "prod", CreationTimestamp: metav1.NewTime(now.Add(-time.Hour))},
-			Spec: v1.SilenceSpec{Matchers: ms, StartsAt: &metav1.Time{Time: now.Add(start)}, EndsAt: metav1.NewTime(now.Add(end)),
-				Comment: name, CreatedBy: "alice"},
-		}
-		return s
+		return testbuild.MakeSilence(name, "prod").Created(now.Add(-time.Hour)).Matchers(ms...).
+			StartsAt(now.Add(start)).EndsAt(now.Add(end)).Comment(name).CreatedBy("alice").Val()
 	}
 	gw := v1.SilenceMatcher{Name: "service", Operator: v1.MatchEqual, Value: "gateway"}
 	silences := []v1.Silence{
@@ -174,7 +163,7 @@ func TestDashboardSilences(t *testing.T) {
 
 func TestLastNotification(t *testing.T) {
 	at := func(ago time.Duration) *metav1.Time { m := metav1.NewTime(now.Add(-ago)); return &m }
-	inc := v1.Incident{Spec: v1.IncidentSpec{State: v1.IncidentOpen}}
+	inc := testbuild.MakeIncident("inc", "").State(v1.IncidentOpen).Val()
 	if LastNotification(&inc) != nil {
 		t.Fatal("an Incident without notifications has a last one")
 	}

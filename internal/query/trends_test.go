@@ -5,10 +5,9 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/query"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 func TestTrendStep(t *testing.T) {
@@ -35,35 +34,30 @@ func TestTrendStep(t *testing.T) {
 
 func TestBuildTrends(t *testing.T) {
 	now := time.Date(2026, 11, 30, 12, 0, 30, 0, time.UTC)
-	at := func(ago time.Duration) *metav1.Time { m := metav1.NewTime(now.Add(-ago)); return &m }
-	alert := func(name string, sev v1.Severity, phase v1.AlertPhase, created time.Duration, occ int64, last time.Duration) v1.Alert {
-		return v1.Alert{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: name, CreationTimestamp: *at(created)},
-			Spec:       v1.AlertSpec{Service: "gateway", Env: "prod", Kind: "latency", Severity: sev},
-			Status:     v1.AlertStatus{Phase: phase, Occurrences: occ, FirstSeenAt: at(created), LastSeenAt: at(last)},
-		}
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	// firing is an Alert of prod first seen (and created) created ago and
+	// last seen last ago.
+	firing := func(name string, sev v1.Severity, created, last time.Duration) *testbuild.AlertWrapper {
+		return testbuild.MakeAlert(name, "prod").Env("prod").Severity(sev).Created(ago(created)).FirstSeen(ago(created)).LastSeen(ago(last))
 	}
-	acked := alert("acked", v1.SeverityP1, v1.AlertAcked, 30*time.Minute, 1, 30*time.Minute)
-	acked.Status.Ack = &v1.AlertAck{By: "sofiia", At: *at(20 * time.Minute)}
-	acked2 := alert("acked2", v1.SeverityP1, v1.AlertAcked, 10*time.Minute, 1, 10*time.Minute)
-	acked2.Status.Ack = &v1.AlertAck{By: "sofiia", At: *at(5 * time.Minute)}
+	acked := firing("acked", v1.SeverityP1, 30*time.Minute, 30*time.Minute).Phase(v1.AlertAcked).Occurrences(1).
+		Ack("sofiia", "", ago(20*time.Minute)).Val()
+	acked2 := firing("acked2", v1.SeverityP1, 10*time.Minute, 10*time.Minute).Phase(v1.AlertAcked).Occurrences(1).
+		Ack("sofiia", "", ago(5*time.Minute)).Val()
 	in := query.TrendInput{
 		Alerts: []v1.Alert{
 			// 12 occurrences from 10m ago to 1m ago: 1 + 1 + 10 over 10 buckets.
-			alert("storm", v1.SeverityP2, v1.AlertNew, 10*time.Minute, 12, time.Minute),
-			alert("dup", v1.SeverityP2, v1.AlertDeduplicated, 5*time.Minute, 1, 5*time.Minute),
-			alert("undecided", v1.SeverityP2, "", 5*time.Minute, 1, 5*time.Minute),
-			alert("old", v1.SeverityP3, v1.AlertNew, 3*time.Hour, 1, 3*time.Hour),
+			firing("storm", v1.SeverityP2, 10*time.Minute, time.Minute).Phase(v1.AlertNew).Occurrences(12).Val(),
+			firing("dup", v1.SeverityP2, 5*time.Minute, 5*time.Minute).Phase(v1.AlertDeduplicated).Occurrences(1).Val(),
+			firing("undecided", v1.SeverityP2, 5*time.Minute, 5*time.Minute).Occurrences(1).Val(),
+			firing("old", v1.SeverityP3, 3*time.Hour, 3*time.Hour).Phase(v1.AlertNew).Occurrences(1).Val(),
 			acked, acked2,
 		},
 		Incidents: []v1.Incident{
-			{ObjectMeta: metav1.ObjectMeta{Name: "fixed", CreationTimestamp: *at(50 * time.Minute)},
-				Status: v1.IncidentStatus{OpenedAt: at(50 * time.Minute), ResolvedAt: at(10 * time.Minute)}},
-			{ObjectMeta: metav1.ObjectMeta{Name: "closed", CreationTimestamp: *at(40 * time.Minute)},
-				Status: v1.IncidentStatus{OpenedAt: at(40 * time.Minute), ClosedAt: at(20 * time.Minute)}},
-			{ObjectMeta: metav1.ObjectMeta{Name: "open", CreationTimestamp: *at(40 * time.Minute)}},
-			{ObjectMeta: metav1.ObjectMeta{Name: "long-ago", CreationTimestamp: *at(5 * time.Hour)},
-				Status: v1.IncidentStatus{ResolvedAt: at(2 * time.Hour)}},
+			testbuild.MakeIncident("fixed", "").Created(ago(50 * time.Minute)).OpenedAt(ago(50 * time.Minute)).ResolvedAt(ago(10 * time.Minute)).Val(),
+			testbuild.MakeIncident("closed", "").Created(ago(40 * time.Minute)).OpenedAt(ago(40 * time.Minute)).ClosedAt(ago(20 * time.Minute)).Val(),
+			testbuild.MakeIncident("open", "").Created(ago(40 * time.Minute)).Val(),
+			testbuild.MakeIncident("long-ago", "").Created(ago(5 * time.Hour)).ResolvedAt(ago(2 * time.Hour)).Val(),
 		},
 		Evaluations: []query.GateEvaluation{
 			{Namespace: "prod", Name: "gw", Service: "gateway", Env: "prod", GatePoint: query.GatePoint{At: now.Add(-30 * time.Minute), Decision: "Allow"}},
@@ -72,10 +66,8 @@ func TestBuildTrends(t *testing.T) {
 			{Namespace: "prod", Name: "gw", Service: "gateway", Env: "prod", GatePoint: query.GatePoint{At: now.Add(-2 * time.Hour), Decision: "Warn"}},
 		},
 		Policies: []v1.SLOPolicy{
-			{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "gw"}, Spec: v1.SLOPolicySpec{Service: "gateway", Env: "prod"},
-				Status: v1.SLOPolicyStatus{Gate: &v1.GateStatus{Decision: v1.DecisionBlock, Reason: "LatencyP95Exceeded", Since: at(10 * time.Minute)}}},
-			{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "api"}, Spec: v1.SLOPolicySpec{Service: "api", Env: "prod"},
-				Status: v1.SLOPolicyStatus{Gate: &v1.GateStatus{Decision: v1.DecisionAllow, Reason: "WithinObjectives", Since: at(30 * 24 * time.Hour)}}},
+			testbuild.MakeSLOPolicy("gw", "prod").Env("prod").Gate(v1.DecisionBlock, "LatencyP95Exceeded").GateSince(ago(10 * time.Minute)).Val(),
+			testbuild.MakeSLOPolicy("api", "prod").Service("api").Env("prod").Gate(v1.DecisionAllow, "WithinObjectives").GateSince(ago(30 * 24 * time.Hour)).Val(),
 		},
 	}
 	tr := query.BuildTrends(in, "prod", "mirror", time.Hour, now)

@@ -9,17 +9,15 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/silence"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 var t0 = time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 
-func alert(labels map[string]string) *v1.Alert {
-	return &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "prod"},
-		Spec: v1.AlertSpec{Service: "gateway", Env: "prod", Kind: "high_latency", Severity: v1.SeverityP2,
-			Title: "p95", Labels: labels},
-		Status: v1.AlertStatus{Phase: v1.AlertNew},
-	}
+// firing is a New P2 high_latency Alert of the gateway in prod, as the
+// operator sees it before a Silence is judged against it.
+func firing() *testbuild.AlertWrapper {
+	return testbuild.MakeAlert("a", "prod").Env("prod").Kind("high_latency").Severity(v1.SeverityP2).Title("p95").Phase(v1.AlertNew)
 }
 
 func silenceOf(t *testing.T, matchers ...string) *v1.Silence {
@@ -28,10 +26,7 @@ func silenceOf(t *testing.T, matchers ...string) *v1.Silence {
 	if err != nil {
 		t.Fatalf("Parse(%q): %v", matchers, err)
 	}
-	return &v1.Silence{
-		ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "prod", CreationTimestamp: metav1.NewTime(t0)},
-		Spec:       v1.SilenceSpec{Matchers: ms, EndsAt: metav1.NewTime(t0.Add(time.Hour)), Comment: "test", CreatedBy: "alice"},
-	}
+	return testbuild.MakeSilence("s", "prod").Created(t0).Matchers(ms...).EndsAt(t0.Add(time.Hour)).Comment("test").CreatedBy("alice").Obj()
 }
 
 // TestMatchingLikeAlertmanager runs the semantics Alertmanager documents for
@@ -95,11 +90,12 @@ func TestMatchingLikeAlertmanager(t *testing.T) {
 			if r.Invalid != nil {
 				t.Fatalf("invalid: %s", r.Invalid.Message)
 			}
-			got := r.Matches(silence.Labels(alert(tc.labels)))
+			a := firing().LabelMap(tc.labels).Obj()
+			got := r.Matches(silence.Labels(a))
 			if got != tc.want {
-				t.Errorf("%q on labels %v: matched %v, want %v", tc.matchers, silence.Labels(alert(tc.labels)), got, tc.want)
+				t.Errorf("%q on labels %v: matched %v, want %v", tc.matchers, silence.Labels(a), got, tc.want)
 			}
-			d := silence.Decide(alert(tc.labels), []silence.Rule{r}, t0.Add(time.Minute))
+			d := silence.Decide(a, []silence.Rule{r}, t0.Add(time.Minute))
 			if (len(d.Active) == 1) != tc.want {
 				t.Errorf("Decide: active %d, want match %v", len(d.Active), tc.want)
 			}
@@ -163,7 +159,7 @@ func TestStatesAndTimers(t *testing.T) {
 	start := t0.Add(10 * time.Minute)
 	s.Spec.StartsAt = &metav1.Time{Time: start}
 	r := silence.Judge(s, 0)
-	a := alert(nil)
+	a := firing().Obj()
 	for _, tc := range []struct {
 		at     time.Time
 		state  v1.SilenceState
@@ -194,7 +190,7 @@ func TestConditionNamesTheSilenceEndingLast(t *testing.T) {
 	early, late := silenceOf(t, `service="gateway"`), silenceOf(t, `env="prod"`)
 	early.Name, late.Name = "early", "late"
 	late.Spec.EndsAt = metav1.NewTime(t0.Add(2 * time.Hour))
-	a := alert(nil)
+	a := firing().Obj()
 	now := t0.Add(time.Minute)
 	d := silence.Decide(a, silence.JudgeAll([]v1.Silence{*early, *late}, 0), now)
 	if !silence.SetCondition(a, d, now) {
@@ -211,13 +207,12 @@ func TestConditionNamesTheSilenceEndingLast(t *testing.T) {
 	if !silence.SetCondition(a, silence.Decision{}, now) || silence.Silenced(&a.Status) {
 		t.Errorf("not cleared: %+v", a.Status.Conditions)
 	}
-	fresh := alert(nil)
+	fresh := firing().Obj()
 	if silence.SetCondition(fresh, silence.Decision{}, now) || len(fresh.Status.Conditions) != 0 {
 		t.Errorf("an Alert never silenced got a condition: %+v", fresh.Status.Conditions)
 	}
 	// An Acked Alert is not newly silenced.
-	acked := alert(nil)
-	acked.Status.Phase = v1.AlertAcked
+	acked := firing().Phase(v1.AlertAcked).Obj()
 	if silence.SetCondition(acked, d, now) {
 		t.Error("an Acked Alert was newly silenced")
 	}

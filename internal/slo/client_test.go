@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/utils/ptr"
-
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/outbound"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 	"github.com/alertbridge/alertbridge/test/integration/testhttp"
 )
 
@@ -169,10 +168,7 @@ func TestClientAuthAndHeaders(t *testing.T) {
 // TestGateFromPrometheusAPI runs the whole evaluation, query to decision,
 // against an httptest Prometheus for the decision's edge cases.
 func TestGateFromPrometheusAPI(t *testing.T) {
-	policy := &v1.SLOPolicy{Spec: v1.SLOPolicySpec{
-		Service: "gw", Env: "staging",
-		Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300), ErrorRatePercent: ptr.To("1.1")},
-	}}
+	policy := testbuild.MakeSLOPolicy("gw", "").Service("gw").Env("staging").ErrorRatePercent("1.1").Obj()
 	lat := Render("", DefaultLatencyP95Query, "gw", "staging")
 	errQ := Render("", DefaultErrorRateQuery, "gw", "staging")
 	cases := []struct {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 func meas(t *testing.T, f float64) Measurement {
@@ -161,12 +162,8 @@ func TestParseBypass(t *testing.T) {
 func TestEffective(t *testing.T) {
 	now := time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC)
 	policy := func(mode v1.GateMode, evaluatedAgo time.Duration, decision v1.GateDecision, reason string) *v1.SLOPolicy {
-		p := &v1.SLOPolicy{}
-		p.Spec.Gate.Mode = mode
-		p.Spec.EvaluationInterval = &metav1.Duration{Duration: 15 * time.Second}
-		p.Status.LastEvaluatedAt = &metav1.Time{Time: now.Add(-evaluatedAgo)}
-		p.Status.Gate = &v1.GateStatus{Decision: decision, Reason: reason}
-		return p
+		return testbuild.MakeSLOPolicy("gw", "").GateMode(mode).EvaluationInterval(15*time.Second).
+			LastEvaluated(now.Add(-evaluatedAgo)).Gate(decision, reason).Obj()
 	}
 	cases := []struct {
 		name string

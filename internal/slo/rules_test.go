@@ -18,34 +18,21 @@ import (
 	. "github.com/onsi/gomega"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/prometheus/model/rulefmt"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/slo"
 	"github.com/alertbridge/alertbridge/test/integration/promtest"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // shortWindows are the workbook's conditions scaled down to seconds, so a
 // real Prometheus fills every window within a minute.
 func shortWindowPolicy(name string) *v1.SLOPolicy {
-	return &v1.SLOPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"},
-		Spec: v1.SLOPolicySpec{
-			Service: name, Env: "prod",
-			Objectives: v1.SLOObjectives{Availability: &v1.AvailabilityObjective{
-				BudgetObjective: v1.BudgetObjective{Target: "99.9", Window: "10m"},
-			}},
-			Alerting: &v1.BurnRateAlerting{
-				Page: &v1.BurnRateCondition{Windows: []v1.BurnRateWindow{
-					{Long: "60s", Short: "10s", Factor: "14.4"}, {Long: "2m", Short: "20s", Factor: "6"},
-				}},
-				Ticket: &v1.BurnRateCondition{Windows: []v1.BurnRateWindow{
-					{Long: "3m", Short: "30s", Factor: "3"}, {Long: "5m", Short: "1m", Factor: "1"},
-				}},
-			},
-		},
-	}
+	return testbuild.MakeSLOPolicy(name, "shop").Service(name).Env("prod").NoObjectives().Availability("99.9", "10m").
+		PageWindows(v1.BurnRateWindow{Long: "60s", Short: "10s", Factor: "14.4"}, v1.BurnRateWindow{Long: "2m", Short: "20s", Factor: "6"}).
+		TicketWindows(v1.BurnRateWindow{Long: "3m", Short: "30s", Factor: "3"}, v1.BurnRateWindow{Long: "5m", Short: "1m", Factor: "1"}).
+		Obj()
 }
 
 func TestRulesYAMLIsAPrometheusRule(t *testing.T) {

@@ -10,13 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/test/e2e/shipped"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // The "1M alerts a day" mix: of every occurrence 20% is a new alert and
@@ -88,12 +88,7 @@ func (r *run) day() {
 	ctx, cancel := context.WithTimeout(r.ctx, r.size.Day)
 	defer cancel()
 	ns := r.namespace("day-")
-	r.check(r.admin.Create(r.ctx, &v1.AlertRoutingPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
-		Spec: v1.AlertRoutingPolicySpec{Retention: &v1.RetentionPolicy{
-			ResolvedInCluster: &metav1.Duration{Duration: dayRetention}, Database: &metav1.Duration{Duration: 10 * time.Minute},
-		}},
-	}))
+	r.check(r.admin.Create(r.ctx, testbuild.MakeAlertRoutingPolicy(ns).Retention(dayRetention, 10*time.Minute).Obj()))
 	tok, err := r.user(ns, "monitor", "alertbridge-monitor").APIToken(r.ctx)
 	r.check(err)
 	agents := r.agents(ns, dayAgents)

@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/mirror"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // lagProbe records, in a schema of the benchmark's own, when each Alert's
@@ -94,10 +94,8 @@ func (r *run) bareUpsert() time.Duration {
 	s, err := mirror.Open(r.ctx, r.env.PG.DSN())
 	r.check(err)
 	defer s.Close()
-	a := &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "bench-baseline", Name: "a", UID: "bench-baseline-uid", CreationTimestamp: metav1.Now()},
-		Spec:       v1.AlertSpec{Service: "gateway", Env: "prod", Kind: "latency", Title: "t", Severity: v1.SeverityP3},
-	}
+	a := testbuild.MakeAlert("a", "bench-baseline").UID("bench-baseline-uid").Created(time.Now()).
+		Env("prod").Title("t").Severity(v1.SeverityP3).Source("").Obj()
 	var base int
 	_ = r.db.QueryRow(r.ctx, "SELECT coalesce(max(resource_version), 0)::bigint FROM alerts WHERE uid = $1", string(a.UID)).Scan(&base)
 	d := make([]time.Duration, 100)

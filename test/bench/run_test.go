@@ -23,6 +23,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/test/e2e/shipped"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // Bounds of the waits between measurements.
@@ -321,13 +322,8 @@ func parallel(n, workers int, work func(w, i int) error) error {
 
 // uniqueAlert is Alert i of a namespace, each with its own fingerprint.
 func uniqueAlert(ns string, i int) *v1.Alert {
-	return &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns},
-		Spec: v1.AlertSpec{
-			Service: "gateway", Kind: "latency", Title: "p95 above 300ms",
-			Labels: map[string]string{"host": fmt.Sprintf("h%06d", i)},
-		},
-	}
+	// Without a source, as the measurements so far were taken.
+	return testbuild.MakeAlert("", ns).Source("").Host(fmt.Sprintf("h%06d", i)).Obj()
 }
 
 // createNew creates n unique Alerts in ns as monitors (creators clients of

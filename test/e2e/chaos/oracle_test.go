@@ -6,12 +6,11 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/intake"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 func TestCheckKeysFindsAnOccurrenceCountedTwice(t *testing.T) {
@@ -27,10 +26,9 @@ func TestCheckKeysFindsAnOccurrenceCountedTwice(t *testing.T) {
 	hashed := intake.HashKey(rn.caller, "fp1@2026-11-30T07:49:49Z")
 
 	holder := func(name string, phase v1.AlertPhase, how func(*v1.Alert)) v1.Alert {
-		a := v1.Alert{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		a.Status.Phase = phase
-		how(&a)
-		return a
+		a := testbuild.MakeAlert(name, "").Phase(phase).Obj()
+		how(a)
+		return *a
 	}
 	created := func(a *v1.Alert) { a.Annotations = map[string]string{v1.IngestKeyAnnotation: hashed} }
 	counted := func(a *v1.Alert) { alertstate.AddKeys(&a.Status, time.Now(), hashed) }
@@ -48,7 +46,7 @@ func TestCheckKeysFindsAnOccurrenceCountedTwice(t *testing.T) {
 }
 
 func TestOperatorsOwnFindsForgedTriageAndEntries(t *testing.T) {
-	in := &v1.Incident{ObjectMeta: metav1.ObjectMeta{Name: "inc-1"}, Spec: v1.IncidentSpec{State: v1.IncidentOpen}}
+	in := testbuild.MakeIncident("inc-1", "").State(v1.IncidentOpen).Obj()
 	incident.AppendAlert(in, "a", time.Now(), "alice@example.com")
 	incident.ApplyOpen(in, time.Now(), nil)
 	incident.ApplyTriage(in, time.Now(), time.Minute, "a")

@@ -24,6 +24,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/fingerprint"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // The guard's sizes. The floor is a tenth of the ceiling: the shipped
@@ -202,13 +203,7 @@ func guardNamespace(ctx context.Context, g Gomega, c client.Client, prefix strin
 
 // guardAlert is Alert i of ns, each with its own fingerprint.
 func guardAlert(ns string, i int) *v1.Alert {
-	return &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns},
-		Spec: v1.AlertSpec{
-			Service: "gateway", Kind: "latency", Title: "p95 above 300ms",
-			Labels: map[string]string{"host": fmt.Sprintf("h%04d", i)},
-		},
-	}
+	return testbuild.MakeAlert("", ns).Host(fmt.Sprintf("h%04d", i)).Obj()
 }
 
 // countNew counts the New Alerts of ns, for Eventually.
