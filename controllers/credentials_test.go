@@ -23,6 +23,9 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
+// credentialsControllers are the controllers these specs test: the triage webhook's and the SLOPolicy's credentials, on Alerts converted by hand.
+var credentialsControllers = []controllers.Controller{controllers.AlertController, controllers.IncidentController, controllers.SLOPolicyController}
+
 // listener is an HTTP server that records everything it receives: the
 // attacker's end of an exfiltration, or a source that must see credentials.
 type listener struct {
@@ -114,7 +117,7 @@ var _ = Describe("Credentials reach only where they were meant to go", func() {
 		// The namespace lets the operator use its credentials: what it may
 		// then do with them is what these specs judge.
 		grant(ns, controllers.CredentialsRole, controllers.TriageJobsRole)
-		DeferCleanup(startOperator(controllers.Options{TriageWebhookBackoff: poll}))
+		DeferCleanup(startOperator(controllers.Options{Only: credentialsControllers, TriageWebhookBackoff: poll}))
 		Expect(k8s.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "prom-creds", Namespace: ns},
 			StringData: map[string]string{"token": promToken, "header.X-Scope-OrgID": "tenant-a"},

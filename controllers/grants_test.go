@@ -21,6 +21,9 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
+// grantsControllers are the controllers these specs test: triage Jobs and Receivers, on Alerts converted by hand.
+var grantsControllers = []controllers.Controller{controllers.AlertController, controllers.IncidentController, controllers.NotificationController}
+
 // credentialsAvailable reads obj (a Receiver or an SLOPolicy) again and
 // returns its CredentialsAvailable condition.
 func credentialsAvailable(g Gomega, obj client.Object) *metav1.Condition {
@@ -52,7 +55,7 @@ var _ = Describe("A namespace that grants the operator nothing", func() {
 
 	BeforeEach(func() {
 		ns = testbuild.Namespace(Default, k8s, "grants-")
-		DeferCleanup(startOperator(controllers.Options{}))
+		DeferCleanup(startOperator(controllers.Options{Only: grantsControllers}))
 	})
 
 	It("keeps a Receiver's Secret from the operator, says how to grant it, and works once granted", func() {

@@ -33,6 +33,9 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
+// incidentControllers are the controllers these specs test: conversion and triage, on Alerts the Alert controller decides.
+var incidentControllers = []controllers.Controller{controllers.AlertController, controllers.IncidentController}
+
 // Cooldowns of the specs; time moves on a fake clock, so they can be long
 // and the specs still never wait for them.
 const (
@@ -166,7 +169,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		opts  incident.Options
 		oc    client.Client // on-call, through the shipped role
 		start = func() {
-			stop = startOperator(controllers.Options{Clock: clk, DuplicateGCDelay: gcDelay, TriageWebhookBackoff: 10 * time.Millisecond})
+			stop = startOperator(controllers.Options{Only: incidentControllers, Clock: clk, DuplicateGCDelay: gcDelay, TriageWebhookBackoff: 10 * time.Millisecond})
 		}
 	)
 	const olga = "olga@example.com"
@@ -710,7 +713,7 @@ var _ = Describe("Incident conversion and triage", func() {
 
 		By("with the mirror on, entries the mirror has not written stay")
 		stop()
-		stop = startOperator(controllers.Options{Clock: clk, DuplicateGCDelay: gcDelay, MirrorEnabled: true})
+		stop = startOperator(controllers.Options{Only: incidentControllers, Clock: clk, DuplicateGCDelay: gcDelay, MirrorEnabled: true})
 		addNotes(20) // 120 entries, none mirrored
 		Consistently(func(g Gomega) {
 			g.Expect(getIncident(g, ns, key.Name).Status.Timeline).To(HaveLen(120))
@@ -729,7 +732,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		// The mirror is on but has written nothing (PostgreSQL down): the
 		// operator may trim no entry, so only its fold cap bounds the timeline.
 		stop()
-		stop = startOperator(controllers.Options{Clock: clk, DuplicateGCDelay: gcDelay, MirrorEnabled: true})
+		stop = startOperator(controllers.Options{Only: incidentControllers, Clock: clk, DuplicateGCDelay: gcDelay, MirrorEnabled: true})
 		key := client.ObjectKeyFromObject(convert(sigAlert(ns, "a", v1.SeverityP2)).Incident)
 		Eventually(func(g Gomega) {
 			g.Expect(triageOf(g, ns, key.Name).DispatchedRuns).To(BeEquivalentTo(1))
@@ -791,7 +794,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		_, err := incident.AddNote(ctx, oc, key, "one too many", olga, clk)
 		Expect(err).To(MatchError(incident.ErrTimelineFull))
 		Expect(apierrors.IsConflict(err)).To(BeTrue(), "the CLI and HTTP API answer it as a write to retry (exit 5, 503)")
-		stop = startOperator(controllers.Options{Clock: clk, DuplicateGCDelay: gcDelay, MirrorEnabled: true})
+		stop = startOperator(controllers.Options{Only: incidentControllers, Clock: clk, DuplicateGCDelay: gcDelay, MirrorEnabled: true})
 		Eventually(func(g Gomega) {
 			g.Expect(getIncident(g, ns, key.Name).Status.Timeline).To(HaveLen(incident.MaxTimelineEntries))
 		}, settle, poll).Should(Succeed())
@@ -850,7 +853,7 @@ var _ = Describe("Automatic Incident conversion", func() {
 	var ns string
 	BeforeEach(func() {
 		ns = testbuild.Namespace(Default, k8s, "ctl-")
-		stop := startOperator(controllers.Options{DuplicateGCDelay: gcDelay})
+		stop := startOperator(controllers.Options{Only: incidentControllers, DuplicateGCDelay: gcDelay})
 		DeferCleanup(func() { stop() })
 	})
 

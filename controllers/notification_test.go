@@ -34,6 +34,9 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
+// notificationControllers are the controllers these specs test: what Receivers are told of Incidents and Alerts, silenced ones included.
+var notificationControllers = []controllers.Controller{controllers.AlertController, controllers.IncidentController, controllers.NotificationController, controllers.SilenceController}
+
 // notifyBackoff is the first wait between notification retries in these
 // specs (--notification-backoff).
 const notifyBackoff = 200 * time.Millisecond
@@ -177,7 +180,7 @@ var _ = Describe("Notifications", func() {
 	BeforeEach(func() { ns = testbuild.Namespace(Default, k8s, "ctl-") })
 
 	It("pages PagerDuty: trigger, acknowledge on Mitigating, resolve, under one dedup_key, with Events v2's fields", func() {
-		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff, DashboardURL: dashboardURL}))
+		DeferCleanup(startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff, DashboardURL: dashboardURL}))
 		pd := newFakeReceiver(http.StatusAccepted)
 		createSecret(ns, "pagerduty", map[string]string{"routingKey": "R0UTING-KEY-1"})
 		rcv := createReceiver(testbuild.MakeReceiver("pagerduty", ns).Type(v1.ReceiverPagerDuty).URL(pd.URL+"/v2/enqueue").Secret("pagerduty", ""))
@@ -237,7 +240,7 @@ var _ = Describe("Notifications", func() {
 	})
 
 	It("keeps one dedup_key across retries and an operator restart, and triggers once", func() {
-		stop := startOperator(controllers.Options{NotificationBackoff: notifyBackoff})
+		stop := startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff})
 		pd := newFakeReceiver(http.StatusAccepted)
 		pd.failures.Store(3)
 		createSecret(ns, "pagerduty", map[string]string{"routingKey": "R0UTING-KEY-2"})
@@ -254,7 +257,7 @@ var _ = Describe("Notifications", func() {
 		stop()
 		before := notificationsOf(Default, inc)[0]
 
-		stop = startOperator(controllers.Options{NotificationBackoff: notifyBackoff})
+		stop = startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff})
 		Eventually(pd.accepted, settle, poll).Should(HaveLen(1))
 		Eventually(func(g Gomega) {
 			got := notificationsOf(g, inc)
@@ -266,7 +269,7 @@ var _ = Describe("Notifications", func() {
 		}, settle, poll).Should(Succeed())
 		stop()
 
-		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff}))
+		DeferCleanup(startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff}))
 		Consistently(pd.all, quietFor, poll).Should(HaveLen(4), "a delivered trigger is not sent again after a restart")
 		for _, r := range pd.all() {
 			Expect(r.json()).To(HaveKeyWithValue("dedup_key", "alertbridge-"+string(inc.UID)))
@@ -276,7 +279,7 @@ var _ = Describe("Notifications", func() {
 	})
 
 	It("re-sends under the same dedup_key and Idempotency-Key when the operator stops in the middle of a delivery", func() {
-		stop := startOperator(controllers.Options{NotificationBackoff: notifyBackoff})
+		stop := startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff})
 		pd, hook := newFakeReceiver(http.StatusAccepted), newFakeReceiver(http.StatusOK)
 		pd.hold.Store(true)
 		hook.hold.Store(true)
@@ -295,7 +298,7 @@ var _ = Describe("Notifications", func() {
 		close(hook.release)
 		Expect(notificationsOf(Default, inc)).To(BeEmpty(), "nothing was recorded as delivered")
 
-		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff}))
+		DeferCleanup(startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff}))
 		Eventually(pd.accepted, settle, poll).Should(HaveLen(2))
 		Eventually(hook.accepted, settle, poll).Should(HaveLen(2))
 		Eventually(func(g Gomega) {
@@ -329,7 +332,7 @@ var _ = Describe("Notifications", func() {
 	})
 
 	It("posts a readable Slack message and follows up on state changes", func() {
-		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff, DashboardURL: dashboardURL}))
+		DeferCleanup(startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff, DashboardURL: dashboardURL}))
 		slack := newFakeReceiver(http.StatusOK)
 		hook := slack.URL + "/services/T000/B000/XXXXSECRET"
 		createSecret(ns, "slack", map[string]string{"webhookURL": hook})
@@ -361,7 +364,7 @@ var _ = Describe("Notifications", func() {
 	})
 
 	It("signs webhooks as the README says, with an Idempotency-Key per Incident and event", func() {
-		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff}))
+		DeferCleanup(startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff}))
 		hook := newFakeReceiver(http.StatusNoContent)
 		const signingKey = "whsec-0a1b2c"
 		createSecret(ns, "hook", map[string]string{"signingKey": signingKey})
@@ -399,7 +402,7 @@ var _ = Describe("Notifications", func() {
 	})
 
 	It("catches up after a receiver's outage without doubling anything, and never holds up the others", func() {
-		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff}))
+		DeferCleanup(startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff}))
 		flaky, audit := newFakeReceiver(http.StatusOK), newFakeReceiver(http.StatusOK)
 		flaky.down.Store(true)
 		deliveries := func(result string) float64 {
@@ -462,7 +465,7 @@ var _ = Describe("Notifications", func() {
 	})
 
 	It("keeps telling the other receivers while one takes POSTs and never answers", func() {
-		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff}))
+		DeferCleanup(startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff}))
 		stuck, audit := newFakeReceiver(http.StatusOK), newFakeReceiver(http.StatusOK)
 		stuck.hang.Store(true)
 		createSecret(ns, "hook", map[string]string{"signingKey": "k"})
@@ -554,7 +557,7 @@ var _ = Describe("Notifications", func() {
 		sil := testbuild.MakeSilence("maintenance-42", ns).Matcher("host", v1.MatchEqual, "quiet").EndsAt(time.Now().Add(time.Hour)).Obj()
 		Expect(k8s.Create(ctx, sil)).To(Succeed())
 		loud, quiet, minor := sigAlert(ns, "loud", v1.SeverityP1), sigAlert(ns, "quiet", v1.SeverityP1), sigAlert(ns, "minor", v1.SeverityP3)
-		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff}))
+		DeferCleanup(startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff}))
 
 		alertsIn := func(r fakeRequest) []string {
 			var names []string
@@ -584,7 +587,7 @@ var _ = Describe("Notifications", func() {
 	})
 
 	It("sends nothing from a ServiceAccount token Secret and follows no redirect to another origin", func() {
-		DeferCleanup(startOperator(controllers.Options{NotificationBackoff: notifyBackoff}))
+		DeferCleanup(startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff}))
 		attacker := newListener(nil)
 		front := newListener(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, attacker.URL+"/steal", http.StatusTemporaryRedirect)

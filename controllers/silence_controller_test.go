@@ -17,6 +17,9 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
+// silenceControllers are the controllers these specs test: Silences over Alerts, and automatic conversion of silenced ones.
+var silenceControllers = []controllers.Controller{controllers.AlertController, controllers.IncidentController, controllers.SilenceController}
+
 const oncallUser = "alice@example.com"
 
 // silenceFor is a Silence of matchers (name=value pairs, operator =) that
@@ -83,7 +86,7 @@ var _ = Describe("Silences", func() {
 	var ns string
 	BeforeEach(func() {
 		ns = testbuild.Namespace(Default, k8s, "ctl-")
-		stop := startOperator(controllers.Options{DuplicateGCDelay: gcDelay})
+		stop := startOperator(controllers.Options{Only: silenceControllers, DuplicateGCDelay: gcDelay})
 		DeferCleanup(func() { stop() })
 	})
 

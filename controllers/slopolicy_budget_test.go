@@ -15,6 +15,9 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
+// budgetControllers are the controllers these specs test: error budgets, whose burns are Alerts.
+var budgetControllers = []controllers.Controller{controllers.AlertController, controllers.SLOPolicyController}
+
 // burnFlip bounds how long a burn takes to start or stop paging: the long
 // page window (60s) filling past 14.4× the budget, the next evaluation
 // (15s) and slack for 2 cores.
@@ -67,7 +70,7 @@ var _ = Describe("SLOPolicy error budgets against a real Prometheus", Ordered, f
 		stopExp = stop
 		prom, err = promtest.Start(ctx, addr)
 		Expect(err).NotTo(HaveOccurred())
-		stopOp = startOperator(controllers.Options{})
+		stopOp = startOperator(controllers.Options{Only: budgetControllers})
 		ns = testbuild.Namespace(Default, k8s, "ctl-")
 		// The namespace allows only latency Alerts: the operator's own
 		// slo_burn Alerts are exempt (D9).
@@ -213,7 +216,7 @@ var _ = Describe("SLOPolicy error budgets against a real Prometheus", Ordered, f
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(stopped), stopped)).To(Succeed())
 			return stopped.Status.Firing.Instances
 		}, quietFor, poll).Should(HaveLen(1), "nothing resolves it while the operator is down")
-		stopOp = startOperator(controllers.Options{})
+		stopOp = startOperator(controllers.Options{Only: budgetControllers})
 		resolved(stopped)
 	})
 })

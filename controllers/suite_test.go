@@ -78,9 +78,13 @@ var _ = AfterSuite(func() {
 
 // startOperator runs the real manager with the controllers of opts, as
 // `alertbridge run` does (as its ServiceAccount, under the shipped
-// ClusterRole and admission policies), until stop is called.
+// ClusterRole and admission policies), until stop is called. A spec names
+// the controllers it tests (opts.Only), so a failure points at them and
+// no other controller's work stands in for theirs; the shipped-binary
+// tests (test/e2e) run every controller.
 func startOperator(opts controllers.Options) (stop func()) {
 	GinkgoHelper()
+	Expect(opts.Only).NotTo(BeEmpty(), "name the controllers the spec tests in controllers.Options.Only")
 	op, err := testoperator.Start(env.Operator, opts)
 	Expect(err).NotTo(HaveOccurred())
 	return func() { Expect(op.Stop(settle)).To(Succeed()) }
