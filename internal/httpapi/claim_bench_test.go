@@ -11,6 +11,7 @@ import (
 
 	"github.com/alertbridge/alertbridge/internal/claim"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
@@ -37,14 +38,14 @@ func BenchmarkClaimAck(b *testing.B) {
 			case "http":
 				c := &httpapi.AgentClient{BaseURL: api.url, Token: agent.token, HTTP: api.client}
 				claimAck = func() error {
-					got, err := c.Claim(ctx, httpapi.ClaimRequest{Namespace: ns, Limit: 1, Owner: "bench"})
+					got, err := c.Claim(ctx, base.ClaimRequest{Namespace: ns, Limit: 1, Owner: "bench"})
 					if err != nil {
 						return err
 					}
 					if got.NothingToClaim {
 						return errors.New("nothing to claim")
 					}
-					_, err = c.Ack(ctx, got.Alerts[0].AlertRef, httpapi.AckRequest{Owner: "bench"})
+					_, err = c.Ack(ctx, got.Alerts[0].AlertRef, base.AckRequest{Owner: "bench"})
 					return err
 				}
 			case "go-client":

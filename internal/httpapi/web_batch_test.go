@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 )
 
 // TestPageAsksPermissionsInBatchesTheServerTakes: the page asks
@@ -19,7 +19,7 @@ func TestPageAsksPermissionsInBatchesTheServerTakes(t *testing.T) {
 	if m == nil {
 		t.Fatal("web/actions.js sets no PERMS_BATCH")
 	}
-	if n, _ := strconv.Atoi(string(m[1])); n != httpapi.MaxReviewedNamespaces {
-		t.Fatalf("the page asks for %d namespaces per call, the server reviews at most %d", n, httpapi.MaxReviewedNamespaces)
+	if n, _ := strconv.Atoi(string(m[1])); n != base.MaxReviewedNamespaces {
+		t.Fatalf("the page asks for %d namespaces per call, the server reviews at most %d", n, base.MaxReviewedNamespaces)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/test/e2e/shipped"
 )
 
@@ -36,7 +37,7 @@ func (r *run) claimAckHTTP() {
 	r.profile(2*time.Second, "claim5e")
 	elapsed, cost := r.drainLoops(n, len(agents), "the HTTP agents", func(i int) (int, error) {
 		owner := fmt.Sprintf("agent-%d", i)
-		got, err := r.claimHTTP(agents[i], httpapi.ClaimRequest{Namespace: ns, Limit: r.size.Batch, Owner: owner}, &retried)
+		got, err := r.claimHTTP(agents[i], base.ClaimRequest{Namespace: ns, Limit: r.size.Batch, Owner: owner}, &retried)
 		if err != nil {
 			return 0, err
 		}
@@ -44,7 +45,7 @@ func (r *run) claimAckHTTP() {
 			return 0, errDrained
 		}
 		for _, a := range got.Alerts {
-			if _, err := agents[i].Ack(r.ctx, a.AlertRef, httpapi.AckRequest{Owner: owner, Note: "handled"}); err != nil {
+			if _, err := agents[i].Ack(r.ctx, a.AlertRef, base.AckRequest{Owner: owner, Note: "handled"}); err != nil {
 				return 0, fmt.Errorf("ack of %s: %w", a.AlertRef, err)
 			}
 		}
@@ -63,7 +64,7 @@ func (r *run) claimAckHTTP() {
 // claimHTTP claims, retrying a 503: the API answers it when the batch's
 // writes kept conflicting with other claimers and it took nothing, and an
 // agent tries again.
-func (r *run) claimHTTP(ag *httpapi.AgentClient, req httpapi.ClaimRequest, retried *atomic.Int64) (*httpapi.ClaimResult, error) {
+func (r *run) claimHTTP(ag *httpapi.AgentClient, req base.ClaimRequest, retried *atomic.Int64) (*base.ClaimResult, error) {
 	backoff := shipped.RetryBackoff
 	for {
 		got, err := ag.Claim(r.ctx, req)
