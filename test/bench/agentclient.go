@@ -1,4 +1,4 @@
-package httpapi
+package bench
 
 import (
 	"bytes"
@@ -11,8 +11,9 @@ import (
 	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 )
 
-// AgentClient calls the work-queue endpoints as one agent: a Go agent's
-// client, and what the benchmarks drive the shipped binary with.
+// AgentClient calls the work-queue endpoints as one agent: what the
+// benchmarks drive the API with (this package's, against the shipped
+// binary, and internal/httpapi's).
 type AgentClient struct {
 	// BaseURL is the API's, e.g. https://alertbridge.alertbridge-system.svc:8090.
 	BaseURL string
