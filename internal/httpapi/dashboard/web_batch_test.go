@@ -1,4 +1,4 @@
-package httpapi_test
+package dashboard_test
 
 import (
 	"os"
@@ -14,7 +14,9 @@ import (
 // reviews, so a dashboard of many namespaces still shows its buttons.
 func TestPageAsksPermissionsInBatchesTheServerTakes(t *testing.T) {
 	js, err := os.ReadFile("web/actions.js")
-	must(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m := regexp.MustCompile(`const PERMS_BATCH = (\d+);`).FindSubmatch(js)
 	if m == nil {
 		t.Fatal("web/actions.js sets no PERMS_BATCH")
