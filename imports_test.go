@@ -53,6 +53,44 @@ func TestImportGraph(t *testing.T) {
 	}
 }
 
+// TestImportGraphOfHTTPAPI keeps the HTTP API's jobs apart: the dashboard
+// and read endpoints, ingest and the Alertmanager receiver, the work queue,
+// and the agent protocols (MCP, the tool endpoint) are each a package that
+// imports none of the others, and what they share (package base) imports
+// none of them, nor the server that mounts them. Only the server
+// (internal/httpapi) knows every job, and hands the agent protocols the
+// work queue's, the reads' and the intake's actions.
+func TestImportGraphOfHTTPAPI(t *testing.T) {
+	const api = "internal/httpapi"
+	jobs := []string{api + "/agents", api + "/dashboard", api + "/ingestapi", api + "/work"}
+	imports := importGraph(t, "./"+api+"/...")
+	type rule struct {
+		pkg       string
+		forbidden []string
+	}
+	rules := []rule{{api + "/base", append([]string{api}, jobs...)}}
+	for _, job := range jobs {
+		others := slices.DeleteFunc(slices.Clone(jobs), func(j string) bool { return j == job })
+		rules = append(rules, rule{job, append([]string{api}, others...)})
+	}
+	for _, c := range rules {
+		if _, ok := imports[module+"/"+c.pkg]; !ok {
+			t.Errorf("go list did not list %s", c.pkg)
+		}
+		for _, f := range c.forbidden {
+			if path := pathTo(imports, module+"/"+c.pkg, module+"/"+f); path != nil {
+				t.Errorf("%s must not depend on %s, but imports it through %s", c.pkg, f, strings.Join(path, " → "))
+			}
+		}
+	}
+	// The server does reach every job and base; else the checks above prove nothing.
+	for _, p := range append(jobs, api+"/base") {
+		if pathTo(imports, module+"/"+api, module+"/"+p) == nil {
+			t.Errorf("%s does not reach %s: is the graph read right?", api, p)
+		}
+	}
+}
+
 // TestNoHarnessShips keeps what ships apart from what tests it: no package
 // the binary or another program could import (everything outside test/
 // and hack/) reaches a test harness, a test framework or envtest, and

@@ -12,6 +12,7 @@ import (
 
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/mirror"
 	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/internal/version"
@@ -48,7 +49,7 @@ func newServeCommand(app *cli.App) *cobra.Command {
 	f.BoolVar(&o.api.GateAnonymous, "gate-anonymous", false, "let callers without a token read release gates (Flagger webhooks send none)")
 	f.BoolVar(&o.api.DashboardAnonymous, "dashboard-anonymous", false, "let callers without a token read the dashboard JSON and page (all namespaces)")
 	f.BoolVar(&o.api.Insecure, "api-insecure", false, "serve plain HTTP (tokens cross the network in clear text; for local development)")
-	f.StringSliceVar(&o.api.Audiences, "api-audiences", []string{httpapi.DefaultAudience}, "audiences a caller's token must be bound to (kubectl create token NAME --audience alertbridge); add the API server's audience to accept people's OIDC tokens")
+	f.StringSliceVar(&o.api.Audiences, "api-audiences", []string{base.DefaultAudience}, "audiences a caller's token must be bound to (kubectl create token NAME --audience alertbridge); add the API server's audience to accept people's OIDC tokens")
 	f.StringVar(&o.tlsSecret, "api-tls-secret", "alertbridge-api-tls", "Secret holding the certificate (tls.crt, tls.key), read through the API and reloaded on change")
 	f.StringVar(&o.tlsNamespace, "api-tls-secret-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), defaultNamespace), "namespace of --api-tls-secret")
 	f.StringVar(&o.api.CertFile, "api-tls-cert-file", "", "serve TLS from this certificate file instead of --api-tls-secret (read once at start)")

@@ -32,6 +32,8 @@ import (
 	"github.com/alertbridge/alertbridge/internal/alertstate"
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/agents"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
@@ -506,7 +508,7 @@ var _ = Describe("The README's roles table", Ordered, func() {
 		for _, route := range srv.Routes() {
 			Expect(inTable[route] || slices.Contains(notInTable, route)).To(BeTrue(), "endpoint %q is missing from the README's roles table", route)
 		}
-		for _, tool := range httpapi.MCPTools {
+		for _, tool := range agents.MCPTools {
 			Expect(slices.ContainsFunc(rows, func(r roleRow) bool { return strings.HasPrefix(r.action, "`POST /mcp` tool `"+tool+"`") })).To(BeTrue(),
 				"MCP tool %s is missing from the README's roles table", tool)
 		}
@@ -561,10 +563,10 @@ var _ = Describe("The README's roles table", Ordered, func() {
 		o := httpAction(http.MethodPost, func(f *roleFixture) string { return "/v1/alerts/" + f.ns + "/" + name + "/renew" },
 			`{"owner":"agent"}`)(f, thief)
 		Expect(o.detail).To(ContainSubstring(": 409 "))
-		var body httpapi.Problem
+		var body base.Problem
 		_, answer, _ := strings.Cut(o.detail, ": 409 ")
 		Expect(json.Unmarshal([]byte(answer), &body)).To(Succeed())
-		Expect(body.Holder).To(Equal(&httpapi.Holder{User: holder.user, Owner: "agent"}))
+		Expect(body.Holder).To(Equal(&base.Holder{User: holder.user, Owner: "agent"}))
 		Expect(body.LeaseExpiresAt.Truncate(time.Second)).To(BeTemporally("==", kubectlUntil))
 		httpWords, httpUntil := words(body.Message)
 		Expect(httpWords).To(Equal(kubectlWords))
@@ -645,7 +647,7 @@ func (f *roleFixture) identity(name, role string) identity {
 	tr, err := cs.CoreV1().ServiceAccounts(f.ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	apiToken, err := cs.CoreV1().ServiceAccounts(f.ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{httpapi.DefaultAudience}},
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{base.DefaultAudience}},
 	}, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	cfg := rest.AnonymousClientConfig(env.Admin)

@@ -30,6 +30,9 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/agents"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
+	"github.com/alertbridge/alertbridge/internal/httpapi/dashboard"
 	"github.com/alertbridge/alertbridge/internal/query"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
@@ -133,7 +136,7 @@ func TestMadeUpTokensCostBoundedTokenReviews(t *testing.T) {
 	f := setup(t)
 	policy(t, f.ns, "gateway", v1.DecisionAllow, v1.ReasonWithinObjectives, time.Second)
 	clk := clocktesting.NewFakePassiveClock(time.Now())
-	srv := authenticated(t, &httpapi.Authenticator{Client: apiCS, Clock: clk})
+	srv := authenticated(t, &base.Authenticator{Client: apiCS, Clock: clk})
 	gate := srv.URL + "/v1/gates/" + f.ns + "/gateway"
 	if code, _, body := send(t, srv.Client(), http.MethodGet, gate, f.allowed, nil); code != http.StatusOK {
 		t.Fatalf("a valid token: %d %v", code, body)
@@ -155,15 +158,15 @@ func TestMadeUpTokensCostBoundedTokenReviews(t *testing.T) {
 		})
 	})
 	t.Logf("%d made-up tokens: answers %v, %v TokenReviews, %v SubjectAccessReviews", attempts, codes, cost[tokenReviews], cost[accessReview])
-	if cost[tokenReviews] > httpapi.FailedReviewBurst || cost[accessReview] != 0 {
+	if cost[tokenReviews] > base.FailedReviewBurst || cost[accessReview] != 0 {
 		t.Fatalf("%d made-up tokens cost %v TokenReviews and %v SubjectAccessReviews; want at most %d and none",
-			attempts, cost[tokenReviews], cost[accessReview], httpapi.FailedReviewBurst)
+			attempts, cost[tokenReviews], cost[accessReview], base.FailedReviewBurst)
 	}
 	if codes[http.StatusUnauthorized] != int(cost[tokenReviews]) || codes[http.StatusTooManyRequests] != attempts-codes[http.StatusUnauthorized] {
 		t.Fatalf("answers %v for %v TokenReviews: want 401 for each token reviewed, 429 for the rest", codes, cost[tokenReviews])
 	}
 	for after := range retryAfter {
-		if s, err := strconv.Atoi(after); err != nil || s < 1 || s > int(httpapi.FailedReviewInterval/time.Second) {
+		if s, err := strconv.Atoi(after); err != nil || s < 1 || s > int(base.FailedReviewInterval/time.Second) {
 			t.Fatalf("Retry-After %q", after)
 		}
 	}
@@ -183,7 +186,7 @@ func TestMadeUpTokensCostBoundedTokenReviews(t *testing.T) {
 	if cost[tokenReviews] != 0 {
 		t.Fatalf("limited: %v TokenReviews, want none", cost[tokenReviews])
 	}
-	clk.SetTime(clk.Now().Add(httpapi.FailedReviewInterval))
+	clk.SetTime(clk.Now().Add(base.FailedReviewInterval))
 	if code, _, body := send(t, srv.Client(), http.MethodGet, gate, fresh, nil); code != http.StatusForbidden { // reviewed: valid, without the right
 		t.Fatalf("a new token after the interval: %d %v", code, body)
 	}
@@ -191,7 +194,7 @@ func TestMadeUpTokensCostBoundedTokenReviews(t *testing.T) {
 	// A token refused once is refused again without a review, and tokens
 	// not shaped like JWTs (OpenShift's sha256~..., EKS's k8s-aws-v1...)
 	// are reviewed like any other.
-	other := authenticated(t, &httpapi.Authenticator{Client: apiCS, Clock: clk})
+	other := authenticated(t, &base.Authenticator{Client: apiCS, Clock: clk})
 	otherGate := other.URL + "/v1/gates/" + f.ns + "/gateway"
 	cost = costOf(t, func() {
 		for range 100 {
@@ -208,7 +211,7 @@ func TestMadeUpTokensCostBoundedTokenReviews(t *testing.T) {
 	cost = costOf(t, func() {
 		for tok, why := range map[string]string{
 			"": "is empty",
-			strings.Repeat("a", httpapi.MaxTokenBytes+1): "more than the 16384",
+			strings.Repeat("a", base.MaxTokenBytes+1): "more than the 16384",
 			"two words": "not printable ASCII",
 			"tab\there": "not printable ASCII",
 			"caf\xe9":   "not printable ASCII",
@@ -236,7 +239,7 @@ func TestMadeUpTokensCostBoundedTokenReviews(t *testing.T) {
 func TestConcurrentRequestsOfANewTokenCostOneReview(t *testing.T) {
 	f := setup(t)
 	policy(t, f.ns, "gateway", v1.DecisionAllow, v1.ReasonWithinObjectives, time.Second)
-	srv := authenticated(t, &httpapi.Authenticator{Client: apiCS})
+	srv := authenticated(t, &base.Authenticator{Client: apiCS})
 	gate := srv.URL + "/v1/gates/" + f.ns + "/gateway"
 	const concurrent = 50
 	tr := &http.Transport{MaxIdleConnsPerHost: concurrent}
@@ -279,7 +282,7 @@ func TestClaimIsDecidedBeforeListing(t *testing.T) {
 	agent := roleCaller(t, ns, "supervisor", "agent")
 
 	for _, who := range []caller{stranger, viewer} {
-		var p httpapi.Problem
+		var p base.Problem
 		cost := costOf(t, func() {
 			if code := api.call(t, who, http.MethodPost, "/v1/alerts/claim", map[string]any{}, &p); code != http.StatusForbidden ||
 				!strings.Contains(p.Message, "may claim Alerts in none of the namespaces checked") || !strings.Contains(p.Message, "name the namespace") {
@@ -287,9 +290,9 @@ func TestClaimIsDecidedBeforeListing(t *testing.T) {
 			}
 		})
 		t.Logf("%s claims without rights: %v LISTs of Alerts, %v SubjectAccessReviews", who.name, cost[listAlerts], cost[accessReview])
-		if cost[listAlerts] != 0 || cost[accessReview] > 1+2*httpapi.MaxReviewedNamespaces {
+		if cost[listAlerts] != 0 || cost[accessReview] > 1+2*base.MaxReviewedNamespaces {
 			t.Fatalf("%s claims: the API server served %v LISTs of Alerts and %v SubjectAccessReviews; want none and at most %d",
-				who.name, cost[listAlerts], cost[accessReview], 1+2*httpapi.MaxReviewedNamespaces)
+				who.name, cost[listAlerts], cost[accessReview], 1+2*base.MaxReviewedNamespaces)
 		}
 		// Asked again, the answers are cached (the operator's timers may
 		// meanwhile make other namespaces' Alerts New, which are asked about).
@@ -306,9 +309,9 @@ func TestClaimIsDecidedBeforeListing(t *testing.T) {
 
 	// The agent names its namespace: its claim picks candidates from the
 	// API's Alert cache, so the API server serves no LIST at all.
-	var got httpapi.ClaimResult
+	var got base.ClaimResult
 	cost := costOf(t, func() {
-		if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", httpapi.ClaimRequest{Namespace: ns, Limit: 1}, &got); code != http.StatusOK || got.Count != 1 {
+		if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns, Limit: 1}, &got); code != http.StatusOK || got.Count != 1 {
 			t.Fatalf("agent claims: %d %+v", code, got)
 		}
 	})
@@ -332,28 +335,28 @@ func TestPermissionsFanOutIsCapped(t *testing.T) {
 		}
 		return "/v1/permissions?" + q.Encode()
 	}
-	var p httpapi.Problem
+	var p base.Problem
 	cost := costOf(t, func() {
-		if code := api.call(t, stranger, http.MethodGet, query(httpapi.MaxReviewedNamespaces+1), nil, &p); code != http.StatusBadRequest ||
-			len(p.Errors) == 0 || p.Errors[0].Field != "namespace" || !strings.Contains(p.Message, strconv.Itoa(httpapi.MaxReviewedNamespaces)) {
+		if code := api.call(t, stranger, http.MethodGet, query(base.MaxReviewedNamespaces+1), nil, &p); code != http.StatusBadRequest ||
+			len(p.Errors) == 0 || p.Errors[0].Field != "namespace" || !strings.Contains(p.Message, strconv.Itoa(base.MaxReviewedNamespaces)) {
 			t.Fatalf("over the cap: %d %+v", code, p)
 		}
 	})
 	if cost[accessReview] != 0 || cost[tokenReviews] != 0 {
 		t.Fatalf("a permissions call over the cap cost %v", cost)
 	}
-	var perms httpapi.Permissions
+	var perms dashboard.Permissions
 	cost = costOf(t, func() {
-		if code := api.call(t, stranger, http.MethodGet, query(httpapi.MaxReviewedNamespaces), nil, &perms); code != http.StatusOK ||
-			len(perms.Namespaces) != httpapi.MaxReviewedNamespaces {
+		if code := api.call(t, stranger, http.MethodGet, query(base.MaxReviewedNamespaces), nil, &perms); code != http.StatusOK ||
+			len(perms.Namespaces) != base.MaxReviewedNamespaces {
 			t.Fatalf("at the cap: %d %+v", code, perms)
 		}
 	})
-	t.Logf("permissions for %d namespaces, no rights: %v SubjectAccessReviews", httpapi.MaxReviewedNamespaces, cost[accessReview])
-	if cost[accessReview] != 3*httpapi.MaxReviewedNamespaces {
-		t.Fatalf("permissions for %d namespaces: %v SubjectAccessReviews, want %d", httpapi.MaxReviewedNamespaces, cost[accessReview], 3*httpapi.MaxReviewedNamespaces)
+	t.Logf("permissions for %d namespaces, no rights: %v SubjectAccessReviews", base.MaxReviewedNamespaces, cost[accessReview])
+	if cost[accessReview] != 3*base.MaxReviewedNamespaces {
+		t.Fatalf("permissions for %d namespaces: %v SubjectAccessReviews, want %d", base.MaxReviewedNamespaces, cost[accessReview], 3*base.MaxReviewedNamespaces)
 	}
-	cost = costOf(t, func() { api.call(t, stranger, http.MethodGet, query(httpapi.MaxReviewedNamespaces), nil, nil) })
+	cost = costOf(t, func() { api.call(t, stranger, http.MethodGet, query(base.MaxReviewedNamespaces), nil, nil) })
 	if cost[accessReview] != 0 {
 		t.Fatalf("asked again: %v SubjectAccessReviews", cost[accessReview])
 	}
@@ -391,12 +394,12 @@ func TestAlertmanagerFanOutIsCapped(t *testing.T) {
 	}
 	cost := costOf(t, func() {
 		code, _, body := send(t, op.srv.Client(), http.MethodPost, am, tok, amMessage(spread))
-		if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body["message"]), "more than the "+strconv.Itoa(httpapi.MaxReviewedNamespaces)) {
+		if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body["message"]), "more than the "+strconv.Itoa(base.MaxReviewedNamespaces)) {
 			t.Fatalf("1,000 namespaces: %d %v", code, body)
 		}
-		code, _, body = send(t, op.srv.Client(), http.MethodPost, am, tok, amMessage(spread[:httpapi.MaxReviewedNamespaces+1]))
+		code, _, body = send(t, op.srv.Client(), http.MethodPost, am, tok, amMessage(spread[:base.MaxReviewedNamespaces+1]))
 		if code != http.StatusBadRequest {
-			t.Fatalf("%d namespaces: %d %v", httpapi.MaxReviewedNamespaces+1, code, body)
+			t.Fatalf("%d namespaces: %d %v", base.MaxReviewedNamespaces+1, code, body)
 		}
 	})
 	if cost[accessReview] != 0 || cost[tokenReviews] != 0 {
@@ -404,7 +407,7 @@ func TestAlertmanagerFanOutIsCapped(t *testing.T) {
 	}
 
 	// 1,000 alerts over the cap's namespaces, the monitor's first.
-	nss := append([]string{ns}, spread[:httpapi.MaxReviewedNamespaces-1]...)
+	nss := append([]string{ns}, spread[:base.MaxReviewedNamespaces-1]...)
 	within := make([]string, 1000)
 	for i := range within {
 		within[i] = nss[i%len(nss)]
@@ -412,12 +415,12 @@ func TestAlertmanagerFanOutIsCapped(t *testing.T) {
 	cost = costOf(t, func() {
 		code, _, body := send(t, op.srv.Client(), http.MethodPost, am, tok, amMessage(within))
 		if code != http.StatusOK || body["results"].([]any)[0].(map[string]any)["accepted"] != true {
-			t.Fatalf("1,000 alerts in %d namespaces: %d %.300v", httpapi.MaxReviewedNamespaces, code, body)
+			t.Fatalf("1,000 alerts in %d namespaces: %d %.300v", base.MaxReviewedNamespaces, code, body)
 		}
 	})
-	t.Logf("1,000 alerts over %d namespaces: %v SubjectAccessReviews", httpapi.MaxReviewedNamespaces, cost[accessReview])
-	if cost[accessReview] > 2*httpapi.MaxReviewedNamespaces {
-		t.Fatalf("1,000 alerts over %d namespaces: %v SubjectAccessReviews, want at most %d", httpapi.MaxReviewedNamespaces, cost[accessReview], 2*httpapi.MaxReviewedNamespaces)
+	t.Logf("1,000 alerts over %d namespaces: %v SubjectAccessReviews", base.MaxReviewedNamespaces, cost[accessReview])
+	if cost[accessReview] > 2*base.MaxReviewedNamespaces {
+		t.Fatalf("1,000 alerts over %d namespaces: %v SubjectAccessReviews, want at most %d", base.MaxReviewedNamespaces, cost[accessReview], 2*base.MaxReviewedNamespaces)
 	}
 }
 
@@ -432,7 +435,7 @@ func TestReadFanOutIsCapped(t *testing.T) {
 	older := newAlerts(t, ns, 1)[0]
 	// Later Alerts in more namespaces than the cap. Times have whole
 	// seconds; among equals the name decides, which "aa-" wins.
-	for range httpapi.MaxReviewedNamespaces + 1 {
+	for range base.MaxReviewedNamespaces + 1 {
 		newAlerts(t, testbuild.Namespace(gomega.NewWithT(t), k8s, "aa-spread-"), 1)
 	}
 	api.call(t, viewer, http.MethodGet, "/v1/alerts?namespace="+ns, nil, nil) // its token reviewed
@@ -449,13 +452,13 @@ func TestReadFanOutIsCapped(t *testing.T) {
 			t.Fatalf("across namespaces: %d", code)
 		}
 	})
-	t.Logf("a list across more than %d namespaces: %v SubjectAccessReviews", httpapi.MaxReviewedNamespaces, cost[accessReview])
-	if cost[accessReview] > 1+httpapi.MaxReviewedNamespaces {
-		t.Fatalf("a list across namespaces: %v SubjectAccessReviews, want at most %d", cost[accessReview], 1+httpapi.MaxReviewedNamespaces)
+	t.Logf("a list across more than %d namespaces: %v SubjectAccessReviews", base.MaxReviewedNamespaces, cost[accessReview])
+	if cost[accessReview] > 1+base.MaxReviewedNamespaces {
+		t.Fatalf("a list across namespaces: %v SubjectAccessReviews, want at most %d", cost[accessReview], 1+base.MaxReviewedNamespaces)
 	}
 	// The viewer's namespace, the least recently active, was past the cap.
 	if slices.Contains(names(l), ns+"/"+older) {
-		t.Fatalf("a list across namespaces covers %s, past the %d most recently active: %v", ns, httpapi.MaxReviewedNamespaces, names(l))
+		t.Fatalf("a list across namespaces covers %s, past the %d most recently active: %v", ns, base.MaxReviewedNamespaces, names(l))
 	}
 	if code := api.call(t, viewer, http.MethodGet, "/v1/alerts?windowMinutes=0&namespace="+ns, nil, &l); code != http.StatusOK ||
 		!slices.Contains(names(l), ns+"/"+older) {
@@ -473,10 +476,10 @@ func TestReadFanOutIsCapped(t *testing.T) {
 				t.Fatalf("%s: %d", path, code)
 			}
 		})
-		t.Logf("%s across more than %d namespaces: %v SubjectAccessReviews", path, httpapi.MaxReviewedNamespaces, cost[accessReview])
+		t.Logf("%s across more than %d namespaces: %v SubjectAccessReviews", path, base.MaxReviewedNamespaces, cost[accessReview])
 		// Alerts, Incidents, SLOPolicies and Silences at most: each the
 		// cluster-wide question and the cap's namespaces.
-		if cost[accessReview] > 4*(1+httpapi.MaxReviewedNamespaces) {
+		if cost[accessReview] > 4*(1+base.MaxReviewedNamespaces) {
 			t.Fatalf("%s: %v SubjectAccessReviews", path, cost[accessReview])
 		}
 	}
@@ -558,7 +561,7 @@ func TestMonitorLearnsNothingOfAlertsItMayNotRead(t *testing.T) {
 		must(t, err)
 		req.Header.Set("Authorization", "Bearer "+who.token)
 		if p.key != "" {
-			req.Header.Set(httpapi.IdempotencyKeyHeader, p.key)
+			req.Header.Set(base.IdempotencyKeyHeader, p.key)
 		}
 		resp, err := api.client.Do(req)
 		must(t, err)
@@ -602,8 +605,8 @@ func TestMonitorLearnsNothingOfAlertsItMayNotRead(t *testing.T) {
 		}
 	}
 	// MCP has no ingest tool; one added must tell as little.
-	if i := slices.IndexFunc(httpapi.MCPTools, func(n string) bool { return strings.Contains(n, "ingest") }); i >= 0 {
-		t.Fatalf("MCP serves %s: check that its answer tells a monitor nothing of Alerts it may not read", httpapi.MCPTools[i])
+	if i := slices.IndexFunc(agents.MCPTools, func(n string) bool { return strings.Contains(n, "ingest") }); i >= 0 {
+		t.Fatalf("MCP serves %s: check that its answer tells a monitor nothing of Alerts it may not read", agents.MCPTools[i])
 	}
 }
 
@@ -622,15 +625,15 @@ func TestAnOutageDoesNotTurnAFloodIntoReviews(t *testing.T) {
 	t.Cleanup(down.Close)
 	cs, err := kubernetes.NewForConfig(&rest.Config{Host: down.URL})
 	must(t, err)
-	srv := authenticated(t, &httpapi.Authenticator{Client: cs, Clock: clocktesting.NewFakePassiveClock(time.Now())})
+	srv := authenticated(t, &base.Authenticator{Client: cs, Clock: clocktesting.NewFakePassiveClock(time.Now())})
 	codes := map[int]int{}
 	for i := range 30 {
 		code, _, _ := send(t, srv.Client(), http.MethodGet, srv.URL+"/v1/gates/ns/gateway", madeUpToken(i), nil)
 		codes[code]++
 	}
-	if attempts.Load() != httpapi.FailedReviewBurst || codes[http.StatusServiceUnavailable] != httpapi.FailedReviewBurst ||
-		codes[http.StatusTooManyRequests] != 30-httpapi.FailedReviewBurst {
+	if attempts.Load() != base.FailedReviewBurst || codes[http.StatusServiceUnavailable] != base.FailedReviewBurst ||
+		codes[http.StatusTooManyRequests] != 30-base.FailedReviewBurst {
 		t.Fatalf("30 new tokens during an outage: %d review attempts, answers %v; want %d attempts answered 503, the rest 429",
-			attempts.Load(), codes, httpapi.FailedReviewBurst)
+			attempts.Load(), codes, base.FailedReviewBurst)
 	}
 }

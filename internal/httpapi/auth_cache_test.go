@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 )
 
 // reviewCounter counts the TokenReviews and SubjectAccessReviews sent.
@@ -36,14 +36,14 @@ type roundTripper func(*http.Request) (*http.Response, error)
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // countingAuth is an Authenticator whose review calls are counted.
-func countingAuth(t testing.TB, ttl time.Duration) (*httpapi.Authenticator, *reviewCounter) {
+func countingAuth(t testing.TB, ttl time.Duration) (*base.Authenticator, *reviewCounter) {
 	t.Helper()
 	n := &reviewCounter{}
 	c := rest.CopyConfig(env.API)
 	c.Wrap(n.RoundTrip)
 	client, err := kubernetes.NewForConfig(c)
 	must(t, err)
-	return &httpapi.Authenticator{Client: client, CacheTTL: ttl}, n
+	return &base.Authenticator{Client: client, CacheTTL: ttl}, n
 }
 
 // TokenReview and SubjectAccessReview answers, yes and no, are reused for

@@ -10,8 +10,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/alertbridge/alertbridge/internal/claim"
-	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/test/bench"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
@@ -21,7 +22,7 @@ const claimAckBatch = 100
 
 // BenchmarkClaimAck measures one claim of one Alert and its ack by an agent
 // (a ServiceAccount bound to the shipped agent role) over the HTTP API
-// (httpapi.AgentClient, TLS, token reviews cached as shipped) and through
+// (bench.AgentClient, TLS, token reviews cached as shipped) and through
 // the Go client path the CLI uses (internal/claim with the agent's own
 // credentials), in the same run against the same operator, so the HTTP
 // path's cost shows as a ratio. claims/s is the throughput of one agent.
@@ -35,16 +36,16 @@ func BenchmarkClaimAck(b *testing.B) {
 			var claimAck func() error
 			switch path {
 			case "http":
-				c := &httpapi.AgentClient{BaseURL: api.url, Token: agent.token, HTTP: api.client}
+				c := &bench.AgentClient{BaseURL: api.url, Token: agent.token, HTTP: api.client}
 				claimAck = func() error {
-					got, err := c.Claim(ctx, httpapi.ClaimRequest{Namespace: ns, Limit: 1, Owner: "bench"})
+					got, err := c.Claim(ctx, base.ClaimRequest{Namespace: ns, Limit: 1, Owner: "bench"})
 					if err != nil {
 						return err
 					}
 					if got.NothingToClaim {
 						return errors.New("nothing to claim")
 					}
-					_, err = c.Ack(ctx, got.Alerts[0].AlertRef, httpapi.AckRequest{Owner: "bench"})
+					_, err = c.Ack(ctx, got.Alerts[0].AlertRef, base.AckRequest{Owner: "bench"})
 					return err
 				}
 			case "go-client":

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 )
 
 // BenchmarkGate measures one gate request through the HTTP API as shipped,
@@ -22,8 +22,8 @@ func BenchmarkGate(b *testing.B) {
 	cached := newServer(b, true)
 	// The cache's saving: the Authenticator alone, with its cache and
 	// without (no flag turns it off).
-	authCached := authenticated(b, &httpapi.Authenticator{Client: apiCS})
-	uncached := authenticated(b, &httpapi.Authenticator{Client: apiCS, CacheTTL: -1})
+	authCached := authenticated(b, &base.Authenticator{Client: apiCS})
+	uncached := authenticated(b, &base.Authenticator{Client: apiCS, CacheTTL: -1})
 	for _, bc := range []struct {
 		name, token string
 		srv         *httptest.Server

@@ -32,6 +32,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
@@ -118,7 +119,7 @@ func setup(t testing.TB) fixture {
 func token(t testing.TB, ns, sa string) string {
 	t.Helper()
 	must(t, k8s.Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}}))
-	return tokenFor(t, ns, sa, httpapi.DefaultAudience)
+	return tokenFor(t, ns, sa, base.DefaultAudience)
 }
 
 // tokenFor mints a token of an existing ServiceAccount for audiences; with
@@ -196,7 +197,7 @@ func newServer(t testing.TB, anonymous bool) *httptest.Server {
 // use it measure the Authenticator itself (its caches, limits, audiences
 // and failures), with settings no flag reaches or an API server that is
 // down, so the rest of the server is left out.
-func authenticated(t testing.TB, auth *httpapi.Authenticator) *httptest.Server {
+func authenticated(t testing.TB, auth *base.Authenticator) *httptest.Server {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle(httpapi.GatePath, auth.Require(httpapi.GateAccess(false), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

@@ -11,7 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/agents"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
@@ -30,12 +31,12 @@ func TestLockTTLWithinTheNamespacesCeiling(t *testing.T) {
 	names := newAlerts(t, ns, 1)
 	ceiling := "longer than namespace " + ns + " allows: a lease lasts at most 30m0s there"
 
-	var p httpapi.Problem
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", httpapi.ClaimRequest{Namespace: ns, LockTTL: "1h"}, &p); code != http.StatusBadRequest ||
+	var p base.Problem
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns, LockTTL: "1h"}, &p); code != http.StatusBadRequest ||
 		len(p.Errors) != 1 || p.Errors[0].Field != "lockTTL" || !strings.Contains(p.Errors[0].Detail, ceiling) {
 		t.Fatalf("claim past the ceiling: %d %+v", code, p)
 	}
-	var tool httpapi.ToolResult
+	var tool agents.ToolResult
 	if code := api.call(t, agent, http.MethodPost, "/v1/tools/execute", map[string]any{
 		"tool": "alert_ingest_tool", "action": "claim", "namespace": ns, "lock_ttl_seconds": 3600,
 	}, &tool); code != http.StatusOK || tool.Accepted || len(tool.Errors) != 1 || tool.Errors[0].Field != "lock_ttl_seconds" ||
@@ -46,18 +47,18 @@ func TestLockTTLWithinTheNamespacesCeiling(t *testing.T) {
 		t.Fatalf("a refused claim wrote: %+v", a.Status)
 	}
 
-	var got httpapi.ClaimResult
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", httpapi.ClaimRequest{Namespace: ns, LockTTL: "30m"}, &got); code != http.StatusOK ||
+	var got base.ClaimResult
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns, LockTTL: "30m"}, &got); code != http.StatusOK ||
 		got.Count != 1 || got.Alerts[0].Lease.DurationSeconds != 1800 {
 		t.Fatalf("claim at the ceiling: %d %+v", code, got)
 	}
 	renew := "/v1/alerts/" + ns + "/" + names[0] + "/renew"
-	if code := api.call(t, agent, http.MethodPost, renew, httpapi.RenewRequest{LockTTL: "31m"}, &p); code != http.StatusBadRequest ||
+	if code := api.call(t, agent, http.MethodPost, renew, base.RenewRequest{LockTTL: "31m"}, &p); code != http.StatusBadRequest ||
 		len(p.Errors) != 1 || p.Errors[0].Field != "lockTTL" || !strings.Contains(p.Errors[0].Detail, ceiling) {
 		t.Fatalf("renew past the ceiling: %d %+v", code, p)
 	}
-	var w httpapi.WorkAlert
-	if code := api.call(t, agent, http.MethodPost, renew, httpapi.RenewRequest{LockTTL: "20m"}, &w); code != http.StatusOK ||
+	var w base.WorkAlert
+	if code := api.call(t, agent, http.MethodPost, renew, base.RenewRequest{LockTTL: "20m"}, &w); code != http.StatusOK ||
 		w.Lease == nil || w.Lease.DurationSeconds != 1200 {
 		t.Fatalf("renew within the ceiling: %d %+v", code, w)
 	}

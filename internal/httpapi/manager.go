@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/alertbridge/alertbridge/internal/fingerprint"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/intake"
 )
 
@@ -38,5 +39,5 @@ func ForManager(mgr manager.Manager, cfg Config) (*Server, error) {
 	if cfg.Intake == nil {
 		cfg.Intake = intake.ForManager(mgr)
 	}
-	return newServer(cfg, mgr.GetClient(), &Authenticator{Client: cs, Audiences: cfg.Audiences}), nil
+	return newServer(cfg, mgr.GetClient(), &base.Authenticator{Client: cs, Audiences: cfg.Audiences}), nil
 }

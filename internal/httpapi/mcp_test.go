@@ -12,7 +12,8 @@ import (
 	"github.com/onsi/gomega"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/agents"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
@@ -100,15 +101,15 @@ func TestMCPEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	if !slices.Equal(slices.Sorted(slices.Values(names)), slices.Sorted(slices.Values(httpapi.MCPTools))) {
-		t.Fatalf("tools %v, want %v", names, httpapi.MCPTools)
+	if !slices.Equal(slices.Sorted(slices.Values(names)), slices.Sorted(slices.Values(agents.MCPTools))) {
+		t.Fatalf("tools %v, want %v", names, agents.MCPTools)
 	}
 
-	var claimed httpapi.ClaimResult
+	var claimed base.ClaimResult
 	if msg := callTool(t, s, "alerts_claim", map[string]any{"namespace": ns, "limit": 2, "owner": "llm-loop", "lockTTL": "10m"}, &claimed); msg != "" || claimed.Count != 2 {
 		t.Fatalf("claim: %s %+v", msg, claimed)
 	}
-	var acked httpapi.WorkAlert
+	var acked base.WorkAlert
 	if msg := callTool(t, s, "alerts_ack", map[string]any{"namespace": ns, "name": claimed.Alerts[0].Name, "owner": "llm-loop", "note": "done"}, &acked); msg != "" ||
 		acked.Phase != string(v1.AlertAcked) || acked.AckBy != agent.user {
 		t.Fatalf("ack: %s %+v", msg, acked)
@@ -142,7 +143,7 @@ func TestMCPEndToEnd(t *testing.T) {
 	if msg := callTool(t, vs, "alerts_list", map[string]any{"namespace": ns}, &list); msg != "" || list.Count != 2 {
 		t.Fatalf("viewer lists: %q %+v", msg, list)
 	}
-	var nothing httpapi.ClaimResult
+	var nothing base.ClaimResult
 	if msg := callTool(t, s, "alerts_claim", map[string]any{"namespace": ns}, &nothing); msg != "" || !nothing.NothingToClaim {
 		t.Fatalf("nothing to claim: %q %+v", msg, nothing)
 	}

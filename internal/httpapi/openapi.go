@@ -12,12 +12,16 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 
+	"github.com/alertbridge/alertbridge/internal/httpapi/agents"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
+	"github.com/alertbridge/alertbridge/internal/httpapi/dashboard"
+	"github.com/alertbridge/alertbridge/internal/httpapi/ingestapi"
 	"github.com/alertbridge/alertbridge/internal/query"
 )
 
 // GET /openapi.json is an OpenAPI 3.1 document of every route the server
 // serves, its parameters, requests and answers. The schemas are made from
-// the Go types the handlers decode and encode (schema.go); a test walks
+// the Go types the handlers decode and encode (base/schema.go); a test walks
 // Server.Routes and fails on an undocumented route, and validates real
 // answers against the document.
 
@@ -41,7 +45,7 @@ type routeDoc struct {
 	ok       reflect.Type
 	okSchema *jsonschema.Schema
 	okMedia  string
-	// errs are the refusals, each answered with errType (ErrorBody unless set).
+	// errs are the refusals, each answered with errType (base.ErrorBody unless set).
 	errs    []int
 	errType reflect.Type
 	// more are answers with a status of their own.
@@ -58,7 +62,7 @@ type docParam struct {
 var (
 	readQuery3 = []docParam{
 		{name: "namespace", desc: fmt.Sprintf("one namespace (default: every namespace you may list; without the right to list cluster-wide, "+
-			"the %d most recently active namespaces are checked: name one to read another)", MaxReviewedNamespaces)},
+			"the %d most recently active namespaces are checked: name one to read another)", base.MaxReviewedNamespaces)},
 		{name: "windowMinutes", desc: "only Alerts last seen within this many minutes (default 240; 0: no window); also window_minutes", typ: "integer"},
 		{name: "window_minutes", desc: "another name of windowMinutes", typ: "integer"},
 		{name: "statusIn", desc: "comma-separated phases: New, Processing, Acked, Failed, Deduplicated (any case); also status_in, status"},
@@ -87,56 +91,56 @@ var routeDocs = map[string]routeDoc{
 		query: readQuery3[:3], ok: reflect.TypeFor[query.Trends](), errs: []int{400, 401, 403, 503}, auth: "optional"},
 	"GET /v1/permissions": {summary: "The page's buttons", desc: fmt.Sprintf("For each namespace, the actions your token's user may take there "+
 		"(SubjectAccessReviews made by the server: at most 9 per namespace, 3 for a user who may change nothing there; answers cached %s). "+
-		"More than %d namespaces are refused with 400 before any review.", DefaultAuthCacheTTL, MaxReviewedNamespaces),
-		query: []docParam{{name: "namespace", desc: fmt.Sprintf("a namespace; repeat for more (at most %d)", MaxReviewedNamespaces)}}, ok: reflect.TypeFor[Permissions](),
-		errs: []int{400, 401, 503}, errType: reflect.TypeFor[Problem]()},
+		"More than %d namespaces are refused with 400 before any review.", base.DefaultAuthCacheTTL, base.MaxReviewedNamespaces),
+		query: []docParam{{name: "namespace", desc: fmt.Sprintf("a namespace; repeat for more (at most %d)", base.MaxReviewedNamespaces)}}, ok: reflect.TypeFor[dashboard.Permissions](),
+		errs: []int{400, 401, 503}, errType: reflect.TypeFor[base.Problem]()},
 	"POST /v1/slopolicies/{namespace}/{name}/bypass": {summary: "Set or clear the emergency bypass of a release gate", desc: "As `alertbridge slo bypass`: recorded in your name, capped by gate.maxBypass.",
-		body: reflect.TypeFor[BypassRequest](), ok: reflect.TypeFor[BypassResult]()},
+		body: reflect.TypeFor[dashboard.BypassRequest](), ok: reflect.TypeFor[dashboard.BypassResult]()},
 	"GET /v1/incidents/open": {summary: "List open Incidents", query: []docParam{readQuery3[0], readQuery3[8]},
 		ok: reflect.TypeFor[query.IncidentList](), errs: []int{400, 401, 403, 503}},
 	"GET /ui/": {summary: "The dashboard page's assets", okMedia: "*/*", auth: "none", errs: []int{404}},
 	"GET /{$}": {summary: "The dashboard page", okMedia: "text/html", auth: "none"},
 	"GET /v1/gates/{namespace}/{slopolicy}": {summary: "Read a release gate", desc: "Allowed unless the gate blocks; format=flagger answers 403 when blocked.",
-		query: []docParam{{name: "format", desc: "flagger: answer 403 when blocked"}}, ok: reflect.TypeFor[Gate](),
+		query: []docParam{{name: "format", desc: "flagger: answer 403 when blocked"}}, ok: reflect.TypeFor[base.Gate](),
 		errs: []int{401, 404, 503}, more: map[int]reflect.Type{http.StatusForbidden: reflect.TypeFor[gateOrError]()}, auth: "optional"},
 	"POST /v1/gates/{namespace}/{slopolicy}": {summary: "Read a release gate (webhooks that POST)", desc: "As GET; the body is ignored.",
-		query: []docParam{{name: "format", desc: "flagger: answer 403 when blocked"}}, bodySchema: anyObject, ok: reflect.TypeFor[Gate](),
+		query: []docParam{{name: "format", desc: "flagger: answer 403 when blocked"}}, bodySchema: anyObject, ok: reflect.TypeFor[base.Gate](),
 		errs: []int{401, 404, 503}, more: map[int]reflect.Type{http.StatusForbidden: reflect.TypeFor[gateOrError]()}, auth: "optional"},
 	"POST /v1/alerts": {summary: "Ingest alerts", desc: "One alert, or {\"alerts\": [...]} answered per item. deduped, alertRef and occurrences " +
 		"describe the Alert that counted the occurrence and are answered only to callers who may get Alerts in the namespace; " +
 		"a caller who may only create them (alertbridge-monitor) is told accepted (and replayed).",
 		query:      []docParam{{name: "namespace", desc: "namespace of the Alerts (default: the API's default namespace)"}},
-		headers:    []docParam{{name: IdempotencyKeyHeader, desc: "a retry with the same key counts once"}},
+		headers:    []docParam{{name: base.IdempotencyKeyHeader, desc: "a retry with the same key counts once"}},
 		bodySchema: ingestBody, ok: reflect.TypeFor[ingestAnswer](), errs: []int{401, 403, 404, 413, 429, 503},
-		more: map[int]reflect.Type{http.StatusBadRequest: reflect.TypeFor[FieldErrorBody]()}},
+		more: map[int]reflect.Type{http.StatusBadRequest: reflect.TypeFor[ingestapi.FieldErrorBody]()}},
 	"POST /v1/alertmanager": {summary: "Alertmanager webhook receiver", desc: fmt.Sprintf("Payload version 4; per-alert results, which name the Alert "+
 		"and its count only to callers who may get Alerts there. A message whose alerts span more than %d namespaces is refused with 400 "+
-		"before any access check (Alertmanager drops it: group the route by namespace).", MaxReviewedNamespaces),
+		"before any access check (Alertmanager drops it: group the route by namespace).", base.MaxReviewedNamespaces),
 		query:      []docParam{{name: "namespace", desc: "namespace of the Alerts (default: the namespace label, else the API's default)"}},
-		bodySchema: anyObject, ok: reflect.TypeFor[AlertmanagerResponse](), errs: []int{400, 401, 403, 413, 503}},
+		bodySchema: anyObject, ok: reflect.TypeFor[ingestapi.AlertmanagerResponse](), errs: []int{400, 401, 403, 413, 503}},
 	"POST /v1/alerts/claim": {summary: "Claim Alerts", desc: fmt.Sprintf("The oldest New Alerts under a lease held in your name; nothing to claim is 200 "+
 		"with nothingToClaim. Without namespace, a caller who may not claim cluster-wide claims in the namespaces holding New Alerts where it may "+
 		"(list alerts, patch alerts/status), checking at most %d: those it worked in, then those with the newest New Alerts; "+
-		"allowed in none of them, 403: name the namespace.", MaxReviewedNamespaces),
-		body: reflect.TypeFor[ClaimRequest](), ok: reflect.TypeFor[ClaimResult]()},
-	"POST /v1/alerts/{namespace}/{name}/renew": {summary: "Renew your lease", body: reflect.TypeFor[RenewRequest](), ok: reflect.TypeFor[WorkAlert]()},
+		"allowed in none of them, 403: name the namespace.", base.MaxReviewedNamespaces),
+		body: reflect.TypeFor[base.ClaimRequest](), ok: reflect.TypeFor[base.ClaimResult]()},
+	"POST /v1/alerts/{namespace}/{name}/renew": {summary: "Renew your lease", body: reflect.TypeFor[base.RenewRequest](), ok: reflect.TypeFor[base.WorkAlert]()},
 	"POST /v1/alerts/{namespace}/{name}/ack": {summary: "Ack an Alert", desc: "Yours if Processing; one nobody holds needs the acknowledge verb (on-call).",
-		body: reflect.TypeFor[AckRequest](), ok: reflect.TypeFor[WorkAlert]()},
-	"POST /v1/alerts/{namespace}/{name}/fail": {summary: "Fail your Alert for a retry", body: reflect.TypeFor[FailRequest](), ok: reflect.TypeFor[WorkAlert]()},
+		body: reflect.TypeFor[base.AckRequest](), ok: reflect.TypeFor[base.WorkAlert]()},
+	"POST /v1/alerts/{namespace}/{name}/fail": {summary: "Fail your Alert for a retry", body: reflect.TypeFor[base.FailRequest](), ok: reflect.TypeFor[base.WorkAlert]()},
 	"POST /v1/alerts/{namespace}/{name}/to-incident": {summary: "Convert an Alert into an Incident",
 		desc: "The Alert is linked first: one someone else holds is refused (409, naming the holder) and nothing is created. " +
 			"Whether it starts a triage run is the operator's decision, when it sees the Alert (triage.pending until then).",
-		body: reflect.TypeFor[ToIncidentRequest](), ok: reflect.TypeFor[ToIncidentResult]()},
-	"POST /v1/incidents/{namespace}/{name}/note":  {summary: "Note an Incident", body: reflect.TypeFor[IncidentNoteRequest](), ok: reflect.TypeFor[WorkIncident]()},
-	"POST /v1/incidents/{namespace}/{name}/close": {summary: "Close an Incident", body: reflect.TypeFor[IncidentCloseRequest](), ok: reflect.TypeFor[WorkIncident]()},
-	"POST /v1/incidents/{namespace}/{name}/state": {summary: "Move an Incident to another state", body: reflect.TypeFor[IncidentStateRequest](),
-		ok: reflect.TypeFor[WorkIncident]()},
+		body: reflect.TypeFor[base.ToIncidentRequest](), ok: reflect.TypeFor[base.ToIncidentResult]()},
+	"POST /v1/incidents/{namespace}/{name}/note":  {summary: "Note an Incident", body: reflect.TypeFor[base.IncidentNoteRequest](), ok: reflect.TypeFor[base.WorkIncident]()},
+	"POST /v1/incidents/{namespace}/{name}/close": {summary: "Close an Incident", body: reflect.TypeFor[base.IncidentCloseRequest](), ok: reflect.TypeFor[base.WorkIncident]()},
+	"POST /v1/incidents/{namespace}/{name}/state": {summary: "Move an Incident to another state", body: reflect.TypeFor[base.IncidentStateRequest](),
+		ok: reflect.TypeFor[base.WorkIncident]()},
 	"POST /v1/tools/execute": {summary: "The tool router: one endpoint for agents that call tools by name", desc: "Validation failures answer 200 with accepted false and errors; other refusals keep their status. " +
 		"ingest answers deduped, alert_ref and occurrences only to callers who may get Alerts in the namespace.",
-		headers: []docParam{{name: IdempotencyKeyHeader, desc: "ingest: a retry with the same key counts once"}},
-		body:    reflect.TypeFor[ToolRequest](), ok: reflect.TypeFor[ToolResult](), errs: []int{403, 404, 409, 413, 429, 503},
-		errType: reflect.TypeFor[ToolResult](), more: map[int]reflect.Type{http.StatusUnauthorized: reflect.TypeFor[ErrorBody](), http.StatusTooManyRequests: reflect.TypeFor[toolOrError]()}},
-	"POST /mcp": {summary: "MCP (streamable HTTP, stateless)", desc: "JSON-RPC 2.0 messages of the Model Context Protocol; tools: " + strings.Join(MCPTools, ", ") + ".",
+		headers: []docParam{{name: base.IdempotencyKeyHeader, desc: "ingest: a retry with the same key counts once"}},
+		body:    reflect.TypeFor[agents.ToolRequest](), ok: reflect.TypeFor[agents.ToolResult](), errs: []int{403, 404, 409, 413, 429, 503},
+		errType: reflect.TypeFor[agents.ToolResult](), more: map[int]reflect.Type{http.StatusUnauthorized: reflect.TypeFor[base.ErrorBody](), http.StatusTooManyRequests: reflect.TypeFor[toolOrError]()}},
+	"POST /mcp": {summary: "MCP (streamable HTTP, stateless)", desc: "JSON-RPC 2.0 messages of the Model Context Protocol; tools: " + strings.Join(agents.MCPTools, ", ") + ".",
 		bodySchema: anyObject, okSchema: anyObject, errs: []int{401}, more: map[int]reflect.Type{http.StatusAccepted: nil}},
 	"GET /mcp": {summary: "MCP server-to-client stream (not offered)", desc: "Answers 405: the endpoint is stateless.",
 		errs: []int{401}, more: map[int]reflect.Type{http.StatusMethodNotAllowed: nil}},
@@ -151,7 +155,7 @@ type ingestAnswer struct{}
 // review too often).
 type toolOrError struct{}
 
-// gateOrError documents a 403 of the gate: the Gate (format=flagger,
+// gateOrError documents a 403 of the gate: the base.Gate (format=flagger,
 // blocked) or the error body.
 type gateOrError struct{}
 
@@ -203,7 +207,7 @@ func (s *Server) buildOpenAPI() []byte {
 				"alertbridge (kubectl create token NAME --audience alertbridge); every action is judged with your RBAC rights. A token that is empty, "+
 				"longer than %d bytes or not printable ASCII is refused (401) without a review; TokenReview and SubjectAccessReview answers are cached %s; "+
 				"a client (remote address) whose tokens failed review %d times gets 429 with Retry-After for tokens not yet reviewed, one more every %s.",
-				MaxTokenBytes, DefaultAuthCacheTTL, FailedReviewBurst, FailedReviewInterval),
+				base.MaxTokenBytes, base.DefaultAuthCacheTTL, base.FailedReviewBurst, base.FailedReviewInterval),
 		},
 		"paths": paths,
 		"components": map[string]any{
@@ -240,7 +244,7 @@ func (s *Server) operation(route, path string, d routeDoc) map[string]any {
 	}
 	switch {
 	case d.body != nil:
-		op["requestBody"] = map[string]any{"content": jsonContent(schemaOf(d.body))}
+		op["requestBody"] = map[string]any{"content": jsonContent(base.SchemaOf(d.body))}
 	case d.bodySchema != nil:
 		op["requestBody"] = map[string]any{"content": jsonContent(d.bodySchema)}
 	}
@@ -258,9 +262,9 @@ func (s *Server) operation(route, path string, d routeDoc) map[string]any {
 		errs = workErrs
 	}
 	if errType == nil {
-		errType = reflect.TypeFor[ErrorBody]()
+		errType = reflect.TypeFor[base.ErrorBody]()
 		if d.body != nil {
-			errType = reflect.TypeFor[Problem]()
+			errType = reflect.TypeFor[base.Problem]()
 		}
 	}
 	for _, code := range errs {
@@ -299,13 +303,13 @@ func (s *Server) operation(route, path string, d routeDoc) map[string]any {
 func (s *Server) answerSchema(t reflect.Type) *jsonschema.Schema {
 	switch t {
 	case reflect.TypeFor[ingestAnswer]():
-		return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{schemaOf(reflect.TypeFor[ItemResult]()), schemaOf(reflect.TypeFor[BatchResult]())}}
+		return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{base.SchemaOf(reflect.TypeFor[ingestapi.ItemResult]()), base.SchemaOf(reflect.TypeFor[ingestapi.BatchResult]())}}
 	case reflect.TypeFor[toolOrError]():
-		return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{schemaOf(reflect.TypeFor[ToolResult]()), schemaOf(reflect.TypeFor[ErrorBody]())}}
+		return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{base.SchemaOf(reflect.TypeFor[agents.ToolResult]()), base.SchemaOf(reflect.TypeFor[base.ErrorBody]())}}
 	case reflect.TypeFor[gateOrError]():
-		return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{schemaOf(reflect.TypeFor[Gate]()), schemaOf(reflect.TypeFor[ErrorBody]())}}
+		return &jsonschema.Schema{AnyOf: []*jsonschema.Schema{base.SchemaOf(reflect.TypeFor[base.Gate]()), base.SchemaOf(reflect.TypeFor[base.ErrorBody]())}}
 	}
-	return schemaOf(t)
+	return base.SchemaOf(t)
 }
 
 func jsonContent(s *jsonschema.Schema) map[string]any {

@@ -18,6 +18,8 @@ import (
 	"github.com/onsi/gomega"
 
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
+	"github.com/alertbridge/alertbridge/internal/httpapi/dashboard"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
@@ -120,30 +122,30 @@ func TestOpenAPIDocumentsEveryRouteAndItsAnswers(t *testing.T) {
 	names := newAlerts(t, ns, 4)
 	alert := func(name, action string) string { return "/v1/alerts/" + ns + "/" + name + "/" + action }
 
-	var claimed httpapi.ClaimResult
-	api.call(t, agent, http.MethodPost, "/v1/alerts/claim", httpapi.ClaimRequest{Namespace: ns, Limit: 3, Owner: "loop", LockTTL: "10m"}, &claimed)
+	var claimed base.ClaimResult
+	api.call(t, agent, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns, Limit: 3, Owner: "loop", LockTTL: "10m"}, &claimed)
 	if claimed.Count != 3 {
 		t.Fatalf("claim: %+v", claimed)
 	}
 	a, b, c := claimed.Alerts[0].Name, claimed.Alerts[1].Name, claimed.Alerts[2].Name
-	api.call(t, agent, http.MethodPost, alert(a, "renew"), httpapi.RenewRequest{LockTTL: "5m"}, nil)
-	api.call(t, agent, http.MethodPost, alert(a, "ack"), httpapi.AckRequest{Note: "done"}, nil)
-	api.call(t, agent, http.MethodPost, alert(b, "fail"), httpapi.FailRequest{Error: "timeout", RetryAfter: "1m"}, nil)
-	api.call(t, oncall, http.MethodPost, alert(c, "ack"), nil, nil)                                     // 409
-	api.call(t, agent, http.MethodPost, alert("missing", "renew"), nil, nil)                            // 404
-	api.call(t, agent, http.MethodPost, "/v1/alerts/claim", map[string]any{"limit": -1}, nil)           // 400
-	api.call(t, caller{}, http.MethodPost, "/v1/alerts/claim", nil, nil)                                // 401
-	api.call(t, monitor, http.MethodPost, "/v1/alerts/claim", httpapi.ClaimRequest{Namespace: ns}, nil) // 403
-	api.call(t, agent, http.MethodPost, "/v1/alerts/claim", httpapi.ClaimRequest{Namespace: ns, Service: "none"}, nil)
+	api.call(t, agent, http.MethodPost, alert(a, "renew"), base.RenewRequest{LockTTL: "5m"}, nil)
+	api.call(t, agent, http.MethodPost, alert(a, "ack"), base.AckRequest{Note: "done"}, nil)
+	api.call(t, agent, http.MethodPost, alert(b, "fail"), base.FailRequest{Error: "timeout", RetryAfter: "1m"}, nil)
+	api.call(t, oncall, http.MethodPost, alert(c, "ack"), nil, nil)                                  // 409
+	api.call(t, agent, http.MethodPost, alert("missing", "renew"), nil, nil)                         // 404
+	api.call(t, agent, http.MethodPost, "/v1/alerts/claim", map[string]any{"limit": -1}, nil)        // 400
+	api.call(t, caller{}, http.MethodPost, "/v1/alerts/claim", nil, nil)                             // 401
+	api.call(t, monitor, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns}, nil) // 403
+	api.call(t, agent, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns, Service: "none"}, nil)
 
-	var conv httpapi.ToIncidentResult
+	var conv base.ToIncidentResult
 	api.call(t, oncall, http.MethodPost, alert(c, "to-incident"), nil, nil) // 409: the agent holds it
-	api.call(t, oncall, http.MethodPost, alert(b, "to-incident"), httpapi.ToIncidentRequest{SeverityCap: "P1"}, &conv)
+	api.call(t, oncall, http.MethodPost, alert(b, "to-incident"), base.ToIncidentRequest{SeverityCap: "P1"}, &conv)
 	inc := "/v1/incidents/" + ns + "/" + conv.Incident.Name
-	api.call(t, oncall, http.MethodPost, inc+"/note", httpapi.IncidentNoteRequest{Note: "looking"}, nil)
-	api.call(t, oncall, http.MethodPost, inc+"/state", httpapi.IncidentStateRequest{State: "Resolved"}, nil)
-	api.call(t, oncall, http.MethodPost, inc+"/close", httpapi.IncidentCloseRequest{Note: "fixed"}, nil)
-	api.call(t, oncall, http.MethodPost, inc+"/close", httpapi.IncidentCloseRequest{Note: "again"}, nil) // 409
+	api.call(t, oncall, http.MethodPost, inc+"/note", base.IncidentNoteRequest{Note: "looking"}, nil)
+	api.call(t, oncall, http.MethodPost, inc+"/state", base.IncidentStateRequest{State: "Resolved"}, nil)
+	api.call(t, oncall, http.MethodPost, inc+"/close", base.IncidentCloseRequest{Note: "fixed"}, nil)
+	api.call(t, oncall, http.MethodPost, inc+"/close", base.IncidentCloseRequest{Note: "again"}, nil) // 409
 
 	for _, body := range []map[string]any{
 		{"tool": "alert_ingest_tool", "action": "ingest", "namespace": ns, "service": "test", "kind": "test", "message": "persistence check"},
@@ -172,9 +174,9 @@ func TestOpenAPIDocumentsEveryRouteAndItsAnswers(t *testing.T) {
 	api.call(t, oncall, http.MethodPost, "/v1/gates/"+ns+"/none", map[string]any{}, nil)
 	api.call(t, oncall, http.MethodGet, "/v1/alerts/trends?namespace="+ns+"&windowMinutes=60", nil, nil)
 	api.call(t, oncall, http.MethodGet, "/v1/permissions?namespace="+ns, nil, nil)
-	api.call(t, oncall, http.MethodGet, "/v1/permissions", nil, nil)                                                               // 400
-	api.call(t, oncall, http.MethodPost, "/v1/slopolicies/"+ns+"/none/bypass", httpapi.BypassRequest{Reason: "x", For: "1h"}, nil) // 404
-	api.call(t, monitor, http.MethodPost, "/v1/slopolicies/"+ns+"/none/bypass", httpapi.BypassRequest{Clear: true}, nil)           // 403
+	api.call(t, oncall, http.MethodGet, "/v1/permissions", nil, nil)                                                                 // 400
+	api.call(t, oncall, http.MethodPost, "/v1/slopolicies/"+ns+"/none/bypass", dashboard.BypassRequest{Reason: "x", For: "1h"}, nil) // 404
+	api.call(t, monitor, http.MethodPost, "/v1/slopolicies/"+ns+"/none/bypass", dashboard.BypassRequest{Clear: true}, nil)           // 403
 	api.call(t, monitor, http.MethodPost, "/v1/alertmanager?namespace="+ns, map[string]any{"version": "4", "status": "firing", "alerts": []any{}}, nil)
 	api.call(t, caller{}, http.MethodGet, "/openapi.json", nil, nil)
 	api.call(t, agent, http.MethodGet, "/mcp", nil, nil)

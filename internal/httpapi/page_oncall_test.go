@@ -22,6 +22,7 @@ import (
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/dashboard"
 	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 	"github.com/alertbridge/alertbridge/test/integration/testoperator"
@@ -202,12 +203,12 @@ func TestDashboardOnCallPathInABrowser(t *testing.T) {
 		`document.body.dataset.actions === "0" && document.body.dataset.permissionsFor === %q && `+
 		`document.querySelectorAll("#latest tbody tr[data-ns]").length > 0 && document.querySelector("th.actions") === null`, viewer.token, ns))
 	shot("viewer-no-buttons.png")
-	var perms httpapi.Permissions
-	if code, body := get(t, srv, "/v1/permissions?namespace="+ns, viewer.token, &perms); code != http.StatusOK || perms.Namespaces[ns] != (httpapi.NamespaceActions{}) {
+	var perms dashboard.Permissions
+	if code, body := get(t, srv, "/v1/permissions?namespace="+ns, viewer.token, &perms); code != http.StatusOK || perms.Namespaces[ns] != (dashboard.NamespaceActions{}) {
 		t.Fatalf("viewer permissions: %d %s", code, body)
 	}
 	if code, body := get(t, srv, "/v1/permissions?namespace="+ns, oncall.token, &perms); code != http.StatusOK ||
-		perms.Namespaces[ns] != (httpapi.NamespaceActions{Ack: true, Convert: true, Note: true, State: true, Bypass: true}) {
+		perms.Namespaces[ns] != (dashboard.NamespaceActions{Ack: true, Convert: true, Note: true, State: true, Bypass: true}) {
 		t.Fatalf("on-call permissions: %d %s", code, body)
 	}
 	req, err := http.NewRequestWithContext(ctx0, http.MethodPost, srv.URL+"/v1/slopolicies/"+ns+"/gateway/bypass", strings.NewReader(`{"clear":true}`))

@@ -28,6 +28,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	mirrorctrl "github.com/alertbridge/alertbridge/controllers/mirror"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/mirror"
@@ -350,7 +351,7 @@ func TestReadParameterErrors(t *testing.T) {
 	}
 	for _, path := range []string{"/v1/alerts", "/v1/alerts/dashboard", "/v1/incidents/open"} {
 		for _, c := range cases {
-			var body httpapi.ErrorBody
+			var body base.ErrorBody
 			code, raw := get(t, srv, path+"?"+c.query, "", nil)
 			must(t, json.Unmarshal([]byte(raw), &body))
 			if code != http.StatusBadRequest || body.Code != 400 || !strings.HasPrefix(body.Message, c.names+": ") {

@@ -2,14 +2,16 @@
 // with timeouts, request size limits, JSON errors, TLS (plain HTTP only when
 // asked for), a graceful shutdown, Kubernetes authentication (TokenReview
 // with the API's own audiences) and authorisation (SubjectAccessReview). It
-// serves the release gates; the other endpoints of DESIGN.md add their
-// routes the same way.
+// serves the release gates and the OpenAPI document itself, and mounts the
+// jobs, each a package of its own: the dashboard and read endpoints
+// (dashboard), ingest and the Alertmanager receiver (ingestapi), the work
+// queue (work), and MCP and the tool endpoint (agents). What they share is
+// in package base; they never import each other.
 package httpapi
 
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	stdlog "log"
@@ -26,14 +28,18 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/claim"
+	"github.com/alertbridge/alertbridge/internal/httpapi/agents"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
+	"github.com/alertbridge/alertbridge/internal/httpapi/dashboard"
+	"github.com/alertbridge/alertbridge/internal/httpapi/ingestapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/work"
 	"github.com/alertbridge/alertbridge/internal/intake"
 )
 
 // Limits of the server.
 const (
-	MaxRequestBytes   = 1 << 20
+	// MaxRequestBytes bounds a request's body.
+	MaxRequestBytes   = base.MaxRequestBytes
 	maxHeaderBytes    = 64 << 10
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 15 * time.Second
@@ -97,17 +103,18 @@ type Config struct {
 	Audiences []string
 }
 
+// History is the PostgreSQL mirror's read side (*mirror.Store); see
+// dashboard.History.
+type History = dashboard.History
+
 // Server is the HTTP API; it is a manager.Runnable.
 type Server struct {
 	cfg    Config
 	mux    *http.ServeMux
 	routes []string
 	reader client.Reader
-	auth   *Authenticator
+	auth   *base.Authenticator
 	clock  clock.PassiveClock
-	// seen remembers the Alerts this replica's claims took, so an agent's
-	// ack or renew that comes back to it writes without reading first.
-	seen *claim.Seen
 	// state is where Start is: starting, serving or draining.
 	state atomic.Int32
 	// doc is the OpenAPI document, built on first request.
@@ -126,8 +133,8 @@ const (
 // manager's cache); auth checks callers. Only ForManager calls it, so
 // neither a test nor another package can build a server that is wired
 // otherwise than `alertbridge serve` wires it.
-func newServer(cfg Config, reader client.Reader, auth *Authenticator) *Server {
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), reader: reader, auth: auth, clock: clock.RealClock{}, seen: claim.NewSeen(claimsSeen)}
+func newServer(cfg Config, reader client.Reader, auth *base.Authenticator) *Server {
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), reader: reader, auth: auth, clock: clock.RealClock{}}
 	s.register()
 	return s
 }
@@ -143,30 +150,44 @@ func (s *Server) handle(pattern string, h http.Handler) {
 // they were registered; documentation and tests walk them.
 func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
+// mux is where the jobs mount their routes (base.Mux): on the server's.
+type mux struct{ s *Server }
+
+func (m mux) Handle(pattern string, h http.Handler) { m.s.handle(pattern, h) }
+
+// register mounts the jobs, each given what it reads and writes with.
 func (s *Server) register() {
-	s.readRoutes() // list, dashboard, open incidents, the page
+	m := mux{s}
+	board := &dashboard.Board{
+		Reader: s.reader, Auth: s.auth, Clock: s.clock,
+		History: s.cfg.History, Anonymous: s.cfg.DashboardAnonymous, Client: s.cfg.Client,
+	}
+	board.Routes(m) // list, dashboard, open incidents, trends, the page
 	gate := s.auth.Require(GateAccess(s.cfg.GateAnonymous), http.HandlerFunc(s.serveGate))
 	s.handle("GET "+GatePath, gate)
 	s.handle("POST "+GatePath, gate)
+	var ingester agents.Ingester
 	if s.cfg.Intake != nil {
-		s.handle("POST /v1/alerts", s.auth.Require(Access{
-			Group: v1.GroupVersion.Group, Resource: "alerts", Verb: "create",
-			Namespace: s.ingestNamespace, Name: noName,
-		}, http.HandlerFunc(s.serveIngest)))
-		s.handle("POST /v1/alertmanager", http.HandlerFunc(s.serveAlertmanager))
+		receiver := &ingestapi.Receiver{
+			Intake: s.cfg.Intake, Reader: s.reader, Auth: s.auth, Clock: s.clock, DefaultNamespace: s.cfg.DefaultNamespace,
+		}
+		receiver.Routes(m) // POST /v1/alerts, POST /v1/alertmanager
+		ingester = receiver
 	}
 	if s.cfg.Client != nil {
-		s.workRoutes()                                                    // claim, renew, ack, fail, to-incident, incidents
-		s.actionRoutes()                                                  // the page's permissions and bypass
-		s.handle("POST /v1/tools/execute", http.HandlerFunc(s.serveTool)) // tools called by name (alert_ingest_tool, …)
-		mcp := s.mcpHandler()
-		s.handle("POST /mcp", mcp)
-		s.handle("GET /mcp", mcp) // 405: the MCP endpoint is stateless, see mcp.go
+		queue := work.New(work.Queue{Client: s.cfg.Client, Reader: s.reader, Auth: s.auth, Clock: s.clock})
+		queue.Routes(m)       // claim, renew, ack, fail, to-incident, incidents
+		board.ActionRoutes(m) // the page's permissions and bypass
+		protocols := &agents.Protocols{
+			Reader: s.reader, Auth: s.auth, Clock: s.clock, DefaultNamespace: s.cfg.DefaultNamespace,
+			Work: queue, Reads: board, Ingest: ingester,
+		}
+		protocols.Routes(m) // the tool endpoint, MCP
 	}
 	s.handle("GET /openapi.json", http.HandlerFunc(s.serveOpenAPI))
 	// Unmatched paths get a JSON error like every other answer.
 	s.mux.Handle("/", instrument(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, http.StatusNotFound, "no endpoint "+r.Method+" "+r.URL.Path)
+		base.WriteError(w, http.StatusNotFound, "no endpoint "+r.Method+" "+r.URL.Path)
 	})))
 }
 
@@ -305,33 +326,13 @@ func (s *Server) shutdownTimeout() time.Duration {
 	return s.cfg.ShutdownTimeout
 }
 
-// ErrorBody is every error response.
-type ErrorBody struct {
-	Code    int    `json:"code"`
-	Reason  string `json:"reason"`
-	Message string `json:"message"`
-}
-
-// WriteError answers with a JSON error body.
-func WriteError(w http.ResponseWriter, code int, msg string) {
-	WriteJSON(w, code, ErrorBody{Code: code, Reason: http.StatusText(code), Message: msg})
-}
-
-// WriteJSON answers with v as JSON.
-func WriteJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 // GatePath is the release gate's route.
 const GatePath = "/v1/gates/{namespace}/{slopolicy}"
 
 // GateAccess is who may read a release gate: whoever may get the
 // SLOPolicy, as kubectl would need it (anyone, with anonymous).
-func GateAccess(anonymous bool) Access {
-	return Access{
+func GateAccess(anonymous bool) base.Access {
+	return base.Access{
 		Group: "ops.alertbridge.io", Resource: "slopolicies", Verb: "get",
 		Namespace: pathValue("namespace"), Name: pathValue("slopolicy"),
 		AllowAnonymous: anonymous,

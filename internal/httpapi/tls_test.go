@@ -30,6 +30,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/certs"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/internal/serve"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
@@ -249,7 +250,7 @@ func TestTokenAudience(t *testing.T) {
 		t.Fatal("the API server did not say its own audiences")
 	}
 	elsewhere := tokenFor(t, f.ns, "rollouts", "elsewhere")
-	both := tokenFor(t, f.ns, "rollouts", "elsewhere", httpapi.DefaultAudience)
+	both := tokenFor(t, f.ns, "rollouts", "elsewhere", base.DefaultAudience)
 
 	byDefault := newServer(t, false)
 	for _, tc := range []struct {
@@ -272,7 +273,7 @@ func TestTokenAudience(t *testing.T) {
 	}
 
 	// --api-audiences=elsewhere: now only that audience.
-	other := authenticated(t, &httpapi.Authenticator{Client: apiCS, Audiences: []string{"elsewhere"}})
+	other := authenticated(t, &base.Authenticator{Client: apiCS, Audiences: []string{"elsewhere"}})
 	if code, _ := call(t, other, http.MethodGet, path, f.allowed); code != http.StatusUnauthorized {
 		t.Errorf("alertbridge token with --api-audiences=elsewhere: %d", code)
 	}
@@ -281,8 +282,8 @@ func TestTokenAudience(t *testing.T) {
 	}
 	// Adding the API server's audience (the OIDC setting in the README)
 	// lets its tokens in too.
-	withAPI := authenticated(t, &httpapi.Authenticator{
-		Client: apiCS, Audiences: append([]string{httpapi.DefaultAudience}, apiAudiences...),
+	withAPI := authenticated(t, &base.Authenticator{
+		Client: apiCS, Audiences: append([]string{base.DefaultAudience}, apiAudiences...),
 	})
 	for name, tok := range map[string]string{"the API server's audience": apiServers, "audience alertbridge": f.allowed} {
 		if code, _ := call(t, withAPI, http.MethodGet, path, tok); code != http.StatusOK {

@@ -20,6 +20,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/agents"
 	"github.com/alertbridge/alertbridge/internal/query"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
@@ -68,16 +69,16 @@ func toolCall(t testing.TB, call, ref string) map[string]any {
 	return body
 }
 
-func (a *agentAPI) tool(t testing.TB, c caller, call, ref string) (int, httpapi.ToolResult) {
+func (a *agentAPI) tool(t testing.TB, c caller, call, ref string) (int, agents.ToolResult) {
 	t.Helper()
-	var res httpapi.ToolResult
+	var res agents.ToolResult
 	code := a.call(t, c, http.MethodPost, "/v1/tools/execute", toolCall(t, call, ref), &res)
 	return code, res
 }
 
 // curl runs one of the runbook's curl commands with bash against the API,
 // adding the token and the CA.
-func (a *agentAPI) curl(t testing.TB, c caller, cmd string) httpapi.ToolResult {
+func (a *agentAPI) curl(t testing.TB, c caller, cmd string) agents.ToolResult {
 	t.Helper()
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.crt")
@@ -90,7 +91,7 @@ func (a *agentAPI) curl(t testing.TB, c caller, cmd string) httpapi.ToolResult {
 	if err != nil {
 		t.Fatalf("%s: %v: %s", cmd, err, out)
 	}
-	var res httpapi.ToolResult
+	var res agents.ToolResult
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("%s: %s: %v", cmd, out, err)
 	}
@@ -202,7 +203,7 @@ func TestRunbookExamplesVerbatim(t *testing.T) {
 	}, settle, poll).Should(gomega.Succeed())
 
 	// Validation failures: 200, accepted false, every field named.
-	var bad httpapi.ToolResult
+	var bad agents.ToolResult
 	if code := api.call(t, ops, http.MethodPost, "/v1/tools/execute", map[string]any{
 		"tool": "alert_ingest_tool", "action": "ingest", "namespace": ns, "kind": "Bad Kind", "title": "x",
 	}, &bad); code != http.StatusOK || bad.Accepted || len(bad.Errors) != 2 {

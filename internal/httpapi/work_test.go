@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
@@ -30,14 +30,14 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 	oncall := roleCaller(t, ns, "oncall", "oncall")
 	viewer := roleCaller(t, ns, "viewer", "viewer")
 
-	var empty httpapi.ClaimResult
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", httpapi.ClaimRequest{Namespace: ns}, &empty); code != http.StatusOK ||
+	var empty base.ClaimResult
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns}, &empty); code != http.StatusOK ||
 		!empty.NothingToClaim || empty.Count != 0 || empty.Alerts == nil {
 		t.Fatalf("nothing to claim: %d %+v", code, empty)
 	}
 
 	names := newAlerts(t, ns, 4)
-	var got httpapi.ClaimResult
+	var got base.ClaimResult
 	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", map[string]any{
 		"namespace": ns, "limit": 3, "owner": "sofiia-supervisor", "lockTTL": "10m", "windowMinutes": 240, "statusIn": []string{"new"},
 		"service": "gateway", "env": "prod",
@@ -56,28 +56,28 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 	held := got.Alerts[0]
 
 	// Someone else: 409 naming the holder and the lease expiry.
-	var p httpapi.Problem
-	if code := api.call(t, other, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/ack", httpapi.AckRequest{Owner: "sofiia-supervisor"}, &p); code != http.StatusConflict ||
+	var p base.Problem
+	if code := api.call(t, other, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/ack", base.AckRequest{Owner: "sofiia-supervisor"}, &p); code != http.StatusConflict ||
 		p.Holder == nil || p.Holder.User != agent.user || p.Holder.Owner != "sofiia-supervisor" || p.LeaseExpiresAt == nil ||
 		!strings.Contains(p.Message, "is held by "+agent.user+" (owner sofiia-supervisor) until "+p.LeaseExpiresAt.Format(time.RFC3339)) {
 		t.Fatalf("steal: %d %+v", code, p)
 	}
 	// The holder's other loop (another owner name) is kept out too.
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/fail", httpapi.FailRequest{Owner: "other-loop"}, &p); code != http.StatusConflict {
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/fail", base.FailRequest{Owner: "other-loop"}, &p); code != http.StatusConflict {
 		t.Fatalf("other owner: %d %+v", code, p)
 	}
 
-	var w httpapi.WorkAlert
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/renew", httpapi.RenewRequest{Owner: "sofiia-supervisor", LockTTL: "20m"}, &w); code != http.StatusOK ||
+	var w base.WorkAlert
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/renew", base.RenewRequest{Owner: "sofiia-supervisor", LockTTL: "20m"}, &w); code != http.StatusOK ||
 		w.Lease == nil || w.Lease.DurationSeconds != 1200 {
 		t.Fatalf("renew: %d %+v", code, w)
 	}
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/fail", httpapi.FailRequest{Owner: "sofiia-supervisor", Error: "gateway timeout", RetryAfter: "5m"}, &w); code != http.StatusOK ||
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/fail", base.FailRequest{Owner: "sofiia-supervisor", Error: "gateway timeout", RetryAfter: "5m"}, &w); code != http.StatusOK ||
 		w.Phase != string(v1.AlertFailed) || w.LastError != "gateway timeout" || w.RetryAfter == nil {
 		t.Fatalf("fail: %d %+v", code, w)
 	}
 	second := got.Alerts[1]
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+second.Name+"/ack", httpapi.AckRequest{Owner: "sofiia-supervisor", Note: "fixed"}, &w); code != http.StatusOK ||
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+second.Name+"/ack", base.AckRequest{Owner: "sofiia-supervisor", Note: "fixed"}, &w); code != http.StatusOK ||
 		w.Phase != string(v1.AlertAcked) || w.AckBy != agent.user || w.AckNote != "fixed" {
 		t.Fatalf("ack: %d %+v", code, w)
 	}
@@ -94,17 +94,17 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 			unheld = n
 		}
 	}
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+unheld+"/ack", httpapi.AckRequest{Note: "false positive"}, &p); code != http.StatusForbidden ||
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+unheld+"/ack", base.AckRequest{Note: "false positive"}, &p); code != http.StatusForbidden ||
 		!strings.Contains(p.Message, "needs the acknowledge verb on alerts/status") {
 		t.Fatalf("agent acks unheld: %d %+v", code, p)
 	}
-	if code := api.call(t, oncall, http.MethodPost, "/v1/alerts/"+ns+"/"+unheld+"/ack", httpapi.AckRequest{Note: "false positive"}, &w); code != http.StatusOK ||
+	if code := api.call(t, oncall, http.MethodPost, "/v1/alerts/"+ns+"/"+unheld+"/ack", base.AckRequest{Note: "false positive"}, &w); code != http.StatusOK ||
 		w.AckBy != oncall.user {
 		t.Fatalf("oncall acks unheld: %d %+v", code, w)
 	}
 
 	// 403 names the verb and the resource; 404; 400 names the fields.
-	if code := api.call(t, viewer, http.MethodPost, "/v1/alerts/claim", httpapi.ClaimRequest{Namespace: ns}, &p); code != http.StatusForbidden ||
+	if code := api.call(t, viewer, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns}, &p); code != http.StatusForbidden ||
 		!strings.Contains(p.Message, `cannot patch resource "alerts/status"`) {
 		t.Fatalf("viewer claims: %d %+v", code, p)
 	}
@@ -142,11 +142,11 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 	if a := getAlert(t, ns, last.Name); len(incs.Items) != 0 || a.Status.IncidentRef != nil {
 		t.Fatalf("a refused conversion left %d Incidents and incidentRef %+v", len(incs.Items), a.Status.IncidentRef)
 	}
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+last.Name+"/ack", httpapi.AckRequest{Owner: "sofiia-supervisor", Note: "escalated"}, &w); code != http.StatusOK {
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+last.Name+"/ack", base.AckRequest{Owner: "sofiia-supervisor", Note: "escalated"}, &w); code != http.StatusOK {
 		t.Fatalf("ack: %d %+v", code, w)
 	}
-	var conv httpapi.ToIncidentResult
-	if code := api.call(t, oncall, http.MethodPost, "/v1/alerts/"+ns+"/"+last.Name+"/to-incident", httpapi.ToIncidentRequest{SeverityCap: "P1", DedupeWindow: "60m"}, &conv); code != http.StatusOK ||
+	var conv base.ToIncidentResult
+	if code := api.call(t, oncall, http.MethodPost, "/v1/alerts/"+ns+"/"+last.Name+"/to-incident", base.ToIncidentRequest{SeverityCap: "P1", DedupeWindow: "60m"}, &conv); code != http.StatusOK ||
 		!conv.Created || !conv.Appended || conv.Incident.Name == "" || conv.Triage.Runs != 0 {
 		t.Fatalf("to-incident: %d %+v", code, conv)
 	}
@@ -154,11 +154,11 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 		t.Fatalf("incidentRef %+v", a.Status.IncidentRef)
 	}
 	incPath := "/v1/incidents/" + ns + "/" + conv.Incident.Name
-	var inc httpapi.WorkIncident
-	if code := api.call(t, agent, http.MethodPost, incPath+"/note", httpapi.IncidentNoteRequest{Note: "looking"}, &p); code != http.StatusForbidden {
+	var inc base.WorkIncident
+	if code := api.call(t, agent, http.MethodPost, incPath+"/note", base.IncidentNoteRequest{Note: "looking"}, &p); code != http.StatusForbidden {
 		t.Fatalf("agent notes: %d %+v", code, p)
 	}
-	if code := api.call(t, oncall, http.MethodPost, incPath+"/note", httpapi.IncidentNoteRequest{Note: "looking"}, &inc); code != http.StatusOK || inc.Note != "looking" {
+	if code := api.call(t, oncall, http.MethodPost, incPath+"/note", base.IncidentNoteRequest{Note: "looking"}, &inc); code != http.StatusOK || inc.Note != "looking" {
 		t.Fatalf("note: %d %+v %+v", code, inc, p)
 	}
 	// The operator wrote both entries, each in the caller's name.
@@ -170,18 +170,18 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 			t.Fatalf("the %s entry names its author: %+v", typ, stored.Status.Timeline)
 		}
 	}
-	if code := api.call(t, oncall, http.MethodPost, incPath+"/state", httpapi.IncidentStateRequest{State: "mitigating", Note: "rolled back"}, &inc); code != http.StatusOK ||
+	if code := api.call(t, oncall, http.MethodPost, incPath+"/state", base.IncidentStateRequest{State: "mitigating", Note: "rolled back"}, &inc); code != http.StatusOK ||
 		inc.State != string(v1.IncidentMitigating) {
 		t.Fatalf("state: %d %+v", code, inc)
 	}
-	if code := api.call(t, oncall, http.MethodPost, incPath+"/close", httpapi.IncidentCloseRequest{}, &p); code != http.StatusBadRequest || p.Errors[0].Field != "note" {
+	if code := api.call(t, oncall, http.MethodPost, incPath+"/close", base.IncidentCloseRequest{}, &p); code != http.StatusBadRequest || p.Errors[0].Field != "note" {
 		t.Fatalf("close without a note: %d %+v", code, p)
 	}
-	if code := api.call(t, oncall, http.MethodPost, incPath+"/close", httpapi.IncidentCloseRequest{Note: "fixed upstream"}, &inc); code != http.StatusOK ||
+	if code := api.call(t, oncall, http.MethodPost, incPath+"/close", base.IncidentCloseRequest{Note: "fixed upstream"}, &inc); code != http.StatusOK ||
 		inc.State != string(v1.IncidentClosed) {
 		t.Fatalf("close: %d %+v", code, inc)
 	}
-	if code := api.call(t, oncall, http.MethodPost, incPath+"/close", httpapi.IncidentCloseRequest{Note: "again"}, &p); code != http.StatusConflict {
+	if code := api.call(t, oncall, http.MethodPost, incPath+"/close", base.IncidentCloseRequest{Note: "again"}, &p); code != http.StatusConflict {
 		t.Fatalf("close twice: %d %+v", code, p)
 	}
 }
@@ -194,8 +194,8 @@ func TestClaimAcrossNamespacesKeepsToTheCallers(t *testing.T) {
 	agent := roleCaller(t, mine, "supervisor", "agent")
 	newAlerts(t, mine, 2)
 	newAlerts(t, theirs, 2)
-	var got httpapi.ClaimResult
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", httpapi.ClaimRequest{Limit: 10}, &got); code != http.StatusOK || got.Count != 2 {
+	var got base.ClaimResult
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Limit: 10}, &got); code != http.StatusOK || got.Count != 2 {
 		t.Fatalf("claim: %d %+v", code, got)
 	}
 	for _, a := range got.Alerts {
@@ -227,8 +227,8 @@ func TestEightAgentsDrainAThousandAlerts(t *testing.T) {
 		wg.Go(func() {
 			owner := fmt.Sprintf("loop-%d", i)
 			for {
-				var got httpapi.ClaimResult
-				if code := api.call(t, c, http.MethodPost, "/v1/alerts/claim", httpapi.ClaimRequest{Namespace: ns, Limit: batch, Owner: owner}, &got); code != http.StatusOK {
+				var got base.ClaimResult
+				if code := api.call(t, c, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns, Limit: batch, Owner: owner}, &got); code != http.StatusOK {
 					t.Errorf("claim: %d %+v", code, got)
 					return
 				}
@@ -239,8 +239,8 @@ func TestEightAgentsDrainAThousandAlerts(t *testing.T) {
 					mu.Lock()
 					claimedBy[a.Name] = append(claimedBy[a.Name], owner)
 					mu.Unlock()
-					var w httpapi.WorkAlert
-					if code := api.call(t, c, http.MethodPost, "/v1/alerts/"+ns+"/"+a.Name+"/ack", httpapi.AckRequest{Owner: owner, Note: "done"}, &w); code != http.StatusOK {
+					var w base.WorkAlert
+					if code := api.call(t, c, http.MethodPost, "/v1/alerts/"+ns+"/"+a.Name+"/ack", base.AckRequest{Owner: owner, Note: "done"}, &w); code != http.StatusOK {
 						t.Errorf("ack %s: %d %+v", a.Name, code, w)
 					}
 				}

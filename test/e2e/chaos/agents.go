@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 )
 
 // Agent behaviour: leases short enough to expire during the run, retries
@@ -149,9 +149,9 @@ func (a *agent) call(ctx context.Context, op, ref, method, path, token string, b
 
 func (a *agent) loop(ctx context.Context) {
 	for ctx.Err() == nil {
-		var res httpapi.ClaimResult
+		var res base.ClaimResult
 		code, seq := a.call(ctx, "claim", "", http.MethodPost, "/v1/alerts/claim", a.token,
-			httpapi.ClaimRequest{Namespace: a.run.ns, Limit: agentBatch, Owner: a.name, LockTTL: agentLease}, &res)
+			base.ClaimRequest{Namespace: a.run.ns, Limit: agentBatch, Owner: a.name, LockTTL: agentLease}, &res)
 		if code == 0 || code >= 500 {
 			// The claim may have taken Alerts nobody will hear of: their
 			// leases expire and the operator hands them back.
@@ -198,11 +198,11 @@ func (a *agent) work(ctx context.Context, r *claimRecord) {
 		op = "fail"
 	}
 	sent := time.Now()
-	var body any = httpapi.AckRequest{Owner: a.name, Note: "chaos: handled"}
+	var body any = base.AckRequest{Owner: a.name, Note: "chaos: handled"}
 	if op == "fail" {
-		body = httpapi.FailRequest{Owner: a.name, Error: "chaos: handler failed", RetryAfter: agentRetryAfter}
+		body = base.FailRequest{Owner: a.name, Error: "chaos: handler failed", RetryAfter: agentRetryAfter}
 	}
-	var w httpapi.WorkAlert
+	var w base.WorkAlert
 	code, seq := a.call(ctx, op, r.ref, http.MethodPost, "/v1/alerts/"+r.ref+"/"+op, a.token, body, &w)
 	if code == http.StatusOK || code == 0 || code >= 500 {
 		// Sent: it may have released the lease even without an answer.
@@ -217,8 +217,8 @@ func (a *agent) work(ctx context.Context, r *claimRecord) {
 }
 
 func (a *agent) convert(ctx context.Context, r *claimRecord) {
-	var res httpapi.ToIncidentResult
-	code, seq := a.call(ctx, "to-incident", r.ref, http.MethodPost, "/v1/alerts/"+r.ref+"/to-incident", a.oncall, httpapi.ToIncidentRequest{}, &res)
+	var res base.ToIncidentResult
+	code, seq := a.call(ctx, "to-incident", r.ref, http.MethodPost, "/v1/alerts/"+r.ref+"/to-incident", a.oncall, base.ToIncidentRequest{}, &res)
 	if code == http.StatusOK && (res.Created || res.Appended) {
 		a.run.claims.addConversion(conversion{alert: r.ref, incident: res.Incident.IncidentRef, seq: seq})
 	}
@@ -228,7 +228,7 @@ func (a *agent) convert(ctx context.Context, r *claimRecord) {
 // pipeline's identity would need get on slopolicies too).
 func (a *agent) gate(ctx context.Context, policy string) {
 	for ctx.Err() == nil {
-		var g httpapi.Gate
+		var g base.Gate
 		code, seq := a.call(ctx, "gate", policy, http.MethodGet, "/v1/gates/"+a.run.ns+"/"+policy, a.oncall, nil, &g)
 		if code == http.StatusOK {
 			a.run.gates.add(g, seq)
@@ -247,11 +247,11 @@ type gateLog struct {
 }
 
 type gateAnswer struct {
-	gate httpapi.Gate
+	gate base.Gate
 	seq  int64
 }
 
-func (g *gateLog) add(v httpapi.Gate, seq int64) {
+func (g *gateLog) add(v base.Gate, seq int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.answers = append(g.answers, gateAnswer{v, seq})

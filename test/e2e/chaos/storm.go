@@ -13,7 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
+	"github.com/alertbridge/alertbridge/internal/httpapi/ingestapi"
 )
 
 // outcome is what the answers say of one occurrence.
@@ -200,7 +201,7 @@ func (s *sender) post(ctx context.Context, op, url, key string, body []byte, ids
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
-		req.Header.Set(httpapi.IdempotencyKeyHeader, key)
+		req.Header.Set(base.IdempotencyKeyHeader, key)
 	}
 	resp, err := s.hc.Do(req)
 	var data []byte
@@ -268,14 +269,14 @@ func (s *sender) classify(code int, data []byte, ids []string, seq int64, batch 
 	outcomes := make([]outcome, len(ids))
 	switch {
 	case !batch:
-		var eb httpapi.ErrorBody
+		var eb base.ErrorBody
 		_ = json.Unmarshal(data, &eb)
 		outcomes[0] = itemOutcome(code, eb.Message)
 	default:
 		// Batches answer per item, 200 or a 5xx when any item failed.
 		var items []string
-		var br httpapi.BatchResult
-		var ar httpapi.AlertmanagerResponse
+		var br ingestapi.BatchResult
+		var ar ingestapi.AlertmanagerResponse
 		if json.Unmarshal(data, &br) == nil && len(br.Results) == len(ids) {
 			for _, r := range br.Results {
 				items = append(items, r.Error)

@@ -25,7 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/kube"
 	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
@@ -114,7 +114,7 @@ func (e *Env) waitBound(ctx context.Context, u *User, clusterRole string) error 
 }
 
 // Token mints a token for u bound to audience ("" is the API server's own,
-// httpapi.DefaultAudience is what the HTTP API accepts).
+// base.DefaultAudience is what the HTTP API accepts).
 func (u *User) Token(ctx context.Context, audience string) (string, error) {
 	cs, err := kubernetes.NewForConfig(u.env.Control.Admin)
 	if err != nil {
@@ -133,7 +133,7 @@ func (u *User) Token(ctx context.Context, audience string) (string, error) {
 
 // APIToken is a token the HTTP API accepts (audience alertbridge).
 func (u *User) APIToken(ctx context.Context) (string, error) {
-	return u.Token(ctx, httpapi.DefaultAudience)
+	return u.Token(ctx, base.DefaultAudience)
 }
 
 // Client is a client of u's own (its own connection and rate limiter).

@@ -1,4 +1,4 @@
-package httpapi
+package dashboard
 
 import (
 	"context"
@@ -10,11 +10,12 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/slo"
 )
 
 // The page's actions. Ack, convert, note, resolve and close go through the
-// work-queue endpoints (work_actions.go); this file adds what the page needs
+// work-queue endpoints (package work); this file adds what the page needs
 // besides: which buttons a token's user may see, and the emergency bypass.
 // Both judge the caller as kubectl would (see docs/adr/two-identities.md): the buttons are the
 // answers of SubjectAccessReviews the server makes for the token's user, the
@@ -69,14 +70,14 @@ type BypassResult struct {
 // stranger) costs three reviews per namespace — patch alerts/status, patch
 // incidents, patch slopolicies — and one who may do everything nine; the
 // cache answers a question asked twice.
-func actionNeeds(ns string) map[string][]access {
-	return map[string][]access{
-		"ack": {{"patch", "alerts/status", ns, ""}, {"acknowledge", "alerts/status", ns, ""}},
-		"convert": {{"patch", "alerts/status", ns, ""}, {"create", "incidents", ns, ""}, {"patch", "incidents/status", ns, ""},
-			{"list", "incidents", ns, ""}, {"get", "alerts", ns, ""}},
-		"note":   {{"patch", "incidents", ns, ""}, {"patch", "incidents/status", ns, ""}},
-		"state":  {{"patch", "incidents", ns, ""}},
-		"bypass": {{"patch", resSLOPolicies, ns, ""}, {"get", resSLOPolicies, ns, ""}},
+func actionNeeds(ns string) map[string][]base.Need {
+	return map[string][]base.Need{
+		"ack": {base.NeedOf("patch", "alerts/status", ns, ""), base.NeedOf("acknowledge", "alerts/status", ns, "")},
+		"convert": {base.NeedOf("patch", "alerts/status", ns, ""), base.NeedOf("create", "incidents", ns, ""), base.NeedOf("patch", "incidents/status", ns, ""),
+			base.NeedOf("list", "incidents", ns, ""), base.NeedOf("get", "alerts", ns, "")},
+		"note":   {base.NeedOf("patch", "incidents", ns, ""), base.NeedOf("patch", "incidents/status", ns, "")},
+		"state":  {base.NeedOf("patch", "incidents", ns, "")},
+		"bypass": {base.NeedOf("patch", resSLOPolicies, ns, ""), base.NeedOf("get", resSLOPolicies, ns, "")},
 	}
 }
 
@@ -84,41 +85,41 @@ func actionNeeds(ns string) map[string][]access {
 // call makes do not depend on map order.
 var actionOrder = []string{"ack", "convert", "note", "state", "bypass"}
 
-// actionRoutes serve the page's permissions and the bypass.
-func (s *Server) actionRoutes() {
-	s.handle("GET /v1/permissions", s.action(func(ctx context.Context, u *User, r *http.Request) (any, error) {
+// ActionRoutes serve the page's permissions and the bypass.
+func (s *Board) ActionRoutes(m base.Mux) {
+	m.Handle("GET /v1/permissions", base.Action(s.Auth, func(ctx context.Context, u *base.User, r *http.Request) (any, error) {
 		return s.permissions(ctx, u, r.URL.Query()["namespace"])
 	}))
-	s.handle("POST /v1/slopolicies/{namespace}/{name}/bypass", s.action(func(ctx context.Context, u *User, r *http.Request) (any, error) {
+	m.Handle("POST /v1/slopolicies/{namespace}/{name}/bypass", base.Action(s.Auth, func(ctx context.Context, u *base.User, r *http.Request) (any, error) {
 		var req BypassRequest
-		if err := decodeBody(r, &req); err != nil {
+		if err := base.DecodeBody(r, &req); err != nil {
 			return nil, err
 		}
-		return s.bypass(ctx, u, pathRef(r), req)
+		return s.bypass(ctx, u, base.PathRef(r), req)
 	}))
 }
 
 // permissions answers which buttons u sees in each namespace.
-func (s *Server) permissions(ctx context.Context, u *User, nss []string) (*Permissions, error) {
+func (s *Board) permissions(ctx context.Context, u *base.User, nss []string) (*Permissions, error) {
 	var errs field.ErrorList
 	if len(nss) == 0 {
 		errs = append(errs, field.Required(field.NewPath("namespace"), "name one or more namespaces"))
 	}
-	if len(nss) > MaxReviewedNamespaces {
-		errs = append(errs, field.TooMany(field.NewPath("namespace"), len(nss), MaxReviewedNamespaces))
+	if len(nss) > base.MaxReviewedNamespaces {
+		errs = append(errs, field.TooMany(field.NewPath("namespace"), len(nss), base.MaxReviewedNamespaces))
 	}
 	for _, ns := range nss {
-		errs = append(errs, dnsLabel(field.NewPath("namespace"), ns, true)...)
+		errs = append(errs, base.DNSLabel(field.NewPath("namespace"), ns, true)...)
 	}
 	if len(errs) > 0 {
-		return nil, invalid(errs)
+		return nil, base.Invalid(errs)
 	}
 	out := &Permissions{User: u.Username, Namespaces: map[string]NamespaceActions{}}
 	for _, ns := range nss {
 		var a NamespaceActions
 		needs := actionNeeds(ns)
 		for _, name := range actionOrder {
-			ok, err := s.allowed(ctx, u, needs[name]...)
+			ok, err := s.Auth.May(ctx, u, needs[name]...)
 			if err != nil {
 				return nil, err
 			}
@@ -146,8 +147,8 @@ func (s *Server) permissions(ctx context.Context, u *User, nss []string) (*Permi
 // bypass is POST /v1/slopolicies/{namespace}/{name}/bypass: what
 // `alertbridge slo bypass` needs (get and patch the SLOPolicy), the bypass
 // recorded in the caller's name.
-func (s *Server) bypass(ctx context.Context, u *User, at ref, r BypassRequest) (*BypassResult, error) {
-	errs := at.validate(field.NewPath("slopolicy"))
+func (s *Board) bypass(ctx context.Context, u *base.User, at base.Ref, r BypassRequest) (*BypassResult, error) {
+	errs := at.Validate(field.NewPath("slopolicy"))
 	var d time.Duration
 	switch {
 	case r.Clear && (r.Reason != "" || r.For != ""):
@@ -156,43 +157,43 @@ func (s *Server) bypass(ctx context.Context, u *User, at ref, r BypassRequest) (
 		if strings.TrimSpace(r.Reason) == "" {
 			errs = append(errs, field.Required(field.NewPath("reason"), "a bypass must say why"))
 		}
-		errs = append(errs, tooLong(field.NewPath("reason"), r.Reason, 1024)...)
+		errs = append(errs, base.TooLong(field.NewPath("reason"), r.Reason, 1024)...)
 		if r.For == "" {
 			errs = append(errs, field.Required(field.NewPath("for"), "how long the bypass lasts, e.g. 2h"))
 		} else {
 			var ferr *field.Error
-			if d, ferr = duration(field.NewPath("for"), r.For, time.Minute, 30*24*time.Hour); ferr != nil {
+			if d, ferr = base.Duration(field.NewPath("for"), r.For, time.Minute, 30*24*time.Hour); ferr != nil {
 				errs = append(errs, ferr)
 			}
 		}
 	}
 	if len(errs) > 0 {
-		return nil, invalid(errs)
+		return nil, base.Invalid(errs)
 	}
-	if err := s.authorize(ctx, u, access{"get", resSLOPolicies, at.ns, at.name}, access{"patch", resSLOPolicies, at.ns, at.name}); err != nil {
+	if err := s.Auth.Check(ctx, u, base.NeedOf("get", resSLOPolicies, at.Namespace, at.Name), base.NeedOf("patch", resSLOPolicies, at.Namespace, at.Name)); err != nil {
 		return nil, err
 	}
 	res := &BypassResult{PolicyRef: at.String()}
 	var ann map[string]string
 	if r.Clear {
-		res.Message = fmt.Sprintf("slopolicy/%s: bypass cleared by %s", at.name, u.Username)
+		res.Message = fmt.Sprintf("slopolicy/%s: bypass cleared by %s", at.Name, u.Username)
 	} else {
 		var p v1.SLOPolicy
-		if err := s.cfg.Client.Get(ctx, at.key(), &p); err != nil {
+		if err := s.Client.Get(ctx, at.Key(), &p); err != nil {
 			return nil, err
 		}
 		if limit := slo.MaxBypass(&p); d > limit {
 			d, res.Capped = limit, true
 		}
-		until := s.clock.Now().Add(d).UTC().Truncate(time.Second)
+		until := s.Clock.Now().Add(d).UTC().Truncate(time.Second)
 		ann = slo.BypassAnnotations(until, r.Reason, u.Username)
 		res.Active, res.Until = true, &until
-		res.Message = fmt.Sprintf("slopolicy/%s: release gate bypassed until %s by %s: %s", at.name, until.Format(time.RFC3339), u.Username, r.Reason)
+		res.Message = fmt.Sprintf("slopolicy/%s: release gate bypassed until %s by %s: %s", at.Name, until.Format(time.RFC3339), u.Username, r.Reason)
 		if res.Capped {
 			res.Message += " (capped at gate.maxBypass " + d.String() + ")"
 		}
 	}
-	if _, err := slo.WriteBypass(ctx, s.cfg.Client, at.key(), ann); err != nil {
+	if _, err := slo.WriteBypass(ctx, s.Client, at.Key(), ann); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -1,4 +1,4 @@
-package httpapi
+package agents
 
 import (
 	"bytes"
@@ -8,20 +8,15 @@ import (
 	"errors"
 	"maps"
 	"net/http"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/alertbridge/alertbridge/internal/clip"
-	"github.com/alertbridge/alertbridge/internal/ingest"
-	"github.com/alertbridge/alertbridge/internal/intake"
-	"github.com/alertbridge/alertbridge/internal/metrics"
-	"github.com/alertbridge/alertbridge/internal/policy"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/query"
 )
 
@@ -53,14 +48,14 @@ type ToolRequest struct {
 	// namespace of an alert_ref or incident_ref given as a bare name.
 	Namespace string `json:"namespace,omitempty" jsonschema:"namespace: where to ingest (default: the API's default namespace), list or claim (default: all you may); the namespace of a bare alert_ref"`
 
-	WindowMinutes  *int64   `json:"window_minutes,omitempty" jsonschema:"list, claim, dashboard: only Alerts last seen within this many minutes (default 240; 0: no window)"`
-	StatusIn       toolList `json:"status_in,omitempty" jsonschema:"list: only these statuses (new, processing, acked, failed); a list or a comma-separated string"`
-	Env            string   `json:"env,omitempty" jsonschema:"ingest: the alert's env; list, claim: only this env"`
-	Source         string   `json:"source,omitempty" jsonschema:"ingest: the alert's source; list: only this source"`
-	Service        string   `json:"service,omitempty" jsonschema:"ingest: the alert's service; list, claim, incidents_open: only this service"`
-	Limit          int      `json:"limit,omitempty" jsonschema:"claim: most alerts to claim (default 25)"`
-	Owner          string   `json:"owner,omitempty" jsonschema:"claim, renew, ack, fail: the lease holder name your loop goes by (default: your Kubernetes user name)"`
-	LockTTLSeconds *int64   `json:"lock_ttl_seconds,omitempty" jsonschema:"claim, renew: lease duration in seconds (default: the namespace's policy, else 600)"`
+	WindowMinutes  *int64          `json:"window_minutes,omitempty" jsonschema:"list, claim, dashboard: only Alerts last seen within this many minutes (default 240; 0: no window)"`
+	StatusIn       base.StringList `json:"status_in,omitempty" jsonschema:"list: only these statuses (new, processing, acked, failed); a list or a comma-separated string"`
+	Env            string          `json:"env,omitempty" jsonschema:"ingest: the alert's env; list, claim: only this env"`
+	Source         string          `json:"source,omitempty" jsonschema:"ingest: the alert's source; list: only this source"`
+	Service        string          `json:"service,omitempty" jsonschema:"ingest: the alert's service; list, claim, incidents_open: only this service"`
+	Limit          int             `json:"limit,omitempty" jsonschema:"claim: most alerts to claim (default 25)"`
+	Owner          string          `json:"owner,omitempty" jsonschema:"claim, renew, ack, fail: the lease holder name your loop goes by (default: your Kubernetes user name)"`
+	LockTTLSeconds *int64          `json:"lock_ttl_seconds,omitempty" jsonschema:"claim, renew: lease duration in seconds (default: the namespace's policy, else 600)"`
 
 	AlertRef          string `json:"alert_ref,omitempty" jsonschema:"renew, ack, fail, to_incident: the alert, namespace/name (or a name in namespace)"`
 	Error             string `json:"error,omitempty" jsonschema:"fail: what went wrong"`
@@ -79,23 +74,6 @@ type ToolRequest struct {
 	Labels           map[string]string `json:"labels,omitempty" jsonschema:"ingest: the alert's labels"`
 	Fingerprint      string            `json:"fingerprint,omitempty" jsonschema:"ingest: the monitor's own fingerprint"`
 	DedupeTTLMinutes *float64          `json:"dedupe_ttl_minutes,omitempty" jsonschema:"ingest: dedupe window of this alert in minutes"`
-}
-
-// toolList is a list given as a JSON array or a comma-separated string.
-type toolList []string
-
-func (l *toolList) UnmarshalJSON(data []byte) error {
-	var s string
-	if err := json.Unmarshal(data, &s); err == nil {
-		*l = strings.Split(s, ",")
-		return nil
-	}
-	var list []string
-	if err := json.Unmarshal(data, &list); err != nil {
-		return &json.UnmarshalTypeError{Value: "value", Type: reflect.TypeFor[[]string]()}
-	}
-	*l = list
-	return nil
 }
 
 // ToolResult is a tool's answer, with the runbook's field names.
@@ -132,11 +110,11 @@ type ToolResult struct {
 
 	// Refusals: the status, the message and the invalid fields, and the
 	// holder of an Alert someone else holds.
-	Code             int          `json:"code,omitempty"`
-	Message          string       `json:"message,omitempty"`
-	Errors           []FieldError `json:"errors,omitempty"`
-	Holder           *Holder      `json:"holder,omitempty"`
-	ProcessingLockTo *time.Time   `json:"processing_lock_until,omitempty"`
+	Code             int               `json:"code,omitempty"`
+	Message          string            `json:"message,omitempty"`
+	Errors           []base.FieldError `json:"errors,omitempty"`
+	Holder           *base.Holder      `json:"holder,omitempty"`
+	ProcessingLockTo *time.Time        `json:"processing_lock_until,omitempty"`
 }
 
 // ToolAlert is an alert with the runbook's column names.
@@ -184,7 +162,7 @@ type ToolIncident struct {
 	Note           string     `json:"note,omitempty"`
 }
 
-func toolAlert(w *WorkAlert) ToolAlert {
+func toolAlert(w *base.WorkAlert) ToolAlert {
 	t := ToolAlert{
 		AlertRef: w.AlertRef, Namespace: w.Namespace, Name: w.Name, Status: strings.ToLower(w.Phase),
 		Service: w.Service, Env: w.Env, Kind: w.Kind, Severity: w.Severity, Title: w.Title, Message: w.Message,
@@ -215,58 +193,58 @@ func toolIncident(i *query.IncidentInfo, note string) ToolIncident {
 // and action) and what it does.
 type toolAction struct {
 	params []string
-	run    func(s *Server, ctx context.Context, u *User, r *http.Request, t *ToolRequest, raw map[string]json.RawMessage) (*ToolResult, error)
+	run    func(s *Protocols, ctx context.Context, u *base.User, r *http.Request, t *ToolRequest, raw map[string]json.RawMessage) (*ToolResult, error)
 }
 
 // toolActions are the tools and actions served.
 var toolActions = map[string]map[string]toolAction{
 	ToolAlertIngest: {
-		"ingest": {nil, (*Server).toolIngest},
-		"list":   {[]string{"namespace", "window_minutes", "status_in", "env", "source", "service"}, (*Server).toolList},
-		"claim":  {[]string{"namespace", "window_minutes", "limit", "owner", "lock_ttl_seconds", "status_in", "env", "service"}, (*Server).toolClaim},
-		"renew":  {[]string{"namespace", "alert_ref", "owner", "lock_ttl_seconds"}, (*Server).toolRenew},
-		"ack":    {[]string{"namespace", "alert_ref", "owner", "note"}, (*Server).toolAck},
-		"fail":   {[]string{"namespace", "alert_ref", "owner", "error", "retry_after_seconds"}, (*Server).toolFail},
+		"ingest": {nil, (*Protocols).toolIngest},
+		"list":   {[]string{"namespace", "window_minutes", "status_in", "env", "source", "service"}, (*Protocols).toolList},
+		"claim":  {[]string{"namespace", "window_minutes", "limit", "owner", "lock_ttl_seconds", "status_in", "env", "service"}, (*Protocols).toolClaim},
+		"renew":  {[]string{"namespace", "alert_ref", "owner", "lock_ttl_seconds"}, (*Protocols).toolRenew},
+		"ack":    {[]string{"namespace", "alert_ref", "owner", "note"}, (*Protocols).toolAck},
+		"fail":   {[]string{"namespace", "alert_ref", "owner", "error", "retry_after_seconds"}, (*Protocols).toolFail},
 		"to_incident": {[]string{"namespace", "alert_ref", "incident_severity_cap", "dedupe_window_minutes", "signature"},
-			(*Server).toolToIncident},
-		"dashboard":      {[]string{"namespace", "window_minutes"}, (*Server).toolDashboard},
-		"incidents_open": {[]string{"namespace", "service"}, (*Server).toolIncidentsOpen},
+			(*Protocols).toolToIncident},
+		"dashboard":      {[]string{"namespace", "window_minutes"}, (*Protocols).toolDashboard},
+		"incidents_open": {[]string{"namespace", "service"}, (*Protocols).toolIncidentsOpen},
 	},
 	ToolOncall: {
 		"alert_to_incident": {[]string{"namespace", "alert_ref", "incident_severity_cap", "dedupe_window_minutes", "signature"},
-			(*Server).toolToIncident},
-		"incident_close": {[]string{"namespace", "incident_ref", "note"}, (*Server).toolIncidentClose},
-		"incident_note":  {[]string{"namespace", "incident_ref", "note"}, (*Server).toolIncidentNote},
-		"incidents_open": {[]string{"namespace", "service"}, (*Server).toolIncidentsOpen},
+			(*Protocols).toolToIncident},
+		"incident_close": {[]string{"namespace", "incident_ref", "note"}, (*Protocols).toolIncidentClose},
+		"incident_note":  {[]string{"namespace", "incident_ref", "note"}, (*Protocols).toolIncidentNote},
+		"incidents_open": {[]string{"namespace", "service"}, (*Protocols).toolIncidentsOpen},
 	},
 }
 
 // serveTool is POST /v1/tools/execute. The body is JSON whatever its
 // Content-Type says (the runbook's second curl sends none).
-func (s *Server) serveTool(w http.ResponseWriter, r *http.Request) {
-	u, ok := s.auth.Authenticate(w, r, false)
+func (s *Protocols) serveTool(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.Auth.Authenticate(w, r, false)
 	if !ok {
 		return
 	}
 	res := &ToolResult{}
 	err := func() error {
-		data, err := readAll(r)
+		data, err := base.ReadAll(r)
 		if err != nil {
 			return err
 		}
 		var raw map[string]json.RawMessage
 		if err := json.Unmarshal(data, &raw); err != nil || raw == nil {
-			return invalid(field.ErrorList{field.Invalid(field.NewPath("body"), "", `must be a JSON object {"tool": ..., "action": ..., parameters...}`)})
+			return base.Invalid(field.ErrorList{field.Invalid(field.NewPath("body"), "", `must be a JSON object {"tool": ..., "action": ..., parameters...}`)})
 		}
 		_ = json.Unmarshal(raw["tool"], &res.Tool)
 		_ = json.Unmarshal(raw["action"], &res.Action)
 		actions, ok := toolActions[res.Tool]
 		if !ok {
-			return invalid(field.ErrorList{field.NotSupported(field.NewPath("tool"), res.Tool, slices.Sorted(maps.Keys(toolActions)))})
+			return base.Invalid(field.ErrorList{field.NotSupported(field.NewPath("tool"), res.Tool, slices.Sorted(maps.Keys(toolActions)))})
 		}
 		act, ok := actions[res.Action]
 		if !ok {
-			return invalid(field.ErrorList{field.NotSupported(field.NewPath("action"), res.Action, slices.Sorted(maps.Keys(actions)))})
+			return base.Invalid(field.ErrorList{field.NotSupported(field.NewPath("action"), res.Action, slices.Sorted(maps.Keys(actions)))})
 		}
 		delete(raw, "tool")
 		delete(raw, "action")
@@ -285,20 +263,20 @@ func (s *Server) serveTool(w http.ResponseWriter, r *http.Request) {
 		return nil
 	}()
 	if err == nil {
-		WriteJSON(w, http.StatusOK, res)
+		base.WriteJSON(w, http.StatusOK, res)
 		return
 	}
-	p := toProblem(r.Context(), err)
+	p := base.RefusalOf(r.Context(), err)
 	res.Accepted, res.Code, res.Message, res.Errors, res.Holder = false, p.Code, p.Message, p.Errors, p.Holder
 	res.ProcessingLockTo = p.LeaseExpiresAt
 	code := p.Code
 	if code == http.StatusBadRequest {
 		code = http.StatusOK // validation failures: accepted false, as the runbook's router answered
 	}
-	if p.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(p.retryAfter.Seconds())))
+	if p.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(p.RetryAfter.Seconds())))
 	}
-	WriteJSON(w, code, res)
+	base.WriteJSON(w, code, res)
 }
 
 // decodeToolParams checks that raw has only the action's parameters and
@@ -311,32 +289,32 @@ func decodeToolParams(raw map[string]json.RawMessage, params []string, t *ToolRe
 		}
 	}
 	if len(errs) > 0 {
-		return invalid(errs)
+		return base.Invalid(errs)
 	}
 	data, err := json.Marshal(raw)
 	if err != nil {
-		return invalid(field.ErrorList{field.Invalid(field.NewPath("body"), "", err.Error())})
+		return base.Invalid(field.ErrorList{field.Invalid(field.NewPath("body"), "", err.Error())})
 	}
 	var typeErr *json.UnmarshalTypeError
 	if err := json.NewDecoder(bytes.NewReader(data)).Decode(t); err != nil {
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return invalid(field.ErrorList{field.Invalid(field.NewPath(typeErr.Field), typeErr.Value, "must be "+jsonType(typeErr.Type))})
+			return base.Invalid(field.ErrorList{field.Invalid(field.NewPath(typeErr.Field), typeErr.Value, "must be "+base.JSONType(typeErr.Type))})
 		}
-		return invalid(field.ErrorList{field.Invalid(field.NewPath("body"), "", err.Error())})
+		return base.Invalid(field.ErrorList{field.Invalid(field.NewPath("body"), "", err.Error())})
 	}
 	return nil
 }
 
 // refOf reads an alert_ref or incident_ref: namespace/name, or a name in
 // the request's namespace (default: the API's default namespace).
-func (s *Server) refOf(param, v, ns string) (ref, error) {
+func (s *Protocols) refOf(param, v, ns string) (base.Ref, error) {
 	if v == "" {
-		return ref{}, invalid(field.ErrorList{field.Required(field.NewPath(param), "")})
+		return base.Ref{}, base.Invalid(field.ErrorList{field.Required(field.NewPath(param), "")})
 	}
 	if n, name, ok := strings.Cut(v, "/"); ok {
-		return ref{ns: n, name: name}, nil
+		return base.Ref{Namespace: n, Name: name}, nil
 	}
-	return ref{ns: cmp.Or(ns, s.cfg.DefaultNamespace, "default"), name: v}, nil
+	return base.Ref{Namespace: cmp.Or(ns, s.DefaultNamespace, "default"), Name: v}, nil
 }
 
 func seconds(v *int64) string {
@@ -355,7 +333,7 @@ func minutes(v *int64) string {
 
 // renamed turns a problem's field names into the runbook's parameter names.
 func renamed(err error, names map[string]string) error {
-	var p *problem
+	var p *base.Refusal
 	if !errors.As(err, &p) || p.Code != http.StatusBadRequest {
 		return err
 	}
@@ -377,8 +355,8 @@ var toolNames = map[string]string{
 	"alert.namespace": "alert_ref", "alert.name": "alert_ref", "incident.namespace": "incident_ref", "incident.name": "incident_ref",
 }
 
-func (s *Server) toolList(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
-	l, err := s.listAlerts(ctx, u, ListRequest{
+func (s *Protocols) toolList(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	l, err := s.Reads.ListAlerts(ctx, u, base.ListRequest{
 		Namespace: t.Namespace, WindowMinutes: t.WindowMinutes, StatusIn: t.StatusIn, Env: t.Env, Source: t.Source, Service: t.Service,
 	})
 	if err != nil {
@@ -386,14 +364,14 @@ func (s *Server) toolList(ctx context.Context, u *User, _ *http.Request, t *Tool
 	}
 	res := &ToolResult{Count: &l.Count, Alerts: make([]ToolAlert, 0, len(l.Items))}
 	for i := range l.Items {
-		w := WorkAlert{AlertItem: l.Items[i], AlertRef: l.Items[i].Namespace + "/" + l.Items[i].Name}
+		w := base.WorkAlert{AlertItem: l.Items[i], AlertRef: l.Items[i].Namespace + "/" + l.Items[i].Name}
 		res.Alerts = append(res.Alerts, toolAlert(&w))
 	}
 	return res, nil
 }
 
-func (s *Server) toolClaim(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
-	c, err := s.claimAlerts(ctx, u, ClaimRequest{
+func (s *Protocols) toolClaim(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	c, err := s.Work.Claim(ctx, u, base.ClaimRequest{
 		Namespace: t.Namespace, WindowMinutes: t.WindowMinutes, Limit: t.Limit, Owner: t.Owner,
 		LockTTL: seconds(t.LockTTLSeconds), StatusIn: t.StatusIn, Env: t.Env, Service: t.Service,
 	})
@@ -407,7 +385,7 @@ func (s *Server) toolClaim(ctx context.Context, u *User, _ *http.Request, t *Too
 	return res, nil
 }
 
-func (s *Server) toolLease(t *ToolRequest, f func(ref) (*WorkAlert, error)) (*ToolResult, error) {
+func (s *Protocols) toolLease(t *ToolRequest, f func(base.Ref) (*base.WorkAlert, error)) (*ToolResult, error) {
 	at, err := s.refOf("alert_ref", t.AlertRef, t.Namespace)
 	if err != nil {
 		return nil, err
@@ -420,30 +398,30 @@ func (s *Server) toolLease(t *ToolRequest, f func(ref) (*WorkAlert, error)) (*To
 	return &ToolResult{Alert: &a, AlertRef: w.AlertRef}, nil
 }
 
-func (s *Server) toolRenew(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
-	return s.toolLease(t, func(at ref) (*WorkAlert, error) {
-		return s.renewAlert(ctx, u, at, RenewRequest{Owner: t.Owner, LockTTL: seconds(t.LockTTLSeconds)})
+func (s *Protocols) toolRenew(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	return s.toolLease(t, func(at base.Ref) (*base.WorkAlert, error) {
+		return s.Work.Renew(ctx, u, at, base.RenewRequest{Owner: t.Owner, LockTTL: seconds(t.LockTTLSeconds)})
 	})
 }
 
-func (s *Server) toolAck(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
-	return s.toolLease(t, func(at ref) (*WorkAlert, error) {
-		return s.ackAlert(ctx, u, at, AckRequest{Owner: t.Owner, Note: t.Note})
+func (s *Protocols) toolAck(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	return s.toolLease(t, func(at base.Ref) (*base.WorkAlert, error) {
+		return s.Work.Ack(ctx, u, at, base.AckRequest{Owner: t.Owner, Note: t.Note})
 	})
 }
 
-func (s *Server) toolFail(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
-	return s.toolLease(t, func(at ref) (*WorkAlert, error) {
-		return s.failAlert(ctx, u, at, FailRequest{Owner: t.Owner, Error: t.Error, RetryAfter: seconds(t.RetryAfterSeconds)})
+func (s *Protocols) toolFail(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	return s.toolLease(t, func(at base.Ref) (*base.WorkAlert, error) {
+		return s.Work.Fail(ctx, u, at, base.FailRequest{Owner: t.Owner, Error: t.Error, RetryAfter: seconds(t.RetryAfterSeconds)})
 	})
 }
 
-func (s *Server) toolToIncident(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+func (s *Protocols) toolToIncident(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
 	at, err := s.refOf("alert_ref", t.AlertRef, t.Namespace)
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.toIncident(ctx, u, at, ToIncidentRequest{
+	c, err := s.Work.ToIncident(ctx, u, at, base.ToIncidentRequest{
 		SeverityCap: t.IncidentSeverityCap, DedupeWindow: minutes(t.DedupeWindowMinutes), Signature: t.Signature,
 	})
 	if err != nil {
@@ -454,19 +432,19 @@ func (s *Server) toolToIncident(ctx context.Context, u *User, _ *http.Request, t
 		TriagePending: &c.Triage.Pending, TriageRuns: &c.Triage.Runs, LastTriageRun: c.Triage.LastRun}, nil
 }
 
-func (s *Server) toolIncidentClose(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
-	return s.toolIncident(t, func(at ref) (*WorkIncident, error) {
-		return s.closeIncident(ctx, u, at, IncidentCloseRequest{Note: t.Note})
+func (s *Protocols) toolIncidentClose(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	return s.toolIncident(t, func(at base.Ref) (*base.WorkIncident, error) {
+		return s.Work.CloseIncident(ctx, u, at, base.IncidentCloseRequest{Note: t.Note})
 	})
 }
 
-func (s *Server) toolIncidentNote(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
-	return s.toolIncident(t, func(at ref) (*WorkIncident, error) {
-		return s.noteIncident(ctx, u, at, IncidentNoteRequest{Note: t.Note})
+func (s *Protocols) toolIncidentNote(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	return s.toolIncident(t, func(at base.Ref) (*base.WorkIncident, error) {
+		return s.Work.NoteIncident(ctx, u, at, base.IncidentNoteRequest{Note: t.Note})
 	})
 }
 
-func (s *Server) toolIncident(t *ToolRequest, f func(ref) (*WorkIncident, error)) (*ToolResult, error) {
+func (s *Protocols) toolIncident(t *ToolRequest, f func(base.Ref) (*base.WorkIncident, error)) (*ToolResult, error) {
 	at, err := s.refOf("incident_ref", t.IncidentRef, t.Namespace)
 	if err != nil {
 		return nil, err
@@ -479,16 +457,16 @@ func (s *Server) toolIncident(t *ToolRequest, f func(ref) (*WorkIncident, error)
 	return &ToolResult{Incident: &inc}, nil
 }
 
-func (s *Server) toolDashboard(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
-	d, err := s.dashboard(ctx, u, DashboardRequest{Namespace: t.Namespace, WindowMinutes: t.WindowMinutes})
+func (s *Protocols) toolDashboard(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	d, err := s.Reads.Dashboard(ctx, u, base.DashboardRequest{Namespace: t.Namespace, WindowMinutes: t.WindowMinutes})
 	if err != nil {
 		return nil, renamed(err, toolNames)
 	}
 	return &ToolResult{Dashboard: d}, nil
 }
 
-func (s *Server) toolIncidentsOpen(ctx context.Context, u *User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
-	l, err := s.openIncidents(ctx, u, IncidentsOpenRequest{Namespace: t.Namespace, Service: t.Service})
+func (s *Protocols) toolIncidentsOpen(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	l, err := s.Reads.OpenIncidents(ctx, u, base.IncidentsOpenRequest{Namespace: t.Namespace, Service: t.Service})
 	if err != nil {
 		return nil, renamed(err, toolNames)
 	}
@@ -503,23 +481,23 @@ func (s *Server) toolIncidentsOpen(ctx context.Context, u *User, _ *http.Request
 // kind check and authorisation (create alerts) as POST /v1/alerts. Its
 // title falls back to the message, then to the kind, as the runbook's
 // persistence check sends none.
-func (s *Server) toolIngest(ctx context.Context, u *User, r *http.Request, _ *ToolRequest, raw map[string]json.RawMessage) (*ToolResult, error) {
-	if s.cfg.Intake == nil {
-		return nil, newProblem(http.StatusNotFound, "ingest is not served here")
+func (s *Protocols) toolIngest(ctx context.Context, u *base.User, r *http.Request, _ *ToolRequest, raw map[string]json.RawMessage) (*ToolResult, error) {
+	if s.Ingest == nil {
+		return nil, base.Refuse(http.StatusNotFound, "ingest is not served here")
 	}
 	var ns string
 	if v, ok := raw["namespace"]; ok {
 		if err := json.Unmarshal(v, &ns); err != nil {
-			return nil, invalid(field.ErrorList{field.Invalid(field.NewPath("namespace"), string(v), "must be a string")})
+			return nil, base.Invalid(field.ErrorList{field.Invalid(field.NewPath("namespace"), string(v), "must be a string")})
 		}
 		delete(raw, "namespace")
 	}
-	if errs := dnsLabel(field.NewPath("namespace"), ns, false); len(errs) > 0 {
-		return nil, invalid(errs)
+	if errs := base.DNSLabel(field.NewPath("namespace"), ns, false); len(errs) > 0 {
+		return nil, base.Invalid(errs)
 	}
-	ns = cmp.Or(ns, s.cfg.DefaultNamespace, "default")
+	ns = cmp.Or(ns, s.DefaultNamespace, "default")
 	if _, ok := raw["alerts"]; ok {
-		return nil, invalid(field.ErrorList{field.Forbidden(field.NewPath("alerts"), "the tool ingests one alert per call; send batches to POST /v1/alerts")})
+		return nil, base.Invalid(field.ErrorList{field.Forbidden(field.NewPath("alerts"), "the tool ingests one alert per call; send batches to POST /v1/alerts")})
 	}
 	if _, ok := raw["title"]; !ok {
 		var msg, kind string
@@ -529,44 +507,9 @@ func (s *Server) toolIngest(ctx context.Context, u *User, r *http.Request, _ *To
 			raw["title"], _ = json.Marshal(title)
 		}
 	}
-	key := r.Header.Get(IdempotencyKeyHeader)
-	if len(key) > maxIdempotencyKey {
-		return nil, invalid(field.ErrorList{field.TooLong(field.NewPath("header", IdempotencyKeyHeader), "", maxIdempotencyKey)})
-	}
-	if err := s.authorize(ctx, u, access{"create", "alerts", ns, ""}); err != nil {
-		return nil, err
-	}
-	data, err := json.Marshal(raw)
+	got, reveal, err := s.Ingest.IngestOne(ctx, u, ns, r.Header.Get(base.IdempotencyKeyHeader), raw)
 	if err != nil {
-		return nil, invalid(field.ErrorList{field.Invalid(field.NewPath("body"), "", err.Error())})
-	}
-	specs, errs := ingest.Decode(data)
-	if len(errs) == 0 {
-		pol, err := policy.Get(ctx, s.reader, ns)
-		if err != nil {
-			return nil, unavailableProblem("cannot read the AlertRoutingPolicy of namespace " + ns + ": " + err.Error())
-		}
-		errs = checkKinds(pol, specs, false)
-	}
-	if len(errs) > 0 {
-		metrics.IngestRejected.WithLabelValues(metrics.PathAPI).Inc()
-		return nil, invalid(errs)
-	}
-	ictx, cancel := context.WithTimeout(ctx, ingestTimeout)
-	defer cancel()
-	got, err := s.cfg.Intake.Ingest(ictx, intake.Request{Namespace: ns, Spec: specs[0], Caller: u.Username, Key: key})
-	reveal := s.mayRead(ctx, u, ns)
-	item, code := s.itemResult(ictx, metrics.PathAPI, got, err, reveal)
-	if code != http.StatusOK {
-		p := newProblem(code, item.Error)
-		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-			p.retryAfter = time.Second
-		}
-		if code == http.StatusBadRequest {
-			p.Errors = []FieldError{{Field: "body", Type: string(field.ErrorTypeInvalid), Detail: item.Error}}
-		}
-		ctrl.LoggerFrom(ctx).V(1).Info("Tool ingest refused", "code", code, "error", item.Error)
-		return nil, p
+		return nil, err
 	}
 	// As POST /v1/alerts: the Alert that counted it only for a caller who
 	// may read it.

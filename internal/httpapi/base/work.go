@@ -1,12 +1,8 @@
-package httpapi
+package base
 
 import (
-	"cmp"
 	"time"
 
-	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
-	"github.com/alertbridge/alertbridge/internal/alertstate"
-	"github.com/alertbridge/alertbridge/internal/incident"
 	"github.com/alertbridge/alertbridge/internal/query"
 )
 
@@ -22,11 +18,6 @@ const (
 	DefaultClaimLimit = 25
 	// MaxClaimLimit bounds one claim.
 	MaxClaimLimit = 500
-	// maxOwner, maxNote, maxLastError and maxIncidentNote match the CRD bounds.
-	maxOwner        = 253
-	maxNote         = 1024
-	maxLastError    = 4096
-	maxIncidentNote = 4096
 )
 
 // ClaimRequest is POST /v1/alerts/claim: the runbook's claim(window_minutes,
@@ -154,48 +145,3 @@ type WorkIncident struct {
 	Note        string `json:"note,omitempty"`
 	Signature   string `json:"signature,omitempty"`
 }
-
-func workAlert(a *v1.Alert) WorkAlert {
-	w := WorkAlert{AlertItem: query.Item(a), AlertRef: a.Namespace + "/" + a.Name}
-	s := &a.Status
-	if s.Phase == v1.AlertProcessing && s.Claim != nil {
-		w.Lease = &Lease{
-			Owner: s.Claim.HolderIdentity, User: s.Claim.HolderUser,
-			AcquiredAt: s.Claim.AcquireTime.UTC(), RenewedAt: s.Claim.RenewTime.UTC(),
-			ExpiresAt: alertstate.LeaseExpiry(s).UTC(), DurationSeconds: s.Claim.LeaseDurationSeconds,
-		}
-	}
-	if s.Phase == v1.AlertFailed && s.RetryAfter != nil {
-		t := s.RetryAfter.UTC()
-		w.RetryAfter = &t
-	}
-	return w
-}
-
-func workIncident(inc *v1.Incident) WorkIncident {
-	return WorkIncident{
-		IncidentInfo: query.IncidentSummary(inc), IncidentRef: inc.Namespace + "/" + inc.Name,
-		Note: inc.Spec.Note, Signature: inc.Spec.Signature,
-	}
-}
-
-func toIncidentResult(alertRef string, res *incident.Result) ToIncidentResult {
-	out := ToIncidentResult{
-		AlertRef: alertRef, Incident: workIncident(res.Incident), Created: res.Created, Appended: res.Appended,
-		Triage: IncidentTriage{Pending: incident.RefsUnseen(res.Incident)},
-	}
-	if t := res.Incident.Status.Triage; t != nil {
-		out.Triage.Runs, out.Triage.LastRunAlert = t.Runs, t.LastRunAlertRef
-		if t.LastRunRef != nil {
-			out.Triage.LastRun = t.LastRunRef.Name
-		}
-		if t.CooldownUntil != nil {
-			at := t.CooldownUntil.UTC()
-			out.Triage.CooldownUntil = &at
-		}
-	}
-	return out
-}
-
-// owner is the lease holder name a request gives, else the caller's user.
-func owner(given string, u *User) string { return cmp.Or(given, u.Username) }

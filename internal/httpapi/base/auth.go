@@ -1,4 +1,4 @@
-package httpapi
+package base
 
 import (
 	"context"
@@ -160,7 +160,7 @@ func (a *Authenticator) Require(access Access, next http.Handler) http.Handler {
 		if !a.Authorize(w, r, u, access.Verb, access.Group, access.Resource, access.Namespace(r), access.Name(r)) {
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
+		next.ServeHTTP(w, r.WithContext(WithUser(r.Context(), u)))
 	})
 }
 
@@ -170,6 +170,11 @@ type userKey struct{}
 func UserFrom(ctx context.Context) *User {
 	u, _ := ctx.Value(userKey{}).(*User)
 	return u
+}
+
+// WithUser is ctx carrying u, as Require hands it to what it wraps.
+func WithUser(ctx context.Context, u *User) context.Context {
+	return context.WithValue(ctx, userKey{}, u)
 }
 
 // Authenticate reviews the request's bearer token. It answers 401/429/503

@@ -1,4 +1,4 @@
-package httpapi
+package ingestapi
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/alertmanager"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
@@ -54,11 +55,11 @@ type nsPlan struct {
 // nowhere), per-alert problems are per-item results, and a cluster that
 // cannot be reached gets 503 — a retry counts nothing twice, as each firing
 // instance is keyed by Alertmanager's fingerprint and startsAt. A message
-// whose alerts span more than MaxReviewedNamespaces namespaces is refused
+// whose alerts span more than base.MaxReviewedNamespaces namespaces is refused
 // with 400 before any access check: it would be refused again however often
 // it came back, so Alertmanager is right to drop it.
-func (s *Server) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
-	u, ok := s.auth.Authenticate(w, r, false)
+func (s *Receiver) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.Auth.Authenticate(w, r, false)
 	if !ok {
 		return
 	}
@@ -74,7 +75,7 @@ func (s *Server) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &tooMany) {
 			code = http.StatusRequestEntityTooLarge
 		}
-		WriteError(w, code, err.Error())
+		base.WriteError(w, code, err.Error())
 		return
 	}
 	ctx := r.Context()
@@ -83,40 +84,40 @@ func (s *Server) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
 			"receiver", msg.Receiver, "groupKey", msg.GroupKey, "truncatedAlerts", msg.TruncatedAlerts)
 	}
 	query := r.URL.Query().Get("namespace")
-	base := alertmanager.Rules{}.Map(msg)
-	nsOf := make([]string, len(base))
-	for i, it := range base {
-		nsOf[i] = cmp.Or(query, it.Namespace, s.cfg.DefaultNamespace, "default")
+	mapped := alertmanager.Rules{}.Map(msg)
+	nsOf := make([]string, len(mapped))
+	for i, it := range mapped {
+		nsOf[i] = cmp.Or(query, it.Namespace, s.DefaultNamespace, "default")
 	}
-	if n := len(slices.Compact(slices.Sorted(slices.Values(nsOf)))); n > MaxReviewedNamespaces {
+	if n := len(slices.Compact(slices.Sorted(slices.Values(nsOf)))); n > base.MaxReviewedNamespaces {
 		metrics.IngestRejected.WithLabelValues(metrics.PathAlertmanager).Inc()
-		WriteError(w, http.StatusBadRequest, fmt.Sprintf("alerts[].labels.namespace: the message spans %d namespaces, more than the %d one message may; "+
-			"group the route by namespace (group_by: [namespace, ...]) or give each namespace its own receiver with ?namespace=", n, MaxReviewedNamespaces))
+		base.WriteError(w, http.StatusBadRequest, fmt.Sprintf("alerts[].labels.namespace: the message spans %d namespaces, more than the %d one message may; "+
+			"group the route by namespace (group_by: [namespace, ...]) or give each namespace its own receiver with ?namespace=", n, base.MaxReviewedNamespaces))
 		return
 	}
 	plans := map[string]*nsPlan{}
-	for i := range base {
+	for i := range mapped {
 		if plans[nsOf[i]] != nil {
 			continue
 		}
-		p, code, err := s.planNamespace(ctx, u, nsOf[i], msg, base)
+		p, code, err := s.planNamespace(ctx, u, nsOf[i], msg, mapped)
 		if err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "Failed to prepare an Alertmanager batch", "namespace", nsOf[i])
-			WriteError(w, code, err.Error())
+			base.WriteError(w, code, err.Error())
 			return
 		}
 		plans[nsOf[i]] = p
 	}
 	if denied := deniedNamespaces(plans); len(plans) > 0 && len(denied) == len(plans) {
-		WriteError(w, http.StatusForbidden, "user "+u.Username+" cannot create alerts in namespace "+strings.Join(denied, ", "))
+		base.WriteError(w, http.StatusForbidden, "user "+u.Username+" cannot create alerts in namespace "+strings.Join(denied, ", "))
 		return
 	}
 
 	ictx, cancel := context.WithTimeout(ctx, ingestTimeout)
 	defer cancel()
-	results := make([]AlertmanagerResult, len(base))
-	codes := make([]int, len(base))
-	forEach(len(base), func(i int) {
+	results := make([]AlertmanagerResult, len(mapped))
+	codes := make([]int, len(mapped))
+	forEach(len(mapped), func(i int) {
 		p := plans[nsOf[i]]
 		it := p.items[i]
 		results[i] = AlertmanagerResult{Fingerprint: msg.Alerts[i].Fingerprint, Status: msg.Alerts[i].Status, Namespace: nsOf[i]}
@@ -128,21 +129,21 @@ func (s *Server) serveAlertmanager(w http.ResponseWriter, r *http.Request) {
 			code = c
 		}
 	}
-	WriteJSON(w, code, AlertmanagerResponse{Results: results})
+	base.WriteJSON(w, code, AlertmanagerResponse{Results: results})
 }
 
 // planNamespace checks access to ns and maps the message with ns's rules.
-func (s *Server) planNamespace(ctx context.Context, u *User, ns string, msg *alertmanager.Message, base []alertmanager.Item) (*nsPlan, int, error) {
-	allowed, err := s.auth.Allowed(ctx, u, "create", v1.GroupVersion.Group, "alerts", ns, "")
+func (s *Receiver) planNamespace(ctx context.Context, u *base.User, ns string, msg *alertmanager.Message, mapped []alertmanager.Item) (*nsPlan, int, error) {
+	allowed, err := s.Auth.Allowed(ctx, u, "create", v1.GroupVersion.Group, "alerts", ns, "")
 	if err != nil {
 		return nil, http.StatusServiceUnavailable, errUnavailable("cannot check access now")
 	}
-	p := &nsPlan{allowed: allowed, items: base}
+	p := &nsPlan{allowed: allowed, items: mapped}
 	if !allowed {
 		return p, 0, nil
 	}
 	p.reveal = s.mayRead(ctx, u, ns)
-	if p.pol, err = policy.Get(ctx, s.reader, ns); err != nil {
+	if p.pol, err = policy.Get(ctx, s.Reader, ns); err != nil {
 		return nil, http.StatusServiceUnavailable, errUnavailable("cannot read the AlertRoutingPolicy of namespace " + ns)
 	}
 	if p.pol.Spec.Alertmanager != nil {
@@ -167,7 +168,7 @@ func deniedNamespaces(plans map[string]*nsPlan) []string {
 }
 
 // amItem counts a firing instance or resolves the Alert that counted it.
-func (s *Server) amItem(ctx context.Context, u *User, ns string, p *nsPlan, it alertmanager.Item) (ItemResult, int) {
+func (s *Receiver) amItem(ctx context.Context, u *base.User, ns string, p *nsPlan, it alertmanager.Item) (ItemResult, int) {
 	switch {
 	case !p.allowed:
 		return ItemResult{Error: "user " + u.Username + " cannot create alerts in namespace " + ns}, http.StatusForbidden
@@ -180,9 +181,9 @@ func (s *Server) amItem(ctx context.Context, u *User, ns string, p *nsPlan, it a
 	case it.Resolved:
 		at := it.EndsAt
 		if at.IsZero() {
-			at = s.clock.Now()
+			at = s.Clock.Now()
 		}
-		res, err := s.cfg.Intake.Resolve(ctx, ns, it.Spec, u.Username, it.Instance.Key(), ResolvedBy, at)
+		res, err := s.Intake.Resolve(ctx, ns, it.Spec, u.Username, it.Instance.Key(), ResolvedBy, at)
 		if apierrors.IsNotFound(err) {
 			return ItemResult{IngestResult: IngestResult{Accepted: true}}, http.StatusOK // the Alert is gone: nothing to resolve
 		}
@@ -191,7 +192,7 @@ func (s *Server) amItem(ctx context.Context, u *User, ns string, p *nsPlan, it a
 		}
 		return ItemResult{IngestResult: ingestResult(res, p.reveal)}, http.StatusOK
 	}
-	res, err := s.cfg.Intake.Ingest(ctx, intake.Request{
+	res, err := s.Intake.Ingest(ctx, intake.Request{
 		Namespace: ns, Spec: it.Spec, Caller: u.Username, Key: it.Instance.Key(), Firing: true,
 		Annotations: map[string]string{v1.AlertmanagerFingerprintAnnotation: it.Instance.Fingerprint},
 	})

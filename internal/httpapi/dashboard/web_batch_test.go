@@ -1,4 +1,4 @@
-package httpapi_test
+package dashboard_test
 
 import (
 	"os"
@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/alertbridge/alertbridge/internal/httpapi"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 )
 
 // TestPageAsksPermissionsInBatchesTheServerTakes: the page asks
@@ -14,12 +14,14 @@ import (
 // reviews, so a dashboard of many namespaces still shows its buttons.
 func TestPageAsksPermissionsInBatchesTheServerTakes(t *testing.T) {
 	js, err := os.ReadFile("web/actions.js")
-	must(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m := regexp.MustCompile(`const PERMS_BATCH = (\d+);`).FindSubmatch(js)
 	if m == nil {
 		t.Fatal("web/actions.js sets no PERMS_BATCH")
 	}
-	if n, _ := strconv.Atoi(string(m[1])); n != httpapi.MaxReviewedNamespaces {
-		t.Fatalf("the page asks for %d namespaces per call, the server reviews at most %d", n, httpapi.MaxReviewedNamespaces)
+	if n, _ := strconv.Atoi(string(m[1])); n != base.MaxReviewedNamespaces {
+		t.Fatalf("the page asks for %d namespaces per call, the server reviews at most %d", n, base.MaxReviewedNamespaces)
 	}
 }

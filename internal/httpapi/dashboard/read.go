@@ -1,4 +1,9 @@
-package httpapi
+// Package dashboard is what the HTTP API serves people and the read side
+// agents share: the page (/ and /ui/), the read endpoints it and agents
+// call (GET /v1/alerts, /v1/alerts/dashboard, /v1/alerts/trends,
+// /v1/incidents/open), from the cache or the PostgreSQL mirror, and the
+// page's own actions (GET /v1/permissions, the emergency bypass).
+package dashboard
 
 import (
 	"cmp"
@@ -15,10 +20,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/query"
 )
 
@@ -31,15 +38,6 @@ type History interface {
 	OpenIncidents(ctx context.Context, namespaces []string) ([]v1.Incident, error)
 }
 
-// Read parameters.
-const (
-	// DefaultWindowMinutes is four hours: recent enough for a work queue,
-	// long enough to span a shift's backlog.
-	DefaultWindowMinutes = 240
-	// MaxWindowMinutes is a year; windowMinutes=0 means no window.
-	MaxWindowMinutes = 525600
-)
-
 // Resources the read endpoints authorise against.
 const (
 	resAlerts      = "alerts"
@@ -48,12 +46,29 @@ const (
 	resSilences    = "silences"
 )
 
-func (s *Server) readRoutes() {
-	s.handle("GET /v1/alerts", http.HandlerFunc(s.serveAlertList))
-	s.handle("GET /v1/alerts/dashboard", http.HandlerFunc(s.serveDashboard))
-	s.handle("GET /v1/incidents/open", http.HandlerFunc(s.serveOpenIncidents))
-	s.trendRoutes()
-	s.pageRoutes()
+// Board serves the dashboard and the read endpoints.
+type Board struct {
+	// Reader reads the manager's cache.
+	Reader client.Reader
+	Auth   *base.Authenticator
+	Clock  clock.PassiveClock
+	// History, when set (the PostgreSQL mirror), answers the list,
+	// dashboard and open-incidents endpoints instead of the cache.
+	History History
+	// Anonymous lets callers without a token read the dashboard JSON (and
+	// so the page's data), across all namespaces.
+	Anonymous bool
+	// Client writes the bypass as the operator (ActionRoutes).
+	Client client.Client
+}
+
+// Routes serve the read endpoints, the trends and the page.
+func (s *Board) Routes(m base.Mux) {
+	m.Handle("GET /v1/alerts", http.HandlerFunc(s.serveAlertList))
+	m.Handle("GET /v1/alerts/dashboard", http.HandlerFunc(s.serveDashboard))
+	m.Handle("GET /v1/incidents/open", http.HandlerFunc(s.serveOpenIncidents))
+	s.trendRoutes(m)
+	s.pageRoutes(m)
 }
 
 // readParams are the query parameters of the read endpoints, each accepted
@@ -86,11 +101,11 @@ func parseReadParams(q url.Values) (readParams, error) {
 		}
 		p.namespace = ns
 	}
-	p.filter.Window = DefaultWindowMinutes * time.Minute
+	p.filter.Window = base.DefaultWindowMinutes * time.Minute
 	if v, name, ok := param(q, "windowMinutes", "window_minutes"); ok {
 		m, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || m < 0 || m > MaxWindowMinutes {
-			return p, &paramError{name, "must be a whole number of minutes from 0 (no window) to " + strconv.Itoa(MaxWindowMinutes) + ", got " + strconv.Quote(v)}
+		if err != nil || m < 0 || m > base.MaxWindowMinutes {
+			return p, &paramError{name, "must be a whole number of minutes from 0 (no window) to " + strconv.Itoa(base.MaxWindowMinutes) + ", got " + strconv.Quote(v)}
 		}
 		p.filter.Window = time.Duration(m) * time.Minute
 	}
@@ -118,10 +133,10 @@ func parseReadParams(q url.Values) (readParams, error) {
 // begin parses the parameters and authenticates the caller: 400 names a bad
 // parameter, 401 without a valid token (unless anonymous), 403 when a
 // namespace is named and the caller may not list resource there.
-func (s *Server) begin(w http.ResponseWriter, r *http.Request, resource string, anonymous bool) (readParams, *caller, bool) {
+func (s *Board) begin(w http.ResponseWriter, r *http.Request, resource string, anonymous bool) (readParams, *caller, bool) {
 	p, err := parseReadParams(r.URL.Query())
 	if err != nil {
-		WriteError(w, http.StatusBadRequest, err.Error())
+		base.WriteError(w, http.StatusBadRequest, err.Error())
 		return p, nil, false
 	}
 	c, ok := s.authenticate(w, r, anonymous)
@@ -135,28 +150,28 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, resource string, 
 			return p, nil, false
 		}
 		if !allowed {
-			WriteError(w, http.StatusForbidden, "user "+c.name()+" cannot list "+resource+" in namespace "+p.namespace)
+			base.WriteError(w, http.StatusForbidden, "user "+c.name()+" cannot list "+resource+" in namespace "+p.namespace)
 			return p, nil, false
 		}
 	}
 	return p, c, true
 }
 
-func (s *Server) serveAlertList(w http.ResponseWriter, r *http.Request) {
+func (s *Board) serveAlertList(w http.ResponseWriter, r *http.Request) {
 	p, c, ok := s.begin(w, r, resAlerts, false)
 	if !ok {
 		return
 	}
-	now := s.clock.Now()
+	now := s.Clock.Now()
 	alerts, err := s.readAlerts(r.Context(), c, p, now)
 	if err != nil {
 		unavailable(w, r, err, "cannot read Alerts now")
 		return
 	}
-	WriteJSON(w, http.StatusOK, query.ListAlerts(alerts, p.filter, p.namespace, now))
+	base.WriteJSON(w, http.StatusOK, query.ListAlerts(alerts, p.filter, p.namespace, now))
 }
 
-func (s *Server) serveOpenIncidents(w http.ResponseWriter, r *http.Request) {
+func (s *Board) serveOpenIncidents(w http.ResponseWriter, r *http.Request) {
 	p, c, ok := s.begin(w, r, resIncidents, false)
 	if !ok {
 		return
@@ -166,15 +181,15 @@ func (s *Server) serveOpenIncidents(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, r, err, "cannot read Incidents now")
 		return
 	}
-	WriteJSON(w, http.StatusOK, query.ListOpenIncidents(incidents, p.namespace, p.filter.Service))
+	base.WriteJSON(w, http.StatusOK, query.ListOpenIncidents(incidents, p.namespace, p.filter.Service))
 }
 
-func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
-	p, c, ok := s.begin(w, r, resAlerts, s.cfg.DashboardAnonymous)
+func (s *Board) serveDashboard(w http.ResponseWriter, r *http.Request) {
+	p, c, ok := s.begin(w, r, resAlerts, s.Anonymous)
 	if !ok {
 		return
 	}
-	ctx, now := r.Context(), s.clock.Now()
+	ctx, now := r.Context(), s.Clock.Now()
 	alerts, err := s.readAlerts(ctx, c, p, now)
 	if err != nil {
 		unavailable(w, r, err, "cannot read Alerts now")
@@ -197,14 +212,14 @@ func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, r, err, "cannot read Silences now")
 		return
 	}
-	WriteJSON(w, http.StatusOK, query.BuildDashboard(alerts, incidents, policies, silences, p.namespace, p.filter.Window, now))
+	base.WriteJSON(w, http.StatusOK, query.BuildDashboard(alerts, incidents, policies, silences, p.namespace, p.filter.Window, now))
 }
 
 // readSilences reads the Silences of ns (""=all) the caller may list,
 // from the cache: whether a Silence is active is live state.
-func (s *Server) readSilences(ctx context.Context, c *caller, ns string) ([]v1.Silence, error) {
+func (s *Board) readSilences(ctx context.Context, c *caller, ns string) ([]v1.Silence, error) {
 	var list v1.SilenceList
-	if err := s.reader.List(ctx, &list, inNamespace(ns)...); err != nil {
+	if err := s.Reader.List(ctx, &list, inNamespace(ns)...); err != nil {
 		return nil, err
 	}
 	return visible(ctx, c, resSilences, "", list.Items, func(s *v1.Silence) string { return s.Namespace })
@@ -214,9 +229,9 @@ func (s *Server) readSilences(ctx context.Context, c *caller, ns string) ([]v1.S
 // the cluster onto items read from the mirror, whose rows keep no
 // conditions: whether a Silence silences an Alert is live state, like a
 // gate.
-func (s *Server) withLiveSilencing(ctx context.Context, ns string, items []v1.Alert) error {
+func (s *Board) withLiveSilencing(ctx context.Context, ns string, items []v1.Alert) error {
 	var list v1.AlertList
-	if err := s.reader.List(ctx, &list, inNamespace(ns)...); err != nil {
+	if err := s.Reader.List(ctx, &list, inNamespace(ns)...); err != nil {
 		return err
 	}
 	live := make(map[types.UID][]metav1.Condition, len(list.Items))
@@ -235,15 +250,15 @@ func (s *Server) withLiveSilencing(ctx context.Context, ns string, items []v1.Al
 
 // readAlerts reads the Alerts of the caller's namespaces inside the window:
 // from the mirror when configured, else from the cache.
-func (s *Server) readAlerts(ctx context.Context, c *caller, p readParams, now time.Time) ([]v1.Alert, error) {
+func (s *Board) readAlerts(ctx context.Context, c *caller, p readParams, now time.Time) ([]v1.Alert, error) {
 	var items []v1.Alert
-	if s.cfg.History != nil {
+	if s.History != nil {
 		var since time.Time
 		if p.filter.Window > 0 {
 			since = now.Add(-p.filter.Window)
 		}
 		var err error
-		if items, err = s.cfg.History.Alerts(ctx, namespaces(p.namespace), since); err != nil {
+		if items, err = s.History.Alerts(ctx, namespaces(p.namespace), since); err != nil {
 			return nil, err
 		}
 		if err := s.withLiveSilencing(ctx, p.namespace, items); err != nil {
@@ -251,7 +266,7 @@ func (s *Server) readAlerts(ctx context.Context, c *caller, p readParams, now ti
 		}
 	} else {
 		var list v1.AlertList
-		if err := s.reader.List(ctx, &list, inNamespace(p.namespace)...); err != nil {
+		if err := s.Reader.List(ctx, &list, inNamespace(p.namespace)...); err != nil {
 			return nil, err
 		}
 		items = list.Items
@@ -261,11 +276,11 @@ func (s *Server) readAlerts(ctx context.Context, c *caller, p readParams, now ti
 
 // readOpenIncidents reads the open Incidents of ns (""=all) the caller may
 // list; checked names a namespace already authorised for incidents.
-func (s *Server) readOpenIncidents(ctx context.Context, c *caller, ns, checked string) ([]v1.Incident, error) {
+func (s *Board) readOpenIncidents(ctx context.Context, c *caller, ns, checked string) ([]v1.Incident, error) {
 	var items []v1.Incident
-	if s.cfg.History != nil {
+	if s.History != nil {
 		var err error
-		if items, err = s.cfg.History.OpenIncidents(ctx, namespaces(ns)); err != nil {
+		if items, err = s.History.OpenIncidents(ctx, namespaces(ns)); err != nil {
 			return nil, err
 		}
 		if err := s.withNotifications(ctx, ns, items); err != nil {
@@ -273,7 +288,7 @@ func (s *Server) readOpenIncidents(ctx context.Context, c *caller, ns, checked s
 		}
 	} else {
 		var list v1.IncidentList
-		if err := s.reader.List(ctx, &list, inNamespace(ns)...); err != nil {
+		if err := s.Reader.List(ctx, &list, inNamespace(ns)...); err != nil {
 			return nil, err
 		}
 		items = query.OpenIncidents(list.Items, "")
@@ -285,13 +300,13 @@ func (s *Server) readOpenIncidents(ctx context.Context, c *caller, ns, checked s
 // from the mirror, which keeps no status.notifications: they are the live
 // state of an open Incident (what its Receivers were told), read from the
 // cache by UID. An Incident no longer in the cluster keeps none.
-func (s *Server) withNotifications(ctx context.Context, ns string, items []v1.Incident) error {
+func (s *Board) withNotifications(ctx context.Context, ns string, items []v1.Incident) error {
 	if len(items) == 0 {
 		return nil
 	}
 	var list v1.IncidentList
 	// Read only: what is kept is copied below.
-	if err := s.reader.List(ctx, &list, append(inNamespace(ns), client.UnsafeDisableDeepCopy)...); err != nil {
+	if err := s.Reader.List(ctx, &list, append(inNamespace(ns), client.UnsafeDisableDeepCopy)...); err != nil {
 		return err
 	}
 	live := make(map[types.UID][]v1.IncidentNotification, len(list.Items))
@@ -313,9 +328,9 @@ func (s *Server) withNotifications(ctx context.Context, ns string, items []v1.In
 
 // readPolicies reads the gates from the cache: their live status is what
 // release controllers act on.
-func (s *Server) readPolicies(ctx context.Context, c *caller, ns string) ([]v1.SLOPolicy, error) {
+func (s *Board) readPolicies(ctx context.Context, c *caller, ns string) ([]v1.SLOPolicy, error) {
 	var list v1.SLOPolicyList
-	if err := s.reader.List(ctx, &list, inNamespace(ns)...); err != nil {
+	if err := s.Reader.List(ctx, &list, inNamespace(ns)...); err != nil {
 		return nil, err
 	}
 	return visible(ctx, c, resSLOPolicies, "", list.Items, func(p *v1.SLOPolicy) string { return p.Namespace })
@@ -323,7 +338,7 @@ func (s *Server) readPolicies(ctx context.Context, c *caller, ns string) ([]v1.S
 
 // visible keeps the items in namespaces where the caller may list resource.
 // checked names a namespace already authorised by begin. A caller who may
-// not list cluster-wide is asked about at most MaxReviewedNamespaces
+// not list cluster-wide is asked about at most base.MaxReviewedNamespaces
 // namespaces, those of the most recent items first: a read across more
 // covers the most recently active of them (a namespace named in the
 // request covers any).
@@ -394,5 +409,5 @@ func inNamespace(ns string) []client.ListOption {
 
 func unavailable(w http.ResponseWriter, r *http.Request, err error, msg string) {
 	ctrl.LoggerFrom(r.Context()).Error(err, "Failed to answer a read request", "path", r.URL.Path)
-	WriteError(w, http.StatusServiceUnavailable, msg)
+	base.WriteError(w, http.StatusServiceUnavailable, msg)
 }

@@ -1,4 +1,4 @@
-package httpapi
+package dashboard
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/query"
 )
 
@@ -25,26 +26,26 @@ const (
 )
 
 // trendRoutes serves GET /v1/alerts/trends, authorised as the dashboard is.
-func (s *Server) trendRoutes() {
-	s.handle("GET /v1/alerts/trends", http.HandlerFunc(s.serveTrends))
+func (s *Board) trendRoutes(m base.Mux) {
+	m.Handle("GET /v1/alerts/trends", http.HandlerFunc(s.serveTrends))
 }
 
-func (s *Server) serveTrends(w http.ResponseWriter, r *http.Request) {
-	p, c, ok := s.begin(w, r, resAlerts, s.cfg.DashboardAnonymous)
+func (s *Board) serveTrends(w http.ResponseWriter, r *http.Request) {
+	p, c, ok := s.begin(w, r, resAlerts, s.Anonymous)
 	if !ok {
 		return
 	}
-	t, err := s.trends(r.Context(), c, p, s.clock.Now())
+	t, err := s.trends(r.Context(), c, p, s.Clock.Now())
 	if err != nil {
 		unavailable(w, r, err, "cannot read the trends now")
 		return
 	}
-	WriteJSON(w, http.StatusOK, t)
+	base.WriteJSON(w, http.StatusOK, t)
 }
 
 // trends reads what the window needs, each kind where the caller may list
 // it: from the mirror when it is on, else from the cluster.
-func (s *Server) trends(ctx context.Context, c *caller, p readParams, now time.Time) (query.Trends, error) {
+func (s *Board) trends(ctx context.Context, c *caller, p readParams, now time.Time) (query.Trends, error) {
 	span := p.filter.Window
 	if span <= 0 {
 		span = query.DefaultTrendSpan
@@ -62,7 +63,7 @@ func (s *Server) trends(ctx context.Context, c *caller, p readParams, now time.T
 	}
 	in := query.TrendInput{Alerts: alerts, Policies: policies}
 	source := trendsFromCluster
-	if h, ok := s.cfg.History.(TrendHistory); ok {
+	if h, ok := s.History.(TrendHistory); ok {
 		source = trendsFromMirror
 		if in.Incidents, err = h.ResolvedIncidents(ctx, namespaces(p.namespace), since); err != nil {
 			return query.Trends{}, err
@@ -76,7 +77,7 @@ func (s *Server) trends(ctx context.Context, c *caller, p readParams, now time.T
 		}
 	} else {
 		var list v1.IncidentList
-		if err := s.reader.List(ctx, &list, inNamespace(p.namespace)...); err != nil {
+		if err := s.Reader.List(ctx, &list, inNamespace(p.namespace)...); err != nil {
 			return query.Trends{}, err
 		}
 		in.Incidents = list.Items

@@ -1,8 +1,10 @@
-package httpapi
+package base
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
@@ -19,7 +21,7 @@ var schemaTypes = map[reflect.Type]*jsonschema.Schema{
 	reflect.TypeFor[metav1.Time]():      {Type: "string", Format: "date-time"},
 	reflect.TypeFor[metav1.MicroTime](): {Type: "string", Format: "date-time"},
 	reflect.TypeFor[metav1.Duration]():  {Type: "string", Description: "a duration such as 10m"},
-	reflect.TypeFor[toolList](): {
+	reflect.TypeFor[StringList](): {
 		Description: "a list, or a comma-separated string",
 		AnyOf:       []*jsonschema.Schema{{Type: "array", Items: &jsonschema.Schema{Type: "string"}}, {Type: "string"}},
 	},
@@ -34,9 +36,9 @@ var bounds = map[string]func(*jsonschema.Schema){
 
 func ptrTo[T any](v T) *T { return &v }
 
-// schemaOf is the JSON Schema of t. It panics on a type it cannot describe:
+// SchemaOf is the JSON Schema of t. It panics on a type it cannot describe:
 // the types are fixed at build time, and a test builds every schema.
-func schemaOf(t reflect.Type) *jsonschema.Schema {
+func SchemaOf(t reflect.Type) *jsonschema.Schema {
 	s, err := jsonschema.ForType(t, &jsonschema.ForOptions{TypeSchemas: schemaTypes})
 	if err != nil {
 		panic(fmt.Sprintf("no JSON schema for %s: %v", t, err))
@@ -47,4 +49,23 @@ func schemaOf(t reflect.Type) *jsonschema.Schema {
 		}
 	}
 	return s
+}
+
+// StringList is a list given as a JSON array or a comma-separated string
+// (the tool endpoint's status_in).
+type StringList []string
+
+// UnmarshalJSON takes an array of strings or a comma-separated string.
+func (l *StringList) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		*l = strings.Split(s, ",")
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(data, &list); err != nil {
+		return &json.UnmarshalTypeError{Value: "value", Type: reflect.TypeFor[[]string]()}
+	}
+	*l = list
+	return nil
 }

@@ -1,4 +1,8 @@
-package httpapi
+// Package ingestapi is the HTTP API's intake of alerts: POST /v1/alerts
+// (one alert or a batch, with an Idempotency-Key) and POST
+// /v1/alertmanager (Alertmanager's webhook receiver), both counted by an
+// intake.Counter, plus the one-alert ingest the tool endpoint calls.
+package ingestapi
 
 import (
 	"cmp"
@@ -15,18 +19,39 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/ingest"
 	"github.com/alertbridge/alertbridge/internal/intake"
 	"github.com/alertbridge/alertbridge/internal/metrics"
 	"github.com/alertbridge/alertbridge/internal/policy"
 )
 
-// IdempotencyKeyHeader makes a retried ingest request count once. For a
-// batch, item i is keyed "<key>#<i>".
-const IdempotencyKeyHeader = "Idempotency-Key"
+// Receiver serves the ingest endpoints.
+type Receiver struct {
+	// Intake counts ingested occurrences.
+	Intake intake.Counter
+	// Reader reads the namespaces' AlertRoutingPolicies (the cache).
+	Reader client.Reader
+	Auth   *base.Authenticator
+	Clock  clock.PassiveClock
+	// DefaultNamespace receives alerts whose request names no namespace
+	// (default "default").
+	DefaultNamespace string
+}
+
+// Routes serve POST /v1/alerts and POST /v1/alertmanager.
+func (s *Receiver) Routes(m base.Mux) {
+	m.Handle("POST /v1/alerts", s.Auth.Require(base.Access{
+		Group: v1.GroupVersion.Group, Resource: "alerts", Verb: "create",
+		Namespace: s.ingestNamespace, Name: noName,
+	}, http.HandlerFunc(s.serveIngest)))
+	m.Handle("POST /v1/alertmanager", http.HandlerFunc(s.serveAlertmanager))
+}
 
 // maxIdempotencyKey bounds the header, as the IETF draft suggests keys be
 // UUID-sized; the key is stored only as a hash.
@@ -40,17 +65,10 @@ const ingestTimeout = 10 * time.Second
 // maxParallelItems bounds the items of one request counted at once.
 const maxParallelItems = 64
 
-// FieldError is one problem with a request, named by its JSON path.
-type FieldError struct {
-	Field  string `json:"field"`
-	Type   string `json:"type"`
-	Detail string `json:"detail,omitempty"`
-}
-
 // FieldErrorBody is a 400 answer: the usual error body plus every field error.
 type FieldErrorBody struct {
-	ErrorBody
-	Errors []FieldError `json:"errors"`
+	base.ErrorBody
+	Errors []base.FieldError `json:"errors"`
 }
 
 // IngestResult is what an ingest answers for one occurrence it counted.
@@ -90,8 +108,8 @@ func ingestResult(res intake.Result, reveal bool) IngestResult {
 // mayRead says whether u may get Alerts in ns, and so be told which Alert
 // counted an occurrence (one SubjectAccessReview, cached). When it cannot be
 // asked, the answer tells less.
-func (s *Server) mayRead(ctx context.Context, u *User, ns string) bool {
-	ok, err := s.auth.Allowed(ctx, u, "get", v1.GroupVersion.Group, "alerts", ns, "")
+func (s *Receiver) mayRead(ctx context.Context, u *base.User, ns string) bool {
+	ok, err := s.Auth.Allowed(ctx, u, "get", v1.GroupVersion.Group, "alerts", ns, "")
 	if err != nil {
 		ctrl.LoggerFrom(ctx).V(1).Info("Cannot tell whether the caller may read Alerts; the ingest answer says less", "namespace", ns, "error", err.Error())
 		return false
@@ -104,19 +122,19 @@ type BatchResult struct {
 	Results []ItemResult `json:"results"`
 }
 
-func (s *Server) ingestNamespace(r *http.Request) string {
-	return cmp.Or(r.URL.Query().Get("namespace"), s.cfg.DefaultNamespace, "default")
+func (s *Receiver) ingestNamespace(r *http.Request) string {
+	return cmp.Or(r.URL.Query().Get("namespace"), s.DefaultNamespace, "default")
 }
 
 func noName(*http.Request) string { return "" }
 
 // serveIngest is POST /v1/alerts: one alert, or {"alerts": [...]}.
-func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
+func (s *Receiver) serveIngest(w http.ResponseWriter, r *http.Request) {
 	ns := s.ingestNamespace(r)
-	key := r.Header.Get(IdempotencyKeyHeader)
+	key := r.Header.Get(base.IdempotencyKeyHeader)
 	if len(key) > maxIdempotencyKey {
 		metrics.IngestRejected.WithLabelValues(metrics.PathAPI).Inc()
-		writeFieldErrors(w, field.ErrorList{field.TooLong(field.NewPath("header", IdempotencyKeyHeader), "", maxIdempotencyKey)})
+		writeFieldErrors(w, field.ErrorList{field.TooLong(field.NewPath("header", base.IdempotencyKeyHeader), "", maxIdempotencyKey)})
 		return
 	}
 	data, ok := readBody(w, r, metrics.PathAPI)
@@ -125,10 +143,10 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 	}
 	specs, batch, errs := ingest.DecodeRequest(data)
 	if len(errs) == 0 {
-		pol, err := policy.Get(r.Context(), s.reader, ns)
+		pol, err := policy.Get(r.Context(), s.Reader, ns)
 		if err != nil {
 			ctrl.LoggerFrom(r.Context()).Error(err, "Failed to read the AlertRoutingPolicy", "namespace", ns)
-			WriteError(w, http.StatusServiceUnavailable, "cannot read the AlertRoutingPolicy of namespace "+ns)
+			base.WriteError(w, http.StatusServiceUnavailable, "cannot read the AlertRoutingPolicy of namespace "+ns)
 			return
 		}
 		errs = checkKinds(pol, specs, batch)
@@ -140,7 +158,7 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), ingestTimeout)
 	defer cancel()
-	u := UserFrom(r.Context()) // Require let only authenticated callers in
+	u := base.UserFrom(r.Context()) // Require let only authenticated callers in
 	reveal := s.mayRead(ctx, u, ns)
 	results := make([]ItemResult, len(specs))
 	codes := make([]int, len(specs))
@@ -149,7 +167,7 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 		if batch && key != "" {
 			k = key + "#" + strconv.Itoa(i)
 		}
-		res, err := s.cfg.Intake.Ingest(ctx, intake.Request{Namespace: ns, Spec: specs[i], Caller: u.Username, Key: k})
+		res, err := s.Intake.Ingest(ctx, intake.Request{Namespace: ns, Spec: specs[i], Caller: u.Username, Key: k})
 		results[i], codes[i] = s.itemResult(ctx, metrics.PathAPI, res, err, reveal)
 	})
 	code := http.StatusOK
@@ -161,17 +179,17 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 	}
 	if !batch {
 		if results[0].Error != "" {
-			WriteError(w, code, results[0].Error)
+			base.WriteError(w, code, results[0].Error)
 			return
 		}
-		WriteJSON(w, code, results[0].IngestResult)
+		base.WriteJSON(w, code, results[0].IngestResult)
 		return
 	}
 	if code < http.StatusInternalServerError {
 		// Refused items are reported per item; the others were counted.
 		code = http.StatusOK
 	}
-	WriteJSON(w, code, BatchResult{Results: results})
+	base.WriteJSON(w, code, BatchResult{Results: results})
 }
 
 // checkKinds refuses kinds the namespace's AlertRoutingPolicy does not allow.
@@ -194,7 +212,7 @@ func checkKinds(pol policy.Policy, specs []v1.AlertSpec, batch bool) field.Error
 // it calls for, counting it in the metrics. Unless reveal, the result and
 // the refusals name no Alert (a refusal of the API server's names the
 // object it refused, which may be the canonical Alert).
-func (s *Server) itemResult(ctx context.Context, path string, res intake.Result, err error, reveal bool) (ItemResult, int) {
+func (s *Receiver) itemResult(ctx context.Context, path string, res intake.Result, err error, reveal bool) (ItemResult, int) {
 	if err == nil {
 		switch {
 		case res.Replayed:
@@ -279,20 +297,20 @@ func readBody(w http.ResponseWriter, r *http.Request, path string) ([]byte, bool
 	metrics.IngestRejected.WithLabelValues(path).Inc()
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: must be at most %d bytes", tooLarge.Limit))
+		base.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: must be at most %d bytes", tooLarge.Limit))
 		return nil, false
 	}
-	WriteError(w, http.StatusBadRequest, "body: cannot be read: "+err.Error())
+	base.WriteError(w, http.StatusBadRequest, "body: cannot be read: "+err.Error())
 	return nil, false
 }
 
 func writeFieldErrors(w http.ResponseWriter, errs field.ErrorList) {
-	out := make([]FieldError, 0, len(errs))
+	out := make([]base.FieldError, 0, len(errs))
 	for _, e := range errs {
-		out = append(out, FieldError{Field: e.Field, Type: string(e.Type), Detail: e.ErrorBody()})
+		out = append(out, base.FieldError{Field: e.Field, Type: string(e.Type), Detail: e.ErrorBody()})
 	}
-	WriteJSON(w, http.StatusBadRequest, FieldErrorBody{
-		ErrorBody: ErrorBody{Code: http.StatusBadRequest, Reason: http.StatusText(http.StatusBadRequest), Message: errs.ToAggregate().Error()},
+	base.WriteJSON(w, http.StatusBadRequest, FieldErrorBody{
+		ErrorBody: base.ErrorBody{Code: http.StatusBadRequest, Reason: http.StatusText(http.StatusBadRequest), Message: errs.ToAggregate().Error()},
 		Errors:    out,
 	})
 }

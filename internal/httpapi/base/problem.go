@@ -1,4 +1,4 @@
-package httpapi
+package base
 
 import (
 	"context"
@@ -36,18 +36,25 @@ type Holder struct {
 	Owner string `json:"owner"`
 }
 
-// problem is an action's refusal; HTTP, the tool endpoint and MCP each tell
-// it in their own way, with the same words.
-type problem struct {
-	Problem
-	// retryAfter, when set, is sent as the Retry-After header (503).
-	retryAfter time.Duration
+// FieldError is one problem with a request, named by its JSON path.
+type FieldError struct {
+	Field  string `json:"field"`
+	Type   string `json:"type"`
+	Detail string `json:"detail,omitempty"`
 }
 
-func (p *problem) Error() string { return p.Message }
+// Refusal is an action's refusal; HTTP, the tool endpoint and MCP each tell
+// it in their own way, with the same words.
+type Refusal struct {
+	Problem
+	// RetryAfter, when set, is sent as the Retry-After header (503).
+	RetryAfter time.Duration
+}
 
-// text is the refusal as one line an agent can act on (MCP tool results).
-func (p *problem) text() string {
+func (p *Refusal) Error() string { return p.Message }
+
+// Text is the refusal as one line an agent can act on (MCP tool results).
+func (p *Refusal) Text() string {
 	msg := p.Message
 	if p.Code == http.StatusConflict && p.Holder != nil && p.LeaseExpiresAt != nil && p.LeaseExpiresAt.After(time.Now()) {
 		msg += "; retry after " + p.LeaseExpiresAt.UTC().Format(time.RFC3339)
@@ -58,13 +65,14 @@ func (p *problem) text() string {
 	return fmt.Sprintf("%d %s: %s", p.Code, p.Reason, msg)
 }
 
-func newProblem(code int, msg string) *problem {
-	return &problem{Problem: Problem{ErrorBody: ErrorBody{Code: code, Reason: http.StatusText(code), Message: msg}}}
+// Refuse is a refusal with code and msg.
+func Refuse(code int, msg string) *Refusal {
+	return &Refusal{Problem: Problem{ErrorBody: ErrorBody{Code: code, Reason: http.StatusText(code), Message: msg}}}
 }
 
-// invalid is a 400 naming every field error.
-func invalid(errs field.ErrorList) *problem {
-	p := newProblem(http.StatusBadRequest, errs.ToAggregate().Error())
+// Invalid is a 400 naming every field error.
+func Invalid(errs field.ErrorList) *Refusal {
+	p := Refuse(http.StatusBadRequest, errs.ToAggregate().Error())
 	p.Errors = fieldErrors(errs)
 	return p
 }
@@ -77,19 +85,19 @@ func fieldErrors(errs field.ErrorList) []FieldError {
 	return out
 }
 
-// forbidden is the 403 of a SubjectAccessReview that said no, in the words
+// Forbidden is the 403 of a SubjectAccessReview that said no, in the words
 // the API server uses for kubectl.
-func forbidden(u *User, a access) *problem {
-	what := a.resource
-	if a.name != "" {
-		what += fmt.Sprintf(" %q", a.name)
+func Forbidden(u *User, a Need) *Refusal {
+	what := a.Resource
+	if a.Name != "" {
+		what += fmt.Sprintf(" %q", a.Name)
 	}
-	where := " in the namespace " + fmt.Sprintf("%q", a.ns)
-	if a.ns == "" {
+	where := " in the namespace " + fmt.Sprintf("%q", a.Namespace)
+	if a.Namespace == "" {
 		where = " at the cluster scope"
 	}
-	return newProblem(http.StatusForbidden, fmt.Sprintf("%s.%s%s is forbidden: User %q cannot %s resource %q in API group %q%s",
-		strings.Split(a.resource, "/")[0], v1.GroupVersion.Group, nameSuffix(a.name), u.Username, a.verb, a.resource, v1.GroupVersion.Group, where))
+	return Refuse(http.StatusForbidden, fmt.Sprintf("%s.%s%s is forbidden: User %q cannot %s resource %q in API group %q%s",
+		strings.Split(a.Resource, "/")[0], v1.GroupVersion.Group, nameSuffix(a.Name), u.Username, a.Verb, a.Resource, v1.GroupVersion.Group, where))
 }
 
 func nameSuffix(name string) string {
@@ -99,20 +107,20 @@ func nameSuffix(name string) string {
 	return fmt.Sprintf(" %q", name)
 }
 
-// unavailableProblem is a 503: the cluster could not be reached, or the
+// Unavailable is a 503: the cluster could not be reached, or the
 // object kept changing under every retry (no work queue here to retry it later).
-func unavailableProblem(msg string) *problem {
-	p := newProblem(http.StatusServiceUnavailable, msg)
-	p.retryAfter = time.Second
+func Unavailable(msg string) *Refusal {
+	p := Refuse(http.StatusServiceUnavailable, msg)
+	p.RetryAfter = time.Second
 	return p
 }
 
-// toProblem maps what an action returned onto the error contract, as the
+// RefusalOf maps what an action returned onto the error contract, as the
 // CLI maps it onto exit codes: not the holder 409 (CLI 3), forbidden 403
 // (7), not found 404 (6), invalid 400 (1), unreachable or still conflicting
 // after the retries 503 (5).
-func toProblem(ctx context.Context, err error) *problem {
-	var p *problem
+func RefusalOf(ctx context.Context, err error) *Refusal {
+	var p *Refusal
 	var nh *alertstate.NotHolderError
 	var pe *alertstate.PhaseError
 	var status apierrors.APIStatus
@@ -120,7 +128,7 @@ func toProblem(ctx context.Context, err error) *problem {
 	case errors.As(err, &p):
 		return p
 	case errors.As(err, &nh):
-		p = newProblem(http.StatusConflict, nh.Error())
+		p = Refuse(http.StatusConflict, nh.Error())
 		if nh.Holder != (alertstate.Caller{}) {
 			p.Holder = &Holder{User: nh.Holder.User, Owner: nh.Holder.Owner}
 		}
@@ -130,19 +138,19 @@ func toProblem(ctx context.Context, err error) *problem {
 		}
 		return p
 	case errors.As(err, &pe):
-		return newProblem(http.StatusConflict, pe.Error())
+		return Refuse(http.StatusConflict, pe.Error())
 	case errors.Is(err, incident.ErrAlreadyClosed), errors.Is(err, incident.ErrSameState):
-		return newProblem(http.StatusConflict, err.Error())
+		return Refuse(http.StatusConflict, err.Error())
 	case apierrors.IsNotFound(err):
-		return newProblem(http.StatusNotFound, err.Error())
+		return Refuse(http.StatusNotFound, err.Error())
 	case apierrors.IsForbidden(err):
 		code := http.StatusForbidden
 		if strings.Contains(err.Error(), "only the holder may") {
 			code = http.StatusConflict
 		}
-		return newProblem(code, err.Error())
+		return Refuse(code, err.Error())
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
-		p = newProblem(http.StatusBadRequest, err.Error())
+		p = Refuse(http.StatusBadRequest, err.Error())
 		if errors.As(err, &status) && status.Status().Details != nil {
 			for _, c := range status.Status().Details.Causes {
 				p.Errors = append(p.Errors, FieldError{Field: c.Field, Type: string(c.Type), Detail: c.Message})
@@ -153,21 +161,21 @@ func toProblem(ctx context.Context, err error) *problem {
 		}
 		return p
 	case apierrors.IsConflict(err):
-		return unavailableProblem(err.Error() + ": it kept changing while the request retried")
+		return Unavailable(err.Error() + ": it kept changing while the request retried")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return unavailableProblem("the cluster did not answer in time: " + err.Error())
+		return Unavailable("the cluster did not answer in time: " + err.Error())
 	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err),
 		apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err), errors.As(err, &status):
-		return unavailableProblem("the cluster cannot do this now: " + err.Error())
+		return Unavailable("the cluster cannot do this now: " + err.Error())
 	}
 	ctrl.LoggerFrom(ctx).Error(err, "A work-queue action failed")
-	return unavailableProblem("the cluster could not be reached: " + err.Error())
+	return Unavailable("the cluster could not be reached: " + err.Error())
 }
 
-// writeProblem answers with p.
-func writeProblem(w http.ResponseWriter, p *problem) {
-	if p.retryAfter > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(int(p.retryAfter.Seconds())))
+// WriteRefusal answers with p.
+func WriteRefusal(w http.ResponseWriter, p *Refusal) {
+	if p.RetryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int(p.RetryAfter.Seconds())))
 	}
 	WriteJSON(w, p.Code, p.Problem)
 }

@@ -1,9 +1,11 @@
-package httpapi
+package dashboard
 
 import (
 	"embed"
 	"io/fs"
 	"net/http"
+
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 )
 
 // web holds the dashboard page: plain HTML, CSS and JavaScript embedded in
@@ -19,14 +21,14 @@ const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-sr
 // static and carry no data: everything shown comes from
 // /v1/alerts/dashboard, which is authorised (the page sends the token the
 // user enters, or nothing under --dashboard-anonymous).
-func (s *Server) pageRoutes() {
+func (s *Board) pageRoutes(m base.Mux) {
 	sub, err := fs.Sub(web, "web")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	assets := http.StripPrefix("/ui/", http.FileServerFS(sub))
-	s.handle("GET /ui/", pageHeaders(assets))
-	s.handle("GET /{$}", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	m.Handle("GET /ui/", pageHeaders(assets))
+	m.Handle("GET /{$}", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, sub, "index.html")
 	})))
 }

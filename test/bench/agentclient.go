@@ -1,4 +1,4 @@
-package httpapi
+package bench
 
 import (
 	"bytes"
@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 )
 
-// AgentClient calls the work-queue endpoints as one agent: a Go agent's
-// client, and what the benchmarks drive the shipped binary with.
+// AgentClient calls the work-queue endpoints as one agent: what the
+// benchmarks drive the API with (this package's, against the shipped
+// binary, and internal/httpapi's).
 type AgentClient struct {
 	// BaseURL is the API's, e.g. https://alertbridge.alertbridge-system.svc:8090.
 	BaseURL string
@@ -22,33 +25,33 @@ type AgentClient struct {
 }
 
 // Claim is POST /v1/alerts/claim.
-func (c *AgentClient) Claim(ctx context.Context, r ClaimRequest) (*ClaimResult, error) {
-	var out ClaimResult
+func (c *AgentClient) Claim(ctx context.Context, r base.ClaimRequest) (*base.ClaimResult, error) {
+	var out base.ClaimResult
 	return &out, c.post(ctx, "/v1/alerts/claim", r, &out)
 }
 
 // Renew is POST /v1/alerts/{alertRef}/renew.
-func (c *AgentClient) Renew(ctx context.Context, alertRef string, r RenewRequest) (*WorkAlert, error) {
-	var out WorkAlert
+func (c *AgentClient) Renew(ctx context.Context, alertRef string, r base.RenewRequest) (*base.WorkAlert, error) {
+	var out base.WorkAlert
 	return &out, c.post(ctx, "/v1/alerts/"+alertRef+"/renew", r, &out)
 }
 
 // Ack is POST /v1/alerts/{alertRef}/ack.
-func (c *AgentClient) Ack(ctx context.Context, alertRef string, r AckRequest) (*WorkAlert, error) {
-	var out WorkAlert
+func (c *AgentClient) Ack(ctx context.Context, alertRef string, r base.AckRequest) (*base.WorkAlert, error) {
+	var out base.WorkAlert
 	return &out, c.post(ctx, "/v1/alerts/"+alertRef+"/ack", r, &out)
 }
 
 // Fail is POST /v1/alerts/{alertRef}/fail.
-func (c *AgentClient) Fail(ctx context.Context, alertRef string, r FailRequest) (*WorkAlert, error) {
-	var out WorkAlert
+func (c *AgentClient) Fail(ctx context.Context, alertRef string, r base.FailRequest) (*base.WorkAlert, error) {
+	var out base.WorkAlert
 	return &out, c.post(ctx, "/v1/alerts/"+alertRef+"/fail", r, &out)
 }
 
 // AgentError is a refusal of the API: its status and body.
 type AgentError struct {
 	Status int
-	Problem
+	base.Problem
 }
 
 func (e *AgentError) Error() string {
