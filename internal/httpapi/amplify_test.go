@@ -179,7 +179,7 @@ func TestMadeUpTokensCostBoundedTokenReviews(t *testing.T) {
 			t.Fatalf("the accepted token while limited: %d %v", code, body)
 		}
 		if code, after, body := send(t, srv.Client(), http.MethodGet, gate, fresh, nil); code != http.StatusTooManyRequests || after == "" ||
-			!strings.Contains(fmt.Sprint(body["message"]), "tokens already accepted keep working") {
+			!strings.Contains(fmt.Sprint(body["message"]), "tokens accepted in the last few seconds keep working") {
 			t.Fatalf("a new token while limited: %d %q %v", code, after, body)
 		}
 	})

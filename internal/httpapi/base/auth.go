@@ -73,9 +73,10 @@ const (
 	// FailedReviewBurst reviews of one client's tokens may fail at once
 	// (the token refused, or no answer from the API server); after that
 	// one more every FailedReviewInterval. Past it the client gets 429 with
-	// Retry-After for tokens not yet reviewed (tokens already accepted keep
-	// working), so a flood of made-up tokens costs the API server at most
-	// this many TokenReviews.
+	// Retry-After for tokens not reviewed lately (a token accepted within
+	// the verdicts' TTL keeps working; after it, it is reviewed again and
+	// needs a free unit too), so a flood of made-up tokens costs the API
+	// server at most this many TokenReviews.
 	FailedReviewBurst    = 10
 	FailedReviewInterval = 6 * time.Second
 	// maxTokenVerdicts and maxClients bound the guards' memory; the least
@@ -285,7 +286,7 @@ type limitedError struct {
 }
 
 func (e *limitedError) Error() string {
-	return fmt.Sprintf("too many tokens from %s failed review; retry in %d s (tokens already accepted keep working)", e.client, e.retryAfter)
+	return fmt.Sprintf("too many tokens from %s failed review; retry in %d s (tokens accepted in the last few seconds keep working)", e.client, e.retryAfter)
 }
 
 // review answers who token is: from the guards' memory when it failed
