@@ -44,6 +44,7 @@ func bypassPatch(by, reason string, until time.Time) client.Patch {
 // write a bypass in someone else's name, while `slo bypass` works and other
 // edits leave a standing bypass alone.
 func TestBypassByIsTheCaller(t *testing.T) {
+	gateEnv(t)
 	ctx := context.Background()
 	// The policy is the one config/default installs (testenv installs it).
 	ns := testbuild.Namespace(gomega.NewWithT(t), gateK8s, "cli-")

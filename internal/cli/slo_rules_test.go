@@ -16,6 +16,7 @@ import (
 )
 
 func TestSLORules(t *testing.T) {
+	gateEnv(t)
 	ns := testbuild.Namespace(gomega.NewWithT(t), gateK8s, "cli-")
 	instant := policy(t, ns, "instant", v1.GateStrict)
 	if code, _, errOut := runGateCLI(t, ns, "slo", "rules", instant.Name); code != cli.ExitUsage || !strings.Contains(errOut, "no error-budget objective") {

@@ -3,10 +3,10 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,38 +27,55 @@ var (
 	gateK8s        client.Client
 	restConfig     *rest.Config
 	gateKubeconfig string
+
+	shared struct {
+		once sync.Once
+		env  *testenv.Env
+		dir  string
+		err  error
+	}
 )
 
-// TestMain runs the CLI against a real kube-apiserver and etcd.
+// TestMain stops the control plane the plain tests share, if one of them
+// started it.
 func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.env != nil {
+		_ = shared.env.Stop()
+	}
+	if shared.dir != "" {
+		_ = os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// gateEnv starts, on its first call, the real kube-apiserver and etcd the
+// plain tests share and fills in gateK8s, restConfig and gateKubeconfig.
+// A process that runs only the Ginkgo suite (which starts its own) starts
+// none.
+func gateEnv(t *testing.T) {
+	t.Helper()
+	shared.once.Do(func() { shared.err = startGateEnv() })
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+}
+
+func startGateEnv() error {
 	env, err := testenv.Start()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return err
 	}
-	cfg := env.Admin
-	restConfig = cfg
-	code := func() int {
-		s := kube.NewScheme()
-		if gateK8s, err = client.New(cfg, client.Options{Scheme: s}); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		dir, err := os.MkdirTemp("", "cli-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer func() { _ = os.RemoveAll(dir) }()
-		gateKubeconfig = filepath.Join(dir, "kubeconfig")
-		if err := os.WriteFile(gateKubeconfig, env.KubeConfig, 0o600); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}()
-	_ = env.Stop()
-	os.Exit(code)
+	shared.env = env
+	restConfig = env.Admin
+	if gateK8s, err = client.New(restConfig, client.Options{Scheme: kube.NewScheme()}); err != nil {
+		return err
+	}
+	if shared.dir, err = os.MkdirTemp("", "cli-test-"); err != nil {
+		return err
+	}
+	gateKubeconfig = filepath.Join(shared.dir, "kubeconfig")
+	return os.WriteFile(gateKubeconfig, env.KubeConfig, 0o600)
 }
 
 // run executes the CLI in-process and returns its exit code and output.
@@ -103,6 +120,7 @@ func setGate(t *testing.T, p *v1.SLOPolicy, evaluatedAgo time.Duration, d v1.Gat
 }
 
 func TestReleaseCheck(t *testing.T) {
+	gateEnv(t)
 	ns := testbuild.Namespace(gomega.NewWithT(t), gateK8s, "cli-")
 	p := policy(t, ns, "gateway", v1.GateStrict)
 	check := []string{"release-check", "--service", "gateway", "--env", "staging"}
@@ -138,6 +156,7 @@ func TestReleaseCheck(t *testing.T) {
 }
 
 func TestSLOBypass(t *testing.T) {
+	gateEnv(t)
 	ctx := context.Background()
 	ns := testbuild.Namespace(gomega.NewWithT(t), gateK8s, "cli-")
 	p := policy(t, ns, "gateway", v1.GateStrict)

@@ -93,9 +93,12 @@ type Env struct {
 	scraperErr   error
 }
 
-// Timeouts of the setup.
+// Timeouts of the setup. The build is CGO_ENABLED=0, as `make build`, a
+// configuration no test binary shares: on a machine whose build cache is
+// cold it compiles the whole module graph again while the other test
+// streams compile theirs, which took over 5 minutes on 2 cores.
 const (
-	buildTimeout   = 5 * time.Minute
+	buildTimeout   = 30 * time.Minute
 	migrateTimeout = time.Minute
 	readyTimeout   = 3 * time.Minute
 )
