@@ -28,14 +28,22 @@ entries="^($(awk '/^func Test[A-Za-z0-9_]*\(/ { match($0, /Test[A-Za-z0-9_]*/); 
 
 # The ginkgo CLI is a tool of this module (go.mod), so its version is the
 # library's.
-go tool ginkgo run -p --procs="${GINKGO_PROCS:-3}" --timeout=60m --keep-going --no-color "${suites[@]}" -- -test.run="$entries" \
+# Each stream says how long it took, so the slowest is known.
+timed() {
+	local name=$1 start=$SECONDS status=0
+	shift
+	"$@" || status=$?
+	echo "[$name] finished in $((SECONDS - start)) s (exit $status)"
+	return "$status"
+}
+timed ginkgo go tool ginkgo run -p --procs="${GINKGO_PROCS:-3}" --timeout=60m --keep-going --no-color "${suites[@]}" -- -test.run="$entries" \
 	> >(sed -u 's/^/[ginkgo] /') 2>&1 &
 ginkgo_pid=$!
-go test -count=1 -p 1 -timeout 60m ./test/e2e/... > >(sed -u 's/^/[e2e] /') 2>&1 &
+timed e2e go test -count=1 -p 1 -timeout 60m ./test/e2e/... > >(sed -u 's/^/[e2e] /') 2>&1 &
 e2e_pid=$!
 mapfile -t others < <(go list ./... | grep -v "^$(go list -m)/test/e2e/")
 status=0
-go test -count=1 -p 1 -timeout 60m -skip "$entries" "${others[@]}" || status=$?
+timed go go test -count=1 -p 1 -timeout 60m -skip "$entries" "${others[@]}" || status=$?
 wait "$e2e_pid" || status=$?
 wait "$ginkgo_pid" || status=$?
 exit "$status"
