@@ -10,8 +10,10 @@
 #     plane of its own, so no spec shares a cluster with a spec beside it;
 #   - the end-to-end packages (test/e2e: the shipped binary's topology and
 #     the chaos run), one at a time;
-#   - every other test (the plain Go tests of the Ginkgo packages too), one
-#     package at a time: each starts its own control plane or none.
+#   - every other test (the plain Go tests of the Ginkgo packages too), two
+#     packages at a time (GO_TEST_PROCS): each starts its own control plane
+#     or none. Most of this stream is compiling and linking, which go test
+#     does only as many at a time as it runs packages.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -43,7 +45,7 @@ timed e2e go test -count=1 -p 1 -timeout 60m ./test/e2e/... > >(sed -u 's/^/[e2e
 e2e_pid=$!
 mapfile -t others < <(go list ./... | grep -v "^$(go list -m)/test/e2e/")
 status=0
-timed go go test -count=1 -p 1 -timeout 60m -skip "$entries" "${others[@]}" || status=$?
+timed go go test -count=1 -p "${GO_TEST_PROCS:-2}" -timeout 60m -skip "$entries" "${others[@]}" || status=$?
 wait "$e2e_pid" || status=$?
 wait "$ginkgo_pid" || status=$?
 exit "$status"
