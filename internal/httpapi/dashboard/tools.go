@@ -67,7 +67,7 @@ func (s *Board) ListAlerts(ctx context.Context, u *base.User, r base.ListRequest
 	return &l, nil
 }
 
-// dashboard is GET /v1/alerts/dashboard for a tool.
+// Dashboard is GET /v1/alerts/dashboard for a tool.
 func (s *Board) Dashboard(ctx context.Context, u *base.User, r base.DashboardRequest) (*query.Dashboard, error) {
 	p, c, err := s.beginRead(ctx, u, readQuery(r.Namespace, r.WindowMinutes, nil, "", "", ""), resAlerts)
 	if err != nil {
