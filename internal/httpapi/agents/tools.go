@@ -27,16 +27,16 @@ import (
 // written against a SQL-backed alert queue already use. Every action is the same code as the /v1 endpoints and MCP.
 //
 // Validation failures answer HTTP 200 with accepted: false and the errors,
-// as the runbook's router did; every other refusal keeps its /v1 status
+// as snake_case tool routers answer them; every other refusal keeps its /v1 status
 // (401, 403, 404, 409, 429, 503) with accepted: false and the same body.
 
-// Tools of the runbook this endpoint serves.
+// Tools this endpoint serves.
 const (
 	ToolAlertIngest = "alert_ingest_tool"
 	ToolOncall      = "oncall_tool"
 )
 
-// ToolRequest is a tool call: the tool, the action and the runbook's
+// ToolRequest is a tool call: the tool, the action and the
 // parameters of that action, in snake_case. An ingest takes the alert's
 // fields (service, kind, title, message, severity, env, source, labels,
 // fingerprint, dedupe_ttl_minutes) beside them.
@@ -76,7 +76,7 @@ type ToolRequest struct {
 	DedupeTTLMinutes *float64          `json:"dedupe_ttl_minutes,omitempty" jsonschema:"ingest: dedupe window of this alert in minutes"`
 }
 
-// ToolResult is a tool's answer, with the runbook's field names.
+// ToolResult is a tool's answer, with snake_case field names.
 type ToolResult struct {
 	Tool     string `json:"tool"`
 	Action   string `json:"action"`
@@ -117,7 +117,7 @@ type ToolResult struct {
 	ProcessingLockTo *time.Time        `json:"processing_lock_until,omitempty"`
 }
 
-// ToolAlert is an alert with the runbook's column names.
+// ToolAlert is an alert with snake_case column names.
 type ToolAlert struct {
 	AlertRef            string            `json:"alert_ref"`
 	Namespace           string            `json:"namespace"`
@@ -146,7 +146,7 @@ type ToolAlert struct {
 	IncidentRef         string            `json:"incident_ref,omitempty"`
 }
 
-// ToolIncident is an incident with the runbook's names.
+// ToolIncident is an incident with snake_case names.
 type ToolIncident struct {
 	IncidentRef    string     `json:"incident_ref"`
 	Namespace      string     `json:"namespace"`
@@ -220,7 +220,7 @@ var toolActions = map[string]map[string]toolAction{
 }
 
 // serveTool is POST /v1/tools/execute. The body is JSON whatever its
-// Content-Type says (the runbook's second curl sends none).
+// Content-Type says (agents written with curl often send none).
 func (s *Protocols) serveTool(w http.ResponseWriter, r *http.Request) {
 	u, ok := s.Auth.Authenticate(w, r, false)
 	if !ok {
@@ -271,7 +271,7 @@ func (s *Protocols) serveTool(w http.ResponseWriter, r *http.Request) {
 	res.ProcessingLockTo = p.LeaseExpiresAt
 	code := p.Code
 	if code == http.StatusBadRequest {
-		code = http.StatusOK // validation failures: accepted false, as the runbook's router answered
+		code = http.StatusOK // validation failures: accepted false, as tool routers answer them
 	}
 	if p.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(p.RetryAfter.Seconds())))
@@ -331,7 +331,7 @@ func minutes(v *int64) string {
 	return strconv.FormatInt(*v, 10) + "m"
 }
 
-// renamed turns a problem's field names into the runbook's parameter names.
+// renamed turns a problem's field names into the tool's snake_case parameter names.
 func renamed(err error, names map[string]string) error {
 	var p *base.Refusal
 	if !errors.As(err, &p) || p.Code != http.StatusBadRequest {
@@ -477,9 +477,9 @@ func (s *Protocols) toolIncidentsOpen(ctx context.Context, u *base.User, _ *http
 	return res, nil
 }
 
-// toolIngest is the runbook's ingest: one alert, through the same intake,
+// toolIngest is the tool's ingest: one alert, through the same intake,
 // kind check and authorisation (create alerts) as POST /v1/alerts. Its
-// title falls back to the message, then to the kind, as the runbook's
+// title falls back to the message, then to the kind, as a bare
 // persistence check sends none.
 func (s *Protocols) toolIngest(ctx context.Context, u *base.User, r *http.Request, _ *ToolRequest, raw map[string]json.RawMessage) (*ToolResult, error) {
 	if s.Ingest == nil {

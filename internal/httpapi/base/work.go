@@ -14,14 +14,14 @@ import (
 
 // Work-queue bounds.
 const (
-	// DefaultClaimLimit is the runbook's limit=25.
+	// DefaultClaimLimit is a claim's batch when it names none.
 	DefaultClaimLimit = 25
 	// MaxClaimLimit bounds one claim.
 	MaxClaimLimit = 500
 )
 
-// ClaimRequest is POST /v1/alerts/claim: the runbook's claim(window_minutes,
-// limit, owner, lock_ttl_seconds), plus filters.
+// ClaimRequest is POST /v1/alerts/claim: claim(window_minutes, limit,
+// owner, lock_ttl_seconds), plus filters.
 type ClaimRequest struct {
 	Namespace     string   `json:"namespace,omitempty" jsonschema:"namespace to claim in; empty: every namespace where you may list Alerts and patch alerts/status"`
 	WindowMinutes *int64   `json:"windowMinutes,omitempty" jsonschema:"only Alerts last seen within this many minutes (default 240; 0: no window)"`
@@ -62,7 +62,7 @@ type FailRequest struct {
 	RetryAfter string `json:"retryAfter,omitempty" jsonschema:"delay before the Alert is claimable again, e.g. 5m (default: the AlertRoutingPolicy's retryAfter, else 5m)"`
 }
 
-// ToIncidentRequest is the runbook's alert_to_incident.
+// ToIncidentRequest is alert_to_incident: convert an Alert into an Incident.
 type ToIncidentRequest struct {
 	SeverityCap  string `json:"severityCap,omitempty" jsonschema:"the Incident is never worse than this, P0..P4 (default: the AlertRoutingPolicy, else P1)"`
 	DedupeWindow string `json:"dedupeWindow,omitempty" jsonschema:"an open Incident of the signature active within this window absorbs the Alert, e.g. 60m (default: the AlertRoutingPolicy, else 60m)"`

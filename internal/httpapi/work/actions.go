@@ -282,7 +282,7 @@ func (s *Queue) Fail(ctx context.Context, u *base.User, at base.Ref, r base.Fail
 }
 
 // leaseOwner is the owner name a renew, ack or fail acts as: the one given,
-// else the owner of the lease when u holds it (the runbook's fail and ack
+// else the owner of the lease when u holds it (a tool's fail and ack
 // name no owner: the user is what the API server enforces), else u's name.
 func (s *Queue) leaseOwner(ctx context.Context, u *base.User, at base.Ref, given string) string {
 	if given != "" {
