@@ -16,10 +16,7 @@ import (
 
 var _ = Describe("alertbridge dashboard", func() {
 	create := func(ns, service, kind string) {
-		Expect(k8s.Create(ctx, &v1.Alert{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: service + "-", Namespace: ns},
-			Spec:       v1.AlertSpec{Service: service, Kind: kind, Title: service + " " + kind, Severity: v1.SeverityP1},
-		})).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlert("", ns).Service(service).Kind(kind).Title(service+" "+kind).Severity(v1.SeverityP1).Obj())).To(Succeed())
 	}
 	dashboard := func(args ...string) query.Dashboard {
 		r := run("", append([]string{"dashboard", "-o", "json"}, args...)...)
@@ -35,10 +32,7 @@ var _ = Describe("alertbridge dashboard", func() {
 		create(ns, "gateway", "latency")
 		create(ns, "payments", "error_rate")
 		create(other, "search", "latency")
-		gw := &v1.Incident{
-			ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: ns},
-			Spec:       v1.IncidentSpec{Service: "gateway", Title: "gateway slow", Severity: v1.SeverityP1, State: v1.IncidentOpen},
-		}
+		gw := testbuild.MakeIncident("gw", ns).Title("gateway slow").Severity(v1.SeverityP1).State(v1.IncidentOpen).Obj()
 		Expect(k8s.Create(ctx, gw)).To(Succeed())
 		// What the notification controller records; the last one is shown.
 		sent := metav1.Now()

@@ -54,7 +54,7 @@ func TestIncidentsCLI(t *testing.T) {
 	ctx := context.Background()
 	ns := testbuild.Namespace(gomega.NewWithT(t), c, "cli-")
 	newAlert := func(host string, sev v1.Severity) string {
-		a := testbuild.Alert(ns, testbuild.Host(host), testbuild.Severity(sev))
+		a := testbuild.MakeAlert("", ns).Host(host).Severity(sev).Obj()
 		if err := c.Create(ctx, a); err != nil {
 			t.Fatal(err)
 		}

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // listFlags parses args as a list command's output flags.
@@ -35,12 +35,8 @@ func printed(t *testing.T, out outputFlags, alerts []v1.Alert) (string, error) {
 func threeAlerts() []v1.Alert {
 	now := time.Now()
 	mk := func(name string, occurrences int64, age time.Duration, host string) v1.Alert {
-		return v1.Alert{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", CreationTimestamp: metav1.NewTime(now.Add(-age)),
-				Labels: map[string]string{v1.FingerprintLabel: "fp-" + name, "team": "t-" + host}},
-			Spec:   v1.AlertSpec{Service: "gateway", Kind: "latency", Labels: map[string]string{"host": host}},
-			Status: v1.AlertStatus{Phase: v1.AlertNew, Occurrences: occurrences},
-		}
+		return testbuild.MakeAlert(name, "ns").Created(now.Add(-age)).MetaLabel(v1.FingerprintLabel, "fp-"+name).MetaLabel("team", "t-"+host).
+			Host(host).Phase(v1.AlertNew).Occurrences(occurrences).Val()
 	}
 	return []v1.Alert{mk("b", 3, time.Hour, "h2"), mk("c", 1, 2*time.Hour, "h3"), mk("a", 2, 3*time.Hour, "h1")}
 }

@@ -25,7 +25,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -204,11 +203,7 @@ func (b bearerToken) RoundTrip(r *http.Request) (*http.Response, error) {
 // operator has made it New.
 func (f *roleFixture) decidedAlert() *v1.Alert {
 	GinkgoHelper()
-	a := &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: f.ns},
-		Spec: v1.AlertSpec{Service: "gateway", Kind: "latency", Title: "p95 above 300ms",
-			Labels: map[string]string{"host": fmt.Sprintf("h%d", time.Now().UnixNano())}},
-	}
+	a := testbuild.MakeAlert("", f.ns).Host(fmt.Sprintf("h%d", time.Now().UnixNano())).Obj()
 	Expect(k8s.Create(ctx, a)).To(Succeed())
 	Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
@@ -232,21 +227,14 @@ func (f *roleFixture) claimedBy(id identity) string {
 // of a host no other row's Alert has (they stay claimable).
 func (f *roleFixture) silence() string {
 	GinkgoHelper()
-	s := &v1.Silence{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "deploy-", Namespace: f.ns},
-		Spec: v1.SilenceSpec{Matchers: []v1.SilenceMatcher{{Name: "host", Operator: v1.MatchEqual, Value: fmt.Sprintf("h%d", time.Now().UnixNano())}},
-			EndsAt: metav1.NewTime(time.Now().Add(time.Hour)), Comment: "deploy"},
-	}
+	s := testbuild.MakeSilence("", f.ns).Matcher("host", v1.MatchEqual, fmt.Sprintf("h%d", time.Now().UnixNano())).Comment("deploy").Obj()
 	Expect(k8s.Create(ctx, s)).To(Succeed())
 	return s.Name
 }
 
 func (f *roleFixture) openIncident() string {
 	GinkgoHelper()
-	inc := &v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "inc-", Namespace: f.ns},
-		Spec:       v1.IncidentSpec{Service: "gateway", Env: "prod", Severity: v1.SeverityP2, Title: "gateway slow", State: v1.IncidentOpen},
-	}
+	inc := testbuild.MakeIncident("", f.ns).Env("prod").Severity(v1.SeverityP2).Title("gateway slow").State(v1.IncidentOpen).Obj()
 	Expect(k8s.Create(ctx, inc)).To(Succeed())
 	return inc.Name
 }
@@ -613,19 +601,9 @@ func newRoleFixture(api string) *roleFixture {
 	for _, role := range roles {
 		f.ids[role] = f.identity(role, role)
 	}
-	p := &v1.SLOPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: gatePolicy, Namespace: f.ns},
-		Spec: v1.SLOPolicySpec{
-			Service: "gateway", Env: "staging",
-			Objectives: v1.SLOObjectives{
-				LatencyP95Ms: ptr.To[int64](300),
-				// An error-budget objective, for `slo rules`.
-				Availability: &v1.AvailabilityObjective{BudgetObjective: v1.BudgetObjective{Target: "99.9"}},
-			},
-			Source: v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://127.0.0.1:1"}},
-			Gate:   v1.GateSpec{Mode: v1.GateStrict},
-		},
-	}
+	p := testbuild.MakeSLOPolicy(gatePolicy, f.ns).Env("staging").
+		Availability("99.9", ""). // an error-budget objective, for `slo rules`
+		PrometheusURL("http://127.0.0.1:1").GateMode(v1.GateStrict).Obj()
 	Expect(k8s.Create(ctx, p)).To(Succeed())
 	return f
 }

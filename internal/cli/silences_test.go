@@ -20,6 +20,7 @@ import (
 	"github.com/alertbridge/alertbridge/internal/cli"
 	"github.com/alertbridge/alertbridge/internal/query"
 	"github.com/alertbridge/alertbridge/test/integration/promtest"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
 // as runs the CLI in f's namespace as id, a ServiceAccount bound to one
@@ -104,10 +105,7 @@ var _ = Describe("alertbridge silences", func() {
 		Expect(r.out).To(ContainSubstring("silenced by Silence " + name))
 
 		// Still counted; nobody claims it.
-		Expect(k8s.Create(ctx, &v1.Alert{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "again-", Namespace: f.ns},
-			Spec:       v1.AlertSpec{Service: "gateway", Kind: "latency", Title: "p95 above 300ms", Labels: a.Spec.Labels},
-		})).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlert("", f.ns).LabelMap(a.Spec.Labels).Obj())).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
 			g.Expect(a.Status.Occurrences).To(BeEquivalentTo(2))
@@ -177,10 +175,7 @@ var _ = Describe("alertbridge silences", func() {
 	It("refuses bad input with exit 1 before asking the cluster, and a Silence longer than the namespace allows", func() {
 		f := newRoleFixture("")
 		oncall := f.ids["oncall"]
-		Expect(k8s.Create(ctx, &v1.AlertRoutingPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: f.ns},
-			Spec:       v1.AlertRoutingPolicySpec{Silences: &v1.SilencePolicy{MaxDuration: &metav1.Duration{Duration: 30 * time.Minute}}},
-		})).To(Succeed())
+		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(f.ns).SilenceMaxDuration(30*time.Minute).Obj())).To(Succeed())
 		for _, c := range []struct {
 			args []string
 			want string

@@ -13,7 +13,6 @@ import (
 	"github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -93,16 +92,7 @@ func runGateCLI(t *testing.T, ns string, args ...string) (code int, stdout, stde
 
 func policy(t *testing.T, ns, name string, mode v1.GateMode) *v1.SLOPolicy {
 	t.Helper()
-	p := &v1.SLOPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1.SLOPolicySpec{
-			Service: "gateway", Env: "staging",
-			Objectives:         v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
-			Source:             v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://prometheus:9090"}},
-			Gate:               v1.GateSpec{Mode: mode, MaxBypass: &metav1.Duration{Duration: time.Hour}},
-			EvaluationInterval: &metav1.Duration{Duration: 15 * time.Second},
-		},
-	}
+	p := testbuild.MakeSLOPolicy(name, ns).Env("staging").GateMode(mode).MaxBypass(time.Hour).EvaluationInterval(15 * time.Second).Obj()
 	if err := gateK8s.Create(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}

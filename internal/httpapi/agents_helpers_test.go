@@ -23,6 +23,7 @@ import (
 	"github.com/alertbridge/alertbridge/controllers"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
 	"github.com/alertbridge/alertbridge/internal/serve"
+	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
@@ -132,11 +133,7 @@ func newAlerts(t testing.TB, ns string, n int) []string {
 	ctx := context.Background()
 	names := make([]string, n)
 	forEachParallel(n, 16, func(i int) {
-		a := &v1.Alert{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "gateway-latency-", Namespace: ns},
-			Spec: v1.AlertSpec{Service: "gateway", Env: "prod", Kind: "latency", Title: "p95 above 300ms", Source: "monitor@node1",
-				Severity: v1.SeverityP2, Labels: map[string]string{"host": fmt.Sprintf("h%d", i)}},
-		}
+		a := testbuild.MakeAlert("", ns).Env("prod").Severity(v1.SeverityP2).Host(fmt.Sprintf("h%d", i)).Obj()
 		if err := k8s.Create(ctx, a); err != nil {
 			t.Error(err)
 			return

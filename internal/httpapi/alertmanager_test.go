@@ -15,7 +15,6 @@ import (
 	"github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/metrics"
@@ -87,12 +86,9 @@ func TestAlertmanagerNamespaces(t *testing.T) {
 	op := startAPI(t)
 	allowed, denied := testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-"), testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-")
 	tok := monitorToken(t, allowed)
-	must(t, k8s.Create(context.Background(), &v1.AlertRoutingPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: allowed},
-		Spec: v1.AlertRoutingPolicySpec{Alertmanager: &v1.AlertmanagerMapping{
-			ServiceLabel: "app", SeverityMap: map[string]v1.Severity{"critical": v1.SeverityP0},
-		}},
-	}))
+	must(t, k8s.Create(context.Background(), testbuild.MakeAlertRoutingPolicy(allowed).Alertmanager(&v1.AlertmanagerMapping{
+		ServiceLabel: "app", SeverityMap: map[string]v1.Severity{"critical": v1.SeverityP0},
+	}).Obj()))
 	alertIn := func(ns, fp string) string {
 		a := extractAlert(amBody("firing", fp, "gw-1"))
 		return strings.Replace(a, `"service":"gateway",`, fmt.Sprintf(`"app":"checkout","namespace":%q,`, ns), 1)

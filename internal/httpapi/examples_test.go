@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
@@ -80,10 +79,7 @@ func TestAgentExamples(t *testing.T) {
 // newTitledAlert creates one Alert with title and waits until it is New.
 func newTitledAlert(t testing.TB, ns, title string) string {
 	t.Helper()
-	a := &v1.Alert{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "disk-full-", Namespace: ns},
-		Spec:       v1.AlertSpec{Service: "storage", Env: "prod", Kind: "disk_full", Title: title},
-	}
+	a := testbuild.MakeAlert("", ns).Service("storage").Env("prod").Kind("disk_full").Title(title).Obj()
 	must(t, k8s.Create(context.Background(), a))
 	gomega.NewWithT(t).Eventually(func() error {
 		got := getAlert(t, ns, a.Name)

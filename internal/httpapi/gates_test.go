@@ -143,15 +143,7 @@ func must(t testing.TB, err error) {
 func policy(t testing.TB, ns, name string, d v1.GateDecision, reason string, evaluatedAgo time.Duration) {
 	t.Helper()
 	ctx := context.Background()
-	p := &v1.SLOPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1.SLOPolicySpec{
-			Service: name, Env: "staging",
-			Objectives:         v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
-			Source:             v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://prometheus:9090"}},
-			EvaluationInterval: &metav1.Duration{Duration: 15 * time.Second},
-		},
-	}
+	p := testbuild.MakeSLOPolicy(name, ns).Service(name).Env("staging").EvaluationInterval(15 * time.Second).Obj()
 	must(t, k8s.Create(ctx, p))
 	at := metav1.NewTime(time.Now().Add(-evaluatedAgo))
 	p.Status.LastEvaluatedAt = &at

@@ -88,10 +88,7 @@ func TestIngestBadPayloads(t *testing.T) {
 	op := startAPI(t)
 	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "ingest-")
 	tok := monitorToken(t, ns)
-	must(t, k8s.Create(context.Background(), &v1.AlertRoutingPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
-		Spec:       v1.AlertRoutingPolicySpec{AllowedKinds: []string{"latency", "error_rate"}},
-	}))
+	must(t, k8s.Create(context.Background(), testbuild.MakeAlertRoutingPolicy(ns).AllowedKinds("latency", "error_rate").Obj()))
 	url := op.srv.URL + "/v1/alerts?namespace=" + ns
 	huge := `{"service":"gateway","kind":"latency","title":"t","message":"` + strings.Repeat("x", 2<<20) + `"}`
 	cases := []struct {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi/agents"
@@ -23,10 +22,7 @@ import (
 func TestLockTTLWithinTheNamespacesCeiling(t *testing.T) {
 	api := startAgentAPI(t)
 	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "agents-")
-	must(t, k8s.Create(context.Background(), &v1.AlertRoutingPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: v1.RoutingPolicyName, Namespace: ns},
-		Spec:       v1.AlertRoutingPolicySpec{MaxLeaseDuration: &metav1.Duration{Duration: 30 * time.Minute}},
-	}))
+	must(t, k8s.Create(context.Background(), testbuild.MakeAlertRoutingPolicy(ns).MaxLeaseDuration(30*time.Minute).Obj()))
 	agent := roleCaller(t, ns, "supervisor", "agent")
 	names := newAlerts(t, ns, 1)
 	ceiling := "longer than namespace " + ns + " allows: a lease lasts at most 30m0s there"

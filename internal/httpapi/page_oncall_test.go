@@ -14,8 +14,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/go-logr/logr"
 	"github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -53,15 +51,8 @@ func TestDashboardOnCallPathInABrowser(t *testing.T) {
 	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "oncall-page-")
 	oncall := roleCaller(t, ns, "oncall", "oncall")
 	viewer := roleCaller(t, ns, "viewer", "viewer")
-	must(t, k8s.Create(ctx0, &v1.SLOPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "gateway", Namespace: ns},
-		Spec: v1.SLOPolicySpec{
-			Service: "gateway", Env: "prod",
-			Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
-			// Its Prometheus does not exist: the operator decides Block.
-			Source: v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://127.0.0.1:1"}},
-		},
-	}))
+	// Its Prometheus does not exist: the operator decides Block.
+	must(t, k8s.Create(ctx0, testbuild.MakeSLOPolicy("gateway", ns).Env("prod").PrometheusURL("http://127.0.0.1:1").Obj()))
 
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		append(chromiumFlags, chromedp.ExecPath(exe), chromedp.UserDataDir(t.TempDir()))...)
@@ -126,16 +117,16 @@ func TestDashboardOnCallPathInABrowser(t *testing.T) {
 
 	// The storm begins: three Alerts.
 	for i := range 3 {
-		newAlert(t, ns, "gateway", "latency", fmt.Sprintf("/v1/chat/%d", i))
+		must(t, k8s.Create(ctx0, p2Alert(ns, "gateway", "latency").Labels("route", fmt.Sprintf("/v1/chat/%d", i)).Obj()))
 	}
 	waitFor("the storm begins on the chart", total("trend-new", 3))
 	shot("oncall-1-storm-begins.png")
 	// It grows: nine more, and repeats of one of them (occurrences).
 	for i := 3; i < 12; i++ {
-		newAlert(t, ns, "gateway", "latency", fmt.Sprintf("/v1/chat/%d", i))
+		must(t, k8s.Create(ctx0, p2Alert(ns, "gateway", "latency").Labels("route", fmt.Sprintf("/v1/chat/%d", i)).Obj()))
 	}
 	for range 3 {
-		newAlert(t, ns, "gateway", "latency", "/v1/chat/0")
+		must(t, k8s.Create(ctx0, p2Alert(ns, "gateway", "latency").Labels("route", "/v1/chat/0").Obj()))
 	}
 	// Twelve Alerts and three folded repeats; every one counts as an
 	// occurrence of its canonical (whether the last repeats are folded in

@@ -16,7 +16,6 @@ import (
 	"github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
@@ -110,17 +109,14 @@ func TestDashboardPageInABrowser(t *testing.T) {
 		t.Fatal("the token is not kept in sessionStorage (or leaked into localStorage)")
 	}
 
-	newAlert(t, ns, "gateway", "latency", "/v1/chat")
-	newAlert(t, ns, "gateway", "latency", "/v1/chat")
-	newAlert(t, ns, "gateway", "error_rate", "/v1/chat")
-	newAlert(t, ns, "payments", "latency", "/pay")
+	must(t, k8s.Create(context.Background(), p2Alert(ns, "gateway", "latency").Labels("route", "/v1/chat").Obj()))
+	must(t, k8s.Create(context.Background(), p2Alert(ns, "gateway", "latency").Labels("route", "/v1/chat").Obj()))
+	must(t, k8s.Create(context.Background(), p2Alert(ns, "gateway", "error_rate").Labels("route", "/v1/chat").Obj()))
+	must(t, k8s.Create(context.Background(), p2Alert(ns, "payments", "latency").Labels("route", "/pay").Obj()))
 	waitFor("the counts change", count("New", 3)+" && "+count("Deduplicated", 1))
 	waitFor("the latest alerts are listed", `document.querySelectorAll("#latest tbody tr").length === 3`)
 	waitFor("the top signature leads", `document.querySelector("#signatures tbody tr td")?.textContent === "gateway/prod/latency"`)
-	gw := &v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Name: "gateway-slow", Namespace: ns},
-		Spec:       v1.IncidentSpec{Service: "gateway", Title: "gateway p95 above 300ms", Severity: v1.SeverityP1, State: v1.IncidentOpen},
-	}
+	gw := testbuild.MakeIncident("gateway-slow", ns).Title("gateway p95 above 300ms").Severity(v1.SeverityP1).State(v1.IncidentOpen).Obj()
 	must(t, k8s.Create(context.Background(), gw))
 	// As the notification controller records a delivery.
 	sent := metav1.Now()
@@ -130,24 +126,14 @@ func TestDashboardPageInABrowser(t *testing.T) {
 	must(t, opK8s.Status().Patch(context.Background(), gw, client.MergeFrom(unrecorded)))
 	blocks := testutil.ToFloat64(metrics.GateDecisions.WithLabelValues(string(v1.DecisionBlock)))
 	// The operator evaluates it: its Prometheus does not exist, so Block.
-	must(t, k8s.Create(context.Background(), &v1.SLOPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "gateway", Namespace: ns},
-		Spec: v1.SLOPolicySpec{
-			Service: "gateway", Env: "staging",
-			Objectives: v1.SLOObjectives{LatencyP95Ms: ptr.To[int64](300)},
-			Source:     v1.SLOSource{Prometheus: v1.PrometheusSource{URL: "http://127.0.0.1:1"}},
-		},
-	}))
+	must(t, k8s.Create(context.Background(), testbuild.MakeSLOPolicy("gateway", ns).Env("staging").PrometheusURL("http://127.0.0.1:1").Obj()))
 	waitFor("open incidents are grouped by service", `document.querySelector("#incidents h3")?.textContent === "gateway (1)"`)
 	waitFor("the last notification is shown", `document.querySelector("#incidents td.notification")?.textContent.startsWith("pagerduty Opened delivered")`)
 	waitFor("the gate is shown", `document.querySelectorAll("#gates tbody .pill.Block").length === 1`)
 	// A Silence of the payments Alert: listed, and the Alert marked and
 	// counted as silenced (still counted as New).
-	must(t, k8s.Create(context.Background(), &v1.Silence{
-		ObjectMeta: metav1.ObjectMeta{Name: "payments-deploy", Namespace: ns},
-		Spec: v1.SilenceSpec{Matchers: []v1.SilenceMatcher{{Name: "service", Operator: v1.MatchEqual, Value: "payments"}},
-			EndsAt: metav1.NewTime(time.Now().Add(time.Hour)), Comment: "payments deploy"},
-	}))
+	must(t, k8s.Create(context.Background(), testbuild.MakeSilence("payments-deploy", ns).
+		Matcher("service", v1.MatchEqual, "payments").Comment("payments deploy").Obj()))
 	waitFor("the active Silence is listed", `document.querySelector("#silences tbody tr td")?.textContent === "`+ns+`/payments-deploy"`)
 	waitFor("the silenced Alert is marked and counted", `document.getElementById("silenced").textContent === "· 1 alerts silenced" && `+
 		`document.querySelectorAll("#latest tbody .pill.Silenced").length === 1 && `+count("New", 3))

@@ -44,11 +44,7 @@ func BenchmarkDashboard(b *testing.B) {
 
 	ns := testbuild.Namespace(gomega.NewWithT(b), k8s, "read-")
 	for i := range benchAlerts {
-		a := &v1.Alert{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("a-%04d", i), Namespace: ns},
-			Spec: v1.AlertSpec{Service: fmt.Sprintf("svc-%d", i%25), Kind: "latency", Title: "p95 above 300ms",
-				Labels: map[string]string{"host": fmt.Sprintf("n%d", i)}},
-		}
+		a := testbuild.MakeAlert(fmt.Sprintf("a-%04d", i), ns).Service(fmt.Sprintf("svc-%d", i%25)).Host(fmt.Sprintf("n%d", i)).Obj()
 		must(b, k8s.Create(ctx, a))
 		now := metav1.Now()
 		orig := a.DeepCopy()

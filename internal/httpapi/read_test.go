@@ -84,12 +84,10 @@ func (o *readOperator) serve(t testing.TB, cfg httpapi.Config) *httptest.Server 
 	return srv
 }
 
-func newAlert(t testing.TB, ns, service, kind, route string) *v1.Alert {
-	t.Helper()
-	a := testbuild.Alert(ns, testbuild.Service(service), testbuild.Kind(kind), testbuild.Title(service+" "+kind),
-		testbuild.Severity(v1.SeverityP2), testbuild.Labels("route", route))
-	must(t, k8s.Create(context.Background(), a))
-	return a
+// p2Alert is the P2 Alert of service and kind, titled after them, that the
+// read and page specs create (each on a route label of its own).
+func p2Alert(ns, service, kind string) *testbuild.AlertWrapper {
+	return testbuild.MakeAlert("", ns).Service(service).Kind(kind).Title(service + " " + kind).Severity(v1.SeverityP2)
 }
 
 // get calls path and decodes the JSON answer into out (when not nil).
@@ -190,25 +188,19 @@ func TestReadEndpointsFromTheCache(t *testing.T) {
 	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "read-")
 	tok := bindClusterRole(t, ns, "viewer_role.yaml", "viewer")
 
-	newAlert(t, ns, "gateway", "latency", "/v1/chat")
-	newAlert(t, ns, "gateway", "latency", "/v1/chat") // folds into the first
-	newAlert(t, ns, "gateway", "latency", "/v1/chat") // folds into the first
-	newAlert(t, ns, "gateway", "error_rate", "/v1/chat")
-	newAlert(t, ns, "payments", "latency", "/pay")
-	alerts := waitDecided(t, ns, 5)
 	ctx := context.Background()
+	must(t, k8s.Create(ctx, p2Alert(ns, "gateway", "latency").Labels("route", "/v1/chat").Obj()))
+	must(t, k8s.Create(ctx, p2Alert(ns, "gateway", "latency").Labels("route", "/v1/chat").Obj())) // folds into the first
+	must(t, k8s.Create(ctx, p2Alert(ns, "gateway", "latency").Labels("route", "/v1/chat").Obj())) // folds into the first
+	must(t, k8s.Create(ctx, p2Alert(ns, "gateway", "error_rate").Labels("route", "/v1/chat").Obj()))
+	must(t, k8s.Create(ctx, p2Alert(ns, "payments", "latency").Labels("route", "/pay").Obj()))
+	alerts := waitDecided(t, ns, 5)
 	settleIncidents(t) // earlier specs' Incidents must not count below
 	runs, skips := testutil.ToFloat64(metrics.TriageRuns), testutil.ToFloat64(metrics.TriageCooldownSkips)
-	must(t, k8s.Create(ctx, &v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: ns},
-		Spec: v1.IncidentSpec{Service: "gateway", Title: "gateway slow", Severity: v1.SeverityP1, State: v1.IncidentOpen,
-			Signature: "gateway/prod/latency"},
-	}))
-	must(t, k8s.Create(ctx, &v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Name: "pay", Namespace: ns},
-		Spec: v1.IncidentSpec{Service: "payments", Title: "payments errors", Severity: v1.SeverityP2, State: v1.IncidentMitigating,
-			Signature: "payments/prod/latency"},
-	}))
+	must(t, k8s.Create(ctx, testbuild.MakeIncident("gw", ns).Title("gateway slow").Severity(v1.SeverityP1).State(v1.IncidentOpen).
+		Signature("gateway/prod/latency").Obj()))
+	must(t, k8s.Create(ctx, testbuild.MakeIncident("pay", ns).Service("payments").Title("payments errors").Severity(v1.SeverityP2).
+		State(v1.IncidentMitigating).Signature("payments/prod/latency").Obj()))
 	settleIncidents(t) // opened, and labelled with their signature
 	// The operator triages each when an Alert is converted into it: two
 	// runs, dispatched and counted.
@@ -222,11 +214,8 @@ func TestReadEndpointsFromTheCache(t *testing.T) {
 	})
 	// A second Incident of the signature inherits its cooldown: an Alert
 	// converted into the signature skips triage.
-	must(t, k8s.Create(ctx, &v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Name: "gw-again", Namespace: ns},
-		Spec: v1.IncidentSpec{Service: "gateway", Title: "gateway slow again", Severity: v1.SeverityP3, State: v1.IncidentOpen,
-			Signature: "gateway/prod/latency"},
-	}))
+	must(t, k8s.Create(ctx, testbuild.MakeIncident("gw-again", ns).Title("gateway slow again").Severity(v1.SeverityP3).State(v1.IncidentOpen).
+		Signature("gateway/prod/latency").Obj()))
 	settleIncidents(t)
 	convertInto(t, canonical(alerts, "gateway", "error_rate"), "gateway/prod/latency")
 	within(t, decideTimeout, func() error {
@@ -368,9 +357,10 @@ func TestReadAuth(t *testing.T) {
 	mine, theirs := testbuild.Namespace(gomega.NewWithT(t), k8s, "read-"), testbuild.Namespace(gomega.NewWithT(t), k8s, "read-")
 	viewer := bindClusterRole(t, mine, "viewer_role.yaml", "viewer")
 	monitor := bindClusterRole(t, mine, "monitor_role.yaml", "monitor")
-	newAlert(t, mine, "gateway", "latency", "/mine")
-	newAlert(t, theirs, "gateway", "latency", "/theirs")
-	newAlert(t, theirs, "payments", "latency", "/theirs")
+	ctx := context.Background()
+	must(t, k8s.Create(ctx, p2Alert(mine, "gateway", "latency").Labels("route", "/mine").Obj()))
+	must(t, k8s.Create(ctx, p2Alert(theirs, "gateway", "latency").Labels("route", "/theirs").Obj()))
+	must(t, k8s.Create(ctx, p2Alert(theirs, "payments", "latency").Labels("route", "/theirs").Obj()))
 	waitDecided(t, mine, 1)
 	waitDecided(t, theirs, 2)
 
@@ -475,15 +465,13 @@ func TestReadEndpointsFromTheMirror(t *testing.T) {
 	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "read-")
 	tok := bindClusterRole(t, ns, "viewer_role.yaml", "viewer")
 
-	newAlert(t, ns, "gateway", "latency", "/v1/chat")
-	newAlert(t, ns, "gateway", "latency", "/v1/chat")
-	newAlert(t, ns, "gateway", "error_rate", "/v1/chat")
-	gone := newAlert(t, ns, "payments", "latency", "/pay")
+	must(t, k8s.Create(ctx, p2Alert(ns, "gateway", "latency").Labels("route", "/v1/chat").Obj()))
+	must(t, k8s.Create(ctx, p2Alert(ns, "gateway", "latency").Labels("route", "/v1/chat").Obj()))
+	must(t, k8s.Create(ctx, p2Alert(ns, "gateway", "error_rate").Labels("route", "/v1/chat").Obj()))
+	gone := p2Alert(ns, "payments", "latency").Labels("route", "/pay").Obj()
+	must(t, k8s.Create(ctx, gone))
 	waitDecided(t, ns, 4)
-	gw := &v1.Incident{
-		ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: ns},
-		Spec:       v1.IncidentSpec{Service: "gateway", Title: "gateway slow", Severity: v1.SeverityP1, State: v1.IncidentOpen},
-	}
+	gw := testbuild.MakeIncident("gw", ns).Title("gateway slow").Severity(v1.SeverityP1).State(v1.IncidentOpen).Obj()
 	must(t, k8s.Create(ctx, gw))
 	// The mirror keeps no delivery records: the last notification of an
 	// open Incident comes from the cluster either way.
