@@ -39,38 +39,6 @@ func Namespace(g gomega.Gomega, c client.Client, prefix string) string {
 // dns matches what may not stand in a generated object name.
 var dns = regexp.MustCompile(`[^a-z0-9-]+`)
 
-// AlertOption changes an Alert that Alert builds. Alert and its options are
-// the older spelling of MakeAlert, kept for the HTTP API's and the CLI's
-// suites; new specs use MakeAlert.
-type AlertOption func(*AlertWrapper)
-
-// Alert is MakeAlert("", ns) changed by opts.
-func Alert(ns string, opts ...AlertOption) *v1.Alert {
-	w := MakeAlert("", ns)
-	for _, o := range opts {
-		o(w)
-	}
-	return w.Obj()
-}
-
-// Host is AlertWrapper.Host.
-func Host(h string) AlertOption { return func(w *AlertWrapper) { w.Host(h) } }
-
-// Labels is AlertWrapper.Labels.
-func Labels(kv ...string) AlertOption { return func(w *AlertWrapper) { w.Labels(kv...) } }
-
-// Service is AlertWrapper.Service.
-func Service(s string) AlertOption { return func(w *AlertWrapper) { w.Service(s) } }
-
-// Kind is AlertWrapper.Kind.
-func Kind(k string) AlertOption { return func(w *AlertWrapper) { w.Kind(k) } }
-
-// Severity is AlertWrapper.Severity.
-func Severity(s v1.Severity) AlertOption { return func(w *AlertWrapper) { w.Severity(s) } }
-
-// Title is AlertWrapper.Title.
-func Title(t string) AlertOption { return func(w *AlertWrapper) { w.Title(t) } }
-
 // Alerts lists the Alerts of ns through c (a direct client: assertions
 // never read a cache).
 func Alerts(g gomega.Gomega, c client.Reader, ns string) []v1.Alert {
