@@ -514,7 +514,7 @@ var _ = Describe("Incident conversion and triage", func() {
 			g.Expect(held.Status.Phase).To(Equal(v1.AlertNew))
 		}, settle, poll).Should(Succeed())
 		supervisor := agent(ns, "system:serviceaccount:ops:supervisor")
-		got, err := supervisor.Claim(ctx, claim.Request{Namespace: ns, Limit: 1, Owner: "sofiia-supervisor", LockTTL: time.Hour})
+		got, err := supervisor.Claim(ctx, claim.Request{Namespace: ns, Limit: 1, Owner: "triage-supervisor", LockTTL: time.Hour})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(got).To(HaveLen(1))
 
@@ -522,14 +522,14 @@ var _ = Describe("Incident conversion and triage", func() {
 		_, err = incident.Convert(ctx, oc, client.ObjectKeyFromObject(held), opts)
 		var nh *alertstate.NotHolderError
 		Expect(errors.As(err, &nh)).To(BeTrue(), "got %v", err)
-		Expect(err.Error()).To(ContainSubstring("is held by system:serviceaccount:ops:supervisor (owner sofiia-supervisor)"))
+		Expect(err.Error()).To(ContainSubstring("is held by system:serviceaccount:ops:supervisor (owner triage-supervisor)"))
 		Expect(err.Error()).To(ContainSubstring("only the holder may convert it"))
 
 		By("without that check, the API server refuses the link, which comes first")
 		noCheck := opts
 		noCheck.Caller = ""
 		_, err = incident.Convert(ctx, oc, client.ObjectKeyFromObject(held), noCheck)
-		Expect(err).To(MatchError(ContainSubstring("is held by system:serviceaccount:ops:supervisor (owner sofiia-supervisor)")))
+		Expect(err).To(MatchError(ContainSubstring("is held by system:serviceaccount:ops:supervisor (owner triage-supervisor)")))
 		Consistently(func(g Gomega) {
 			g.Expect(listIncidents(g, ns)).To(BeEmpty())
 			g.Expect(listJobs(g, ns)).To(BeEmpty())
@@ -538,7 +538,7 @@ var _ = Describe("Incident conversion and triage", func() {
 		}, quietFor, poll).Should(Succeed())
 
 		By("once the holder has acked it, on-call converts it")
-		_, err = supervisor.Ack(ctx, client.ObjectKeyFromObject(held), "sofiia-supervisor", "escalating")
+		_, err = supervisor.Ack(ctx, client.ObjectKeyFromObject(held), "triage-supervisor", "escalating")
 		Expect(err).NotTo(HaveOccurred())
 		res := convert(held)
 		Expect(res.Created).To(BeTrue())

@@ -80,13 +80,13 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 	})
 
 	Context("while an agent holds the Alert", func() {
-		BeforeEach(func() { claimAs(agent1, "sofiia-supervisor", agent1User) })
+		BeforeEach(func() { claimAs(agent1, "triage-supervisor", agent1User) })
 
 		DescribeTable("refuses everyone else, naming the holder, the owner and the lease end",
 			func(verb string, status func() map[string]any) {
 				err := patch(agent2, status())
 				Expect(err).To(MatchError(MatchRegexp(
-					`status\.claim: Alert %s is held by %s \(owner sofiia-supervisor\) until \S+Z; only the holder may %s it`,
+					`status\.claim: Alert %s is held by %s \(owner triage-supervisor\) until \S+Z; only the holder may %s it`,
 					a.Name, agent1User, verb)))
 				var stored v1.Alert
 				Expect(k8s.Get(ctx, keyOf(a), &stored)).To(Succeed())
@@ -190,7 +190,7 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 
 		BeforeEach(func() {
 			admin = appAdmin(ns, adminUser)
-			claimAs(agent1, "sofiia-supervisor", agent1User)
+			claimAs(agent1, "triage-supervisor", agent1User)
 		})
 
 		It("takes over no lease, acks in nobody else's name and writes nothing the operator owns", func() {

@@ -8,12 +8,12 @@
 #   ALERTBRIDGE_TOKEN=$(kubectl create token supervisor -n ops --audience alertbridge) \
 #   ALERTBRIDGE_CA=ca.crt examples/agents/agent.sh
 #
-# ALERTBRIDGE_OWNER names the loop (default sofiia-supervisor); ALERTBRIDGE_ONCE=1
+# ALERTBRIDGE_OWNER names the loop (default triage-supervisor); ALERTBRIDGE_ONCE=1
 # stops when nothing is left to claim instead of polling.
 set -euo pipefail
 
 : "${ALERTBRIDGE_URL:?set ALERTBRIDGE_URL}" "${ALERTBRIDGE_TOKEN:?set ALERTBRIDGE_TOKEN}"
-OWNER=${ALERTBRIDGE_OWNER:-sofiia-supervisor}
+OWNER=${ALERTBRIDGE_OWNER:-triage-supervisor}
 CURL=(curl -sS --fail-with-body -H "Authorization: Bearer ${ALERTBRIDGE_TOKEN}" -H "Content-Type: application/json")
 if [[ -n ${ALERTBRIDGE_CA:-} ]]; then CURL+=(--cacert "$ALERTBRIDGE_CA"); fi
 

@@ -95,7 +95,7 @@ func TestIncidentsCLI(t *testing.T) {
 			return nil
 		},
 		func(a *v1.Alert) error {
-			return alertstate.Claim(&a.Status, alertstate.Caller{Owner: "sofiia-supervisor", User: "system:serviceaccount:ops:supervisor"}, time.Hour, time.Now())
+			return alertstate.Claim(&a.Status, alertstate.Caller{Owner: "triage-supervisor", User: "system:serviceaccount:ops:supervisor"}, time.Hour, time.Now())
 		},
 	} {
 		var a v1.Alert
@@ -111,7 +111,7 @@ func TestIncidentsCLI(t *testing.T) {
 		}
 	}
 	code, out, stderr = runCLI(t, kubeconfig, "-n", ns, "incidents", "convert", held)
-	if code != ExitNotHolder || !strings.Contains(stderr, "is held by system:serviceaccount:ops:supervisor (owner sofiia-supervisor)") ||
+	if code != ExitNotHolder || !strings.Contains(stderr, "is held by system:serviceaccount:ops:supervisor (owner triage-supervisor)") ||
 		!strings.Contains(stderr, "only the holder may convert it") {
 		t.Fatalf("converting a held Alert: exit %d, out %q, err %q", code, out, stderr)
 	}

@@ -37,7 +37,7 @@ const (
 
 	runbookListProd     = `alert_ingest_tool.list(window_minutes=240, env="prod")`
 	runbookListUnworked = `alert_ingest_tool.list(window_minutes=240, status_in=["new","failed"])`
-	runbookClaim        = `alert_ingest_tool.claim(window_minutes=240, limit=25, owner="sofiia-supervisor", lock_ttl_seconds=600)`
+	runbookClaim        = `alert_ingest_tool.claim(window_minutes=240, limit=25, owner="triage-supervisor", lock_ttl_seconds=600)`
 	runbookFail         = `alert_ingest_tool.fail(alert_ref="alrt_...", error="gateway timeout", retry_after_seconds=300)`
 	runbookMonitorCheck = `alert_ingest_tool.list(source="monitor@node1", window_minutes=60)`
 	runbookToIncident   = `oncall_tool.alert_to_incident(
@@ -117,7 +117,7 @@ func TestRunbookExamplesVerbatim(t *testing.T) {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "alertbridge-viewer"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "ops", Namespace: ns}},
 	}))
-	supervisor := roleCaller(t, ns, "sofiia-supervisor", "agent")
+	supervisor := roleCaller(t, ns, "triage-supervisor", "agent")
 	oncall := roleCaller(t, ns, "agent-oncall", "oncall")
 
 	res := api.curl(t, ops, runbookIngest)
@@ -148,7 +148,7 @@ func TestRunbookExamplesVerbatim(t *testing.T) {
 		t.Fatalf("claim: %d %+v", code, claimed)
 	}
 	for _, a := range claimed.Alerts {
-		if a.Status != "processing" || a.ProcessingOwner != "sofiia-supervisor" || a.ProcessingLockUntil == nil ||
+		if a.Status != "processing" || a.ProcessingOwner != "triage-supervisor" || a.ProcessingLockUntil == nil ||
 			time.Until(*a.ProcessingLockUntil) < 9*time.Minute {
 			t.Fatalf("claimed %+v", a)
 		}

@@ -39,13 +39,13 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 	names := newAlerts(t, ns, 4)
 	var got base.ClaimResult
 	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", map[string]any{
-		"namespace": ns, "limit": 3, "owner": "sofiia-supervisor", "lockTTL": "10m", "windowMinutes": 240, "statusIn": []string{"new"},
+		"namespace": ns, "limit": 3, "owner": "triage-supervisor", "lockTTL": "10m", "windowMinutes": 240, "statusIn": []string{"new"},
 		"service": "gateway", "env": "prod",
 	}, &got); code != http.StatusOK || got.Count != 3 || got.NothingToClaim {
 		t.Fatalf("claim: %d %+v", code, got)
 	}
 	for _, a := range got.Alerts {
-		if a.Phase != string(v1.AlertProcessing) || a.Lease == nil || a.Lease.User != agent.user || a.Lease.Owner != "sofiia-supervisor" ||
+		if a.Phase != string(v1.AlertProcessing) || a.Lease == nil || a.Lease.User != agent.user || a.Lease.Owner != "triage-supervisor" ||
 			a.Lease.DurationSeconds != 600 || a.AlertRef != ns+"/"+a.Name {
 			t.Fatalf("claimed %+v lease %+v", a, a.Lease)
 		}
@@ -57,9 +57,9 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 
 	// Someone else: 409 naming the holder and the lease expiry.
 	var p base.Problem
-	if code := api.call(t, other, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/ack", base.AckRequest{Owner: "sofiia-supervisor"}, &p); code != http.StatusConflict ||
-		p.Holder == nil || p.Holder.User != agent.user || p.Holder.Owner != "sofiia-supervisor" || p.LeaseExpiresAt == nil ||
-		!strings.Contains(p.Message, "is held by "+agent.user+" (owner sofiia-supervisor) until "+p.LeaseExpiresAt.Format(time.RFC3339)) {
+	if code := api.call(t, other, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/ack", base.AckRequest{Owner: "triage-supervisor"}, &p); code != http.StatusConflict ||
+		p.Holder == nil || p.Holder.User != agent.user || p.Holder.Owner != "triage-supervisor" || p.LeaseExpiresAt == nil ||
+		!strings.Contains(p.Message, "is held by "+agent.user+" (owner triage-supervisor) until "+p.LeaseExpiresAt.Format(time.RFC3339)) {
 		t.Fatalf("steal: %d %+v", code, p)
 	}
 	// The holder's other loop (another owner name) is kept out too.
@@ -68,16 +68,16 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 	}
 
 	var w base.WorkAlert
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/renew", base.RenewRequest{Owner: "sofiia-supervisor", LockTTL: "20m"}, &w); code != http.StatusOK ||
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/renew", base.RenewRequest{Owner: "triage-supervisor", LockTTL: "20m"}, &w); code != http.StatusOK ||
 		w.Lease == nil || w.Lease.DurationSeconds != 1200 {
 		t.Fatalf("renew: %d %+v", code, w)
 	}
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/fail", base.FailRequest{Owner: "sofiia-supervisor", Error: "gateway timeout", RetryAfter: "5m"}, &w); code != http.StatusOK ||
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+held.Name+"/fail", base.FailRequest{Owner: "triage-supervisor", Error: "gateway timeout", RetryAfter: "5m"}, &w); code != http.StatusOK ||
 		w.Phase != string(v1.AlertFailed) || w.LastError != "gateway timeout" || w.RetryAfter == nil {
 		t.Fatalf("fail: %d %+v", code, w)
 	}
 	second := got.Alerts[1]
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+second.Name+"/ack", base.AckRequest{Owner: "sofiia-supervisor", Note: "fixed"}, &w); code != http.StatusOK ||
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+second.Name+"/ack", base.AckRequest{Owner: "triage-supervisor", Note: "fixed"}, &w); code != http.StatusOK ||
 		w.Phase != string(v1.AlertAcked) || w.AckBy != agent.user || w.AckNote != "fixed" {
 		t.Fatalf("ack: %d %+v", code, w)
 	}
@@ -133,8 +133,8 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 	// not (the operator writes, so the API applies the holder rule to its
 	// caller), and nothing is left behind.
 	if code := api.call(t, oncall, http.MethodPost, "/v1/alerts/"+ns+"/"+last.Name+"/to-incident", nil, &p); code != http.StatusConflict ||
-		p.Holder == nil || p.Holder.User != agent.user || p.Holder.Owner != "sofiia-supervisor" ||
-		!strings.Contains(p.Message, "is held by "+agent.user+" (owner sofiia-supervisor)") || !strings.Contains(p.Message, "only the holder may convert it") {
+		p.Holder == nil || p.Holder.User != agent.user || p.Holder.Owner != "triage-supervisor" ||
+		!strings.Contains(p.Message, "is held by "+agent.user+" (owner triage-supervisor)") || !strings.Contains(p.Message, "only the holder may convert it") {
 		t.Fatalf("on-call converts a held Alert: %d %+v", code, p)
 	}
 	var incs v1.IncidentList
@@ -142,7 +142,7 @@ func TestWorkQueueOverHTTP(t *testing.T) {
 	if a := getAlert(t, ns, last.Name); len(incs.Items) != 0 || a.Status.IncidentRef != nil {
 		t.Fatalf("a refused conversion left %d Incidents and incidentRef %+v", len(incs.Items), a.Status.IncidentRef)
 	}
-	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+last.Name+"/ack", base.AckRequest{Owner: "sofiia-supervisor", Note: "escalated"}, &w); code != http.StatusOK {
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+last.Name+"/ack", base.AckRequest{Owner: "triage-supervisor", Note: "escalated"}, &w); code != http.StatusOK {
 		t.Fatalf("ack: %d %+v", code, w)
 	}
 	var conv base.ToIncidentResult

@@ -28,7 +28,7 @@ func TestTrendsFromHistory(t *testing.T) {
 			Created(ago(time.Duration(10*i+5) * time.Minute)).Env("prod").Severity(sev).Title("t").
 			Phase(v1.AlertNew).Occurrences(int64(3 * (i + 1))).FirstSeen(ago(time.Duration(10*i+5) * time.Minute)).LastSeen(ago(time.Minute))
 		if i == 1 {
-			a.Phase(v1.AlertAcked).Ack("sofiia", "", ago(3*time.Minute))
+			a.Phase(v1.AlertAcked).Ack("oncall-1", "", ago(3*time.Minute))
 		}
 		alerts = append(alerts, a.Val())
 	}

@@ -41,9 +41,9 @@ func TestBuildTrends(t *testing.T) {
 		return testbuild.MakeAlert(name, "prod").Env("prod").Severity(sev).Created(ago(created)).FirstSeen(ago(created)).LastSeen(ago(last))
 	}
 	acked := firing("acked", v1.SeverityP1, 30*time.Minute, 30*time.Minute).Phase(v1.AlertAcked).Occurrences(1).
-		Ack("sofiia", "", ago(20*time.Minute)).Val()
+		Ack("oncall-1", "", ago(20*time.Minute)).Val()
 	acked2 := firing("acked2", v1.SeverityP1, 10*time.Minute, 10*time.Minute).Phase(v1.AlertAcked).Occurrences(1).
-		Ack("sofiia", "", ago(5*time.Minute)).Val()
+		Ack("oncall-1", "", ago(5*time.Minute)).Val()
 	in := query.TrendInput{
 		Alerts: []v1.Alert{
 			// 12 occurrences from 10m ago to 1m ago: 1 + 1 + 10 over 10 buckets.

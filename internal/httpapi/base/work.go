@@ -26,7 +26,7 @@ type ClaimRequest struct {
 	Namespace     string   `json:"namespace,omitempty" jsonschema:"namespace to claim in; empty: every namespace where you may list Alerts and patch alerts/status"`
 	WindowMinutes *int64   `json:"windowMinutes,omitempty" jsonschema:"only Alerts last seen within this many minutes (default 240; 0: no window)"`
 	Limit         int      `json:"limit,omitempty" jsonschema:"most Alerts to claim (default 25)"`
-	Owner         string   `json:"owner,omitempty" jsonschema:"lease holder name your loop goes by, e.g. sofiia-supervisor (default: your Kubernetes user name)"`
+	Owner         string   `json:"owner,omitempty" jsonschema:"lease holder name your loop goes by, e.g. triage-supervisor (default: your Kubernetes user name)"`
 	LockTTL       string   `json:"lockTTL,omitempty" jsonschema:"lease duration, e.g. 10m (default: the namespace's AlertRoutingPolicy processingLockTTL, else 10m)"`
 	StatusIn      []string `json:"statusIn,omitempty" jsonschema:"phases to claim; only New Alerts are claimable (Failed ones come back as New when their retryAfter passes)"`
 	Env           string   `json:"env,omitempty" jsonschema:"only Alerts of this env"`
