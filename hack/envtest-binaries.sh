@@ -19,6 +19,20 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/alertbridge/envtest/${K8S_VERSION}-${os}-
 
 have() { [ -x "$1/kube-apiserver" ] && [ -x "$1/etcd" ] && [ -x "$1/kubectl" ]; }
 
+# progress runs a long step and says every minute that it is still going:
+# a first build takes 15 to 45 minutes on 2 cores, silent otherwise.
+progress() {
+  local what=$1 start=$SECONDS ticker
+  shift
+  ( while sleep 60; do echo ">> still ${what} ($(( (SECONDS - start) / 60 )) min so far)" >&2; done ) &
+  ticker=$!
+  local status=0
+  "$@" || status=$?
+  kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
+  echo ">> ${what}: done in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s" >&2
+  return "$status"
+}
+
 if have "$assets"; then
   echo "$assets"
   exit 0
@@ -30,7 +44,7 @@ if ! have "$cache"; then
   mkdir -p "$cache.partial"
   export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
 
-  echo ">> building kube-apiserver v${K8S_VERSION} (first time only, several minutes)" >&2
+  echo ">> building kube-apiserver, kubectl and etcd v${K8S_VERSION} from the Go module proxy (first time on this machine only: 15 to 45 minutes on 2 cores)" >&2
   mkdir "$work/apiserver"
   cd "$work/apiserver"
   go mod init alertbridge.local/envtest-apiserver >/dev/null 2>&1
@@ -43,7 +57,7 @@ if ! have "$cache"; then
   done < <(sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\) => \./staging/.*#\1#p' "$k8s_gomod")
   [ "${#replaces[@]}" -gt 10 ] || { echo "could not read staging modules from $k8s_gomod" >&2; exit 1; }
   go mod edit "${replaces[@]}" -require="k8s.io/kubernetes@v${K8S_VERSION}"
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@v${K8S_VERSION}" "k8s.io/kubernetes/cmd/kubectl@v${K8S_VERSION}" >&2
+  progress "downloading k8s.io/kubernetes v${K8S_VERSION}" go get "k8s.io/kubernetes/cmd/kube-apiserver@v${K8S_VERSION}" "k8s.io/kubernetes/cmd/kubectl@v${K8S_VERSION}" 2>&1 | { grep -v '^go: downloading' || true; } >&2
   ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v${K8S_VERSION}"
   ldflags+=" -X k8s.io/component-base/version.gitMajor=${K8S_VERSION%%.*}"
   minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
@@ -51,7 +65,7 @@ if ! have "$cache"; then
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
   for cmd in kube-apiserver kubectl; do
     [ -x "$cache.partial/$cmd" ] || [ -x "$cache/$cmd" ] ||
-      go build -trimpath -ldflags "$ldflags" -o "$cache.partial/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+      progress "building $cmd v${K8S_VERSION}" go build -trimpath -ldflags "$ldflags" -o "$cache.partial/$cmd" "k8s.io/kubernetes/cmd/$cmd"
   done
 
   # etcd: the version kubernetes itself is tested against.
@@ -74,7 +88,7 @@ func main() { etcdmain.Main(os.Args) }
 GO
     go get "go.etcd.io/etcd/server/v3@${etcd_version}" >&2
     go mod tidy >&2
-    go build -trimpath -ldflags "-s -w" -o "$cache.partial/etcd" .
+    progress "building etcd ${etcd_version}" go build -trimpath -ldflags "-s -w" -o "$cache.partial/etcd" .
   fi
 
   # Keep what an earlier, partial build already produced.
