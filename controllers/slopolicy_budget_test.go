@@ -73,7 +73,7 @@ var _ = Describe("SLOPolicy error budgets against a real Prometheus", Ordered, f
 		stopOp = startOperator(controllers.Options{Only: budgetControllers})
 		ns = testbuild.Namespace(Default, k8s, "ctl-")
 		// The namespace allows only latency Alerts: the operator's own
-		// slo_burn Alerts are exempt (D9).
+		// slo_burn Alerts are exempt from allowedKinds.
 		Expect(k8s.Create(ctx, testbuild.MakeAlertRoutingPolicy(ns).AllowedKinds("latency").Obj())).To(Succeed())
 	})
 

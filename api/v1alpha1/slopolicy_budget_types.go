@@ -5,7 +5,9 @@ import (
 )
 
 // AlertKindSLOBurn is spec.kind of the Alerts the operator raises when an
-// error budget burns too fast; they are exempt from allowedKinds (D9).
+// error budget burns too fast. They are exempt from the AlertRoutingPolicy's
+// allowedKinds, so the operator can raise them in a namespace that
+// restricts which kinds of Alert may be created.
 const AlertKindSLOBurn = "slo_burn"
 
 // Labels of slo_burn Alerts (part of their fingerprint): one Alert per

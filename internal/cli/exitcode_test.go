@@ -14,7 +14,7 @@ import (
 )
 
 // TestABusyObjectExitsFive: a write that kept meeting conflicts after its
-// retries ends in exit 5 with the advice to run the command again (D6).
+// retries ends in exit 5 with the advice to run the command again (docs/adr/conflict-retries.md).
 func TestABusyObjectExitsFive(t *testing.T) {
 	conflict := apierrors.NewConflict(schema.GroupResource{Group: "ops.alertbridge.io", Resource: "incidents"}, "inc-1", errors.New("the object has been modified"))
 	err := fmt.Errorf("failed to update Incident prod/inc-1: %w", &kube.ContendedError{What: "Incident prod/inc-1", Attempts: 5, Err: conflict})
