@@ -3,6 +3,9 @@ SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 
 K8S_VERSION ?= 1.37.2
+# The oldest Kubernetes the install supports (Chart.yaml's kubeVersion);
+# the install tests run on it too.
+K8S_FLOOR_VERSION ?= 1.36.3
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 IMG ?= alertbridge:dev
@@ -73,15 +76,29 @@ chart: manifests ## Copy the CRDs, ClusterRoles, admission policies and dashboar
 	cp config/grafana/alertbridge.json $(CHART)/files/grafana/
 	cp config/prometheus/metrics_service.yaml config/prometheus/servicemonitor.yaml config/prometheus/prometheusrule.yaml $(CHART)/files/prometheus/
 
+.PHONY: perfdoc
+perfdoc: ## Write the latest benchmark results (test/bench/results/latest*.md) into docs/performance.md.
+	go run ./hack/perfdoc
+
+.PHONY: screenshot
+screenshot: envtest ## Take docs/images/dashboard.png again with the dashboard's browser test (Chromium).
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) ARTIFACTS_DIR=$(CURDIR)/tmp/screenshot go test -count=1 -run '^TestDashboardPageInABrowser$$' ./internal/httpapi/
+	cp tmp/screenshot/dashboard.png docs/images/dashboard.png
+
+.PHONY: docs
+docs: ## Check the docs: every relative link and anchor resolves, and no file cites documents outside the project.
+	go run ./hack/docscheck
+
 .PHONY: verify
-verify: manifests generate chart vet lint ## Prove generated code, manifests and the chart's copies are current, and vet and lint are clean.
+verify: manifests generate chart perfdoc vet lint docs ## Prove generated code, manifests, the chart's copies and the performance page are current, docs links resolve, and vet and lint are clean.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
-	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make manifests generate chart' and commit"; exit 1; }
+	@git diff --exit-code -- api config charts docs/performance.md || { echo "generated files are stale: run 'make manifests generate chart perfdoc' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- charts)" || { git status --porcelain -- charts; echo "the chart's copies of config/ are not committed: run 'make chart' and commit"; exit 1; }
 
 .PHONY: envtest
-envtest: ## Build (once) the kube-apiserver and etcd the tests run against.
-	@hack/envtest-binaries.sh >/dev/null
+envtest: ## Build (once) the kube-apiserver and etcd the tests run against, current and floor versions.
+	@K8S_VERSION=$(K8S_VERSION) hack/envtest-binaries.sh >/dev/null
+	@K8S_VERSION=$(K8S_FLOOR_VERSION) hack/envtest-binaries.sh >/dev/null
 
 .PHONY: test
 test: envtest ## Run every test against a real kube-apiserver, etcd and PostgreSQL.
@@ -94,10 +111,12 @@ fuzz: ## Fuzz each fuzz target for a bounded time (FUZZTIME, default 30s).
 .PHONY: bench
 bench: envtest build ## Benchmark the shipped binary (two replicas, durable PostgreSQL); writes test/bench/results/ (not part of CI).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test -count=1 -run '^$$' -bench '^BenchmarkShipped$$' -benchtime=1x -timeout 60m ./test/bench/
+	go run ./hack/perfdoc
 
 .PHONY: bench-long
 bench-long: envtest build ## make bench plus 10,000 live Alerts and a 10-minute "1M alerts a day" run (~35 min).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) BENCH_LONG=1 go test -count=1 -run '^$$' -bench '^BenchmarkShipped$$' -benchtime=1x -timeout 120m ./test/bench/
+	go run ./hack/perfdoc
 
 .PHONY: chaos
 chaos: envtest build ## Seeded chaos run against the shipped binary (SEED, default 1; DURATION, default 5m; not part of CI).

@@ -23,6 +23,12 @@ var KubeVersion = &chartutil.KubeVersion{Version: "v1.37.2", Major: "1", Minor: 
 
 // Render is `helm template RELEASE DIR --namespace NS --include-crds -f values`.
 func Render(root, release, namespace string, values map[string]any) (string, error) {
+	return RenderFor(KubeVersion, root, release, namespace, values)
+}
+
+// RenderFor is Render with `--kube-version`: Helm refuses a Kubernetes
+// version outside the chart's kubeVersion.
+func RenderFor(kv *chartutil.KubeVersion, root, release, namespace string, values map[string]any) (string, error) {
 	ch, err := loader.Load(filepath.Join(root, Dir))
 	if err != nil {
 		return "", err
@@ -34,7 +40,7 @@ func Render(root, release, namespace string, values map[string]any) (string, err
 	install.IncludeCRDs = true
 	install.ReleaseName = release
 	install.Namespace = namespace
-	install.KubeVersion = KubeVersion
+	install.KubeVersion = kv
 	rel, err := install.Run(ch, values)
 	if err != nil {
 		return "", fmt.Errorf("failed to render %s: %w", Dir, err)

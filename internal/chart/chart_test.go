@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"helm.sh/helm/v3/pkg/chartutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -226,7 +228,7 @@ func TestChartRendersTheValues(t *testing.T) {
 			t.Errorf("%s: replicas %v, want %s", name, r, want.replicas)
 		}
 	}
-	// D3: the mirror finalizer policy is there exactly when the mirror may run.
+	// The mirror finalizer policy is there exactly when the mirror may run.
 	for mode, want := range map[string]bool{"required": true, "optional": true, "off": false} {
 		objs := render(t, "ops-alerting", map[string]any{"mirror": map[string]any{"mode": mode}})
 		has := slices.ContainsFunc(objs, func(u *unstructured.Unstructured) bool {
@@ -332,5 +334,25 @@ func TestChartGrantsWhereListed(t *testing.T) {
 		if u.GetKind() == "RoleBinding" && (u.GetName() == "alertbridge-credentials" || u.GetName() == "alertbridge-triage-jobs") {
 			t.Errorf("the defaults grant %s in %s", u.GetName(), u.GetNamespace())
 		}
+	}
+}
+
+// TestChartKubeVersionIsTheFloor: Chart.yaml's kubeVersion admits the
+// oldest Kubernetes the install tests run (whose MutatingAdmissionPolicies
+// are served as admissionregistration.k8s.io/v1) and refuses the minor
+// before it, which does not serve them.
+func TestChartKubeVersionIsTheFloor(t *testing.T) {
+	floor, err := version.ParseGeneric(testenv.FloorK8sVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := func(minor uint) *chartutil.KubeVersion {
+		return &chartutil.KubeVersion{Version: fmt.Sprintf("v%d.%d.0", floor.Major(), minor), Major: fmt.Sprint(floor.Major()), Minor: fmt.Sprint(minor)}
+	}
+	if _, err := chart.RenderFor(kv(floor.Minor()), testenv.Root(), "alertbridge", "alertbridge-system", nil); err != nil {
+		t.Errorf("the chart refuses Kubernetes %s, the floor the tests run: %v", kv(floor.Minor()).Version, err)
+	}
+	if _, err := chart.RenderFor(kv(floor.Minor()-1), testenv.Root(), "alertbridge", "alertbridge-system", nil); err == nil || !strings.Contains(err.Error(), "kubeVersion") {
+		t.Errorf("the chart renders for Kubernetes %s, below the floor %s (error %v)", kv(floor.Minor()-1).Version, testenv.FloorK8sVersion, err)
 	}
 }

@@ -47,6 +47,12 @@ func startBare(t *testing.T) *rest.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startBareOn(t, assets)
+}
+
+// startBareOn is startBare with the control plane binaries in assets.
+func startBareOn(t *testing.T, assets string) *rest.Config {
+	t.Helper()
 	env := &envtest.Environment{BinaryAssetsDirectory: assets}
 	cfg, err := env.Start()
 	if err != nil {
@@ -58,7 +64,8 @@ func startBare(t *testing.T) *rest.Config {
 
 // TestInstallYAML renders dist/install.yaml as `make build-installer`
 // does (freshly: no committed copy can be stale) and applies it with
-// server-side dry-run to a new cluster: not one error or warning.
+// server-side dry-run to a new cluster of the current Kubernetes and of
+// the oldest one supported: not one error or warning.
 func TestInstallYAML(t *testing.T) {
 	const image = "registry.example.com/platform/alertbridge:v1.2.3"
 	objs := render(t, installer.Options{Image: image, Components: []string{networkPolicy}})
@@ -104,28 +111,37 @@ func TestInstallYAML(t *testing.T) {
 		}
 	}
 
-	cfg := startBare(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	// A dry-run Namespace is not created, and the namespaced objects need
-	// it: create it for real first, as kubectl would have by then.
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.Apply(ctx, c, objs[0]); err != nil || objs[0].GetKind() != "Namespace" {
-		t.Fatalf("the Namespace must come first and apply (%s): %v", testenv.ID(objs[0]), err)
-	}
-	problems, err := testenv.DryRunApply(ctx, cfg, objs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Error(p)
+	for _, version := range []string{testenv.K8sVersion, testenv.FloorK8sVersion} {
+		t.Run(version, func(t *testing.T) {
+			assets, err := testenv.AssetsDirFor(version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := startBareOn(t, assets)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			// A dry-run Namespace is not created, and the namespaced
+			// objects need it: create it for real first, as kubectl
+			// would have by then.
+			c, err := client.New(cfg, client.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := testenv.Apply(ctx, c, objs[0]); err != nil || objs[0].GetKind() != "Namespace" {
+				t.Fatalf("the Namespace must come first and apply (%s): %v", testenv.ID(objs[0]), err)
+			}
+			problems, err := testenv.DryRunApply(ctx, cfg, objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range problems {
+				t.Error(p)
+			}
+		})
 	}
 }
 
-// TestInstallIntoAnotherNamespace (D5): the operator's identity follows
+// TestInstallIntoAnotherNamespace: the operator's identity follows
 // the namespace it is installed in. Installed into ops-alerting, its
 // ServiceAccount is bound to its roles, the admission policies recognise
 // it as the operator and refuse others, and API Priority and Fairness

@@ -57,6 +57,10 @@ type Options struct {
 	// NoOperators prepares everything but starts no replica (call
 	// StartOperators): a benchmark measures the bare API server first.
 	NoOperators bool
+	// K8sVersion runs the control plane of that Kubernetes version (see
+	// testenv.AssetsDirFor); default the one every suite runs,
+	// KUBEBUILDER_ASSETS when set.
+	K8sVersion string
 	// Profile serves /debug/pprof on every replica (a loopback port, see
 	// Replica.PprofURL), for profiling a benchmark. The Deployments do
 	// not ship it.
@@ -133,7 +137,14 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if e.Deployment, e.APIDeployment, err = deploymentsOf(filepath.Join(testenv.Root(), opts.Install)); err != nil {
 		return nil, err
 	}
-	if e.Control, err = testenv.StartWith(opts.Install); err != nil {
+	assets, err := testenv.AssetsDir()
+	if opts.K8sVersion != "" {
+		assets, err = testenv.AssetsDirFor(opts.K8sVersion)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e.Control, err = testenv.StartOn(assets, opts.Install); err != nil {
 		return nil, err
 	}
 	if e.Admin, err = client.New(e.Control.Admin, client.Options{Scheme: kube.NewScheme()}); err != nil {

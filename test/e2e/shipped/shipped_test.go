@@ -131,6 +131,7 @@ func TestStartsAsShipped(t *testing.T) {
 	if created < 2 {
 		t.Errorf("the API server counted %v Alert creates, want at least 2", created)
 	}
+	smoke(ctx, t, e)
 	if u, err := e.Replicas[0].Usage(); err != nil || u.RSS == 0 {
 		t.Errorf("usage %+v: %v", u, err)
 	}

@@ -35,8 +35,15 @@ import (
 	"github.com/alertbridge/alertbridge/internal/kube"
 )
 
-// K8sVersion is the control plane hack/envtest-binaries.sh builds.
-const K8sVersion = "1.37.2"
+// The control planes hack/envtest-binaries.sh builds. K8sVersion is the
+// one every suite runs against; FloorK8sVersion is the oldest Kubernetes
+// the shipped manifests support (their MutatingAdmissionPolicies are
+// admissionregistration.k8s.io/v1, served from 1.36), which the install
+// tests run against too. Chart.yaml's kubeVersion names the same floor.
+const (
+	K8sVersion      = "1.37.2"
+	FloorK8sVersion = "1.36.3"
+)
 
 // The kustomizations tests install, relative to the module root.
 const (
@@ -69,9 +76,15 @@ func AssetsDir() (string, error) {
 	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
 		return d, nil
 	}
-	d := filepath.Join(Root(), "bin", "k8s", fmt.Sprintf("%s-%s-%s", K8sVersion, runtime.GOOS, runtime.GOARCH))
+	return AssetsDirFor(K8sVersion)
+}
+
+// AssetsDirFor is where the control plane of Kubernetes version is:
+// bin/k8s/<version>-<os>-<arch>, as hack/envtest-binaries.sh puts it.
+func AssetsDirFor(version string) (string, error) {
+	d := filepath.Join(Root(), "bin", "k8s", fmt.Sprintf("%s-%s-%s", version, runtime.GOOS, runtime.GOARCH))
 	if _, err := os.Stat(filepath.Join(d, "kube-apiserver")); err != nil {
-		return "", fmt.Errorf("no kube-apiserver in %s: run `make envtest` (or hack/envtest-binaries.sh) first", d)
+		return "", fmt.Errorf("no kube-apiserver %s in %s: run `make envtest` (or K8S_VERSION=%s hack/envtest-binaries.sh) first", version, d, version)
 	}
 	return d, nil
 }
@@ -120,11 +133,21 @@ func Start() (*Env, error) { return StartWith(DefaultInstall) }
 // StartWith starts a control plane and installs the kustomization at dir
 // (relative to the module root).
 func StartWith(dir string) (*Env, error) {
+	assets, err := AssetsDir()
+	if err != nil {
+		return nil, err
+	}
+	return StartOn(assets, dir)
+}
+
+// StartOn is StartWith on the control plane binaries in assets (see
+// AssetsDirFor).
+func StartOn(assets, dir string) (*Env, error) {
 	objs, err := Build(filepath.Join(Root(), dir))
 	if err != nil {
 		return nil, err
 	}
-	return StartWithObjects(objs)
+	return startWithObjects(assets, objs)
 }
 
 // StartWithObjects starts a control plane and installs objs, a rendered
@@ -135,6 +158,10 @@ func StartWithObjects(objs []*unstructured.Unstructured) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startWithObjects(assets, objs)
+}
+
+func startWithObjects(assets string, objs []*unstructured.Unstructured) (*Env, error) {
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(Root(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
