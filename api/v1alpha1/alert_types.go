@@ -234,7 +234,8 @@ type AlertStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Claimed, Deduplicated (and Resolved when the source says so).
+	// conditions: Claimed, Deduplicated, Silenced (while a Silence matches),
+	// and Resolved when the source says so.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -222,7 +222,9 @@ type AlertRoutingPolicyStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready.
+	// conditions: Mirrored, whether the namespace's records reach the
+	// PostgreSQL mirror (reasons CaughtUp, MirrorDisabled,
+	// DatabaseUnavailable, FinalizerPolicyMissing).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
