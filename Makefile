@@ -135,9 +135,9 @@ build: ## Build bin/alertbridge (also usable as kubectl-alertbridge).
 	ln -sf alertbridge $(LOCALBIN)/kubectl-alertbridge
 
 .PHONY: dev
-dev: envtest build ## Run alertbridge locally: control plane + PostgreSQL + operator + samples + a webhook Receiver and its sink.
+dev: envtest build ## Run alertbridge locally: control plane + PostgreSQL + Prometheus + operator + samples + a webhook Receiver and its sink (EXIT_AFTER=5m stops it by itself).
 	hack/ensure-packages.sh
-	go run ./hack/dev
+	go run ./hack/dev -exit-after=$(or $(EXIT_AFTER),0)
 
 .PHONY: run
 run: build ## Run the controllers (alertbridge run) and the HTTP API (alertbridge serve, plain HTTP on loopback) against the current kubeconfig.

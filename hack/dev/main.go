@@ -1,7 +1,9 @@
 // Command dev runs alertbridge on this machine with nothing installed but
-// Go and PostgreSQL's server package: a local control plane (the
-// kube-apiserver and etcd that hack/envtest-binaries.sh built), a throwaway
-// PostgreSQL, the operator binary, and the sample resources. `make dev`.
+// Go and the Debian packages hack/ensure-packages.sh installs: a local
+// control plane (the kube-apiserver and etcd that hack/envtest-binaries.sh
+// built), a throwaway PostgreSQL, a throwaway Prometheus scraping the
+// sample SLOPolicy's service, the operator binary, and the sample
+// resources. `make dev`.
 package main
 
 import (
@@ -15,15 +17,22 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
+	"github.com/alertbridge/alertbridge/internal/kube"
+	"github.com/alertbridge/alertbridge/internal/slo"
 	"github.com/alertbridge/alertbridge/test/integration/pgcluster"
+	"github.com/alertbridge/alertbridge/test/integration/promtest"
 	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
@@ -92,6 +101,31 @@ func run(exitAfter time.Duration) error {
 	if err != nil {
 		return err
 	}
+	// The sample SLOPolicy's release gate reads a real Prometheus, which
+	// scrapes requests of the sample's service made up here, so the first
+	// gate a newcomer sees is evaluated rather than blocked for want of a
+	// source.
+	policy, err := readSampleSLOPolicy(root)
+	if err != nil {
+		return err
+	}
+	reqs := promtest.NewRequests(policy.Spec.Env)
+	reqs.Set(policy.Spec.Service, devErrorsPerScrape)
+	reqs.SetLatency(policy.Spec.Service, devLatency.Seconds())
+	exporterAddr, stopExporter, err := reqs.Serve()
+	if err != nil {
+		return fmt.Errorf("failed to serve the sample service's metrics: %w", err)
+	}
+	defer stopExporter()
+	prom, err := promtest.Start(ctx, exporterAddr)
+	if err != nil {
+		return fmt.Errorf("failed to start Prometheus: %w", err)
+	}
+	defer prom.Stop()
+	say("started Prometheus on %s, scraping %s/%s's requests on %s every %s (%s of them 500s, each taking %s)",
+		prom.URL(), policy.Spec.Service, policy.Spec.Env, exporterAddr, promtest.ScrapeInterval,
+		percentOf(devErrorsPerScrape, promtest.RequestsPerScrape), devLatency)
+
 	migrate := exec.CommandContext(ctx, filepath.Join(root, "bin", "alertbridge"), "migrate", "--dsn", pg.DSN(), "--grant-read-to", readerRole)
 	migrate.Stdout, migrate.Stderr = os.Stdout, os.Stderr
 	if err := migrate.Run(); err != nil {
@@ -162,8 +196,17 @@ func run(exitAfter time.Duration) error {
 	if err := kubectl("apply", "--server-side", "-f", receiver); err != nil {
 		return err
 	}
-	say("creating the sample resources (config/samples)")
-	if err := kubectl("apply", "--server-side", "-k", filepath.Join(root, "config", "samples")); err != nil {
+	// The first evaluation comes when the SLOPolicy is created: wait until
+	// Prometheus answers its queries, so it is made on data.
+	if err := waitForData(ctx, prom.URL(), policy, 2*time.Minute); err != nil {
+		return fmt.Errorf("%w\n%s", err, prom.Log())
+	}
+	samples, err := writeSamples(root, work, policy, prom.URL())
+	if err != nil {
+		return err
+	}
+	say("creating the sample resources (config/samples, the SLOPolicy %s/%s reading %s)", policy.Namespace, policy.Name, prom.URL())
+	if err := kubectl("apply", "--server-side", "-k", samples); err != nil {
 		return err
 	}
 	// Three firings of one alert: the operator folds them into one.
@@ -193,9 +236,14 @@ func run(exitAfter time.Duration) error {
 		"--serviceaccount=default:"+dashboardSA); err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(3 * time.Second):
+	evaluated, err := waitForGate(ctx, env.Admin, policy, 2*time.Minute)
+	switch {
+	case err != nil && ctx.Err() != nil:
+	case err != nil:
+		say("the release gate %s/%s was not evaluated: %v", policy.Namespace, policy.Name, err)
+	default:
+		say("the release gate %s/%s decided %s (%s: %s)%s", policy.Namespace, policy.Name,
+			evaluated.Gate.Decision, evaluated.Gate.Reason, evaluated.Gate.Message, observed(evaluated.Observed))
 	}
 	if err := kubectl("get", "alertbridge", "-A"); err != nil && ctx.Err() == nil {
 		return err
@@ -211,6 +259,8 @@ alertbridge is running.
   kubectl:       %s/kubectl
   CLI:           bin/alertbridge --kubeconfig %s …
   PostgreSQL:    %s
+  Prometheus:    %s (scraping %s/%s's requests from %s); the SLOPolicy %s/%s reads it:
+                 %s/kubectl --kubeconfig %s get slopolicy -n %s
   logs:          %s (controllers), %s (HTTP API)
   HTTP API:      https://%s (TLS; trust %s, the CA the ConfigMap alertbridge-api-ca publishes;
                  tokens need --audience alertbridge)
@@ -221,7 +271,8 @@ alertbridge is running.
   token:         %s/kubectl --kubeconfig %s create token %s -n default --audience alertbridge --duration 8h
   notifications: Receiver prod/dev-webhook → bin/alertbridge webhook-sink on %s; what it received: tail -f %s
 Press Ctrl-C to stop; everything started here is removed.
-`, kcPath, assets, kcPath, pg.DSN(), op.log, api.log, apiAddr, caPath, caPath, apiAddr, kcPath, apiAddr, assets, kcPath, dashboardSA, webhookSinkAddr, sink.log)
+`, kcPath, assets, kcPath, pg.DSN(), prom.URL(), policy.Spec.Service, policy.Spec.Env, exporterAddr, policy.Namespace, policy.Name,
+		assets, kcPath, policy.Namespace, op.log, api.log, apiAddr, caPath, caPath, apiAddr, kcPath, apiAddr, assets, kcPath, dashboardSA, webhookSinkAddr, sink.log)
 
 	select {
 	case <-ctx.Done():
@@ -412,4 +463,129 @@ func waitReady(ctx context.Context, url string, limit time.Duration) error {
 
 func say(format string, args ...any) {
 	fmt.Printf(">> "+format+"\n", args...)
+}
+
+// What the sample SLOPolicy's service is made to serve: a fifth of a
+// percent of its requests fail and each takes 80 ms, inside the sample's
+// objectives (1% and a p95 of 300 ms), so its gate allows.
+const (
+	devErrorsPerScrape = 20 // of promtest.RequestsPerScrape
+	devLatency         = 80 * time.Millisecond
+)
+
+// observed is what the gate saw, as ", observed: …", or "".
+func observed(o *v1.ObservedSLIs) string {
+	if o == nil || (o.LatencyP95Ms == "" && o.ErrorRatePercent == "") {
+		return ""
+	}
+	var s string
+	if o.LatencyP95Ms != "" {
+		s += ", a p95 of " + o.LatencyP95Ms + " ms"
+	}
+	if o.ErrorRatePercent != "" {
+		s += ", " + o.ErrorRatePercent + "% errors"
+	}
+	return "; observed" + s[1:]
+}
+
+func percentOf(n, of int) string {
+	return strconv.FormatFloat(100*float64(n)/float64(of), 'f', -1, 64) + "%"
+}
+
+// sampleSLOPolicy is the sample SLOPolicy, relative to the module root.
+var sampleSLOPolicy = filepath.Join("config", "samples", "slopolicy.yaml")
+
+// readSampleSLOPolicy reads the sample SLOPolicy: its service and env are
+// what make dev's Prometheus is fed, its queries what it is asked.
+func readSampleSLOPolicy(root string) (*v1.SLOPolicy, error) {
+	data, err := os.ReadFile(filepath.Join(root, sampleSLOPolicy)) // #nosec G304 -- the module's own sample.
+	if err != nil {
+		return nil, err
+	}
+	var p v1.SLOPolicy
+	if err := yaml.UnmarshalStrict(data, &p); err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", sampleSLOPolicy, err)
+	}
+	if p.Kind != "SLOPolicy" || p.Name == "" || p.Namespace == "" || p.Spec.Service == "" || p.Spec.Env == "" {
+		return nil, fmt.Errorf("%s is not one SLOPolicy with a name, namespace, service and env", sampleSLOPolicy)
+	}
+	return &p, nil
+}
+
+// writeSamples writes a kustomization of config/samples whose SLOPolicy
+// reads promURL, and returns its directory: the sample itself keeps the
+// URL a cluster's Prometheus would have.
+func writeSamples(root, work string, p *v1.SLOPolicy, promURL string) (string, error) {
+	dir := filepath.Join(work, "samples")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", err
+	}
+	base, err := filepath.Rel(dir, filepath.Join(root, "config", "samples"))
+	if err != nil {
+		return "", err
+	}
+	k := fmt.Sprintf(`# make dev's samples: config/samples, the SLOPolicy reading make dev's Prometheus.
+resources:
+  - %s
+patches:
+  - target:
+      group: %s
+      kind: SLOPolicy
+      name: %s
+      namespace: %s
+    patch: |-
+      - op: replace
+        path: /spec/source/prometheus/url
+        value: %s
+`, filepath.ToSlash(base), v1.GroupVersion.Group, p.Name, p.Namespace, promURL)
+	return dir, os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600)
+}
+
+// waitForData polls Prometheus at promURL with p's queries until each
+// returns a value.
+func waitForData(ctx context.Context, promURL string, p *v1.SLOPolicy, limit time.Duration) error {
+	src, err := slo.NewClient(promURL, slo.Auth{}, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		obs := slo.Observe(ctx, src, p, time.Now())
+		if obs.SourceErr == nil && obs.SpecErr == nil &&
+			(p.Spec.Objectives.LatencyP95Ms == nil || !obs.Latency.NoData()) &&
+			(p.Spec.Objectives.ErrorRatePercent == nil || !obs.ErrorRate.NoData()) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("prometheus at %s had no data for %s/%s's queries within %s", promURL, p.Spec.Service, p.Spec.Env, limit)
+		case <-time.After(promtest.ScrapeInterval):
+		}
+	}
+}
+
+// waitForGate waits for the operator's first evaluation of the SLOPolicy
+// as applied, and returns its status, the gate set.
+func waitForGate(ctx context.Context, cfg *rest.Config, p *v1.SLOPolicy, limit time.Duration) (*v1.SLOPolicyStatus, error) {
+	c, err := client.New(cfg, client.Options{Scheme: kube.NewScheme()})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		var got v1.SLOPolicy
+		err := c.Get(ctx, client.ObjectKeyFromObject(p), &got)
+		if err == nil && got.Status.Gate != nil && got.Status.LastEvaluatedAt != nil &&
+			got.Status.ObservedGeneration == got.Generation {
+			return &got.Status, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no evaluation within %s", limit)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }

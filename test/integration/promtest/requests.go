@@ -14,22 +14,36 @@ import (
 // scrape; error shares are in units of 1/RequestsPerScrape (0.01%).
 const RequestsPerScrape = 10000
 
+// LatencyBuckets are the upper bounds (seconds) of the request-duration
+// histogram Requests records for services given a latency.
+var LatencyBuckets = prometheus.DefBuckets
+
 // Requests is a service's /metrics the test controls: every scrape records
 // another RequestsPerScrape requests of http_requests_total{service,env,
 // code}, of which the service's current error count are 500s, so rates
-// over any window follow the error shares the test sets.
+// over any window follow the error shares the test sets. A service given a
+// latency (SetLatency) also has every one of those requests observed at
+// that latency in http_request_duration_seconds{service,env}, the
+// histogram the default latency query reads.
 type Requests struct {
 	env      string
 	mu       sync.Mutex
-	errors   map[string]int // per RequestsPerScrape, by service
+	errors   map[string]int     // per RequestsPerScrape, by service
+	latency  map[string]float64 // seconds, by service; unset: no histogram
 	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
 }
 
 // NewRequests records requests for env.
 func NewRequests(env string) *Requests {
-	return &Requests{env: env, errors: map[string]int{}, requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "http_requests_total", Help: "Requests by status code.",
-	}, []string{"service", "env", "code"})}
+	return &Requests{env: env, errors: map[string]int{}, latency: map[string]float64{},
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total", Help: "Requests by status code.",
+		}, []string{"service", "env", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_request_duration_seconds", Help: "Request latency.", Buckets: LatencyBuckets,
+		}, []string{"service", "env"}),
+	}
 }
 
 // Set makes errors of every RequestsPerScrape requests of service fail
@@ -40,8 +54,21 @@ func (r *Requests) Set(service string, errors int) {
 	r.errors[service] = errors
 }
 
+// SetLatency makes every request of service (Set starts its requests)
+// take seconds from the next scrape on, in the request-duration histogram.
+// histogram_quantile interpolates within LatencyBuckets, so a p95 reads as
+// a point of the bucket that holds seconds, not seconds itself.
+func (r *Requests) SetLatency(service string, seconds float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.latency[service] = seconds
+}
+
 // Describe implements prometheus.Collector.
-func (r *Requests) Describe(ch chan<- *prometheus.Desc) { r.requests.Describe(ch) }
+func (r *Requests) Describe(ch chan<- *prometheus.Desc) {
+	r.requests.Describe(ch)
+	r.duration.Describe(ch)
+}
 
 // Collect implements prometheus.Collector: one scrape, one batch.
 func (r *Requests) Collect(ch chan<- prometheus.Metric) {
@@ -50,9 +77,16 @@ func (r *Requests) Collect(ch chan<- prometheus.Metric) {
 		r.requests.WithLabelValues(svc, r.env, "200").Add(float64(RequestsPerScrape - n))
 		// The 500 series exists from the start, so rates see no new series.
 		r.requests.WithLabelValues(svc, r.env, "500").Add(float64(n))
+		if s, ok := r.latency[svc]; ok {
+			h := r.duration.WithLabelValues(svc, r.env)
+			for range RequestsPerScrape {
+				h.Observe(s)
+			}
+		}
 	}
 	r.mu.Unlock()
 	r.requests.Collect(ch)
+	r.duration.Collect(ch)
 }
 
 // Serve serves /metrics on a loopback port until stop.
