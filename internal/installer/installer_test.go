@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -53,7 +54,8 @@ func startBare(t *testing.T) *rest.Config {
 // startBareOn is startBare with the control plane binaries in assets.
 func startBareOn(t *testing.T, assets string) *rest.Config {
 	t.Helper()
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	env := &envtest.Environment{}
+	testenv.UseBinaries(env, assets)
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +120,13 @@ func TestInstallYAML(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := startBareOn(t, assets)
+			dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sv, err := dc.ServerVersion(); err != nil || sv.GitVersion != "v"+version {
+				t.Fatalf("the control plane reports %v (%v), want v%s", sv, err, version)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			// A dry-run Namespace is not created, and the namespaced

@@ -79,6 +79,20 @@ func AssetsDir() (string, error) {
 	return AssetsDirFor(K8sVersion)
 }
 
+// UseBinaries makes env run the control plane binaries in assets. envtest
+// lets KUBEBUILDER_ASSETS win over BinaryAssetsDirectory, which would run
+// the current version where a test asked for another.
+func UseBinaries(env *envtest.Environment, assets string) {
+	env.BinaryAssetsDirectory = assets
+	api := env.ControlPlane.GetAPIServer()
+	api.Path = filepath.Join(assets, "kube-apiserver")
+	if env.ControlPlane.Etcd == nil {
+		env.ControlPlane.Etcd = &envtest.Etcd{}
+	}
+	env.ControlPlane.Etcd.Path = filepath.Join(assets, "etcd")
+	env.ControlPlane.KubectlPath = filepath.Join(assets, "kubectl")
+}
+
 // AssetsDirFor is where the control plane of Kubernetes version is:
 // bin/k8s/<version>-<os>-<arch>, as hack/envtest-binaries.sh puts it.
 func AssetsDirFor(version string) (string, error) {
@@ -165,8 +179,8 @@ func startWithObjects(assets string, objs []*unstructured.Unstructured) (*Env, e
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(Root(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
 	}
+	UseBinaries(env, assets)
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("failed to start envtest: %w", err)
