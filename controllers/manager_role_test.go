@@ -18,9 +18,12 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
-// The README section that justifies every cluster-wide write of the
-// operator, one table row per resource.
-const roleSection = "### What the operator's ClusterRole allows, and why"
+// The section of docs/operations.md that justifies every cluster-wide write
+// of the operator, one table row per resource.
+const (
+	roleDoc     = "docs/operations.md"
+	roleSection = "### What the operator's ClusterRole allows, and why"
+)
 
 // writeVerbs are the verbs that change something.
 var writeVerbs = []string{"create", "update", "patch", "delete", "deletecollection"}
@@ -105,14 +108,14 @@ func groupName(g string) string {
 	return g
 }
 
-// justifiedWrites reads the README table of roleSection: rows
+// justifiedWrites reads the table of roleSection in roleDoc: rows
 // "| `group` | `resource` | verb, verb | why |".
 func justifiedWrites() []string {
 	GinkgoHelper()
-	readme, err := os.ReadFile(filepath.Join(testenv.Root(), "README.md"))
+	doc, err := os.ReadFile(filepath.Join(testenv.Root(), roleDoc))
 	Expect(err).NotTo(HaveOccurred())
-	_, section, ok := strings.Cut(string(readme), roleSection+"\n")
-	Expect(ok).To(BeTrue(), "README.md has no section %q", roleSection)
+	_, section, ok := strings.Cut(string(doc), roleSection+"\n")
+	Expect(ok).To(BeTrue(), "%s has no section %q", roleDoc, roleSection)
 	if i := strings.Index(section, "\n#"); i >= 0 {
 		section = section[:i]
 	}
@@ -122,9 +125,9 @@ func justifiedWrites() []string {
 			continue
 		}
 		cols := strings.Split(line, "|")
-		Expect(len(cols)).To(BeNumerically(">=", 5), "README row %q", line)
+		Expect(len(cols)).To(BeNumerically(">=", 5), "%s row %q", roleDoc, line)
 		group, resource := strings.Trim(strings.TrimSpace(cols[1]), "`"), strings.Trim(strings.TrimSpace(cols[2]), "`")
-		Expect(strings.TrimSpace(cols[4])).NotTo(BeEmpty(), "README row %q gives no reason", line)
+		Expect(strings.TrimSpace(cols[4])).NotTo(BeEmpty(), "%s row %q gives no reason", roleDoc, line)
 		for _, v := range strings.Split(cols[3], ",") {
 			out = append(out, group+" "+resource+" "+strings.TrimSpace(v))
 		}
@@ -134,7 +137,7 @@ func justifiedWrites() []string {
 }
 
 var _ = Describe("The operator's ClusterRole", func() {
-	It("grants no cluster-wide write the README does not justify, and nothing on admission policies", func() {
+	It("grants no cluster-wide write the docs do not justify, and nothing on admission policies", func() {
 		ns, sa := env.Install.Namespace, env.Install.ServiceAccount
 		operator := identity{user: env.Install.Username(), groups: append(serviceaccount.MakeGroupNames(ns), "system:authenticated")}
 		// What any ServiceAccount of the namespace may do is not the
@@ -150,7 +153,7 @@ var _ = Describe("The operator's ClusterRole", func() {
 			}
 		}
 		Expect(writes).To(Equal(justifiedWrites()),
-			"`kubectl auth can-i --list` of the operator must match the table in README.md %q: add a reason there, or drop the right", roleSection)
+			"`kubectl auth can-i --list` of the operator must match the table in %s %q: add a reason there, or drop the right", roleDoc, roleSection)
 
 		for _, gr := range resources {
 			if gr.Group != "admissionregistration.k8s.io" {

@@ -363,7 +363,7 @@ var _ = Describe("Notifications", func() {
 		Expect(everythingUsersRead(Default, inc) + everythingUsersRead(Default, rcv)).NotTo(ContainSubstring("XXXXSECRET"))
 	})
 
-	It("signs webhooks as the README says, with an Idempotency-Key per Incident and event", func() {
+	It("signs webhooks as docs/notifications.md says, with an Idempotency-Key per Incident and event", func() {
 		DeferCleanup(startOperator(controllers.Options{Only: notificationControllers, NotificationBackoff: notifyBackoff}))
 		hook := newFakeReceiver(http.StatusNoContent)
 		const signingKey = "whsec-0a1b2c"
@@ -374,7 +374,7 @@ var _ = Describe("Notifications", func() {
 		inc = getIncident(Default, ns, inc.Name)
 		req := hook.accepted()[0]
 
-		// The README's recipe: HMAC-SHA256 over "<timestamp>.<body>".
+		// The recipe of docs/notifications.md: HMAC-SHA256 over "<timestamp>.<body>".
 		ts := req.header.Get("X-Alertbridge-Timestamp")
 		sent, err := strconv.ParseInt(ts, 10, 64)
 		Expect(err).NotTo(HaveOccurred())

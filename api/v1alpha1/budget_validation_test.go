@@ -29,11 +29,11 @@ var _ = Describe("SLOPolicy error-budget validation", func() {
 		Expect(p.Spec.Objectives.Availability.Window).To(Equal(v1.SLOWindow("28d")))
 	})
 
-	It("accepts the README's example as written", func() {
-		readme, err := os.ReadFile(filepath.Join(testenv.Root(), "README.md"))
+	It("accepts the example of docs/slo.md as written", func() {
+		doc, err := os.ReadFile(filepath.Join(testenv.Root(), "docs", "slo.md"))
 		Expect(err).NotTo(HaveOccurred())
-		_, section, ok := strings.Cut(string(readme), "\n## Error budgets\n")
-		Expect(ok).To(BeTrue(), "README has no Error budgets section")
+		_, section, ok := strings.Cut(string(doc), "\n## Error budgets\n")
+		Expect(ok).To(BeTrue(), "docs/slo.md has no Error budgets section")
 		_, block, ok := strings.Cut(section, "```yaml\n")
 		Expect(ok).To(BeTrue())
 		block, _, _ = strings.Cut(block, "```")

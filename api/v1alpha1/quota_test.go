@@ -30,8 +30,8 @@ const alertCount corev1.ResourceName = "count/alerts.ops.alertbridge.io"
 var _ = Describe("A ResourceQuota bounds Alerts per namespace", func() {
 	It("refuses a monitor's Alert, and the operator's, once the namespace holds its quota", func() {
 		ns := testbuild.Namespace(Default, k8s, "api-")
-		// The README's quota, with room for three Alerts.
-		quota := readmeQuota()
+		// The documented quota, with room for three Alerts.
+		quota := documentedQuota()
 		Expect(quota.Spec.Hard).To(HaveKey(alertCount))
 		quota.Namespace = ns
 		quota.Spec.Hard[alertCount] = resource.MustParse("3")
@@ -70,13 +70,14 @@ var _ = Describe("A ResourceQuota bounds Alerts per namespace", func() {
 	})
 })
 
-// readmeQuota is the ResourceQuota the README shows for bounding Alerts.
-func readmeQuota() *corev1.ResourceQuota {
+// documentedQuota is the ResourceQuota docs/roles.md shows for bounding
+// Alerts.
+func documentedQuota() *corev1.ResourceQuota {
 	GinkgoHelper()
-	raw, err := os.ReadFile("../../README.md")
+	raw, err := os.ReadFile("../../docs/roles.md")
 	Expect(err).NotTo(HaveOccurred())
 	_, section, found := strings.Cut(string(raw), "**Bounding Alerts per namespace.**")
-	Expect(found).To(BeTrue(), "the README's section on bounding Alerts")
+	Expect(found).To(BeTrue(), "the section of docs/roles.md on bounding Alerts")
 	block := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindStringSubmatch(section)
 	Expect(block).NotTo(BeNil(), "its ResourceQuota")
 	var q corev1.ResourceQuota

@@ -136,12 +136,12 @@ var _ = Describe("Receivers: only who may get a Secret has the operator send it"
 	})
 })
 
-var _ = Describe("the README's Receivers", func() {
+var _ = Describe("the Receivers of docs/notifications.md", func() {
 	It("are accepted as written, with their Secret", func() {
-		raw, err := os.ReadFile("../../README.md")
+		raw, err := os.ReadFile("../../docs/notifications.md")
 		Expect(err).NotTo(HaveOccurred())
 		section := string(raw)
-		start := strings.Index(section, "\n## Notifications\n")
+		start := strings.Index(section, "\n## Receivers: copy, paste, fill in\n")
 		Expect(start).To(BeNumerically(">=", 0))
 		section = section[start+1:]
 		if end := strings.Index(section, "\n## "); end >= 0 {

@@ -258,7 +258,7 @@ var _ = Describe("PostgreSQL mirror", Ordered, func() {
 		return r, true
 	}
 
-	It("keeps an ingested alert and its row across an operator restart (the runbook's persistence check)", func() {
+	It("keeps an ingested alert and its row across an operator restart (the persistence check of docs/migration.md)", func() {
 		stop := startOperator(mirrorOptions(store))
 		a := testbuild.MakeAlert("", ns).Host("persist").Obj()
 		Expect(k8s.Create(ctx, a)).To(Succeed())

@@ -62,7 +62,7 @@ func TestMigrateTwiceIsANoOpAndDryRunChangesNothing(t *testing.T) {
 		t.Fatalf("--dry-run changed the database: %q → %q", empty, got)
 	}
 
-	// The DSN from the environment, as the runbook reads it.
+	// The DSN from the environment, the fallback after ALERT_DATABASE_URL.
 	t.Setenv("DATABASE_URL", dsn)
 	out, code = runMigrate(t, "migrate")
 	if code != 0 || !strings.Contains(out, "applied 0001_tables") {

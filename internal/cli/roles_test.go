@@ -40,7 +40,7 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testoperator"
 )
 
-// roles are the README table's columns, in order: the shipped ClusterRoles
+// roles are the roles table's columns, in order: the shipped ClusterRoles
 // alertbridge-<role>.
 var roles = []string{"monitor", "agent", "oncall", "viewer"}
 
@@ -51,20 +51,23 @@ type identity struct {
 	kubeconfig, token string
 }
 
-// roleRow is one row of the README's roles table.
+// roleRow is one row of the roles table.
 type roleRow struct {
 	action  string          // the cell as written, e.g. "`alertbridge alerts ack` (own claim)"
 	command string          // what is in backquotes: a CLI command or an HTTP route
 	allowed map[string]bool // role → ✓
 }
 
-// readRolesTable parses the table of the README's "## Roles" section.
+// rolesDoc is the page whose "## Roles" section holds the roles table.
+const rolesDoc = "docs/roles.md"
+
+// readRolesTable parses the table of the "## Roles" section of rolesDoc.
 func readRolesTable() []roleRow {
 	GinkgoHelper()
-	data, err := os.ReadFile(filepath.Join(testenv.Root(), "README.md"))
+	data, err := os.ReadFile(filepath.Join(testenv.Root(), rolesDoc))
 	Expect(err).NotTo(HaveOccurred())
 	_, section, ok := strings.Cut(string(data), "\n## Roles\n")
-	Expect(ok).To(BeTrue(), "README.md has no \"## Roles\" section")
+	Expect(ok).To(BeTrue(), "%s has no \"## Roles\" section", rolesDoc)
 	section, _, _ = strings.Cut(section, "\n## ")
 	cmd := regexp.MustCompile("^`([^`]+)`")
 	var rows []roleRow
@@ -145,8 +148,8 @@ func httpAction(method string, path func(f *roleFixture) string, body string) ro
 	}
 }
 
-// toolAction calls POST /v1/tools/execute as id with the runbook's
-// parameters: 2xx with accepted is allowed, 403 forbidden.
+// toolAction calls POST /v1/tools/execute as id with the tool calls'
+// snake_case parameters: 2xx with accepted is allowed, 403 forbidden.
 func toolAction(params func(f *roleFixture, id identity) map[string]any) roleAction {
 	return func(f *roleFixture, id identity) outcome {
 		body, err := json.Marshal(params(f, id))
@@ -246,7 +249,7 @@ const (
 "annotations":{"summary":"p95 above 300ms"},"startsAt":"2026-11-30T10:00:00Z","fingerprint":"a1b2c3"}]}`
 )
 
-// roleActions runs each row of the README table. A row without an entry
+// roleActions runs each row of the roles table. A row without an entry
 // here, or an entry without a row, fails the spec.
 var roleActions = map[string]roleAction{
 	"`alertbridge alerts ingest`": cliAction(func(*roleFixture, identity) []string {
@@ -457,10 +460,10 @@ func init() {
 	}
 }
 
-// notInTable are the commands and routes the README's notes explain.
+// notInTable are the commands and routes the notes under the table explain.
 var notInTable = []string{"alertbridge migrate", "alertbridge webhook-sink", "GET /ui/", "GET /{$}", "GET /mcp", "GET /openapi.json", "GET /v1/permissions"}
 
-var _ = Describe("The README's roles table", Ordered, func() {
+var _ = Describe("The roles table of docs/roles.md", Ordered, func() {
 	var (
 		rows []roleRow
 		api  *httptest.Server
@@ -487,18 +490,18 @@ var _ = Describe("The README's roles table", Ordered, func() {
 		}
 		for action := range roleActions {
 			Expect(slices.ContainsFunc(rows, func(r roleRow) bool { return r.action == action })).To(BeTrue(),
-				"roles_test.go runs %s, which the README's table does not list", action)
+				"roles_test.go runs %s, which the table in %s does not list", action, rolesDoc)
 		}
 		root, _ := cli.NewRoot()
 		for _, c := range leafCommands(root) {
-			Expect(inTable[c] || slices.Contains(notInTable, c)).To(BeTrue(), "command %q is missing from the README's roles table", c)
+			Expect(inTable[c] || slices.Contains(notInTable, c)).To(BeTrue(), "command %q is missing from the roles table in %s", c, rolesDoc)
 		}
 		for _, route := range srv.Routes() {
-			Expect(inTable[route] || slices.Contains(notInTable, route)).To(BeTrue(), "endpoint %q is missing from the README's roles table", route)
+			Expect(inTable[route] || slices.Contains(notInTable, route)).To(BeTrue(), "endpoint %q is missing from the roles table in %s", route, rolesDoc)
 		}
 		for _, tool := range agents.MCPTools {
 			Expect(slices.ContainsFunc(rows, func(r roleRow) bool { return strings.HasPrefix(r.action, "`POST /mcp` tool `"+tool+"`") })).To(BeTrue(),
-				"MCP tool %s is missing from the README's roles table", tool)
+				"MCP tool %s is missing from the roles table in %s", tool, rolesDoc)
 		}
 	})
 

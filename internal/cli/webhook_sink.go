@@ -45,7 +45,7 @@ func newWebhookSinkCommand(app *App) *cobra.Command {
 its Idempotency-Key, whether the signature is valid, and the JSON body.
 
 With a signing key (--signing-key-file, or $` + SigningKeyEnv + `) it checks
-X-Alertbridge-Signature as the README's "Notifications" section describes and
+X-Alertbridge-Signature as docs/notifications.md describes and
 answers 401 to a request that is unsigned, wrongly signed or older than
 --tolerance, as a real receiver should; without one it takes everything
 (point a pagerduty Receiver's spec.url here to see its Events API v2 JSON).

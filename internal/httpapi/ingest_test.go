@@ -77,7 +77,8 @@ func TestIngestAuth(t *testing.T) {
 	if code != http.StatusOK || body["deduped"] != true || body["alertRef"] != a.Name || body["occurrences"] != float64(2) {
 		t.Fatalf("second ingest: %d %v", code, body)
 	}
-	// The runbook's snake_case names are accepted.
+	// snake_case names are accepted (the tool calls' spelling, see
+	// docs/migration.md).
 	snake := `{"service":"billing","kind":"error_rate","title":"5xx","dedupe_ttl_minutes":5}`
 	if code, body := post(t, c, url, monitor, []byte(snake)); code != http.StatusOK || body["accepted"] != true {
 		t.Fatalf("snake_case ingest: %d %v", code, body)

@@ -280,7 +280,7 @@ func TestTokenAudience(t *testing.T) {
 	if code, _ := call(t, other, http.MethodGet, path, elsewhere); code != http.StatusOK {
 		t.Errorf("elsewhere token with --api-audiences=elsewhere: %d", code)
 	}
-	// Adding the API server's audience (the OIDC setting in the README)
+	// Adding the API server's audience (the OIDC setting of docs/agents.md)
 	// lets its tokens in too.
 	withAPI := authenticated(t, &base.Authenticator{
 		Client: apiCS, Audiences: append([]string{base.DefaultAudience}, apiAudiences...),

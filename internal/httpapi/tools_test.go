@@ -25,31 +25,31 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testbuild"
 )
 
-// The runbook's examples (shared/seed/runbook-alerts.md), copied verbatim.
-// Only the base URL changes, and each request carries a bearer token (and
-// the CA of the API's certificate).
+// The tool calls of the PostgreSQL bridge that alertbridge replaces (see
+// docs/migration.md), copied verbatim. Only the base URL changes, and each
+// request carries a bearer token (and the CA of the API's certificate).
 const (
-	runbookIngest = `curl -X POST http://router:8000/v1/tools/execute \
+	bridgeIngest = `curl -X POST http://router:8000/v1/tools/execute \
   -H "Content-Type: application/json" \
   -d '{"tool":"alert_ingest_tool","action":"ingest","service":"test","kind":"test","message":"persistence check"}'`
-	runbookListCurl = `curl "http://router:8000/v1/tools/execute" \
+	bridgeListCurl = `curl "http://router:8000/v1/tools/execute" \
   -d '{"tool":"alert_ingest_tool","action":"list","service":"test"}'`
 
-	runbookListProd     = `alert_ingest_tool.list(window_minutes=240, env="prod")`
-	runbookListUnworked = `alert_ingest_tool.list(window_minutes=240, status_in=["new","failed"])`
-	runbookClaim        = `alert_ingest_tool.claim(window_minutes=240, limit=25, owner="triage-supervisor", lock_ttl_seconds=600)`
-	runbookFail         = `alert_ingest_tool.fail(alert_ref="alrt_...", error="gateway timeout", retry_after_seconds=300)`
-	runbookMonitorCheck = `alert_ingest_tool.list(source="monitor@node1", window_minutes=60)`
-	runbookToIncident   = `oncall_tool.alert_to_incident(
+	bridgeListProd     = `alert_ingest_tool.list(window_minutes=240, env="prod")`
+	bridgeListUnworked = `alert_ingest_tool.list(window_minutes=240, status_in=["new","failed"])`
+	bridgeClaim        = `alert_ingest_tool.claim(window_minutes=240, limit=25, owner="triage-supervisor", lock_ttl_seconds=600)`
+	bridgeFail         = `alert_ingest_tool.fail(alert_ref="alrt_...", error="gateway timeout", retry_after_seconds=300)`
+	bridgeMonitorCheck = `alert_ingest_tool.list(source="monitor@node1", window_minutes=60)`
+	bridgeToIncident   = `oncall_tool.alert_to_incident(
     alert_ref="alrt_...",
     incident_severity_cap="P1",
     dedupe_window_minutes=60
 )`
-	runbookDashboard = `GET /v1/alerts/dashboard?window_minutes=240`
-	runbookOpen      = `GET /v1/incidents/open?service=gateway`
+	bridgeDashboard = `GET /v1/alerts/dashboard?window_minutes=240`
+	bridgeOpen      = `GET /v1/incidents/open?service=gateway`
 )
 
-// toolCall turns the runbook's tool(arg=value, ...) into the tool
+// toolCall turns the bridge's tool(arg=value, ...) into the tool
 // endpoint's JSON, with alert_ref "alrt_..." replaced by ref.
 func toolCall(t testing.TB, call, ref string) map[string]any {
 	t.Helper()
@@ -76,7 +76,7 @@ func (a *agentAPI) tool(t testing.TB, c caller, call, ref string) (int, agents.T
 	return code, res
 }
 
-// curl runs one of the runbook's curl commands with bash against the API,
+// curl runs one of the bridge's curl commands with bash against the API,
 // adding the token and the CA.
 func (a *agentAPI) curl(t testing.TB, c caller, cmd string) agents.ToolResult {
 	t.Helper()
@@ -98,13 +98,13 @@ func (a *agentAPI) curl(t testing.TB, c caller, cmd string) agents.ToolResult {
 	return res
 }
 
-// The runbook's examples work as written against the tool endpoint: the
-// persistence check, list by source, claim with the runbook's arguments,
+// The bridge's examples work as written against the tool endpoint: the
+// persistence check, list by source, claim with the bridge's arguments,
 // fail with retry_after_seconds, to-incident with the cap and window, and
 // the dashboard and open-incidents reads.
-func TestRunbookExamplesVerbatim(t *testing.T) {
+func TestBridgeExamplesVerbatim(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
-		t.Fatal("the runbook's examples need curl")
+		t.Fatal("the bridge's examples need curl")
 	}
 	ns := testbuild.Namespace(gomega.NewWithT(t), k8s, "agents-")
 	// The tool endpoint ingests into the API's default namespace.
@@ -120,7 +120,7 @@ func TestRunbookExamplesVerbatim(t *testing.T) {
 	supervisor := roleCaller(t, ns, "triage-supervisor", "agent")
 	oncall := roleCaller(t, ns, "agent-oncall", "oncall")
 
-	res := api.curl(t, ops, runbookIngest)
+	res := api.curl(t, ops, bridgeIngest)
 	if !res.Accepted || res.Deduped == nil || *res.Deduped || res.Occurrences == nil || *res.Occurrences != 1 || !strings.HasPrefix(res.AlertRef, ns+"/") {
 		t.Fatalf("persistence check: %+v", res)
 	}
@@ -129,7 +129,7 @@ func TestRunbookExamplesVerbatim(t *testing.T) {
 		t.Fatalf("the title falls back to the message: %+v", checked.Spec)
 	}
 	gomega.NewWithT(t).Eventually(func() error {
-		res = api.curl(t, ops, runbookListCurl)
+		res = api.curl(t, ops, bridgeListCurl)
 		if !res.Accepted || res.Count == nil || *res.Count != 1 || res.Alerts[0].AlertRef != checked.Namespace+"/"+checked.Name {
 			return fmt.Errorf("list after ingest: %+v", res)
 		}
@@ -137,13 +137,13 @@ func TestRunbookExamplesVerbatim(t *testing.T) {
 	}, settle, poll).Should(gomega.Succeed())
 
 	newAlerts(t, ns, 3) // gateway/prod from monitor@node1
-	for call, want := range map[string]int{runbookListProd: 4, runbookListUnworked: 4, runbookMonitorCheck: 3} {
+	for call, want := range map[string]int{bridgeListProd: 4, bridgeListUnworked: 4, bridgeMonitorCheck: 3} {
 		code, res := api.tool(t, supervisor, call, "")
 		if code != http.StatusOK || !res.Accepted || res.Count == nil || *res.Count != want || len(res.Alerts) != want {
 			t.Fatalf("%s: %d %+v", call, code, res)
 		}
 	}
-	code, claimed := api.tool(t, supervisor, runbookClaim, "")
+	code, claimed := api.tool(t, supervisor, bridgeClaim, "")
 	if code != http.StatusOK || !claimed.Accepted || claimed.Count == nil || *claimed.Count != 4 {
 		t.Fatalf("claim: %d %+v", code, claimed)
 	}
@@ -163,31 +163,31 @@ func TestRunbookExamplesVerbatim(t *testing.T) {
 	}
 	first, second := gateway[0], gateway[1]
 
-	code, failed := api.tool(t, supervisor, runbookFail, first)
+	code, failed := api.tool(t, supervisor, bridgeFail, first)
 	if code != http.StatusOK || !failed.Accepted || failed.Alert == nil || failed.Alert.Status != "failed" ||
 		failed.Alert.LastError != "gateway timeout" || failed.Alert.RetryAfter == nil || time.Until(*failed.Alert.RetryAfter) < 4*time.Minute {
 		t.Fatalf("fail: %d %+v", code, failed)
 	}
 	// Someone else's lease: 409 with the holder and the lock's end.
-	code, stolen := api.tool(t, oncall, runbookFail, second)
+	code, stolen := api.tool(t, oncall, bridgeFail, second)
 	if code != http.StatusConflict || stolen.Accepted || stolen.Holder == nil || stolen.Holder.User != supervisor.user || stolen.ProcessingLockTo == nil {
 		t.Fatalf("steal: %d %+v", code, stolen)
 	}
 
 	// The supervisor holds second: on-call converts it only once it is
 	// handed back (first, which failed, is nobody's).
-	code, held := api.tool(t, oncall, runbookToIncident, second)
+	code, held := api.tool(t, oncall, bridgeToIncident, second)
 	if code != http.StatusConflict || held.Accepted || held.Holder == nil || held.Holder.User != supervisor.user {
 		t.Fatalf("to-incident of a held Alert: %d %+v", code, held)
 	}
-	code, conv := api.tool(t, oncall, runbookToIncident, first)
+	code, conv := api.tool(t, oncall, bridgeToIncident, first)
 	if code != http.StatusOK || !conv.Accepted || conv.Incident == nil || conv.Created == nil || !*conv.Created || conv.Incident.Status != "open" ||
 		conv.TriagePending == nil || conv.TriageRuns == nil {
 		t.Fatalf("to-incident: %d %+v", code, conv)
 	}
 
 	var dash query.Dashboard
-	if code := api.call(t, oncall, http.MethodGet, strings.TrimPrefix(runbookDashboard, "GET "), nil, &dash); code != http.StatusOK ||
+	if code := api.call(t, oncall, http.MethodGet, strings.TrimPrefix(bridgeDashboard, "GET "), nil, &dash); code != http.StatusOK ||
 		dash.WindowMinutes != 240 || dash.Counts[string(v1.AlertProcessing)] != 3 || dash.Counts[string(v1.AlertFailed)] != 1 {
 		t.Fatalf("dashboard: %d %+v", code, dash)
 	}
@@ -195,7 +195,7 @@ func TestRunbookExamplesVerbatim(t *testing.T) {
 	// the new Incident a moment after it is written.
 	gomega.NewWithT(t).Eventually(func() error {
 		var open query.IncidentList
-		if code := api.call(t, oncall, http.MethodGet, strings.TrimPrefix(runbookOpen, "GET "), nil, &open); code != http.StatusOK ||
+		if code := api.call(t, oncall, http.MethodGet, strings.TrimPrefix(bridgeOpen, "GET "), nil, &open); code != http.StatusOK ||
 			open.Count != 1 || open.Items[0].Name != conv.Incident.Name {
 			return fmt.Errorf("open incidents: %d %+v", code, open)
 		}

@@ -8,8 +8,8 @@ import "k8s.io/client-go/rest"
 // operator therefore turns client-side limiting off by default and relies on
 // the API server's Priority and Fairness, under the FlowSchema and priority
 // level config/flowcontrol ships, which queues its requests at the server
-// instead of letting a storm starve other controllers (README
-// "Performance"). `alertbridge run` takes --kube-api-qps/--kube-api-burst
+// instead of letting a storm starve other controllers
+// (docs/performance.md). `alertbridge run` takes --kube-api-qps/--kube-api-burst
 // for clusters that want a client-side limit too. The CLI keeps a modest
 // limit: one claim of 25 Alerts is about 30 requests, which its burst takes
 // at once. Tests use these same values, so no test measures a faster client

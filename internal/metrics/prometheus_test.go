@@ -85,7 +85,7 @@ func unstructuredLabels(obj map[string]any) (map[string]string, bool, error) {
 // TestPrometheusRule decodes config/prometheus/prometheusrule.yaml with
 // prometheus-operator's Go types (strictly), parses every expression with
 // Prometheus's own PromQL parser, and checks that each alertbridge metric
-// named exists and that the alerts the README promises are there.
+// named exists and that the alerts docs/operations.md promises are there.
 func TestPrometheusRule(t *testing.T) {
 	var pr monitoringv1.PrometheusRule
 	strict(t, "prometheusrule.yaml", &pr)

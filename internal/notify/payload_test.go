@@ -139,8 +139,8 @@ func TestSlackMessage(t *testing.T) {
 	}
 }
 
-// TestWebhookSignature verifies the signature as the README tells a
-// receiver to: HMAC-SHA256 with the signing key over the timestamp
+// TestWebhookSignature verifies the signature as docs/notifications.md
+// tells a receiver to: HMAC-SHA256 with the signing key over the timestamp
 // header, a dot and the raw body, hex, after "sha256=".
 func TestWebhookSignature(t *testing.T) {
 	r := receiver(v1.ReceiverWebhook)

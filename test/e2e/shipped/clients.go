@@ -35,7 +35,7 @@ const userTokenLifetime = 24 * time.Hour
 
 // User is a ServiceAccount bound in its namespace to one of the shipped
 // ClusterRoles (alertbridge-monitor, -agent, -oncall, -viewer), as the
-// README tells people to bind their agents and monitors.
+// roles table (docs/roles.md) tells people to bind their agents and monitors.
 type User struct {
 	Namespace, Name string
 	// Username is the Kubernetes user name.
@@ -153,8 +153,8 @@ func (e *Env) APIServerName() string {
 
 // APITLS is the TLS configuration of an HTTP API client: the CA from the
 // ConfigMap the operator publishes (key ca.crt, no key beside it), read as
-// an ordinary authenticated user may read it — as the README tells clients
-// to fetch it — and the Service's name to verify.
+// an ordinary authenticated user may read it — as docs/agents.md tells
+// clients to fetch it — and the Service's name to verify.
 func (e *Env) APITLS(ctx context.Context) (*tls.Config, error) {
 	name, _ := flagValue(e.ManagerContainer().Args, "--api-ca-configmap")
 	if name == "" {

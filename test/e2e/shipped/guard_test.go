@@ -68,7 +68,7 @@ func TestShippedKeepsPace(t *testing.T) {
 			args = e.APIContainer().Args
 		}
 		wantQPS, wantBurst := shippedLimits(t, args)
-		g.Expect(wantQPS).To(BeNumerically("<", 0), "%s turns client-side limiting on (--kube-api-qps=%v); the README and this guard rely on Priority and Fairness", r.Name, wantQPS)
+		g.Expect(wantQPS).To(BeNumerically("<", 0), "%s turns client-side limiting on (--kube-api-qps=%v); docs/performance.md and this guard rely on Priority and Fairness", r.Name, wantQPS)
 		qps, burst, err := loggedLimits(r.Log())
 		g.Expect(err).NotTo(HaveOccurred(), "%s:\n%s", r.Name, r.Tail(20))
 		g.Expect([]float64{qps, burst}).To(Equal([]float64{wantQPS, wantBurst}),

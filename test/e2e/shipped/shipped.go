@@ -231,7 +231,7 @@ func container(d *appsv1.Deployment) *corev1.Container { return &d.Spec.Template
 // Namespace is where the operator runs.
 func (e *Env) Namespace() string { return e.Deployment.Namespace }
 
-// installDatabase does what the README asks of an installer when the
+// installDatabase does what docs/install.md asks of an installer when the
 // Deployments read a database URL: a PostgreSQL, the Secret holding the
 // manager's URL, `alertbridge migrate` before the operator starts, and, for
 // the HTTP API, a role that may only read (migrate --grant-read-to) and the

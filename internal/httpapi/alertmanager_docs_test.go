@@ -31,19 +31,23 @@ import (
 	"github.com/alertbridge/alertbridge/test/integration/testenv"
 )
 
-// readmeReceivers is the alertmanager.yml block of the README, as written.
-func readmeReceivers(t testing.TB) map[string]any {
+// alertmanagerDoc is the page that shows Alertmanager's receiver.
+const alertmanagerDoc = "docs/agents.md"
+
+// documentedReceivers is the alertmanager.yml block of alertmanagerDoc, as
+// written.
+func documentedReceivers(t testing.TB) map[string]any {
 	t.Helper()
-	readme, err := os.ReadFile("../../README.md")
+	doc, err := os.ReadFile(filepath.Join("../..", alertmanagerDoc))
 	must(t, err)
 	const open = "```yaml\n# alertmanager.yml\n"
-	_, block, ok := strings.Cut(string(readme), open)
+	_, block, ok := strings.Cut(string(doc), open)
 	if !ok {
-		t.Fatalf("README.md has no %q block", strings.TrimSpace(open))
+		t.Fatalf("%s has no %q block", alertmanagerDoc, strings.TrimSpace(open))
 	}
 	block, _, ok = strings.Cut(block, "\n```")
 	if !ok {
-		t.Fatal("the README's alertmanager.yml block does not end")
+		t.Fatalf("the alertmanager.yml block of %s does not end", alertmanagerDoc)
 	}
 	var conf map[string]any
 	must(t, yaml.Unmarshal([]byte(block), &conf))
@@ -110,34 +114,34 @@ func readReceiverSample(t testing.TB) receiverSample {
 	return s
 }
 
-// TestAlertmanagerREADME runs the README's Alertmanager receiver, read from
-// README.md, in Debian's Alertmanager against the API served as shipped
+// TestAlertmanagerDocs runs the documented Alertmanager receiver, read from
+// docs/agents.md, in Debian's Alertmanager against the API served as shipped
 // (TLS with the operator's Secret, audience-bound tokens). Only the host
 // changes (it stays the TLS server name) and the directory of the token
 // and CA files; the token is the one the sample's projected volume gives
 // Alertmanager's ServiceAccount, bound as the sample binds it.
-func TestAlertmanagerREADME(t *testing.T) {
+func TestAlertmanagerDocs(t *testing.T) {
 	ctx := context.Background()
 	sample := readReceiverSample(t)
-	conf := readmeReceivers(t)
+	conf := documentedReceivers(t)
 	receivers, _ := conf["receivers"].([]any)
 	if len(receivers) != 1 || len(conf) != 1 {
-		t.Fatalf("the README's block should be one receiver and nothing else: %v", conf)
+		t.Fatalf("the documented block should be one receiver and nothing else: %v", conf)
 	}
 	receiver := receivers[0].(map[string]any)
 	hooks, _ := receiver["webhook_configs"].([]any)
 	if len(hooks) != 1 {
-		t.Fatalf("the README's receiver has %d webhook_configs, want 1", len(hooks))
+		t.Fatalf("the documented receiver has %d webhook_configs, want 1", len(hooks))
 	}
 	hook := hooks[0].(map[string]any)
 	httpConfig := hook["http_config"].(map[string]any)
 	authz := httpConfig["authorization"].(map[string]any)
 	tlsConfig := httpConfig["tls_config"].(map[string]any)
 
-	// The sample installs and mounts what the README reads.
+	// The sample installs and mounts what the documented receiver reads.
 	tokenFile, caFile := authz["credentials_file"].(string), tlsConfig["ca_file"].(string)
 	if tokenFile != filepath.Join(sample.mountPath, sample.tokenPath) || caFile != filepath.Join(sample.mountPath, sample.caPath) {
-		t.Fatalf("the README reads %s and %s; the sample mounts %s/{%s,%s}", tokenFile, caFile, sample.mountPath, sample.tokenPath, sample.caPath)
+		t.Fatalf("the documented receiver reads %s and %s; the sample mounts %s/{%s,%s}", tokenFile, caFile, sample.mountPath, sample.tokenPath, sample.caPath)
 	}
 	u, err := url.Parse(hook["url"].(string))
 	must(t, err)
@@ -153,7 +157,7 @@ func TestAlertmanagerREADME(t *testing.T) {
 
 	api := startShipped(t, httpapi.Config{})
 	if u.Scheme != "https" || !slices.Contains(certs.ServiceNames("alertbridge-api", env.Install.Namespace), u.Hostname()) || u.Port() != "8090" {
-		t.Fatalf("the README sends to %s, not to the shipped Service alertbridge-api over TLS", u)
+		t.Fatalf("the documented receiver sends to %s, not to the shipped Service alertbridge-api over TLS", u)
 	}
 	// What the kubelet would put in the mounted directory.
 	dir := t.TempDir()
@@ -180,7 +184,7 @@ func TestAlertmanagerREADME(t *testing.T) {
 	must(t, err)
 	am := startAlertmanager(t, string(out))
 
-	instance := fmt.Sprintf("readme-%d", time.Now().UnixNano())
+	instance := fmt.Sprintf("docs-%d", time.Now().UnixNano())
 	body := fmt.Sprintf(`[{"labels":{"alertname":"HighLatency","service":"gateway","env":"prod","severity":"critical","instance":%q},
 "annotations":{"summary":"p95 above 300ms"},"startsAt":%q}]`, instance, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
 	resp, err := http.Post(am+"/api/v2/alerts", "application/json", strings.NewReader(body)) //nolint:noctx // test
