@@ -96,12 +96,15 @@ verify: manifests generate chart perfdoc vet lint docs ## Prove generated code, 
 	@test -z "$$(git status --porcelain -- charts)" || { git status --porcelain -- charts; echo "the chart's copies of config/ are not committed: run 'make chart' and commit"; exit 1; }
 
 .PHONY: envtest
-envtest: ## Build (once) the kube-apiserver and etcd the tests run against, current and floor versions.
+envtest: ## Build (once) the kube-apiserver and etcd the tests run against.
 	@K8S_VERSION=$(K8S_VERSION) hack/envtest-binaries.sh >/dev/null
+
+.PHONY: envtest-floor
+envtest-floor: ## Build (once) the kube-apiserver and etcd of the oldest Kubernetes supported, for the install tests.
 	@K8S_VERSION=$(K8S_FLOOR_VERSION) hack/envtest-binaries.sh >/dev/null
 
 .PHONY: test
-test: envtest ## Run every test against a real kube-apiserver, etcd and PostgreSQL.
+test: envtest envtest-floor ## Run every test against a real kube-apiserver, etcd and PostgreSQL.
 	hack/test.sh
 
 .PHONY: fuzz

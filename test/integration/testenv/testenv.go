@@ -98,7 +98,7 @@ func UseBinaries(env *envtest.Environment, assets string) {
 func AssetsDirFor(version string) (string, error) {
 	d := filepath.Join(Root(), "bin", "k8s", fmt.Sprintf("%s-%s-%s", version, runtime.GOOS, runtime.GOARCH))
 	if _, err := os.Stat(filepath.Join(d, "kube-apiserver")); err != nil {
-		return "", fmt.Errorf("no kube-apiserver %s in %s: run `make envtest` (or K8S_VERSION=%s hack/envtest-binaries.sh) first", version, d, version)
+		return "", fmt.Errorf("no kube-apiserver %s in %s: run `make envtest envtest-floor` (or K8S_VERSION=%s hack/envtest-binaries.sh) first", version, d, version)
 	}
 	return d, nil
 }
