@@ -89,8 +89,10 @@ func newAlertsClaimCommand(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "claim",
 		Short: "Claim the oldest claimable Alerts under a lease (exit 2 when there is nothing to claim)",
-		Long: `Claims up to --limit of the oldest claimable Alerts (New; Failed whose
-retryAfter passed; Processing whose lease expired) last seen inside --window.
+		Long: `Claims up to --limit of the oldest claimable Alerts (New and not silenced)
+last seen inside --window. Failed Alerts become New again once their
+retryAfter passes, and Processing ones once their lease expires: the
+operator moves them, so they are claimable from then on.
 Each is taken with an optimistic-lock status write, so of several racing
 claimers exactly one gets each Alert. Prints exactly the Alerts this call took.`,
 		Example: `  alertbridge alerts claim --owner triage-supervisor --limit 25 --window 240m --lock-ttl 10m -o json`,
