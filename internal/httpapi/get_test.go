@@ -92,7 +92,7 @@ func TestReadOneIncident(t *testing.T) {
 	if code := api.call(t, oncall, http.MethodPost, incPath+"/note", base.IncidentNoteRequest{Note: "rolling back gateway"}, nil); code != http.StatusOK {
 		t.Fatalf("note: %d", code)
 	}
-	// The second Alert is claimed by the agent; the first stays as it is.
+	// The agent claims both and fails the first.
 	claimedAt := time.Now()
 	var claimed base.ClaimResult
 	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns, Limit: 2, Owner: "loop", LockTTL: "10m"}, &claimed); code != http.StatusOK {
@@ -104,8 +104,11 @@ func TestReadOneIncident(t *testing.T) {
 			held = &claimed.Alerts[i]
 		}
 	}
-	if held == nil {
-		t.Fatalf("the claim did not take %s: %+v", names[1], claimed)
+	if held == nil || claimed.Count != 2 {
+		t.Fatalf("the claim did not take both Alerts: %+v", claimed)
+	}
+	if code := api.call(t, agent, http.MethodPost, "/v1/alerts/"+ns+"/"+names[0]+"/fail", base.FailRequest{Error: "gateway timeout", RetryAfter: "10m"}, nil); code != http.StatusOK {
+		t.Fatalf("fail: %d", code)
 	}
 
 	// Over HTTP, as the viewer.
@@ -119,7 +122,7 @@ func TestReadOneIncident(t *testing.T) {
 			return fmt.Errorf("%d linked Alerts: %+v", len(d.Alerts), d.Alerts)
 		}
 		for _, a := range d.Alerts {
-			if a.Alert == nil || (a.Alert.Name == names[1] && a.Alert.Lease == nil) {
+			if a.Alert == nil || (a.Alert.Name == names[1] && a.Alert.Lease == nil) || (a.Alert.Name == names[0] && a.Alert.Phase != string(v1.AlertFailed)) {
 				return fmt.Errorf("linked Alert %s not as it is now: %+v", a.AlertRef, a.Alert)
 			}
 		}
@@ -146,7 +149,8 @@ func TestReadOneIncident(t *testing.T) {
 	for _, a := range d.Alerts {
 		byName[a.Alert.Name] = a
 	}
-	if a := byName[names[0]]; a.AlertRef != ns+"/"+names[0] || a.Alert.Phase != string(v1.AlertNew) || a.Alert.Lease != nil || a.Alert.Occurrences < 1 {
+	if a := byName[names[0]]; a.AlertRef != ns+"/"+names[0] || a.Alert.Lease != nil || a.Alert.Attempts != 1 ||
+		a.Alert.LastError != "gateway timeout" || a.Alert.RetryAfter == nil || a.Alert.Occurrences < 1 {
 		t.Errorf("linked Alert %s: %+v", names[0], a.Alert)
 	}
 	a := byName[names[1]].Alert
