@@ -475,7 +475,7 @@ func (s *Protocols) toolAlertGet(ctx context.Context, u *base.User, _ *http.Requ
 	if err != nil {
 		return nil, err
 	}
-	d, err := s.Reads.GetAlert(ctx, u, base.AlertGetRequest{Namespace: at.Namespace, Name: at.Name})
+	d, err := s.Reads.GetAlert(ctx, u, base.AlertGetRequest(at))
 	if err != nil {
 		return nil, renamed(err, toolNames)
 	}

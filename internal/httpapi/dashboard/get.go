@@ -29,7 +29,7 @@ func (s *Board) getRoutes(m base.Mux) {
 	}))
 	m.Handle("GET /v1/alerts/{namespace}/{name}", base.Action(s.Auth, func(ctx context.Context, u *base.User, r *http.Request) (any, error) {
 		at := base.PathRef(r)
-		return s.GetAlert(ctx, u, base.AlertGetRequest{Namespace: at.Namespace, Name: at.Name})
+		return s.GetAlert(ctx, u, base.AlertGetRequest(at))
 	}))
 }
 
@@ -132,7 +132,7 @@ func (s *Board) linkedAlerts(ctx context.Context, u *base.User, inc *v1.Incident
 // who may get it, and the summary of its Incident when the caller may get
 // that too (else only its ref).
 func (s *Board) GetAlert(ctx context.Context, u *base.User, r base.AlertGetRequest) (*base.AlertDetail, error) {
-	at := base.Ref{Namespace: r.Namespace, Name: r.Name}
+	at := base.Ref(r)
 	if errs := at.Validate(field.NewPath("alert")); len(errs) > 0 {
 		return nil, base.Invalid(errs)
 	}
