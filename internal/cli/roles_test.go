@@ -355,6 +355,13 @@ func init() {
 			return httpAction(http.MethodPost, func(*roleFixture) string { return p }, body)(f, id)
 		}
 	}
+	// get reads the object path names, made once per run.
+	get := func(path func(f *roleFixture) string) roleAction {
+		return func(f *roleFixture, id identity) outcome {
+			p := path(f)
+			return httpAction(http.MethodGet, func(*roleFixture) string { return p }, "")(f, id)
+		}
+	}
 	own := func(f *roleFixture, id identity, action string) string {
 		return "/v1/alerts/" + f.ns + "/" + f.claimedBy(id) + "/" + action
 	}
@@ -394,6 +401,18 @@ func init() {
 		"`POST /v1/tools/execute` (list)": toolAction(func(f *roleFixture, _ identity) map[string]any {
 			return map[string]any{"tool": "alert_ingest_tool", "action": "list", "namespace": f.ns, "window_minutes": 240}
 		}),
+		"`GET /v1/alerts/{namespace}/{name}`": get(func(f *roleFixture) string {
+			return "/v1/alerts/" + f.ns + "/" + f.decidedAlert().Name
+		}),
+		"`GET /v1/incidents/{namespace}/{name}`": get(func(f *roleFixture) string {
+			return "/v1/incidents/" + f.ns + "/" + f.openIncident() + "?postmortem=true"
+		}),
+		"`POST /v1/tools/execute` (get)": toolAction(func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"tool": "alert_ingest_tool", "action": "get", "alert_ref": f.ns + "/" + f.decidedAlert().Name}
+		}),
+		"`POST /v1/tools/execute` (incident_get)": toolAction(func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"tool": "oncall_tool", "action": "incident_get", "incident_ref": f.ns + "/" + f.openIncident(), "postmortem": true}
+		}),
 		"`POST /v1/tools/execute` (claim)": toolAction(func(f *roleFixture, id identity) map[string]any {
 			f.decidedAlert()
 			return map[string]any{"tool": "alert_ingest_tool", "action": "claim", "namespace": f.ns, "limit": 1, "owner": id.owner, "lock_ttl_seconds": 600}
@@ -417,6 +436,12 @@ func init() {
 
 		"`POST /mcp` tool `alerts_list`": mcpAction("alerts_list", func(f *roleFixture, _ identity) map[string]any {
 			return map[string]any{"namespace": f.ns}
+		}),
+		"`POST /mcp` tool `alerts_get`": mcpAction("alerts_get", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "name": f.decidedAlert().Name}
+		}),
+		"`POST /mcp` tool `incidents_get`": mcpAction("incidents_get", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "name": f.openIncident(), "postmortem": true}
 		}),
 		"`POST /mcp` tool `alerts_claim`": mcpAction("alerts_claim", func(f *roleFixture, id identity) map[string]any {
 			f.decidedAlert()

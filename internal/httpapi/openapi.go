@@ -98,6 +98,16 @@ var routeDocs = map[string]routeDoc{
 		body: reflect.TypeFor[dashboard.BypassRequest](), ok: reflect.TypeFor[dashboard.BypassResult]()},
 	"GET /v1/incidents/open": {summary: "List open Incidents", query: []docParam{readQuery3[0], readQuery3[8]},
 		ok: reflect.TypeFor[query.IncidentList](), errs: []int{400, 401, 403, 503}},
+	"GET /v1/incidents/{namespace}/{name}": {summary: "Read one Incident",
+		desc: "Spec and status as stored (timeline, triage runs and the signature's cooldown, notifications sent), the linked Alerts as they are now " +
+			"(phase, lease holder and expiry, attempts, last error, occurrences; by ref only where you may not get them), and with postmortem=true " +
+			"a postmortem draft made from the Incident as it is now (nothing is written). Needs get on the Incident (the oncall_tool incident_get action, as REST).",
+		query: []docParam{{name: "postmortem", desc: "true: also draft the postmortem (Markdown)", typ: "boolean"}},
+		ok:    reflect.TypeFor[base.IncidentDetail](), errs: []int{400, 401, 403, 404, 503}, errType: reflect.TypeFor[base.Problem]()},
+	"GET /v1/alerts/{namespace}/{name}": {summary: "Read one Alert",
+		desc: "Its phase, lease holder and expiry, attempts, last error, occurrences, first and last occurrence, and its Incident " +
+			"(the summary where you may get it). Needs get on the Alert (the alert_ingest_tool get action, as REST).",
+		ok: reflect.TypeFor[base.AlertDetail](), errs: []int{400, 401, 403, 404, 503}, errType: reflect.TypeFor[base.Problem]()},
 	"GET /ui/": {summary: "The dashboard page's assets", okMedia: "*/*", auth: "none", errs: []int{404}},
 	"GET /{$}": {summary: "The dashboard page", okMedia: "text/html", auth: "none"},
 	"GET /v1/gates/{namespace}/{slopolicy}": {summary: "Read a release gate", desc: "Allowed unless the gate blocks; format=flagger answers 403 when blocked.",

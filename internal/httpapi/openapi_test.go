@@ -146,6 +146,12 @@ func TestOpenAPIDocumentsEveryRouteAndItsAnswers(t *testing.T) {
 	api.call(t, oncall, http.MethodPost, inc+"/state", base.IncidentStateRequest{State: "Resolved"}, nil)
 	api.call(t, oncall, http.MethodPost, inc+"/close", base.IncidentCloseRequest{Note: "fixed"}, nil)
 	api.call(t, oncall, http.MethodPost, inc+"/close", base.IncidentCloseRequest{Note: "again"}, nil) // 409
+	api.call(t, oncall, http.MethodGet, inc+"?postmortem=true", nil, nil)
+	api.call(t, oncall, http.MethodGet, "/v1/incidents/"+ns+"/missing", nil, nil) // 404
+	api.call(t, agent, http.MethodGet, inc, nil, nil)                             // 403
+	api.call(t, oncall, http.MethodGet, "/v1/alerts/"+ns+"/"+b, nil, nil)
+	api.call(t, agent, http.MethodGet, "/v1/alerts/"+ns+"/"+c, nil, nil)
+	api.call(t, agent, http.MethodGet, "/v1/alerts/"+ns+"/missing", nil, nil) // 404
 
 	for _, body := range []map[string]any{
 		{"tool": "alert_ingest_tool", "action": "ingest", "namespace": ns, "service": "test", "kind": "test", "message": "persistence check"},
@@ -159,6 +165,7 @@ func TestOpenAPIDocumentsEveryRouteAndItsAnswers(t *testing.T) {
 		{"tool": "alert_ingest_tool", "action": "ack", "alert_ref": ns + "/" + names[3], "note": "x"},
 		{"tool": "alert_ingest_tool", "action": "dashboard"},
 		{"tool": "oncall_tool", "action": "incidents_open", "service": "gateway"},
+		{"tool": "alert_ingest_tool", "action": "get", "alert_ref": ns + "/" + c},
 		{"tool": "alert_ingest_tool", "action": "fail", "alert_ref": ns + "/" + c, "retry_after_seconds": 60}, // 409
 	} {
 		api.call(t, agent, http.MethodPost, "/v1/tools/execute", body, nil)
@@ -189,6 +196,14 @@ func TestOpenAPIDocumentsEveryRouteAndItsAnswers(t *testing.T) {
 	must(t, err)
 	callTool(t, s, "dashboard", map[string]any{"namespace": ns}, nil)
 	callTool(t, s, "alerts_ack", map[string]any{"namespace": ns, "name": c}, nil)
+	if msg := callTool(t, s, "alerts_get", map[string]any{"namespace": ns, "name": c}, nil); msg != "" {
+		t.Errorf("alerts_get: %s", msg)
+	}
+	so, err := api.mcpSession(t, oncall)
+	must(t, err)
+	if msg := callTool(t, so, "incidents_get", map[string]any{"namespace": ns, "name": conv.Incident.Name, "postmortem": true}, nil); msg != "" {
+		t.Errorf("incidents_get: %s", msg)
+	}
 
 	// The validator is strict: an answer with a field the document does not
 	// describe, or without one it requires, fails.

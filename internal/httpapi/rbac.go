@@ -8,9 +8,9 @@ package httpapi
 // (a Role in its namespace), creates no pod or Job, and writes for a
 // caller only after a SubjectAccessReview of what the caller asked.
 
-// The HTTP API reads the Alerts it lists, claims and counts into (its cache).
+// The HTTP API reads the Alerts it lists, claims and counts into (its cache), and one Alert for a caller allowed to get it.
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=alerts,verbs=get;list;watch
-// The HTTP API reads Incidents (open incidents, the dashboard) and, for a caller allowed to convert an Alert, opens one (to-incident).
+// The HTTP API reads Incidents (open incidents, the dashboard, one Incident for a caller allowed to get it) and, for a caller allowed to convert an Alert, opens one (to-incident).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents,verbs=get;list;watch;create
 // The HTTP API appends a converted Alert and a caller's notes to an Incident's status, for a caller allowed to (SubjectAccessReview).
 // +kubebuilder:rbac:groups=ops.alertbridge.io,resources=incidents/status,verbs=patch

@@ -118,6 +118,8 @@ type Reads interface {
 	ListAlerts(ctx context.Context, u *base.User, r base.ListRequest) (*query.AlertList, error)
 	Dashboard(ctx context.Context, u *base.User, r base.DashboardRequest) (*query.Dashboard, error)
 	OpenIncidents(ctx context.Context, u *base.User, r base.IncidentsOpenRequest) (*query.IncidentList, error)
+	GetIncident(ctx context.Context, u *base.User, r base.IncidentGetRequest) (*base.IncidentDetail, error)
+	GetAlert(ctx context.Context, u *base.User, r base.AlertGetRequest) (*base.AlertDetail, error)
 }
 
 // Ingester counts one alert as POST /v1/alerts would (ingestapi.Receiver).
@@ -138,8 +140,8 @@ const mcpUserKey = "alertbridge.user"
 
 // MCPTools are the tools /mcp serves, in the order they are listed.
 var MCPTools = []string{
-	"alerts_list", "alerts_claim", "alerts_renew", "alerts_ack", "alerts_fail", "alerts_to_incident",
-	"incidents_open", "incidents_note", "incidents_close", "incidents_state", "dashboard", "release_check",
+	"alerts_list", "alerts_get", "alerts_claim", "alerts_renew", "alerts_ack", "alerts_fail", "alerts_to_incident",
+	"incidents_open", "incidents_get", "incidents_note", "incidents_close", "incidents_state", "dashboard", "release_check",
 }
 
 // mcpHandler is the MCP endpoint: our authentication (401 with the same JSON
@@ -152,6 +154,8 @@ func (s *Protocols) mcpHandler() http.Handler {
 			"(alerts_renew extends it). Only the holder may renew, ack or fail. alerts_to_incident opens or appends to an Incident.",
 	})
 	addTool(srv, "alerts_list", "List Alerts last seen inside a window, newest first (GET /v1/alerts)", true, s.Reads.ListAlerts)
+	addTool(srv, "alerts_get", "Read one Alert: its phase, lease holder and expiry, attempts, last error, occurrences, "+
+		"first and last occurrence, and its Incident (GET /v1/alerts/{namespace}/{name})", true, s.Reads.GetAlert)
 	addTool(srv, "alerts_claim", "Claim up to limit of the oldest New Alerts under a lease held in your name; "+
 		"an empty list (nothingToClaim) when there is nothing to claim (POST /v1/alerts/claim)", false, s.Work.Claim)
 	addTool(srv, "alerts_renew", "Extend your lease on an Alert you claimed", false, func(ctx context.Context, u *base.User, in RenewInput) (*base.WorkAlert, error) {
@@ -171,6 +175,8 @@ func (s *Protocols) mcpHandler() http.Handler {
 		func(ctx context.Context, u *base.User, in base.IncidentsOpenRequest) (*query.IncidentList, error) {
 			return s.Reads.OpenIncidents(ctx, u, in)
 		})
+	addTool(srv, "incidents_get", "Read one Incident: spec and status (timeline, triage and cooldown, notifications sent), "+
+		"its linked Alerts as they are now, and with postmortem true a postmortem draft (GET /v1/incidents/{namespace}/{name})", true, s.Reads.GetIncident)
 	addTool(srv, "incidents_note", "Add a note to an Incident's timeline", false, func(ctx context.Context, u *base.User, in IncidentNoteInput) (*base.WorkIncident, error) {
 		return s.Work.NoteIncident(ctx, u, in.ref(), in.IncidentNoteRequest)
 	})

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/clip"
 	"github.com/alertbridge/alertbridge/internal/httpapi/base"
 	"github.com/alertbridge/alertbridge/internal/query"
@@ -42,7 +44,7 @@ const (
 // fingerprint, dedupe_ttl_minutes) beside them.
 type ToolRequest struct {
 	Tool   string `json:"tool" jsonschema:"alert_ingest_tool or oncall_tool"`
-	Action string `json:"action" jsonschema:"alert_ingest_tool: ingest, list, claim, renew, ack, fail, to_incident, dashboard, incidents_open; oncall_tool: alert_to_incident, incident_close, incident_note, incidents_open"`
+	Action string `json:"action" jsonschema:"alert_ingest_tool: ingest, list, get, claim, renew, ack, fail, to_incident, dashboard, incidents_open; oncall_tool: alert_to_incident, incident_get, incident_close, incident_note, incidents_open"`
 	// Namespace: where to ingest (default: the API's default namespace),
 	// list or claim (default: every namespace the caller may), and the
 	// namespace of an alert_ref or incident_ref given as a bare name.
@@ -57,7 +59,7 @@ type ToolRequest struct {
 	Owner          string          `json:"owner,omitempty" jsonschema:"claim, renew, ack, fail: the lease holder name your loop goes by (default: your Kubernetes user name)"`
 	LockTTLSeconds *int64          `json:"lock_ttl_seconds,omitempty" jsonschema:"claim, renew: lease duration in seconds (default: the namespace's policy, else 600)"`
 
-	AlertRef          string `json:"alert_ref,omitempty" jsonschema:"renew, ack, fail, to_incident: the alert, namespace/name (or a name in namespace)"`
+	AlertRef          string `json:"alert_ref,omitempty" jsonschema:"get, renew, ack, fail, to_incident: the alert, namespace/name (or a name in namespace)"`
 	Error             string `json:"error,omitempty" jsonschema:"fail: what went wrong"`
 	RetryAfterSeconds *int64 `json:"retry_after_seconds,omitempty" jsonschema:"fail: seconds before the alert is claimable again (default: the namespace's policy, else 300)"`
 	Note              string `json:"note,omitempty" jsonschema:"ack: why; incident_close, incident_note: the note"`
@@ -65,7 +67,8 @@ type ToolRequest struct {
 	IncidentSeverityCap string `json:"incident_severity_cap,omitempty" jsonschema:"to_incident: the incident is never worse than this (P0..P4; default P1)"`
 	DedupeWindowMinutes *int64 `json:"dedupe_window_minutes,omitempty" jsonschema:"to_incident: an open incident active within this many minutes absorbs the alert (default 60)"`
 	Signature           string `json:"signature,omitempty" jsonschema:"to_incident: override the incident signature"`
-	IncidentRef         string `json:"incident_ref,omitempty" jsonschema:"incident_close, incident_note: the incident, namespace/name (or a name in namespace)"`
+	IncidentRef         string `json:"incident_ref,omitempty" jsonschema:"incident_get, incident_close, incident_note: the incident, namespace/name (or a name in namespace)"`
+	Postmortem          bool   `json:"postmortem,omitempty" jsonschema:"incident_get: also draft the postmortem (Markdown) from the incident as it is now; nothing is written"`
 
 	Kind             string            `json:"kind,omitempty" jsonschema:"ingest: the alert's kind"`
 	Severity         string            `json:"severity,omitempty" jsonschema:"ingest: P0..P4"`
@@ -107,6 +110,12 @@ type ToolResult struct {
 	Incidents []ToolIncident `json:"incidents,omitzero"`
 	// dashboard: the answer of GET /v1/alerts/dashboard.
 	Dashboard *query.Dashboard `json:"dashboard,omitempty"`
+	// get: the answer of GET /v1/alerts/{namespace}/{name} (and the MCP
+	// tool alerts_get), beside alert.
+	AlertDetail *base.AlertDetail `json:"alert_detail,omitempty"`
+	// incident_get: the answer of GET /v1/incidents/{namespace}/{name}
+	// (and the MCP tool incidents_get), beside incident.
+	IncidentDetail *base.IncidentDetail `json:"incident_detail,omitempty"`
 
 	// Refusals: the status, the message and the invalid fields, and the
 	// holder of an Alert someone else holds.
@@ -201,6 +210,7 @@ var toolActions = map[string]map[string]toolAction{
 	ToolAlertIngest: {
 		"ingest": {nil, (*Protocols).toolIngest},
 		"list":   {[]string{"namespace", "window_minutes", "status_in", "env", "source", "service"}, (*Protocols).toolList},
+		"get":    {[]string{"namespace", "alert_ref"}, (*Protocols).toolAlertGet},
 		"claim":  {[]string{"namespace", "window_minutes", "limit", "owner", "lock_ttl_seconds", "status_in", "env", "service"}, (*Protocols).toolClaim},
 		"renew":  {[]string{"namespace", "alert_ref", "owner", "lock_ttl_seconds"}, (*Protocols).toolRenew},
 		"ack":    {[]string{"namespace", "alert_ref", "owner", "note"}, (*Protocols).toolAck},
@@ -213,6 +223,7 @@ var toolActions = map[string]map[string]toolAction{
 	ToolOncall: {
 		"alert_to_incident": {[]string{"namespace", "alert_ref", "incident_severity_cap", "dedupe_window_minutes", "signature"},
 			(*Protocols).toolToIncident},
+		"incident_get":   {[]string{"namespace", "incident_ref", "postmortem"}, (*Protocols).toolIncidentGet},
 		"incident_close": {[]string{"namespace", "incident_ref", "note"}, (*Protocols).toolIncidentClose},
 		"incident_note":  {[]string{"namespace", "incident_ref", "note"}, (*Protocols).toolIncidentNote},
 		"incidents_open": {[]string{"namespace", "service"}, (*Protocols).toolIncidentsOpen},
@@ -455,6 +466,38 @@ func (s *Protocols) toolIncident(t *ToolRequest, f func(base.Ref) (*base.WorkInc
 	}
 	inc := toolIncident(&w.IncidentInfo, w.Note)
 	return &ToolResult{Incident: &inc}, nil
+}
+
+// toolAlertGet is GET /v1/alerts/{namespace}/{name} for the tool: the
+// same answer as alert_detail, and the alert's columns as alert.
+func (s *Protocols) toolAlertGet(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	at, err := s.refOf("alert_ref", t.AlertRef, t.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.Reads.GetAlert(ctx, u, base.AlertGetRequest(at))
+	if err != nil {
+		return nil, renamed(err, toolNames)
+	}
+	a := toolAlert(&d.WorkAlert)
+	return &ToolResult{Alert: &a, AlertRef: d.AlertRef, AlertDetail: d}, nil
+}
+
+// toolIncidentGet is GET /v1/incidents/{namespace}/{name} for the tool:
+// the same answer as incident_detail, and the incident's columns as
+// incident.
+func (s *Protocols) toolIncidentGet(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	at, err := s.refOf("incident_ref", t.IncidentRef, t.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.Reads.GetIncident(ctx, u, base.IncidentGetRequest{Namespace: at.Namespace, Name: at.Name, Postmortem: t.Postmortem})
+	if err != nil {
+		return nil, renamed(err, toolNames)
+	}
+	w := base.WorkIncidentOf(&v1.Incident{ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: d.Name, CreationTimestamp: metav1.NewTime(d.CreatedAt)}, Spec: d.Spec, Status: d.Status})
+	inc := toolIncident(&w.IncidentInfo, d.Spec.Note)
+	return &ToolResult{Incident: &inc, IncidentDetail: d}, nil
 }
 
 func (s *Protocols) toolDashboard(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {

@@ -1,7 +1,7 @@
 // Package dashboard is what the HTTP API serves people and the read side
 // agents share: the page (/ and /ui/), the read endpoints it and agents
 // call (GET /v1/alerts, /v1/alerts/dashboard, /v1/alerts/trends,
-// /v1/incidents/open), from the cache or the PostgreSQL mirror, and the
+// /v1/incidents/open, and one Incident or Alert by name), from the cache or the PostgreSQL mirror, and the
 // page's own actions (GET /v1/permissions, the emergency bypass).
 package dashboard
 
@@ -58,7 +58,10 @@ type Board struct {
 	// Anonymous lets callers without a token read the dashboard JSON (and
 	// so the page's data), across all namespaces.
 	Anonymous bool
-	// Client writes the bypass as the operator (ActionRoutes).
+	// Client writes the bypass as the operator (ActionRoutes), and reads
+	// the one Incident or Alert a read names, after the caller's access is
+	// checked, so that an agent reads what it has just written; nil: they
+	// are read from the cache.
 	Client client.Client
 }
 
@@ -67,6 +70,7 @@ func (s *Board) Routes(m base.Mux) {
 	m.Handle("GET /v1/alerts", http.HandlerFunc(s.serveAlertList))
 	m.Handle("GET /v1/alerts/dashboard", http.HandlerFunc(s.serveDashboard))
 	m.Handle("GET /v1/incidents/open", http.HandlerFunc(s.serveOpenIncidents))
+	s.getRoutes(m) // one Incident, one Alert
 	s.trendRoutes(m)
 	s.pageRoutes(m)
 }
