@@ -152,6 +152,21 @@ run: build ## Run the controllers (alertbridge run) and the HTTP API (alertbridg
 build-installer: manifests ## Write dist/install.yaml (config/default as one file) for IMG and NAMESPACE.
 	go run ./hack/build-installer -o dist/install.yaml -image $(IMG) -namespace $(NAMESPACE)
 
+# make release: where the artifacts go, and the image (tagged VERSION) that
+# install.yaml and the chart run.
+RELEASE_DIR ?= dist/release/$(VERSION)
+RELEASE_IMAGE ?= ghcr.io/alertbridge/alertbridge
+# vMAJOR.MINOR.PATCH with an optional pre-release (hack/release checks the same).
+SEMVER_RE := ^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$$
+.PHONY: release
+release: ## Write the release artifacts of VERSION (e.g. VERSION=v0.2.0) to dist/release/VERSION (see docs/releasing.md).
+	@if [ "$(origin VERSION)" = file ] || [ -z "$(VERSION)" ]; then \
+	  echo "make release: VERSION is required, e.g. make release VERSION=v0.2.0" >&2; exit 2; fi
+	@if ! grep -Eq '$(SEMVER_RE)' <<<'$(VERSION)'; then \
+	  echo "make release: VERSION=$(VERSION) is not a semantic version like v1.2.3 (or v1.2.3-rc.1)" >&2; exit 2; fi
+	go run ./hack/release -version '$(VERSION)' -commit '$(COMMIT)' -date "$$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
+	  -image-repo '$(RELEASE_IMAGE)' -namespace '$(NAMESPACE)' -o '$(RELEASE_DIR)'
+
 .PHONY: docker-build
 docker-build: ## Build the container image.
 	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMG) .

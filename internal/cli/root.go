@@ -52,15 +52,16 @@ type App struct {
 // itself the way kubectl shows plugins.
 func NewRoot() (*cobra.Command, *App) {
 	app := &App{Kube: genericclioptions.NewConfigFlags(true), Out: os.Stdout, Err: os.Stderr}
-	use := "alertbridge"
-	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-") {
-		use = "kubectl alertbridge"
-	}
 	root := &cobra.Command{
-		Use:           use,
+		Use:           "alertbridge",
 		Short:         "Alerts, incidents and release gates as Kubernetes resources",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+	}
+	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-") {
+		// Not in Use: cobra names a command by Use's first word, which
+		// would make the help say "kubectl [command]".
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl alertbridge"}
 	}
 	app.Kube.AddFlags(root.PersistentFlags())
 	root.AddCommand(newIncidentsCommand(app))
