@@ -134,7 +134,7 @@ chaos-many: envtest build ## N seeded chaos runs back to back (N, default 20; DU
 
 .PHONY: build
 build: ## Build bin/alertbridge (also usable as kubectl-alertbridge).
-	CGO_ENABLED=0 go build -ldflags '$(LDFLAGS)' -o $(LOCALBIN)/alertbridge .
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(LOCALBIN)/alertbridge .
 	ln -sf alertbridge $(LOCALBIN)/kubectl-alertbridge
 
 .PHONY: dev
