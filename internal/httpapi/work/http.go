@@ -48,6 +48,13 @@ func (s *Queue) Routes(m base.Mux) {
 		}
 		return s.Fail(ctx, u, at, req)
 	})
+	alertAction("requeue", func(ctx context.Context, u *base.User, at base.Ref, body []byte) (any, error) {
+		var req base.RequeueRequest
+		if err := base.DecodeJSON(body, &req); err != nil {
+			return nil, err
+		}
+		return s.Requeue(ctx, u, at, req)
+	})
 	alertAction("to-incident", func(ctx context.Context, u *base.User, at base.Ref, body []byte) (any, error) {
 		var req base.ToIncidentRequest
 		if err := base.DecodeJSON(body, &req); err != nil {
