@@ -148,6 +148,13 @@ var _ = Describe("alertbridge alerts", func() {
 			Expect(a.Status.Requeued.By).To(Equal("alice"))
 			Expect(a.Status.Requeued.Reason).To(Equal("worker hung"))
 		}
+		// The operator (running in this suite) leaves a requeued Alert New.
+		Consistently(func(g Gomega) {
+			var a v1.Alert
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: a1.AlertRef}, &a)).To(Succeed())
+			g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+			g.Expect(a.Status.Requeued).NotTo(BeNil())
+		}, "2s", "200ms").Should(Succeed())
 		r = run("", "alerts", "requeue", a1.AlertRef, "-n", ns, "--reason", "again")
 		Expect(r.code).To(Equal(cli.ExitUsage), "a New Alert has nothing to requeue: %s", r.err)
 	})
