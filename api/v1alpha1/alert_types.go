@@ -43,6 +43,7 @@ const (
 	ReasonFailed           = "Failed"
 	ReasonRetryDue         = "RetryDue"
 	ReasonResolvedAtSource = "ResolvedAtSource"
+	ReasonRequeued         = "Requeued"
 )
 
 // AlertSpec is one firing as a monitor reported it. It is immutable: a
@@ -194,6 +195,29 @@ type AlertAck struct {
 	At metav1.Time `json:"at"`
 }
 
+// AlertRequeue records who last moved the Alert back to New by hand (the
+// virtual verb requeue on alerts/status) and why: a Processing Alert whose
+// holder hangs (the lease is released, the claim cleared) or a Failed one
+// to retry now.
+type AlertRequeue struct {
+	// by names who requeued; the API server requires it to be the
+	// requesting user.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	By string `json:"by"`
+
+	// reason says why, e.g. "worker hung on INC-42".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Reason string `json:"reason"`
+
+	// at is when it was requeued.
+	// +required
+	At metav1.Time `json:"at"`
+}
+
 // Who writes each field of AlertStatus. Every writer goes through one
 // path, alertstate.Writer: a merge patch under the resourceVersion it read,
 // so writers of the same field never overwrite each other, they conflict
@@ -201,24 +225,29 @@ type AlertAck struct {
 // "intake" the counting of HTTP, Alertmanager and SLO-burn occurrences on
 // the fingerprint's owner, "claimer" an agent (CLI, HTTP API, MCP, Go
 // client) holding or taking the lease, "conversion" whoever converts the
-// Alert into an Incident (a person, an agent, the auto-incident controller).
+// Alert into an Incident (a person, an agent, the auto-incident controller),
+// "requeuer" a user with the virtual verb requeue on alerts/status (on-call).
 //
 //	field                       written by
 //	observedGeneration          controller
 //	conditions Deduplicated     controller
 //	conditions Silenced         controller
-//	conditions Claimed          claimer; controller when a lease ends or is shortened
+//	conditions Claimed          claimer; controller when a lease ends or is shortened;
+//	                            requeuer
 //	conditions Resolved         intake
 //	phase                       controller: the first decision (New or Deduplicated),
 //	                            and Processing or Failed back to New on its timers;
 //	                            claimer: New to Processing, Processing to Acked or Failed;
+//	                            requeuer: Processing or Failed to New (with requeued)
 //	                            intake: to Acked when the source resolves an unheld Alert
 //	fingerprint, firstSeenAt    controller (first decision)
 //	occurrences, lastSeenAt,    intake (occurrences it counts);
 //	ingestKeys                  controller (duplicates created as Alerts, which it folds)
 //	firing                      intake; controller for an Alert a firing created
 //	duplicateOf, pendingFolds   controller
-//	claim, attempts             claimer; controller shortens a lease (claim only)
+//	claim, attempts             claimer; controller shortens a lease (claim only);
+//	                            requeuer clears the claim (attempts stays)
+//	requeued                    requeuer
 //	lastError, retryAfter       claimer (fail)
 //	ack                         claimer (ack); intake (resolved at source)
 //	resolvedAt                  intake
@@ -312,6 +341,12 @@ type AlertStatus struct {
 	// ack records who acked the Alert and why.
 	// +optional
 	Ack *AlertAck `json:"ack,omitempty"`
+
+	// requeued records the last time someone moved the Alert back to New
+	// by hand (requeue): who, why and when. It stays as a record after the
+	// Alert is claimed again.
+	// +optional
+	Requeued *AlertRequeue `json:"requeued,omitempty"`
 
 	// resolvedAt is when the source said the alert is over.
 	// +optional

@@ -159,6 +159,79 @@ var _ = Describe("Who may write an Alert's status (alertbridge-alert-status)", f
 		Expect(patch(oncall, map[string]any{"phase": "Acked", "ack": map[string]any{"by": oncallUser, "at": now(), "note": "false positive"}})).To(Succeed())
 	})
 
+	Context("requeue: on-call frees stuck work", func() {
+		requeued := func(by, reason string) map[string]any {
+			return map[string]any{"by": by, "reason": reason, "at": now()}
+		}
+		stored := func() *v1.Alert {
+			GinkgoHelper()
+			var cur v1.Alert
+			Expect(k8s.Get(ctx, keyOf(a), &cur)).To(Succeed())
+			return &cur
+		}
+
+		It("lets on-call requeue a Processing Alert someone else holds, in their own name, with the claim cleared", func() {
+			claimAs(agent1, "triage-supervisor", agent1User)
+			Eventually(func() error {
+				var cur v1.Alert
+				if err := oncall.Get(ctx, keyOf(a), &cur); err != nil {
+					return err
+				}
+				orig := cur.DeepCopy()
+				Expect(alertstate.RequeueBy(&cur.Status, alertstate.Caller{User: oncallUser}, "worker hung", time.Now())).To(Succeed())
+				return oncall.Status().Patch(ctx, &cur, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+			}, "30s", "100ms").Should(Succeed())
+			got := stored()
+			Expect(got.Status.Phase).To(Equal(v1.AlertNew))
+			Expect(got.Status.Claim).To(BeNil())
+			Expect(got.Status.Attempts).To(BeEquivalentTo(1), "attempts counts claims; a requeue keeps it")
+			Expect(got.Status.Requeued).NotTo(BeNil())
+			Expect(got.Status.Requeued.By).To(Equal(oncallUser))
+			Expect(got.Status.Requeued.Reason).To(Equal("worker hung"))
+			claimAs(agent2, "cto", agent2User)
+			Expect(stored().Status.Claim.HolderUser).To(Equal(agent2User), "a requeued Alert is claimable again")
+		})
+
+		It("lets on-call requeue a Failed Alert to retry now", func() {
+			claimAs(agent1, "triage-supervisor", agent1User)
+			Expect(patch(agent1, map[string]any{"phase": "Failed", "lastError": "timeout", "retryAfter": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})).To(Succeed())
+			Eventually(func() error {
+				return patch(oncall, map[string]any{"phase": "New", "claim": nil, "requeued": requeued(oncallUser, "retry now")})
+			}, "30s", "100ms").Should(Succeed())
+			got := stored()
+			Expect(got.Status.Phase).To(Equal(v1.AlertNew))
+			Expect(got.Status.Requeued.By).To(Equal(oncallUser))
+		})
+
+		It("refuses an agent, even the holder, naming the verb", func() {
+			claimAs(agent1, "triage-supervisor", agent1User)
+			for _, c := range []client.Client{agent1, agent2} {
+				user := map[client.Client]string{agent1: agent1User, agent2: agent2User}[c]
+				Expect(patch(c, map[string]any{"phase": "New", "claim": nil, "requeued": requeued(user, "stuck")})).
+					To(MatchError(ContainSubstring("needs the requeue verb on alerts/status")))
+			}
+			Expect(patch(agent1, map[string]any{"phase": "New", "claim": nil})).
+				To(MatchError(ContainSubstring("or a user with the requeue verb on alerts/status")))
+			Expect(stored().Status.Phase).To(Equal(v1.AlertProcessing))
+		})
+
+		It("refuses a requeue in someone else's name, without a reason, keeping the claim, or changing more", func() {
+			claimAs(agent1, "triage-supervisor", agent1User)
+			Eventually(func() error {
+				return patch(oncall, map[string]any{"phase": "New", "claim": nil, "requeued": requeued(agent2User, "stuck")})
+			}, "30s", "100ms").Should(MatchError(ContainSubstring("status.requeued.by must name you (" + oncallUser + ")")))
+			Expect(patch(oncall, map[string]any{"phase": "New", "claim": nil, "requeued": requeued(oncallUser, "  ")})).
+				To(MatchError(ContainSubstring("status.requeued.reason must say why")))
+			Expect(patch(oncall, map[string]any{"phase": "New", "requeued": requeued(oncallUser, "stuck")})).
+				To(MatchError(ContainSubstring("it clears the claim")))
+			Expect(patch(oncall, map[string]any{"phase": "New", "claim": nil, "attempts": 0, "requeued": requeued(oncallUser, "stuck")})).
+				To(MatchError(ContainSubstring("status.attempts counts claims")))
+			Expect(patch(oncall, map[string]any{"requeued": requeued(oncallUser, "stuck")})).
+				To(MatchError(ContainSubstring("status.requeued is written only when")))
+			Expect(stored().Status.Phase).To(Equal(v1.AlertProcessing))
+		})
+	})
+
 	It("lets only who may patch incidents/status link an Incident", func() {
 		ref := map[string]any{"incidentRef": map[string]any{"name": "inc-1"}}
 		Eventually(func() error { return patch(agent1, ref) }, "30s", "100ms").

@@ -1,6 +1,7 @@
 package alertstate
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -187,6 +188,27 @@ func Fail(s *v1.AlertStatus, c Caller, lastError string, retryAfter time.Duratio
 	s.RetryAfter = &at
 	setCondition(s, v1.AlertConditionClaimed, metav1.ConditionFalse, v1.ReasonFailed,
 		fmt.Sprintf("failed by %s; retry after %s", c, at.UTC().Format(time.RFC3339)), 0, now)
+	return nil
+}
+
+// RequeueBy moves a Processing Alert (whoever holds it: the lease is
+// released and the claim cleared) or a Failed one (retry now) back to New
+// by hand, recording c.User, reason and now in status.requeued. The API
+// server lets only users with the virtual verb requeue on alerts/status
+// (on-call) do it. attempts is kept: it counts claims.
+func RequeueBy(s *v1.AlertStatus, c Caller, reason string, now time.Time) error {
+	if strings.TrimSpace(reason) == "" {
+		return errors.New("a requeue needs a reason")
+	}
+	if s.Phase != v1.AlertProcessing && s.Phase != v1.AlertFailed {
+		return &PhaseError{Op: "requeue", Phase: s.Phase}
+	}
+	from := s.Phase
+	s.Phase = v1.AlertNew
+	s.Claim = nil
+	s.Requeued = &v1.AlertRequeue{By: c.User, Reason: reason, At: metav1.NewTime(now)}
+	setCondition(s, v1.AlertConditionClaimed, metav1.ConditionFalse, v1.ReasonRequeued,
+		fmt.Sprintf("requeued from %s by %s: %s", from, c.User, reason), 0, now)
 	return nil
 }
 

@@ -269,3 +269,39 @@ func TestResolvedAtSourceOnlyWhenEveryInstanceResolved(t *testing.T) {
 		t.Fatal("resolved with an untracked instance still firing")
 	}
 }
+
+func TestRequeueByReleasesTheLeaseAndRecordsTheCaller(t *testing.T) {
+	oncall := Caller{User: "alice@example.com"}
+	s := claimed(t, caller("worker"), time.Hour)
+	if err := RequeueBy(s, oncall, " ", t0); err == nil {
+		t.Fatal("a requeue without a reason was taken")
+	}
+	if err := RequeueBy(s, oncall, "worker hung", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Phase != v1.AlertNew || s.Claim != nil || s.Attempts != 1 {
+		t.Fatalf("phase %s claim %+v attempts %d", s.Phase, s.Claim, s.Attempts)
+	}
+	if r := s.Requeued; r == nil || r.By != oncall.User || r.Reason != "worker hung" || !r.At.Time.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("requeued %+v", s.Requeued)
+	}
+	if c := meta.FindStatusCondition(s.Conditions, v1.AlertConditionClaimed); c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonRequeued {
+		t.Fatalf("Claimed %+v", c)
+	}
+	var pe *PhaseError
+	if err := RequeueBy(s, oncall, "again", t0); !errors.As(err, &pe) {
+		t.Fatalf("requeueing a New Alert: %v", err)
+	}
+	// The next claim counts from the requeue: a first claim again, one more attempt.
+	if err := Claim(s, caller("other"), time.Hour, t0.Add(2*time.Minute)); err != nil || s.Attempts != 2 || s.Claim.LeaseTransitions != 0 {
+		t.Fatalf("claim after requeue: %v attempts %d claim %+v", err, s.Attempts, s.Claim)
+	}
+
+	f := claimed(t, caller("worker"), time.Hour)
+	if err := Fail(f, caller("worker"), "timeout", time.Hour, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := RequeueBy(f, oncall, "retry now", t0); err != nil || f.Phase != v1.AlertNew {
+		t.Fatalf("requeue a Failed Alert: %v, phase %s", err, f.Phase)
+	}
+}

@@ -682,6 +682,16 @@ func (c *Claimer) Fail(ctx context.Context, key client.ObjectKey, owner, lastErr
 	})
 }
 
+// Requeue moves a Processing Alert (whoever holds it: the lease is released)
+// or a Failed one (retry now) back to New, recorded as requeued by this
+// Claimer's user with reason. The API server allows it only to users with
+// the virtual verb requeue on alerts/status (on-call).
+func (c *Claimer) Requeue(ctx context.Context, key client.ObjectKey, reason string) (*v1.Alert, error) {
+	return c.update(ctx, key, "requeue", "", func(a *v1.Alert, who alertstate.Caller, now time.Time) error {
+		return alertstate.RequeueBy(&a.Status, who, reason, now)
+	})
+}
+
 // caller is owner with the Kubernetes user this Claimer acts as.
 func (c *Claimer) caller(ctx context.Context, owner string) (alertstate.Caller, error) {
 	if c.User == "" {

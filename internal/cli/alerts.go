@@ -29,7 +29,7 @@ func newAlertsCommand(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "alerts",
 		Aliases: []string{"alert", "alrt"},
-		Short:   "Ingest, list, claim, renew, ack and fail Alerts",
+		Short:   "Ingest, list, claim, renew, ack, fail and requeue Alerts",
 	}
 	cmd.AddCommand(
 		newAlertsListCommand(app),
@@ -37,6 +37,7 @@ func newAlertsCommand(app *App) *cobra.Command {
 		newAlertsRenewCommand(app),
 		newAlertsAckCommand(app),
 		newAlertsFailCommand(app),
+		newAlertsRequeueCommand(app),
 		newAlertsIngestCommand(app),
 		newToIncidentCommand(app),
 	)

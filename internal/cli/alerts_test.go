@@ -130,6 +130,35 @@ var _ = Describe("alertbridge alerts", func() {
 		Expect(r.code).To(Equal(cli.ExitForbidden), r.err)
 	})
 
+	It("requeues a Processing Alert someone else holds and a Failed one, with a reason", func() {
+		a1, a2 := ingest("r1"), ingest("r2")
+		r := run("", "alerts", "claim", "-n", ns, "--owner", "agent-a", "--limit", "2", "--lock-ttl", "1h", "-o", "json")
+		succeeded(r)
+		r = run("", "alerts", "fail", a2.AlertRef, "-n", ns, "--owner", "agent-a", "--error", "timeout", "--retry-after", "1h")
+		succeeded(r)
+
+		r = run("", "alerts", "requeue", a1.AlertRef, "-n", ns)
+		Expect(r.code).To(Equal(cli.ExitUsage), "no --reason: %s", r.err)
+		r = run("", "alerts", "requeue", a1.AlertRef, a2.AlertRef, "-n", ns, "--reason", "worker hung", "-o", "json")
+		succeeded(r)
+		Expect(decode[list](r).Items).To(HaveLen(2))
+		for _, a := range decode[list](r).Items {
+			Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+			Expect(a.Status.Claim).To(BeNil())
+			Expect(a.Status.Requeued.By).To(Equal("alice"))
+			Expect(a.Status.Requeued.Reason).To(Equal("worker hung"))
+		}
+		// The operator (running in this suite) leaves a requeued Alert New.
+		Consistently(func(g Gomega) {
+			var a v1.Alert
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: a1.AlertRef}, &a)).To(Succeed())
+			g.Expect(a.Status.Phase).To(Equal(v1.AlertNew))
+			g.Expect(a.Status.Requeued).NotTo(BeNil())
+		}, "2s", "200ms").Should(Succeed())
+		r = run("", "alerts", "requeue", a1.AlertRef, "-n", ns, "--reason", "again")
+		Expect(r.code).To(Equal(cli.ExitUsage), "a New Alert has nothing to requeue: %s", r.err)
+	})
+
 	It("acks several Alerts in one call, goes on past a refusal and exits with it", func() {
 		a1, a2, a3 := ingest("m1"), ingest("m2"), ingest("m3")
 		r := run("", "alerts", "claim", "-n", ns, "--owner", "agent-a", "--limit", "2", "-o", "json")

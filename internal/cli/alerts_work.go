@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -153,6 +154,7 @@ type leaseOptions struct {
 	owner      string
 	note       string
 	lastError  string
+	reason     string
 	retryAfter time.Duration
 	lockTTL    time.Duration
 	output     outputFlags
@@ -212,6 +214,32 @@ func newAlertsFailCommand(app *App) *cobra.Command {
 	cmd.Flags().StringVar(&o.owner, "owner", "", "lease holder identity (default: your user name)")
 	cmd.Flags().StringVar(&o.lastError, "error", "", "what went wrong (recorded as status.lastError)")
 	cmd.Flags().DurationVar(&o.retryAfter, "retry-after", 0, "delay before a retry (default: the AlertRoutingPolicy's retryAfter, else 5m)")
+	addListOutputFlags(cmd, &o.output)
+	return cmd
+}
+
+func newAlertsRequeueCommand(app *App) *cobra.Command {
+	o := leaseOptions{}
+	cmd := &cobra.Command{
+		Use:   "requeue NAME...",
+		Short: "Move Processing (whoever holds them) or Failed Alerts back to New, with a reason (on-call: the requeue verb)",
+		Long: `Frees stuck work: a Processing Alert's lease is released (its claim cleared)
+whoever holds it, and a Failed Alert is retried now instead of after its
+retryAfter. status.requeued records you, the reason and the time. The API
+server allows it only with the virtual verb requeue on alerts/status (the
+alertbridge-oncall role); attempts is kept.`,
+		Example: `  alertbridge alerts requeue gateway-latency-x7k2p --reason "worker hung on a dead node"`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(o.reason) == "" {
+				return Exit(ExitUsage, errors.New("--reason is required: say why the Alerts are requeued"))
+			}
+			return o.run(cmd, app, args, func(cl *claim.Claimer, key client.ObjectKey, _ string) (*v1.Alert, error) {
+				return cl.Requeue(cmd.Context(), key, o.reason)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&o.reason, "reason", "", "why (required), recorded as status.requeued.reason")
 	addListOutputFlags(cmd, &o.output)
 	return cmd
 }

@@ -280,6 +280,10 @@ var roleActions = map[string]roleAction{
 	"`alertbridge alerts ack` (nobody holds it)": cliAction(func(f *roleFixture, _ identity) []string {
 		return []string{"alerts", "ack", f.decidedAlert().Name, "--note", "false positive"}
 	}),
+	// The agent holds the Alert: as agent, "even the holder" is refused.
+	"`alertbridge alerts requeue` (someone holds it)": cliAction(func(f *roleFixture, _ identity) []string {
+		return []string{"alerts", "requeue", f.claimedBy(f.ids["agent"]), "--reason", "worker hung"}
+	}),
 	"`alertbridge alerts to-incident`": cliAction(func(f *roleFixture, _ identity) []string {
 		return []string{"alerts", "to-incident", f.decidedAlert().Name}
 	}),
@@ -387,6 +391,9 @@ func init() {
 		"`POST /v1/alerts/{namespace}/{name}/ack` (nobody holds it)": post(func(f *roleFixture, _ identity) string {
 			return "/v1/alerts/" + f.ns + "/" + f.decidedAlert().Name + "/ack"
 		}, `{"note":"false positive"}`),
+		"`POST /v1/alerts/{namespace}/{name}/requeue` (someone holds it)": post(func(f *roleFixture, _ identity) string {
+			return "/v1/alerts/" + f.ns + "/" + f.claimedBy(f.ids["agent"]) + "/requeue"
+		}, `{"reason":"worker hung"}`),
 		"`POST /v1/alerts/{namespace}/{name}/to-incident`": post(func(f *roleFixture, _ identity) string {
 			return "/v1/alerts/" + f.ns + "/" + f.decidedAlert().Name + "/to-incident"
 		}, `{"severityCap":"P1","dedupeWindow":"60m"}`),
@@ -458,6 +465,9 @@ func init() {
 		}),
 		"`POST /mcp` tool `alerts_fail` (own claim)": mcpAction("alerts_fail", func(f *roleFixture, id identity) map[string]any {
 			return map[string]any{"namespace": f.ns, "name": f.claimedBy(id), "owner": id.owner, "error": "timeout", "retryAfter": "1m"}
+		}),
+		"`POST /mcp` tool `alerts_requeue` (someone holds it)": mcpAction("alerts_requeue", func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"namespace": f.ns, "name": f.claimedBy(f.ids["agent"]), "reason": "worker hung"}
 		}),
 		"`POST /mcp` tool `alerts_to_incident`": mcpAction("alerts_to_incident", func(f *roleFixture, _ identity) map[string]any {
 			return map[string]any{"namespace": f.ns, "name": f.decidedAlert().Name, "severityCap": "P1"}

@@ -137,6 +137,9 @@ var routeDocs = map[string]routeDoc{
 	"POST /v1/alerts/{namespace}/{name}/ack": {summary: "Ack an Alert", desc: "Yours if Processing; one nobody holds needs the acknowledge verb (on-call).",
 		body: reflect.TypeFor[base.AckRequest](), ok: reflect.TypeFor[base.WorkAlert]()},
 	"POST /v1/alerts/{namespace}/{name}/fail": {summary: "Fail your Alert for a retry", body: reflect.TypeFor[base.FailRequest](), ok: reflect.TypeFor[base.WorkAlert]()},
+	"POST /v1/alerts/{namespace}/{name}/requeue": {summary: "Requeue an Alert: Processing (whoever holds it) or Failed back to New",
+		desc: "Needs the requeue verb on alerts/status (on-call); the claim is cleared and status.requeued records the caller and the reason.",
+		body: reflect.TypeFor[base.RequeueRequest](), ok: reflect.TypeFor[base.WorkAlert]()},
 	"POST /v1/alerts/{namespace}/{name}/to-incident": {summary: "Convert an Alert into an Incident",
 		desc: "The Alert is linked first: one someone else holds is refused (409, naming the holder) and nothing is created. " +
 			"Whether it starts a triage run is the operator's decision, when it sees the Alert (triage.pending until then).",

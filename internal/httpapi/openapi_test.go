@@ -131,11 +131,14 @@ func TestOpenAPIDocumentsEveryRouteAndItsAnswers(t *testing.T) {
 	api.call(t, agent, http.MethodPost, alert(a, "renew"), base.RenewRequest{LockTTL: "5m"}, nil)
 	api.call(t, agent, http.MethodPost, alert(a, "ack"), base.AckRequest{Note: "done"}, nil)
 	api.call(t, agent, http.MethodPost, alert(b, "fail"), base.FailRequest{Error: "timeout", RetryAfter: "1m"}, nil)
-	api.call(t, oncall, http.MethodPost, alert(c, "ack"), nil, nil)                                  // 409
-	api.call(t, agent, http.MethodPost, alert("missing", "renew"), nil, nil)                         // 404
-	api.call(t, agent, http.MethodPost, "/v1/alerts/claim", map[string]any{"limit": -1}, nil)        // 400
-	api.call(t, caller{}, http.MethodPost, "/v1/alerts/claim", nil, nil)                             // 401
-	api.call(t, monitor, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns}, nil) // 403
+	api.call(t, oncall, http.MethodPost, alert(c, "ack"), nil, nil)                                          // 409
+	api.call(t, agent, http.MethodPost, alert(b, "requeue"), base.RequeueRequest{Reason: "stuck"}, nil)      // 403
+	api.call(t, oncall, http.MethodPost, alert(b, "requeue"), base.RequeueRequest{}, nil)                    // 400
+	api.call(t, oncall, http.MethodPost, alert(b, "requeue"), base.RequeueRequest{Reason: "retry now"}, nil) // Failed to New
+	api.call(t, agent, http.MethodPost, alert("missing", "renew"), nil, nil)                                 // 404
+	api.call(t, agent, http.MethodPost, "/v1/alerts/claim", map[string]any{"limit": -1}, nil)                // 400
+	api.call(t, caller{}, http.MethodPost, "/v1/alerts/claim", nil, nil)                                     // 401
+	api.call(t, monitor, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns}, nil)         // 403
 	api.call(t, agent, http.MethodPost, "/v1/alerts/claim", base.ClaimRequest{Namespace: ns, Service: "none"}, nil)
 
 	var conv base.ToIncidentResult

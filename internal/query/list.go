@@ -25,8 +25,12 @@ type AlertItem struct {
 	AckBy       string            `json:"ackBy,omitempty"`
 	AckNote     string            `json:"ackNote,omitempty"`
 	AckedAt     *time.Time        `json:"ackedAt,omitempty"`
-	ResolvedAt  *time.Time        `json:"resolvedAt,omitempty"`
-	Incident    string            `json:"incident,omitempty"`
+	// RequeuedBy, RequeueReason and RequeuedAt are the last requeue by hand.
+	RequeuedBy    string     `json:"requeuedBy,omitempty"`
+	RequeueReason string     `json:"requeueReason,omitempty"`
+	RequeuedAt    *time.Time `json:"requeuedAt,omitempty"`
+	ResolvedAt    *time.Time `json:"resolvedAt,omitempty"`
+	Incident      string     `json:"incident,omitempty"`
 	// DeletedAt is set on Alerts being deleted, and on history rows of
 	// Alerts no longer in the cluster.
 	DeletedAt *time.Time `json:"deletedAt,omitempty"`
@@ -80,6 +84,9 @@ func Item(a *v1.Alert) AlertItem {
 	}
 	if s.Ack != nil {
 		it.AckBy, it.AckNote, it.AckedAt = s.Ack.By, s.Ack.Note, kube.UTC(&s.Ack.At)
+	}
+	if s.Requeued != nil {
+		it.RequeuedBy, it.RequeueReason, it.RequeuedAt = s.Requeued.By, s.Requeued.Reason, kube.UTC(&s.Requeued.At)
 	}
 	if s.IncidentRef != nil {
 		it.Incident = s.IncidentRef.Name

@@ -63,6 +63,10 @@ type (
 		AlertTarget
 		base.FailRequest
 	}
+	RequeueInput struct {
+		AlertTarget
+		base.RequeueRequest
+	}
 	ToIncidentInput struct {
 		AlertTarget
 		base.ToIncidentRequest
@@ -107,6 +111,7 @@ type Work interface {
 	Renew(ctx context.Context, u *base.User, at base.Ref, r base.RenewRequest) (*base.WorkAlert, error)
 	Ack(ctx context.Context, u *base.User, at base.Ref, r base.AckRequest) (*base.WorkAlert, error)
 	Fail(ctx context.Context, u *base.User, at base.Ref, r base.FailRequest) (*base.WorkAlert, error)
+	Requeue(ctx context.Context, u *base.User, at base.Ref, r base.RequeueRequest) (*base.WorkAlert, error)
 	ToIncident(ctx context.Context, u *base.User, at base.Ref, r base.ToIncidentRequest) (*base.ToIncidentResult, error)
 	NoteIncident(ctx context.Context, u *base.User, at base.Ref, r base.IncidentNoteRequest) (*base.WorkIncident, error)
 	CloseIncident(ctx context.Context, u *base.User, at base.Ref, r base.IncidentCloseRequest) (*base.WorkIncident, error)
@@ -140,7 +145,7 @@ const mcpUserKey = "alertbridge.user"
 
 // MCPTools are the tools /mcp serves, in the order they are listed.
 var MCPTools = []string{
-	"alerts_list", "alerts_get", "alerts_claim", "alerts_renew", "alerts_ack", "alerts_fail", "alerts_to_incident",
+	"alerts_list", "alerts_get", "alerts_claim", "alerts_renew", "alerts_ack", "alerts_fail", "alerts_requeue", "alerts_to_incident",
 	"incidents_open", "incidents_get", "incidents_note", "incidents_close", "incidents_state", "dashboard", "release_check",
 }
 
@@ -166,6 +171,10 @@ func (s *Protocols) mcpHandler() http.Handler {
 	})
 	addTool(srv, "alerts_fail", "Fail an Alert you claimed: it is claimable again after retryAfter", false, func(ctx context.Context, u *base.User, in FailInput) (*base.WorkAlert, error) {
 		return s.Work.Fail(ctx, u, in.ref(), in.FailRequest)
+	})
+	addTool(srv, "alerts_requeue", "Requeue an Alert (on-call): a Processing one whoever holds it (its lease is released) or a Failed one "+
+		"back to New, with a reason; needs the requeue verb on alerts/status", false, func(ctx context.Context, u *base.User, in RequeueInput) (*base.WorkAlert, error) {
+		return s.Work.Requeue(ctx, u, in.ref(), in.RequeueRequest)
 	})
 	addTool(srv, "alerts_to_incident", "Convert an Alert into an Incident, or append it to the open Incident of its signature",
 		false, func(ctx context.Context, u *base.User, in ToIncidentInput) (*base.ToIncidentResult, error) {

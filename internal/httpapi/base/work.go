@@ -55,6 +55,12 @@ type AckRequest struct {
 	Note  string `json:"note,omitempty" jsonschema:"why, e.g. false positive"`
 }
 
+// RequeueRequest moves a Processing Alert (whoever holds it) or a Failed
+// one back to New (on-call: the requeue verb).
+type RequeueRequest struct {
+	Reason string `json:"reason" jsonschema:"why, recorded in status.requeued.reason, e.g. worker hung"`
+}
+
 // FailRequest hands the caller's claimed Alert back for a retry.
 type FailRequest struct {
 	Owner      string `json:"owner,omitempty" jsonschema:"the owner name the Alert was claimed with (default: the owner of your lease on it)"`

@@ -281,6 +281,32 @@ func (s *Queue) Fail(ctx context.Context, u *base.User, at base.Ref, r base.Fail
 	})
 }
 
+// Requeue is POST /v1/alerts/{namespace}/{name}/requeue: a Processing
+// Alert (whoever holds it) or a Failed one back to New, for a caller who
+// may patch its status and holds the virtual verb requeue on alerts/status
+// (on-call), as the admission policy would require of them; the caller is
+// recorded in status.requeued.by.
+func (s *Queue) Requeue(ctx context.Context, u *base.User, at base.Ref, r base.RequeueRequest) (*base.WorkAlert, error) {
+	errs := at.Validate(field.NewPath("alert"))
+	if strings.TrimSpace(r.Reason) == "" {
+		errs = append(errs, field.Required(field.NewPath("reason"), "say why the Alert is requeued"))
+	}
+	errs = append(errs, base.TooLong(field.NewPath("reason"), r.Reason, maxNote)...)
+	if len(errs) > 0 {
+		return nil, base.Invalid(errs)
+	}
+	if err := s.Auth.Check(ctx, u, base.NeedOf("patch", "alerts/status", at.Namespace, at.Name),
+		base.NeedOf("requeue", "alerts/status", at.Namespace, at.Name)); err != nil {
+		return nil, err
+	}
+	a, err := s.claimer(u).Requeue(ctx, at.Key(), r.Reason)
+	if err != nil {
+		return nil, err
+	}
+	w := workAlert(a)
+	return &w, nil
+}
+
 // leaseOwner is the owner name a renew, ack or fail acts as: the one given,
 // else the owner of the lease when u holds it (a tool's fail and ack
 // name no owner: the user is what the API server enforces), else u's name.

@@ -48,6 +48,13 @@ func (s *Queue) Routes(m base.Mux) {
 		}
 		return s.Fail(ctx, u, at, req)
 	})
+	alertAction("requeue", func(ctx context.Context, u *base.User, at base.Ref, body []byte) (any, error) {
+		var req base.RequeueRequest
+		if err := base.DecodeJSON(body, &req); err != nil {
+			return nil, err
+		}
+		return s.Requeue(ctx, u, at, req)
+	})
 	alertAction("to-incident", func(ctx context.Context, u *base.User, at base.Ref, body []byte) (any, error) {
 		var req base.ToIncidentRequest
 		if err := base.DecodeJSON(body, &req); err != nil {
@@ -55,6 +62,11 @@ func (s *Queue) Routes(m base.Mux) {
 		}
 		return s.ToIncident(ctx, u, at, req)
 	})
+	s.incidentRoutes(m)
+}
+
+// incidentRoutes serve the incident actions: note, close and state.
+func (s *Queue) incidentRoutes(m base.Mux) {
 	incidentAction := func(name string, f func(context.Context, *base.User, base.Ref, []byte) (any, error)) {
 		m.Handle("POST /v1/incidents/{namespace}/{name}/"+name, base.Action(s.Auth, func(ctx context.Context, u *base.User, r *http.Request) (any, error) {
 			body, err := base.ReadAll(r)
