@@ -151,7 +151,9 @@ var routeDocs = map[string]routeDoc{
 	"POST /v1/tools/execute": {summary: "The tool router: one endpoint for agents that call tools by name", desc: "Validation failures answer 200 with accepted false and errors; other refusals keep their status. " +
 		"ingest answers deduped, alert_ref and occurrences only to callers who may get Alerts in the namespace.",
 		headers: []docParam{{name: base.IdempotencyKeyHeader, desc: "ingest: a retry with the same key counts once"}},
-		body:    reflect.TypeFor[agents.ToolRequest](), ok: reflect.TypeFor[agents.ToolResult](), errs: []int{403, 404, 409, 413, 429, 503},
+		query: []docParam{{name: "namespace", desc: "the namespace parameter, as on every other endpoint; a body that names another is refused, " +
+			"and so is any other query parameter"}},
+		body: reflect.TypeFor[agents.ToolRequest](), ok: reflect.TypeFor[agents.ToolResult](), errs: []int{403, 404, 409, 413, 429, 503},
 		errType: reflect.TypeFor[agents.ToolResult](), more: map[int]reflect.Type{http.StatusUnauthorized: reflect.TypeFor[base.ErrorBody](), http.StatusTooManyRequests: reflect.TypeFor[toolOrError]()}},
 	"POST /mcp": {summary: "MCP (streamable HTTP, stateless)", desc: "JSON-RPC 2.0 messages of the Model Context Protocol; tools: " + strings.Join(agents.MCPTools, ", ") + ".",
 		bodySchema: anyObject, okSchema: anyObject, errs: []int{401}, more: map[int]reflect.Type{http.StatusAccepted: nil}},

@@ -17,6 +17,7 @@ import (
 	"github.com/onsi/gomega"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/alertbridge/alertbridge/api/v1alpha1"
 	"github.com/alertbridge/alertbridge/internal/httpapi"
@@ -227,5 +228,49 @@ func TestBridgeExamplesVerbatim(t *testing.T) {
 	if code := api.call(t, ops, http.MethodPost, "/v1/tools/execute", map[string]any{"tool": "alert_ingest_tool", "action": "claim", "namespace": ns}, &bad); code != http.StatusForbidden ||
 		bad.Accepted || bad.Code != http.StatusForbidden {
 		t.Fatalf("viewer claims: %d %+v", code, bad)
+	}
+}
+
+// TestToolTakesTheNamespaceFromTheQuery: ?namespace= is the call's
+// namespace, as on every other endpoint, not silently the default one; a
+// query parameter the tool does not know, or a namespace the body
+// contradicts, is refused as an unknown body parameter is.
+func TestToolTakesTheNamespaceFromTheQuery(t *testing.T) {
+	api := startAgentAPI(t)
+	g := gomega.NewWithT(t)
+	ns := testbuild.Namespace(g, k8s, "toolns-")
+	agent := roleCaller(t, ns, "agent", "agent")
+	monitor := roleCaller(t, ns, "monitor", "monitor")
+
+	// Ingest defaults to the API's default namespace, where the monitor
+	// may create nothing: only the query's namespace makes this land.
+	var res agents.ToolResult
+	if code := api.call(t, monitor, http.MethodPost, "/v1/tools/execute?namespace="+ns,
+		map[string]any{"tool": "alert_ingest_tool", "action": "ingest", "service": "gateway", "kind": "latency", "title": "p95"}, &res); code != http.StatusOK || !res.Accepted {
+		t.Fatalf("ingest with ?namespace=%s: %d %+v", ns, code, res)
+	}
+	g.Eventually(func() error {
+		var l v1.AlertList
+		if err := k8s.List(context.Background(), &l, client.InNamespace(ns)); err != nil || len(l.Items) != 1 {
+			return fmt.Errorf("Alerts in %s: %d (%v)", ns, len(l.Items), err)
+		}
+		return nil
+	}, settle, poll).Should(gomega.Succeed())
+
+	for query, field := range map[string]string{
+		"?namespace=" + ns + "&window=5":        "window",
+		"?namespace=" + ns + "&namespace=" + ns: "namespace",
+	} {
+		var res agents.ToolResult
+		if code := api.call(t, agent, http.MethodPost, "/v1/tools/execute"+query,
+			map[string]any{"tool": "alert_ingest_tool", "action": "list"}, &res); code != http.StatusOK || res.Accepted ||
+			len(res.Errors) != 1 || res.Errors[0].Field != field {
+			t.Errorf("%s: %d %+v, want accepted=false naming %s", query, code, res, field)
+		}
+	}
+	if code := api.call(t, agent, http.MethodPost, "/v1/tools/execute?namespace="+ns,
+		map[string]any{"tool": "alert_ingest_tool", "action": "list", "namespace": "default"}, &res); code != http.StatusOK || res.Accepted ||
+		len(res.Errors) != 1 || res.Errors[0].Field != "namespace" || !strings.Contains(res.Errors[0].Detail, "differ") {
+		t.Errorf("contradicting namespaces: %d %+v", code, res)
 	}
 }

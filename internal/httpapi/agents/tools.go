@@ -8,6 +8,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -259,6 +260,9 @@ func (s *Protocols) serveTool(w http.ResponseWriter, r *http.Request) {
 		}
 		delete(raw, "tool")
 		delete(raw, "action")
+		if err := queryIntoParams(r.URL.Query(), raw); err != nil {
+			return err
+		}
 		t := &ToolRequest{Tool: res.Tool, Action: res.Action}
 		if act.params != nil {
 			if err := decodeToolParams(raw, act.params, t); err != nil {
@@ -288,6 +292,37 @@ func (s *Protocols) serveTool(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(p.RetryAfter.Seconds())))
 	}
 	base.WriteJSON(w, code, res)
+}
+
+// queryIntoParams takes ?namespace= as the namespace parameter, as every
+// other endpoint takes it, so that a call for one namespace never lands
+// in the default one. The query may name no other parameter (it gets the
+// answer an unknown body parameter gets), and may not contradict the body.
+func queryIntoParams(q url.Values, raw map[string]json.RawMessage) error {
+	var errs field.ErrorList
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if k != "namespace" {
+			errs = append(errs, field.NotSupported(field.NewPath(k), k, []string{"namespace"}))
+			continue
+		}
+		if len(q[k]) != 1 {
+			errs = append(errs, field.Invalid(field.NewPath(k), strings.Join(q[k], ","), "give the namespace once"))
+			continue
+		}
+		ns := q[k][0]
+		if v, ok := raw[k]; ok {
+			var body string
+			if json.Unmarshal(v, &body) != nil || body != ns {
+				errs = append(errs, field.Invalid(field.NewPath(k), ns, "the query's namespace and the body's differ"))
+			}
+			continue
+		}
+		raw[k], _ = json.Marshal(ns)
+	}
+	if len(errs) > 0 {
+		return base.Invalid(errs)
+	}
+	return nil
 }
 
 // decodeToolParams checks that raw has only the action's parameters and
