@@ -430,6 +430,9 @@ func init() {
 		"`POST /v1/tools/execute` (fail, own claim)": toolAction(func(f *roleFixture, id identity) map[string]any {
 			return map[string]any{"tool": "alert_ingest_tool", "action": "fail", "alert_ref": f.ns + "/" + f.claimedBy(id), "error": "gateway timeout", "retry_after_seconds": 300}
 		}),
+		"`POST /v1/tools/execute` (requeue, someone holds it)": toolAction(func(f *roleFixture, _ identity) map[string]any {
+			return map[string]any{"tool": "alert_ingest_tool", "action": "requeue", "alert_ref": f.ns + "/" + f.claimedBy(f.ids["agent"]), "reason": "worker hung"}
+		}),
 		"`POST /v1/tools/execute` (to_incident)": toolAction(func(f *roleFixture, _ identity) map[string]any {
 			return map[string]any{"tool": "oncall_tool", "action": "alert_to_incident", "alert_ref": f.ns + "/" + f.decidedAlert().Name,
 				"incident_severity_cap": "P1", "dedupe_window_minutes": 60}

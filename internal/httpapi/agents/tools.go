@@ -45,7 +45,7 @@ const (
 // fingerprint, dedupe_ttl_minutes) beside them.
 type ToolRequest struct {
 	Tool   string `json:"tool" jsonschema:"alert_ingest_tool or oncall_tool"`
-	Action string `json:"action" jsonschema:"alert_ingest_tool: ingest, list, get, claim, renew, ack, fail, to_incident, dashboard, incidents_open; oncall_tool: alert_to_incident, incident_get, incident_close, incident_note, incidents_open"`
+	Action string `json:"action" jsonschema:"alert_ingest_tool: ingest, list, get, claim, renew, ack, fail, requeue, to_incident, dashboard, incidents_open; oncall_tool: alert_to_incident, incident_get, incident_close, incident_note, incidents_open"`
 	// Namespace: where to ingest (default: the API's default namespace),
 	// list or claim (default: every namespace the caller may), and the
 	// namespace of an alert_ref or incident_ref given as a bare name.
@@ -60,10 +60,11 @@ type ToolRequest struct {
 	Owner          string          `json:"owner,omitempty" jsonschema:"claim, renew, ack, fail: the lease holder name your loop goes by (default: your Kubernetes user name)"`
 	LockTTLSeconds *int64          `json:"lock_ttl_seconds,omitempty" jsonschema:"claim, renew: lease duration in seconds (default: the namespace's policy, else 600)"`
 
-	AlertRef          string `json:"alert_ref,omitempty" jsonschema:"get, renew, ack, fail, to_incident: the alert, namespace/name (or a name in namespace)"`
+	AlertRef          string `json:"alert_ref,omitempty" jsonschema:"get, renew, ack, fail, requeue, to_incident: the alert, namespace/name (or a name in namespace)"`
 	Error             string `json:"error,omitempty" jsonschema:"fail: what went wrong"`
 	RetryAfterSeconds *int64 `json:"retry_after_seconds,omitempty" jsonschema:"fail: seconds before the alert is claimable again (default: the namespace's policy, else 300)"`
 	Note              string `json:"note,omitempty" jsonschema:"ack: why; incident_close, incident_note: the note"`
+	Reason            string `json:"reason,omitempty" jsonschema:"requeue: why the alert goes back to new (on-call), e.g. worker hung"`
 
 	IncidentSeverityCap string `json:"incident_severity_cap,omitempty" jsonschema:"to_incident: the incident is never worse than this (P0..P4; default P1)"`
 	DedupeWindowMinutes *int64 `json:"dedupe_window_minutes,omitempty" jsonschema:"to_incident: an open incident active within this many minutes absorbs the alert (default 60)"`
@@ -209,13 +210,14 @@ type toolAction struct {
 // toolActions are the tools and actions served.
 var toolActions = map[string]map[string]toolAction{
 	ToolAlertIngest: {
-		"ingest": {nil, (*Protocols).toolIngest},
-		"list":   {[]string{"namespace", "window_minutes", "status_in", "env", "source", "service"}, (*Protocols).toolList},
-		"get":    {[]string{"namespace", "alert_ref"}, (*Protocols).toolAlertGet},
-		"claim":  {[]string{"namespace", "window_minutes", "limit", "owner", "lock_ttl_seconds", "status_in", "env", "service"}, (*Protocols).toolClaim},
-		"renew":  {[]string{"namespace", "alert_ref", "owner", "lock_ttl_seconds"}, (*Protocols).toolRenew},
-		"ack":    {[]string{"namespace", "alert_ref", "owner", "note"}, (*Protocols).toolAck},
-		"fail":   {[]string{"namespace", "alert_ref", "owner", "error", "retry_after_seconds"}, (*Protocols).toolFail},
+		"ingest":  {nil, (*Protocols).toolIngest},
+		"list":    {[]string{"namespace", "window_minutes", "status_in", "env", "source", "service"}, (*Protocols).toolList},
+		"get":     {[]string{"namespace", "alert_ref"}, (*Protocols).toolAlertGet},
+		"claim":   {[]string{"namespace", "window_minutes", "limit", "owner", "lock_ttl_seconds", "status_in", "env", "service"}, (*Protocols).toolClaim},
+		"renew":   {[]string{"namespace", "alert_ref", "owner", "lock_ttl_seconds"}, (*Protocols).toolRenew},
+		"ack":     {[]string{"namespace", "alert_ref", "owner", "note"}, (*Protocols).toolAck},
+		"fail":    {[]string{"namespace", "alert_ref", "owner", "error", "retry_after_seconds"}, (*Protocols).toolFail},
+		"requeue": {[]string{"namespace", "alert_ref", "reason"}, (*Protocols).toolRequeue},
 		"to_incident": {[]string{"namespace", "alert_ref", "incident_severity_cap", "dedupe_window_minutes", "signature"},
 			(*Protocols).toolToIncident},
 		"dashboard":      {[]string{"namespace", "window_minutes"}, (*Protocols).toolDashboard},
@@ -447,6 +449,14 @@ func (s *Protocols) toolLease(t *ToolRequest, f func(base.Ref) (*base.WorkAlert,
 func (s *Protocols) toolRenew(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
 	return s.toolLease(t, func(at base.Ref) (*base.WorkAlert, error) {
 		return s.Work.Renew(ctx, u, at, base.RenewRequest{Owner: t.Owner, LockTTL: seconds(t.LockTTLSeconds)})
+	})
+}
+
+// toolRequeue is POST /v1/alerts/{namespace}/{name}/requeue for the tool
+// (on-call: the virtual verb requeue).
+func (s *Protocols) toolRequeue(ctx context.Context, u *base.User, _ *http.Request, t *ToolRequest, _ map[string]json.RawMessage) (*ToolResult, error) {
+	return s.toolLease(t, func(at base.Ref) (*base.WorkAlert, error) {
+		return s.Work.Requeue(ctx, u, at, base.RequeueRequest{Reason: t.Reason})
 	})
 }
 
